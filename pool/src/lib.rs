@@ -1,0 +1,1 @@
+//! skmem placeholder

@@ -1,0 +1,165 @@
+//! Small helpers around `std::process::Command`.
+//!
+//! Every child is spawned directly (no shell strings), so arguments never
+//! need quoting and a failure can name exactly the program that failed.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{self, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+use anyhow::{Context, Result};
+
+/// A child process that ran but did not succeed.
+///
+/// Carried through `anyhow` so that `main` can exit with the child's own
+/// code: CI and scripts then see exactly what `cargo test` & co. returned.
+#[derive(Debug)]
+pub struct Failed {
+    /// What was being done, e.g. "step `clippy` (cargo clippy ...)".
+    pub what: String,
+    /// The exit code to hand on (128 + signal number if killed by a signal).
+    pub code: u8,
+}
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed with exit code {}", self.what, self.code)
+    }
+}
+
+impl std::error::Error for Failed {}
+
+/// Maps an exit status to the code a shell would report, so nothing is lost.
+fn exit_code(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        // Codes outside 1..=255 cannot come from a Unix process; clamp anyway.
+        (Some(code), _) => u8::try_from(code).unwrap_or(1).max(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(255),
+        (None, None) => 1,
+    }
+}
+
+/// Renders a command line for messages, e.g. `cargo fmt --all -- --check`.
+pub fn display(cmd: &Command) -> String {
+    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.join(" ")
+}
+
+/// Runs `cmd` with the terminal's stdin/stdout/stderr, so its output reaches
+/// the user (and CI's log parser) byte for byte.
+///
+/// `what` names the action in the error if the command fails.
+pub fn run(what: &str, cmd: &mut Command) -> Result<()> {
+    // Our own header lines are buffered; flush them so they come before the
+    // child's output and not after it.
+    io::stdout().flush().ok();
+    let status = cmd
+        .status()
+        .with_context(|| format!("{what}: could not start `{}`", display(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failed {
+            what: format!("{what} (`{}`)", display(cmd)),
+            code: exit_code(status),
+        }
+        .into())
+    }
+}
+
+/// Runs `cmd` quietly and returns its stdout if it exited successfully.
+///
+/// `None` means "not usable": the program is absent, failed, or printed
+/// something that is not UTF-8. Checks use this to decide whether to install.
+pub fn stdout_of(cmd: &mut Command) -> Option<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if out.status.success() {
+        String::from_utf8(out.stdout).ok()
+    } else {
+        None
+    }
+}
+
+/// `$CARGO_HOME/bin`, or `~/.cargo/bin`: where `cargo install` puts binaries.
+pub fn cargo_bin_dir() -> Option<PathBuf> {
+    match std::env::var_os("CARGO_HOME") {
+        Some(home) if !home.is_empty() => Some(PathBuf::from(home).join("bin")),
+        _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin")),
+    }
+}
+
+/// `PATH` with the cargo bin dir in front if it was missing.
+///
+/// The eBPF build finds `bpf-linker` through `PATH`; a CI shell that did not
+/// source `~/.cargo/env` would otherwise miss the copy `setup` installed.
+pub fn path_with_cargo_bin() -> OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let Some(bin) = cargo_bin_dir() else {
+        return path;
+    };
+    if std::env::split_paths(&path).any(|p| p == bin) {
+        return path;
+    }
+    std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path))).unwrap_or(path)
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+///
+/// Taken from the compile-time path so that `cargo xtask` works from any
+/// subdirectory; every command below runs there.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+}
+
+/// A `cargo` command in the workspace root with the `PATH` fix above.
+///
+/// Uses `$CARGO` (set by `cargo run`) so the same toolchain that built xtask
+/// also runs the chores, even when several are installed.
+pub fn cargo<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(workspace_root())
+        .env("PATH", path_with_cargo_bin());
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_child_hands_on_its_exit_code() {
+        let err = run("step `false`", &mut Command::new("false")).unwrap_err();
+        let failed = err.downcast_ref::<Failed>().expect("a Failed error");
+        assert_eq!(failed.code, 1);
+        assert!(failed.to_string().starts_with("step `false` (`false`)"));
+    }
+
+    #[test]
+    fn succeeding_child_is_ok() {
+        run("step `true`", &mut Command::new("true")).unwrap();
+    }
+
+    #[test]
+    fn missing_program_is_not_usable() {
+        assert_eq!(
+            stdout_of(&mut Command::new("/nonexistent/xtask-probe")),
+            None
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! `cargo xtask setup`: install what the build and the tests need.
+//!
+//! CI runs on a fresh clone of a Debian 12 machine that may have none of it,
+//! and nothing installed by hand survives a change of machine, so the
+//! project's own code must install everything. Each item is checked first
+//! and installed only when absent, so a second run is a quick no-op that
+//! prints one `ok:` line per item.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cmd;
+
+/// Debian packages that builds and tests need; a missing one fails setup.
+const PACKAGES: &[&str] = &[
+    // `ip netns` and veth pairs: the network-namespace tests build their
+    // topology with it.
+    "iproute2",
+    // Per-queue XDP counters (`ethtool -S`) that tests and the demo read.
+    "ethtool",
+    // Needed by the bundled libxdp build of xsk-rs (the comparison peer).
+    "m4",
+    // xsk-rs builds its bundled libxdp with clang and bindgen (libclang).
+    "clang",
+    "libclang-dev",
+    // libbpf/libxdp builds link libelf and zlib and find them via pkg-config.
+    "libelf-dev",
+    "zlib1g-dev",
+    "pkg-config",
+];
+
+/// Debian packages that are nice to have: if one cannot be installed (e.g.
+/// its name differs on this release), setup only warns.
+const OPTIONAL_PACKAGES: &[&str] = &[
+    // `perf` for profiling the benchmarks; nothing in CI depends on it.
+    "linux-perf",
+];
+
+/// The bpf-linker release the eBPF crate is built with. Newer releases need
+/// a newer Rust; older ones do not know the toolchain's LLVM.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// What `bpf-linker --version` must start with to count as installed.
+const BPF_LINKER_VERSION_PREFIX: &str = "bpf-linker 0.13";
+
+/// The LLVM major version bpf-linker is built against: it must be the one
+/// the Rust toolchain ships, since bpf-linker links the toolchain's libLLVM
+/// (Debian 12 has no LLVM 22 of its own).
+const BPF_LINKER_LLVM_MAJOR: u32 = 22;
+
+/// A pseudo filesystem the eBPF tests need mounted.
+struct Mount {
+    /// Where it must be mounted.
+    target: &'static str,
+    /// Its type as `/proc/mounts` names it (and `mount -t` takes it).
+    fstype: &'static str,
+    /// The source argument for `mount`.
+    source: &'static str,
+}
+
+const MOUNTS: &[Mount] = &[
+    // bpffs: pinning maps and programs so tests can inspect them.
+    Mount {
+        target: "/sys/fs/bpf",
+        fstype: "bpf",
+        source: "bpf",
+    },
+    // tracefs: tracepoints (xdp:*, syscalls:*) and uprobes attach through it.
+    Mount {
+        target: "/sys/kernel/tracing",
+        fstype: "tracefs",
+        source: "nodev",
+    },
+];
+
+/// Checks every item and installs what is missing.
+pub fn run() -> Result<()> {
+    let started = Instant::now();
+    let root = is_root();
+    if !root {
+        println!(
+            "note: not running as root: missing Debian packages and mounts are \
+             reported but not installed (run `sudo cargo xtask setup`)"
+        );
+    }
+    debian_packages(root)?;
+    rust_src()?;
+    bpf_linker()?;
+    mounts(root)?;
+    println!("setup done in {:.2} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// True when the effective user is root, read from `/proc/self/status` so no
+/// libc binding is needed for one number.
+fn is_root() -> bool {
+    let Ok(status) = fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        // Fields are real, effective, saved, filesystem uid.
+        .and_then(|uids| uids.split_whitespace().nth(1))
+        == Some("0")
+}
+
+/// Installs the missing packages of [`PACKAGES`] and [`OPTIONAL_PACKAGES`].
+fn debian_packages(root: bool) -> Result<()> {
+    if cmd::stdout_of(Command::new("dpkg-query").arg("--version")).is_none() {
+        println!(
+            "skipped: Debian packages (no dpkg-query: not a Debian system; \
+             install the equivalents of {} by hand)",
+            PACKAGES.join(", ")
+        );
+        return Ok(());
+    }
+    let required = missing_packages(PACKAGES, "");
+    let optional = missing_packages(OPTIONAL_PACKAGES, " (optional)");
+    if required.is_empty() && optional.is_empty() {
+        return Ok(());
+    }
+    if !root {
+        let all: Vec<&str> = required.iter().chain(&optional).copied().collect();
+        println!(
+            "skipped: installing Debian packages {} needs root",
+            all.join(" ")
+        );
+        return Ok(());
+    }
+    // One `apt-get update` for both lists: it is the slow part, and a fresh
+    // machine's package lists may be empty.
+    cmd::run("apt-get update", &mut apt_get(&["update"]))?;
+    if !required.is_empty() {
+        apt_install(&required)?;
+    }
+    if !optional.is_empty() {
+        // Separate from the required ones so that a missing optional package
+        // cannot stop the required ones from installing.
+        if let Err(err) = apt_install(&optional) {
+            println!("warning: optional packages not installed: {err:#}");
+        }
+    }
+    Ok(())
+}
+
+/// Prints one line per package and returns those not installed.
+fn missing_packages(names: &[&'static str], note: &str) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    for &name in names {
+        let status = cmd::stdout_of(Command::new("dpkg-query").args(["-W", "-f=${Status}", name]));
+        // Anything else (absent, removed with config left, half-installed)
+        // needs an install.
+        if status.as_deref() == Some("install ok installed") {
+            println!("ok: Debian package {name}{note}");
+        } else {
+            println!("installing: Debian package {name}{note}");
+            missing.push(name);
+        }
+    }
+    missing
+}
+
+/// `apt-get install` without prompts or recommended extras.
+fn apt_install(names: &[&str]) -> Result<()> {
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(names);
+    cmd::run(
+        &format!("installing {}", names.join(" ")),
+        &mut apt_get(&args),
+    )
+}
+
+/// `apt-get -q ARGS` that never waits for an answer on stdin (CI has none).
+fn apt_get(args: &[&str]) -> Command {
+    let mut command = Command::new("apt-get");
+    command
+        .arg("-q")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    command
+}
+
+/// The eBPF crate is built for `bpfel-unknown-none`, which has no prebuilt
+/// standard library: `core` is compiled from the toolchain's sources.
+fn rust_src() -> Result<()> {
+    let what = "rustup component rust-src";
+    match cmd::stdout_of(Command::new("rustup").args(["component", "list", "--installed"])) {
+        Some(list) if list.lines().any(|line| line.starts_with("rust-src")) => {
+            println!("ok: {what}");
+            Ok(())
+        }
+        Some(_) => {
+            println!("installing: {what}");
+            cmd::run(
+                "installing rust-src",
+                Command::new("rustup").args(["component", "add", "rust-src"]),
+            )
+        }
+        None => {
+            // No rustup (e.g. a distribution toolchain): accept sources
+            // that are already in place, otherwise say what is missing.
+            let src = sysroot()?.join("lib/rustlib/src/rust/library");
+            if src.is_dir() {
+                println!("ok: rust-src ({})", src.display());
+                Ok(())
+            } else {
+                bail!(
+                    "rust-src is missing ({} does not exist) and rustup is not \
+                     available to install it",
+                    src.display()
+                )
+            }
+        }
+    }
+}
+
+/// bpf-linker links the eBPF object; the version must match the toolchain.
+fn bpf_linker() -> Result<()> {
+    let what = format!("bpf-linker {BPF_LINKER_VERSION}");
+    if let Some(found) = find_bpf_linker() {
+        println!("ok: {what} ({})", where_is(&found));
+        return Ok(());
+    }
+    println!("installing: {what} (cargo install, about 70 s on 2 cores)");
+    install_bpf_linker()?;
+    let Some(found) = find_bpf_linker() else {
+        bail!(
+            "bpf-linker was installed but `bpf-linker --version` still does not \
+             print `{BPF_LINKER_VERSION_PREFIX}…`"
+        );
+    };
+    println!("ok: {what} ({})", where_is(&found));
+    if !on_path(&found) {
+        println!(
+            "note: {} is not on PATH; `cargo xtask` adds it for its own \
+             commands, plain `cargo build` needs it added",
+            found.parent().unwrap_or(&found).display()
+        );
+    }
+    Ok(())
+}
+
+/// The first `bpf-linker` of the right version: on `PATH`, then in the cargo
+/// bin dir (where `cargo install` puts it even if `PATH` lacks that dir).
+fn find_bpf_linker() -> Option<PathBuf> {
+    let candidates = std::iter::once(PathBuf::from("bpf-linker"))
+        .chain(cmd::cargo_bin_dir().map(|dir| dir.join("bpf-linker")));
+    candidates.into_iter().find(|program| {
+        cmd::stdout_of(Command::new(program).arg("--version"))
+            .is_some_and(|v| v.trim().starts_with(BPF_LINKER_VERSION_PREFIX))
+    })
+}
+
+/// "on PATH" for a bare program name, else its full path.
+fn where_is(program: &Path) -> String {
+    if program.components().count() == 1 {
+        "on PATH".to_string()
+    } else {
+        program.display().to_string()
+    }
+}
+
+/// True if `program` is a bare name (found via `PATH`) or lies in a `PATH` dir.
+fn on_path(program: &Path) -> bool {
+    match program.parent() {
+        None => true,
+        Some(dir) if dir.as_os_str().is_empty() => true,
+        Some(dir) => std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|p| p == dir)),
+    }
+}
+
+/// Builds bpf-linker against the Rust toolchain's own libLLVM.
+///
+/// A plain `cargo install bpf-linker` fails with "unable to find library
+/// -lLLVM": Debian 12 has no LLVM 22, and the toolchain ships its libLLVM
+/// only under a versioned name. So we give the build an LLVM prefix whose
+/// `lib/libLLVM.so` points at the toolchain's copy, and bake an rpath to
+/// the sysroot into the binary so it still finds libLLVM once the prefix
+/// is gone.
+fn install_bpf_linker() -> Result<()> {
+    let sysroot = sysroot()?;
+    let sysroot_lib = sysroot.join("lib");
+    let libllvm = toolchain_libllvm(&sysroot_lib)?;
+
+    let prefix = TempDir::new("xtask-llvm-prefix")?;
+    let prefix_lib = prefix.path().join("lib");
+    fs::create_dir_all(&prefix_lib)
+        .with_context(|| format!("creating {}", prefix_lib.display()))?;
+    std::os::unix::fs::symlink(&libllvm, prefix_lib.join("libLLVM.so")).with_context(|| {
+        format!(
+            "linking {} into {}",
+            libllvm.display(),
+            prefix_lib.display()
+        )
+    })?;
+
+    let feature = format!("llvm-{BPF_LINKER_LLVM_MAJOR}");
+    let mut install = cmd::cargo([
+        "install",
+        "bpf-linker",
+        "--version",
+        BPF_LINKER_VERSION,
+        "--locked",
+        "--no-default-features",
+        "--features",
+        &feature,
+    ]);
+    install
+        .env("LLVM_PREFIX", prefix.path())
+        // llvm-sys reads its own variable first; set both spellings the
+        // 22.x series has used so it cannot pick some other LLVM.
+        .env("LLVM_SYS_221_PREFIX", prefix.path())
+        .env("LLVM_SYS_220_PREFIX", prefix.path())
+        .env(
+            "RUSTFLAGS",
+            format!("-C link-arg=-Wl,-rpath,{}", sysroot_lib.display()),
+        )
+        // Would take precedence over RUSTFLAGS and drop the rpath.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    cmd::run("installing bpf-linker", &mut install)
+}
+
+/// The toolchain's libLLVM in `$sysroot/lib`, checked against the LLVM
+/// version bpf-linker is built for.
+fn toolchain_libllvm(sysroot_lib: &Path) -> Result<PathBuf> {
+    let entries =
+        fs::read_dir(sysroot_lib).with_context(|| format!("listing {}", sysroot_lib.display()))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("libLLVM.so.") || name.starts_with("libLLVM-"))
+        .collect();
+    // Prefer `libLLVM.so.22.1-rust-…` (the soname) over `libLLVM-22-rust-….so`.
+    names.sort_by_key(|name| (!name.starts_with("libLLVM.so."), name.clone()));
+    let Some(name) = names.first() else {
+        bail!(
+            "no libLLVM.so.* or libLLVM-* in {}: this Rust toolchain does not \
+             ship a shared libLLVM, so bpf-linker cannot be built against it",
+            sysroot_lib.display()
+        );
+    };
+    let major: Option<u32> = name
+        .trim_start_matches("libLLVM.so.")
+        .trim_start_matches("libLLVM-")
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|digits| digits.parse().ok());
+    if major != Some(BPF_LINKER_LLVM_MAJOR) {
+        bail!(
+            "the Rust toolchain ships {name}, but bpf-linker {BPF_LINKER_VERSION} is \
+             built here for LLVM {BPF_LINKER_LLVM_MAJOR}: update BPF_LINKER_VERSION \
+             and BPF_LINKER_LLVM_MAJOR in xtask/src/setup.rs together with the toolchain"
+        );
+    }
+    Ok(sysroot_lib.join(name))
+}
+
+/// `rustc --print sysroot`: where the toolchain keeps libLLVM and rust-src.
+fn sysroot() -> Result<PathBuf> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = cmd::stdout_of(Command::new(rustc).args(["--print", "sysroot"]))
+        .context("`rustc --print sysroot` failed")?;
+    Ok(PathBuf::from(out.trim()))
+}
+
+/// Mounts bpffs and tracefs where they are missing.
+fn mounts(root: bool) -> Result<()> {
+    let table = fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
+    for mount in MOUNTS {
+        let what = format!("{} on {}", mount.fstype, mount.target);
+        // Fields: source, target, fstype, options, dump, pass.
+        let present = table.lines().any(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            fields.next() == Some(mount.target) && fields.next() == Some(mount.fstype)
+        });
+        if present {
+            println!("ok: {what}");
+        } else if !root {
+            println!("skipped: mounting {what} needs root");
+        } else {
+            println!("installing: {what} (mount)");
+            cmd::run(
+                &format!("mounting {what}"),
+                Command::new("mount").args(["-t", mount.fstype, mount.source, mount.target]),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A directory under the system temp dir, removed (with its contents) on drop,
+/// so a failed install does not leave the fake LLVM prefix behind.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        // A leftover from a crashed run with the same pid is safe to replace.
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake `$sysroot/lib` holding empty files with the given names.
+    fn fake_lib(files: &[&str]) -> TempDir {
+        let dir = TempDir::new(&format!("xtask-test-lib-{}", files.join("+"))).unwrap();
+        for name in files {
+            fs::write(dir.path().join(name), b"").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn libllvm_soname_is_preferred_over_dashed_name() {
+        let lib = fake_lib(&[
+            "libLLVM-22-rust-1.95.0-stable.so",
+            "libLLVM.so.22.1-rust-1.95.0-stable",
+            "librustc_driver-0.so",
+        ]);
+        let found = toolchain_libllvm(lib.path()).unwrap();
+        assert_eq!(
+            found.file_name().unwrap(),
+            "libLLVM.so.22.1-rust-1.95.0-stable"
+        );
+    }
+
+    #[test]
+    fn libllvm_dashed_name_is_accepted_alone() {
+        let lib = fake_lib(&["libLLVM-22-rust-1.95.0-stable.so"]);
+        assert!(toolchain_libllvm(lib.path()).is_ok());
+    }
+
+    #[test]
+    fn libllvm_of_another_major_is_refused() {
+        let lib = fake_lib(&["libLLVM.so.23.1-rust-1.99.0-stable"]);
+        let err = toolchain_libllvm(lib.path()).unwrap_err().to_string();
+        assert!(err.contains("BPF_LINKER_LLVM_MAJOR"), "{err}");
+    }
+
+    #[test]
+    fn missing_libllvm_is_an_error() {
+        let lib = fake_lib(&["librustc_driver-0.so"]);
+        let err = toolchain_libllvm(lib.path()).unwrap_err().to_string();
+        assert!(err.contains("no libLLVM"), "{err}");
+    }
+
+    #[test]
+    fn bare_program_name_counts_as_on_path() {
+        assert!(on_path(Path::new("bpf-linker")));
+        assert_eq!(where_is(Path::new("bpf-linker")), "on PATH");
+    }
+}
