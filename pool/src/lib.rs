@@ -1,1 +1,40 @@
-//! skmem placeholder
+//! # skmem — an AF_XDP packet buffer pool on Skywalk's memory model
+//!
+//! skmem reproduces the memory subsystem of Apple's Skywalk (`skmem_*` in
+//! xnu) for Linux AF_XDP: packet buffers, their metadata and the socket's
+//! rings live in **regions** of shared memory, allocated through **caches**
+//! with per-worker **magazines**, grouped into **arenas** that other
+//! processes can map as one contiguous span.
+//!
+//! This crate is the library; its modules, one concept each:
+//!
+//! * [`region`] — memfd-backed memory cut into segments of equal objects,
+//!   with Skywalk's ids, flags, rounding rules and mirroring;
+//! * [`cache`] — slab allocation over a region, with a lock-free per-worker
+//!   magazine layer and a depot; purge and reap;
+//! * [`sys`] — the memory syscalls, where the `unsafe` lives;
+//! * [`error`] — the one error type, with Skywalk's errno for each case.
+//!
+//! ```
+//! use skmem::cache::{Cache, CacheParams};
+//! use skmem::region::{Region, RegionId, RegionParams};
+//!
+//! // 1024 packet-metadata objects of 128 bytes, a cache with magazines.
+//! let region = Region::create("example", &RegionParams::new(RegionId::Kmd, 128, 1024))?;
+//! let cache = Cache::new(region, CacheParams::new("kmd.example"))?;
+//! let mut worker = cache.worker()?;
+//!
+//! let mut batch = [0u32; 32];
+//! assert_eq!(worker.alloc_batch(&mut batch), 32);
+//! worker.free_batch(&batch)?;
+//! # Ok::<(), skmem::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod cache;
+pub mod error;
+pub mod region;
+pub mod sys;
+
+pub use error::{Error, Result};

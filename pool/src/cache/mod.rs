@@ -1,0 +1,760 @@
+//! Caches: a slab allocator over a region, with per-worker magazines in front.
+//!
+//! A [`Cache`] is Skywalk's `skmem_cache` (after Bonwick & Adams, 2001):
+//!
+//! * the **slab layer** ([`slab`]) cuts the region's segments into objects
+//!   and is the only place that knows which objects exist;
+//! * the **depot** holds full and empty magazines, behind one mutex;
+//! * each **worker slot** holds a *loaded* and a *previous* magazine, used
+//!   without any lock or atomic read-modify-write.
+//!
+//! Objects are named by their index in the region (`u32`): object `i` is at
+//! byte `i * obj_size` of the region, which is exactly what an AF_XDP ring
+//! descriptor needs once the region is the UMEM.
+//!
+//! # How a worker reaches its magazines: an explicit handle
+//!
+//! A data-path thread calls [`Cache::worker`] once and keeps the returned
+//! [`CacheWorker`], as DPDK passes a per-lcore cache. We chose that over
+//! thread-locals because:
+//! * AF_XDP rings are single-producer/single-consumer, so the thread that
+//!   drives a socket already owns an explicit context; the handle lives
+//!   beside it, and `&mut self` proves single-threaded use at compile time;
+//! * a thread-local cache needs a lookup per call and a destructor at thread
+//!   exit, and its objects are stranded when a thread parks or dies — a
+//!   handle flushes its magazines to the depot when dropped;
+//! * one process may own several arenas: a thread-local per (thread, cache)
+//!   pair would need a map.
+//!
+//! # Purge and reap reach into live workers
+//!
+//! [`Cache::purge`] must empty *every* magazine, including those of workers
+//! that are running (or idle, holding objects). Per-slot locks would put an
+//! atomic read-modify-write on every alloc and free. Instead each slot has a
+//! `busy` flag the worker sets around its magazine work with plain stores and
+//! a compiler fence, and a `purging` flag it checks; the purger sets
+//! `purging`, runs `membarrier(PRIVATE_EXPEDITED)` (which makes every
+//! running thread of the process execute a full fence — the heavy half of an
+//! asymmetric Dekker barrier), then waits for `busy` to clear. From then on
+//! the worker sees `purging` and bypasses its magazines until the purger has
+//! emptied them and cleared the flag. Without membarrier, both sides use
+//! full fences instead.
+
+mod magazine;
+mod slab;
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crossbeam_utils::CachePadded;
+
+pub use magazine::magazine_rounds_for;
+use magazine::Magazine;
+use slab::SlabLayer;
+pub use slab::SlabStats;
+
+use crate::error::{Error, Result};
+use crate::region::{default_workers, Region, RegionFlags};
+use crate::sys;
+
+/// Builds a fresh object: called with the object's index and bytes each
+/// time the slab layer hands it out.
+pub type Constructor = Box<dyn Fn(u32, &mut [u8]) + Send + Sync>;
+
+/// What a cache should be.
+pub struct CacheParams {
+    /// Name for logs and statistics.
+    pub name: String,
+    /// Bypass the magazine layer (every operation goes to the slabs). Also
+    /// implied when the region is NOMAGAZINES.
+    pub no_magazines: bool,
+    /// Rounds per magazine; `None` picks by object size
+    /// ([`magazine_rounds_for`]).
+    pub magazine_rounds: Option<usize>,
+    /// Worker slots (concurrent [`CacheWorker`]s); 0 = the region's
+    /// `workers` parameter, or one per CPU.
+    pub workers: usize,
+    /// Optional object constructor.
+    pub constructor: Option<Constructor>,
+}
+
+impl CacheParams {
+    /// Defaults: magazines unless the region says NOMAGAZINES, magazine size
+    /// by object size, as many worker slots as the region planned for.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            no_magazines: false,
+            magazine_rounds: None,
+            workers: 0,
+            constructor: None,
+        }
+    }
+
+    /// Sets a constructor.
+    pub fn with_constructor(mut self, ctor: impl Fn(u32, &mut [u8]) + Send + Sync + 'static) -> Self {
+        self.constructor = Some(Box::new(ctor));
+        self
+    }
+}
+
+impl std::fmt::Debug for CacheParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheParams")
+            .field("name", &self.name)
+            .field("no_magazines", &self.no_magazines)
+            .field("magazine_rounds", &self.magazine_rounds)
+            .field("workers", &self.workers)
+            .field("constructor", &self.constructor.is_some())
+            .finish()
+    }
+}
+
+/// A worker's two magazines.
+#[derive(Debug)]
+struct CpuMagazines {
+    loaded: Magazine,
+    previous: Magazine,
+}
+
+/// One worker's slot. See the module docs for the busy/purging protocol.
+struct WorkerSlot {
+    claimed: AtomicBool,
+    busy: AtomicBool,
+    purging: AtomicBool,
+    mags: UnsafeCell<CpuMagazines>,
+}
+
+// SAFETY: `mags` is touched only by (a) the one worker that claimed the slot
+// (a CAS on `claimed`), between setting `busy` and clearing it, while
+// `purging` is clear; or (b) a purger holding the cache's `exclusive` mutex
+// after it set `purging`, fenced, and saw `busy` clear. The protocol makes
+// (a) and (b) mutually exclusive; Release/Acquire on `busy`/`purging` carries
+// the magazine contents between them.
+unsafe impl Sync for WorkerSlot {}
+
+#[derive(Debug)]
+struct Depot {
+    full: Vec<Magazine>,
+    empty: Vec<Magazine>,
+    /// Fewest full magazines seen since the last reap: the part of the depot
+    /// nobody needed (Bonwick's working-set minimum).
+    full_min: usize,
+    contention: u64,
+}
+
+/// A slab cache with an optional magazine layer: see the module docs.
+pub struct Cache {
+    name: String,
+    region: Arc<Region>,
+    rounds: usize,
+    magazines: bool,
+    /// Whether the light barrier can be a compiler fence (membarrier works).
+    asymmetric: bool,
+    constructor: Option<Constructor>,
+    slab: Mutex<SlabLayer>,
+    depot: Mutex<Depot>,
+    slots: Box<[CachePadded<WorkerSlot>]>,
+    /// Serialises purge, reap, stats and worker release, which all take
+    /// slots exclusively.
+    exclusive: Mutex<()>,
+    purges: AtomicU64,
+    reaps: AtomicU64,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.name)
+            .field("region", &self.region.name())
+            .field("rounds", &self.rounds)
+            .field("magazines", &self.magazines)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the protected
+    // state half-updated in a way later users could not cope with, so a
+    // poisoned lock is simply taken over.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Cache {
+    /// Creates a cache over `region` (a region backs at most one cache, and
+    /// a mirror none).
+    pub fn new(region: Arc<Region>, params: CacheParams) -> Result<Arc<Cache>> {
+        let invalid = |rule| Error::InvalidCacheParams {
+            cache: params.name.clone(),
+            rule,
+        };
+        if region.is_guard() {
+            return Err(invalid("a guard region holds no objects"));
+        }
+        let magazines =
+            !params.no_magazines && !region.flags().contains(RegionFlags::NOMAGAZINES);
+        let rounds = params
+            .magazine_rounds
+            .unwrap_or_else(|| magazine_rounds_for(region.geometry().obj_size));
+        if magazines && !(1..=4096).contains(&rounds) {
+            return Err(invalid("magazine rounds must be in 1..=4096"));
+        }
+        let workers = match (params.workers, region.params().workers) {
+            (0, 0) => default_workers(),
+            (0, w) => w,
+            (w, _) => w,
+        };
+        if workers > 1024 {
+            return Err(invalid("more than 1024 worker slots"));
+        }
+        if !region.claim_for_cache() {
+            return Err(invalid("the region already backs a cache, or is a mirror"));
+        }
+        let obj_count = region.geometry().obj_count as usize;
+        let (slot_mags, depot_mags) = if magazines {
+            // Enough magazines that every object can sit in a full one while
+            // every worker also holds two: the data path never allocates one.
+            (rounds, obj_count.div_ceil(rounds) + 2 * workers + 1)
+        } else {
+            (0, 0)
+        };
+        let slots = (0..workers)
+            .map(|_| {
+                CachePadded::new(WorkerSlot {
+                    claimed: AtomicBool::new(false),
+                    busy: AtomicBool::new(false),
+                    purging: AtomicBool::new(false),
+                    mags: UnsafeCell::new(CpuMagazines {
+                        loaded: Magazine::new(slot_mags),
+                        previous: Magazine::new(slot_mags),
+                    }),
+                })
+            })
+            .collect();
+        let empty = (0..depot_mags).map(|_| Magazine::new(rounds)).collect();
+        tracing::debug!(cache = %params.name, region = region.name(), magazines, rounds, workers, "cache created");
+        Ok(Arc::new(Cache {
+            name: params.name,
+            slab: Mutex::new(SlabLayer::new(region.clone())),
+            region,
+            rounds,
+            magazines,
+            asymmetric: sys::asymmetric_barrier_supported(),
+            constructor: params.constructor,
+            depot: Mutex::new(Depot {
+                full: Vec::with_capacity(depot_mags),
+                empty,
+                full_min: 0,
+                contention: 0,
+            }),
+            slots,
+            exclusive: Mutex::new(()),
+            purges: AtomicU64::new(0),
+            reaps: AtomicU64::new(0),
+        }))
+    }
+
+    /// The cache's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The region it allocates from.
+    pub fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    /// Does it have a magazine layer?
+    pub fn has_magazines(&self) -> bool {
+        self.magazines
+    }
+
+    /// Rounds per magazine.
+    pub fn magazine_rounds(&self) -> usize {
+        self.rounds
+    }
+
+    /// Claims a worker slot: the handle a data-path thread keeps and
+    /// allocates through. Fails when every slot is taken.
+    pub fn worker(self: &Arc<Self>) -> Result<CacheWorker> {
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot
+                .claimed
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(CacheWorker {
+                    cache: self.clone(),
+                    slot: i,
+                });
+            }
+        }
+        Err(Error::NoWorkerSlot {
+            cache: self.name.clone(),
+            slots: self.slots.len(),
+        })
+    }
+
+    /// Allocates one object from the slab layer (no magazines). Data-path
+    /// threads use a [`CacheWorker`] instead.
+    pub fn alloc(&self) -> Option<u32> {
+        let mut one = [0u32];
+        (self.slab_alloc(&mut one) == 1).then_some(one[0])
+    }
+
+    /// Allocates up to `out.len()` objects from the slab layer; returns how
+    /// many.
+    pub fn alloc_batch(&self, out: &mut [u32]) -> usize {
+        self.slab_alloc(out)
+    }
+
+    /// Frees one object to the slab layer, which refuses objects it did not
+    /// hand out.
+    pub fn free(&self, obj: u32) -> Result<()> {
+        lock(&self.slab).free(obj, &self.name)
+    }
+
+    /// Frees objects to the slab layer; stops at the first refused one and
+    /// reports it (the objects before it are freed).
+    pub fn free_batch(&self, objs: &[u32]) -> Result<()> {
+        let mut slab = lock(&self.slab);
+        objs.iter().try_for_each(|&o| slab.free(o, &self.name))
+    }
+
+    /// Is `obj` held by a user or parked in a magazine (not free in a slab)?
+    pub fn is_allocated(&self, obj: u32) -> bool {
+        lock(&self.slab).is_allocated(obj)
+    }
+
+    /// The owner's bytes of object `obj`.
+    pub fn obj_ptr(&self, obj: u32) -> Result<*mut u8> {
+        self.region.obj_ptr(obj)
+    }
+
+    fn slab_alloc(&self, out: &mut [u32]) -> usize {
+        let n = lock(&self.slab).alloc_into(out);
+        if let Some(ctor) = &self.constructor {
+            let size = self.region.geometry().obj_size;
+            for &obj in &out[..n] {
+                if let Ok(ptr) = self.region.obj_ptr(obj) {
+                    // SAFETY: `obj` was just handed out by the slab layer, so
+                    // nobody else in this process holds it; `ptr..ptr+size`
+                    // lies inside the owner's read-write view of the region.
+                    let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, size) };
+                    ctor(obj, bytes);
+                }
+            }
+        }
+        n
+    }
+
+    fn slab_free(&self, objs: &[u32]) {
+        if objs.is_empty() {
+            return;
+        }
+        let mut slab = lock(&self.slab);
+        for &o in objs {
+            if let Err(e) = slab.free(o, &self.name) {
+                // Only objects this cache handed out reach here from the
+                // magazine layer; a refusal means a caller double-freed.
+                tracing::warn!(cache = %self.name, error = %e, "object refused by the slab layer");
+            }
+        }
+    }
+
+    fn depot(&self) -> MutexGuard<'_, Depot> {
+        match self.depot.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let mut g = lock(&self.depot);
+                g.contention += 1;
+                g
+            }
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        }
+    }
+
+    /// Runs `f` on every slot's magazines with the slot held exclusively
+    /// (see the module docs). Called with `exclusive` held.
+    fn with_every_slot(&self, mut f: impl FnMut(&mut CpuMagazines)) {
+        if !self.magazines {
+            return;
+        }
+        for slot in self.slots.iter() {
+            slot.purging.store(true, Ordering::Relaxed);
+        }
+        sys::heavy_barrier();
+        for slot in self.slots.iter() {
+            while slot.busy.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            // SAFETY: `purging` is set and, after the barrier, `busy` was
+            // seen clear: the owning worker will not touch `mags` until
+            // `purging` is cleared below (protocol in the module docs), and
+            // other purgers are excluded by `exclusive`.
+            f(unsafe { &mut *slot.mags.get() });
+            slot.purging.store(false, Ordering::Release);
+        }
+    }
+
+    /// Empties every magazine — every worker's and the depot's — into the
+    /// slabs and gives every empty slab's segment back to the region.
+    pub fn purge(&self) {
+        let _x = lock(&self.exclusive);
+        let mut parked = Vec::new();
+        self.with_every_slot(|m| {
+            parked.extend_from_slice(m.loaded.drain());
+            parked.extend_from_slice(m.previous.drain());
+        });
+        {
+            let mut d = self.depot();
+            let mut full = std::mem::take(&mut d.full);
+            for mut mag in full.drain(..) {
+                parked.extend_from_slice(mag.drain());
+                d.empty.push(mag);
+            }
+            d.full = full;
+            d.full_min = 0;
+        }
+        self.slab_free(&parked);
+        let destroyed = lock(&self.slab).destroy_empty();
+        self.purges.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(cache = %self.name, objects = parked.len(), slabs = destroyed, "cache purged");
+    }
+
+    /// Trims the cache to its working set: full magazines the depot has not
+    /// needed since the last reap go back to the slabs, each worker's
+    /// previous magazine is emptied, and empty slabs are destroyed.
+    pub fn reap(&self) {
+        let _x = lock(&self.exclusive);
+        let mut parked = Vec::new();
+        self.with_every_slot(|m| {
+            if m.previous.is_full() {
+                parked.extend_from_slice(m.previous.drain());
+            }
+        });
+        {
+            let mut d = self.depot();
+            let excess = d.full_min.min(d.full.len());
+            for _ in 0..excess {
+                if let Some(mut mag) = d.full.pop() {
+                    parked.extend_from_slice(mag.drain());
+                    d.empty.push(mag);
+                }
+            }
+            d.full_min = d.full.len();
+        }
+        self.slab_free(&parked);
+        lock(&self.slab).destroy_empty();
+        self.reaps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot of the cache's statistics. Briefly takes every worker slot
+    /// (a membarrier) to count the rounds they hold.
+    pub fn stats(&self) -> CacheStats {
+        let _x = lock(&self.exclusive);
+        let mut worker_rounds = Vec::with_capacity(self.slots.len());
+        if self.magazines {
+            self.with_every_slot(|m| {
+                worker_rounds.push((m.loaded.rounds() + m.previous.rounds()) as u64)
+            });
+        }
+        let (depot_full, depot_empty, depot_ws, contention, depot_rounds) = {
+            let d = self.depot();
+            let rounds: usize = d.full.iter().map(|m| m.rounds()).sum();
+            (
+                d.full.len() as u64,
+                d.empty.len() as u64,
+                d.full_min as u64,
+                d.contention,
+                rounds as u64,
+            )
+        };
+        let (slab, slab_free) = {
+            let s = lock(&self.slab);
+            (s.stats(), s.free_objects())
+        };
+        let obj_total = self.region.geometry().obj_count as u64;
+        let magazine_objects = depot_rounds + worker_rounds.iter().sum::<u64>();
+        CacheStats {
+            name: self.name.clone(),
+            region: self.region.name().to_owned(),
+            region_uuid: self.region.uuid(),
+            obj_size: self.region.geometry().obj_size,
+            slab_size: self.region.geometry().seg_size,
+            magazines: self.magazines,
+            magazine_rounds: self.rounds,
+            workers: self.slots.len(),
+            workers_claimed: self
+                .slots
+                .iter()
+                .filter(|s| s.claimed.load(Ordering::Relaxed))
+                .count(),
+            obj_total,
+            obj_free_in_slabs: slab_free,
+            obj_in_magazines: magazine_objects,
+            obj_in_use: obj_total - slab_free - magazine_objects,
+            depot_full,
+            depot_empty,
+            depot_working_set: depot_ws,
+            depot_contention: contention,
+            worker_rounds,
+            purges: self.purges.load(Ordering::Relaxed),
+            reaps: self.reaps.load(Ordering::Relaxed),
+            slab,
+        }
+    }
+}
+
+/// A snapshot of a cache's statistics (Skywalk's `kern.skywalk.stats.cache`).
+///
+/// `obj_in_use + obj_in_magazines + obj_free_in_slabs == obj_total`, where
+/// `obj_in_use` counts objects held by users.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    /// Cache name.
+    pub name: String,
+    /// Region name.
+    pub region: String,
+    /// Region uuid.
+    pub region_uuid: uuid::Uuid,
+    /// Object size.
+    pub obj_size: usize,
+    /// Slab (segment) size.
+    pub slab_size: usize,
+    /// Whether the magazine layer is on.
+    pub magazines: bool,
+    /// Rounds per magazine.
+    pub magazine_rounds: usize,
+    /// Worker slots.
+    pub workers: usize,
+    /// Worker slots currently claimed.
+    pub workers_claimed: usize,
+    /// Objects in the region.
+    pub obj_total: u64,
+    /// Objects free in the slab layer (including segments not yet slabs).
+    pub obj_free_in_slabs: u64,
+    /// Objects parked in magazines (workers' and the depot's).
+    pub obj_in_magazines: u64,
+    /// Objects held by users.
+    pub obj_in_use: u64,
+    /// Full magazines in the depot.
+    pub depot_full: u64,
+    /// Empty magazines in the depot.
+    pub depot_empty: u64,
+    /// Full magazines the working set did not touch since the last reap.
+    pub depot_working_set: u64,
+    /// Times the depot lock was contended.
+    pub depot_contention: u64,
+    /// Rounds held by each worker slot (loaded + previous).
+    pub worker_rounds: Vec<u64>,
+    /// Purges so far.
+    pub purges: u64,
+    /// Reaps so far.
+    pub reaps: u64,
+    /// Slab-layer counters.
+    pub slab: SlabStats,
+}
+
+/// A worker's handle on a cache: the lock-free fast path. See the module
+/// docs. Dropping it returns its magazines' objects to the depot.
+pub struct CacheWorker {
+    cache: Arc<Cache>,
+    slot: usize,
+}
+
+impl std::fmt::Debug for CacheWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheWorker")
+            .field("cache", &self.cache.name)
+            .field("slot", &self.slot)
+            .finish()
+    }
+}
+
+impl CacheWorker {
+    /// The cache this handle allocates from.
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// Runs `f` on this worker's magazines when the purger allows it, else
+    /// returns `None` (the caller then goes to the slabs).
+    #[inline(always)]
+    fn with_magazines<R>(&mut self, f: impl FnOnce(&Cache, &mut CpuMagazines) -> R) -> Option<R> {
+        let cache = &*self.cache;
+        if !cache.magazines {
+            return None;
+        }
+        let slot = &cache.slots[self.slot];
+        slot.busy.store(true, Ordering::Relaxed);
+        sys::light_barrier(cache.asymmetric);
+        if slot.purging.load(Ordering::Acquire) {
+            slot.busy.store(false, Ordering::Release);
+            return None;
+        }
+        // SAFETY: this handle claimed the slot (CAS in `Cache::worker`) and
+        // `&mut self` keeps it on one thread; `busy` is set and `purging` was
+        // seen clear after the fence, so no purger touches `mags` until we
+        // clear `busy` (module docs).
+        let r = f(cache, unsafe { &mut *slot.mags.get() });
+        slot.busy.store(false, Ordering::Release);
+        Some(r)
+    }
+
+    /// Allocates one object, or `None` when the region is exhausted.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<u32> {
+        let fast = self.with_magazines(|cache, m| {
+            if let Some(o) = m.loaded.pop() {
+                return Some(o);
+            }
+            refill(cache, m);
+            m.loaded.pop()
+        });
+        match fast {
+            Some(r) => r,
+            None => self.cache.alloc(),
+        }
+    }
+
+    /// Frees one object. Objects go back into the magazines unchecked (as in
+    /// Skywalk and DPDK); the slab layer checks them when they reach it.
+    #[inline]
+    pub fn free(&mut self, obj: u32) -> Result<()> {
+        let fast = self.with_magazines(|cache, m| {
+            if m.loaded.push(obj).is_ok() {
+                return true;
+            }
+            make_room(cache, m);
+            m.loaded.push(obj).is_ok()
+        });
+        match fast {
+            Some(true) => Ok(()),
+            _ => self.cache.free(obj),
+        }
+    }
+
+    /// Allocates up to `out.len()` objects; returns how many (fewer only
+    /// when the region is exhausted).
+    #[inline]
+    pub fn alloc_batch(&mut self, out: &mut [u32]) -> usize {
+        let done = self
+            .with_magazines(|cache, m| {
+                let mut done = m.loaded.pop_into(out);
+                while done < out.len() {
+                    if !refill(cache, m) {
+                        break;
+                    }
+                    done += m.loaded.pop_into(&mut out[done..]);
+                }
+                done
+            })
+            .unwrap_or(0);
+        if done < out.len() {
+            done + self.cache.slab_alloc(&mut out[done..])
+        } else {
+            done
+        }
+    }
+
+    /// Frees a batch of objects.
+    #[inline]
+    pub fn free_batch(&mut self, objs: &[u32]) -> Result<()> {
+        let done = self
+            .with_magazines(|cache, m| {
+                let mut done = m.loaded.push_from(objs);
+                while done < objs.len() {
+                    make_room(cache, m);
+                    done += m.loaded.push_from(&objs[done..]);
+                }
+                done
+            })
+            .unwrap_or(0);
+        if done < objs.len() {
+            self.cache.free_batch(&objs[done..])
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Gets `loaded` some rounds: swap with a full previous, else exchange the
+/// empty previous for a full depot magazine, else fill `loaded` from the
+/// slabs. Returns false when nothing could be had. `loaded` is empty.
+#[inline(never)]
+fn refill(cache: &Cache, m: &mut CpuMagazines) -> bool {
+    if m.previous.is_full() {
+        std::mem::swap(&mut m.loaded, &mut m.previous);
+        return true;
+    }
+    {
+        let mut d = cache.depot();
+        if let Some(full) = d.full.pop() {
+            d.full_min = d.full_min.min(d.full.len());
+            // previous is empty here (it is always full or empty).
+            let empty = std::mem::replace(&mut m.previous, full);
+            d.empty.push(empty);
+            std::mem::swap(&mut m.loaded, &mut m.previous);
+            return true;
+        }
+    }
+    // Depot dry: fill half a magazine straight from the slabs, leaving room
+    // for frees so alloc/free around the boundary does not bounce.
+    let want = (m.loaded.room() / 2).max(1);
+    m.loaded.fill_with(|s| cache.slab_alloc(&mut s[..want])) > 0
+}
+
+/// Makes room in `loaded` (which is full): swap with an empty previous,
+/// else send the full previous to the depot and load an empty magazine.
+#[inline(never)]
+fn make_room(cache: &Cache, m: &mut CpuMagazines) {
+    if m.previous.is_empty() {
+        std::mem::swap(&mut m.loaded, &mut m.previous);
+        return;
+    }
+    let mut d = cache.depot();
+    match d.empty.pop() {
+        Some(empty) => {
+            let full = std::mem::replace(&mut m.previous, empty);
+            d.full.push(full);
+            std::mem::swap(&mut m.loaded, &mut m.previous);
+        }
+        None => {
+            // Cannot happen: the depot holds enough magazines for every
+            // object. Spill the previous magazine to the slabs instead.
+            drop(d);
+            cache.slab_free(m.previous.drain());
+            std::mem::swap(&mut m.loaded, &mut m.previous);
+        }
+    }
+}
+
+impl Drop for CacheWorker {
+    fn drop(&mut self) {
+        let cache = &*self.cache;
+        if cache.magazines {
+            let _x = lock(&cache.exclusive);
+            // SAFETY: we own the slot (claimed, not released yet) and hold
+            // `exclusive`, so no purger runs; this thread is the only user.
+            let m = unsafe { &mut *cache.slots[self.slot].mags.get() };
+            let mut d = cache.depot();
+            for mag in [&mut m.loaded, &mut m.previous] {
+                if mag.is_full() {
+                    if let Some(empty) = d.empty.pop() {
+                        d.full.push(std::mem::replace(mag, empty));
+                        continue;
+                    }
+                }
+                let rounds: Vec<u32> = mag.drain().to_vec();
+                drop(d);
+                cache.slab_free(&rounds);
+                d = cache.depot();
+            }
+        }
+        cache.slots[self.slot]
+            .claimed
+            .store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,127 @@
+//! skmem's one error type.
+//!
+//! Skywalk reports failures as errno values and guards caller input with
+//! `ASSERT`s; here every such case is a variant that says what was wrong, and
+//! [`Error::errno`] gives the errno Skywalk would have returned, for callers
+//! (and eBPF events) that speak errno.
+
+use crate::region::RegionId;
+
+/// Result alias used throughout skmem.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in skmem.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Region parameters break one of the creation rules.
+    #[error("region {region}: invalid parameters: {rule}")]
+    InvalidRegionParams {
+        /// The region whose parameters were refused.
+        region: RegionId,
+        /// The rule that was broken, in words.
+        rule: &'static str,
+    },
+
+    /// Two regions cannot be paired as master and mirror.
+    #[error("regions {master} and {mirror} cannot be mirrored: {rule}")]
+    InvalidMirror {
+        /// The owner-private master.
+        master: RegionId,
+        /// The user-visible mirror.
+        mirror: RegionId,
+        /// The rule that was broken.
+        rule: &'static str,
+    },
+
+    /// Cache parameters break one of the creation rules.
+    #[error("cache {cache}: invalid parameters: {rule}")]
+    InvalidCacheParams {
+        /// The cache's name.
+        cache: String,
+        /// The rule that was broken.
+        rule: &'static str,
+    },
+
+    /// The region has no free segment left.
+    #[error("region {region}: all {segments} segments are in use")]
+    RegionExhausted {
+        /// The full region.
+        region: RegionId,
+        /// How many segments it has.
+        segments: u32,
+    },
+
+    /// The region is used in a way its flags forbid.
+    #[error("region {region}: {rule}")]
+    RegionMisuse {
+        /// The region.
+        region: RegionId,
+        /// What is not allowed.
+        rule: &'static str,
+    },
+
+    /// An object index that does not name an object of the region.
+    #[error("region {region}: object {index} out of range (the region has {count} objects)")]
+    ObjectOutOfRange {
+        /// The region.
+        region: RegionId,
+        /// The index given.
+        index: u32,
+        /// How many objects the region has.
+        count: u32,
+    },
+
+    /// An object handed back that is not currently allocated (double free,
+    /// or an index the caller never got).
+    #[error("cache {cache}: object {index} freed but not allocated")]
+    NotAllocated {
+        /// The cache's name.
+        cache: String,
+        /// The index given.
+        index: u32,
+    },
+
+    /// Every per-worker magazine slot of the cache is taken.
+    #[error("cache {cache}: all {slots} worker slots are taken")]
+    NoWorkerSlot {
+        /// The cache's name.
+        cache: String,
+        /// How many slots it has.
+        slots: usize,
+    },
+
+    /// A system call failed.
+    #[error("{call}: {source}")]
+    Sys {
+        /// The call that failed.
+        call: &'static str,
+        /// The kernel's reason.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn sys(call: &'static str, e: rustix::io::Errno) -> Self {
+        Error::Sys {
+            call,
+            source: e.into(),
+        }
+    }
+
+    /// The errno Skywalk would return for this failure.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::InvalidRegionParams { .. }
+            | Error::InvalidMirror { .. }
+            | Error::InvalidCacheParams { .. }
+            | Error::ObjectOutOfRange { .. }
+            | Error::NotAllocated { .. }
+            | Error::RegionMisuse { .. } => libc::EINVAL,
+            Error::RegionExhausted { .. } => libc::ENOMEM,
+            Error::NoWorkerSlot { .. } => libc::EBUSY,
+            Error::Sys { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The memory syscalls skmem stands on: memfd, mmap, munmap, membarrier.
+//!
+//! Every `unsafe` block of the memory core lives here, next to the invariant
+//! that makes it sound. The rest of the crate sees [`Memfd`], [`Mapping`]
+//! (an RAII view of memory that unmaps on drop) and [`heavy_barrier`].
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+use rustix::fs::{ftruncate, memfd_create, MemfdFlags};
+use rustix::mm::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
+
+use crate::error::{Error, Result};
+
+/// The system page size, read once.
+pub fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// An anonymous, sealed-size memory file: the backing store of one region.
+///
+/// A memfd (rather than anonymous memory) is what lets a region be mapped
+/// a second time — into the same process as a mapper's span, or into
+/// another process after the fd crosses a Unix socket.
+#[derive(Debug)]
+pub struct Memfd {
+    fd: OwnedFd,
+    len: usize,
+}
+
+impl Memfd {
+    /// Creates a memfd named `name` (visible in `/proc/PID/fd`) of `len` bytes.
+    /// Pages are allocated lazily by the kernel on first touch.
+    pub fn create(name: &str, len: usize) -> Result<Self> {
+        // Interior NULs would make the name invalid; replace rather than fail.
+        let name: String = name
+            .chars()
+            .map(|c| if c == '\0' { '_' } else { c })
+            .collect();
+        let fd = memfd_create(name.as_str(), MemfdFlags::CLOEXEC)
+            .map_err(|e| Error::sys("memfd_create", e))?;
+        ftruncate(&fd, len as u64).map_err(|e| Error::sys("ftruncate(memfd)", e))?;
+        Ok(Self { fd, len })
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the file has no bytes (never the case for a region).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl AsFd for Memfd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// What a view may do with the bytes it maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Protection {
+    /// `PROT_NONE`: every access faults (guards).
+    None,
+    /// `PROT_READ`.
+    Read,
+    /// `PROT_READ | PROT_WRITE`.
+    ReadWrite,
+}
+
+impl Protection {
+    fn flags(self) -> ProtFlags {
+        match self {
+            Protection::None => ProtFlags::empty(),
+            Protection::Read => ProtFlags::READ,
+            Protection::ReadWrite => ProtFlags::READ | ProtFlags::WRITE,
+        }
+    }
+}
+
+/// A mapped range of this process's address space, unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    prot: Protection,
+}
+
+// SAFETY: a Mapping is an address range; it hands out raw pointers only, and
+// whoever dereferences them synchronises (the caches own objects exclusively
+// between alloc and free). Unmapping happens once, in Drop, which needs
+// `&mut self`/ownership.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` exposes no interior mutability of its own.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` from offset 0, shared, with `prot`.
+    pub fn shared(fd: BorrowedFd<'_>, len: usize, prot: Protection) -> Result<Self> {
+        // SAFETY: a null hint without MAP_FIXED lets the kernel choose a fresh
+        // range, so no existing mapping of this process is replaced.
+        let ptr = unsafe {
+            mmap(
+                std::ptr::null_mut(),
+                len,
+                prot.flags(),
+                MapFlags::SHARED,
+                fd,
+                0,
+            )
+        }
+        .map_err(|e| Error::sys("mmap(memfd)", e))?;
+        Ok(Self::from_raw(ptr, len, prot))
+    }
+
+    /// Reserves `len` bytes of inaccessible anonymous memory (guards).
+    pub fn inaccessible(len: usize) -> Result<Self> {
+        // SAFETY: as in `shared`, the kernel picks a fresh range.
+        let ptr = unsafe {
+            mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )
+        }
+        .map_err(|e| Error::sys("mmap(anonymous)", e))?;
+        Ok(Self::from_raw(ptr, len, Protection::None))
+    }
+
+    fn from_raw(ptr: *mut std::ffi::c_void, len: usize, prot: Protection) -> Self {
+        // mmap never returns null on success (MAP_FAILED is reported as Err).
+        let ptr = NonNull::new(ptr.cast::<u8>()).expect("mmap returned null on success");
+        Self { ptr, len, prot }
+    }
+
+    /// First byte of the range.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty mapping (never created by this module).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The protection the range was mapped with.
+    pub fn protection(&self) -> Protection {
+        self.prot
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr..ptr+len` was returned by mmap and is unmapped exactly
+        // once, here. Raw pointers handed out earlier are the borrowers'
+        // responsibility: every owner of a Mapping outlives its users.
+        if let Err(e) = unsafe { munmap(self.ptr.as_ptr().cast(), self.len) } {
+            tracing::error!(len = self.len, error = %e, "munmap failed");
+        }
+    }
+}
+
+/// Is the process-wide expedited membarrier available? Registered once.
+fn membarrier_ready() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        use rustix::thread::{membarrier, MembarrierCommand};
+        match membarrier(MembarrierCommand::RegisterPrivateExpedited) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "membarrier unavailable; magazine fast path falls back to full fences");
+                false
+            }
+        }
+    })
+}
+
+/// Whether the light side of the asymmetric barrier may be a compiler fence.
+///
+/// Call once before any [`light_barrier`] whose heavy side matters; it
+/// registers the process for expedited membarrier.
+pub fn asymmetric_barrier_supported() -> bool {
+    membarrier_ready()
+}
+
+/// The cheap half of an asymmetric barrier, on the per-packet path: a
+/// compiler fence when membarrier works (the heavy side makes every running
+/// thread execute a real fence), else a full fence.
+#[inline(always)]
+pub fn light_barrier(heavy_available: bool) {
+    if heavy_available {
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    } else {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The expensive half: after it returns, every thread of this process has
+/// passed a full memory barrier (`membarrier(PRIVATE_EXPEDITED)`), so stores
+/// made before it are visible to all threads' later loads, and all threads'
+/// stores made before their last barrier are visible to us.
+pub fn heavy_barrier() {
+    if membarrier_ready() {
+        use rustix::thread::{membarrier, MembarrierCommand};
+        if membarrier(MembarrierCommand::PrivateExpedited).is_ok() {
+            return;
+        }
+    }
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+}
