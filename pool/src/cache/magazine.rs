@@ -146,7 +146,13 @@ mod tests {
         assert_eq!(m.pop_into(&mut out), 3);
         assert_eq!(&out[..3], &[1, 2, 3]);
         assert_eq!(m.pop(), None);
-        assert_eq!(m.fill_with(|s| { s[..2].copy_from_slice(&[7, 8]); 2 }), 2);
+        assert_eq!(
+            m.fill_with(|s| {
+                s[..2].copy_from_slice(&[7, 8]);
+                2
+            }),
+            2
+        );
         assert_eq!(m.drain(), &[7, 8]);
         assert_eq!(m.room(), 4);
     }

@@ -93,7 +93,10 @@ impl CacheParams {
     }
 
     /// Sets a constructor.
-    pub fn with_constructor(mut self, ctor: impl Fn(u32, &mut [u8]) + Send + Sync + 'static) -> Self {
+    pub fn with_constructor(
+        mut self,
+        ctor: impl Fn(u32, &mut [u8]) + Send + Sync + 'static,
+    ) -> Self {
         self.constructor = Some(Box::new(ctor));
         self
     }
@@ -192,8 +195,7 @@ impl Cache {
         if region.is_guard() {
             return Err(invalid("a guard region holds no objects"));
         }
-        let magazines =
-            !params.no_magazines && !region.flags().contains(RegionFlags::NOMAGAZINES);
+        let magazines = !params.no_magazines && !region.flags().contains(RegionFlags::NOMAGAZINES);
         let rounds = params
             .magazine_rounds
             .unwrap_or_else(|| magazine_rounds_for(region.geometry().obj_size));

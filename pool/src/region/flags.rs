@@ -85,7 +85,11 @@ mod tests {
     fn templates_keep_owner_private_regions_unmappable() {
         for &id in RegionId::ALL {
             let f = RegionFlags::template(id);
-            assert_eq!(f.contains(RegionFlags::MMAPOK), id.is_user_mappable(), "{id}");
+            assert_eq!(
+                f.contains(RegionFlags::MMAPOK),
+                id.is_user_mappable(),
+                "{id}"
+            );
             assert!(!f.contains(RegionFlags::MIRRORED));
         }
     }

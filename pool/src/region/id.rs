@@ -170,7 +170,13 @@ mod tests {
                 assert!(!id.is_user_mappable() && m.is_user_mappable());
             }
         }
-        assert_eq!(RegionId::ALL.iter().filter(|i| i.mirror().is_some()).count(), 5);
+        assert_eq!(
+            RegionId::ALL
+                .iter()
+                .filter(|i| i.mirror().is_some())
+                .count(),
+            5
+        );
     }
 
     #[test]

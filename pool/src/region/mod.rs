@@ -129,13 +129,17 @@ impl Region {
             || master.geom.seg_size != mirror.geom.seg_size
             || master.geom.obj_count != mirror.geom.obj_count
         {
-            return Err(bad("geometries differ (object size, segment size and count must be equal)"));
+            return Err(bad(
+                "geometries differ (object size, segment size and count must be equal)",
+            ));
         }
         if master.segs_in_use() != 0 || mirror.segs_in_use() != 0 {
             return Err(bad("a region already has segments in use"));
         }
         if mirror.has_cache.load(Ordering::Acquire) {
-            return Err(bad("the mirror already backs a cache; mirrors are never allocated directly"));
+            return Err(bad(
+                "the mirror already backs a cache; mirrors are never allocated directly",
+            ));
         }
         if mirror.is_mirror.swap(true, Ordering::AcqRel) {
             return Err(bad("the mirror is already mirrored"));

@@ -104,19 +104,23 @@ impl RegionParams {
             return Err(self.invalid("an owner-private region cannot be MMAPOK"));
         }
         if f.contains(RegionFlags::UREADONLY) && !f.contains(RegionFlags::MMAPOK) {
-            return Err(self.invalid("UREADONLY needs MMAPOK: only a mappable region has a user view"));
+            return Err(
+                self.invalid("UREADONLY needs MMAPOK: only a mappable region has a user view")
+            );
         }
         if f.contains(RegionFlags::GUARD) != self.id.is_guard() {
-            return Err(self.invalid("GUARD is for the GUARD_HEAD and GUARD_TAIL regions, and they must have it"));
+            return Err(self.invalid(
+                "GUARD is for the GUARD_HEAD and GUARD_TAIL regions, and they must have it",
+            ));
         }
         if f.contains(RegionFlags::GUARD) {
             if !f.contains(RegionFlags::NOREDIRECT) {
                 return Err(self.invalid("a GUARD region must be NOREDIRECT"));
             }
-            if f.intersects(
-                RegionFlags::SHAREOK | RegionFlags::UREADONLY | RegionFlags::KREADONLY,
-            ) {
-                return Err(self.invalid("a GUARD region holds no data: no SHAREOK, UREADONLY or KREADONLY"));
+            if f.intersects(RegionFlags::SHAREOK | RegionFlags::UREADONLY | RegionFlags::KREADONLY)
+            {
+                return Err(self
+                    .invalid("a GUARD region holds no data: no SHAREOK, UREADONLY or KREADONLY"));
             }
         }
         if self.obj_count == 0 {
@@ -163,7 +167,10 @@ impl RegionParams {
         let want = self
             .obj_count
             .checked_add(reserve)
-            .filter(|&n| n.checked_mul(obj_size).is_some_and(|b| b <= MAX_REGION_SIZE))
+            .filter(|&n| {
+                n.checked_mul(obj_size)
+                    .is_some_and(|b| b <= MAX_REGION_SIZE)
+            })
             .ok_or_else(|| self.invalid("object count × object size exceeds 1 TiB"))?;
 
         let seg_size = if f.contains(RegionFlags::MONOLITHIC) {
@@ -256,7 +263,9 @@ mod tests {
 
     #[test]
     fn buffers_round_to_whole_segments_of_pages_and_objects() {
-        let g = RegionParams::new(RegionId::BufDef, 2048, 4096).configure().unwrap();
+        let g = RegionParams::new(RegionId::BufDef, 2048, 4096)
+            .configure()
+            .unwrap();
         assert_eq!(g.obj_size, 2048);
         assert_eq!(g.seg_size, DEFAULT_SEG_SIZE);
         assert_eq!(g.objs_per_seg, 16);
@@ -267,13 +276,17 @@ mod tests {
 
     #[test]
     fn odd_object_sizes_are_cache_line_aligned_and_divide_the_segment() {
-        let g = RegionParams::new(RegionId::Ring, 100, 10).configure().unwrap();
+        let g = RegionParams::new(RegionId::Ring, 100, 10)
+            .configure()
+            .unwrap();
         assert_eq!(g.obj_size, 128);
         assert_eq!(g.seg_size % page_size(), 0);
         assert_eq!(g.seg_size % g.obj_size, 0);
         assert!(g.obj_count >= 10);
 
-        let g = RegionParams::new(RegionId::Ring, 192, 1000).configure().unwrap();
+        let g = RegionParams::new(RegionId::Ring, 192, 1000)
+            .configure()
+            .unwrap();
         assert_eq!(g.obj_size, 192);
         assert_eq!(g.seg_size % 192, 0);
         assert_eq!(g.seg_size % page_size(), 0);
@@ -282,9 +295,13 @@ mod tests {
 
     #[test]
     fn monolithic_is_one_segment() {
-        let g = RegionParams::new(RegionId::Schema, 4096, 1).configure().unwrap();
+        let g = RegionParams::new(RegionId::Schema, 4096, 1)
+            .configure()
+            .unwrap();
         assert_eq!(g.seg_count, 1);
-        let g = RegionParams::new(RegionId::Sysctls, 64, 100).configure().unwrap();
+        let g = RegionParams::new(RegionId::Sysctls, 64, 100)
+            .configure()
+            .unwrap();
         assert_eq!(g.seg_count, 1);
         assert!(g.obj_count >= 100);
     }
@@ -300,7 +317,9 @@ mod tests {
 
     #[test]
     fn guard_regions_are_whole_pages() {
-        let g = RegionParams::new(RegionId::GuardHead, 1, 1).configure().unwrap();
+        let g = RegionParams::new(RegionId::GuardHead, 1, 1)
+            .configure()
+            .unwrap();
         assert_eq!(g.obj_size, page_size());
     }
 
@@ -308,7 +327,10 @@ mod tests {
     fn every_broken_rule_is_named() {
         let ok = RegionParams::new(RegionId::BufDef, 2048, 64);
         let cases: Vec<(RegionParams, &str)> = vec![
-            (ok.clone().with_flags(ok.flags | RegionFlags::MIRRORED), "MIRRORED"),
+            (
+                ok.clone().with_flags(ok.flags | RegionFlags::MIRRORED),
+                "MIRRORED",
+            ),
             (
                 RegionParams::new(RegionId::Kmd, 128, 8).with_flags(RegionFlags::MMAPOK),
                 "owner-private",
@@ -317,7 +339,11 @@ mod tests {
                 ok.clone().with_flags(RegionFlags::UREADONLY),
                 "UREADONLY needs MMAPOK",
             ),
-            (ok.clone().with_flags(RegionFlags::GUARD | RegionFlags::NOREDIRECT), "GUARD is for"),
+            (
+                ok.clone()
+                    .with_flags(RegionFlags::GUARD | RegionFlags::NOREDIRECT),
+                "GUARD is for",
+            ),
             (
                 RegionParams::new(RegionId::GuardTail, 4096, 1).with_flags(RegionFlags::GUARD),
                 "must be NOREDIRECT",
@@ -328,14 +354,47 @@ mod tests {
                 ),
                 "holds no data",
             ),
-            (RegionParams { obj_count: 0, ..ok.clone() }, "object count is 0"),
-            (RegionParams { obj_size: 0, ..ok.clone() }, "object size is 0"),
-            (RegionParams { obj_size: MAX_OBJ_SIZE + 1, ..ok.clone() }, "exceeds 16 MiB"),
+            (
+                RegionParams {
+                    obj_count: 0,
+                    ..ok.clone()
+                },
+                "object count is 0",
+            ),
+            (
+                RegionParams {
+                    obj_size: 0,
+                    ..ok.clone()
+                },
+                "object size is 0",
+            ),
+            (
+                RegionParams {
+                    obj_size: MAX_OBJ_SIZE + 1,
+                    ..ok.clone()
+                },
+                "exceeds 16 MiB",
+            ),
             (ok.clone().with_max_frags(0), "max_frags"),
             (ok.clone().with_max_frags(MAX_FRAGS + 1), "max_frags"),
-            (ok.clone().with_seg_size(MAX_SEG_SIZE + 1), "segment size exceeds"),
-            (RegionParams { obj_size: 4096 * 4095 + 64, ..ok.clone() }, "no segment of at most"),
-            (RegionParams { obj_count: usize::MAX, ..ok.clone() }, "exceeds 1 TiB"),
+            (
+                ok.clone().with_seg_size(MAX_SEG_SIZE + 1),
+                "segment size exceeds",
+            ),
+            (
+                RegionParams {
+                    obj_size: 4096 * 4095 + 64,
+                    ..ok.clone()
+                },
+                "no segment of at most",
+            ),
+            (
+                RegionParams {
+                    obj_count: usize::MAX,
+                    ..ok.clone()
+                },
+                "exceeds 1 TiB",
+            ),
             (
                 RegionParams::new(RegionId::Schema, 1 << 20, 128),
                 "single segment would exceed",
