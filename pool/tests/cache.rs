@@ -207,6 +207,8 @@ enum Op {
     FreeBatch(usize),
     Reap,
     Purge,
+    /// Inside one burst: allocate n singly, then free every other held one.
+    Burst(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -217,6 +219,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1usize..100).prop_map(Op::FreeBatch),
         1 => Just(Op::Reap),
         1 => Just(Op::Purge),
+        3 => (1usize..80).prop_map(Op::Burst),
     ]
 }
 
@@ -268,6 +271,26 @@ fn run_thread(cache: &Arc<Cache>, owners: &Owners, ops: &[Op]) {
             }
             Op::Reap => cache.reap(),
             Op::Purge => cache.purge(),
+            Op::Burst(n) => {
+                let mut b = w.burst();
+                for _ in 0..n {
+                    if let Some(o) = b.alloc() {
+                        owners.take(o);
+                        held.push(o);
+                    }
+                }
+                let mut i = 0;
+                held.retain(|&o| {
+                    i += 1;
+                    if i % 2 == 0 {
+                        owners.give(o);
+                        b.free(o).unwrap();
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
             Op::Free(_) => {}
         }
     }
@@ -370,7 +393,21 @@ fn depot_survives_concurrent_exchange_purge_and_reap() {
                 let mut held = Vec::new();
                 for i in 0..ROUNDS {
                     let n = 1 + (i * 7 + t * 13) % 64;
-                    let got = w.alloc_batch(&mut buf[..n]);
+                    let got = if i.is_multiple_of(2) {
+                        w.alloc_batch(&mut buf[..n])
+                    } else {
+                        // Single allocations inside one burst.
+                        let mut b = w.burst();
+                        let mut got = 0;
+                        while got < n {
+                            match b.alloc() {
+                                Some(o) => buf[got] = o,
+                                None => break,
+                            }
+                            got += 1;
+                        }
+                        got
+                    };
                     for &o in &buf[..got] {
                         owners.take(o);
                     }

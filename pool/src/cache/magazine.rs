@@ -24,7 +24,8 @@ pub fn magazine_rounds_for(obj_size: usize) -> usize {
         .map_or(14, |&(_, rounds)| rounds)
 }
 
-/// A stack of up to `capacity` object indices.
+/// A stack of up to `capacity` object indices. The depot moves them whole:
+/// a magazine is either full or empty while it sits there.
 #[derive(Debug)]
 pub(crate) struct Magazine {
     rounds: usize,
@@ -41,80 +42,24 @@ impl Magazine {
         }
     }
 
-    #[inline(always)]
+    /// How many objects it holds.
     pub(crate) fn rounds(&self) -> usize {
         self.rounds
     }
 
-    #[inline(always)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.rounds == 0
+    /// Loads it with `objs` (it must be empty and `objs` no longer than its
+    /// capacity).
+    pub(crate) fn load(&mut self, objs: &[u32]) {
+        debug_assert_eq!(self.rounds, 0);
+        self.objs[..objs.len()].copy_from_slice(objs);
+        self.rounds = objs.len();
     }
 
-    #[inline(always)]
-    pub(crate) fn is_full(&self) -> bool {
-        self.rounds == self.objs.len()
-    }
-
-    #[inline(always)]
-    pub(crate) fn pop(&mut self) -> Option<u32> {
-        if self.rounds == 0 {
-            return None;
-        }
-        self.rounds -= 1;
-        Some(self.objs[self.rounds])
-    }
-
-    /// Pushes `obj`; gives it back when full.
-    #[inline(always)]
-    pub(crate) fn push(&mut self, obj: u32) -> Result<(), u32> {
-        if self.rounds == self.objs.len() {
-            return Err(obj);
-        }
-        self.objs[self.rounds] = obj;
-        self.rounds += 1;
-        Ok(())
-    }
-
-    /// Moves as many rounds as fit from the top of the magazine into `out`;
-    /// returns how many.
-    #[inline(always)]
-    pub(crate) fn pop_into(&mut self, out: &mut [u32]) -> usize {
-        let n = out.len().min(self.rounds);
-        let start = self.rounds - n;
-        out[..n].copy_from_slice(&self.objs[start..self.rounds]);
-        self.rounds = start;
-        n
-    }
-
-    /// Pushes as many of `objs` as fit; returns how many.
-    #[inline(always)]
-    pub(crate) fn push_from(&mut self, objs: &[u32]) -> usize {
-        let n = objs.len().min(self.objs.len() - self.rounds);
-        self.objs[self.rounds..self.rounds + n].copy_from_slice(&objs[..n]);
-        self.rounds += n;
-        n
-    }
-
-    /// The rounds, for returning them elsewhere; leaves the magazine empty.
+    /// Hands out every round, leaving it empty.
     pub(crate) fn drain(&mut self) -> &[u32] {
         let n = self.rounds;
         self.rounds = 0;
         &self.objs[..n]
-    }
-
-    /// Room for this many more rounds.
-    #[inline(always)]
-    pub(crate) fn room(&self) -> usize {
-        self.objs.len() - self.rounds
-    }
-
-    /// Fills the free part of the magazine through `fill`, which writes into
-    /// the slice it is given and returns how many it wrote.
-    pub(crate) fn fill_with(&mut self, fill: impl FnOnce(&mut [u32]) -> usize) -> usize {
-        let n = fill(&mut self.objs[self.rounds..]);
-        self.rounds += n;
-        n
     }
 }
 
@@ -135,25 +80,13 @@ mod tests {
     }
 
     #[test]
-    fn stack_order_and_bulk_moves() {
+    fn load_and_drain() {
         let mut m = Magazine::new(4);
-        assert!(m.is_empty());
-        assert_eq!(m.push_from(&[1, 2, 3, 4, 5]), 4);
-        assert!(m.is_full());
-        assert_eq!(m.push(9), Err(9));
-        assert_eq!(m.pop(), Some(4));
-        let mut out = [0; 8];
-        assert_eq!(m.pop_into(&mut out), 3);
-        assert_eq!(&out[..3], &[1, 2, 3]);
-        assert_eq!(m.pop(), None);
-        assert_eq!(
-            m.fill_with(|s| {
-                s[..2].copy_from_slice(&[7, 8]);
-                2
-            }),
-            2
-        );
-        assert_eq!(m.drain(), &[7, 8]);
-        assert_eq!(m.room(), 4);
+        assert_eq!(m.rounds(), 0);
+        m.load(&[1, 2, 3]);
+        assert_eq!(m.rounds(), 3);
+        assert_eq!(m.drain(), &[1, 2, 3]);
+        assert_eq!(m.rounds(), 0);
+        assert_eq!(m.drain(), &[] as &[u32]);
     }
 }

@@ -4,9 +4,11 @@
 //!
 //! * the **slab layer** ([`slab`]) cuts the region's segments into objects
 //!   and is the only place that knows which objects exist;
-//! * the **depot** holds full and empty magazines, behind one mutex;
-//! * each **worker slot** holds a *loaded* and a *previous* magazine, used
-//!   without any lock or atomic read-modify-write.
+//! * the **depot** ([`depot`]) holds full and empty magazines, behind one
+//!   mutex;
+//! * each **worker slot** ([`worker`]) holds room for two magazines (the
+//!   *loaded* and the *previous*), used without any lock or atomic
+//!   read-modify-write.
 //!
 //! Objects are named by their index in the region (`u32`): object `i` is at
 //! byte `i * obj_size` of the region, which is exactly what an AF_XDP ring
@@ -40,19 +42,22 @@
 //! emptied them and cleared the flag. Without membarrier, both sides use
 //! full fences instead.
 
+mod depot;
 mod magazine;
 mod slab;
+mod worker;
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crossbeam_utils::CachePadded;
 
+use depot::Depot;
 pub use magazine::magazine_rounds_for;
-use magazine::Magazine;
 use slab::SlabLayer;
 pub use slab::SlabStats;
+pub use worker::{Burst, CacheWorker};
+use worker::{CpuCache, WorkerSlot};
 
 use crate::error::{Error, Result};
 use crate::region::{default_workers, Region, RegionFlags};
@@ -114,54 +119,21 @@ impl std::fmt::Debug for CacheParams {
     }
 }
 
-/// A worker's two magazines.
-#[derive(Debug)]
-struct CpuMagazines {
-    loaded: Magazine,
-    previous: Magazine,
-}
-
-/// One worker's slot. See the module docs for the busy/purging protocol.
-struct WorkerSlot {
-    claimed: AtomicBool,
-    busy: AtomicBool,
-    purging: AtomicBool,
-    mags: UnsafeCell<CpuMagazines>,
-}
-
-// SAFETY: `mags` is touched only by (a) the one worker that claimed the slot
-// (a CAS on `claimed`), between setting `busy` and clearing it, while
-// `purging` is clear; or (b) a purger holding the cache's `exclusive` mutex
-// after it set `purging`, fenced, and saw `busy` clear. The protocol makes
-// (a) and (b) mutually exclusive; Release/Acquire on `busy`/`purging` carries
-// the magazine contents between them.
-unsafe impl Sync for WorkerSlot {}
-
-#[derive(Debug)]
-struct Depot {
-    full: Vec<Magazine>,
-    empty: Vec<Magazine>,
-    /// Fewest full magazines seen since the last reap: the part of the depot
-    /// nobody needed (Bonwick's working-set minimum).
-    full_min: usize,
-    contention: u64,
-}
-
 /// A slab cache with an optional magazine layer: see the module docs.
 pub struct Cache {
     name: String,
     region: Arc<Region>,
-    rounds: usize,
-    magazines: bool,
+    pub(crate) rounds: usize,
+    pub(crate) magazines: bool,
     /// Whether the light barrier can be a compiler fence (membarrier works).
-    asymmetric: bool,
+    pub(crate) asymmetric: bool,
     constructor: Option<Constructor>,
     slab: Mutex<SlabLayer>,
     depot: Mutex<Depot>,
-    slots: Box<[CachePadded<WorkerSlot>]>,
+    pub(crate) slots: Box<[CachePadded<WorkerSlot>]>,
     /// Serialises purge, reap, stats and worker release, which all take
     /// slots exclusively.
-    exclusive: Mutex<()>,
+    pub(crate) exclusive: Mutex<()>,
     purges: AtomicU64,
     reaps: AtomicU64,
 }
@@ -177,7 +149,7 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the protected
     // state half-updated in a way later users could not cope with, so a
     // poisoned lock is simply taken over.
@@ -214,27 +186,16 @@ impl Cache {
             return Err(invalid("the region already backs a cache, or is a mirror"));
         }
         let obj_count = region.geometry().obj_count as usize;
-        let (slot_mags, depot_mags) = if magazines {
-            // Enough magazines that every object can sit in a full one while
-            // every worker also holds two: the data path never allocates one.
-            (rounds, obj_count.div_ceil(rounds) + 2 * workers + 1)
+        let (slot_capacity, depot_mags) = if magazines {
+            // Enough magazines that every object can sit in a full one: the
+            // data path never allocates a magazine.
+            (2 * rounds, obj_count.div_ceil(rounds) + 1)
         } else {
             (0, 0)
         };
         let slots = (0..workers)
-            .map(|_| {
-                CachePadded::new(WorkerSlot {
-                    claimed: AtomicBool::new(false),
-                    busy: AtomicBool::new(false),
-                    purging: AtomicBool::new(false),
-                    mags: UnsafeCell::new(CpuMagazines {
-                        loaded: Magazine::new(slot_mags),
-                        previous: Magazine::new(slot_mags),
-                    }),
-                })
-            })
+            .map(|_| CachePadded::new(WorkerSlot::new(slot_capacity)))
             .collect();
-        let empty = (0..depot_mags).map(|_| Magazine::new(rounds)).collect();
         tracing::debug!(cache = %params.name, region = region.name(), magazines, rounds, workers, "cache created");
         Ok(Arc::new(Cache {
             name: params.name,
@@ -244,12 +205,7 @@ impl Cache {
             magazines,
             asymmetric: sys::asymmetric_barrier_supported(),
             constructor: params.constructor,
-            depot: Mutex::new(Depot {
-                full: Vec::with_capacity(depot_mags),
-                empty,
-                full_min: 0,
-                contention: 0,
-            }),
+            depot: Mutex::new(Depot::new(depot_mags, rounds)),
             slots,
             exclusive: Mutex::new(()),
             purges: AtomicU64::new(0),
@@ -286,10 +242,7 @@ impl Cache {
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                return Ok(CacheWorker {
-                    cache: self.clone(),
-                    slot: i,
-                });
+                return Ok(CacheWorker::new(self.clone(), i));
             }
         }
         Err(Error::NoWorkerSlot {
@@ -334,7 +287,7 @@ impl Cache {
         self.region.obj_ptr(obj)
     }
 
-    fn slab_alloc(&self, out: &mut [u32]) -> usize {
+    pub(crate) fn slab_alloc(&self, out: &mut [u32]) -> usize {
         let n = lock(&self.slab).alloc_into(out);
         if let Some(ctor) = &self.constructor {
             let size = self.region.geometry().obj_size;
@@ -351,7 +304,7 @@ impl Cache {
         n
     }
 
-    fn slab_free(&self, objs: &[u32]) {
+    pub(crate) fn slab_free(&self, objs: &[u32]) {
         if objs.is_empty() {
             return;
         }
@@ -365,7 +318,7 @@ impl Cache {
         }
     }
 
-    fn depot(&self) -> MutexGuard<'_, Depot> {
+    pub(crate) fn depot(&self) -> MutexGuard<'_, Depot> {
         match self.depot.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::WouldBlock) => {
@@ -377,26 +330,9 @@ impl Cache {
         }
     }
 
-    /// Runs `f` on every slot's magazines with the slot held exclusively
-    /// (see the module docs). Called with `exclusive` held.
-    fn with_every_slot(&self, mut f: impl FnMut(&mut CpuMagazines)) {
-        if !self.magazines {
-            return;
-        }
-        for slot in self.slots.iter() {
-            slot.purging.store(true, Ordering::Relaxed);
-        }
-        sys::heavy_barrier();
-        for slot in self.slots.iter() {
-            while slot.busy.load(Ordering::Acquire) {
-                std::hint::spin_loop();
-            }
-            // SAFETY: `purging` is set and, after the barrier, `busy` was
-            // seen clear: the owning worker will not touch `mags` until
-            // `purging` is cleared below (protocol in the module docs), and
-            // other purgers are excluded by `exclusive`.
-            f(unsafe { &mut *slot.mags.get() });
-            slot.purging.store(false, Ordering::Release);
+    fn with_every_slot(&self, f: impl FnMut(&mut CpuCache)) {
+        if self.magazines {
+            worker::with_every_slot(&self.slots, f);
         }
     }
 
@@ -405,20 +341,8 @@ impl Cache {
     pub fn purge(&self) {
         let _x = lock(&self.exclusive);
         let mut parked = Vec::new();
-        self.with_every_slot(|m| {
-            parked.extend_from_slice(m.loaded.drain());
-            parked.extend_from_slice(m.previous.drain());
-        });
-        {
-            let mut d = self.depot();
-            let mut full = std::mem::take(&mut d.full);
-            for mut mag in full.drain(..) {
-                parked.extend_from_slice(mag.drain());
-                d.empty.push(mag);
-            }
-            d.full = full;
-            d.full_min = 0;
-        }
+        self.with_every_slot(|cpu| parked.extend_from_slice(cpu.drain_above(0)));
+        self.depot().drain_all(&mut parked);
         self.slab_free(&parked);
         let destroyed = lock(&self.slab).destroy_empty();
         self.purges.fetch_add(1, Ordering::Relaxed);
@@ -431,22 +355,9 @@ impl Cache {
     pub fn reap(&self) {
         let _x = lock(&self.exclusive);
         let mut parked = Vec::new();
-        self.with_every_slot(|m| {
-            if m.previous.is_full() {
-                parked.extend_from_slice(m.previous.drain());
-            }
-        });
-        {
-            let mut d = self.depot();
-            let excess = d.full_min.min(d.full.len());
-            for _ in 0..excess {
-                if let Some(mut mag) = d.full.pop() {
-                    parked.extend_from_slice(mag.drain());
-                    d.empty.push(mag);
-                }
-            }
-            d.full_min = d.full.len();
-        }
+        let rounds = self.rounds;
+        self.with_every_slot(|cpu| parked.extend_from_slice(cpu.drain_above(rounds)));
+        self.depot().reap(&mut parked);
         self.slab_free(&parked);
         lock(&self.slab).destroy_empty();
         self.reaps.fetch_add(1, Ordering::Relaxed);
@@ -457,28 +368,17 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let _x = lock(&self.exclusive);
         let mut worker_rounds = Vec::with_capacity(self.slots.len());
-        if self.magazines {
-            self.with_every_slot(|m| {
-                worker_rounds.push((m.loaded.rounds() + m.previous.rounds()) as u64)
-            });
-        }
-        let (depot_full, depot_empty, depot_ws, contention, depot_rounds) = {
+        self.with_every_slot(|cpu| worker_rounds.push(cpu.len as u64));
+        let (contention, (depot_full, depot_empty, depot_ws, depot_rounds)) = {
             let d = self.depot();
-            let rounds: usize = d.full.iter().map(|m| m.rounds()).sum();
-            (
-                d.full.len() as u64,
-                d.empty.len() as u64,
-                d.full_min as u64,
-                d.contention,
-                rounds as u64,
-            )
+            (d.contention, d.counts())
         };
         let (slab, slab_free) = {
             let s = lock(&self.slab);
             (s.stats(), s.free_objects())
         };
         let obj_total = self.region.geometry().obj_count as u64;
-        let magazine_objects = depot_rounds + worker_rounds.iter().sum::<u64>();
+        let magazine_objects = depot_rounds as u64 + worker_rounds.iter().sum::<u64>();
         CacheStats {
             name: self.name.clone(),
             region: self.region.name().to_owned(),
@@ -497,9 +397,9 @@ impl Cache {
             obj_free_in_slabs: slab_free,
             obj_in_magazines: magazine_objects,
             obj_in_use: obj_total - slab_free - magazine_objects,
-            depot_full,
-            depot_empty,
-            depot_working_set: depot_ws,
+            depot_full: depot_full as u64,
+            depot_empty: depot_empty as u64,
+            depot_working_set: depot_ws as u64,
             depot_contention: contention,
             worker_rounds,
             purges: self.purges.load(Ordering::Relaxed),
@@ -557,206 +457,4 @@ pub struct CacheStats {
     pub reaps: u64,
     /// Slab-layer counters.
     pub slab: SlabStats,
-}
-
-/// A worker's handle on a cache: the lock-free fast path. See the module
-/// docs. Dropping it returns its magazines' objects to the depot.
-pub struct CacheWorker {
-    cache: Arc<Cache>,
-    slot: usize,
-}
-
-impl std::fmt::Debug for CacheWorker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CacheWorker")
-            .field("cache", &self.cache.name)
-            .field("slot", &self.slot)
-            .finish()
-    }
-}
-
-impl CacheWorker {
-    /// The cache this handle allocates from.
-    pub fn cache(&self) -> &Arc<Cache> {
-        &self.cache
-    }
-
-    /// Runs `f` on this worker's magazines when the purger allows it, else
-    /// returns `None` (the caller then goes to the slabs).
-    #[inline(always)]
-    fn with_magazines<R>(&mut self, f: impl FnOnce(&Cache, &mut CpuMagazines) -> R) -> Option<R> {
-        let cache = &*self.cache;
-        if !cache.magazines {
-            return None;
-        }
-        let slot = &cache.slots[self.slot];
-        slot.busy.store(true, Ordering::Relaxed);
-        sys::light_barrier(cache.asymmetric);
-        if slot.purging.load(Ordering::Acquire) {
-            slot.busy.store(false, Ordering::Release);
-            return None;
-        }
-        // SAFETY: this handle claimed the slot (CAS in `Cache::worker`) and
-        // `&mut self` keeps it on one thread; `busy` is set and `purging` was
-        // seen clear after the fence, so no purger touches `mags` until we
-        // clear `busy` (module docs).
-        let r = f(cache, unsafe { &mut *slot.mags.get() });
-        slot.busy.store(false, Ordering::Release);
-        Some(r)
-    }
-
-    /// Allocates one object, or `None` when the region is exhausted.
-    #[inline]
-    pub fn alloc(&mut self) -> Option<u32> {
-        let fast = self.with_magazines(|cache, m| {
-            if let Some(o) = m.loaded.pop() {
-                return Some(o);
-            }
-            refill(cache, m);
-            m.loaded.pop()
-        });
-        match fast {
-            Some(r) => r,
-            None => self.cache.alloc(),
-        }
-    }
-
-    /// Frees one object. Objects go back into the magazines unchecked (as in
-    /// Skywalk and DPDK); the slab layer checks them when they reach it.
-    #[inline]
-    pub fn free(&mut self, obj: u32) -> Result<()> {
-        let fast = self.with_magazines(|cache, m| {
-            if m.loaded.push(obj).is_ok() {
-                return true;
-            }
-            make_room(cache, m);
-            m.loaded.push(obj).is_ok()
-        });
-        match fast {
-            Some(true) => Ok(()),
-            _ => self.cache.free(obj),
-        }
-    }
-
-    /// Allocates up to `out.len()` objects; returns how many (fewer only
-    /// when the region is exhausted).
-    #[inline]
-    pub fn alloc_batch(&mut self, out: &mut [u32]) -> usize {
-        let done = self
-            .with_magazines(|cache, m| {
-                let mut done = m.loaded.pop_into(out);
-                while done < out.len() {
-                    if !refill(cache, m) {
-                        break;
-                    }
-                    done += m.loaded.pop_into(&mut out[done..]);
-                }
-                done
-            })
-            .unwrap_or(0);
-        if done < out.len() {
-            done + self.cache.slab_alloc(&mut out[done..])
-        } else {
-            done
-        }
-    }
-
-    /// Frees a batch of objects.
-    #[inline]
-    pub fn free_batch(&mut self, objs: &[u32]) -> Result<()> {
-        let done = self
-            .with_magazines(|cache, m| {
-                let mut done = m.loaded.push_from(objs);
-                while done < objs.len() {
-                    make_room(cache, m);
-                    done += m.loaded.push_from(&objs[done..]);
-                }
-                done
-            })
-            .unwrap_or(0);
-        if done < objs.len() {
-            self.cache.free_batch(&objs[done..])
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// Gets `loaded` some rounds: swap with a full previous, else exchange the
-/// empty previous for a full depot magazine, else fill `loaded` from the
-/// slabs. Returns false when nothing could be had. `loaded` is empty.
-#[inline(never)]
-fn refill(cache: &Cache, m: &mut CpuMagazines) -> bool {
-    if m.previous.is_full() {
-        std::mem::swap(&mut m.loaded, &mut m.previous);
-        return true;
-    }
-    {
-        let mut d = cache.depot();
-        if let Some(full) = d.full.pop() {
-            d.full_min = d.full_min.min(d.full.len());
-            // previous is empty here (it is always full or empty).
-            let empty = std::mem::replace(&mut m.previous, full);
-            d.empty.push(empty);
-            std::mem::swap(&mut m.loaded, &mut m.previous);
-            return true;
-        }
-    }
-    // Depot dry: fill half a magazine straight from the slabs, leaving room
-    // for frees so alloc/free around the boundary does not bounce.
-    let want = (m.loaded.room() / 2).max(1);
-    m.loaded.fill_with(|s| cache.slab_alloc(&mut s[..want])) > 0
-}
-
-/// Makes room in `loaded` (which is full): swap with an empty previous,
-/// else send the full previous to the depot and load an empty magazine.
-#[inline(never)]
-fn make_room(cache: &Cache, m: &mut CpuMagazines) {
-    if m.previous.is_empty() {
-        std::mem::swap(&mut m.loaded, &mut m.previous);
-        return;
-    }
-    let mut d = cache.depot();
-    match d.empty.pop() {
-        Some(empty) => {
-            let full = std::mem::replace(&mut m.previous, empty);
-            d.full.push(full);
-            std::mem::swap(&mut m.loaded, &mut m.previous);
-        }
-        None => {
-            // Cannot happen: the depot holds enough magazines for every
-            // object. Spill the previous magazine to the slabs instead.
-            drop(d);
-            cache.slab_free(m.previous.drain());
-            std::mem::swap(&mut m.loaded, &mut m.previous);
-        }
-    }
-}
-
-impl Drop for CacheWorker {
-    fn drop(&mut self) {
-        let cache = &*self.cache;
-        if cache.magazines {
-            let _x = lock(&cache.exclusive);
-            // SAFETY: we own the slot (claimed, not released yet) and hold
-            // `exclusive`, so no purger runs; this thread is the only user.
-            let m = unsafe { &mut *cache.slots[self.slot].mags.get() };
-            let mut d = cache.depot();
-            for mag in [&mut m.loaded, &mut m.previous] {
-                if mag.is_full() {
-                    if let Some(empty) = d.empty.pop() {
-                        d.full.push(std::mem::replace(mag, empty));
-                        continue;
-                    }
-                }
-                let rounds: Vec<u32> = mag.drain().to_vec();
-                drop(d);
-                cache.slab_free(&rounds);
-                d = cache.depot();
-            }
-        }
-        cache.slots[self.slot]
-            .claimed
-            .store(false, Ordering::Release);
-    }
 }

@@ -1,0 +1,401 @@
+//! Per-worker magazines and the lock-free fast path.
+//!
+//! Each worker slot holds one array with room for two magazines (Bonwick's
+//! *loaded* and *previous*, laid end to end, as DPDK lays out its per-lcore
+//! cache): allocations pop from the top, frees push on top. When the array
+//! is empty, one full magazine comes from the depot (or half of one from the
+//! slabs); when it is full, the top magazine's worth goes to the depot. Two
+//! magazines of room give the hysteresis Bonwick's swap gives: a worker
+//! oscillating around a boundary never touches the depot.
+//!
+//! The busy/purging protocol that lets [`Cache::purge`](super::Cache::purge)
+//! empty a live worker's array is described in the [module docs](super).
+
+use std::cell::UnsafeCell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::{lock, Cache};
+use crate::error::Result;
+use crate::sys;
+
+/// A worker's objects: `objs[..len]`, capacity two magazines.
+#[derive(Debug)]
+pub(crate) struct CpuCache {
+    pub(crate) len: usize,
+    pub(crate) objs: Box<[u32]>,
+}
+
+impl CpuCache {
+    /// The objects above `keep`, leaving `keep` of them.
+    pub(crate) fn drain_above(&mut self, keep: usize) -> &[u32] {
+        let from = keep.min(self.len);
+        let to = self.len;
+        self.len = from;
+        &self.objs[from..to]
+    }
+}
+
+/// One worker's slot.
+pub(crate) struct WorkerSlot {
+    pub(crate) claimed: AtomicBool,
+    busy: AtomicBool,
+    purging: AtomicBool,
+    cpu: UnsafeCell<CpuCache>,
+}
+
+// SAFETY: `cpu` is touched only by (a) the one worker that claimed the slot
+// (a CAS on `claimed`), between setting `busy` and clearing it, while
+// `purging` is clear; or (b) a purger holding the cache's `exclusive` mutex
+// after it set `purging`, ran the heavy barrier, and saw `busy` clear. The
+// protocol makes (a) and (b) mutually exclusive; Release/Acquire on `busy`
+// and `purging` carries the array's contents between them.
+unsafe impl Sync for WorkerSlot {}
+
+impl WorkerSlot {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            claimed: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
+            purging: AtomicBool::new(false),
+            cpu: UnsafeCell::new(CpuCache {
+                len: 0,
+                objs: vec![0; capacity].into_boxed_slice(),
+            }),
+        }
+    }
+}
+
+/// Runs `f` on every slot's array with the slot held exclusively. The
+/// caller holds the cache's `exclusive` mutex.
+pub(crate) fn with_every_slot(
+    slots: &[crossbeam_utils::CachePadded<WorkerSlot>],
+    mut f: impl FnMut(&mut CpuCache),
+) {
+    for slot in slots {
+        slot.purging.store(true, Ordering::Relaxed);
+    }
+    // After this, a worker either sees `purging` or its `busy` is visible.
+    sys::heavy_barrier();
+    for slot in slots {
+        while slot.busy.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        // SAFETY: `purging` is set and, after the barrier, `busy` was seen
+        // clear: the owning worker will not touch `cpu` until `purging` is
+        // cleared below, and other purgers are excluded by `exclusive`.
+        f(unsafe { &mut *slot.cpu.get() });
+        slot.purging.store(false, Ordering::Release);
+    }
+}
+
+/// A worker's handle on a cache: the lock-free fast path. A data-path
+/// thread claims one with [`Cache::worker`] and keeps it; dropping it gives
+/// its objects back to the depot and frees the slot.
+///
+/// ```
+/// use skmem::cache::{Cache, CacheParams};
+/// use skmem::region::{Region, RegionId, RegionParams};
+///
+/// let region = Region::create("doc", &RegionParams::new(RegionId::Kmd, 256, 4096))?;
+/// let cache = Cache::new(region, CacheParams::new("kmd.doc"))?;
+/// let mut w = cache.worker()?;
+/// let obj = w.alloc().expect("an object");
+/// w.free(obj)?;
+/// # Ok::<(), skmem::Error>(())
+/// ```
+pub struct CacheWorker {
+    cache: Arc<Cache>,
+    /// This handle's slot inside `cache.slots`, which lives as long as the
+    /// `Arc` above; cached here to keep the fast path one load shorter.
+    slot: NonNull<WorkerSlot>,
+    index: usize,
+    rounds: usize,
+    magazines: bool,
+    asymmetric: bool,
+}
+
+// SAFETY: the slot pointer targets memory owned by the `Arc<Cache>` the
+// handle holds; the slot protocol makes the handle's use of it sound from
+// whichever single thread owns the handle (`&mut self` on every access).
+unsafe impl Send for CacheWorker {}
+
+impl std::fmt::Debug for CacheWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheWorker")
+            .field("cache", &self.cache.name())
+            .field("slot", &self.index)
+            .finish()
+    }
+}
+
+impl CacheWorker {
+    pub(crate) fn new(cache: Arc<Cache>, index: usize) -> Self {
+        let slot = NonNull::from(&*cache.slots[index]);
+        Self {
+            rounds: cache.rounds,
+            magazines: cache.magazines,
+            asymmetric: cache.asymmetric,
+            cache,
+            slot,
+            index,
+        }
+    }
+
+    /// The cache this handle allocates from.
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// Holds this worker's magazines for a burst of operations — one poll
+    /// of the rings, say. Inside a burst every operation is plain loads and
+    /// stores on the worker's array (the compiler keeps its length in a
+    /// register); entering and leaving cost one flag store each and a load.
+    ///
+    /// A purge or reap that starts during the burst waits for it to end, so
+    /// keep bursts short. If a purge is in progress when the burst begins,
+    /// the burst bypasses the magazines and goes to the slabs.
+    #[inline(always)]
+    pub fn burst(&mut self) -> Burst<'_> {
+        // SAFETY: the slot outlives `self.cache` (see the field's comment).
+        let slot = unsafe { self.slot.as_ref() };
+        if self.magazines {
+            slot.busy.store(true, Ordering::Relaxed);
+            sys::light_barrier(self.asymmetric);
+            if !slot.purging.load(Ordering::Acquire) {
+                // SAFETY: this handle claimed the slot (CAS in
+                // `Cache::worker`) and `&mut self` keeps it on one thread for
+                // the burst's lifetime; `busy` is set and `purging` was seen
+                // clear after the fence, so no purger touches `cpu` until the
+                // burst clears `busy` (protocol in the module docs).
+                let cpu = unsafe { &mut *slot.cpu.get() };
+                return Burst {
+                    cache: &self.cache,
+                    slot,
+                    len: cpu.len,
+                    objs: &mut cpu.objs,
+                    home: Some(&mut cpu.len),
+                    rounds: self.rounds,
+                };
+            }
+            slot.busy.store(false, Ordering::Release);
+        }
+        Burst {
+            cache: &self.cache,
+            slot,
+            len: 0,
+            objs: &mut [],
+            home: None,
+            rounds: self.rounds,
+        }
+    }
+
+    /// Allocates one object, or `None` when the region is exhausted. For
+    /// several operations in a row, a [`burst`](Self::burst) is cheaper.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<u32> {
+        self.burst().alloc()
+    }
+
+    /// Frees one object (see [`Burst::free`]).
+    #[inline]
+    pub fn free(&mut self, obj: u32) -> Result<()> {
+        self.burst().free(obj)
+    }
+
+    /// Allocates up to `out.len()` objects; returns how many (fewer only
+    /// when the region is exhausted).
+    #[inline]
+    pub fn alloc_batch(&mut self, out: &mut [u32]) -> usize {
+        self.burst().alloc_batch(out)
+    }
+
+    /// Frees a batch of objects.
+    #[inline]
+    pub fn free_batch(&mut self, objs: &[u32]) -> Result<()> {
+        self.burst().free_batch(objs)
+    }
+}
+
+/// A worker's magazines, held for a burst of operations: see
+/// [`CacheWorker::burst`]. Dropping it lets purges in.
+pub struct Burst<'a> {
+    cache: &'a Cache,
+    slot: &'a WorkerSlot,
+    /// The worker's array; its first `len` entries are objects.
+    objs: &'a mut [u32],
+    /// The array's length, kept here (in a register, once inlined) for the
+    /// burst and written back to `home` at its end.
+    len: usize,
+    /// Where the length lives between bursts; `None` when the magazines are
+    /// bypassed (no magazine layer, or a purge was running at the start).
+    home: Option<&'a mut usize>,
+    rounds: usize,
+}
+
+impl std::fmt::Debug for Burst<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Burst")
+            .field("cache", &self.cache.name())
+            .field("magazines", &self.home.is_some())
+            .finish()
+    }
+}
+
+impl Burst<'_> {
+    /// Allocates one object, or `None` when the region is exhausted.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<u32> {
+        if self.home.is_none() {
+            return self.cache.alloc();
+        }
+        if self.len == 0 {
+            self.len = refill(self.cache, self.rounds, self.objs);
+            if self.len == 0 {
+                return None;
+            }
+        }
+        self.len -= 1;
+        Some(self.objs[self.len])
+    }
+
+    /// Frees one object. Objects go back into the magazines unchecked (as in
+    /// Skywalk and DPDK); the slab layer checks them when they reach it.
+    #[inline]
+    pub fn free(&mut self, obj: u32) -> Result<()> {
+        if self.home.is_none() {
+            return self.cache.free(obj);
+        }
+        if self.len == self.objs.len() {
+            self.len = spill(self.cache, self.rounds, self.objs);
+        }
+        self.objs[self.len] = obj;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Allocates up to `out.len()` objects; returns how many (fewer only
+    /// when the region is exhausted).
+    #[inline]
+    pub fn alloc_batch(&mut self, out: &mut [u32]) -> usize {
+        if self.home.is_none() {
+            return self.cache.alloc_batch(out);
+        }
+        let mut done = 0;
+        loop {
+            let take = (out.len() - done).min(self.len);
+            let from = self.len - take;
+            out[done..done + take].copy_from_slice(&self.objs[from..self.len]);
+            self.len = from;
+            done += take;
+            if done == out.len() {
+                return done;
+            }
+            self.len = refill(self.cache, self.rounds, self.objs);
+            if self.len == 0 {
+                return done;
+            }
+        }
+    }
+
+    /// Frees a batch of objects.
+    #[inline]
+    pub fn free_batch(&mut self, objs: &[u32]) -> Result<()> {
+        if self.home.is_none() {
+            return self.cache.free_batch(objs);
+        }
+        let mut done = 0;
+        loop {
+            let put = (objs.len() - done).min(self.objs.len() - self.len);
+            self.objs[self.len..self.len + put].copy_from_slice(&objs[done..done + put]);
+            self.len += put;
+            done += put;
+            if done == objs.len() {
+                return Ok(());
+            }
+            self.len = spill(self.cache, self.rounds, self.objs);
+        }
+    }
+}
+
+impl Drop for Burst<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(home) = self.home.take() {
+            *home = self.len;
+            self.slot.busy.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The array (`objs`, empty) needs objects: load one full magazine from the
+/// depot, else half a magazine from the slabs. Returns the new length (0
+/// when nothing could be had).
+#[cold]
+#[inline(never)]
+fn refill(cache: &Cache, rounds: usize, objs: &mut [u32]) -> usize {
+    {
+        let mut depot = cache.depot();
+        if let Some(mut full) = depot.take_full() {
+            let rounds = full.drain();
+            let n = rounds.len();
+            objs[..n].copy_from_slice(rounds);
+            depot.put_empty(full);
+            return n;
+        }
+    }
+    // Depot dry: half a magazine from the slabs, leaving room for frees.
+    let want = (rounds / 2).max(1);
+    cache.slab_alloc(&mut objs[..want])
+}
+
+/// The array (`objs`, full) needs room: the top magazine's worth goes to
+/// the depot. Returns the new length.
+#[cold]
+#[inline(never)]
+fn spill(cache: &Cache, rounds: usize, objs: &mut [u32]) -> usize {
+    let keep = objs.len() - rounds;
+    let top = &objs[keep..];
+    let mut depot = cache.depot();
+    match depot.take_empty() {
+        Some(mut empty) => {
+            empty.load(top);
+            depot.put_full(empty);
+        }
+        None => {
+            // Cannot happen: the depot holds a magazine for every object.
+            drop(depot);
+            cache.slab_free(top);
+        }
+    }
+    keep
+}
+
+impl Drop for CacheWorker {
+    fn drop(&mut self) {
+        let cache = &*self.cache;
+        if self.magazines {
+            let _x = lock(&cache.exclusive);
+            // SAFETY: we own the slot (claimed, not yet released) and hold
+            // `exclusive`, so no purger runs; this thread is its only user.
+            let cpu = unsafe { &mut *self.slot.as_ref().cpu.get() };
+            let mut depot = cache.depot();
+            // Whole magazines to the depot, the remainder to the slabs.
+            while cpu.len >= self.rounds {
+                let Some(mut empty) = depot.take_empty() else {
+                    break;
+                };
+                let top = cpu.len - self.rounds;
+                empty.load(cpu.drain_above(top));
+                depot.put_full(empty);
+            }
+            drop(depot);
+            cache.slab_free(cpu.drain_above(0));
+        }
+        // SAFETY: see the `slot` field.
+        unsafe { self.slot.as_ref() }
+            .claimed
+            .store(false, Ordering::Release);
+    }
+}
