@@ -449,3 +449,66 @@ fn depot_survives_concurrent_exchange_purge_and_reap() {
     assert_eq!(cache.stats().obj_free_in_slabs, total as u64);
     assert_eq!(cache.region().segs_in_use(), 0);
 }
+
+#[test]
+fn every_invalid_cache_parameter_is_named() {
+    let rule = |r: skmem::Result<Arc<Cache>>| match r {
+        Err(Error::InvalidCacheParams { rule, .. }) => rule,
+        other => panic!("expected InvalidCacheParams, got {other:?}"),
+    };
+    let kmd = || Region::create("t", &RegionParams::new(RegionId::Kmd, 128, 100)).unwrap();
+    let guard = Region::create("t", &RegionParams::new(RegionId::GuardTail, 4096, 1)).unwrap();
+    assert!(rule(Cache::new(guard, CacheParams::new("g"))).contains("guard"));
+    let zero = CacheParams {
+        magazine_rounds: Some(0),
+        ..CacheParams::new("z")
+    };
+    assert!(rule(Cache::new(kmd(), zero)).contains("magazine rounds"));
+    let huge = CacheParams {
+        magazine_rounds: Some(5000),
+        ..CacheParams::new("h")
+    };
+    assert!(rule(Cache::new(kmd(), huge)).contains("magazine rounds"));
+    let many = CacheParams {
+        workers: 1025,
+        ..CacheParams::new("w")
+    };
+    assert!(rule(Cache::new(kmd(), many)).contains("1024 worker slots"));
+    // Nothing was claimed by the refused attempts: the region still takes a cache.
+    let r = kmd();
+    let _ = Cache::new(
+        r.clone(),
+        CacheParams {
+            workers: 2000,
+            ..CacheParams::new("x")
+        },
+    );
+    assert!(Cache::new(r, CacheParams::new("ok")).is_ok());
+}
+
+#[test]
+fn a_burst_sees_the_same_objects_as_single_calls() {
+    let c = kmd_cache(1000, 1);
+    let mut w = c.worker().unwrap();
+    let mut held = Vec::new();
+    {
+        let mut b = w.burst();
+        for _ in 0..200 {
+            held.push(b.alloc().unwrap());
+        }
+        let mut batch = [0u32; 50];
+        assert_eq!(b.alloc_batch(&mut batch), 50);
+        held.extend_from_slice(&batch);
+    }
+    let distinct: HashSet<_> = held.iter().collect();
+    assert_eq!(distinct.len(), 250);
+    assert_balanced(&c.stats(), 250);
+    {
+        let mut b = w.burst();
+        b.free_batch(&held[..100]).unwrap();
+        for &o in &held[100..] {
+            b.free(o).unwrap();
+        }
+    }
+    assert_balanced(&c.stats(), 0);
+}

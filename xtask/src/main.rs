@@ -3,6 +3,7 @@
 //!
 //! Run `cargo xtask --help` for the list of subcommands.
 
+mod bench;
 mod cmd;
 mod setup;
 
@@ -36,6 +37,13 @@ enum Task {
         /// Arguments handed to skmemctl unchanged.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Run the cache micro-benchmark (criterion, with its peers) and rewrite
+    /// the table in BENCHMARKS.md from the figures it measured.
+    Bench {
+        /// Do not run the benchmark: rebuild the table from the last run.
+        #[arg(long)]
+        table_only: bool,
     },
 }
 
@@ -74,6 +82,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(),
         Task::Test => test(),
         Task::Demo { args } => demo(&args),
+        Task::Bench { table_only } => bench::run(table_only),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

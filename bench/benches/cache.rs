@@ -1,0 +1,258 @@
+//! Object cache micro-benchmark: skmem's magazine cache, the same cache
+//! without magazines, and two common free lists (crossbeam's `ArrayQueue`,
+//! `Mutex<Vec>`), side by side in one run.
+//!
+//! Workloads, each on 1 and 2 threads (every thread with its own worker),
+//! shaped like DPDK's `mempool_perf_autotest` with n_keep = 32:
+//! * `single`: get 32 objects one call each, then put them back one call
+//!   each (DPDK's get/put bulk 1);
+//! * `batch32`, `batch64`: get a batch in one call and put it back in one
+//!   call (what the rings do).
+//!
+//! skmem runs each workload twice: with one burst around each get/put
+//! cycle (`CacheWorker::burst`, how a ring poll uses the cache) and with the
+//! worker's per-call methods, each of which opens its own burst
+//! (`-per-call`).
+//!
+//! Objects are 2048-byte buffers, as in DPDK's `mempool_perf_autotest`;
+//! only indices move, the bytes are never touched. Throughput is reported
+//! in objects per second summed over threads; a "get+put" is one element.
+//!
+//! Run: `cargo bench -p skmem-bench --bench cache` (or `cargo xtask bench`,
+//! which also rewrites the table in BENCHMARKS.md).
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use crossbeam_queue::ArrayQueue;
+use skmem::cache::{Cache, CacheParams};
+use skmem::region::{Region, RegionFlags, RegionId, RegionParams};
+
+const OBJECTS: usize = 16 * 1024;
+const OBJ_SIZE: usize = 2048;
+
+/// One contender: something that hands out and takes back `u32` objects.
+trait Pool: Send + Sync + 'static {
+    /// Per-thread state (a cache worker, or nothing).
+    type Local;
+    fn local(self: &Arc<Self>) -> Self::Local;
+    /// Gets `keep.len()` objects one call each, then puts them back.
+    fn get_put_single(&self, local: &mut Self::Local, keep: &mut [u32]);
+    /// Gets `buf.len()` objects in one call, then puts them back in one.
+    fn get_put_batch(&self, local: &mut Self::Local, buf: &mut [u32]);
+}
+
+struct Skmem {
+    cache: Arc<Cache>,
+    /// Use a burst around each round of single calls.
+    burst: bool,
+}
+
+impl Skmem {
+    fn new(magazines: bool, burst: bool, workers: usize) -> Self {
+        let mut flags = RegionFlags::template(RegionId::Kmd);
+        if !magazines {
+            flags |= RegionFlags::NOMAGAZINES;
+        }
+        let params = RegionParams::new(RegionId::Kmd, OBJ_SIZE, OBJECTS)
+            .with_flags(flags)
+            .with_workers(workers);
+        let region = Region::create("bench", &params).expect("region");
+        let cache = Cache::new(region, CacheParams::new("bench")).expect("cache");
+        Skmem { cache, burst }
+    }
+}
+
+impl Pool for Skmem {
+    type Local = skmem::cache::CacheWorker;
+    fn local(self: &Arc<Self>) -> Self::Local {
+        self.cache.worker().expect("worker slot")
+    }
+    #[inline]
+    fn get_put_single(&self, w: &mut Self::Local, keep: &mut [u32]) {
+        if self.burst {
+            let mut b = w.burst();
+            for k in keep.iter_mut() {
+                *k = b.alloc().expect("object");
+            }
+            for &k in black_box(&*keep) {
+                b.free(k).expect("free");
+            }
+        } else {
+            for k in keep.iter_mut() {
+                *k = w.alloc().expect("object");
+            }
+            for &k in black_box(&*keep) {
+                w.free(k).expect("free");
+            }
+        }
+    }
+    #[inline]
+    fn get_put_batch(&self, w: &mut Self::Local, buf: &mut [u32]) {
+        if self.burst {
+            let mut b = w.burst();
+            assert_eq!(b.alloc_batch(buf), buf.len());
+            b.free_batch(black_box(buf)).expect("free");
+        } else {
+            assert_eq!(w.alloc_batch(buf), buf.len());
+            w.free_batch(black_box(buf)).expect("free");
+        }
+    }
+}
+
+struct Queue(ArrayQueue<u32>);
+
+impl Queue {
+    fn new() -> Self {
+        let q = ArrayQueue::new(OBJECTS);
+        for i in 0..OBJECTS as u32 {
+            q.push(i).expect("capacity");
+        }
+        Queue(q)
+    }
+}
+
+impl Pool for Queue {
+    type Local = ();
+    fn local(self: &Arc<Self>) {}
+    #[inline]
+    fn get_put_single(&self, _: &mut (), keep: &mut [u32]) {
+        for k in keep.iter_mut() {
+            *k = self.0.pop().expect("object");
+        }
+        for &k in black_box(&*keep) {
+            self.0.push(k).expect("room");
+        }
+    }
+    #[inline]
+    fn get_put_batch(&self, _: &mut (), buf: &mut [u32]) {
+        for slot in buf.iter_mut() {
+            *slot = self.0.pop().expect("object");
+        }
+        for &o in black_box(&*buf) {
+            self.0.push(o).expect("room");
+        }
+    }
+}
+
+struct Locked(Mutex<Vec<u32>>);
+
+impl Locked {
+    fn new() -> Self {
+        Locked(Mutex::new((0..OBJECTS as u32).collect()))
+    }
+}
+
+impl Pool for Locked {
+    type Local = ();
+    fn local(self: &Arc<Self>) {}
+    #[inline]
+    fn get_put_single(&self, _: &mut (), keep: &mut [u32]) {
+        for k in keep.iter_mut() {
+            *k = self.0.lock().unwrap().pop().expect("object");
+        }
+        for &k in black_box(&*keep) {
+            self.0.lock().unwrap().push(k);
+        }
+    }
+    #[inline]
+    fn get_put_batch(&self, _: &mut (), buf: &mut [u32]) {
+        {
+            let mut v = self.0.lock().unwrap();
+            let at = v.len() - buf.len();
+            buf.copy_from_slice(&v[at..]);
+            v.truncate(at);
+        }
+        self.0.lock().unwrap().extend_from_slice(black_box(&*buf));
+    }
+}
+
+/// Objects held between gets and puts in the `single` workload (DPDK's
+/// n_keep).
+const KEEP: usize = 32;
+
+/// Runs `iters` rounds of the workload on each of `threads` threads,
+/// started together; returns the slowest thread's time (the run's wall
+/// time, without thread start-up).
+fn run<P: Pool>(pool: &Arc<P>, threads: usize, iters: u64, batch: usize) -> Duration {
+    let start = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (pool, start) = (pool.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut local = pool.local();
+                let mut buf = vec![0u32; if batch == 0 { KEEP } else { batch }];
+                // Warm the magazines before the clock starts.
+                for _ in 0..64 {
+                    if batch == 0 {
+                        pool.get_put_single(&mut local, &mut buf);
+                    } else {
+                        pool.get_put_batch(&mut local, &mut buf);
+                    }
+                }
+                start.wait();
+                let t = Instant::now();
+                if batch == 0 {
+                    for _ in 0..iters {
+                        pool.get_put_single(&mut local, &mut buf);
+                    }
+                } else {
+                    for _ in 0..iters {
+                        pool.get_put_batch(&mut local, &mut buf);
+                    }
+                }
+                t.elapsed()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("bench thread"))
+        .max()
+        .unwrap_or_default()
+}
+
+fn contenders(c: &mut Criterion, workload: &str, batch: usize) {
+    let mut group = c.benchmark_group(workload);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for threads in [1usize, 2] {
+        let per_iter = (if batch == 0 { KEEP } else { batch } * threads) as u64;
+        group.throughput(Throughput::Elements(per_iter));
+        let mut contender = |name: &str, pool: &dyn Fn(&mut criterion::Bencher)| {
+            group.bench_function(BenchmarkId::new(name, threads), |b| pool(b));
+        };
+        let skmem_mag = Arc::new(Skmem::new(true, true, threads));
+        contender("skmem-magazines", &|b| {
+            b.iter_custom(|iters| run(&skmem_mag, threads, iters, batch))
+        });
+        let per_call = Arc::new(Skmem::new(true, false, threads));
+        contender("skmem-magazines-per-call", &|b| {
+            b.iter_custom(|iters| run(&per_call, threads, iters, batch))
+        });
+        let skmem_slab = Arc::new(Skmem::new(false, false, threads));
+        contender("skmem-no-magazines", &|b| {
+            b.iter_custom(|iters| run(&skmem_slab, threads, iters, batch))
+        });
+        let queue = Arc::new(Queue::new());
+        contender("crossbeam-arrayqueue", &|b| {
+            b.iter_custom(|iters| run(&queue, threads, iters, batch))
+        });
+        let locked = Arc::new(Locked::new());
+        contender("mutex-vec", &|b| {
+            b.iter_custom(|iters| run(&locked, threads, iters, batch))
+        });
+    }
+    group.finish();
+}
+
+fn cache_benches(c: &mut Criterion) {
+    contenders(c, "single", 0);
+    contenders(c, "batch32", 32);
+    contenders(c, "batch64", 64);
+}
+
+criterion_group!(benches, cache_benches);
+criterion_main!(benches);
