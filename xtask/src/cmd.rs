@@ -71,6 +71,69 @@ pub fn run(what: &str, cmd: &mut Command) -> Result<()> {
     }
 }
 
+/// Tests counted from cargo test's `test result:` lines.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Tests that passed.
+    pub passed: u64,
+    /// Tests that failed.
+    pub failed: u64,
+    /// Tests ignored (skipped).
+    pub ignored: u64,
+}
+
+impl Tally {
+    /// Adds the counts of one `test result: ok. 3 passed; 0 failed; 1 ignored; ...` line.
+    pub fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Like [`run`], but reads the child's stdout line by line — echoing every
+/// line unchanged — to tally cargo test's results.
+pub fn run_tallying(what: &str, cmd: &mut Command, tally: &mut Tally) -> Result<()> {
+    use std::io::BufRead;
+    io::stdout().flush().ok();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{what}: could not start `{}`", display(cmd)))?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let mut out = io::stdout().lock();
+    for line in io::BufReader::new(stdout).lines() {
+        let line = line.context("reading the child's output")?;
+        tally.add_line(&line);
+        writeln!(out, "{line}").ok();
+        out.flush().ok();
+    }
+    drop(out);
+    let status = child.wait().context("waiting for the child")?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failed {
+            what: format!("{what} (`{}`)", display(cmd)),
+            code: exit_code(status),
+        }
+        .into())
+    }
+}
+
 /// Runs `cmd` quietly and returns its stdout if it exited successfully.
 ///
 /// `None` means "not usable": the program is absent, failed, or printed
@@ -136,6 +199,29 @@ where
         .current_dir(workspace_root())
         .env("PATH", path_with_cargo_bin());
     cmd
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use super::Tally;
+
+    #[test]
+    fn tally_adds_cargo_test_result_lines() {
+        let mut t = Tally::default();
+        t.add_line("test result: ok. 13 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.00s");
+        t.add_line(
+            "test result: FAILED. 1 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        t.add_line("running 3 tests");
+        assert_eq!(
+            t,
+            Tally {
+                passed: 14,
+                failed: 3,
+                ignored: 2
+            }
+        );
+    }
 }
 
 #[cfg(test)]

@@ -105,6 +105,7 @@ fn test() -> Result<()> {
     header("setup");
     setup::run()?;
     let total = TEST_STEPS.len();
+    let mut tally = cmd::Tally::default();
     for (i, (name, args)) in TEST_STEPS.iter().enumerate() {
         let mut cargo = cmd::cargo(*args);
         header(&format!(
@@ -112,9 +113,15 @@ fn test() -> Result<()> {
             i + 1,
             args_line("cargo", args)
         ));
-        cmd::run(&format!("step `{name}`"), &mut cargo)?;
+        cmd::run_tallying(&format!("step `{name}`"), &mut cargo, &mut tally)?;
     }
     header(&format!("all {total} steps passed"));
+    // One closing line over every test binary, so a reader (or CI) sees the
+    // whole count rather than the last binary's.
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        tally.passed, tally.failed, tally.ignored
+    );
     Ok(())
 }
 
