@@ -60,6 +60,11 @@ pub fn run(what: &str, cmd: &mut Command) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("{what}: could not start `{}`", display(cmd)))?;
+    succeeded(what, cmd, status)
+}
+
+/// Turns a finished child's status into `Ok` or a [`Failed`] error.
+fn succeeded(what: &str, cmd: &Command, status: ExitStatus) -> Result<()> {
     if status.success() {
         Ok(())
     } else {
@@ -123,15 +128,7 @@ pub fn run_tallying(what: &str, cmd: &mut Command, tally: &mut Tally) -> Result<
     }
     drop(out);
     let status = child.wait().context("waiting for the child")?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Failed {
-            what: format!("{what} (`{}`)", display(cmd)),
-            code: exit_code(status),
-        }
-        .into())
-    }
+    succeeded(what, cmd, status)
 }
 
 /// Runs `cmd` quietly and returns its stdout if it exited successfully.
