@@ -91,6 +91,63 @@ pub enum Error {
         slots: usize,
     },
 
+    /// Arena parameters break one of the seed's creation rules that is not
+    /// about a single region.
+    #[error("arena {arena}: invalid parameters: {rule}")]
+    InvalidArenaParams {
+        /// The arena's name.
+        arena: String,
+        /// The rule that was broken.
+        rule: &'static str,
+    },
+
+    /// The arena cannot be mapped: it is inactive or defunct (ENODEV).
+    #[error("arena {arena}: not active (inactive or defunct), cannot be mapped")]
+    ArenaNotActive {
+        /// The arena's name.
+        arena: String,
+    },
+
+    /// The mapping was already redirected (EALREADY).
+    #[error("arena {arena}: mapping already redirected")]
+    AlreadyRedirected {
+        /// The arena's name.
+        arena: String,
+    },
+
+    /// The mapping is not (or no longer) mapped (ENXIO).
+    #[error("arena {arena}: not mapped")]
+    NotMapped {
+        /// The arena's name.
+        arena: String,
+    },
+
+    /// The arena was already defuncted (EALREADY).
+    #[error("arena {arena}: already defunct")]
+    AlreadyDefunct {
+        /// The arena's name.
+        arena: String,
+    },
+
+    /// The arena is still active, so it cannot be defuncted (EBUSY).
+    #[error("arena {arena}: still active (a mapping is not redirected)")]
+    ArenaActive {
+        /// The arena's name.
+        arena: String,
+    },
+
+    /// A fault injected by a test at a named creation step (ENOMEM, as the
+    /// seed answers for any creation failure).
+    #[error("injected failure at {step}")]
+    Injected {
+        /// The step that failed.
+        step: &'static str,
+    },
+
+    /// A schema could not be written, or bytes offered as one were refused.
+    #[error("schema: {0}")]
+    Schema(#[from] crate::schema::SchemaError),
+
     /// A system call failed.
     #[error("{call}: {source}")]
     Sys {
@@ -119,7 +176,12 @@ impl Error {
             | Error::ObjectOutOfRange { .. }
             | Error::NotAllocated { .. }
             | Error::RegionMisuse { .. } => libc::EINVAL,
-            Error::RegionExhausted { .. } => libc::ENOMEM,
+            Error::InvalidArenaParams { .. } | Error::Schema(_) => libc::EINVAL,
+            Error::RegionExhausted { .. } | Error::Injected { .. } => libc::ENOMEM,
+            Error::ArenaNotActive { .. } => libc::ENODEV,
+            Error::AlreadyRedirected { .. } | Error::AlreadyDefunct { .. } => libc::EALREADY,
+            Error::NotMapped { .. } => libc::ENXIO,
+            Error::ArenaActive { .. } => libc::EBUSY,
             Error::NoWorkerSlot { .. } => libc::EBUSY,
             Error::Sys { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         }

@@ -32,9 +32,16 @@
 
 #![warn(missing_docs)]
 
+pub mod arena;
 pub mod cache;
 pub mod error;
+#[doc(hidden)]
+pub mod failpoint;
+pub mod mapper;
+pub mod pool;
 pub mod region;
+pub mod schema;
+pub mod stats;
 pub mod sys;
 
 pub use error::{Error, Result};

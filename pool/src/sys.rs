@@ -157,6 +157,57 @@ impl Mapping {
     pub fn protection(&self) -> Protection {
         self.prot
     }
+
+    fn check_overlay(&self, offset: usize, len: usize) -> Result<*mut std::ffi::c_void> {
+        let page = page_size();
+        let inside = offset.checked_add(len).is_some_and(|end| end <= self.len);
+        if !inside || !offset.is_multiple_of(page) || !len.is_multiple_of(page) || len == 0 {
+            return Err(Error::Sys {
+                call: "overlay",
+                source: std::io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
+        Ok(self.ptr.as_ptr().wrapping_add(offset).cast())
+    }
+
+    /// Replaces `offset..offset+len` of this range with a shared mapping of
+    /// `fd` (from its offset 0) with `prot`: how a mapper stitches a region
+    /// into its span. The range must be page-aligned and inside this one.
+    pub fn overlay_shared(
+        &self,
+        offset: usize,
+        len: usize,
+        prot: Protection,
+        fd: BorrowedFd<'_>,
+    ) -> Result<()> {
+        let at = self.check_overlay(offset, len)?;
+        // SAFETY: MAP_FIXED replaces pages inside this Mapping's own range
+        // (checked above), which this value owns and unmaps on drop; no Rust
+        // reference into the range is handed out, only raw pointers.
+        unsafe {
+            mmap(
+                at,
+                len,
+                prot.flags(),
+                MapFlags::SHARED | MapFlags::FIXED,
+                fd,
+                0,
+            )
+        }
+        .map_err(|e| Error::sys("mmap(MAP_FIXED, memfd)", e))?;
+        Ok(())
+    }
+
+    /// Replaces `offset..offset+len` with private anonymous zero pages of
+    /// `prot`: Skywalk's redirect (reads give zero, writes go nowhere
+    /// shared).
+    pub fn overlay_zero(&self, offset: usize, len: usize, prot: Protection) -> Result<()> {
+        let at = self.check_overlay(offset, len)?;
+        // SAFETY: as in `overlay_shared`.
+        unsafe { mmap_anonymous(at, len, prot.flags(), MapFlags::PRIVATE | MapFlags::FIXED) }
+            .map_err(|e| Error::sys("mmap(MAP_FIXED, anonymous)", e))?;
+        Ok(())
+    }
 }
 
 impl Drop for Mapping {

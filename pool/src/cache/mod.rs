@@ -182,6 +182,7 @@ impl Cache {
         if workers > 1024 {
             return Err(invalid("more than 1024 worker slots"));
         }
+        crate::failpoint::step("cache create")?;
         if !region.claim_for_cache() {
             return Err(invalid("the region already backs a cache, or is a mirror"));
         }

@@ -76,6 +76,7 @@ impl Region {
     /// Creates region `params.id` for the arena or pool called `owner`.
     pub fn create(owner: &str, params: &RegionParams) -> Result<Arc<Region>> {
         let geom = params.configure()?;
+        crate::failpoint::step("region create")?;
         let name = format!("{owner}.{}", params.id);
         let size = geom.size();
         let (memfd, owner_view) = if params.flags.contains(RegionFlags::GUARD) {

@@ -34,12 +34,17 @@ pub struct RegionParams {
     pub obj_size: usize,
     /// Requested object count (rounded up to whole segments).
     pub obj_count: usize,
-    /// Requested segment size; 0 picks [`DEFAULT_SEG_SIZE`].
+    /// Requested segment size; 0 picks [`DEFAULT_SEG_SIZE`], or less when
+    /// the whole region is smaller.
     pub seg_size: usize,
     /// Flags.
     pub flags: RegionFlags,
     /// Most buffers one packet may chain (only meaningful for metadata).
     pub max_frags: u16,
+    /// Object alignment; 0 means a cache line ([`CACHE_LINE`]). Smaller
+    /// alignments (a power of two, at least 8) pack small objects tighter
+    /// at the price of objects sharing cache lines.
+    pub align: usize,
     /// Worker slots the region's cache will have; with magazines, each may
     /// park up to two magazines of objects, which the region adds on top of
     /// `obj_count`. 0 means one per CPU.
@@ -57,6 +62,7 @@ impl RegionParams {
             seg_size: 0,
             flags: RegionFlags::template(id),
             max_frags: 1,
+            align: 0,
             workers: 0,
         }
     }
@@ -76,6 +82,12 @@ impl RegionParams {
     /// Replaces the number of worker slots the region's cache will have.
     pub fn with_workers(mut self, workers: usize) -> Self {
         self.workers = workers;
+        self
+    }
+
+    /// Replaces the object alignment (0 = a cache line).
+    pub fn with_align(mut self, align: usize) -> Self {
+        self.align = align;
         self
     }
 
@@ -140,8 +152,14 @@ impl RegionParams {
         }
 
         let page = page_size();
+        if self.align != 0 && (!self.align.is_power_of_two() || self.align < 8 || self.align > page)
+        {
+            return Err(self.invalid("alignment must be a power of two from 8 to the page size"));
+        }
         let align = if f.contains(RegionFlags::GUARD) {
             page
+        } else if self.align != 0 {
+            self.align
         } else {
             CACHE_LINE
         };
@@ -173,15 +191,16 @@ impl RegionParams {
             })
             .ok_or_else(|| self.invalid("object count × object size exceeds 1 TiB"))?;
 
-        let seg_size = if f.contains(RegionFlags::MONOLITHIC) {
-            (want * obj_size).next_multiple_of(unit)
+        // Everything at once, in whole units: the segment of a MONOLITHIC or
+        // GUARD region, and the cap on a default segment (a small region
+        // does not need a whole default segment).
+        let whole = (want * obj_size).next_multiple_of(unit);
+        let seg_size = if f.intersects(RegionFlags::MONOLITHIC | RegionFlags::GUARD) {
+            whole
+        } else if self.seg_size == 0 {
+            DEFAULT_SEG_SIZE.next_multiple_of(unit).min(whole)
         } else {
-            let requested = if self.seg_size == 0 {
-                DEFAULT_SEG_SIZE
-            } else {
-                self.seg_size
-            };
-            requested.next_multiple_of(unit)
+            self.seg_size.next_multiple_of(unit)
         };
         if seg_size > MAX_SEG_SIZE && f.contains(RegionFlags::MONOLITHIC) {
             return Err(self.invalid("a MONOLITHIC region's single segment would exceed 64 MiB"));
@@ -376,6 +395,16 @@ mod tests {
                 "exceeds 16 MiB",
             ),
             (ok.clone().with_max_frags(0), "max_frags"),
+            (ok.clone().with_align(12), "alignment"),
+            (ok.clone().with_align(4), "alignment"),
+            (
+                RegionParams {
+                    obj_size: 64,
+                    obj_count: 1 << 33,
+                    ..ok.clone()
+                },
+                "2^32-1",
+            ),
             (ok.clone().with_max_frags(MAX_FRAGS + 1), "max_frags"),
             (
                 ok.clone().with_seg_size(MAX_SEG_SIZE + 1),

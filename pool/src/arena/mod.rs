@@ -1,0 +1,555 @@
+//! Arenas: the regions, caches and objects of one user of the pool, mapped
+//! into processes as one span (Skywalk's `skmem_arena`).
+//!
+//! Three kinds, as in the seed:
+//!
+//! * **nexus** ([`nexus`]) — the memory of one AF_XDP port: the packet pool
+//!   (whose BUF_DEF region is the UMEM), the rings, the TX-allocation and
+//!   RX-free slot descriptors, statistics, flow and nexus advisories, the
+//!   schema and the guards;
+//! * **NECP** ([`necp`]) — per-flow statistics: KSTATS objects mirrored
+//!   read-only into USTATS;
+//! * **system** ([`system`]) — the process-wide, read-only SYSCTLS region.
+//!
+//! The lifecycle is the seed's: an arena is created ACTIVE and registered
+//! ([`crate::stats`]); [`Arena`] is a counted reference (clone = retain,
+//! drop = release; the last one tears everything down and unregisters).
+//! [`Arena::map`] gives a [`ArenaMapping`]; redirecting every mapping makes
+//! the arena inactive, after which [`Arena::defunct`] releases the memory
+//! that mappers can no longer reach.
+
+pub mod necp;
+pub mod nexus;
+pub mod system;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::cache::lock;
+use crate::error::{Error, Result};
+use crate::mapper::{Span, SpanLayout};
+use crate::region::{Region, RegionId};
+use crate::stats::{self, ArenaStats};
+
+pub use necp::NecpState;
+pub use nexus::{NexusAdvisory, NexusAdvisoryKind, NexusParams, NexusState};
+pub use system::{Sysctls, SystemState};
+
+/// The three kinds of arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArenaKind {
+    /// An AF_XDP port's memory.
+    Nexus,
+    /// Per-flow statistics.
+    Necp,
+    /// Process-wide tunables.
+    System,
+}
+
+impl ArenaKind {
+    /// `nexus`, `necp` or `system`, as in arena names.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArenaKind::Nexus => "nexus",
+            ArenaKind::Necp => "necp",
+            ArenaKind::System => "system",
+        }
+    }
+}
+
+/// What each kind keeps beside the regions.
+#[derive(Debug)]
+pub(crate) enum KindState {
+    Nexus(NexusState),
+    Necp(NecpState),
+    System(SystemState),
+}
+
+/// One mapping's record in its arena (Skywalk's `skmem_arena_mmap_info`).
+#[derive(Debug, Clone)]
+pub(crate) struct MapRecord {
+    id: u64,
+    pid: i32,
+    size: usize,
+    redirected: bool,
+}
+
+/// The mutable part of an arena, behind its lock.
+#[derive(Debug)]
+pub(crate) struct ArenaState {
+    active: bool,
+    defunct: bool,
+    /// Every region, by id; `None` when absent or released.
+    pub(crate) regions: Vec<Option<Arc<Region>>>,
+    layout: SpanLayout,
+    maps: Vec<MapRecord>,
+    map_redirected: usize,
+    mapsize: usize,
+    pub(crate) kind: KindState,
+}
+
+impl ArenaState {
+    pub(crate) fn new(kind: KindState) -> Self {
+        Self {
+            active: false,
+            defunct: false,
+            regions: vec![None; RegionId::COUNT],
+            layout: SpanLayout::default(),
+            maps: Vec::new(),
+            map_redirected: 0,
+            mapsize: 0,
+            kind,
+        }
+    }
+
+    pub(crate) fn set(&mut self, id: RegionId, r: Arc<Region>) {
+        self.regions[id.index()] = Some(r);
+    }
+
+    pub(crate) fn region(&self, id: RegionId) -> Option<&Arc<Region>> {
+        self.regions[id.index()].as_ref()
+    }
+}
+
+/// The shared body of an arena.
+#[derive(Debug)]
+pub(crate) struct ArenaInner {
+    pub(crate) id: u64,
+    pub(crate) kind: ArenaKind,
+    pub(crate) name: String,
+    pub(crate) state: Mutex<ArenaState>,
+}
+
+impl Drop for ArenaInner {
+    fn drop(&mut self) {
+        // The last reference is gone: unregister, then tear down (dropping
+        // the state releases every region and cache still held).
+        stats::unregister(self.id);
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        st.active = false;
+        tracing::debug!(arena = %self.name, "arena destroyed");
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A counted reference to an arena: clone to retain, drop to release.
+#[derive(Debug, Clone)]
+pub struct Arena(pub(crate) Arc<ArenaInner>);
+
+impl Arena {
+    /// Builds an arena from a fully created state: finalizes the span
+    /// layout, marks it ACTIVE and registers it (the seed's
+    /// `skmem_arena_create_finalize` and the list insertion).
+    pub(crate) fn finalize(kind: ArenaKind, name: &str, mut state: ArenaState) -> Result<Arena> {
+        crate::failpoint::step("arena finalize")?;
+        state.layout = SpanLayout::new(&state.regions);
+        state.active = true;
+        let inner = Arc::new(ArenaInner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            kind,
+            name: format!("skmem.{}.{name}", kind.name()),
+            state: Mutex::new(state),
+        });
+        stats::register(&inner);
+        tracing::debug!(arena = %inner.name, "arena created");
+        Ok(Arena(inner))
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, ArenaState> {
+        lock(&self.0.state)
+    }
+
+    /// Process-unique id.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// `skmem.KIND.NAME`.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Which kind of arena.
+    pub fn kind(&self) -> ArenaKind {
+        self.0.kind
+    }
+
+    /// Retains the arena (a new counted reference).
+    pub fn retain(&self) -> Arena {
+        self.clone()
+    }
+
+    /// Releases this reference; true when it was the last one and the arena
+    /// was destroyed.
+    pub fn release(self) -> bool {
+        Arc::into_inner(self.0).is_some()
+    }
+
+    /// References held (the caller's included; mappings hold one each).
+    pub fn refcount(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
+    /// ACTIVE: mappable, not every mapping redirected.
+    pub fn is_active(&self) -> bool {
+        self.state().active
+    }
+
+    /// DEFUNCT: its redirectable memory has been released.
+    pub fn is_defunct(&self) -> bool {
+        self.state().defunct
+    }
+
+    /// Maps the arena into this process as one span (the seed's
+    /// `skmem_arena_mmap`). Refused with ENODEV unless ACTIVE and not
+    /// DEFUNCT.
+    pub fn map(&self) -> Result<ArenaMapping> {
+        let mut st = self.state();
+        if !st.active || st.defunct {
+            return Err(Error::ArenaNotActive {
+                arena: self.name().to_owned(),
+            });
+        }
+        if st.layout.size() == 0 {
+            return Err(Error::InvalidArenaParams {
+                arena: self.name().to_owned(),
+                rule: "the arena has no user-mappable region",
+            });
+        }
+        let span = Span::map(&st.layout)?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let size = span.size();
+        st.maps.push(MapRecord {
+            id,
+            pid: std::process::id() as i32,
+            size,
+            redirected: false,
+        });
+        if st.maps.len() == 1 {
+            st.mapsize = size;
+        }
+        drop(st);
+        tracing::debug!(arena = %self.name(), addr = ?span.addr(), size, "mapped");
+        Ok(ArenaMapping {
+            arena: self.clone(),
+            span: Some(span),
+            id,
+        })
+    }
+
+    /// Number of live mappings.
+    pub fn map_count(&self) -> usize {
+        self.state().maps.len()
+    }
+
+    /// Size of a mapping (the seed's `ar_mapsize`; 0 when unmapped).
+    pub fn map_size(&self) -> usize {
+        self.state().mapsize
+    }
+
+    /// The pids of the processes holding mappings, one per mapping.
+    pub fn mapped_pids(&self) -> Vec<i32> {
+        self.state().maps.iter().map(|m| m.pid).collect()
+    }
+
+    /// Size a span of this arena has.
+    pub fn span_size(&self) -> usize {
+        self.state().layout.size()
+    }
+
+    /// Offset of region `id` from the span's base: the sum of the sizes of
+    /// the present regions before it (the seed's
+    /// `skmem_arena_get_region_offset`, counting every present region, as
+    /// the seed does; user-mappable ones all precede the rest).
+    pub fn region_offset(&self, id: RegionId) -> usize {
+        let st = self.state();
+        st.regions[..id.index()]
+            .iter()
+            .flatten()
+            .map(|r| r.size())
+            .sum()
+    }
+
+    /// Region `id`, while the arena holds it.
+    pub fn region(&self, id: RegionId) -> Option<Arc<Region>> {
+        self.state().region(id).cloned()
+    }
+
+    /// Ids of the regions the arena holds now.
+    pub fn region_ids(&self) -> Vec<RegionId> {
+        let st = self.state();
+        RegionId::ALL
+            .iter()
+            .copied()
+            .filter(|&id| st.region(id).is_some())
+            .collect()
+    }
+
+    /// (total bytes, bytes in use) over the regions held (the seed's
+    /// `skmem_arena_get_stats`).
+    pub fn mem_stats(&self) -> (usize, usize) {
+        let st = self.state();
+        st.regions
+            .iter()
+            .flatten()
+            .fold((0, 0), |(t, u), r| (t + r.size(), u + r.mem_inuse()))
+    }
+
+    /// Total bytes of the regions held.
+    pub fn mem_total(&self) -> usize {
+        self.mem_stats().0
+    }
+
+    /// Bytes of the segments in use in the regions held.
+    pub fn mem_inuse(&self) -> usize {
+        self.mem_stats().1
+    }
+
+    /// Trims every cache of the arena to its working set, or (`purge`)
+    /// empties them, the per-worker magazines included.
+    pub fn reap(&self, purge: bool) {
+        let st = self.state();
+        match &st.kind {
+            KindState::Nexus(n) => n.reap(purge),
+            KindState::Necp(n) => n.reap(purge),
+            KindState::System(_) => {}
+        }
+    }
+
+    /// Defuncts the arena (the seed's `skmem_arena_defunct`): EALREADY when
+    /// done, EBUSY while ACTIVE; otherwise purges the caches and releases
+    /// the memory mappers can no longer reach, keeping the schema and guards.
+    pub fn defunct(&self) -> Result<()> {
+        let mut st = self.state();
+        if st.defunct {
+            return Err(Error::AlreadyDefunct {
+                arena: self.name().to_owned(),
+            });
+        }
+        if st.active {
+            return Err(Error::ArenaActive {
+                arena: self.name().to_owned(),
+            });
+        }
+        let st = &mut *st;
+        match &mut st.kind {
+            KindState::Nexus(n) => {
+                n.reap(true);
+                n.teardown_for_defunct(&mut st.regions);
+            }
+            KindState::Necp(n) => n.reap(true),
+            // Nothing to release for a system arena during defunct.
+            KindState::System(_) => {}
+        }
+        st.defunct = true;
+        tracing::debug!(arena = %self.name(), "arena defunct");
+        Ok(())
+    }
+
+    /// Removes a mapping's record (the seed's `skmem_arena_munmap_common`);
+    /// true when the postponed defunct must happen now.
+    fn unmap_record(&self, map_id: u64) -> bool {
+        let mut st = self.state();
+        let Some(pos) = st.maps.iter().position(|m| m.id == map_id) else {
+            return false;
+        };
+        let rec = st.maps.remove(pos);
+        if st.maps.is_empty() {
+            st.mapsize = 0;
+        }
+        if rec.redirected {
+            st.map_redirected -= 1;
+            false
+        } else if st.map_redirected != 0 && st.map_redirected == st.maps.len() {
+            // Every other mapping was redirected but the arena stayed active
+            // because of this one: finish the postponed work.
+            st.active = false;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A statistics snapshot.
+    pub fn stats(&self) -> ArenaStats {
+        stats::snapshot(self)
+    }
+
+    /// The nexus part, for nexus arenas (runs `f` under the arena lock).
+    pub fn with_nexus<R>(&self, f: impl FnOnce(&NexusState) -> R) -> Option<R> {
+        match &self.state().kind {
+            KindState::Nexus(n) => Some(f(n)),
+            _ => None,
+        }
+    }
+
+    /// The NECP part, for NECP arenas (runs `f` under the arena lock).
+    pub fn with_necp<R>(&self, f: impl FnOnce(&NecpState) -> R) -> Option<R> {
+        match &self.state().kind {
+            KindState::Necp(n) => Some(f(n)),
+            _ => None,
+        }
+    }
+
+    /// The system part, for system arenas (runs `f` under the arena lock).
+    pub fn with_system<R>(&self, f: impl FnOnce(&SystemState) -> R) -> Option<R> {
+        match &self.state().kind {
+            KindState::System(s) => Some(f(s)),
+            _ => None,
+        }
+    }
+
+    /// Adds `cnt` (may be negative) to the count of users that keep the
+    /// slot descriptors alive through a defunct (the seed's
+    /// `skmem_arena_nexus_sd_set_noidle`). Nexus arenas only.
+    pub fn sd_set_noidle(&self, cnt: i32) -> Result<()> {
+        let mut st = self.state();
+        match &mut st.kind {
+            KindState::Nexus(n) => n.set_noidle(cnt, self.name()),
+            _ => Err(Error::InvalidArenaParams {
+                arena: self.name().to_owned(),
+                rule: "slot descriptors exist only in nexus arenas",
+            }),
+        }
+    }
+
+    /// True when nothing keeps the slot descriptors alive (the seed's
+    /// `skmem_arena_nexus_sd_idle`); always true for other kinds.
+    pub fn sd_idle(&self) -> bool {
+        match &self.state().kind {
+            KindState::Nexus(n) => n.noidle() == 0,
+            _ => true,
+        }
+    }
+
+    pub(crate) fn map_records(&self) -> Vec<(i32, usize, bool)> {
+        self.state()
+            .maps
+            .iter()
+            .map(|m| (m.pid, m.size, m.redirected))
+            .collect()
+    }
+}
+
+/// A mapping of an arena into this process: one contiguous span, unmapped
+/// when dropped. Holds a reference on the arena.
+#[derive(Debug)]
+pub struct ArenaMapping {
+    arena: Arena,
+    /// `None` once unmapped.
+    span: Option<Span>,
+    id: u64,
+}
+
+impl ArenaMapping {
+    /// The arena mapped.
+    pub fn arena(&self) -> &Arena {
+        &self.arena
+    }
+
+    /// Base address of the span (null once unmapped).
+    pub fn addr(&self) -> *mut u8 {
+        self.span
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |s| s.addr())
+    }
+
+    /// Size of the span (0 once unmapped).
+    pub fn size(&self) -> usize {
+        self.span.as_ref().map_or(0, |s| s.size())
+    }
+
+    /// Address and size of region `id` in this span.
+    pub fn region(&self, id: RegionId) -> Option<(*mut u8, usize)> {
+        self.span.as_ref()?.region(id)
+    }
+
+    /// Is the span still mapped?
+    pub fn is_mapped(&self) -> bool {
+        self.span.is_some()
+    }
+
+    /// Unmaps the span now (the seed's `skmem_arena_munmap`); dropping the
+    /// mapping does the same. If every other mapping was redirected, the
+    /// postponed defunct happens here.
+    pub fn unmap(&mut self) {
+        if self.span.take().is_some() && self.arena.unmap_record(self.id) {
+            if let Err(e) = self.arena.defunct() {
+                tracing::warn!(arena = %self.arena.name(), error = %e, "postponed defunct failed");
+            }
+        }
+    }
+
+    /// The span's bytes of region `id`, copied (reads of a mapping that may
+    /// be redirected or written by others at any time).
+    pub fn read_region(&self, id: RegionId, offset: usize, out: &mut [u8]) -> Result<()> {
+        let span = self.span.as_ref().ok_or(Error::NotMapped {
+            arena: self.arena.name().to_owned(),
+        })?;
+        let (p, size) = span.readable(id).ok_or(Error::RegionMisuse {
+            region: id,
+            rule: "not a readable region of this span",
+        })?;
+        if offset.checked_add(out.len()).is_none_or(|e| e > size) {
+            return Err(Error::RegionMisuse {
+                region: id,
+                rule: "read past the end of the region",
+            });
+        }
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: p+offset+i lies inside the region's part of the span
+            // (checked above), which is readable (`readable` refuses
+            // guards) and stays mapped while `self` lives.
+            *b = unsafe { std::ptr::read_volatile(p.add(offset + i)) };
+        }
+        Ok(())
+    }
+
+    /// Was this mapping redirected?
+    pub fn is_redirected(&self) -> bool {
+        self.arena
+            .state()
+            .maps
+            .iter()
+            .any(|m| m.id == self.id && m.redirected)
+    }
+
+    /// Redirects this mapping (the seed's `skmem_arena_mredirect`): every
+    /// region without NOREDIRECT now reads as zero pages, protections kept.
+    /// EALREADY the second time, ENXIO when no longer mapped. Returns true
+    /// when this was the last mapping still active: the arena is now
+    /// inactive and ready for [`Arena::defunct`].
+    pub fn redirect(&self) -> Result<bool> {
+        let name = || self.arena.name().to_owned();
+        let mut st = self.arena.state();
+        let (Some(span), Some(pos)) = (
+            self.span.as_ref(),
+            st.maps.iter().position(|m| m.id == self.id),
+        ) else {
+            return Err(Error::NotMapped { arena: name() });
+        };
+        if st.maps[pos].redirected {
+            return Err(Error::AlreadyRedirected { arena: name() });
+        }
+        span.redirect()?;
+        st.maps[pos].redirected = true;
+        st.map_redirected += 1;
+        let need_defunct = st.map_redirected == st.maps.len();
+        if need_defunct {
+            st.active = false;
+        }
+        drop(st);
+        tracing::debug!(arena = %self.arena.name(), need_defunct, "mapping redirected");
+        Ok(need_defunct)
+    }
+}
+
+impl Drop for ArenaMapping {
+    fn drop(&mut self) {
+        // Settle the arena's books (and finish a postponed defunct, like the
+        // seed's channel unmap); the span unmaps itself.
+        self.unmap();
+    }
+}

@@ -1,0 +1,122 @@
+//! The NECP arena: per-flow statistics (Skywalk's
+//! `skmem_arena_create_for_necp`).
+//!
+//! KSTATS objects are the owner's; each is mirrored, read-only, by the
+//! USTATS object of the same index, which mappers read. KSTATS is served by
+//! a cache without magazines whose constructor zeroes a fresh object.
+
+use std::sync::Arc;
+
+use super::{Arena, ArenaKind, ArenaState, KindState};
+use crate::cache::{Cache, CacheParams};
+use crate::error::{Error, Result};
+use crate::region::{Region, RegionFlags, RegionId, RegionParams};
+
+/// What an NECP arena keeps beside its regions.
+#[derive(Debug)]
+pub struct NecpState {
+    kstats_cache: Arc<Cache>,
+}
+
+impl NecpState {
+    /// The KSTATS cache (no magazines, with a constructor).
+    pub fn kstats_cache(&self) -> &Arc<Cache> {
+        &self.kstats_cache
+    }
+
+    pub(crate) fn reap(&self, purge: bool) {
+        if purge {
+            self.kstats_cache.purge();
+        } else {
+            self.kstats_cache.reap();
+        }
+    }
+}
+
+/// The seed's rules for the two statistics regions.
+fn check(ustats: &RegionParams, kstats: &RegionParams) -> Result<()> {
+    let rule = |region, rule| Err(Error::InvalidRegionParams { region, rule });
+    if ustats.id != RegionId::UStats {
+        return rule(ustats.id, "the user statistics region must be USTATS");
+    }
+    if kstats.id != RegionId::KStats {
+        return rule(kstats.id, "the owner statistics region must be KSTATS");
+    }
+    if !ustats.flags.contains(RegionFlags::MMAPOK) {
+        return rule(RegionId::UStats, "must be MMAPOK (user-mappable)");
+    }
+    if kstats.flags.contains(RegionFlags::MMAPOK) {
+        return rule(RegionId::KStats, "must not be MMAPOK (owner-private)");
+    }
+    for (id, p) in [(RegionId::UStats, ustats), (RegionId::KStats, kstats)] {
+        if p.flags.contains(RegionFlags::SHAREOK) {
+            return rule(id, "must not be SHAREOK");
+        }
+    }
+    let (u, k) = (ustats.configure()?, kstats.configure()?);
+    if u.seg_size != k.seg_size
+        || u.seg_count != k.seg_count
+        || u.obj_size != k.obj_size
+        || u.obj_count != k.obj_count
+    {
+        return rule(
+            RegionId::UStats,
+            "USTATS and KSTATS geometries differ (segment size and count, object size and count)",
+        );
+    }
+    Ok(())
+}
+
+impl Arena {
+    /// Creates an NECP arena named `skmem.necp.NAME`.
+    pub fn create_necp(name: &str, ustats: &RegionParams, kstats: &RegionParams) -> Result<Arena> {
+        check(ustats, kstats)?;
+        let u = Region::create(name, ustats)?;
+        let k = Region::create(name, kstats)?;
+        Region::mirror(&k, u.clone())?;
+        let size = k.geometry().obj_size;
+        let cache = Cache::new(
+            k.clone(),
+            CacheParams {
+                no_magazines: true,
+                ..CacheParams::new(format!("kstats.{name}"))
+            }
+            .with_constructor(move |_, bytes: &mut [u8]| {
+                debug_assert_eq!(bytes.len(), size);
+                bytes.fill(0);
+            }),
+        )?;
+        let mut st = ArenaState::new(KindState::Necp(NecpState {
+            kstats_cache: cache,
+        }));
+        st.set(RegionId::UStats, u);
+        st.set(RegionId::KStats, k);
+        Arena::finalize(ArenaKind::Necp, name, st)
+    }
+
+    /// NECP: allocates one flow's statistics object (its index in KSTATS
+    /// and USTATS).
+    pub fn alloc_flow_stats(&self) -> Result<u32> {
+        let c = self.with_necp(|n| n.kstats_cache.clone()).ok_or_else(|| {
+            Error::InvalidArenaParams {
+                arena: self.name().to_owned(),
+                rule: "flow statistics exist only in NECP arenas",
+            }
+        })?;
+        c.alloc().ok_or(Error::RegionExhausted {
+            region: RegionId::KStats,
+            segments: c.region().geometry().seg_count,
+        })
+    }
+
+    /// NECP: frees one flow's statistics object.
+    pub fn free_flow_stats(&self, idx: u32) -> Result<()> {
+        let c = self.with_necp(|n| n.kstats_cache.clone()).ok_or_else(|| {
+            Error::InvalidArenaParams {
+                arena: self.name().to_owned(),
+                rule: "flow statistics exist only in NECP arenas",
+            }
+        })?;
+        c.free(idx)
+    }
+}

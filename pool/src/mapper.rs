@@ -1,0 +1,154 @@
+//! The mapper: an arena's user-mappable regions stitched into one
+//! contiguous span (Skywalk's `IOSKArena`/`IOSKMapper`).
+//!
+//! [`SpanLayout`] is computed once, when an arena is finalized: every
+//! MMAPOK region in [`RegionId`] order, each at the sum of the sizes before
+//! it — so `region_offset(id)` is both the seed's arithmetic and the real
+//! offset inside every mapping. A [`Span`] reserves the whole range as
+//! inaccessible memory, then maps each region over its part with
+//! `MAP_FIXED`: guards stay inaccessible, UREADONLY regions are read-only.
+//! Redirecting a span replaces every region without NOREDIRECT with
+//! anonymous zero pages of the same protection.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::region::{Region, RegionFlags, RegionId, View};
+use crate::sys::{Mapping, Protection};
+
+/// One region's place in a span.
+#[derive(Debug, Clone)]
+pub struct SpanEntry {
+    /// Which region.
+    pub id: RegionId,
+    /// Offset from the span's base.
+    pub offset: usize,
+    /// Bytes.
+    pub size: usize,
+    /// What a mapper may do with it.
+    pub prot: Protection,
+    /// Whether a redirect replaces it (no NOREDIRECT flag).
+    pub redirectable: bool,
+    /// The region, for its memfd.
+    pub region: Arc<Region>,
+}
+
+/// Where each user-mappable region sits in a span.
+#[derive(Debug, Clone, Default)]
+pub struct SpanLayout {
+    entries: Vec<SpanEntry>,
+    size: usize,
+}
+
+impl SpanLayout {
+    /// Lays out the MMAPOK regions among `regions` (indexed by id).
+    pub fn new(regions: &[Option<Arc<Region>>]) -> Self {
+        let mut entries = Vec::new();
+        let mut offset = 0;
+        for (i, r) in regions.iter().enumerate() {
+            let Some(r) = r else { continue };
+            if !r.flags().contains(RegionFlags::MMAPOK) {
+                continue;
+            }
+            let id = RegionId::from_index(i).unwrap_or(r.id());
+            entries.push(SpanEntry {
+                id,
+                offset,
+                size: r.size(),
+                prot: r.protection(View::User),
+                redirectable: !r.flags().contains(RegionFlags::NOREDIRECT),
+                region: r.clone(),
+            });
+            offset += r.size();
+        }
+        Self {
+            entries,
+            size: offset,
+        }
+    }
+
+    /// Total bytes of a span.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The regions, in span order.
+    pub fn entries(&self) -> &[SpanEntry] {
+        &self.entries
+    }
+
+    /// The entry for `id`, if that region is in the span.
+    pub fn entry(&self, id: RegionId) -> Option<&SpanEntry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+}
+
+/// One live span in this process: the reservation plus every region mapped
+/// into it. Unmapped when dropped.
+#[derive(Debug)]
+pub struct Span {
+    reservation: Mapping,
+    /// Offsets, sizes and protections of what is mapped (kept after the
+    /// arena drops its regions, e.g. when defunct).
+    entries: Vec<(RegionId, usize, usize, Protection, bool)>,
+}
+
+impl Span {
+    /// Maps `layout` into this process.
+    pub fn map(layout: &SpanLayout) -> Result<Span> {
+        let reservation = Mapping::inaccessible(layout.size())?;
+        for e in layout.entries() {
+            if let Some(fd) = e.region.fd() {
+                reservation.overlay_shared(e.offset, e.size, e.prot, fd)?;
+            }
+            // Guards have no fd: they stay part of the inaccessible
+            // reservation.
+        }
+        Ok(Span {
+            reservation,
+            entries: layout
+                .entries()
+                .iter()
+                .map(|e| (e.id, e.offset, e.size, e.prot, e.redirectable))
+                .collect(),
+        })
+    }
+
+    /// Overlays every redirectable region with zero pages, keeping its
+    /// protection.
+    pub fn redirect(&self) -> Result<()> {
+        for &(_, offset, size, prot, redirectable) in &self.entries {
+            if redirectable {
+                self.reservation.overlay_zero(offset, size, prot)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Base address.
+    pub fn addr(&self) -> *mut u8 {
+        self.reservation.as_ptr()
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> usize {
+        self.reservation.len()
+    }
+
+    /// Address and size of region `id` when a mapper may read it (not a
+    /// guard).
+    pub fn readable(&self, id: RegionId) -> Option<(*mut u8, usize)> {
+        self.entries
+            .iter()
+            .find(|e| e.0 == id && e.3 != Protection::None)
+            .map(|&(_, off, size, ..)| (self.addr().wrapping_add(off), size))
+    }
+
+    /// Address and size of region `id` inside the span.
+    pub fn region(&self, id: RegionId) -> Option<(*mut u8, usize)> {
+        self.entries
+            .iter()
+            .find(|e| e.0 == id)
+            .map(|&(_, off, size, ..)| (self.addr().wrapping_add(off), size))
+    }
+}
