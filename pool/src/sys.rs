@@ -117,7 +117,9 @@ impl Mapping {
         Ok(Self::from_raw(ptr, len, prot))
     }
 
-    /// Reserves `len` bytes of inaccessible anonymous memory (guards).
+    /// Reserves `len` bytes of inaccessible anonymous memory (guards, span
+    /// reservations), labelled `[anon:skmem]` in `/proc/PID/maps` where
+    /// the kernel supports anonymous VMA names.
     pub fn inaccessible(len: usize) -> Result<Self> {
         // SAFETY: as in `shared`, the kernel picks a fresh range.
         let ptr = unsafe {
@@ -129,6 +131,7 @@ impl Mapping {
             )
         }
         .map_err(|e| Error::sys("mmap(anonymous)", e))?;
+        name_anonymous(ptr, len);
         Ok(Self::from_raw(ptr, len, Protection::None))
     }
 
@@ -206,6 +209,7 @@ impl Mapping {
         // SAFETY: as in `overlay_shared`.
         unsafe { mmap_anonymous(at, len, prot.flags(), MapFlags::PRIVATE | MapFlags::FIXED) }
             .map_err(|e| Error::sys("mmap(MAP_FIXED, anonymous)", e))?;
+        name_anonymous(at, len);
         Ok(())
     }
 }
@@ -219,6 +223,26 @@ impl Drop for Mapping {
             tracing::error!(len = self.len, error = %e, "munmap failed");
         }
     }
+}
+
+/// Labels an anonymous range `skmem` in `/proc/PID/maps`, so tools (and
+/// the leak tests) can tell skmem's reservations from the allocator's.
+/// Best effort: kernels without CONFIG_ANON_VMA_NAME refuse, harmlessly.
+fn name_anonymous(ptr: *mut std::ffi::c_void, len: usize) {
+    const PR_SET_VMA: libc::c_int = 0x5356_4d41;
+    const PR_SET_VMA_ANON_NAME: libc::c_ulong = 0;
+    static NAME: &[u8] = b"skmem\0";
+    // SAFETY: prctl only reads the NUL-terminated name and labels the range
+    // [ptr, ptr+len), which this module just mapped; no memory is touched.
+    let _ = unsafe {
+        libc::prctl(
+            PR_SET_VMA,
+            PR_SET_VMA_ANON_NAME,
+            ptr as libc::c_ulong,
+            len as libc::c_ulong,
+            NAME.as_ptr() as libc::c_ulong,
+        )
+    };
 }
 
 /// Is the process-wide expedited membarrier available? Registered once.

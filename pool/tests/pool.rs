@@ -1,0 +1,289 @@
+//! The packet pool: packets, buffers, buflets, metadata, and bad input.
+
+use std::collections::HashSet;
+
+use skmem::pool::{PacketPool, PoolParams, UserMeta, META_SIZE};
+use skmem::region::{RegionFlags, RegionId};
+use skmem::Error;
+
+fn params(packets: usize) -> PoolParams {
+    PoolParams {
+        packets,
+        workers: 1,
+        ..PoolParams::default()
+    }
+}
+
+#[test]
+fn single_buffer_pools_bind_buffer_i_to_packet_i_both_ways_in_o1() {
+    let pool = PacketPool::create("p", &params(256)).unwrap();
+    assert!(!pool.on_demand());
+    assert_eq!(pool.buf_size(), 2048);
+    let bufs = pool.region(RegionId::BufDef).unwrap();
+    assert_eq!(bufs.geometry().obj_count, pool.packet_count());
+    let mut w = pool.worker().unwrap();
+    let mut seen = HashSet::new();
+    for _ in 0..300 {
+        let p = w.alloc().unwrap();
+        assert!(seen.insert(p));
+        let addr = pool.buf_addr(p).unwrap();
+        assert_eq!(addr, p as u64 * 2048);
+        assert_eq!(pool.packet_of_addr(addr).unwrap(), p);
+        // Any byte inside the buffer (headroom, data) names the same packet.
+        assert_eq!(pool.packet_of_addr(addr + 2047).unwrap(), p);
+        assert_eq!(pool.buffers(p).unwrap(), vec![p]);
+        assert_eq!(pool.meta(p).unwrap().buf_addr, addr);
+    }
+    assert_eq!(pool.packets_in_use(), 300);
+    for p in seen {
+        w.free(p).unwrap();
+    }
+    assert_eq!(pool.packets_in_use(), 0);
+}
+
+#[test]
+fn addresses_and_indices_from_outside_are_refused_not_trusted() {
+    let pool = PacketPool::create("bad", &params(64)).unwrap();
+    let end = pool.region(RegionId::BufDef).unwrap().size() as u64;
+    assert!(matches!(
+        pool.packet_of_addr(end),
+        Err(Error::ObjectOutOfRange { .. })
+    ));
+    assert!(pool.packet_of_addr(u64::MAX).is_err());
+    assert!(pool.buf_addr(u32::MAX).is_err());
+    assert!(pool.meta(u32::MAX).is_err());
+    assert!(pool.write_buffer(0, 2040, &[0; 16]).is_err());
+    assert!(pool.write_buffer(0, usize::MAX, &[0; 1]).is_err());
+    assert!(pool.read_buffer(u32::MAX, 0, &mut [0; 1]).is_err());
+}
+
+#[test]
+fn double_free_and_never_allocated_packets_are_counted_drops() {
+    let pool = PacketPool::create("df", &params(64)).unwrap();
+    let mut w = pool.worker().unwrap();
+    let p = w.alloc().unwrap();
+    w.free(p).unwrap();
+    let e = w.free(p).unwrap_err();
+    assert!(
+        matches!(e, Error::NotAllocated { index, .. } if index == p),
+        "{e}"
+    );
+    assert!(w.free(u32::MAX).is_err());
+    assert_eq!(pool.refused_frees(), 2);
+    // A batch with bad entries frees the good ones and reports the first bad.
+    let mut pkts = [0u32; 4];
+    assert_eq!(w.alloc_batch(&mut pkts), 4);
+    let batch = [pkts[0], pkts[1], pkts[1], 99_999, pkts[2], pkts[3]];
+    assert!(w.free_batch(&batch).is_err());
+    assert_eq!(pool.refused_frees(), 4);
+    assert_eq!(pool.packets_in_use(), 0);
+}
+
+#[test]
+fn metadata_round_trips_and_is_reset_for_a_fresh_packet() {
+    let pool = PacketPool::create("meta", &params(64)).unwrap();
+    let mut w = pool.worker().unwrap();
+    let p = w.alloc().unwrap();
+    let m = UserMeta {
+        len: 60,
+        data_off: 256,
+        buf_addr: pool.buf_addr(p).unwrap(),
+        flags: 1,
+        nfrags: 0,
+        timestamp_ns: 123_456_789,
+    };
+    pool.set_meta(p, &m).unwrap();
+    assert_eq!(pool.meta(p).unwrap(), m);
+    // The metadata lives in UMD, the user-visible mirror of KMD.
+    let umd = pool.region(RegionId::Umd).unwrap();
+    assert!(umd.flags().contains(RegionFlags::MIRRORED));
+    assert_eq!(umd.geometry().obj_size, META_SIZE);
+    w.free(p).unwrap();
+    pool.metadata_cache().purge();
+    drop(w);
+    pool.reap(true);
+    let mut w = pool.worker().unwrap();
+    let q = w.alloc().unwrap();
+    assert_eq!(q, p, "lowest object first after a purge");
+    assert_eq!(pool.meta(q).unwrap().len, 0, "constructed afresh");
+}
+
+#[test]
+fn buffers_carry_bytes() {
+    let pool = PacketPool::create("bytes", &params(64)).unwrap();
+    let mut w = pool.worker().unwrap();
+    let p = w.alloc().unwrap();
+    pool.write_buffer(p, 100, b"abc").unwrap();
+    let mut out = [0u8; 3];
+    pool.read_buffer(p, 100, &mut out).unwrap();
+    assert_eq!(&out, b"abc");
+}
+
+#[test]
+fn on_demand_pools_chain_buflets_up_to_max_frags() {
+    let pool = PacketPool::create(
+        "od",
+        &PoolParams {
+            max_frags: 3,
+            buffers: 128,
+            ..params(64)
+        },
+    )
+    .unwrap();
+    assert!(pool.on_demand());
+    for id in [RegionId::Kbft, RegionId::Ubft] {
+        assert!(pool.region(id).is_some(), "{id}");
+    }
+    let mut w = pool.worker().unwrap();
+    let p = w.alloc().unwrap();
+    assert!(pool.buf_addr(p).is_err(), "no buffer until one is attached");
+    let b0 = pool.attach_buffer(p).unwrap();
+    let b1 = pool.attach_buffer(p).unwrap();
+    let b2 = pool.attach_buffer(p).unwrap();
+    assert_eq!(pool.buffers(p).unwrap(), vec![b0, b1, b2]);
+    let e = pool.attach_buffer(p).unwrap_err();
+    assert!(e.to_string().contains("max_frags"), "{e}");
+    for b in [b0, b1, b2] {
+        assert_eq!(pool.packet_of_addr(pool.buf_addr_of(b) + 7).unwrap(), p);
+    }
+    assert_eq!(pool.buf_addr(p).unwrap(), pool.buf_addr_of(b0));
+    let bufs = pool.region(RegionId::BufDef).unwrap().clone();
+    w.free(p).unwrap();
+    // Freed buffers belong to nobody.
+    assert!(pool.packet_of_addr(pool.buf_addr_of(b1)).is_err());
+    assert!(pool.attach_buffer(p).is_err(), "p is free");
+    pool.reap(true);
+    drop(w);
+    pool.reap(true);
+    assert_eq!(bufs.segs_in_use(), 0);
+}
+
+#[test]
+fn owner_only_pools_have_nothing_user_visible() {
+    let pool = PacketPool::create(
+        "oo",
+        &PoolParams {
+            owner_only: true,
+            ..params(64)
+        },
+    )
+    .unwrap();
+    assert!(pool.region(RegionId::Umd).is_none());
+    for r in pool.regions() {
+        assert!(!r.flags().contains(RegionFlags::MMAPOK), "{}", r.name());
+    }
+}
+
+#[test]
+fn large_buffers_come_from_their_own_region() {
+    let pool = PacketPool::create(
+        "large",
+        &PoolParams {
+            large_buf_size: 16384,
+            large_buffers: 8,
+            ..params(64)
+        },
+    )
+    .unwrap();
+    let r = pool.region(RegionId::BufLarge).unwrap();
+    assert!(r.flags().contains(RegionFlags::SHAREOK));
+    let b = pool.alloc_large().unwrap();
+    pool.free_large(b).unwrap();
+    assert!(pool.free_large(b).is_err());
+    let plain = PacketPool::create("plain", &params(64)).unwrap();
+    assert!(plain.alloc_large().is_none());
+    assert!(plain.free_large(0).is_err());
+}
+
+#[test]
+fn truncated_buffers_need_not_be_powers_of_two() {
+    let e = PacketPool::create(
+        "t",
+        &PoolParams {
+            buf_size: 3000,
+            ..params(64)
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("power of two"), "{e}");
+    let pool = PacketPool::create(
+        "t",
+        &PoolParams {
+            buf_size: 3000,
+            truncated_buf: true,
+            ..params(64)
+        },
+    )
+    .unwrap();
+    assert_eq!(pool.buf_size(), 3008, "cache-line rounded only");
+}
+
+#[test]
+fn every_invalid_pool_parameter_is_named() {
+    let cases: Vec<(PoolParams, &str)> = vec![
+        (params(0), "at least one packet"),
+        (
+            PoolParams {
+                buf_size: 256,
+                ..params(8)
+            },
+            "512 B to 32 KiB",
+        ),
+        (
+            PoolParams {
+                buf_size: 65536,
+                ..params(8)
+            },
+            "512 B to 32 KiB",
+        ),
+        (
+            PoolParams {
+                max_frags: 0,
+                ..params(8)
+            },
+            "max_frags",
+        ),
+        (
+            PoolParams {
+                max_frags: 65,
+                ..params(8)
+            },
+            "max_frags",
+        ),
+        (
+            PoolParams {
+                buffers: 9,
+                ..params(8)
+            },
+            "buffers must equal packets",
+        ),
+        (
+            PoolParams {
+                buffers: 4,
+                max_frags: 2,
+                ..params(8)
+            },
+            "at least one buffer per packet",
+        ),
+        (
+            PoolParams {
+                large_buffers: 4,
+                ..params(8)
+            },
+            "both a size and a count",
+        ),
+        (
+            PoolParams {
+                large_buf_size: 1024,
+                large_buffers: 4,
+                ..params(8)
+            },
+            "larger than default",
+        ),
+    ];
+    for (p, words) in cases {
+        let e = PacketPool::create("bad", &p).unwrap_err();
+        assert!(matches!(e, Error::InvalidRegionParams { .. }), "{e}");
+        assert!(e.to_string().contains(words), "{e} lacks {words:?}");
+    }
+}
