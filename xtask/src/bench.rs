@@ -1,6 +1,7 @@
-//! `cargo xtask bench`: runs the cache micro-benchmark and rewrites its
-//! table in BENCHMARKS.md from criterion's own estimates, so the figures in
-//! the document are always the ones the last run measured.
+//! `cargo xtask bench`: runs the criterion benchmarks (object cache, arena
+//! lifecycle) and rewrites their tables in BENCHMARKS.md from criterion's
+//! own estimates, so the figures in the document are always the ones the
+//! last run measured.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -19,8 +20,34 @@ const CONTENDERS: &[&str] = &[
     "crossbeam-arrayqueue",
     "mutex-vec",
 ];
-const BEGIN: &str = "<!-- BEGIN cache table: written by `cargo xtask bench` -->";
-const END: &str = "<!-- END cache table -->";
+const BEGIN: &str = "<!-- BEGIN tables: written by `cargo xtask bench` -->";
+const END: &str = "<!-- END tables -->";
+/// Arena lifecycle benchmarks, in table order, with what each measures.
+const ARENA: &[(&str, &str)] = &[
+    (
+        "nexus-create-map-unmap-destroy",
+        "create + map + unmap + destroy",
+    ),
+    ("nexus-create-destroy", "create + destroy"),
+    ("nexus-map-unmap", "map + unmap"),
+    ("nexus-map-redirect-unmap", "map + redirect + unmap"),
+];
+
+/// Criterion's median for one benchmark, in nanoseconds per iteration.
+fn median_ns(root: &Path, path: &[&str]) -> Result<Option<f64>> {
+    let mut p = root.join("target/criterion");
+    for part in path {
+        p = p.join(part);
+    }
+    let p = p.join("new/estimates.json");
+    if !p.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
+    Ok(v["median"]["point_estimate"].as_f64())
+}
 
 /// One measured cell: objects per second (a get+put is one object).
 fn rate(root: &Path, workload: &str, contender: &str, threads: u32) -> Result<Option<f64>> {
@@ -39,8 +66,8 @@ fn rate(root: &Path, workload: &str, contender: &str, threads: u32) -> Result<Op
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
     };
-    let median_ns = read("estimates.json")?["median"]["point_estimate"]
-        .as_f64()
+    let t = threads.to_string();
+    let median_ns = median_ns(root, &[workload, contender, &t])?
         .ok_or_else(|| anyhow!("{workload}/{contender}/{threads}: no median"))?;
     let elements = read("benchmark.json")?["throughput"]["Elements"]
         .as_f64()
@@ -72,6 +99,8 @@ pub fn table(root: &Path) -> Result<String> {
     let mut out = String::new();
     let get = |w: &str, c: &str, t: u32| rate(root, w, c, t);
     writeln!(out, "Machine: {}.", machine())?;
+    writeln!(out)?;
+    writeln!(out, "### Object cache")?;
     writeln!(out)?;
     writeln!(
         out,
@@ -137,6 +166,29 @@ pub fn table(root: &Path) -> Result<String> {
             }
         }
     }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "### Arena lifecycle (default nexus arena: 4096 × 2 KiB buffers)"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "| operation | median |")?;
+    writeln!(out, "|---|---|")?;
+    for (name, what) in ARENA {
+        if let Some(ns) = median_ns(root, &["arena", name])? {
+            writeln!(out, "| {what} | {:.1} µs |", ns / 1e3)?;
+        }
+    }
+    writeln!(out)?;
+    let cycle = median_ns(root, &["arena", ARENA[0].0])?
+        .ok_or_else(|| anyhow!("no arena figures: run `cargo xtask bench`"))?;
+    let ok = cycle < 1e6;
+    writeln!(
+        out,
+        "- {} create + map + unmap + destroy: {:.0} µs < 1 ms",
+        if ok { "✅" } else { "❌" },
+        cycle / 1e3
+    )?;
     Ok(out)
 }
 
@@ -146,7 +198,7 @@ pub fn run(skip_run: bool) -> Result<()> {
     if !skip_run {
         cmd::run(
             "cargo bench",
-            &mut cmd::cargo(["bench", "-p", "skmem-bench", "--bench", "cache"]),
+            &mut cmd::cargo(["bench", "-p", "skmem-bench"]),
         )?;
     }
     let table = table(root)?;
