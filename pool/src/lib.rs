@@ -12,6 +12,12 @@
 //!   with Skywalk's ids, flags, rounding rules and mirroring;
 //! * [`cache`] — slab allocation over a region, with a lock-free per-worker
 //!   magazine layer and a depot; purge and reap;
+//! * [`pool`] — the packet pool: metadata, buffers (the UMEM), buflets;
+//! * [`arena`] — nexus, NECP and system arenas and their lifecycle (map,
+//!   redirect, defunct);
+//! * [`mapper`] — an arena's user-mappable regions as one contiguous span;
+//! * [`schema`] — the versioned layout page a mapper reads first;
+//! * [`stats`] — the registry of live arenas and their statistics;
 //! * [`sys`] — the memory syscalls, where the `unsafe` lives;
 //! * [`error`] — the one error type, with Skywalk's errno for each case.
 //!

@@ -17,6 +17,33 @@
 //! [`Arena::map`] gives a [`ArenaMapping`]; redirecting every mapping makes
 //! the arena inactive, after which [`Arena::defunct`] releases the memory
 //! that mappers can no longer reach.
+//!
+//! ```
+//! use skmem::arena::{Arena, NexusParams};
+//! use skmem::region::RegionId;
+//!
+//! // A nexus arena with Skywalk's defaults: 4096 packets of 2 KiB.
+//! let arena = Arena::create_nexus(&NexusParams::new("veth0q0"))?;
+//! let pool = arena.with_nexus(|n| n.rx_pool().cloned()).flatten().unwrap();
+//!
+//! // One handle per data-path thread.
+//! let mut worker = pool.worker()?;
+//! let pkt = worker.alloc().unwrap();
+//! pool.write_buffer(pkt, 0, b"hello")?;
+//! let umem_addr = pool.buf_addr(pkt)?; // what an AF_XDP descriptor carries
+//! assert_eq!(pool.packet_of_addr(umem_addr)?, pkt);
+//!
+//! // Map it as a mapper would: one span, regions in id order.
+//! let mapping = arena.map()?;
+//! let (bufs, _) = mapping.region(RegionId::BufDef).unwrap();
+//! assert_eq!(bufs as usize - mapping.addr() as usize, arena.region_offset(RegionId::BufDef));
+//! worker.free(pkt)?;
+//!
+//! // Redirect the only mapping: the arena goes inactive and may be defuncted.
+//! assert!(mapping.redirect()?);
+//! arena.defunct()?;
+//! # Ok::<(), skmem::Error>(())
+//! ```
 
 pub mod necp;
 pub mod nexus;
