@@ -1,0 +1,2 @@
+//! Layouts shared by skmem's eBPF programs and their loader (placeholder).
+#![no_std]
