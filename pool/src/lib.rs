@@ -40,6 +40,7 @@
 
 pub mod arena;
 pub mod cache;
+pub mod channel;
 pub mod error;
 #[doc(hidden)]
 pub mod failpoint;

@@ -90,14 +90,35 @@ impl Default for PoolParams {
     }
 }
 
-/// Whether a packet is out of the pool.
+/// Where a packet is: kept in its owner-private metadata, so that every
+/// frame can be accounted for and a descriptor naming a frame that is not
+/// where the ring says is caught.
 #[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum PacketState {
     /// In the pool (in a cache).
     Free = 0,
-    /// Handed out.
+    /// Handed out to the application.
     Allocated = 1,
+    /// Given to the kernel for RX: in the fill ring or the RX ring.
+    Fill = 2,
+    /// Given to the kernel for TX: in the TX ring or the completion ring.
+    Tx = 3,
+    /// Parked in a channel's slot descriptors (RX-free or TX-allocation
+    /// path), on its way back to the rings.
+    Staged = 4,
+}
+
+impl PacketState {
+    fn from_u32(v: u32) -> PacketState {
+        match v {
+            1 => PacketState::Allocated,
+            2 => PacketState::Fill,
+            3 => PacketState::Tx,
+            4 => PacketState::Staged,
+            _ => PacketState::Free,
+        }
+    }
 }
 
 /// Byte offsets inside a KMD object (owner-private).
@@ -458,16 +479,43 @@ impl PacketPool {
         self.kmd.obj_ptr(pkt)
     }
 
-    fn state(&self, pkt: PacketIndex) -> Result<PacketState> {
+    /// Where packet `pkt` is.
+    pub fn state(&self, pkt: PacketIndex) -> Result<PacketState> {
         let p = self.kmd_ptr(pkt)?;
         // SAFETY: `p` is object `pkt` of KMD, inside the owner's view.
-        Ok(match unsafe { get_u32(p, kmd::STATE) } {
-            1 => PacketState::Allocated,
-            _ => PacketState::Free,
-        })
+        Ok(PacketState::from_u32(unsafe { get_u32(p, kmd::STATE) }))
     }
 
-    fn set_state(&self, pkt: PacketIndex, s: PacketState) {
+    /// Moves `pkt` from state `from` to `to`; false (and nothing changed)
+    /// when it is not in `from` — a descriptor that lies.
+    #[inline]
+    pub(crate) fn transition(&self, pkt: PacketIndex, from: PacketState, to: PacketState) -> bool {
+        let Ok(p) = self.kmd_ptr(pkt) else {
+            return false;
+        };
+        // SAFETY: `p` is KMD object `pkt`, owner-private and read-write.
+        unsafe {
+            if get_u32(p, kmd::STATE) != from as u32 {
+                return false;
+            }
+            put_u32(p, kmd::STATE, to as u32);
+        }
+        true
+    }
+
+    /// Counts the packets in each state (a walk over KMD: for accounting,
+    /// not for the data path).
+    pub fn state_counts(&self) -> [u64; 5] {
+        let mut c = [0u64; 5];
+        for pkt in 0..self.packet_count() {
+            if let Ok(s) = self.state(pkt) {
+                c[s as usize] += 1;
+            }
+        }
+        c
+    }
+
+    pub(crate) fn set_state(&self, pkt: PacketIndex, s: PacketState) {
         if let Ok(p) = self.kmd_ptr(pkt) {
             // SAFETY: as in `state`; KMD is owner-private and read-write.
             unsafe { put_u32(p, kmd::STATE, s as u32) }
@@ -478,7 +526,7 @@ impl PacketPool {
     fn check_allocated(&self, pkt: PacketIndex) -> Result<()> {
         match self.state(pkt) {
             Ok(PacketState::Allocated) => Ok(()),
-            Ok(PacketState::Free) => {
+            Ok(_) => {
                 self.refused_frees.fetch_add(1, Ordering::Relaxed);
                 Err(Error::NotAllocated {
                     cache: self.kmd_cache.name().to_owned(),
@@ -799,6 +847,33 @@ impl PoolWorker {
         self.pool.release_buflets(pkt);
         self.pool.set_state(pkt, PacketState::Free);
         self.kmd.free(pkt)
+    }
+
+    /// Allocates up to `out.len()` packets straight into state `to`.
+    pub(crate) fn alloc_batch_as(&mut self, out: &mut [PacketIndex], to: PacketState) -> usize {
+        let n = self.kmd.alloc_batch(out);
+        for &p in &out[..n] {
+            self.pool.set_state(p, to);
+        }
+        n
+    }
+
+    /// Returns `pkts`, each in state `from`, to the pool; the ones not in
+    /// `from` are refused and counted.
+    pub(crate) fn free_batch_from(&mut self, pkts: &[PacketIndex], from: PacketState) -> usize {
+        let mut freed = 0;
+        let mut burst = self.kmd.burst();
+        for &p in pkts {
+            if !self.pool.transition(p, from, PacketState::Free) {
+                self.pool.refused_frees.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            self.pool.release_buflets(p);
+            if burst.free(p).is_ok() {
+                freed += 1;
+            }
+        }
+        freed
     }
 
     /// Frees a batch; refused packets are skipped and counted, and the

@@ -88,7 +88,7 @@ impl ArenaKind {
 /// What each kind keeps beside the regions.
 #[derive(Debug)]
 pub(crate) enum KindState {
-    Nexus(NexusState),
+    Nexus(Box<NexusState>),
     Necp(NecpState),
     System(SystemState),
 }

@@ -19,7 +19,7 @@ use crate::cache::{Cache, CacheParams};
 use crate::error::{Error, Result};
 use crate::pool::{PacketPool, PoolParams};
 use crate::region::{Region, RegionFlags, RegionId, RegionParams};
-use crate::schema::{self, RegionEntryInfo, SchemaArenaKind, SchemaInfo};
+use crate::schema::{self, RegionEntryInfo, RingInfo, RingKind, SchemaArenaKind, SchemaInfo};
 use crate::sys::page_size;
 
 /// Kinds of nexus advisory (the seed's flowswitch and netif advisories).
@@ -299,6 +299,9 @@ pub struct NexusState {
     nexus_advisory: Option<NexusAdvisory>,
     /// Users keeping the slot descriptors alive through a defunct.
     ksd_noidle: i32,
+    /// The schema's object in SCHEMA, and the rings it describes.
+    schema_obj: Option<u32>,
+    rings: [Option<RingInfo>; RingKind::COUNT],
 }
 
 impl NexusState {
@@ -589,7 +592,7 @@ impl Arena {
             });
         }
         check_flags(p)?;
-        let mut st = ArenaState::new(KindState::Nexus(NexusState::default()));
+        let mut st = ArenaState::new(KindState::Nexus(Box::default()));
         let mut n = NexusState::default();
         pool_setup(p, &mut st, &mut n)?;
 
@@ -679,17 +682,42 @@ impl Arena {
             })?),
             None => None,
         };
-        st.kind = KindState::Nexus(n);
+        n.schema_obj = schema_obj;
+        st.kind = KindState::Nexus(Box::new(n));
         let arena = Arena::finalize(ArenaKind::Nexus, &p.name, st)?;
-        if let Some(obj) = schema_obj {
-            arena.write_schema(obj)?;
-        }
+        arena.write_schema()?;
         Ok(arena)
     }
 
-    /// Writes the schema object describing this arena's span.
-    fn write_schema(&self, obj: u32) -> Result<()> {
+    /// Records where a channel's rings sit in the span and rewrites the
+    /// schema so mappers find them.
+    pub fn set_schema_rings(&self, rings: [Option<RingInfo>; RingKind::COUNT]) -> Result<()> {
+        {
+            let mut st = self.state();
+            match &mut st.kind {
+                KindState::Nexus(n) => n.rings = rings,
+                _ => {
+                    return Err(Error::InvalidArenaParams {
+                        arena: self.name().to_owned(),
+                        rule: "rings exist only in nexus arenas",
+                    })
+                }
+            }
+        }
+        self.write_schema()
+    }
+
+    /// Writes the schema object describing this arena's span (nothing for
+    /// an arena without a schema).
+    fn write_schema(&self) -> Result<()> {
         let st = self.state();
+        let (obj, rings) = match &st.kind {
+            KindState::Nexus(n) => match n.schema_obj {
+                Some(obj) => (obj, n.rings),
+                None => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
         let layout = &st.layout;
         let info = SchemaInfo {
             kind: SchemaArenaKind::Nexus,
@@ -713,7 +741,7 @@ impl Arena {
                     }
                 })
                 .collect(),
-            rings: Default::default(),
+            rings,
         };
         let schema = st.region(RegionId::Schema).ok_or(Error::RegionMisuse {
             region: RegionId::Schema,

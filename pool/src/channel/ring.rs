@@ -1,0 +1,260 @@
+//! The four AF_XDP rings: single-producer/single-consumer queues shared
+//! with the kernel.
+//!
+//! Each ring is `entries` descriptors plus a producer and a consumer index
+//! (free-running `u32`s) and a flags word, at the offsets the kernel gives
+//! (`XDP_MMAP_OFFSETS`). We keep cached copies of the kernel's index, as
+//! libxdp does, so most operations touch no shared cache line: the kernel's
+//! index is re-read only when the cached view says the ring is full (for a
+//! producer) or empty (for a consumer). Publishing is a Release store;
+//! reading the other side is an Acquire load.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rustix::net::xdp::XdpRingOffset;
+
+/// `XDP_RING_NEED_WAKEUP` in a ring's flags word.
+const NEED_WAKEUP: u32 = 1;
+
+/// An RX/TX descriptor (`struct xdp_desc`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XdpDesc {
+    /// UMEM address of the frame's data.
+    pub addr: u64,
+    /// Bytes of data.
+    pub len: u32,
+    /// Options (`XDP_PKT_CONTD` for all but the last fragment).
+    pub options: u32,
+}
+
+/// `XDP_PKT_CONTD`: more fragments of this packet follow.
+pub const XDP_PKT_CONTD: u32 = 1;
+
+/// Where a mapped ring's parts are.
+#[derive(Debug)]
+pub(crate) struct RingMem {
+    producer: *const AtomicU32,
+    consumer: *const AtomicU32,
+    flags: *const AtomicU32,
+    desc: *mut u8,
+    mask: u32,
+    size: u32,
+}
+
+// SAFETY: the pointers target a ring mapping that the owning Channel keeps
+// mapped for the ring's life; the index words are only touched atomically
+// and each descriptor slot is owned by one side at a time (the ring
+// protocol), so moving the handle between threads is sound.
+unsafe impl Send for RingMem {}
+
+impl RingMem {
+    /// The ring whose mapping starts at `base`.
+    ///
+    /// # Safety
+    /// `base` must be the start of a live mapping of this ring, at least
+    /// `off.desc + entries * desc_size` bytes, that outlives the value;
+    /// `entries` must be the ring's (power-of-two) size.
+    pub(crate) unsafe fn new(base: *mut u8, off: &XdpRingOffset, entries: u32) -> Self {
+        let at = |o: u64| base.wrapping_add(o as usize);
+        Self {
+            producer: at(off.producer).cast(),
+            consumer: at(off.consumer).cast(),
+            // Kernels before 5.4 have no flags word; ours all do, but keep
+            // a harmless default.
+            flags: at(off.flags.unwrap_or(off.producer)).cast(),
+            desc: at(off.desc),
+            mask: entries - 1,
+            size: entries,
+        }
+    }
+
+    #[inline(always)]
+    fn producer(&self) -> &AtomicU32 {
+        // SAFETY: `new`'s contract: the word lies in the live mapping and
+        // is 4-aligned (the kernel's layout).
+        unsafe { &*self.producer }
+    }
+
+    #[inline(always)]
+    fn consumer(&self) -> &AtomicU32 {
+        // SAFETY: as for `producer`.
+        unsafe { &*self.consumer }
+    }
+
+    /// Does the kernel ask for a syscall to make progress?
+    #[inline(always)]
+    pub(crate) fn needs_wakeup(&self) -> bool {
+        // SAFETY: as for `producer`.
+        unsafe { &*self.flags }.load(Ordering::Relaxed) & NEED_WAKEUP != 0
+    }
+
+    /// Entries.
+    pub(crate) fn size(&self) -> u32 {
+        self.size
+    }
+}
+
+/// The side of a ring we produce into (fill, TX).
+#[derive(Debug)]
+pub(crate) struct Producer {
+    mem: RingMem,
+    cached_prod: u32,
+    /// Kernel consumer index + ring size: the first slot we may not use.
+    cached_cons: u32,
+}
+
+impl Producer {
+    pub(crate) fn new(mem: RingMem) -> Self {
+        let cached_prod = mem.producer().load(Ordering::Relaxed);
+        let cached_cons = mem
+            .consumer()
+            .load(Ordering::Acquire)
+            .wrapping_add(mem.size);
+        Self {
+            mem,
+            cached_prod,
+            cached_cons,
+        }
+    }
+
+    /// Free slots, refreshing the kernel's consumer index only when the
+    /// cached view has fewer than `want`.
+    #[inline]
+    pub(crate) fn free(&mut self, want: u32) -> u32 {
+        let free = self.cached_cons.wrapping_sub(self.cached_prod);
+        if free >= want {
+            return free;
+        }
+        self.cached_cons = self
+            .mem
+            .consumer()
+            .load(Ordering::Acquire)
+            .wrapping_add(self.mem.size);
+        self.cached_cons.wrapping_sub(self.cached_prod)
+    }
+
+    /// Writes `vals` into the next slots (the caller checked `free`), and
+    /// publishes them.
+    #[inline]
+    fn push<T: Copy>(&mut self, vals: &[T]) {
+        debug_assert!(vals.len() as u32 <= self.cached_cons.wrapping_sub(self.cached_prod));
+        for (i, v) in vals.iter().enumerate() {
+            let idx = self.cached_prod.wrapping_add(i as u32) & self.mem.mask;
+            // SAFETY: idx <= mask < size, so the slot lies in the descriptor
+            // array of the live mapping; slots between the kernel's consumer
+            // and our producer index are ours to write (ring protocol), and
+            // descriptors are naturally aligned in the kernel's layout.
+            unsafe { std::ptr::write_volatile(self.mem.desc.cast::<T>().add(idx as usize), *v) };
+        }
+        self.cached_prod = self.cached_prod.wrapping_add(vals.len() as u32);
+        self.mem
+            .producer()
+            .store(self.cached_prod, Ordering::Release);
+    }
+
+    /// Pushes UMEM addresses (fill ring); returns how many fit.
+    #[inline]
+    pub(crate) fn push_addrs(&mut self, addrs: &[u64]) -> usize {
+        let n = (self.free(addrs.len() as u32) as usize).min(addrs.len());
+        self.push(&addrs[..n]);
+        n
+    }
+
+    /// Pushes descriptors (TX ring); returns how many fit.
+    #[inline]
+    pub(crate) fn push_descs(&mut self, descs: &[XdpDesc]) -> usize {
+        let n = (self.free(descs.len() as u32) as usize).min(descs.len());
+        self.push(&descs[..n]);
+        n
+    }
+
+    /// Does the kernel want a syscall?
+    pub(crate) fn needs_wakeup(&self) -> bool {
+        self.mem.needs_wakeup()
+    }
+
+    /// Entries we produced that the kernel has not consumed yet.
+    pub(crate) fn outstanding(&self) -> u32 {
+        self.cached_prod
+            .wrapping_sub(self.mem.consumer().load(Ordering::Acquire))
+    }
+
+    /// Ring size.
+    pub(crate) fn size(&self) -> u32 {
+        self.mem.size()
+    }
+}
+
+/// The side of a ring we consume from (completion, RX).
+#[derive(Debug)]
+pub(crate) struct Consumer {
+    mem: RingMem,
+    cached_prod: u32,
+    cached_cons: u32,
+}
+
+impl Consumer {
+    pub(crate) fn new(mem: RingMem) -> Self {
+        let cached_cons = mem.consumer().load(Ordering::Relaxed);
+        let cached_prod = mem.producer().load(Ordering::Acquire);
+        Self {
+            mem,
+            cached_prod,
+            cached_cons,
+        }
+    }
+
+    /// Entries available, refreshing the kernel's producer index only when
+    /// the cached view is short of `want`.
+    #[inline]
+    fn available(&mut self, want: u32) -> u32 {
+        let n = self.cached_prod.wrapping_sub(self.cached_cons);
+        if n >= want {
+            return n;
+        }
+        self.cached_prod = self.mem.producer().load(Ordering::Acquire);
+        self.cached_prod.wrapping_sub(self.cached_cons)
+    }
+
+    #[inline]
+    fn pop<T: Copy + Default>(&mut self, out: &mut [T]) -> usize {
+        let n = (self.available(out.len() as u32) as usize).min(out.len());
+        for (i, o) in out[..n].iter_mut().enumerate() {
+            let idx = self.cached_cons.wrapping_add(i as u32) & self.mem.mask;
+            // SAFETY: as in `Producer::push`: the slot is in the live
+            // descriptor array, and slots between our consumer and the
+            // kernel's producer index are ours to read.
+            *o = unsafe { std::ptr::read_volatile(self.mem.desc.cast::<T>().add(idx as usize)) };
+        }
+        self.cached_cons = self.cached_cons.wrapping_add(n as u32);
+        if n > 0 {
+            self.mem
+                .consumer()
+                .store(self.cached_cons, Ordering::Release);
+        }
+        n
+    }
+
+    /// Takes completed UMEM addresses; returns how many.
+    #[inline]
+    pub(crate) fn pop_addrs(&mut self, out: &mut [u64]) -> usize {
+        self.pop(out)
+    }
+
+    /// Takes received descriptors; returns how many.
+    #[inline]
+    pub(crate) fn pop_descs(&mut self, out: &mut [XdpDesc]) -> usize {
+        self.pop(out)
+    }
+
+    /// Entries waiting (refreshes the kernel's index).
+    pub(crate) fn pending(&mut self) -> u32 {
+        self.available(u32::MAX)
+    }
+
+    /// Ring size.
+    pub(crate) fn size(&self) -> u32 {
+        self.mem.size()
+    }
+}
