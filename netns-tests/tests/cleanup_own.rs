@@ -1,0 +1,22 @@
+//! `cleanup_own_process` removes every namespace of this process. It gets a
+//! test binary of its own: in a shared one it would remove the pairs of
+//! tests running in parallel.
+
+mod common;
+
+use skmem_netns_tests::{cleanup_own_process, NetnsPair, Side};
+
+#[test]
+fn cleanup_own_process_removes_pairs_that_were_never_dropped() {
+    skmem_netns_tests::require_root!();
+    let pair = NetnsPair::new().unwrap();
+    let (ns, ifs) = common::names(&pair);
+    assert!(pair.ns_path(Side::A).exists());
+    // Simulates a pair whose Drop never ran.
+    std::mem::forget(pair);
+    let removed = cleanup_own_process();
+    for n in &ns {
+        assert!(removed.contains(n), "{n} not in {removed:?}");
+    }
+    common::assert_gone(&ns, &ifs);
+}

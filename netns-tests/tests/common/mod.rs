@@ -1,0 +1,144 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use skmem_netns_tests::{NetnsPair, Receiver, RxFilter, SendReport, Sender, SequenceChecker, Side};
+
+/// Output of a command in the root namespace (panics if it fails).
+pub fn root_cmd(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Names listed by `ip netns list` (first word of each line).
+pub fn netns_list() -> Vec<String> {
+    root_cmd("ip", &["netns", "list"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// Interface names of the root namespace.
+pub fn root_ifnames() -> Vec<String> {
+    root_cmd("ip", &["-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+        .collect()
+}
+
+/// Asserts that nothing of a pair with these names is left.
+pub fn assert_gone(ns: &[String], ifs: &[String]) {
+    let list = netns_list();
+    let links = root_ifnames();
+    for n in ns {
+        assert!(!list.contains(n), "namespace {n} still listed: {list:?}");
+        assert!(
+            !std::path::Path::new("/var/run/netns").join(n).exists(),
+            "/var/run/netns/{n} still exists"
+        );
+    }
+    for i in ifs {
+        assert!(!links.contains(i), "interface {i} left in root namespace");
+    }
+}
+
+/// Names of both namespaces and both interfaces of `pair`.
+pub fn names(pair: &NetnsPair) -> (Vec<String>, Vec<String>) {
+    (
+        vec![
+            pair.ns_name(Side::A).to_owned(),
+            pair.ns_name(Side::B).to_owned(),
+        ],
+        vec![
+            pair.ifname(Side::A).to_owned(),
+            pair.ifname(Side::B).to_owned(),
+        ],
+    )
+}
+
+/// Result of [`transfer`].
+#[derive(Debug)]
+pub struct Transfer {
+    pub report: SendReport,
+    pub in_order: u64,
+    pub errors: Vec<String>,
+    pub rx_elapsed: Duration,
+    pub socket_drops: u32,
+}
+
+/// Sends `count` frames of `size` bytes from B to A, paced by `pace`
+/// (`Some(window)`, or `None` for a rate of `fps`), and checks with an
+/// AF_PACKET receiver on A that they arrive intact and in order.
+pub fn transfer(
+    pair: &NetnsPair,
+    size: usize,
+    count: u64,
+    window: Option<u64>,
+    fps: f64,
+) -> Transfer {
+    let spec = pair.frame_spec(Side::B, size).unwrap();
+    let mut rx = Receiver::open(pair, Side::A, RxFilter::udp_port(spec.dst_port)).unwrap();
+    let tx = Sender::open(pair, Side::B).unwrap();
+    let received = AtomicU64::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let rx_thread = s.spawn(|| {
+            let start = Instant::now();
+            let mut seq = SequenceChecker::new();
+            let mut errors = Vec::new();
+            let hard_deadline = start + Duration::from_secs(30);
+            while seq.next_expected() < count && Instant::now() < hard_deadline {
+                match rx.recv(Duration::from_millis(200)) {
+                    Ok(Some(f)) => {
+                        if let Err(e) = seq.check(f) {
+                            if errors.len() < 10 {
+                                errors.push(e.to_string());
+                            }
+                            break;
+                        }
+                        received.fetch_add(1, Ordering::Release);
+                    }
+                    // Idle: stop once the sender has finished and nothing
+                    // more arrives.
+                    Ok(None) if done.load(Ordering::Acquire) => break,
+                    Ok(None) => {}
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        break;
+                    }
+                }
+            }
+            let (_, drops) = rx.stats().unwrap();
+            (seq.next_expected(), errors, start.elapsed(), drops)
+        });
+        let report = match window {
+            Some(w) => tx.send_paced(
+                &spec,
+                count,
+                w,
+                || received.load(Ordering::Acquire),
+                Duration::from_secs(20),
+            ),
+            None => tx.send_rate(&spec, count, fps, Duration::from_secs(20)),
+        }
+        .unwrap();
+        done.store(true, Ordering::Release);
+        let (in_order, errors, rx_elapsed, socket_drops) = rx_thread.join().unwrap();
+        Transfer {
+            report,
+            in_order,
+            errors,
+            rx_elapsed,
+            socket_drops,
+        }
+    })
+}
