@@ -1,10 +1,78 @@
 //! `skmemctl`: the command-line face of skmem.
 //!
-//! Its subcommands (`stats`, `watch`, `fwd`, `demo`) land with their issues;
-//! today it reports what the library provides.
+//! Exit codes: 0 success; 1 failure (the message says what to do); 2 bad
+//! command line (clap's).
 
-fn main() {
-    println!("skmemctl {} (skmem library)", env!("CARGO_PKG_VERSION"));
-    println!("available now: regions and caches with per-worker magazines (library only)");
-    println!("not yet: stats, watch, fwd, demo");
+mod fwd;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Parser, Subcommand};
+
+/// Set by SIGINT/SIGTERM: every loop checks it and winds down cleanly.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `on_signal` is an `extern "C" fn(c_int)` that only stores
+        // to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+/// skmem's command-line tool.
+#[derive(Parser)]
+#[command(
+    name = "skmemctl",
+    version,
+    about = "skmem: an AF_XDP packet buffer pool on Skywalk's memory model"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Forward packets over AF_XDP on skmem's pool: rxdrop, txonly, l2fwd.
+    Fwd(fwd::FwdArgs),
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SKMEM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    install_signal_handlers();
+    let result = match cli.cmd {
+        Cmd::Fwd(args) => {
+            if !is_root() {
+                eprintln!("skmemctl fwd needs root (CAP_NET_ADMIN, CAP_BPF): run it with sudo");
+                return ExitCode::FAILURE;
+            }
+            fwd::run(args, &STOP)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skmemctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

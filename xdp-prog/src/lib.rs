@@ -1,7 +1,635 @@
-//! skmem's eBPF side: the XDP redirect program, the lifecycle uprobes and
-//! tracepoints, the `#[repr(C)]` layouts both sides share, and the aya
-//! loader.
+//! skmem's XDP program and its aya loader.
 //!
-//! Placeholder: the programs land with the AF_XDP data-path issue and the
-//! observation issue. `cargo xtask setup` already installs the toolchain they
-//! need (rust-src, bpf-linker 0.13 against the toolchain's LLVM).
+//! The program (`ebpf/`, built for `bpfel-unknown-none` by this crate's
+//! build script and embedded in it) runs on every frame an interface
+//! receives: frames that match the [`XdpFilter`] are redirected to the
+//! AF_XDP socket registered for their RX queue (see
+//! [`XdpProgram::add_socket`]), the others, and any frame of a queue with no
+//! socket, go on to the kernel stack. Per-CPU counters say what happened to
+//! each frame ([`XdpProgram::counters`]).
+//!
+//! ```no_run
+//! use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
+//!
+//! let filter = XdpFilter::new()
+//!     .with_ethertype(skmem_xdp::ETH_P_IP)
+//!     .with_udp_dst_ports(9000, 9099);
+//! let prog = XdpProgram::attach("veth0", AttachMode::Auto, Some(filter))?;
+//! println!("attached in {} mode", prog.mode());
+//! // ... bind an AF_XDP socket to queue 0, then:
+//! // prog.add_socket(0, xsk.as_fd())?;
+//! println!("{:?}", prog.counters()?);
+//! drop(prog); // detaches
+//! # Ok::<(), skmem_xdp::XdpError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+use std::error::Error as StdError;
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::os::fd::BorrowedFd;
+
+use aya::maps::{MapData, PerCpuArray, XskMap};
+use aya::programs::{Xdp, XdpMode};
+use aya::{include_bytes_aligned, Ebpf, EbpfLoader};
+use serde::Serialize;
+use tracing::{debug, info, warn};
+
+pub use skmem_xdp_common::{
+    XdpCounter, XdpFilter, COUNTERS_MAP, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, FILTER_GLOBAL,
+    IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PROGRAM_NAME, XDP_COUNTER_COUNT, XSKS_MAP,
+    XSKS_MAX_ENTRIES,
+};
+
+/// The XDP object built from `ebpf/` by the build script (empty when the
+/// build ran with `AYA_BUILD_SKIP=1`).
+static OBJECT: &[u8] = include_bytes_aligned!(env!("SKMEM_XDP_OBJECT"));
+
+/// Longest interface name the kernel accepts (`IFNAMSIZ` - 1).
+const IFNAME_MAX: usize = 15;
+
+/// How [`XdpProgram::attach`] attaches the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum AttachMode {
+    /// Native (driver, `XDP_FLAGS_DRV_MODE`): runs in the driver before an
+    /// skb exists. Fails if the driver has no XDP support or refuses the
+    /// configuration (veth: `ENOSPC` when the RX queues are fewer than the
+    /// peer's TX queues).
+    Native,
+    /// Generic (`XDP_FLAGS_SKB_MODE`): runs in the stack on an skb; works on
+    /// every device, slower.
+    Generic,
+    /// Native, and generic if native fails; [`XdpProgram::mode`] says which.
+    Auto,
+}
+
+/// The mode the program ended up attached in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum AttachedMode {
+    /// Native (driver) XDP.
+    Native,
+    /// Generic (skb) XDP.
+    Generic,
+}
+
+impl AttachedMode {
+    fn xdp_mode(self) -> XdpMode {
+        match self {
+            AttachedMode::Native => XdpMode::Driver,
+            AttachedMode::Generic => XdpMode::Skb,
+        }
+    }
+}
+
+impl fmt::Display for AttachedMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttachedMode::Native => "native",
+            AttachedMode::Generic => "generic",
+        })
+    }
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttachMode::Native => "native",
+            AttachMode::Generic => "generic",
+            AttachMode::Auto => "auto",
+        })
+    }
+}
+
+/// What went wrong. Every variant that comes from a system call carries the
+/// kernel's reason in its message (the whole chain of causes, including the
+/// verifier log for a load) and its errno in [`XdpError::errno`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum XdpError {
+    /// The name cannot be an interface name: empty, longer than 15 bytes or
+    /// containing a NUL byte.
+    #[error("{iface:?} is not a valid network interface name")]
+    InvalidInterfaceName {
+        /// The name given.
+        iface: String,
+    },
+    /// `if_nametoindex` found no such interface (in this thread's network
+    /// namespace).
+    #[error("network interface `{iface}` not found: {reason}")]
+    InterfaceNotFound {
+        /// The name given.
+        iface: String,
+        /// The kernel's error (usually `ENODEV`).
+        reason: io::Error,
+    },
+    /// This build of skmem-xdp embeds no XDP program (`AYA_BUILD_SKIP` was
+    /// set when it was built).
+    #[error("skmem-xdp was built without its XDP program (AYA_BUILD_SKIP was set)")]
+    ObjectMissing,
+    /// Creating the maps or loading the program into the kernel failed.
+    #[error("loading the XDP program for `{iface}` failed: {reason}")]
+    Load {
+        /// The interface it was meant for.
+        iface: String,
+        /// The kernel's reason (with the verifier log, if any).
+        reason: String,
+        /// The errno of the failing call, if one failed.
+        errno: Option<i32>,
+    },
+    /// Attaching in one mode failed.
+    #[error("attaching XDP to `{iface}` (ifindex {ifindex}) in {mode} mode failed: {reason}")]
+    Attach {
+        /// The interface.
+        iface: String,
+        /// Its index.
+        ifindex: u32,
+        /// The mode tried.
+        mode: AttachedMode,
+        /// The kernel's reason.
+        reason: String,
+        /// The errno of the failing call (e.g. `ENOSPC`, `EBUSY`).
+        errno: Option<i32>,
+    },
+    /// [`AttachMode::Auto`]: both native and generic attach failed.
+    #[error("attaching XDP to `{iface}` failed in auto mode: {native}; then {generic}")]
+    AutoAttach {
+        /// The interface.
+        iface: String,
+        /// Why native failed (an [`XdpError::Attach`]).
+        native: Box<XdpError>,
+        /// Why generic failed (an [`XdpError::Attach`]).
+        generic: Box<XdpError>,
+    },
+    /// An operation on one of the program's maps failed.
+    #[error("{op} on map {map} of the XDP program on `{iface}` failed: {reason}")]
+    Map {
+        /// The interface the program is attached to.
+        iface: String,
+        /// The map's name ([`XSKS_MAP`] or [`COUNTERS_MAP`]).
+        map: &'static str,
+        /// What was attempted, e.g. `"registering the socket of queue 3"`.
+        op: String,
+        /// The kernel's reason.
+        reason: String,
+        /// The errno of the failing call, if one failed.
+        errno: Option<i32>,
+    },
+}
+
+impl XdpError {
+    /// The kernel's errno behind the error, if a system call failed. For
+    /// [`XdpError::AutoAttach`] it is the generic attempt's (the last one).
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            XdpError::InterfaceNotFound { reason, .. } => reason.raw_os_error(),
+            XdpError::Load { errno, .. }
+            | XdpError::Attach { errno, .. }
+            | XdpError::Map { errno, .. } => *errno,
+            XdpError::AutoAttach { generic, .. } => generic.errno(),
+            XdpError::InvalidInterfaceName { .. } | XdpError::ObjectMissing => None,
+        }
+    }
+}
+
+/// The whole chain of causes of `err`, joined with `": "`, so a message
+/// that hides its source (aya's "`bpf_link_create` failed") still shows the
+/// kernel's reason.
+fn reason(err: &(dyn StdError + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // Some wrappers already print their source; do not say it twice.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// The first OS error code in the chain of causes of `err`.
+fn errno(err: &(dyn StdError + 'static)) -> Option<i32> {
+    let mut cause = Some(err);
+    while let Some(c) = cause {
+        if let Some(code) = c
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+        {
+            return Some(code);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// Counters summed over CPUs (see [`XdpCounter`] for their meaning).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct XdpCounters {
+    /// Frames the program ran on.
+    pub seen: u64,
+    /// Frames redirected to an AF_XDP socket.
+    pub redirected: u64,
+    /// Frames that matched but found no socket for their queue: passed.
+    pub passed: u64,
+    /// Frames that did not match the filter: passed.
+    pub filtered: u64,
+    /// Frames aborted (`XDP_ABORTED`).
+    pub aborted: u64,
+}
+
+/// The interface index of `iface` in the calling thread's network
+/// namespace.
+pub fn ifindex(iface: &str) -> Result<u32, XdpError> {
+    let invalid = || XdpError::InvalidInterfaceName {
+        iface: iface.to_owned(),
+    };
+    if iface.is_empty() || iface.len() > IFNAME_MAX {
+        return Err(invalid());
+    }
+    let name = CString::new(iface).map_err(|_| invalid())?;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(XdpError::InterfaceNotFound {
+            iface: iface.to_owned(),
+            reason: io::Error::last_os_error(),
+        });
+    }
+    Ok(index)
+}
+
+/// skmem's XDP program, loaded and attached to one interface.
+///
+/// Dropping it detaches the program and frees its maps (the AF_XDP sockets
+/// registered in it stay open: they belong to the caller).
+pub struct XdpProgram {
+    /// Owns the program and its link: the link is detached in `Drop`.
+    ebpf: Ebpf,
+    xsks: XskMap<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+    link: Option<aya::programs::xdp::XdpLinkId>,
+    iface: String,
+    ifindex: u32,
+    mode: AttachedMode,
+    filter: XdpFilter,
+}
+
+impl fmt::Debug for XdpProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XdpProgram")
+            .field("iface", &self.iface)
+            .field("ifindex", &self.ifindex)
+            .field("mode", &self.mode)
+            .field("filter", &self.filter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XdpProgram {
+    /// Loads the program with `filter` (`None`: every frame is offered to
+    /// AF_XDP) set as its read-only global, and attaches it to `iface` in
+    /// the calling thread's network namespace.
+    ///
+    /// [`AttachMode::Auto`] tries native first and falls back to generic,
+    /// logging why; [`XdpProgram::mode`] reports the outcome. Errors name
+    /// the interface and the mode tried and carry the kernel's reason, e.g.
+    /// `ENOSPC` for a veth whose RX queues are fewer than its peer's TX
+    /// queues, or `EBUSY`/`EEXIST` when another program is attached.
+    pub fn attach(
+        iface: &str,
+        mode: AttachMode,
+        filter: Option<XdpFilter>,
+    ) -> Result<XdpProgram, XdpError> {
+        let ifindex = ifindex(iface)?;
+        if OBJECT.is_empty() {
+            return Err(XdpError::ObjectMissing);
+        }
+        let filter = filter.unwrap_or(XdpFilter::DISABLED);
+        let load_err = |err: &(dyn StdError + 'static)| XdpError::Load {
+            iface: iface.to_owned(),
+            reason: reason(err),
+            errno: errno(err),
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(FILTER_GLOBAL, &filter, true)
+            .load(OBJECT)
+            .map_err(|e| load_err(&e))?;
+        let no_program = |reason| XdpError::Load {
+            iface: iface.to_owned(),
+            reason,
+            errno: None,
+        };
+        program_mut(&mut ebpf)
+            .map_err(no_program)?
+            .load()
+            .map_err(|e| load_err(&e))?;
+        debug!(iface, ifindex, ?filter, "XDP program loaded");
+
+        let map_err = |map: &'static str, err: &(dyn StdError + 'static)| XdpError::Map {
+            iface: iface.to_owned(),
+            map,
+            op: "opening".to_owned(),
+            reason: reason(err),
+            errno: errno(err),
+        };
+        // Maps first, so that nothing is left attached if one is missing.
+        let xsks = ebpf
+            .take_map(XSKS_MAP)
+            .ok_or_else(|| missing(XSKS_MAP))
+            .and_then(XskMap::try_from)
+            .map_err(|e| map_err(XSKS_MAP, &e))?;
+        let counters = ebpf
+            .take_map(COUNTERS_MAP)
+            .ok_or_else(|| missing(COUNTERS_MAP))
+            .and_then(PerCpuArray::try_from)
+            .map_err(|e| map_err(COUNTERS_MAP, &e))?;
+
+        let program = program_mut(&mut ebpf).map_err(no_program)?;
+        let (link, mode) = match mode {
+            AttachMode::Native => (
+                attach_in(program, iface, ifindex, AttachedMode::Native)?,
+                AttachedMode::Native,
+            ),
+            AttachMode::Generic => (
+                attach_in(program, iface, ifindex, AttachedMode::Generic)?,
+                AttachedMode::Generic,
+            ),
+            AttachMode::Auto => match attach_in(program, iface, ifindex, AttachedMode::Native) {
+                Ok(link) => (link, AttachedMode::Native),
+                Err(native) => {
+                    warn!(iface, error = %native, "native XDP attach failed; trying generic");
+                    match attach_in(program, iface, ifindex, AttachedMode::Generic) {
+                        Ok(link) => (link, AttachedMode::Generic),
+                        Err(generic) => {
+                            return Err(XdpError::AutoAttach {
+                                iface: iface.to_owned(),
+                                native: Box::new(native),
+                                generic: Box::new(generic),
+                            })
+                        }
+                    }
+                }
+            },
+        };
+        info!(iface, ifindex, %mode, ?filter, "XDP program attached");
+
+        Ok(XdpProgram {
+            ebpf,
+            xsks,
+            counters,
+            link: Some(link),
+            iface: iface.to_owned(),
+            ifindex,
+            mode,
+            filter,
+        })
+    }
+
+    /// The mode the program is attached in.
+    pub fn mode(&self) -> AttachedMode {
+        self.mode
+    }
+
+    /// The interface the program is attached to.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The index of [`XdpProgram::iface`].
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// The filter the program was loaded with ([`XdpFilter::DISABLED`] for
+    /// `None`).
+    pub fn filter(&self) -> XdpFilter {
+        self.filter
+    }
+
+    /// Registers the AF_XDP socket `xsk_fd` for RX queue `queue`: matching
+    /// frames received on that queue are redirected to it. Replaces any
+    /// socket registered for that queue. The socket must be bound to this
+    /// interface and queue (the kernel checks it is an AF_XDP socket; a
+    /// frame redirected to a socket bound elsewhere is dropped).
+    pub fn add_socket(&mut self, queue: u32, xsk_fd: BorrowedFd<'_>) -> Result<(), XdpError> {
+        self.xsks.set(queue, xsk_fd, 0).map_err(|e| XdpError::Map {
+            iface: self.iface.clone(),
+            map: XSKS_MAP,
+            op: format!("registering the AF_XDP socket of queue {queue}"),
+            reason: reason(&e),
+            errno: errno(&e),
+        })?;
+        debug!(iface = %self.iface, queue, "AF_XDP socket registered");
+        Ok(())
+    }
+
+    /// Unregisters the socket of RX queue `queue`: its frames go to the
+    /// stack again (counted as passed). Not an error if none was registered.
+    pub fn remove_socket(&mut self, queue: u32) -> Result<(), XdpError> {
+        self.xsks.unset(queue).map_err(|e| XdpError::Map {
+            iface: self.iface.clone(),
+            map: XSKS_MAP,
+            op: format!("unregistering the AF_XDP socket of queue {queue}"),
+            reason: reason(&e),
+            errno: errno(&e),
+        })?;
+        debug!(iface = %self.iface, queue, "AF_XDP socket unregistered");
+        Ok(())
+    }
+
+    /// The counters, each summed over every possible CPU.
+    pub fn counters(&self) -> Result<XdpCounters, XdpError> {
+        let read = |counter: XdpCounter| -> Result<u64, XdpError> {
+            let values = self
+                .counters
+                .get(&counter.index(), 0)
+                .map_err(|e| XdpError::Map {
+                    iface: self.iface.clone(),
+                    map: COUNTERS_MAP,
+                    op: format!("reading counter {counter:?}"),
+                    reason: reason(&e),
+                    errno: errno(&e),
+                })?;
+            Ok(values.iter().copied().fold(0u64, u64::wrapping_add))
+        };
+        Ok(XdpCounters {
+            seen: read(XdpCounter::Seen)?,
+            redirected: read(XdpCounter::Redirected)?,
+            passed: read(XdpCounter::Passed)?,
+            filtered: read(XdpCounter::Filtered)?,
+            aborted: read(XdpCounter::Aborted)?,
+        })
+    }
+
+    /// Detaches the program now, reporting a failure (dropping detaches
+    /// too, but can only log one).
+    pub fn detach(mut self) -> Result<(), XdpError> {
+        self.detach_link()
+    }
+
+    fn detach_link(&mut self) -> Result<(), XdpError> {
+        let Some(link) = self.link.take() else {
+            return Ok(());
+        };
+        let (iface, ifindex, mode) = (self.iface.clone(), self.ifindex, self.mode);
+        let program = program_mut(&mut self.ebpf).map_err(|e| XdpError::Attach {
+            iface: iface.clone(),
+            ifindex,
+            mode,
+            reason: format!("detaching: {e}"),
+            errno: None,
+        })?;
+        program.detach(link).map_err(|e| XdpError::Attach {
+            iface: iface.clone(),
+            ifindex,
+            mode,
+            reason: format!("detaching: {}", reason(&e)),
+            errno: errno(&e),
+        })?;
+        info!(iface, ifindex, %mode, "XDP program detached");
+        Ok(())
+    }
+}
+
+impl Drop for XdpProgram {
+    fn drop(&mut self) {
+        if let Err(err) = self.detach_link() {
+            warn!(error = %err, "detaching the XDP program failed");
+        }
+    }
+}
+
+/// The XDP program in a loaded object, or why it is not there.
+fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, String> {
+    ebpf.program_mut(PROGRAM_NAME)
+        .ok_or_else(|| format!("the object has no program named {PROGRAM_NAME}"))?
+        .try_into()
+        .map_err(|e| format!("{PROGRAM_NAME}: {}", reason(&e)))
+}
+
+fn missing(name: &str) -> aya::maps::MapError {
+    aya::maps::MapError::InvalidName {
+        name: name.to_owned(),
+    }
+}
+
+fn attach_in(
+    program: &mut Xdp,
+    iface: &str,
+    ifindex: u32,
+    mode: AttachedMode,
+) -> Result<aya::programs::xdp::XdpLinkId, XdpError> {
+    program
+        .attach_to_if_index(ifindex, mode.xdp_mode())
+        .map_err(|e| {
+            let errno = errno(&e);
+            let mut reason = reason(&e);
+            if let Some(hint) = attach_hint(errno, mode) {
+                reason.push_str(" (");
+                reason.push_str(hint);
+                reason.push(')');
+            }
+            XdpError::Attach {
+                iface: iface.to_owned(),
+                ifindex,
+                mode,
+                reason,
+                errno,
+            }
+        })
+}
+
+/// What an attach errno usually means (`bpf_link_create` has no room for
+/// the kernel's own explanation, which only netlink's extack carries).
+fn attach_hint(errno: Option<i32>, mode: AttachedMode) -> Option<&'static str> {
+    match (errno?, mode) {
+        (libc::ENOSPC, AttachedMode::Native) => {
+            Some("veth: native XDP needs at least as many RX queues as the peer has TX queues")
+        }
+        (libc::EBUSY, _) => Some("another XDP program or link is attached in this mode"),
+        (libc::EEXIST, _) => Some(
+            "an XDP program is attached in the other mode; native and generic exclude each other",
+        ),
+        (libc::EOPNOTSUPP, AttachedMode::Native) => Some("the driver has no native XDP support"),
+        (libc::ERANGE, _) => Some("the MTU is too large for XDP on this device"),
+        _ => None,
+    }
+}
+
+// The AF_XDP channel hands the program to its own threads.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<XdpProgram>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] io::Error);
+
+    #[test]
+    fn reason_walks_the_chain_and_finds_errno() {
+        let err = Outer(io::Error::from_raw_os_error(libc::ENOSPC));
+        let text = reason(&err);
+        assert!(text.starts_with("outer: "), "{text}");
+        assert!(text.contains("os error 28"), "{text}");
+        assert_eq!(errno(&err), Some(libc::ENOSPC));
+        assert_eq!(errno(&io::Error::other("no code")), None);
+    }
+
+    #[test]
+    fn names_are_checked_before_the_kernel() {
+        for bad in ["", "sixteen-chars-xx", "a\0b"] {
+            assert!(matches!(
+                ifindex(bad),
+                Err(XdpError::InvalidInterfaceName { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn errors_render_mode_and_hint() {
+        assert_eq!(AttachedMode::Native.to_string(), "native");
+        assert_eq!(AttachMode::Auto.to_string(), "auto");
+        assert!(attach_hint(Some(libc::ENOSPC), AttachedMode::Native)
+            .unwrap()
+            .contains("RX queues"));
+        assert_eq!(attach_hint(Some(libc::ENOSPC), AttachedMode::Generic), None);
+        assert_eq!(attach_hint(None, AttachedMode::Native), None);
+        let err = XdpError::AutoAttach {
+            iface: "eth9".into(),
+            native: Box::new(XdpError::ObjectMissing),
+            generic: Box::new(XdpError::Attach {
+                iface: "eth9".into(),
+                ifindex: 9,
+                mode: AttachedMode::Generic,
+                reason: "nope".into(),
+                errno: Some(libc::EEXIST),
+            }),
+        };
+        assert_eq!(err.errno(), Some(libc::EEXIST));
+        assert!(err.to_string().contains("generic mode failed: nope"));
+    }
+
+    #[test]
+    fn counters_serialize() {
+        let c = XdpCounters {
+            seen: 3,
+            passed: 2,
+            filtered: 1,
+            ..XdpCounters::default()
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"seen":3,"redirected":0,"passed":2,"filtered":1,"aborted":0}"#
+        );
+    }
+}

@@ -54,6 +54,18 @@ enum Task {
 /// `--all-targets` leaves them out.
 const TEST_STEPS: &[(&str, &[&str])] = &[
     ("fmt", &["fmt", "--all", "--", "--check"]),
+    // The eBPF crate is its own workspace (it builds for bpfel-unknown-none),
+    // so `--all` does not reach it.
+    (
+        "fmt-ebpf",
+        &[
+            "fmt",
+            "--manifest-path",
+            "xdp-prog/ebpf/Cargo.toml",
+            "--",
+            "--check",
+        ],
+    ),
     (
         "clippy",
         &[
@@ -71,9 +83,9 @@ const TEST_STEPS: &[(&str, &[&str])] = &[
 
 /// The skmemctl subcommand that runs the live demo, once it exists.
 ///
-/// Today skmemctl has no `demo`, so it is run bare (it prints what exists)
-/// and a notice follows. When the demo lands, set this to `Some("demo")`:
-/// the notice then disappears by itself.
+/// Today skmemctl has no `demo`, so `--help` is shown (it lists what
+/// exists) and a notice follows. When the demo lands, set this to
+/// `Some("demo")`: the notice then disappears by itself.
 const SKMEMCTL_DEMO: Option<&str> = None;
 
 fn main() -> ExitCode {
@@ -131,15 +143,21 @@ fn demo(args: &[String]) -> Result<()> {
     setup::run()?;
     let mut cargo_args = vec!["run", "--release", "-p", "skmem-tools", "--bin", "skmemctl"];
     cargo_args.push("--");
-    cargo_args.extend(SKMEMCTL_DEMO);
-    cargo_args.extend(args.iter().map(String::as_str));
+    match SKMEMCTL_DEMO {
+        Some(sub) => {
+            cargo_args.push(sub);
+            cargo_args.extend(args.iter().map(String::as_str));
+        }
+        None => cargo_args.push("--help"),
+    }
     header(&args_line("cargo", &cargo_args));
     cmd::run("skmemctl", &mut cmd::cargo(&cargo_args))?;
     if SKMEMCTL_DEMO.is_none() {
         println!();
         println!("The live demo is not here yet: network namespaces with a veth pair,");
         println!("l2fwd over AF_XDP on the pool, and the eBPF observer arrive with");
-        println!("later issues. Above is what skmemctl offers today.");
+        println!("later issues. Above is what skmemctl offers today; `skmemctl fwd`");
+        println!("runs rxdrop, txonly or l2fwd on an interface you choose (root).");
     }
     Ok(())
 }

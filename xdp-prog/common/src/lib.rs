@@ -1,2 +1,233 @@
-//! Layouts shared by skmem's eBPF programs and their loader (placeholder).
+//! Layouts shared by skmem's XDP program (`skmem-xdp-ebpf`, built for
+//! `bpfel-unknown-none`) and its user-space loader (`skmem-xdp`).
+//!
+//! Everything here is `#[repr(C)]`, `Copy` and free of padding the compiler
+//! could choose, so both sides agree on every byte. Multi-byte fields are in
+//! **host byte order** (little-endian: the BPF target is `bpfel`, matching
+//! the x86-64/aarch64 hosts this runs on); the program converts the
+//! packet's network-order fields before comparing.
+//!
+//! With the `user` feature the types implement `aya::Pod`, so the loader can
+//! set them as globals and read them from maps. The eBPF crate never enables
+//! that feature and so never depends on aya.
 #![no_std]
+#![warn(missing_docs)]
+
+/// Name of the XDP program in the object file.
+pub const PROGRAM_NAME: &str = "skmem_xdp";
+/// Name of the `BPF_MAP_TYPE_XSKMAP` that maps an RX queue index to an
+/// AF_XDP socket.
+pub const XSKS_MAP: &str = "XSKS";
+/// Entries of [`XSKS_MAP`]: the highest RX queue index a socket can be
+/// registered for, plus one.
+pub const XSKS_MAX_ENTRIES: u32 = 64;
+/// Name of the `BPF_MAP_TYPE_PERCPU_ARRAY` of `u64` counters, indexed by
+/// [`XdpCounter`].
+pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Name of the read-only global (in `.rodata`) holding the [`XdpFilter`],
+/// set by the loader before the program is loaded.
+pub const FILTER_GLOBAL: &str = "FILTER";
+
+/// EtherType of IPv4 (host order).
+pub const ETH_P_IP: u16 = 0x0800;
+/// EtherType of IPv6 (host order).
+pub const ETH_P_IPV6: u16 = 0x86DD;
+/// EtherType of ARP (host order).
+pub const ETH_P_ARP: u16 = 0x0806;
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// Index of a counter in the per-CPU [`COUNTERS_MAP`] array.
+///
+/// Every frame the program sees bumps [`XdpCounter::Seen`] and exactly one
+/// of the others, so `seen == redirected + passed + filtered + aborted`
+/// (summed over CPUs, when no frame is in flight).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XdpCounter {
+    /// Every frame the program ran on.
+    Seen = 0,
+    /// Frames `bpf_redirect_map` sent to the AF_XDP socket registered for
+    /// their RX queue (the action was `XDP_REDIRECT`).
+    Redirected = 1,
+    /// Frames that matched the filter (or the filter is off) but had no
+    /// socket registered for their RX queue, so they went to the kernel
+    /// stack (`XDP_PASS`, the fallback action of the redirect).
+    Passed = 2,
+    /// Frames that did not match an enabled filter (including frames too
+    /// short to parse the headers the filter looks at): `XDP_PASS`.
+    Filtered = 3,
+    /// Frames the program answered with `XDP_ABORTED`. The program has no
+    /// abort path today (short or malformed frames are passed, not aborted;
+    /// see [`XdpCounter::Filtered`]); kept so the layout does not change if
+    /// one is added.
+    Aborted = 4,
+}
+
+impl XdpCounter {
+    /// Every counter, in index order.
+    pub const ALL: [XdpCounter; XDP_COUNTER_COUNT as usize] = [
+        XdpCounter::Seen,
+        XdpCounter::Redirected,
+        XdpCounter::Passed,
+        XdpCounter::Filtered,
+        XdpCounter::Aborted,
+    ];
+
+    /// The counter's index in [`COUNTERS_MAP`].
+    #[inline(always)]
+    pub const fn index(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Number of counters: the `max_entries` of [`COUNTERS_MAP`].
+pub const XDP_COUNTER_COUNT: u32 = 5;
+
+/// Which frames the XDP program hands to AF_XDP: the rest go to the kernel
+/// stack (`XDP_PASS`), so ARP and other control traffic keep working.
+///
+/// Set as the read-only global [`FILTER_GLOBAL`] before the program is
+/// loaded; the verifier then sees constants and prunes the unused checks.
+///
+/// All multi-byte fields are in host byte order. Each criterion is a
+/// wildcard when 0; a frame matches when every non-wildcard criterion holds:
+///
+/// - `ethertype`: the outer EtherType equals it (VLAN tags are not skipped,
+///   so a tagged frame's EtherType is 0x8100 or 0x88A8);
+/// - `ip_proto`: the frame is IPv4 or IPv6 and its protocol (IPv6: the fixed
+///   header's next header; extension headers are not walked) equals it;
+/// - `udp_port_lo` / `udp_port_hi`: the frame is unfragmented IPv4 or IPv6
+///   UDP and its destination port is `>= udp_port_lo` (0: no lower bound)
+///   and `<= udp_port_hi` (0: no upper bound). IPv4 fragments never match,
+///   so a fragmented datagram goes whole to the stack, which reassembles it.
+///
+/// A frame too short for a header a criterion needs does not match (it is
+/// counted as filtered and passed, never aborted). With `enabled == 0` the
+/// filter is off and every frame is offered to AF_XDP.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct XdpFilter {
+    /// Non-zero: the filter applies. Zero: every frame matches.
+    pub enabled: u8,
+    /// IP protocol (e.g. [`IPPROTO_UDP`]); 0 = any (and non-IP frames allowed).
+    pub ip_proto: u8,
+    /// EtherType in host order (e.g. [`ETH_P_IP`]); 0 = any.
+    pub ethertype: u16,
+    /// Lowest UDP destination port, host order; 0 = no lower bound.
+    pub udp_port_lo: u16,
+    /// Highest UDP destination port, host order; 0 = no upper bound.
+    pub udp_port_hi: u16,
+}
+
+// The layout both sides rely on: 8 bytes, no implicit padding.
+const _: () = {
+    assert!(core::mem::size_of::<XdpFilter>() == 8);
+    assert!(core::mem::align_of::<XdpFilter>() == 2);
+    assert!(core::mem::offset_of!(XdpFilter, enabled) == 0);
+    assert!(core::mem::offset_of!(XdpFilter, ip_proto) == 1);
+    assert!(core::mem::offset_of!(XdpFilter, ethertype) == 2);
+    assert!(core::mem::offset_of!(XdpFilter, udp_port_lo) == 4);
+    assert!(core::mem::offset_of!(XdpFilter, udp_port_hi) == 6);
+};
+
+impl XdpFilter {
+    /// The filter switched off: every frame is offered to AF_XDP.
+    pub const DISABLED: XdpFilter = XdpFilter {
+        enabled: 0,
+        ip_proto: 0,
+        ethertype: 0,
+        udp_port_lo: 0,
+        udp_port_hi: 0,
+    };
+
+    /// An enabled filter with every criterion a wildcard (matches every
+    /// frame); narrow it with the `with_*` methods.
+    pub const fn new() -> Self {
+        XdpFilter {
+            enabled: 1,
+            ..Self::DISABLED
+        }
+    }
+
+    /// Only frames with this EtherType (host order, e.g. [`ETH_P_IP`]).
+    pub const fn with_ethertype(mut self, ethertype: u16) -> Self {
+        self.ethertype = ethertype;
+        self
+    }
+
+    /// Only IPv4/IPv6 frames carrying this protocol (e.g. [`IPPROTO_UDP`]).
+    pub const fn with_ip_proto(mut self, ip_proto: u8) -> Self {
+        self.ip_proto = ip_proto;
+        self
+    }
+
+    /// Only unfragmented UDP frames whose destination port is in
+    /// `lo..=hi` (0 for `lo` or `hi`: that side is unbounded). Also sets
+    /// the IP protocol to UDP.
+    pub const fn with_udp_dst_ports(mut self, lo: u16, hi: u16) -> Self {
+        self.ip_proto = IPPROTO_UDP;
+        self.udp_port_lo = lo;
+        self.udp_port_hi = hi;
+        self
+    }
+
+    /// True when the filter is on.
+    pub const fn is_enabled(&self) -> bool {
+        self.enabled != 0
+    }
+
+    /// True when the UDP destination port range constrains anything.
+    pub const fn has_port_range(&self) -> bool {
+        self.udp_port_lo != 0 || self.udp_port_hi != 0
+    }
+
+    /// True when `port` (host order) is inside the port range, wildcards
+    /// included.
+    #[inline(always)]
+    pub const fn port_in_range(&self, port: u16) -> bool {
+        (self.udp_port_lo == 0 || port >= self.udp_port_lo)
+            && (self.udp_port_hi == 0 || port <= self.udp_port_hi)
+    }
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: `XdpFilter` is `#[repr(C)]`, `Copy`, made only of integers
+    // (every bit pattern is valid) and has no padding (checked by the
+    // const assertions above), so it may be viewed as and built from bytes.
+    unsafe impl aya::Pod for super::XdpFilter {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_dense() {
+        for (i, c) in XdpCounter::ALL.iter().enumerate() {
+            assert_eq!(c.index() as usize, i);
+        }
+    }
+
+    #[test]
+    fn port_range_wildcards() {
+        let any = XdpFilter::new();
+        assert!(any.is_enabled() && !any.has_port_range());
+        assert!(any.port_in_range(0) && any.port_in_range(65535));
+        let f = XdpFilter::new().with_udp_dst_ports(1000, 2000);
+        assert_eq!(f.ip_proto, IPPROTO_UDP);
+        assert!(!f.port_in_range(999) && f.port_in_range(1000));
+        assert!(f.port_in_range(2000) && !f.port_in_range(2001));
+        let lo = XdpFilter::new().with_udp_dst_ports(5000, 0);
+        assert!(!lo.port_in_range(4999) && lo.port_in_range(65535));
+        let hi = XdpFilter::new().with_udp_dst_ports(0, 10);
+        assert!(hi.port_in_range(1) && !hi.port_in_range(11));
+        assert!(!XdpFilter::DISABLED.is_enabled());
+        assert_eq!(XdpFilter::default(), XdpFilter::DISABLED);
+    }
+}

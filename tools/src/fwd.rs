@@ -1,0 +1,461 @@
+//! `skmemctl fwd`: rxdrop, txonly and l2fwd over AF_XDP on skmem's pool.
+//!
+//! One thread per queue, each with its own nexus arena and channel; the
+//! XDP program redirects every queue's frames to its socket. A line of
+//! rates per second, a summary at the end, JSON lines with `--json`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use skmem::arena::{Arena, NexusParams};
+use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame, TxFrame};
+use skmem_xdp::{AttachMode, XdpProgram};
+
+/// What to do with frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Receive and drop.
+    Rxdrop,
+    /// Transmit generated frames.
+    Txonly,
+    /// Receive, swap MAC addresses, send back out the same socket.
+    L2fwd,
+}
+
+/// How a thread waits for work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wait {
+    /// `poll()` on the socket.
+    Poll,
+    /// Busy polling (SO_PREFER_BUSY_POLL) and spinning.
+    BusyPoll,
+    /// Spin on the rings.
+    Spin,
+}
+
+/// `skmemctl fwd` options.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  skmemctl fwd --mode rxdrop --iface veth0 --duration 10
+  skmemctl fwd --mode l2fwd --iface veth0 --queue 0 --queue 1 --spin --json
+  skmemctl fwd --mode txonly --iface veth0 --size 64 --count 100000")]
+pub struct FwdArgs {
+    /// rxdrop, txonly or l2fwd.
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+    /// Interface to bind.
+    #[arg(long)]
+    pub iface: String,
+    /// Queue(s) to bind, one thread each.
+    #[arg(long = "queue", default_values_t = [0u32])]
+    pub queues: Vec<u32>,
+    /// Descriptors per ring operation.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Wait with poll() (default).
+    #[arg(long, conflicts_with_all = ["busy_poll", "spin"])]
+    pub poll: bool,
+    /// Busy-poll the socket (SO_PREFER_BUSY_POLL, 20 µs, budget = batch).
+    #[arg(long, conflicts_with = "spin")]
+    pub busy_poll: bool,
+    /// Spin on the rings without sleeping.
+    #[arg(long)]
+    pub spin: bool,
+    /// Force copy mode.
+    #[arg(long, conflicts_with = "zero_copy")]
+    pub copy: bool,
+    /// Force zero-copy mode.
+    #[arg(long)]
+    pub zero_copy: bool,
+    /// Seconds to run (0 = until Ctrl-C).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// txonly: frame size in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// txonly: stop after this many frames (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+    /// Packets in each arena's pool.
+    #[arg(long, default_value_t = 4096)]
+    pub packets: usize,
+    /// JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl FwdArgs {
+    fn wait(&self) -> Wait {
+        if self.busy_poll {
+            Wait::BusyPoll
+        } else if self.spin {
+            Wait::Spin
+        } else {
+            Wait::Poll
+        }
+    }
+}
+
+/// Counters a worker thread shares with the reporter.
+#[derive(Default)]
+struct Shared {
+    rx: std::sync::atomic::AtomicU64,
+    tx: std::sync::atomic::AtomicU64,
+    rx_bytes: std::sync::atomic::AtomicU64,
+    tx_bytes: std::sync::atomic::AtomicU64,
+    dropped: std::sync::atomic::AtomicU64,
+    fill_empty: std::sync::atomic::AtomicU64,
+    in_use: std::sync::atomic::AtomicU64,
+}
+
+/// One line of rates.
+#[derive(Debug, Serialize)]
+struct Line {
+    elapsed_s: f64,
+    rx_pps: f64,
+    tx_pps: f64,
+    rx_bps: f64,
+    tx_bps: f64,
+    rx_dropped: u64,
+    fill_ring_empty: u64,
+    frames_in_use: u64,
+}
+
+/// The end-of-run summary.
+#[derive(Debug, Serialize)]
+struct Summary {
+    mode: Mode,
+    iface: String,
+    queues: Vec<u32>,
+    xdp_mode: String,
+    zero_copy: bool,
+    seconds: f64,
+    rx_packets: u64,
+    tx_packets: u64,
+    rx_pps: f64,
+    tx_pps: f64,
+    rx_dropped: u64,
+    xdp_seen: u64,
+    xdp_redirected: u64,
+    frames_accounted: bool,
+}
+
+/// Builds the UDP frame txonly sends (broadcast destination).
+fn template(src_mac: [u8; 6], size: usize) -> Vec<u8> {
+    let size = size.max(60);
+    let mut f = vec![0u8; size];
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip_len = (size - 14) as u16;
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    f[22] = 64;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+    let mut sum = 0u32;
+    for c in f[14..34].chunks(2) {
+        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    f[34..36].copy_from_slice(&9000u16.to_be_bytes());
+    f[36..38].copy_from_slice(&9001u16.to_be_bytes());
+    f[38..40].copy_from_slice(&((size - 34) as u16).to_be_bytes());
+    f
+}
+
+fn mac_of(iface: &str) -> [u8; 6] {
+    let text =
+        std::fs::read_to_string(format!("/sys/class/net/{iface}/address")).unwrap_or_default();
+    let mut mac = [0u8; 6];
+    for (m, h) in mac.iter_mut().zip(text.trim().split(':')) {
+        *m = u8::from_str_radix(h, 16).unwrap_or(0);
+    }
+    mac
+}
+
+/// Runs one queue's loop until `stop`.
+fn run_queue(
+    mut ch: Channel,
+    args: &FwdArgs,
+    shared: &Shared,
+    stop: &AtomicBool,
+) -> Result<Channel> {
+    let batch = args.batch;
+    let mut rx = vec![RxFrame::default(); batch];
+    let mut tx = vec![TxFrame::default(); batch];
+    let mut pkts = vec![0u32; batch];
+    let frame = template(mac_of(&args.iface), args.size);
+    let wait = args.wait();
+    let mut sent_total = 0u64;
+    let mut last_publish = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match args.mode {
+            Mode::Rxdrop | Mode::L2fwd => {
+                let n = ch.rx_burst(&mut rx)?;
+                if n == 0 {
+                    if args.mode == Mode::L2fwd {
+                        ch.complete();
+                    }
+                    if wait == Wait::Poll {
+                        ch.poll(100)?;
+                    }
+                    continue;
+                }
+                let bytes: u64 = rx[..n].iter().map(|f| f.len as u64).sum();
+                shared.rx.fetch_add(n as u64, Ordering::Relaxed);
+                shared.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
+                if args.mode == Mode::Rxdrop {
+                    for (p, f) in pkts.iter_mut().zip(&rx[..n]) {
+                        *p = f.pkt;
+                    }
+                    ch.free_rx(&pkts[..n])?;
+                } else {
+                    let pool = ch.pool().clone();
+                    for (t, f) in tx.iter_mut().zip(&rx[..n]) {
+                        let (base, _) = pool.buffer_ptr(f.pkt)?;
+                        let off = (f.addr - pool.buf_addr_of(f.pkt)) as usize;
+                        // SAFETY: the frame is ours (just received), its
+                        // data is `len` bytes at `off` inside its buffer,
+                        // and len >= 12 is checked before swapping.
+                        if f.len >= 12 {
+                            let d = unsafe { std::slice::from_raw_parts_mut(base.add(off), 12) };
+                            let (dst, src) = d.split_at_mut(6);
+                            dst.swap_with_slice(src);
+                        }
+                        *t = TxFrame {
+                            pkt: f.pkt,
+                            offset: off as u32,
+                            len: f.len,
+                        };
+                    }
+                    let q = ch.tx_burst(&tx[..n])?;
+                    if q < n {
+                        for (p, t) in pkts.iter_mut().zip(&tx[q..n]) {
+                            *p = t.pkt;
+                        }
+                        ch.free_rx(&pkts[..n - q])?;
+                    }
+                    shared.tx.fetch_add(q as u64, Ordering::Relaxed);
+                    shared.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
+                    ch.complete();
+                }
+            }
+            Mode::Txonly => {
+                ch.complete();
+                let mut want = batch;
+                if args.count > 0 {
+                    want = want.min((args.count - sent_total) as usize);
+                    if want == 0 {
+                        break;
+                    }
+                }
+                let n = ch.alloc_tx(&mut pkts[..want]);
+                let pool = ch.pool().clone();
+                for (t, &p) in tx.iter_mut().zip(&pkts[..n]) {
+                    pool.write_buffer(p, 0, &frame)?;
+                    *t = TxFrame {
+                        pkt: p,
+                        offset: 0,
+                        len: frame.len() as u32,
+                    };
+                }
+                let q = ch.tx_burst(&tx[..n])?;
+                ch.free(&pkts[q..n]);
+                sent_total += q as u64;
+                shared.tx.fetch_add(q as u64, Ordering::Relaxed);
+                shared
+                    .tx_bytes
+                    .fetch_add(q as u64 * frame.len() as u64, Ordering::Relaxed);
+                if q == 0 && wait == Wait::Poll {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        if last_publish.elapsed() >= Duration::from_millis(500) {
+            last_publish = Instant::now();
+            if let Ok(k) = ch.xsk_stats() {
+                shared.dropped.store(k.rx_dropped, Ordering::Relaxed);
+                shared
+                    .fill_empty
+                    .store(k.rx_fill_ring_empty_descs, Ordering::Relaxed);
+            }
+            shared.in_use.store(
+                ch.pool().packet_count() as u64 - ch.account().pool,
+                Ordering::Relaxed,
+            );
+            ch.publish_stats()?;
+        }
+    }
+    // Let the last completions come home before accounting.
+    for _ in 0..100 {
+        if ch.complete() == 0 && ch.account().kernel_tx == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(ch)
+}
+
+/// `skmemctl fwd`.
+pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
+    if args.batch == 0 || args.batch > 4096 {
+        bail!("--batch must be 1..=4096");
+    }
+    let mode = if args.copy {
+        BindMode::Copy
+    } else if args.zero_copy {
+        BindMode::ZeroCopy
+    } else {
+        BindMode::Auto
+    };
+    let mut prog = XdpProgram::attach(&args.iface, AttachMode::Auto, None)
+        .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
+    let xdp_mode = format!("{:?}", prog.mode());
+    let mut channels = Vec::new();
+    for &q in &args.queues {
+        let mut np = NexusParams::new(format!("{}q{q}", args.iface));
+        np.pool.packets = args.packets;
+        let arena = Arena::create_nexus(&np)?;
+        let mut cp = ChannelParams::new(&args.iface, q);
+        cp.mode = mode;
+        cp.batch = args.batch;
+        if args.busy_poll {
+            cp.busy_poll = Some((20, args.batch as u32));
+        }
+        let ch = Channel::open(&arena, &cp)
+            .with_context(|| format!("binding an AF_XDP socket to {} queue {q}", args.iface))?;
+        prog.add_socket(q, ch.fd())?;
+        channels.push(ch);
+    }
+    let zero_copy = channels.iter().all(|c| c.zero_copy());
+    if !args.json {
+        eprintln!(
+            "skmemctl fwd: {:?} on {} queue(s) {:?}, XDP {xdp_mode}, {} mode",
+            args.mode,
+            args.iface,
+            args.queues,
+            if zero_copy { "zero-copy" } else { "copy" }
+        );
+    }
+    let shared: Vec<Arc<Shared>> = channels
+        .iter()
+        .map(|_| Arc::new(Shared::default()))
+        .collect();
+    let start = Instant::now();
+    let args = Arc::new(args);
+    let handles: Vec<_> = channels
+        .into_iter()
+        .zip(&shared)
+        .map(|(ch, sh)| {
+            let (args, sh) = (args.clone(), sh.clone());
+            std::thread::spawn(move || run_queue(ch, &args, &sh, stop))
+        })
+        .collect();
+    let mut last = (0u64, 0u64, 0u64, 0u64);
+    let mut tick = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let done = args.duration > 0 && start.elapsed() >= Duration::from_secs(args.duration);
+        let finished = handles.iter().all(|h| h.is_finished());
+        if tick.elapsed() >= Duration::from_secs(1) || done || finished {
+            let dt = tick.elapsed().as_secs_f64();
+            tick = Instant::now();
+            let sum = |f: fn(&Shared) -> u64| shared.iter().map(|s| f(s)).sum::<u64>();
+            let now = (
+                sum(|s| s.rx.load(Ordering::Relaxed)),
+                sum(|s| s.tx.load(Ordering::Relaxed)),
+                sum(|s| s.rx_bytes.load(Ordering::Relaxed)),
+                sum(|s| s.tx_bytes.load(Ordering::Relaxed)),
+            );
+            let line = Line {
+                elapsed_s: start.elapsed().as_secs_f64(),
+                rx_pps: (now.0 - last.0) as f64 / dt,
+                tx_pps: (now.1 - last.1) as f64 / dt,
+                rx_bps: (now.2 - last.2) as f64 * 8.0 / dt,
+                tx_bps: (now.3 - last.3) as f64 * 8.0 / dt,
+                rx_dropped: sum(|s| s.dropped.load(Ordering::Relaxed)),
+                fill_ring_empty: sum(|s| s.fill_empty.load(Ordering::Relaxed)),
+                frames_in_use: sum(|s| s.in_use.load(Ordering::Relaxed)),
+            };
+            last = now;
+            if args.json {
+                println!("{}", serde_json::to_string(&line)?);
+            } else {
+                println!(
+                    "{:>6.1}s  rx {:>10.0} pps {:>8.1} Mb/s  tx {:>10.0} pps {:>8.1} Mb/s  dropped {:>6}  fill-empty {:>6}  in use {:>5}",
+                    line.elapsed_s,
+                    line.rx_pps,
+                    line.rx_bps / 1e6,
+                    line.tx_pps,
+                    line.tx_bps / 1e6,
+                    line.rx_dropped,
+                    line.fill_ring_empty,
+                    line.frames_in_use
+                );
+            }
+        }
+        if done || finished {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut accounted = true;
+    for h in handles {
+        let mut ch = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a forwarding thread panicked"))??;
+        if let Err(e) = ch.account().check(false) {
+            eprintln!("frame accounting failed: {e}");
+            accounted = false;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let sum = |f: fn(&Shared) -> u64| shared.iter().map(|s| f(s)).sum::<u64>();
+    let xdp = prog.counters()?;
+    let summary = Summary {
+        mode: args.mode,
+        iface: args.iface.clone(),
+        queues: args.queues.clone(),
+        xdp_mode,
+        zero_copy,
+        seconds: secs,
+        rx_packets: sum(|s| s.rx.load(Ordering::Relaxed)),
+        tx_packets: sum(|s| s.tx.load(Ordering::Relaxed)),
+        rx_pps: sum(|s| s.rx.load(Ordering::Relaxed)) as f64 / secs,
+        tx_pps: sum(|s| s.tx.load(Ordering::Relaxed)) as f64 / secs,
+        rx_dropped: sum(|s| s.dropped.load(Ordering::Relaxed)),
+        xdp_seen: xdp.seen,
+        xdp_redirected: xdp.redirected,
+        frames_accounted: accounted,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "summary: {:.1} s, rx {} ({:.0} pps), tx {} ({:.0} pps), dropped {}, XDP saw {} redirected {}, frames accounted: {}",
+            summary.seconds,
+            summary.rx_packets,
+            summary.rx_pps,
+            summary.tx_packets,
+            summary.tx_pps,
+            summary.rx_dropped,
+            summary.xdp_seen,
+            summary.xdp_redirected,
+            if accounted { "yes" } else { "NO" }
+        );
+    }
+    if !accounted {
+        bail!("frame accounting failed");
+    }
+    Ok(())
+}
