@@ -96,6 +96,14 @@ fn rxdrop_receives_4096_frames_in_order_and_intact() {
                     received.store(got, Ordering::Release);
                 }
                 let xdp = prog.counters().unwrap();
+                // The counters reach the arena's USTATS object, which a
+                // mapper reads from its span.
+                ch.publish_stats().unwrap();
+                let mut word = [0u8; 8];
+                ch.mapping()
+                    .read_region(skmem::region::RegionId::UStats, 0, &mut word)
+                    .unwrap();
+                assert_eq!(u64::from_le_bytes(word), ch.counters().rx_packets);
                 (settle(&mut ch), ch.counters(), xdp, errors)
             })
         });
