@@ -46,6 +46,7 @@ pub mod error;
 pub mod failpoint;
 pub mod mapper;
 pub mod pool;
+pub mod probe;
 pub mod region;
 pub mod schema;
 pub mod stats;

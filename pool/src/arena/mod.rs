@@ -52,9 +52,12 @@ pub mod system;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use skmem_xdp_common::HookEvent;
+
 use crate::cache::lock;
 use crate::error::{Error, Result};
 use crate::mapper::{Span, SpanLayout};
+use crate::probe::{self, Subject};
 use crate::region::{Region, RegionId};
 use crate::stats::{self, ArenaStats};
 
@@ -75,6 +78,16 @@ pub enum ArenaKind {
 }
 
 impl ArenaKind {
+    /// The kind's code in the schema and in hook payloads: 1 nexus, 2
+    /// NECP, 3 system.
+    pub fn code(self) -> u32 {
+        match self {
+            ArenaKind::Nexus => 1,
+            ArenaKind::Necp => 2,
+            ArenaKind::System => 3,
+        }
+    }
+
     /// `nexus`, `necp` or `system`, as in arena names.
     pub fn name(self) -> &'static str {
         match self {
@@ -155,11 +168,22 @@ impl Drop for ArenaInner {
         stats::unregister(self.id);
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         st.active = false;
+        let who = Subject {
+            arena_id: self.id,
+            kind: self.kind.code(),
+            name: &self.name,
+        };
+        probe::emit(HookEvent::ArenaDestroy, who, (0, 0), 0, 0);
         tracing::debug!(arena = %self.name, "arena destroyed");
     }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The errno of a result, 0 for success (hook payloads).
+pub(crate) fn errno<T>(r: &Result<T>) -> i32 {
+    r.as_ref().err().map_or(0, Error::errno)
+}
 
 /// A counted reference to an arena: clone to retain, drop to release.
 #[derive(Debug, Clone)]
@@ -181,7 +205,19 @@ impl Arena {
         });
         stats::register(&inner);
         tracing::debug!(arena = %inner.name, "arena created");
-        Ok(Arena(inner))
+        let arena = Arena(inner);
+        arena.emit(HookEvent::ArenaCreate, (0, 0), 0, 0);
+        Ok(arena)
+    }
+
+    /// Fires a lifecycle hook about this arena.
+    pub(crate) fn emit(&self, event: HookEvent, span: (usize, usize), flags: u32, error: i32) {
+        let who = Subject {
+            arena_id: self.id(),
+            kind: self.kind().code(),
+            name: self.name(),
+        };
+        probe::emit(event, who, span, flags, error);
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, ArenaState> {
@@ -233,6 +269,13 @@ impl Arena {
     /// `skmem_arena_mmap`). Refused with ENODEV unless ACTIVE and not
     /// DEFUNCT.
     pub fn map(&self) -> Result<ArenaMapping> {
+        let r = self.map_inner();
+        let span = r.as_ref().map_or((0, 0), |m| (m.addr() as usize, m.size()));
+        self.emit(HookEvent::ArenaMap, span, 0, errno(&r));
+        r
+    }
+
+    fn map_inner(&self) -> Result<ArenaMapping> {
         let mut st = self.state();
         if !st.active || st.defunct {
             return Err(Error::ArenaNotActive {
@@ -337,18 +380,27 @@ impl Arena {
     /// Trims every cache of the arena to its working set, or (`purge`)
     /// empties them, the per-worker magazines included.
     pub fn reap(&self, purge: bool) {
-        let st = self.state();
-        match &st.kind {
-            KindState::Nexus(n) => n.reap(purge),
-            KindState::Necp(n) => n.reap(purge),
-            KindState::System(_) => {}
+        {
+            let st = self.state();
+            match &st.kind {
+                KindState::Nexus(n) => n.reap(purge),
+                KindState::Necp(n) => n.reap(purge),
+                KindState::System(_) => {}
+            }
         }
+        self.emit(HookEvent::ArenaReap, (0, 0), purge as u32, 0);
     }
 
     /// Defuncts the arena (the seed's `skmem_arena_defunct`): EALREADY when
     /// done, EBUSY while ACTIVE; otherwise purges the caches and releases
     /// the memory mappers can no longer reach, keeping the schema and guards.
     pub fn defunct(&self) -> Result<()> {
+        let r = self.defunct_inner();
+        self.emit(HookEvent::ArenaDefunct, (0, 0), 0, errno(&r));
+        r
+    }
+
+    fn defunct_inner(&self) -> Result<()> {
         let mut st = self.state();
         if st.defunct {
             return Err(Error::AlreadyDefunct {
@@ -502,7 +554,13 @@ impl ArenaMapping {
     /// mapping does the same. If every other mapping was redirected, the
     /// postponed defunct happens here.
     pub fn unmap(&mut self) {
-        if self.span.take().is_some() && self.arena.unmap_record(self.id) {
+        let Some(span) = self.span.take() else {
+            return;
+        };
+        let at = (span.addr() as usize, span.size());
+        drop(span);
+        self.arena.emit(HookEvent::ArenaUnmap, at, 0, 0);
+        if self.arena.unmap_record(self.id) {
             if let Err(e) = self.arena.defunct() {
                 tracing::warn!(arena = %self.arena.name(), error = %e, "postponed defunct failed");
             }
@@ -549,6 +607,15 @@ impl ArenaMapping {
     /// when this was the last mapping still active: the arena is now
     /// inactive and ready for [`Arena::defunct`].
     pub fn redirect(&self) -> Result<bool> {
+        let r = self.redirect_inner();
+        let flags = r.as_ref().map_or(0, |&inactive| inactive as u32);
+        let at = (self.addr() as usize, self.size());
+        self.arena
+            .emit(HookEvent::ArenaRedirect, at, flags, errno(&r));
+        r
+    }
+
+    fn redirect_inner(&self) -> Result<bool> {
         let name = || self.arena.name().to_owned();
         let mut st = self.arena.state();
         let (Some(span), Some(pos)) = (

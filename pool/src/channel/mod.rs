@@ -483,6 +483,12 @@ impl Channel {
         arena.sd_set_noidle(1)?;
         let worker = pool.worker()?;
         tracing::info!(ifname = %params.ifname, queue = params.queue, zero_copy, "channel bound");
+        arena.emit(
+            skmem_xdp_common::HookEvent::ChannelBind,
+            (mapping.addr() as usize, mapping.size()),
+            params.queue << 1 | zero_copy as u32,
+            0,
+        );
         Ok(Channel {
             sock: std::mem::ManuallyDrop::new(sock),
             objs: std::mem::take(&mut objs.0),
@@ -898,5 +904,11 @@ impl Drop for Channel {
             tracing::warn!(error = %e, "no-idle count");
         }
         let _ = self.arena.set_schema_rings(Default::default());
+        self.arena.emit(
+            skmem_xdp_common::HookEvent::ChannelUnbind,
+            (self.mapping.addr() as usize, self.mapping.size()),
+            self.params.queue << 1,
+            0,
+        );
     }
 }

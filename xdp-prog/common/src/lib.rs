@@ -231,3 +231,118 @@ mod tests {
         assert_eq!(XdpFilter::default(), XdpFilter::DISABLED);
     }
 }
+
+/// The lifecycle events the library announces through its hooks (one
+/// `#[no_mangle]` function per event, probed with uprobes).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HookEvent {
+    /// An arena was created (ACTIVE, registered).
+    ArenaCreate = 1,
+    /// An arena's last reference went: torn down, unregistered.
+    ArenaDestroy = 2,
+    /// A mapping was made (or refused: `error` set).
+    ArenaMap = 3,
+    /// A mapping was unmapped.
+    ArenaUnmap = 4,
+    /// A mapping was redirected (or refused); `flags` bit 0 = the arena
+    /// became inactive.
+    ArenaRedirect = 5,
+    /// An arena was defuncted (or refused).
+    ArenaDefunct = 6,
+    /// An arena's caches were reaped; `flags` bit 0 = purge.
+    ArenaReap = 7,
+    /// A channel bound an AF_XDP socket; `flags` = queue << 1 | zero-copy.
+    ChannelBind = 8,
+    /// A channel closed its socket; `flags` = queue << 1.
+    ChannelUnbind = 9,
+}
+
+impl HookEvent {
+    /// Every event, in code order.
+    pub const ALL: [HookEvent; 9] = [
+        HookEvent::ArenaCreate,
+        HookEvent::ArenaDestroy,
+        HookEvent::ArenaMap,
+        HookEvent::ArenaUnmap,
+        HookEvent::ArenaRedirect,
+        HookEvent::ArenaDefunct,
+        HookEvent::ArenaReap,
+        HookEvent::ChannelBind,
+        HookEvent::ChannelUnbind,
+    ];
+
+    /// The hook function's symbol, which uprobes attach to.
+    pub const fn symbol(self) -> &'static str {
+        match self {
+            HookEvent::ArenaCreate => "skmem_hook_arena_create",
+            HookEvent::ArenaDestroy => "skmem_hook_arena_destroy",
+            HookEvent::ArenaMap => "skmem_hook_arena_map",
+            HookEvent::ArenaUnmap => "skmem_hook_arena_unmap",
+            HookEvent::ArenaRedirect => "skmem_hook_arena_redirect",
+            HookEvent::ArenaDefunct => "skmem_hook_arena_defunct",
+            HookEvent::ArenaReap => "skmem_hook_arena_reap",
+            HookEvent::ChannelBind => "skmem_hook_channel_bind",
+            HookEvent::ChannelUnbind => "skmem_hook_channel_unbind",
+        }
+    }
+
+    /// `create`, `map`, ... for display.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HookEvent::ArenaCreate => "create",
+            HookEvent::ArenaDestroy => "destroy",
+            HookEvent::ArenaMap => "map",
+            HookEvent::ArenaUnmap => "unmap",
+            HookEvent::ArenaRedirect => "redirect",
+            HookEvent::ArenaDefunct => "defunct",
+            HookEvent::ArenaReap => "reap",
+            HookEvent::ChannelBind => "bind",
+            HookEvent::ChannelUnbind => "unbind",
+        }
+    }
+
+    /// The event with code `v`.
+    pub const fn from_u32(v: u32) -> Option<HookEvent> {
+        match v {
+            1 => Some(HookEvent::ArenaCreate),
+            2 => Some(HookEvent::ArenaDestroy),
+            3 => Some(HookEvent::ArenaMap),
+            4 => Some(HookEvent::ArenaUnmap),
+            5 => Some(HookEvent::ArenaRedirect),
+            6 => Some(HookEvent::ArenaDefunct),
+            7 => Some(HookEvent::ArenaReap),
+            8 => Some(HookEvent::ChannelBind),
+            9 => Some(HookEvent::ChannelUnbind),
+            _ => None,
+        }
+    }
+}
+
+/// Bytes of an arena name in a [`HookPayload`] (NUL-padded).
+pub const HOOK_NAME_LEN: usize = 64;
+
+/// What every hook receives (its only argument is a pointer to one): the
+/// arena, the process, the span, and how it went. 104 bytes, no padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HookPayload {
+    /// Process-unique arena id.
+    pub arena_id: u64,
+    /// Span base address of the mapping concerned (0 when none).
+    pub span_addr: u64,
+    /// Span size (0 when none).
+    pub span_size: u64,
+    /// Arena kind: 1 nexus, 2 NECP, 3 system (the schema's codes).
+    pub kind: u32,
+    /// Process id of the caller.
+    pub pid: u32,
+    /// Event-specific flags (see [`HookEvent`]).
+    pub flags: u32,
+    /// 0 on success, else the errno the operation returned.
+    pub error: i32,
+    /// The arena's name, NUL-padded UTF-8.
+    pub name: [u8; HOOK_NAME_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<HookPayload>() == 104);
