@@ -1,2 +1,7 @@
-//! skmem's benchmarks live in `benches/`; this crate's library part will hold
-//! the packets-per-second harness.
+//! skmem's benchmarks: the Criterion micro-benchmarks live in `benches/`;
+//! this library holds the packets-per-second harness ([`pps`]) that the
+//! `pps` binary and the smoke test drive.
+
+#![warn(missing_docs)]
+
+pub mod pps;

@@ -31,6 +31,8 @@ const PACKAGES: &[&str] = &[
     "libelf-dev",
     "zlib1g-dev",
     "pkg-config",
+    // xsk-rs's bundled libxdp includes <pcap/dlt.h>.
+    "libpcap-dev",
 ];
 
 /// Debian packages that are nice to have: if one cannot be installed (e.g.

@@ -1,0 +1,120 @@
+//! The generator: skmem's own AF_XDP txonly on side B, flat out.
+//!
+//! Every buffer of the pool is written once before the loop (one frame of
+//! the flow each), so the loop only allocates, queues descriptors and
+//! reaps completions.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use skmem::arena::{Arena, NexusParams};
+use skmem::channel::{BindMode, Channel, ChannelParams, TxFrame};
+use skmem_netns_tests::FrameSpec;
+
+use super::sys::pin_current_thread;
+
+/// Counters the generator publishes.
+#[derive(Debug, Default)]
+pub struct GenCounters {
+    /// Frames queued on the TX ring.
+    pub queued: AtomicU64,
+    /// Frames the kernel completed (transmitted): the offered load.
+    pub completed: AtomicU64,
+    /// Set once the socket is bound and the loop runs.
+    pub running: AtomicBool,
+}
+
+/// How the generator runs.
+#[derive(Debug, Clone)]
+pub struct GenParams {
+    /// Interface (in the calling thread's namespace).
+    pub ifname: String,
+    /// CPU to pin to.
+    pub cpu: usize,
+    /// Descriptors per burst.
+    pub batch: usize,
+    /// Packets (UMEM frames) in the pool.
+    pub packets: usize,
+    /// The flow to send.
+    pub spec: FrameSpec,
+    /// Arena name (unique in the process).
+    pub arena_name: String,
+}
+
+/// Runs the txonly loop until `stop`; returns the frames completed.
+pub fn run(p: &GenParams, counters: &GenCounters, stop: &AtomicBool) -> Result<u64> {
+    pin_current_thread(p.cpu)?;
+    let mut np = NexusParams::new(p.arena_name.clone());
+    np.pool.packets = p.packets;
+    let arena = Arena::create_nexus(&np).context("generator arena")?;
+    let mut cp = ChannelParams::new(&p.ifname, 0);
+    cp.mode = BindMode::Copy;
+    cp.batch = p.batch;
+    let mut ch =
+        Channel::open(&arena, &cp).with_context(|| format!("generator channel on {}", p.ifname))?;
+    let pool = Arc::clone(ch.pool());
+
+    // Write every buffer once: take all the packets, write, give them back.
+    let mut all = vec![0u32; p.packets];
+    let mut got = 0;
+    while got < all.len() {
+        let n = ch.alloc_tx(&mut all[got..]);
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    if got == 0 {
+        bail!("the generator's pool gave no packet");
+    }
+    let mut frame = vec![0u8; p.spec.size];
+    for (i, &pkt) in all[..got].iter().enumerate() {
+        let len = p
+            .spec
+            .write(i as u64, &mut frame)
+            .map_err(|e| anyhow!("building frame {i}: {e}"))?;
+        pool.write_buffer(pkt, 0, &frame[..len])?;
+    }
+    ch.free(&all[..got]);
+    let len = p.spec.size as u32;
+
+    let mut pkts = vec![0u32; p.batch];
+    let mut tx = vec![TxFrame::default(); p.batch];
+    let (mut queued, mut completed) = (0u64, 0u64);
+    counters.running.store(true, Ordering::Release);
+    while !stop.load(Ordering::Relaxed) {
+        let c = ch.complete() as u64;
+        if c > 0 {
+            completed += c;
+            counters.completed.store(completed, Ordering::Relaxed);
+        }
+        let n = ch.alloc_tx(&mut pkts);
+        if n == 0 {
+            continue;
+        }
+        for (t, &pkt) in tx.iter_mut().zip(&pkts[..n]) {
+            *t = TxFrame {
+                pkt,
+                offset: 0,
+                len,
+            };
+        }
+        let q = ch.tx_burst(&tx[..n])?;
+        if q < n {
+            ch.free(&pkts[q..n]);
+        }
+        queued += q as u64;
+        counters.queued.store(queued, Ordering::Relaxed);
+    }
+    // Let the last completions come home so the channel closes quietly.
+    for _ in 0..100 {
+        completed += ch.complete() as u64;
+        if ch.account().kernel_tx == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    counters.completed.store(completed, Ordering::Relaxed);
+    Ok(completed)
+}
