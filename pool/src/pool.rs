@@ -309,6 +309,13 @@ impl PacketPool {
             ));
         }
         let buf_size = buf_def.geometry().obj_size;
+        if !on_demand {
+            // Buffer i belongs to packet i for life, and the kernel pins the
+            // whole UMEM when it is registered: every segment is in use.
+            for _ in 0..buf_def.geometry().seg_count {
+                buf_def.alloc_segment()?;
+            }
+        }
         let (kbft, ubft, buf_cache) = if on_demand {
             let bg = *buf_def.geometry();
             let kbft = Region::create(

@@ -21,6 +21,8 @@ fn single_buffer_pools_bind_buffer_i_to_packet_i_both_ways_in_o1() {
     assert_eq!(pool.buf_size(), 2048);
     let bufs = pool.region(RegionId::BufDef).unwrap();
     assert_eq!(bufs.geometry().obj_count, pool.packet_count());
+    // Bound for life (and pinned whole as a UMEM): every segment in use.
+    assert_eq!(bufs.segs_in_use(), bufs.geometry().seg_count as u64);
     let mut w = pool.worker().unwrap();
     let mut seen = HashSet::new();
     for _ in 0..300 {
