@@ -22,6 +22,9 @@ use aya_build::{Package, Toolchain};
 /// The eBPF crate, and the file its object is copied to in `OUT_DIR`
 /// (aya-build names it after the binary target).
 const EBPF_PACKAGE: &str = "skmem-xdp-ebpf";
+/// The observation programs' binary target in the same package (uprobes
+/// and tracepoints), copied to `OUT_DIR` under this name.
+const OBSERVE_BIN: &str = "skmem-observe";
 
 fn main() -> Result<()> {
     let manifest_dir =
@@ -49,6 +52,11 @@ fn main() -> Result<()> {
         out_dir.join(EBPF_PACKAGE).display()
     );
 
+    println!(
+        "cargo:rustc-env=SKMEM_OBSERVE_OBJECT={}",
+        out_dir.join(OBSERVE_BIN).display()
+    );
+
     // aya-build reads the same variable and skips its build.
     println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
     let skip = matches!(
@@ -59,6 +67,7 @@ fn main() -> Result<()> {
         // Leave an empty object so the crate compiles; the loader reports
         // it at run time.
         std::fs::write(out_dir.join(EBPF_PACKAGE), [])?;
+        std::fs::write(out_dir.join(OBSERVE_BIN), [])?;
         println!("cargo:warning=AYA_BUILD_SKIP is set: skmem-xdp embeds no XDP program");
         return Ok(());
     }

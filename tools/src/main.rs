@@ -3,7 +3,10 @@
 //! Exit codes: 0 success; 1 failure (the message says what to do); 2 bad
 //! command line (clap's).
 
+mod demo;
 mod fwd;
+mod stats;
+mod watch;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,8 +43,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The tour: l2fwd over AF_XDP on a veth pair made for the occasion, live.
+    Demo(demo::DemoArgs),
     /// Forward packets over AF_XDP on skmem's pool: rxdrop, txonly, l2fwd.
     Fwd(fwd::FwdArgs),
+    /// Watch arena events live (eBPF uprobes and tracepoints; root).
+    Watch(watch::WatchArgs),
+    /// List every live arena on the host (from the observers' pinned map; root).
+    Stats(stats::StatsArgs),
 }
 
 fn is_root() -> bool {
@@ -60,6 +69,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     install_signal_handlers();
     let result = match cli.cmd {
+        Cmd::Demo(args) => {
+            if !is_root() {
+                eprintln!("skmemctl demo needs root (it creates network namespaces and attaches XDP): run it with sudo");
+                return ExitCode::FAILURE;
+            }
+            demo::run(args, &STOP)
+        }
         Cmd::Fwd(args) => {
             if !is_root() {
                 eprintln!("skmemctl fwd needs root (CAP_NET_ADMIN, CAP_BPF): run it with sudo");
@@ -67,6 +83,17 @@ fn main() -> ExitCode {
             }
             fwd::run(args, &STOP)
         }
+        Cmd::Watch(args) => {
+            if !is_root() {
+                eprintln!(
+                    "skmemctl watch needs root (CAP_BPF, CAP_PERFMON): operation not permitted \
+                     (EPERM); run it with sudo"
+                );
+                return ExitCode::FAILURE;
+            }
+            watch::run(args, &STOP)
+        }
+        Cmd::Stats(args) => stats::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

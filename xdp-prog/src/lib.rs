@@ -25,6 +25,8 @@
 
 #![warn(missing_docs)]
 
+pub mod observe;
+
 use std::error::Error as StdError;
 use std::ffi::CString;
 use std::fmt;

@@ -86,7 +86,7 @@ const TEST_STEPS: &[(&str, &[&str])] = &[
 /// Today skmemctl has no `demo`, so `--help` is shown (it lists what
 /// exists) and a notice follows. When the demo lands, set this to
 /// `Some("demo")`: the notice then disappears by itself.
-const SKMEMCTL_DEMO: Option<&str> = None;
+const SKMEMCTL_DEMO: Option<&str> = Some("demo");
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

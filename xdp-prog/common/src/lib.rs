@@ -346,3 +346,271 @@ pub struct HookPayload {
 }
 
 const _: () = assert!(core::mem::size_of::<HookPayload>() == 104);
+
+// ---------------------------------------------------------------------------
+// Observation (`skmem-observe` object): uprobes on the hooks, tracepoints,
+// the event ring buffer and the live-arena map.
+// ---------------------------------------------------------------------------
+
+/// Name of the `BPF_MAP_TYPE_RINGBUF` carrying [`Event`]s to user space.
+pub const EVENTS_MAP: &str = "SKMEM_EVENTS";
+/// Bytes of [`EVENTS_MAP`] (a power of two, a multiple of the page size).
+pub const EVENTS_RING_BYTES: u32 = 1 << 20;
+/// Name of the `BPF_MAP_TYPE_HASH` of live arenas: [`ArenaKey`] ->
+/// [`LiveArena`]. Pinned by the loader for `skmemctl stats`.
+pub const ARENAS_MAP: &str = "SKMEM_ARENAS";
+/// Entries of [`ARENAS_MAP`].
+pub const ARENAS_MAX: u32 = 8192;
+/// Name of the `BPF_MAP_TYPE_HASH` of processes with live arenas or spans:
+/// tgid (`u32`) -> [`ProcState`]. The `munmap` and exit tracepoints look
+/// here first, so for every other process on the host they cost one
+/// failed hash lookup.
+pub const PROCS_MAP: &str = "SKMEM_PROCS";
+/// Entries of [`PROCS_MAP`].
+pub const PROCS_MAX: u32 = 1024;
+/// Name of the per-CPU array of `u64` observation counters, indexed by
+/// [`ObserveCounter`].
+pub const OBSERVE_COUNTERS_MAP: &str = "SKMEM_OBS_COUNTERS";
+/// Name of the read-only global holding the [`ObserveConfig`].
+pub const OBSERVE_CONFIG_GLOBAL: &str = "OBSERVE_CONFIG";
+/// Arenas of one process the exit tracepoint can clean up.
+pub const PROC_ARENAS_MAX: usize = 32;
+/// Live spans of one process the `munmap` filter knows.
+pub const PROC_SPANS_MAX: usize = 16;
+/// Mapped pids kept per arena (Skywalk's `SK_STATS_ARENA_MAPPED_PID_MAX`).
+pub const MAPPED_PIDS_MAX: usize = 8;
+
+/// Event code of a process exit (`sched:sched_process_exit`, last thread of
+/// a process that had live arenas or mappings).
+pub const EVENT_EXIT: u32 = 10;
+/// Event code of an `munmap` overlapping a live span
+/// (`syscalls:sys_enter_munmap`).
+pub const EVENT_MUNMAP: u32 = 11;
+/// Event code of `xdp:xdp_exception`.
+pub const EVENT_XDP_EXCEPTION: u32 = 12;
+
+/// `event` for display: the [`HookEvent::name`]s, then `exit`, `munmap`,
+/// `xdp-exception`.
+pub const fn event_name(code: u32) -> &'static str {
+    match code {
+        EVENT_EXIT => "exit",
+        EVENT_MUNMAP => "munmap",
+        EVENT_XDP_EXCEPTION => "xdp-exception",
+        _ => match HookEvent::from_u32(code) {
+            Some(e) => e.name(),
+            None => "unknown",
+        },
+    }
+}
+
+/// Arena state in [`LiveArena::state`] and [`Event::state`].
+pub const STATE_NONE: u32 = 0;
+/// Mappable; not every mapping redirected.
+pub const STATE_ACTIVE: u32 = 1;
+/// Every mapping redirected (a redirect with flags bit 0).
+pub const STATE_INACTIVE: u32 = 2;
+/// Defuncted.
+pub const STATE_DEFUNCT: u32 = 3;
+
+/// `ACTIVE`, `INACTIVE`, `DEFUNCT`, or `-` ([`STATE_NONE`]: gone).
+pub const fn state_name(state: u32) -> &'static str {
+    match state {
+        STATE_ACTIVE => "ACTIVE",
+        STATE_INACTIVE => "INACTIVE",
+        STATE_DEFUNCT => "DEFUNCT",
+        _ => "-",
+    }
+}
+
+/// `nexus`, `necp`, `system` for the payload's kind codes.
+pub const fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        1 => "nexus",
+        2 => "necp",
+        3 => "system",
+        _ => "?",
+    }
+}
+
+/// [`LiveArena::flags`] bit: the probes first saw this arena after its
+/// creation (the observer attached late), so its counts start from then.
+pub const LIVE_FLAG_LATE: u32 = 1;
+
+/// Per-CPU counters of the observation programs.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObserveCounter {
+    /// Events lost because the ring buffer was full.
+    RingFull = 0,
+    /// Hook payloads `bpf_probe_read_user` could not read.
+    ReadFailed = 1,
+    /// Map updates that failed (a table full: arenas, processes, a
+    /// process's arena or span slots).
+    TableFull = 2,
+}
+
+/// Number of [`ObserveCounter`]s.
+pub const OBSERVE_COUNTER_COUNT: u32 = 3;
+
+/// Set by the loader before loading (read-only global
+/// [`OBSERVE_CONFIG_GLOBAL`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ObserveConfig {
+    /// Only this tgid (0: every process).
+    pub pid: u32,
+    /// Reserved, 0.
+    pub _reserved: u32,
+}
+
+/// Key of [`ARENAS_MAP`]: arena ids are unique per process only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ArenaKey {
+    /// tgid of the process that owns the arena.
+    pub pid: u32,
+    /// Reserved, 0.
+    pub _pad: u32,
+    /// The arena's process-unique id.
+    pub arena_id: u64,
+}
+
+/// Value of [`ARENAS_MAP`]: an arena as the probes know it. 152 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveArena {
+    /// The arena's id.
+    pub arena_id: u64,
+    /// Owner's tgid.
+    pub pid: u32,
+    /// 1 nexus, 2 NECP, 3 system.
+    pub kind: u32,
+    /// [`STATE_ACTIVE`], [`STATE_INACTIVE`] or [`STATE_DEFUNCT`].
+    pub state: u32,
+    /// Live mappings.
+    pub map_count: u32,
+    /// Size of a mapping (0 with no mapping).
+    pub map_size: u64,
+    /// `bpf_ktime_get_ns` of the create hook (or of the first event seen).
+    pub created_ns: u64,
+    /// `bpf_ktime_get_ns` of the last event.
+    pub updated_ns: u64,
+    /// Code of the last event.
+    pub last_event: u32,
+    /// [`LIVE_FLAG_LATE`].
+    pub flags: u32,
+    /// Pids holding mappings, one slot per mapping (0 = free slot).
+    pub pids: [u32; MAPPED_PIDS_MAX],
+    /// `skmem.KIND.NAME`, NUL-padded.
+    pub name: [u8; HOOK_NAME_LEN],
+}
+
+/// One live span in [`ProcState`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SpanSlot {
+    /// Base address (0 = free slot).
+    pub addr: u64,
+    /// Bytes.
+    pub size: u64,
+    /// The arena mapped there.
+    pub arena_id: u64,
+}
+
+/// Value of [`PROCS_MAP`]: what the tracepoints need about one process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcState {
+    /// Ids of its live arenas (0 = free slot).
+    pub arenas: [u64; PROC_ARENAS_MAX],
+    /// Its live spans.
+    pub spans: [SpanSlot; PROC_SPANS_MAX],
+}
+
+/// One record of [`EVENTS_MAP`]. 168 bytes.
+///
+/// Common fields describe the event's process and arena; `state` and
+/// `map_count` are the arena's as the live map has them *after* the event
+/// ([`STATE_NONE`] once it is gone). The tail fields are per event:
+/// `exit_*` for [`EVENT_EXIT`], `munmap_*` for [`EVENT_MUNMAP`], `xdp_*`
+/// for [`EVENT_XDP_EXCEPTION`] (0 otherwise).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC).
+    pub time_ns: u64,
+    /// [`HookEvent`] code (1..=9), [`EVENT_EXIT`], [`EVENT_MUNMAP`] or
+    /// [`EVENT_XDP_EXCEPTION`].
+    pub code: u32,
+    /// tgid of the process.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Arena kind (0 when no arena).
+    pub kind: u32,
+    /// Arena id (0 when no arena).
+    pub arena_id: u64,
+    /// Span base (hooks: the payload's; exit: a live span; munmap: the
+    /// live span hit).
+    pub span_addr: u64,
+    /// Span size.
+    pub span_size: u64,
+    /// The hook's flags.
+    pub flags: u32,
+    /// The hook's errno (0 = success).
+    pub error: i32,
+    /// Arena state after the event.
+    pub state: u32,
+    /// Arena's live mappings after the event.
+    pub map_count: u32,
+    /// Arena name, NUL-padded.
+    pub name: [u8; HOOK_NAME_LEN],
+    /// Exit: live arenas the process still had.
+    pub exit_arenas: u32,
+    /// Exit: live mappings (spans) it still had.
+    pub exit_mappings: u32,
+    /// munmap: the address asked.
+    pub munmap_addr: u64,
+    /// munmap: the length asked.
+    pub munmap_len: u64,
+    /// xdp_exception: program id.
+    pub xdp_prog_id: u32,
+    /// xdp_exception: the action (0 ABORTED, 1 DROP, 2 PASS, 3 TX, 4 REDIRECT).
+    pub xdp_act: u32,
+    /// xdp_exception: interface index.
+    pub xdp_ifindex: i32,
+    /// Reserved, 0.
+    pub _pad: u32,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<ArenaKey>() == 16);
+    assert!(core::mem::size_of::<LiveArena>() == 152);
+    assert!(core::mem::offset_of!(LiveArena, pids) == 56);
+    assert!(core::mem::offset_of!(LiveArena, name) == 88);
+    assert!(core::mem::size_of::<SpanSlot>() == 24);
+    assert!(core::mem::size_of::<ProcState>() == 640);
+    assert!(core::mem::size_of::<Event>() == 168);
+    assert!(core::mem::offset_of!(Event, name) == 64);
+    assert!(core::mem::offset_of!(Event, exit_arenas) == 128);
+    assert!(core::mem::offset_of!(Event, xdp_prog_id) == 152);
+    assert!(core::mem::size_of::<ObserveConfig>() == 8);
+    assert!(core::mem::offset_of!(HookPayload, kind) == 24);
+    assert!(core::mem::offset_of!(HookPayload, name) == 40);
+};
+
+#[cfg(feature = "user")]
+mod user_observe {
+    // SAFETY: every type here is `#[repr(C)]`, `Copy`, made only of
+    // integers and integer arrays (every bit pattern is valid), with
+    // explicit padding fields (checked by the const assertions above).
+    unsafe impl aya::Pod for super::ArenaKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LiveArena {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProcState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ObserveConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Event {}
+}
