@@ -561,7 +561,9 @@ impl Channel {
     }
 
     /// Tops up the fill ring: first from the RX-free slots, then from the
-    /// pool, in batches. Returns how many frames were given to the kernel.
+    /// TX-allocation slots (completed frames nobody asked for), then from
+    /// the pool, in batches. Returns how many frames were given to the
+    /// kernel.
     pub fn refill(&mut self) -> Result<usize> {
         let mut total = 0;
         loop {
@@ -569,9 +571,14 @@ impl Channel {
             if want == 0 {
                 break;
             }
+            // Staged frames first — freed after RX, then recycled TX
+            // completions — so a forwarding loop circulates frames between
+            // rings and slots without touching the pool's caches.
             let mut n = 0;
             while n < want {
-                let Some(p) = self.rxf.pop() else { break };
+                let Some(p) = self.rxf.pop().or_else(|| self.txa.pop()) else {
+                    break;
+                };
                 if self
                     .pool
                     .transition(p, PacketState::Staged, PacketState::Fill)
@@ -743,7 +750,8 @@ impl Channel {
     }
 
     /// Drains the completion ring: sent frames go to the TX-allocation
-    /// slots (for [`alloc_tx`](Self::alloc_tx)), the rest to the pool.
+    /// slots (for [`alloc_tx`](Self::alloc_tx)), then the RX-free slots
+    /// (for the fill ring), the rest to the pool.
     /// Returns how many completed.
     pub fn complete(&mut self) -> usize {
         let mut total = 0;
@@ -762,7 +770,7 @@ impl Channel {
                     self.counters.bad_descs += 1;
                     continue;
                 };
-                if !self.txa.push(p, 0) {
+                if !self.txa.push(p, 0) && !self.rxf.push(p, 0) {
                     self.scratch_pkts[rest] = p;
                     rest += 1;
                 }
