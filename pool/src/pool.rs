@@ -197,6 +197,21 @@ unsafe fn put_u64(base: *mut u8, off: usize, v: u64) {
 }
 
 /// A packet buffer pool: see the module docs.
+///
+/// ```
+/// use skmem::pool::{PacketPool, PoolParams};
+///
+/// let pool = PacketPool::create("doc", &PoolParams { packets: 256, ..PoolParams::default() })?;
+/// let mut worker = pool.worker()?;
+/// let pkt = worker.alloc().expect("a packet");
+/// pool.write_buffer(pkt, 0, b"frame bytes")?;
+/// // A packet is its UMEM frame: index and address convert in O(1).
+/// let addr = pool.buf_addr(pkt)?;
+/// assert_eq!(pool.packet_of_addr(addr + 100)?, pkt);
+/// worker.free(pkt)?;
+/// assert!(worker.free(pkt).is_err(), "a double free is refused, not done");
+/// # Ok::<(), skmem::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct PacketPool {
     name: String,

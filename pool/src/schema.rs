@@ -1066,6 +1066,26 @@ fn encode(header: &SchemaHeader, regions: &[RegionEntryInfo], out: &mut [u8]) ->
 }
 
 /// A validated schema, borrowed from the bytes it was parsed from.
+///
+/// ```
+/// use skmem::arena::{Arena, NexusParams};
+/// use skmem::region::RegionId;
+/// use skmem::schema::SchemaView;
+///
+/// let mut p = NexusParams::new("doc");
+/// p.pool.packets = 256;
+/// let arena = Arena::create_nexus(&p)?;
+/// let mapping = arena.map()?;
+/// // A mapper copies the schema out of the span, then trusts nothing in it.
+/// let (_, len) = mapping.region(RegionId::Schema).unwrap();
+/// let mut bytes = vec![0; len];
+/// mapping.read_region(RegionId::Schema, 0, &mut bytes)?;
+/// let schema = SchemaView::parse(&bytes, mapping.size() as u64)?;
+/// let bufs = schema.region(RegionId::BufDef).unwrap();
+/// assert_eq!(bufs.offset as usize, arena.region_offset(RegionId::BufDef));
+/// assert!(SchemaView::parse(&bytes[..10], mapping.size() as u64).is_err());
+/// # Ok::<(), skmem::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct SchemaView<'a> {
     version: u32,

@@ -53,6 +53,20 @@ struct Segments {
 }
 
 /// A region: see the module documentation.
+///
+/// ```
+/// use skmem::region::{Region, RegionFlags, RegionId, RegionParams, View};
+///
+/// // 64 user slot descriptors' worth of objects, read-only to mappers.
+/// let r = Region::create("doc", &RegionParams::new(RegionId::TxaUsd, 64, 64))?;
+/// assert!(r.flags().contains(RegionFlags::UREADONLY));
+/// let seg = r.alloc_segment()?;
+/// assert_eq!(r.stats().segs_in_use, 1);
+/// let view = r.map_view(View::User)?; // a second, read-only mapping
+/// assert_eq!(view.len(), r.size());
+/// r.free_segment(seg)?;
+/// # Ok::<(), skmem::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Region {
     name: String,
