@@ -28,6 +28,8 @@ fn hooks(c: &mut Criterion) {
         flags: 0,
         error: 0,
         name: [0; HOOK_NAME_LEN],
+        mem_total: 0,
+        mem_inuse: 0,
     };
     let hook = black_box(hook_fn(HookEvent::ArenaMap));
     g.bench_function("hook-unattached", |b| b.iter(|| hook(black_box(&payload))));

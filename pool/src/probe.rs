@@ -75,6 +75,9 @@ pub(crate) struct Subject<'a> {
     pub(crate) arena_id: u64,
     pub(crate) kind: u32,
     pub(crate) name: &'a str,
+    /// The arena's region memory: (total bytes, bytes in use); zeros when
+    /// unknown.
+    pub(crate) mem: (usize, usize),
 }
 
 /// Fires `event`'s hook.
@@ -97,6 +100,8 @@ pub(crate) fn emit(
         flags,
         error,
         name,
+        mem_total: who.mem.0 as u64,
+        mem_inuse: who.mem.1 as u64,
     };
     hook_fn(event)(&payload);
 }
@@ -135,6 +140,7 @@ mod tests {
                     arena_id: 7,
                     kind: 1,
                     name: "skmem.nexus.test",
+                    mem: (1 << 20, 4096),
                 },
                 (0x1000, 0x2000),
                 0,

@@ -57,13 +57,21 @@ pub fn run(args: StatsArgs) -> Result<()> {
 
 fn table(arenas: &[ArenaInfo]) -> String {
     let mut s = format!(
-        "{:<8} {:<5} {:<36} {:<7} {:<9} {:>5} {:>9}  {}\n",
-        "PID", "ID", "ARENA", "KIND", "STATE", "MAPS", "MAPSIZE", "MAPPED PIDS"
+        "{:<8} {:<5} {:<36} {:<7} {:<9} {:>5} {:>9} {:>19}  {}\n",
+        "PID",
+        "ID",
+        "ARENA",
+        "KIND",
+        "STATE",
+        "MAPS",
+        "MAPSIZE",
+        "MEM (INUSE/TOTAL)",
+        "MAPPED PIDS"
     );
     for a in arenas {
         let pids: Vec<String> = a.mapped_pids.iter().map(u32::to_string).collect();
         s.push_str(&format!(
-            "{:<8} {:<5} {:<36} {:<7} {:<9} {:>5} {:>9}  {}\n",
+            "{:<8} {:<5} {:<36} {:<7} {:<9} {:>5} {:>9} {:>19}  {}\n",
             a.pid,
             format!("{}{}", a.arena_id, if a.late { "*" } else { "" }),
             a.name,
@@ -71,6 +79,7 @@ fn table(arenas: &[ArenaInfo]) -> String {
             a.state,
             a.map_count,
             human_bytes(a.map_size),
+            mem(a),
             if pids.is_empty() {
                 "-".into()
             } else {
@@ -79,4 +88,9 @@ fn table(arenas: &[ArenaInfo]) -> String {
         ));
     }
     s
+}
+
+/// `IN_USE/TOTAL` in human units, e.g. `1.2MiB/9.1MiB`.
+fn mem(a: &ArenaInfo) -> String {
+    format!("{}/{}", human_bytes(a.mem_inuse), human_bytes(a.mem_total))
 }

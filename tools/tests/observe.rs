@@ -162,6 +162,14 @@ fn lifecycle_events_arrive_in_order_with_their_fields() {
     );
     assert_eq!(a.mapped_pids, [pid, pid]);
     assert!(!a.late);
+    // Its region totals, refreshed by the defunct hook (which released
+    // memory): what the child's `Arena::mem_stats` says now.
+    let mem = kid.cmd(&format!("mem {id}"));
+    assert_eq!(
+        (a.mem_total, a.mem_inuse),
+        (mem[0].parse().unwrap(), mem[1].parse().unwrap()),
+        "{mem:?}"
+    );
     kid.cmd("unmap 0");
     kid.cmd("unmap 1");
     kid.cmd(&format!("drop {id}"));
@@ -197,6 +205,9 @@ fn lifecycle_events_arrive_in_order_with_their_fields() {
     assert_eq!((evs[1].span_addr, evs[1].span_size), (addr0, size));
     assert_eq!(evs[2].span_size, size);
     assert_eq!(evs[5].span_size, 0, "a refused map has no span");
+    assert!(evs[0].mem_total > 0, "create carries the totals");
+    assert!(evs[7].mem_total <= evs[6].mem_total, "defunct releases");
+    assert_eq!(evs[10].mem_total, 0, "destroy has nothing left");
     assert!(evs
         .windows(2)
         .all(|w| w[0].time_unix_ns <= w[1].time_unix_ns));
@@ -354,11 +365,44 @@ fn stats_lists_exactly_the_live_arenas_of_two_processes() {
     got.sort();
     assert_eq!(got, want);
 
+    // The nexus arena's region totals, as the child published them with its
+    // last hook (the map), equal what the child's `Arena::mem_stats` says.
+    let (total, inuse) = {
+        let m = a.cmd(&format!("mem {nexus}"));
+        let n = |i: usize| -> u64 { m[i].parse().unwrap_or_else(|_| panic!("mem: {m:?}")) };
+        (n(0), n(1))
+    };
+    assert!(total > 0, "a nexus arena has regions");
+    let entry = json["arenas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| {
+            v["pid"].as_u64() == Some(u64::from(a.pid)) && v["arena_id"].as_u64() == Some(nexus)
+        })
+        .expect("the nexus arena in stats --json");
+    let listed_total = entry["mem_total"].as_u64().expect("mem_total");
+    let listed_inuse = entry["mem_inuse"].as_u64().expect("mem_inuse");
+    assert_ne!(listed_total, 0, "{entry:#}");
+    assert_eq!(listed_total, total, "{entry:#}");
+    assert_eq!(listed_inuse, inuse, "{entry:#}");
+
     // The table form names them too.
     let out = Command::new(SKMEMCTL).arg("stats").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("skmem.necp.obs-stats-b"), "{text}");
     assert!(text.contains("INACTIVE"), "{text}");
+    assert!(text.contains("MEM"), "{text}");
+    let nexus_row = text
+        .lines()
+        .find(|l| l.contains("skmem.nexus.obs-stats-a"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let mem_col = format!(
+        "{}/{}",
+        skmem_xdp::observe::human_bytes(inuse),
+        skmem_xdp::observe::human_bytes(total)
+    );
+    assert!(nexus_row.contains(&mem_col), "{mem_col} in {nexus_row}");
 
     // After both exit (without destructors: the exit probe cleans up),
     // none of theirs is left; the pin goes with the observer.

@@ -250,6 +250,11 @@ pub struct ObservedEvent {
     pub state: &'static str,
     /// The arena's live mappings after the event.
     pub map_count: u32,
+    /// Hooks: total bytes of the arena's regions at the event (0 for
+    /// destroy and for the other events).
+    pub mem_total: u64,
+    /// Hooks: bytes in use in the arena's regions at the event.
+    pub mem_inuse: u64,
     /// Exit: live arenas the process still had.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_arenas: Option<u32>,
@@ -333,6 +338,8 @@ impl ObservedEvent {
             error: raw.error,
             state: state_name(raw.state),
             map_count: raw.map_count,
+            mem_total: raw.mem_total,
+            mem_inuse: raw.mem_inuse,
             exit_arenas: exit.then_some(raw.exit_arenas),
             exit_mappings: exit.then_some(raw.exit_mappings),
             munmap_addr: munmap.then_some(raw.munmap_addr),
@@ -474,6 +481,11 @@ pub struct ArenaInfo {
     pub map_count: u32,
     /// Size of a mapping (0 with none).
     pub map_size: u64,
+    /// Total bytes of the arena's regions, as its owner published them at
+    /// its last hook event.
+    pub mem_total: u64,
+    /// Bytes in use in the arena's regions, as of the same event.
+    pub mem_inuse: u64,
     /// Pids holding mappings (one per mapping, at most 8).
     pub mapped_pids: Vec<u32>,
     /// Last event seen.
@@ -494,6 +506,8 @@ impl ArenaInfo {
             state: state_name(v.state),
             map_count: v.map_count,
             map_size: v.map_size,
+            mem_total: v.mem_total,
+            mem_inuse: v.mem_inuse,
             mapped_pids: v.pids.iter().copied().filter(|&p| p != 0).collect(),
             last_event: event_name(v.last_event),
             late: v.flags & LIVE_FLAG_LATE != 0,

@@ -172,6 +172,8 @@ impl Drop for ArenaInner {
             arena_id: self.id,
             kind: self.kind.code(),
             name: &self.name,
+            // Torn down: no memory left to report.
+            mem: (0, 0),
         };
         probe::emit(HookEvent::ArenaDestroy, who, (0, 0), 0, 0);
         tracing::debug!(arena = %self.name, "arena destroyed");
@@ -210,12 +212,17 @@ impl Arena {
         Ok(arena)
     }
 
-    /// Fires a lifecycle hook about this arena.
+    /// Fires a lifecycle hook about this arena, with its current region
+    /// memory totals.
+    ///
+    /// Locks the arena's state (for [`Arena::mem_stats`]): never call it
+    /// with the state lock held.
     pub(crate) fn emit(&self, event: HookEvent, span: (usize, usize), flags: u32, error: i32) {
         let who = Subject {
             arena_id: self.id(),
             kind: self.kind().code(),
             name: self.name(),
+            mem: self.mem_stats(),
         };
         probe::emit(event, who, span, flags, error);
     }

@@ -13,6 +13,7 @@
 //! munmap MAP_INDEX                -> ok   (libc::munmap of the span, behind the library's back)
 //! defunct ARENA_ID                -> ok
 //! reap ARENA_ID [purge]           -> ok
+//! mem ARENA_ID                    -> ok TOTAL INUSE   (`Arena::mem_stats`, bytes)
 //! drop ARENA_ID                   -> ok   (releases the test's reference: destroy once unmapped)
 //! exit                            -> (exits 0)
 //! ```
@@ -92,6 +93,13 @@ fn main() {
                 Some(a) => {
                     a.reap(words.get(2) == Some(&"purge"));
                     Ok("ok".into())
+                }
+                None => Ok("err 2 no such arena".into()),
+            },
+            Some("mem") => match arenas.get(&num(1)) {
+                Some(a) => {
+                    let (total, inuse) = a.mem_stats();
+                    Ok(format!("ok {total} {inuse}"))
                 }
                 None => Ok("err 2 no such arena".into()),
             },

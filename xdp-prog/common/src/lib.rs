@@ -323,7 +323,8 @@ impl HookEvent {
 pub const HOOK_NAME_LEN: usize = 64;
 
 /// What every hook receives (its only argument is a pointer to one): the
-/// arena, the process, the span, and how it went. 104 bytes, no padding.
+/// arena, the process, the span, how it went, and the arena's region
+/// memory totals. 120 bytes, no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HookPayload {
@@ -343,9 +344,14 @@ pub struct HookPayload {
     pub error: i32,
     /// The arena's name, NUL-padded UTF-8.
     pub name: [u8; HOOK_NAME_LEN],
+    /// Total bytes of the regions the arena holds at the event (0 when
+    /// unknown, e.g. on destroy).
+    pub mem_total: u64,
+    /// Bytes of the segments in use in those regions.
+    pub mem_inuse: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<HookPayload>() == 104);
+const _: () = assert!(core::mem::size_of::<HookPayload>() == 120);
 
 // ---------------------------------------------------------------------------
 // Observation (`skmem-observe` object): uprobes on the hooks, tracepoints,
@@ -475,7 +481,7 @@ pub struct ArenaKey {
     pub arena_id: u64,
 }
 
-/// Value of [`ARENAS_MAP`]: an arena as the probes know it. 152 bytes.
+/// Value of [`ARENAS_MAP`]: an arena as the probes know it. 168 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveArena {
@@ -503,6 +509,10 @@ pub struct LiveArena {
     pub pids: [u32; MAPPED_PIDS_MAX],
     /// `skmem.KIND.NAME`, NUL-padded.
     pub name: [u8; HOOK_NAME_LEN],
+    /// Total bytes of the arena's regions, as of the last hook event.
+    pub mem_total: u64,
+    /// Bytes in use in the arena's regions, as of the last hook event.
+    pub mem_inuse: u64,
 }
 
 /// One live span in [`ProcState`].
@@ -527,7 +537,7 @@ pub struct ProcState {
     pub spans: [SpanSlot; PROC_SPANS_MAX],
 }
 
-/// One record of [`EVENTS_MAP`]. 168 bytes.
+/// One record of [`EVENTS_MAP`]. 184 bytes.
 ///
 /// Common fields describe the event's process and arena; `state` and
 /// `map_count` are the arena's as the live map has them *after* the event
@@ -581,22 +591,32 @@ pub struct Event {
     pub xdp_ifindex: i32,
     /// Reserved, 0.
     pub _pad: u32,
+    /// Hooks: the arena's total region bytes (the payload's); else 0.
+    pub mem_total: u64,
+    /// Hooks: the arena's region bytes in use (the payload's); else 0.
+    pub mem_inuse: u64,
 }
 
 const _: () = {
     assert!(core::mem::size_of::<ArenaKey>() == 16);
-    assert!(core::mem::size_of::<LiveArena>() == 152);
+    assert!(core::mem::size_of::<LiveArena>() == 168);
     assert!(core::mem::offset_of!(LiveArena, pids) == 56);
     assert!(core::mem::offset_of!(LiveArena, name) == 88);
+    assert!(core::mem::offset_of!(LiveArena, mem_total) == 152);
+    assert!(core::mem::offset_of!(LiveArena, mem_inuse) == 160);
     assert!(core::mem::size_of::<SpanSlot>() == 24);
     assert!(core::mem::size_of::<ProcState>() == 640);
-    assert!(core::mem::size_of::<Event>() == 168);
+    assert!(core::mem::size_of::<Event>() == 184);
     assert!(core::mem::offset_of!(Event, name) == 64);
     assert!(core::mem::offset_of!(Event, exit_arenas) == 128);
     assert!(core::mem::offset_of!(Event, xdp_prog_id) == 152);
+    assert!(core::mem::offset_of!(Event, mem_total) == 168);
+    assert!(core::mem::offset_of!(Event, mem_inuse) == 176);
     assert!(core::mem::size_of::<ObserveConfig>() == 8);
     assert!(core::mem::offset_of!(HookPayload, kind) == 24);
     assert!(core::mem::offset_of!(HookPayload, name) == 40);
+    assert!(core::mem::offset_of!(HookPayload, mem_total) == 104);
+    assert!(core::mem::offset_of!(HookPayload, mem_inuse) == 112);
 };
 
 #[cfg(feature = "user")]

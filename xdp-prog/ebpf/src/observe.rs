@@ -18,7 +18,7 @@
 #![no_std]
 #![no_main]
 // Map values are passed to the helpers by reference on purpose: passing
-// them by value (what clippy suggests) would copy a 152- or 640-byte value
+// them by value (what clippy suggests) would copy a 168- or 640-byte value
 // onto the 512-byte BPF stack.
 #![allow(clippy::needless_borrows_for_generic_args)]
 
@@ -196,6 +196,8 @@ fn on_hook(ctx: &ProbeContext, event: HookEvent) -> u32 {
         (*ev).state = state;
         (*ev).map_count = map_count;
         (*ev).name = p.name;
+        (*ev).mem_total = p.mem_total;
+        (*ev).mem_inuse = p.mem_inuse;
     }
     entry.submit(0);
     0
@@ -234,6 +236,8 @@ fn live_entry(
         (*s).flags = if create { 0 } else { LIVE_FLAG_LATE };
         (*s).pids = [0; MAPPED_PIDS_MAX];
         (*s).name = p.name;
+        (*s).mem_total = p.mem_total;
+        (*s).mem_inuse = p.mem_inuse;
         if SKMEM_ARENAS.insert(key, &*s, BPF_NOEXIST as u64).is_err() {
             // Raced with another CPU (then the lookup finds it) or full.
             if let Some(e) = SKMEM_ARENAS.get_ptr_mut(key) {
@@ -304,6 +308,10 @@ fn update_live(event: HookEvent, tgid: u32, p: &HookPayload, now: u64) -> (u32, 
                 _ => {}
             }
         }
+        // The owner's region totals as of this event (refused ones too:
+        // the payload always carries the current figures).
+        (*e).mem_total = p.mem_total;
+        (*e).mem_inuse = p.mem_inuse;
         (*e).updated_ns = now;
         (*e).last_event = event as u32;
         ((*e).state, (*e).map_count)
