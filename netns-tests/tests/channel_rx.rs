@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount, RxFrame, TxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount, RxFrame};
 use skmem_netns_tests::{
     check_payload, NetnsPair, PairConfig, Receiver, RxFilter, Sender, SequenceChecker, Side,
     DEFAULT_UDP_PORT,
@@ -158,10 +158,7 @@ fn l2fwd_returns_every_frame_with_swapped_macs() {
                 let (_arena, mut ch) = open(&ifname, 2048);
                 prog.add_socket(0, ch.fd()).unwrap();
                 ready.store(true, Ordering::Release);
-                let pool = ch.pool().clone();
                 let mut rx = vec![RxFrame::default(); 64];
-                let mut tx = vec![TxFrame::default(); 64];
-                let mut rest = vec![0u32; 64];
                 let deadline = Instant::now() + Duration::from_secs(30);
                 while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
                     ch.complete();
@@ -170,24 +167,7 @@ fn l2fwd_returns_every_frame_with_swapped_macs() {
                         ch.poll(5).unwrap();
                         continue;
                     }
-                    for (t, f) in tx.iter_mut().zip(&rx[..n]) {
-                        let (base, _) = pool.buffer_ptr(f.pkt).unwrap();
-                        let off = (f.addr - pool.buf_addr_of(f.pkt)) as usize;
-                        // SAFETY: the frame is ours; 12 bytes of MACs at `off`.
-                        let hdr = unsafe { std::slice::from_raw_parts_mut(base.add(off), 12) };
-                        let (dst, src) = hdr.split_at_mut(6);
-                        dst.swap_with_slice(src);
-                        *t = TxFrame {
-                            pkt: f.pkt,
-                            offset: off as u32,
-                            len: f.len,
-                        };
-                    }
-                    let q = ch.tx_burst(&tx[..n]).unwrap();
-                    for (r, t) in rest.iter_mut().zip(&tx[q..n]) {
-                        *r = t.pkt;
-                    }
-                    ch.free_rx(&rest[..n - q]).unwrap();
+                    ch.reflect(&rx[..n]).unwrap();
                 }
                 settle(&mut ch)
             })

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount, RxFrame, TxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount, RxFrame};
 use skmem_netns_tests::{
     NetnsPair, PairConfig, Receiver, RxFilter, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT,
 };
@@ -100,36 +100,13 @@ fn forward(pair: &NetnsPair, fwd: &Fwd, stop: &AtomicBool) -> Result<FrameAccoun
         let mut ch = Channel::open(&arena, &cp)?;
         prog.add_socket(0, ch.fd())?;
         fwd.ready.store(true, Ordering::Release);
-        let pool = ch.pool().clone();
         let mut rx = vec![RxFrame::default(); 64];
-        let mut tx = vec![TxFrame::default(); 64];
-        let mut rest = vec![0u32; 64];
         let mut last = Instant::now();
         while !stop.load(Ordering::Acquire) {
             ch.complete();
             let n = ch.rx_burst(&mut rx)?;
             if n > 0 {
-                for (t, f) in tx.iter_mut().zip(&rx[..n]) {
-                    let (base, _) = pool.buffer_ptr(f.pkt)?;
-                    let off = (f.addr - pool.buf_addr_of(f.pkt)) as usize;
-                    if f.len >= 12 {
-                        // SAFETY: the frame is ours until sent or freed; its
-                        // first 12 bytes (the MACs) are inside its buffer.
-                        let hdr = unsafe { std::slice::from_raw_parts_mut(base.add(off), 12) };
-                        let (dst, src) = hdr.split_at_mut(6);
-                        dst.swap_with_slice(src);
-                    }
-                    *t = TxFrame {
-                        pkt: f.pkt,
-                        offset: off as u32,
-                        len: f.len,
-                    };
-                }
-                let q = ch.tx_burst(&tx[..n])?;
-                for (r, t) in rest.iter_mut().zip(&tx[q..n]) {
-                    *r = t.pkt;
-                }
-                ch.free_rx(&rest[..n - q])?;
+                let q = ch.reflect(&rx[..n])?;
                 fwd.rx.fetch_add(n as u64, Ordering::Relaxed);
                 fwd.tx.fetch_add(q as u64, Ordering::Relaxed);
             } else {

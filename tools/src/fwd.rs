@@ -220,31 +220,7 @@ fn run_queue(
                     }
                     ch.free_rx(&pkts[..n])?;
                 } else {
-                    let pool = ch.pool().clone();
-                    for (t, f) in tx.iter_mut().zip(&rx[..n]) {
-                        let (base, _) = pool.buffer_ptr(f.pkt)?;
-                        let off = (f.addr - pool.buf_addr_of(f.pkt)) as usize;
-                        // SAFETY: the frame is ours (just received), its
-                        // data is `len` bytes at `off` inside its buffer,
-                        // and len >= 12 is checked before swapping.
-                        if f.len >= 12 {
-                            let d = unsafe { std::slice::from_raw_parts_mut(base.add(off), 12) };
-                            let (dst, src) = d.split_at_mut(6);
-                            dst.swap_with_slice(src);
-                        }
-                        *t = TxFrame {
-                            pkt: f.pkt,
-                            offset: off as u32,
-                            len: f.len,
-                        };
-                    }
-                    let q = ch.tx_burst(&tx[..n])?;
-                    if q < n {
-                        for (p, t) in pkts.iter_mut().zip(&tx[q..n]) {
-                            *p = t.pkt;
-                        }
-                        ch.free_rx(&pkts[..n - q])?;
-                    }
+                    let q = ch.reflect(&rx[..n])?;
                     shared.tx.fetch_add(q as u64, Ordering::Relaxed);
                     shared.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
                     ch.complete();

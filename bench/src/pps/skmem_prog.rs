@@ -2,11 +2,10 @@
 //! loops of `skmemctl fwd`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame, TxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame};
 
 use super::meter::Meter;
 use super::{ProgParams, ProgRun, Wait, Workload};
@@ -84,9 +83,6 @@ fn l2fwd(
     stop: &AtomicBool,
 ) -> Result<(Meter, u64)> {
     let mut rx = vec![RxFrame::default(); p.batch];
-    let mut tx = vec![TxFrame::default(); p.batch];
-    let mut rest = vec![0u32; p.batch];
-    let pool = Arc::clone(ch.pool());
     let mut completed = 0u64;
     let mut unsent = 0u64;
     while !meter.tick(completed) && !stop.load(Ordering::Relaxed) {
@@ -98,31 +94,8 @@ fn l2fwd(
             }
             continue;
         }
-        for (t, f) in tx.iter_mut().zip(&rx[..n]) {
-            let (base, _) = pool.buffer_ptr(f.pkt)?;
-            let off = (f.addr - pool.buf_addr_of(f.pkt)) as usize;
-            if f.len >= 12 {
-                // SAFETY: the frame is ours (just received, not yet sent or
-                // freed); its data is `len` >= 12 bytes at `off` inside its
-                // buffer, which `buffer_ptr` bounds.
-                let d = unsafe { std::slice::from_raw_parts_mut(base.add(off), 12) };
-                let (dst, src) = d.split_at_mut(6);
-                dst.swap_with_slice(src);
-            }
-            *t = TxFrame {
-                pkt: f.pkt,
-                offset: off as u32,
-                len: f.len,
-            };
-        }
-        let q = ch.tx_burst(&tx[..n])?;
-        if q < n {
-            for (r, t) in rest.iter_mut().zip(&tx[q..n]) {
-                *r = t.pkt;
-            }
-            ch.free_rx(&rest[..n - q])?;
-            unsent += (n - q) as u64;
-        }
+        let q = ch.reflect(&rx[..n])?;
+        unsent += (n - q) as u64;
         completed += ch.complete() as u64;
     }
     // Drain what is still in flight so the channel closes quietly.

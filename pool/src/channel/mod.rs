@@ -275,6 +275,7 @@ pub struct Channel {
     scratch_addrs: Vec<u64>,
     scratch_descs: Vec<XdpDesc>,
     scratch_pkts: Vec<PacketIndex>,
+    scratch_tx: Vec<TxFrame>,
     stats_obj: Option<*mut u8>,
 }
 
@@ -506,6 +507,7 @@ impl Channel {
             scratch_addrs: vec![0; params.batch],
             scratch_descs: vec![XdpDesc::default(); params.batch],
             scratch_pkts: vec![0; params.batch],
+            scratch_tx: vec![TxFrame::default(); params.batch],
             params: params.clone(),
             ifindex,
             zero_copy,
@@ -747,6 +749,67 @@ impl Channel {
             self.sock.kick_tx()?;
         }
         Ok(done)
+    }
+
+    /// Returns an application-held frame to the fill path (RX-free slots,
+    /// else the pool).
+    fn give_back(&mut self, pkt: PacketIndex) {
+        if self
+            .pool
+            .transition(pkt, PacketState::Allocated, PacketState::Staged)
+            && !self.rxf.push(pkt, 0)
+        {
+            self.worker
+                .free_batch_from(std::slice::from_ref(&pkt), PacketState::Staged);
+        }
+    }
+
+    /// l2fwd's step: sends received frames back out of this socket with
+    /// their Ethernet destination and source swapped, without copying
+    /// them. Frames the TX ring has no room for go back to the fill path.
+    /// Returns how many were queued.
+    pub fn reflect(&mut self, frames: &[RxFrame]) -> Result<usize> {
+        let mut queued = 0;
+        for chunk in frames.chunks(self.params.batch) {
+            let mut tx = std::mem::take(&mut self.scratch_tx);
+            let mut n = 0;
+            for f in chunk {
+                let Ok((base, size)) = self.pool.buffer_ptr(f.pkt) else {
+                    self.counters.tx_refused += 1;
+                    continue;
+                };
+                let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt)) as usize;
+                if off.checked_add(f.len as usize).is_none_or(|end| end > size) {
+                    // Not a frame this channel handed out as such: refuse
+                    // it, but do not lose it.
+                    self.counters.tx_refused += 1;
+                    self.give_back(f.pkt);
+                    continue;
+                }
+                if f.len >= 12 {
+                    // SAFETY: the frame is the application's (received, not
+                    // yet sent or freed); `off + len <= size` was checked, so
+                    // its first 12 bytes lie inside its buffer.
+                    let hdr = unsafe { std::slice::from_raw_parts_mut(base.add(off), 12) };
+                    let (dst, src) = hdr.split_at_mut(6);
+                    dst.swap_with_slice(src);
+                }
+                tx[n] = TxFrame {
+                    pkt: f.pkt,
+                    offset: off as u32,
+                    len: f.len,
+                };
+                n += 1;
+            }
+            let sent = self.tx_burst(&tx[..n]);
+            let q = *sent.as_ref().unwrap_or(&0);
+            for t in &tx[q..n] {
+                self.give_back(t.pkt);
+            }
+            self.scratch_tx = tx;
+            queued += sent?;
+        }
+        Ok(queued)
     }
 
     /// Drains the completion ring: sent frames go to the TX-allocation
