@@ -25,6 +25,9 @@ const EBPF_PACKAGE: &str = "skmem-xdp-ebpf";
 /// The observation programs' binary target in the same package (uprobes
 /// and tracepoints), copied to `OUT_DIR` under this name.
 const OBSERVE_BIN: &str = "skmem-observe";
+/// The traffic generator's binary target (run with `BPF_PROG_TEST_RUN` in
+/// live-frames mode), copied to `OUT_DIR` under this name.
+const GEN_BIN: &str = "skmem-gen";
 
 fn main() -> Result<()> {
     let manifest_dir =
@@ -56,6 +59,10 @@ fn main() -> Result<()> {
         "cargo:rustc-env=SKMEM_OBSERVE_OBJECT={}",
         out_dir.join(OBSERVE_BIN).display()
     );
+    println!(
+        "cargo:rustc-env=SKMEM_GEN_OBJECT={}",
+        out_dir.join(GEN_BIN).display()
+    );
 
     // aya-build reads the same variable and skips its build.
     println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
@@ -68,6 +75,7 @@ fn main() -> Result<()> {
         // it at run time.
         std::fs::write(out_dir.join(EBPF_PACKAGE), [])?;
         std::fs::write(out_dir.join(OBSERVE_BIN), [])?;
+        std::fs::write(out_dir.join(GEN_BIN), [])?;
         println!("cargo:warning=AYA_BUILD_SKIP is set: skmem-xdp embeds no XDP program");
         return Ok(());
     }

@@ -25,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod gen;
 pub mod observe;
 
 use std::error::Error as StdError;

@@ -9,6 +9,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use skmem_bench::pps::gen::GenKind;
 use skmem_bench::pps::{self, Config, Implementation, Wait, Workload};
 
 /// Packets per second: skmem vs xsk-rs 0.11 (rxdrop, l2fwd) over veth.
@@ -39,6 +40,10 @@ struct Args {
     /// Programs, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Implementation::Skmem, Implementation::XskRs])]
     programs: Vec<Implementation>,
+    /// The generator on side B: skmem's AF_XDP txonly, or XDP live frames
+    /// (BPF_PROG_TEST_RUN, as xdp-trafficgen).
+    #[arg(long = "gen", value_enum, default_value_t = GenKind::Afxdp)]
+    generator: GenKind,
     /// CPU of the generator.
     #[arg(long, default_value_t = 0)]
     gen_cpu: usize,
@@ -88,6 +93,7 @@ fn main() -> ExitCode {
     cfg.wait = a.wait;
     cfg.workloads = a.workloads;
     cfg.implementations = a.programs;
+    cfg.generator = a.generator;
     cfg.gen_cpu = a.gen_cpu;
     cfg.prog_cpu = a.prog_cpu;
     cfg.tx_budget = (a.tx_budget > 0).then_some(a.tx_budget);

@@ -1,8 +1,9 @@
-//! The generator: skmem's own AF_XDP txonly on side B, flat out.
+//! The generator on side B, flat out: skmem's own AF_XDP txonly ([`run`],
+//! the default), or XDP live frames ([`run_xdp`], `--gen xdp`).
 //!
-//! Every buffer of the pool is written once before the loop (one frame of
-//! the flow each), so the loop only allocates, queues descriptors and
-//! reaps completions.
+//! AF_XDP: every buffer of the pool is written once before the loop (one
+//! frame of the flow each), so the loop only allocates, queues descriptors
+//! and reaps completions.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, TxFrame};
 use skmem_netns_tests::FrameSpec;
+use skmem_xdp::gen::{Generator, MAX_BATCH};
 
 use super::sys::pin_current_thread;
 
@@ -23,6 +25,27 @@ pub struct GenCounters {
     pub completed: AtomicU64,
     /// Set once the socket is bound and the loop runs.
     pub running: AtomicBool,
+}
+
+/// Which generator runs on side B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GenKind {
+    /// skmem's own copy-mode AF_XDP txonly ([`run`]).
+    Afxdp,
+    /// XDP live frames: `BPF_PROG_TEST_RUN` of a program returning
+    /// `XDP_TX`, as xdp-trafficgen does ([`run_xdp`]).
+    Xdp,
+}
+
+impl GenKind {
+    /// Name as given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            GenKind::Afxdp => "afxdp",
+            GenKind::Xdp => "xdp",
+        }
+    }
 }
 
 /// How the generator runs.
@@ -117,4 +140,32 @@ pub fn run(p: &GenParams, counters: &GenCounters, stop: &AtomicBool) -> Result<u
     }
     counters.completed.store(completed, Ordering::Relaxed);
     Ok(completed)
+}
+
+/// Frames per `BPF_PROG_TEST_RUN` call of [`run_xdp`]: about 10 ms at the
+/// rates seen here, so `stop` is noticed quickly.
+const XDP_REPEAT: u32 = 65_536;
+
+/// Runs the XDP live-frames generator until `stop`: the same frame (packet
+/// 0 of the flow) `XDP_REPEAT` times per call, `batch` (at most
+/// [`MAX_BATCH`]) per kernel batch. Returns the frames sent; `queued` and
+/// `completed` both count what the kernel offered to the interface.
+pub fn run_xdp(p: &GenParams, counters: &GenCounters, stop: &AtomicBool) -> Result<u64> {
+    pin_current_thread(p.cpu)?;
+    let mut frame = vec![0u8; p.spec.size];
+    let len = p
+        .spec
+        .write(0, &mut frame)
+        .map_err(|e| anyhow!("building the frame: {e}"))?;
+    let gen = Generator::new(&p.ifname, &frame[..len])
+        .with_context(|| format!("XDP generator on {}", p.ifname))?;
+    let batch = (p.batch as u32).clamp(1, MAX_BATCH);
+    let mut sent = 0u64;
+    counters.running.store(true, Ordering::Release);
+    while !stop.load(Ordering::Relaxed) {
+        sent += gen.run(XDP_REPEAT, batch)?;
+        counters.queued.store(sent, Ordering::Relaxed);
+        counters.completed.store(sent, Ordering::Relaxed);
+    }
+    Ok(sent)
 }

@@ -153,6 +153,8 @@ pub struct Config {
     pub workloads: Vec<Workload>,
     /// Implementations to run.
     pub implementations: Vec<Implementation>,
+    /// The generator on side B.
+    pub generator: gen::GenKind,
     /// CPU of the generator thread.
     pub gen_cpu: usize,
     /// CPU of the program under test.
@@ -180,6 +182,7 @@ impl Default for Config {
             wait: Wait::Spin,
             workloads: vec![Workload::Rxdrop, Workload::L2fwd],
             implementations: vec![Implementation::Skmem, Implementation::XskRs],
+            generator: gen::GenKind::Afxdp,
             gen_cpu: 0,
             prog_cpu: 1,
             pkt_size: 64,
@@ -227,8 +230,9 @@ impl Config {
     /// One line naming the CPU layout.
     pub fn layout(&self) -> String {
         format!(
-            "generator on cpu{g} (its TX, and A's veth NAPI: XDP program + copy into the UMEM, run there), \
+            "{k} generator on cpu{g} (its TX, and A's veth NAPI: XDP program + copy into the UMEM, run there), \
              program under test on cpu{p}{d}",
+            k = self.generator.name(),
             g = self.gen_cpu,
             p = self.prog_cpu,
             d = if (self.gen_cpu, self.prog_cpu) == (0, 1) {
@@ -483,7 +487,11 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
     };
     {
         let (c, s) = (Arc::clone(&gen_counters), Arc::clone(&generator.stop));
-        generator.handle = Some(pair.spawn_in_ns(Side::B, move || gen::run(&gp, &c, &s))?);
+        let kind = cfg.generator;
+        generator.handle = Some(pair.spawn_in_ns(Side::B, move || match kind {
+            gen::GenKind::Afxdp => gen::run(&gp, &c, &s),
+            gen::GenKind::Xdp => gen::run_xdp(&gp, &c, &s),
+        })?);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while !gen_counters.running.load(Ordering::Acquire) {
