@@ -104,3 +104,49 @@ fn txonly_frames_reach_the_peer_in_order_and_every_frame_is_accounted() {
     assert_eq!(account.app, 0);
     assert_eq!(account.pool + account.staged, account.total);
 }
+
+#[test]
+fn bad_tx_frames_are_refused_counted_and_never_lost() {
+    skmem_netns_tests::require_root!();
+    let pair = NetnsPair::new().unwrap();
+    let ifname = pair.ifname(Side::A).to_owned();
+    pair.in_ns(Side::A, move || {
+        let mut np = NexusParams::new("badtx");
+        np.pool.packets = 256;
+        let arena = Arena::create_nexus(&np).unwrap();
+        let mut cp = ChannelParams::new(&ifname, 0);
+        cp.mode = BindMode::Copy;
+        let mut ch = Channel::open(&arena, &cp).unwrap();
+        let mut pkts = [0u32; 2];
+        assert_eq!(ch.alloc_tx(&mut pkts), 2);
+        let buf = ch.pool().buf_size() as u32;
+        let frames = [
+            // Overruns its buffer: refused, given back to the fill path.
+            TxFrame {
+                pkt: pkts[0],
+                offset: buf - 10,
+                len: 64,
+            },
+            // Never handed to the application: refused, nothing moves.
+            TxFrame {
+                pkt: 12345,
+                offset: 0,
+                len: 64,
+            },
+            // Empty: refused, given back.
+            TxFrame {
+                pkt: pkts[1],
+                offset: 0,
+                len: 0,
+            },
+        ];
+        ch.tx_burst(&frames).unwrap();
+        let c = ch.counters();
+        assert_eq!(c.tx_refused, 3);
+        assert_eq!(c.tx_packets, 0);
+        let a = ch.account();
+        assert_eq!(a.app, 0, "{a:?}");
+        assert_eq!(a.kernel_tx, 0);
+        a.check(true).unwrap();
+    });
+}

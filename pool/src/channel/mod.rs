@@ -708,10 +708,11 @@ impl Channel {
             .alloc_batch_as(&mut out[n..], PacketState::Allocated)
     }
 
-    /// Queues frames for TX; returns how many were queued (the rest, if
-    /// the ring is full, stay the application's). Frames that the
-    /// application does not hold, or whose data overruns the buffer, are
-    /// refused and counted.
+    /// Queues frames for TX; returns how many were taken (the rest, if the
+    /// ring is full, stay the application's). Of those taken, a frame whose
+    /// data overruns its buffer is refused, counted and given back to the
+    /// fill path; a frame the application does not hold is refused and
+    /// counted (it is not ours to move).
     pub fn tx_burst(&mut self, frames: &[TxFrame]) -> Result<usize> {
         let mut done = 0;
         let buf = self.pool.buf_size() as u64;
@@ -724,11 +725,18 @@ impl Channel {
             let mut n = 0;
             for f in &frames[done..done + room] {
                 let fits = f.offset as u64 + f.len as u64 <= buf && f.len > 0;
-                if !fits
-                    || !self
-                        .pool
-                        .transition(f.pkt, PacketState::Allocated, PacketState::Tx)
+                if !fits {
+                    // The caller counts it as taken: give it back to the
+                    // fill path rather than strand it.
+                    self.counters.tx_refused += 1;
+                    self.give_back(f.pkt);
+                    continue;
+                }
+                if !self
+                    .pool
+                    .transition(f.pkt, PacketState::Allocated, PacketState::Tx)
                 {
+                    // Not the application's to send: refused, counted.
                     self.counters.tx_refused += 1;
                     continue;
                 }
