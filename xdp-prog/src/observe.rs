@@ -878,6 +878,11 @@ impl Drop for Observer {
             if let Err(e) = fs::remove_file(&pin) {
                 warn!(pin = %pin.display(), error = %e, "removing the pin failed");
             }
+            // The last observer out removes the directory too; while another
+            // observer's pin is in it, this fails harmlessly.
+            if let Some(dir) = pin.parent() {
+                let _ = fs::remove_dir(dir);
+            }
         }
     }
 }
