@@ -632,13 +632,7 @@ impl NetnsPair {
         S: AsRef<OsStr>,
     {
         let args: Vec<S> = args.into_iter().collect();
-        let mut all: Vec<&OsStr> = vec![
-            OsStr::new("netns"),
-            OsStr::new("exec"),
-            OsStr::new(self.ns_name(side)),
-            OsStr::new(cmd),
-        ];
-        all.extend(args.iter().map(AsRef::as_ref));
+        let all = self.exec_argv(side, cmd, &args);
         Command::new("ip")
             .args(&all)
             .output()
@@ -646,6 +640,23 @@ impl NetnsPair {
                 cmd: cmd_line("ip", &all),
                 source,
             })
+    }
+
+    /// `netns exec NS cmd args...`: the arguments of `ip` for [`Self::exec`].
+    fn exec_argv<'a, S: AsRef<OsStr>>(
+        &'a self,
+        side: Side,
+        cmd: &'a str,
+        args: &'a [S],
+    ) -> Vec<&'a OsStr> {
+        let mut all: Vec<&OsStr> = vec![
+            OsStr::new("netns"),
+            OsStr::new("exec"),
+            OsStr::new(self.ns_name(side)),
+            OsStr::new(cmd),
+        ];
+        all.extend(args.iter().map(AsRef::as_ref));
+        all
     }
 
     /// [`NetnsPair::exec`] that fails (with the command's stderr) unless the
@@ -656,13 +667,7 @@ impl NetnsPair {
         S: AsRef<OsStr>,
     {
         let args: Vec<S> = args.into_iter().collect();
-        let mut all: Vec<&OsStr> = vec![
-            OsStr::new("netns"),
-            OsStr::new("exec"),
-            OsStr::new(self.ns_name(side)),
-            OsStr::new(cmd),
-        ];
-        all.extend(args.iter().map(AsRef::as_ref));
+        let all = self.exec_argv(side, cmd, &args);
         run_os("ip", &all, Some(self.ns_name(side)))
     }
 

@@ -244,18 +244,17 @@ impl Config {
     }
 }
 
-/// What a program under test hands back.
-#[derive(Debug, Clone, Default)]
-pub struct ProgRun {
-    /// Its counter at each boundary (received or completed frames).
-    pub samples: Vec<Sample<u64>>,
-    /// Frames received over the whole run (warm-up included).
+/// A program's own totals over its whole run (warm-up included).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ProgCounters {
+    /// Frames received.
     pub rx_packets: u64,
-    /// Frames queued for TX.
+    /// Frames queued for TX (l2fwd).
     pub tx_queued: u64,
-    /// TX completions.
+    /// TX completions (l2fwd).
     pub tx_completed: u64,
-    /// Received frames dropped because the TX ring was full.
+    /// Received frames given back unsent because the TX ring was full
+    /// (skmem l2fwd).
     pub tx_unsent: u64,
     /// `XDP_STATISTICS` rx_dropped.
     pub xsk_rx_dropped: u64,
@@ -263,6 +262,15 @@ pub struct ProgRun {
     pub xsk_rx_ring_full: u64,
     /// `XDP_STATISTICS` rx_fill_ring_empty_descs.
     pub xsk_fill_ring_empty: u64,
+}
+
+/// What a program under test hands back.
+#[derive(Debug, Clone, Default)]
+pub struct ProgRun {
+    /// Its counter at each boundary (received or completed frames).
+    pub samples: Vec<Sample<u64>>,
+    /// Its totals.
+    pub counters: ProgCounters,
 }
 
 /// What a program under test is given.
@@ -343,19 +351,8 @@ pub struct ProgramResult {
     /// XDP redirected to its socket in the same windows (1.0: nothing lost).
     pub share_of_redirected: f64,
     /// Totals over the program's whole run (warm-up included).
-    pub rx_packets: u64,
-    /// Frames queued for TX (l2fwd).
-    pub tx_queued: u64,
-    /// TX completions (l2fwd).
-    pub tx_completed: u64,
-    /// Received frames freed unsent because the TX ring was full (skmem l2fwd).
-    pub tx_unsent: u64,
-    /// Kernel socket counters: rx_dropped.
-    pub xsk_rx_dropped: u64,
-    /// Kernel socket counters: rx_ring_full.
-    pub xsk_rx_ring_full: u64,
-    /// Kernel socket counters: rx_fill_ring_empty_descs.
-    pub xsk_fill_ring_empty: u64,
+    #[serde(flatten)]
+    pub counters: ProgCounters,
     /// Seconds from start to the end of the program's run, set-up included.
     pub wall_s: f64,
 }
@@ -696,13 +693,7 @@ fn run_one(
         offered_mpps: Stat::of_pps(&offered),
         xdp_seen_mpps: Stat::of_pps(&pick(|o| o.xdp.seen)),
         xdp_redirected_mpps: Stat::of_pps(&redirected),
-        rx_packets: run.rx_packets,
-        tx_queued: run.tx_queued,
-        tx_completed: run.tx_completed,
-        tx_unsent: run.tx_unsent,
-        xsk_rx_dropped: run.xsk_rx_dropped,
-        xsk_rx_ring_full: run.xsk_rx_ring_full,
-        xsk_fill_ring_empty: run.xsk_fill_ring_empty,
+        counters: run.counters,
         wall_s: t0.elapsed().as_secs_f64(),
     })
 }
@@ -758,8 +749,8 @@ impl Report {
                 r.offered_mpps.median,
                 r.xdp_seen_mpps.median,
                 r.xdp_redirected_mpps.median,
-                r.xsk_rx_ring_full,
-                r.tx_unsent
+                r.counters.xsk_rx_ring_full,
+                r.counters.tx_unsent
             );
         }
         if !self.ratios.is_empty() {

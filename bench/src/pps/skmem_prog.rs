@@ -8,7 +8,7 @@ use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame};
 
 use super::meter::Meter;
-use super::{ProgParams, ProgRun, Wait, Workload};
+use super::{ProgCounters, ProgParams, ProgRun, Wait, Workload};
 
 /// Opens the channel, hands its socket to `register`, then runs `workload`
 /// on the schedule `start` returns.
@@ -40,13 +40,15 @@ pub fn run(
     let c = ch.counters();
     Ok(ProgRun {
         samples: meter.into_samples(),
-        rx_packets: c.rx_packets,
-        tx_queued: c.tx_packets,
-        tx_completed: c.tx_completed,
-        tx_unsent: counts,
-        xsk_rx_dropped: k.rx_dropped,
-        xsk_rx_ring_full: k.rx_ring_full,
-        xsk_fill_ring_empty: k.rx_fill_ring_empty_descs,
+        counters: ProgCounters {
+            rx_packets: c.rx_packets,
+            tx_queued: c.tx_packets,
+            tx_completed: c.tx_completed,
+            tx_unsent: counts,
+            xsk_rx_dropped: k.rx_dropped,
+            xsk_rx_ring_full: k.rx_ring_full,
+            xsk_fill_ring_empty: k.rx_fill_ring_empty_descs,
+        },
     })
 }
 

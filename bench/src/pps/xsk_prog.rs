@@ -14,7 +14,7 @@ use xsk_rs::config::{
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 use super::meter::Meter;
-use super::{ProgParams, ProgRun, Wait, Workload};
+use super::{ProgCounters, ProgParams, ProgRun, Wait, Workload};
 
 /// `XDP_MAX_TX_SKB_BUDGET` (linux/if_xdp.h).
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
@@ -131,13 +131,15 @@ pub fn run(
     let s = x.rx.fd().xdp_statistics()?;
     Ok(ProgRun {
         samples: meter.into_samples(),
-        rx_packets: received,
-        tx_queued,
-        tx_completed,
-        tx_unsent: 0,
-        xsk_rx_dropped: s.rx_dropped(),
-        xsk_rx_ring_full: s.rx_ring_full(),
-        xsk_fill_ring_empty: s.rx_fill_ring_empty_descs(),
+        counters: ProgCounters {
+            rx_packets: received,
+            tx_queued,
+            tx_completed,
+            tx_unsent: 0,
+            xsk_rx_dropped: s.rx_dropped(),
+            xsk_rx_ring_full: s.rx_ring_full(),
+            xsk_fill_ring_empty: s.rx_fill_ring_empty_descs(),
+        },
     })
 }
 
@@ -150,16 +152,7 @@ fn rxdrop(x: &mut Xsk, p: &ProgParams, mut meter: Meter, stop: &AtomicBool) -> R
         // SAFETY: the RX ring hands out this UMEM's frames.
         let n = unsafe { x.rx.consume(&mut descs) };
         if n == 0 {
-            match p.wait {
-                Wait::Poll => {
-                    x.rx.poll(super::POLL_TIMEOUT_MS)?;
-                }
-                Wait::Spin => {
-                    if x.fq.needs_wakeup() {
-                        x.fq.wakeup(x.rx.fd_mut(), 0)?;
-                    }
-                }
-            }
+            idle(x, p.wait)?;
             continue;
         }
         received += n as u64;
@@ -172,6 +165,21 @@ fn rxdrop(x: &mut Xsk, p: &ProgParams, mut meter: Meter, stop: &AtomicBool) -> R
 
 /// Reaps completions back onto the fill ring (xdpsock's complete_tx_l2fwd).
 #[inline]
+/// Nothing arrived: wait as the wait mode says (as xsk-rs's examples do).
+fn idle(x: &mut Xsk, wait: Wait) -> Result<()> {
+    match wait {
+        Wait::Poll => {
+            x.rx.poll(super::POLL_TIMEOUT_MS)?;
+        }
+        Wait::Spin => {
+            if x.fq.needs_wakeup() {
+                x.fq.wakeup(x.rx.fd_mut(), 0)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn complete(x: &mut Xsk, comp: &mut [FrameDesc], outstanding: &mut u64) -> Result<u64> {
     if *outstanding == 0 {
         return Ok(0);
@@ -200,16 +208,7 @@ fn l2fwd(x: &mut Xsk, p: &ProgParams, mut meter: Meter, stop: &AtomicBool) -> Re
         // SAFETY: the RX ring hands out this UMEM's frames.
         let n = unsafe { x.rx.consume(&mut descs) };
         if n == 0 {
-            match p.wait {
-                Wait::Poll => {
-                    x.rx.poll(super::POLL_TIMEOUT_MS)?;
-                }
-                Wait::Spin => {
-                    if x.fq.needs_wakeup() {
-                        x.fq.wakeup(x.rx.fd_mut(), 0)?;
-                    }
-                }
-            }
+            idle(x, p.wait)?;
             continue;
         }
         received += n as u64;
