@@ -33,6 +33,10 @@ const PACKAGES: &[&str] = &[
     "pkg-config",
     // xsk-rs's bundled libxdp includes <pcap/dlt.h>.
     "libpcap-dev",
+    // The libxdp C peer of the pps harness (bench/csrc, built by
+    // bench/build.rs) links Debian's libxdp and libbpf.
+    "libxdp-dev",
+    "libbpf-dev",
 ];
 
 /// Debian packages that are nice to have: if one cannot be installed (e.g.
@@ -40,6 +44,11 @@ const PACKAGES: &[&str] = &[
 const OPTIONAL_PACKAGES: &[&str] = &[
     // `perf` for profiling the benchmarks; nothing in CI depends on it.
     "linux-perf",
+    // DPDK 22.11 peers: `dpdk-testpmd` with net_af_xdp in the pps harness,
+    // `dpdk-test` (mempool_perf_autotest) beside the pool benchmark. Both
+    // are skipped with a message when absent.
+    "dpdk",
+    "dpdk-dev",
 ];
 
 /// The bpf-linker release the eBPF crate is built with. Newer releases need

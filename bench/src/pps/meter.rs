@@ -70,6 +70,12 @@ impl Meter {
         self.next == self.bounds.len()
     }
 
+    /// The boundaries this meter samples at (for programs in another
+    /// process, which sample on their own clock).
+    pub fn bounds(&self) -> &[Instant] {
+        &self.bounds
+    }
+
     /// The samples taken so far.
     pub fn into_samples(self) -> Vec<Sample<u64>> {
         self.samples
