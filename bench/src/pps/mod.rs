@@ -300,6 +300,11 @@ pub struct ProgParams {
     pub duration: Duration,
     /// Repetitions.
     pub reps: u32,
+    /// Frame size on the wire (bytes, without FCS).
+    pub pkt_size: usize,
+    /// A ready frame of `pkt_size` bytes from A to B (UDP to the filter's
+    /// port, payload pattern of packet 0): what a txonly program sends.
+    pub frame: Vec<u8>,
 }
 
 /// Median (min–max) of a rate, in Mpps.
@@ -467,6 +472,10 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
         .frame_spec(Side::B, cfg.pkt_size)
         .context("frame spec")?;
     let pid = std::process::id();
+    let tx_frame = pair
+        .frame_spec(Side::A, cfg.pkt_size)
+        .and_then(|s| Ok(s.build(0)?))
+        .context("txonly frame")?;
 
     // The generator, for the whole run.
     let gen_counters = Arc::new(gen::GenCounters::default());
@@ -522,6 +531,8 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
                 warmup: Duration::from_secs_f64(cfg.warmup_s),
                 duration: Duration::from_secs_f64(cfg.duration_s),
                 reps: cfg.reps,
+                pkt_size: cfg.pkt_size,
+                frame: tx_frame.clone(),
             };
             let r = run_one(&pair, &prog, &gen_counters, cfg, imp, p, t0)
                 .with_context(|| name.clone())?;
