@@ -41,9 +41,9 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 pub use skmem_xdp_common::{
-    XdpCounter, XdpFilter, COUNTERS_MAP, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, FILTER_GLOBAL,
-    IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PROGRAM_NAME, XDP_COUNTER_COUNT, XSKS_MAP,
-    XSKS_MAX_ENTRIES,
+    XdpAction, XdpCounter, XdpFilter, ACTION_GLOBAL, COUNTERS_MAP, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
+    FILTER_GLOBAL, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PROGRAM_NAME, XDP_COUNTER_COUNT,
+    XSKS_MAP, XSKS_MAX_ENTRIES,
 };
 
 /// The XDP object built from `ebpf/` by the build script (empty when the
@@ -242,6 +242,10 @@ pub struct XdpCounters {
     pub filtered: u64,
     /// Frames aborted (`XDP_ABORTED`).
     pub aborted: u64,
+    /// Frames dropped ([`XdpAction::Drop`]).
+    pub dropped: u64,
+    /// Frames sent back with `XDP_TX` ([`XdpAction::Tx`]).
+    pub transmitted: u64,
 }
 
 /// The interface index of `iface` in the calling thread's network
@@ -279,6 +283,7 @@ pub struct XdpProgram {
     ifindex: u32,
     mode: AttachedMode,
     filter: XdpFilter,
+    action: XdpAction,
 }
 
 impl fmt::Debug for XdpProgram {
@@ -288,6 +293,7 @@ impl fmt::Debug for XdpProgram {
             .field("ifindex", &self.ifindex)
             .field("mode", &self.mode)
             .field("filter", &self.filter)
+            .field("action", &self.action)
             .finish_non_exhaustive()
     }
 }
@@ -307,6 +313,20 @@ impl XdpProgram {
         mode: AttachMode,
         filter: Option<XdpFilter>,
     ) -> Result<XdpProgram, XdpError> {
+        Self::attach_with_action(iface, mode, filter, XdpAction::Redirect)
+    }
+
+    /// [`XdpProgram::attach`] with another [`XdpAction`] for the frames
+    /// that match the filter: [`XdpAction::Drop`] or [`XdpAction::Tx`]
+    /// make the program an in-kernel ceiling (or a counting sink) rather
+    /// than a redirector; sockets may still be registered but receive
+    /// nothing.
+    pub fn attach_with_action(
+        iface: &str,
+        mode: AttachMode,
+        filter: Option<XdpFilter>,
+        action: XdpAction,
+    ) -> Result<XdpProgram, XdpError> {
         let ifindex = ifindex(iface)?;
         if OBJECT.is_empty() {
             return Err(XdpError::ObjectMissing);
@@ -319,6 +339,7 @@ impl XdpProgram {
         };
         let mut ebpf = EbpfLoader::new()
             .override_global(FILTER_GLOBAL, &filter, true)
+            .override_global(ACTION_GLOBAL, &action.code(), true)
             .load(OBJECT)
             .map_err(|e| load_err(&e))?;
         let no_program = |reason| XdpError::Load {
@@ -378,7 +399,7 @@ impl XdpProgram {
                 }
             },
         };
-        info!(iface, ifindex, %mode, ?filter, "XDP program attached");
+        info!(iface, ifindex, %mode, ?filter, ?action, "XDP program attached");
 
         Ok(XdpProgram {
             ebpf,
@@ -389,6 +410,7 @@ impl XdpProgram {
             ifindex,
             mode,
             filter,
+            action,
         })
     }
 
@@ -411,6 +433,11 @@ impl XdpProgram {
     /// `None`).
     pub fn filter(&self) -> XdpFilter {
         self.filter
+    }
+
+    /// The action the program applies to matching frames.
+    pub fn action(&self) -> XdpAction {
+        self.action
     }
 
     /// Registers the AF_XDP socket `xsk_fd` for RX queue `queue`: matching
@@ -465,6 +492,8 @@ impl XdpProgram {
             passed: read(XdpCounter::Passed)?,
             filtered: read(XdpCounter::Filtered)?,
             aborted: read(XdpCounter::Aborted)?,
+            dropped: read(XdpCounter::Dropped)?,
+            transmitted: read(XdpCounter::Transmitted)?,
         })
     }
 
@@ -632,7 +661,7 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(
             json,
-            r#"{"seen":3,"redirected":0,"passed":2,"filtered":1,"aborted":0}"#
+            r#"{"seen":3,"redirected":0,"passed":2,"filtered":1,"aborted":0,"dropped":0,"transmitted":0}"#
         );
     }
 }

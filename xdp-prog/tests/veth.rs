@@ -10,7 +10,9 @@ mod support;
 
 use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
 
-use skmem_xdp::{AttachMode, AttachedMode, XdpCounters, XdpError, XdpFilter, XdpProgram};
+use skmem_xdp::{
+    AttachMode, AttachedMode, XdpAction, XdpCounters, XdpError, XdpFilter, XdpProgram,
+};
 use support::frames::{self, Ipv4, Macs};
 use support::xsk::Xsk;
 use support::{ip, Queues, VethPair};
@@ -350,4 +352,60 @@ fn jumbo_frames_with_frags() {
             ..XdpCounters::default()
         }
     );
+}
+
+/// The ceiling actions: `Drop` on end `a` drops and counts every matching
+/// frame; `Tx` on `a` sends each one back with its MACs swapped, and a
+/// `Drop` program on `b` (which `XDP_TX` from a veth needs to deliver)
+/// counts them all; non-matching frames still go to the stack.
+#[test]
+fn drop_and_tx_actions_count_every_matching_frame() {
+    if !support::can_run("drop_and_tx_actions_count_every_matching_frame") {
+        return;
+    }
+    const N: u32 = 200;
+    let filter = XdpFilter::new().with_udp_dst_ports(7000, 7000);
+    for action in [XdpAction::Drop, XdpAction::Tx] {
+        let pair = VethPair::new();
+        let m = macs(&pair);
+        let a = pair.a.clone();
+        let prog = pair
+            .in_a(move || {
+                XdpProgram::attach_with_action(&a, AttachMode::Native, Some(filter), action)
+            })
+            .unwrap_or_else(|e| panic!("attach {action:?}: {e}"));
+        assert_eq!(prog.action(), action);
+        let b = pair.b.clone();
+        let sink = support::in_netns(&pair.ns_b.name, move || {
+            XdpProgram::attach_with_action(&b, AttachMode::Native, None, XdpAction::Drop)
+        })
+        .unwrap_or_else(|e| panic!("attach the sink on b: {e}"));
+        let mut frames: Vec<_> = (0..N).map(|i| frames::udp4(m, 7000, i)).collect();
+        frames.push(frames::udp4(m, 7001, N));
+        pair.sender()
+            .send_paced(&frames, 0, || prog.counters().unwrap().seen);
+        let mut want = XdpCounters {
+            seen: u64::from(N) + 1,
+            filtered: 1,
+            ..XdpCounters::default()
+        };
+        match action {
+            XdpAction::Drop => want.dropped = u64::from(N),
+            _ => want.transmitted = u64::from(N),
+        }
+        assert_eq!(prog.counters().unwrap(), want, "{action:?}");
+        if action == XdpAction::Tx {
+            support::wait_until(
+                || sink.counters().unwrap().dropped >= u64::from(N),
+                "the reflected frames reaching b's XDP",
+            );
+        }
+        let back = sink.counters().unwrap();
+        let expect_back = if action == XdpAction::Tx {
+            u64::from(N)
+        } else {
+            0
+        };
+        assert_eq!(back.dropped, expect_back, "{action:?}: {back:?}");
+    }
 }

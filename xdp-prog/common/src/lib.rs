@@ -27,6 +27,41 @@ pub const COUNTERS_MAP: &str = "COUNTERS";
 /// Name of the read-only global (in `.rodata`) holding the [`XdpFilter`],
 /// set by the loader before the program is loaded.
 pub const FILTER_GLOBAL: &str = "FILTER";
+/// Name of the read-only global (in `.rodata`, a `u32`) holding the
+/// [`XdpAction`] applied to matching frames, set by the loader before the
+/// program is loaded.
+pub const ACTION_GLOBAL: &str = "ACTION";
+
+/// What the program does with a frame that matches the filter. Chosen
+/// before load (the read-only global [`ACTION_GLOBAL`]), so the verifier
+/// sees a constant and prunes the other paths.
+///
+/// [`XdpAction::Redirect`] is the program's purpose; the other two make it
+/// the in-kernel ceilings the packets-per-second harness compares AF_XDP
+/// programs against: the most a CPU can drop (rxdrop's ceiling) or send
+/// back with swapped MACs (l2fwd's ceiling) without leaving XDP.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum XdpAction {
+    /// Redirect to the AF_XDP socket registered for the frame's RX queue
+    /// (`XDP_PASS` when none is).
+    #[default]
+    Redirect = 0,
+    /// Drop (`XDP_DROP`), counted as [`XdpCounter::Dropped`].
+    Drop = 1,
+    /// Swap the Ethernet destination and source and send the frame back
+    /// out of the interface it came in on (`XDP_TX`), counted as
+    /// [`XdpCounter::Transmitted`]. Frames shorter than an Ethernet header
+    /// are passed (and counted [`XdpCounter::Filtered`]).
+    Tx = 2,
+}
+
+impl XdpAction {
+    /// The value of [`ACTION_GLOBAL`] for this action.
+    pub const fn code(self) -> u32 {
+        self as u32
+    }
+}
 
 /// EtherType of IPv4 (host order).
 pub const ETH_P_IP: u16 = 0x0800;
@@ -44,8 +79,8 @@ pub const IPPROTO_ICMPV6: u8 = 58;
 /// Index of a counter in the per-CPU [`COUNTERS_MAP`] array.
 ///
 /// Every frame the program sees bumps [`XdpCounter::Seen`] and exactly one
-/// of the others, so `seen == redirected + passed + filtered + aborted`
-/// (summed over CPUs, when no frame is in flight).
+/// of the others, so `seen == redirected + passed + filtered + aborted +
+/// dropped + transmitted` (summed over CPUs, when no frame is in flight).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum XdpCounter {
@@ -66,6 +101,11 @@ pub enum XdpCounter {
     /// see [`XdpCounter::Filtered`]); kept so the layout does not change if
     /// one is added.
     Aborted = 4,
+    /// Frames dropped by [`XdpAction::Drop`].
+    Dropped = 5,
+    /// Frames sent back by [`XdpAction::Tx`] (`XDP_TX`; the driver may
+    /// still drop them if the peer cannot take them).
+    Transmitted = 6,
 }
 
 impl XdpCounter {
@@ -76,6 +116,8 @@ impl XdpCounter {
         XdpCounter::Passed,
         XdpCounter::Filtered,
         XdpCounter::Aborted,
+        XdpCounter::Dropped,
+        XdpCounter::Transmitted,
     ];
 
     /// The counter's index in [`COUNTERS_MAP`].
@@ -86,7 +128,7 @@ impl XdpCounter {
 }
 
 /// Number of counters: the `max_entries` of [`COUNTERS_MAP`].
-pub const XDP_COUNTER_COUNT: u32 = 5;
+pub const XDP_COUNTER_COUNT: u32 = 7;
 
 /// Which frames the XDP program hands to AF_XDP: the rest go to the kernel
 /// stack (`XDP_PASS`), so ARP and other control traffic keep working.

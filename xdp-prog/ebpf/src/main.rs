@@ -8,6 +8,11 @@
 //! frame's RX queue, with `XDP_PASS` as the fallback when none is
 //! (`REDIRECTED` or `PASSED`).
 //!
+//! The loader may choose another action for matching frames before load
+//! (the read-only global `ACTION`, an [`XdpAction`]): drop them
+//! (`DROPPED`) or swap their MACs and send them back with `XDP_TX`
+//! (`TRANSMITTED`) — the in-kernel ceilings of rxdrop and l2fwd.
+//!
 //! Parse policy: a frame too short for a header the filter needs does not
 //! match, so it is passed (and counted `FILTERED`) rather than aborted: the
 //! stack is better placed to count and drop it, and an abort would hide it
@@ -17,13 +22,14 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::xdp_action::{XDP_ABORTED, XDP_PASS, XDP_REDIRECT},
+    bindings::xdp_action::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX},
     macros::{map, xdp},
     maps::{PerCpuArray, XskMap},
     programs::XdpContext,
 };
 use skmem_xdp_common::{
-    XdpCounter, XdpFilter, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, XDP_COUNTER_COUNT, XSKS_MAX_ENTRIES,
+    XdpAction, XdpCounter, XdpFilter, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, XDP_COUNTER_COUNT,
+    XSKS_MAX_ENTRIES,
 };
 
 /// RX queue index -> AF_XDP socket.
@@ -38,6 +44,11 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XDP_COUNTER_CO
 /// the kernel freezes it, so the verifier knows its value.
 #[no_mangle]
 static FILTER: XdpFilter = XdpFilter::DISABLED;
+
+/// The [`XdpAction`] code for matching frames, in `.rodata` like
+/// [`FILTER`].
+#[no_mangle]
+static ACTION: u32 = XdpAction::Redirect as u32;
 
 /// The program uses no GPL-only helper; this is the crate's own licence.
 #[link_section = "license"]
@@ -65,6 +76,15 @@ pub fn skmem_xdp(ctx: XdpContext) -> u32 {
         count(XdpCounter::Filtered);
         return XDP_PASS;
     }
+    // SAFETY: as for FILTER.
+    let action = unsafe { core::ptr::read_volatile(&ACTION) };
+    if action == XdpAction::Drop as u32 {
+        count(XdpCounter::Dropped);
+        return XDP_DROP;
+    }
+    if action == XdpAction::Tx as u32 {
+        return reflect(&ctx);
+    }
     // Fallback action in the low bits of flags: XDP_PASS when no socket is
     // registered for this queue.
     let action = match XSKS.redirect(ctx.rx_queue_index(), u64::from(XDP_PASS)) {
@@ -76,6 +96,26 @@ pub fn skmem_xdp(ctx: XdpContext) -> u32 {
         _ => XdpCounter::Passed,
     });
     action
+}
+
+/// [`XdpAction::Tx`]: swaps the Ethernet destination and source and sends
+/// the frame back (`XDP_TX`).
+#[inline(always)]
+fn reflect(ctx: &XdpContext) -> u32 {
+    let start = ctx.data();
+    if start + ETH_HLEN > ctx.data_end() {
+        count(XdpCounter::Filtered);
+        return XDP_PASS;
+    }
+    // SAFETY: the first ETH_HLEN bytes were just checked to lie inside the
+    // frame, which the program may write; `[u8; 6]` has alignment 1.
+    unsafe {
+        let dst = start as *mut [u8; 6];
+        let src = (start + 6) as *mut [u8; 6];
+        core::ptr::swap(dst, src);
+    }
+    count(XdpCounter::Transmitted);
+    XDP_TX
 }
 
 #[inline(always)]
