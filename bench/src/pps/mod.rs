@@ -18,10 +18,12 @@
 //! mostly measures that CPU's ceiling; l2fwd (copy-mode TX on the program's
 //! CPU) tells the implementations apart better.
 
+pub mod cpeer;
 pub mod gen;
 pub mod meter;
 mod skmem_prog;
 pub mod sys;
+pub mod testpmd;
 mod xsk_prog;
 
 use std::fmt::Write as _;
