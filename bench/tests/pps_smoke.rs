@@ -1,8 +1,10 @@
-//! Smoke test of the packets-per-second harness: a quick run of every
-//! program; each must have moved frames and the generator must have
-//! offered traffic. No assertion on speed. Needs root (skipped otherwise).
+//! Smoke test of the packets-per-second harness: `pps --quick` — every
+//! layout, workload and program kind (skmem, the peers that can run here,
+//! the ceilings) briefly; each must have moved frames, the generator must
+//! have offered traffic, txonly's frames must have reached B. No assertion
+//! on speed. Needs root (skipped otherwise).
 
-use skmem_bench::pps::{self, Config};
+use skmem_bench::pps::{self, Config, Implementation, Kind, Layout, Workload};
 
 #[test]
 fn quick_run_moves_frames_through_every_program() {
@@ -14,24 +16,69 @@ fn quick_run_moves_frames_through_every_program() {
     let mut log = |l: &str| eprintln!("{l}");
     let report = pps::run(&cfg, &mut log).expect("pps quick run");
     eprintln!("{}", report.to_table());
-    assert_eq!(
-        report.results.len(),
-        cfg.workloads.len() * cfg.implementations.len()
-    );
-    assert!(report.generator_completed > 0, "the generator sent nothing");
-    for r in &report.results {
-        assert!(r.mpps.median > 0.0, "{}: no frames counted", r.program);
-        assert!(
-            r.offered_mpps.median > 0.0,
-            "{}: nothing offered",
-            r.program
-        );
-        assert!(
-            r.xdp_redirected_mpps.median > 0.0,
-            "{}: XDP redirected nothing",
-            r.program
-        );
-        assert_eq!(r.reps_mpps.len(), cfg.reps as usize, "{}", r.program);
+
+    // Every program asked for either ran in every cell it has something to
+    // run in, or was left out with a reason.
+    let ran: Vec<Implementation> = cfg
+        .implementations
+        .iter()
+        .copied()
+        .filter(|i| !report.skipped.iter().any(|s| s.implementation == *i))
+        .collect();
+    for s in &report.skipped {
+        assert_ne!(s.implementation.kind(), Kind::Skmem, "skmem was left out");
+        assert!(!s.reason.is_empty());
     }
-    assert_eq!(report.ratios.len(), cfg.workloads.len());
+    assert!(ran.contains(&Implementation::Skmem));
+    assert!(ran.contains(&Implementation::Ceiling));
+    let expected: usize = cfg
+        .workloads
+        .iter()
+        .map(|&w| ran.iter().filter(|i| i.program(w).is_some()).count())
+        .sum::<usize>()
+        * cfg.layouts.len()
+        * cfg.sizes.len();
+    assert_eq!(report.results.len(), expected);
+    assert_eq!(
+        report.cells.len(),
+        cfg.layouts.len() * cfg.workloads.len() * cfg.sizes.len()
+    );
+    assert!(report.layouts.len() == 2 && cfg.layouts.contains(&Layout::Threaded));
+
+    for r in &report.results {
+        let name = format!(
+            "{} {} {} {}",
+            r.layout.name(),
+            r.workload.name(),
+            r.size,
+            r.program
+        );
+        assert!(r.mpps.median > 0.0, "{name}: no frames counted");
+        assert_eq!(r.reps_mpps.len(), cfg.reps as usize, "{name}");
+        match r.workload {
+            Workload::Txonly => {
+                assert!(r.offered_mpps.is_none(), "{name}: a generator ran");
+                assert!(r.reached_b_mpps.median > 0.0, "{name}: nothing reached B");
+            }
+            _ => {
+                let offered = r.offered_mpps.map_or(0.0, |s| s.median);
+                assert!(offered > 0.0, "{name}: nothing offered");
+                let seen = r.xdp_seen_mpps.map_or(0.0, |s| s.median);
+                assert!(seen > 0.0, "{name}: XDP on A saw nothing");
+            }
+        }
+        if r.kind != Kind::Ceiling && r.workload != Workload::Txonly {
+            let redirected = r.xdp_redirected_mpps.map_or(0.0, |s| s.median);
+            assert!(redirected > 0.0, "{name}: XDP redirected nothing");
+        }
+        if r.workload == Workload::L2fwd {
+            assert!(
+                r.reached_b_mpps.median > 0.0,
+                "{name}: nothing came back to B"
+            );
+        }
+        if r.layout == Layout::Threaded {
+            assert!(!r.napi_threads.is_empty(), "{name}: no NAPI thread pinned");
+        }
+    }
 }

@@ -1,24 +1,35 @@
-//! `pps`: packets per second of skmem's AF_XDP channel against xsk-rs, on
-//! a veth pair between two network namespaces. Must run as root.
+//! `pps`: packets per second of skmem's AF_XDP channel against other
+//! AF_XDP programs (xsk-rs, a libxdp C program, DPDK testpmd) and the
+//! in-kernel ceilings, on a veth pair between two network namespaces. Must
+//! run as root.
 //!
 //! ```text
 //! sudo target/release/pps --quick
+//! sudo target/release/pps --matrix --json > pps.json
 //! sudo target/release/pps --warmup 2 --duration 5 --reps 3 --wait poll --json
+//! sudo target/release/pps --layouts threaded --workloads rxdrop --programs skmem,ceiling --gen xdp
 //! ```
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use skmem_bench::pps::gen::GenKind;
-use skmem_bench::pps::{self, Config, Implementation, Wait, Workload};
+use skmem_bench::pps::{self, Config, Implementation, Layout, Wait, Workload};
 
-/// Packets per second: skmem vs xsk-rs 0.11 (rxdrop, l2fwd) over veth.
+/// Packets per second over veth: skmem vs xsk-rs, libxdp C, DPDK testpmd
+/// and the XDP ceilings (rxdrop, txonly, l2fwd).
 #[derive(Debug, Parser)]
 #[command(name = "pps", version)]
 struct Args {
-    /// Warm-up 0.5 s, one repetition of 1 s (the whole run takes < 60 s).
-    #[arg(long)]
+    /// Quick: every layout, workload and program kind at 64 B, warm-up
+    /// 0.3 s, one repetition of 0.7 s (the whole run takes < 2 min).
+    #[arg(long, conflicts_with = "matrix")]
     quick: bool,
+    /// The matrix: layouts default,threaded x workloads rxdrop,txonly,l2fwd
+    /// x sizes 64,1500 x every program, live-frames generator, warm-up 1 s,
+    /// 3 x 3 s (under 15 minutes). Other flags override its settings.
+    #[arg(long)]
+    matrix: bool,
     /// Warm-up before the first repetition, seconds.
     #[arg(long)]
     warmup: Option<f64>,
@@ -31,30 +42,40 @@ struct Args {
     /// Descriptors per ring operation.
     #[arg(long, default_value_t = 64)]
     batch: usize,
-    /// How a program waits when nothing arrived.
-    #[arg(long, value_enum, default_value_t = Wait::Spin)]
-    wait: Wait,
-    /// Workloads, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Workload::Rxdrop, Workload::L2fwd])]
-    workloads: Vec<Workload>,
-    /// Programs, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Implementation::Skmem, Implementation::XskRs])]
-    programs: Vec<Implementation>,
+    /// How programs wait when nothing arrived, in the `default` layout
+    /// (`threaded` always uses poll).
+    #[arg(long, value_enum)]
+    wait: Option<Wait>,
+    /// CPU layouts, comma-separated: default (A's NAPI on the generator's
+    /// CPU), threaded (A's NAPI kthread pinned to the program's CPU).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    layouts: Option<Vec<Layout>>,
+    /// Workloads, comma-separated [default: rxdrop,l2fwd].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workloads: Option<Vec<Workload>>,
+    /// Programs, comma-separated; `ceiling` is xdp-drop for rxdrop and
+    /// xdp-tx for l2fwd [default: skmem,xsk-rs].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    programs: Option<Vec<Implementation>>,
+    /// Frame sizes on the wire in bytes (no FCS), comma-separated [default: 64].
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<usize>>,
     /// The generator on side B: skmem's AF_XDP txonly, or XDP live frames
-    /// (BPF_PROG_TEST_RUN, as xdp-trafficgen).
-    #[arg(long = "gen", value_enum, default_value_t = GenKind::Afxdp)]
-    generator: GenKind,
+    /// (BPF_PROG_TEST_RUN, as xdp-trafficgen) [default: afxdp; xdp with
+    /// --quick and --matrix].
+    #[arg(long = "gen", value_enum)]
+    generator: Option<GenKind>,
     /// CPU of the generator.
     #[arg(long, default_value_t = 0)]
     gen_cpu: usize,
     /// CPU of the program under test.
     #[arg(long, default_value_t = 1)]
     prog_cpu: usize,
-    /// XDP_MAX_TX_SKB_BUDGET for both implementations' sockets (0: leave
+    /// XDP_MAX_TX_SKB_BUDGET for the skmem and xsk-rs sockets (0: leave
     /// the kernel's default of 32).
     #[arg(long, default_value_t = 1024)]
     tx_budget: u32,
-    /// Print the report as JSON instead of a table.
+    /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
 }
@@ -77,6 +98,8 @@ fn main() -> ExitCode {
     install_signal_handlers();
     let mut cfg = if a.quick {
         Config::quick()
+    } else if a.matrix {
+        Config::matrix()
     } else {
         Config::default()
     };
@@ -90,10 +113,24 @@ fn main() -> ExitCode {
         cfg.reps = r;
     }
     cfg.batch = a.batch;
-    cfg.wait = a.wait;
-    cfg.workloads = a.workloads;
-    cfg.implementations = a.programs;
-    cfg.generator = a.generator;
+    if let Some(w) = a.wait {
+        cfg.wait = w;
+    }
+    if let Some(l) = a.layouts {
+        cfg.layouts = l;
+    }
+    if let Some(w) = a.workloads {
+        cfg.workloads = w;
+    }
+    if let Some(p) = a.programs {
+        cfg.implementations = p;
+    }
+    if let Some(s) = a.sizes {
+        cfg.sizes = s;
+    }
+    if let Some(g) = a.generator {
+        cfg.generator = g;
+    }
     cfg.gen_cpu = a.gen_cpu;
     cfg.prog_cpu = a.prog_cpu;
     cfg.tx_budget = (a.tx_budget > 0).then_some(a.tx_budget);
@@ -117,6 +154,7 @@ fn main() -> ExitCode {
             } else {
                 print!("{}", report.to_table());
             }
+            eprintln!("pps: whole run {:.1} s", report.elapsed_s);
             ExitCode::SUCCESS
         }
         Err(e) => {

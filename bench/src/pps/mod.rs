@@ -1,26 +1,37 @@
-//! Packets per second: skmem's AF_XDP channel against xsk-rs 0.11, on a
-//! veth pair between two network namespaces (root only).
+//! Packets per second: skmem's AF_XDP channel against other AF_XDP programs
+//! and the in-kernel ceilings, on a veth pair between two network
+//! namespaces (root only).
 //!
-//! One [`run`] makes a namespace pair (one RX and one TX queue per side),
-//! attaches skmem's XDP program natively to A, starts the generator
-//! ([`gen`]: skmem's own copy-mode txonly on B, pinned to the generator
-//! CPU, flat out for the whole run), then runs each program under test in
-//! turn on A, pinned to the program CPU: rxdrop and l2fwd, on skmem's
-//! [`Channel`](skmem::channel::Channel) and on xsk-rs (whose socket goes
-//! into the same program's XSKMAP). Each program measures itself: after a
-//! warm-up it samples its own counter at the end of each repetition
-//! (received frames for rxdrop, TX completions for l2fwd); the harness
-//! samples the generator's completions and the XDP program's counters at
-//! the same boundaries.
+//! One [`run`] goes through the configured CPU [`Layout`]s, each on a fresh
+//! namespace pair (one RX and one TX queue per side, an MTU that lets the
+//! largest frame size through). On B it attaches skmem's XDP program as a
+//! counting sink ([`XdpAction::Drop`]: what reached B — txonly's and
+//! l2fwd's output — is counted and dropped there). On A it attaches
+//! whatever the program under test needs: skmem's XDP program redirecting
+//! to the XSKMAP (skmem, xsk-rs, the libxdp C peer), the same program with
+//! another action for the in-kernel ceilings (`xdp-drop`, `xdp-tx`), or
+//! nothing (DPDK testpmd loads its own). Then for each workload, frame size
+//! and program it starts the generator on B (not for txonly), pinned to the
+//! generator CPU, and runs the program on A, pinned to the program CPU.
 //!
-//! With the default layout the receiving veth's NAPI work (the XDP program
+//! Each program measures itself: after a warm-up it samples its own counter
+//! at the end of each repetition (received frames for rxdrop, TX
+//! completions for txonly and l2fwd; the ceilings' own XDP counters). The
+//! harness samples the generator, A's XDP counters (skmem's program, or
+//! `ethtool -S` while testpmd's program is attached) and B's sink at the
+//! same boundaries.
+//!
+//! Layouts: in `default` the receiving veth's NAPI work (the XDP program
 //! and the copy into the UMEM) runs on the **generator's** CPU, so rxdrop
-//! mostly measures that CPU's ceiling; l2fwd (copy-mode TX on the program's
-//! CPU) tells the implementations apart better.
+//! mostly measures that CPU; in `threaded` A's NAPI runs in a kthread
+//! pinned to the program's CPU, so the whole receive side competes with the
+//! program, which waits with `poll()` there.
 
 pub mod cpeer;
 pub mod gen;
 pub mod meter;
+pub mod napi;
+mod peers;
 mod skmem_prog;
 pub mod sys;
 pub mod testpmd;
@@ -28,17 +39,18 @@ mod xsk_prog;
 
 use std::fmt::Write as _;
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use skmem_netns_tests::{NetnsPair, PairConfig, Side, DEFAULT_UDP_PORT};
-use skmem_xdp::{AttachMode, XdpCounters, XdpFilter, XdpProgram};
+use skmem_xdp::{AttachMode, XdpAction, XdpFilter, XdpProgram};
 
 use meter::{median_min_max, rates, Meter, Sample, Schedule};
+use napi::NapiThread;
 
 /// Retries `f` for up to 3 s: a queue stays busy (EBUSY) for a moment
 /// after the previous socket on it closed (the kernel releases its buffer
@@ -85,45 +97,184 @@ fn sleep_until(until: Instant) -> Result<()> {
 /// samples its counter close to each boundary even when idle).
 pub const POLL_TIMEOUT_MS: i32 = 10;
 
+/// Ethernet header bytes: a frame of `size` bytes on the wire (no FCS)
+/// carries an IP packet of `size - 14` bytes, which the MTU must allow.
+const ETH_HLEN: usize = 14;
+
+/// Bytes the kernel keeps in front of a frame in copy-mode AF_XDP
+/// (`XDP_PACKET_HEADROOM`): a frame must fit in a UMEM frame less this.
+const XDP_PACKET_HEADROOM: u32 = 256;
+
 /// What a program under test does with frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Workload {
     /// Receive and drop (count received frames).
     Rxdrop,
+    /// Send [`ProgParams::frame`] as fast as possible (count TX
+    /// completions); the generator does not run.
+    Txonly,
     /// Swap MACs and send back out the same socket (count TX completions).
     L2fwd,
 }
 
 impl Workload {
+    /// Every workload, in matrix order.
+    pub const ALL: [Workload; 3] = [Workload::Rxdrop, Workload::Txonly, Workload::L2fwd];
+
     /// Lower-case name.
     pub fn name(self) -> &'static str {
         match self {
             Workload::Rxdrop => "rxdrop",
+            Workload::Txonly => "txonly",
             Workload::L2fwd => "l2fwd",
         }
     }
 }
 
-/// Which AF_XDP implementation runs the workload.
+/// Which program runs the workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 pub enum Implementation {
     /// skmem's `Channel`.
     #[serde(rename = "skmem")]
     #[value(name = "skmem")]
     Skmem,
-    /// xsk-rs 0.11.
+    /// xsk-rs 0.11 (libxdp's xsk.c underneath), in process.
     #[serde(rename = "xsk-rs")]
     #[value(name = "xsk-rs")]
     XskRs,
+    /// A small C program against Debian's libxdp (xdpsock-like), as a
+    /// child process.
+    #[serde(rename = "libxdp-c")]
+    #[value(name = "libxdp-c")]
+    LibxdpC,
+    /// DPDK 22.11 `dpdk-testpmd` with `net_af_xdp`, as a child process
+    /// (loads its own XDP program on A).
+    #[serde(rename = "testpmd")]
+    #[value(name = "testpmd")]
+    Testpmd,
+    /// The in-kernel ceiling of the workload: `xdp-drop` for rxdrop,
+    /// `xdp-tx` for l2fwd (none for txonly).
+    #[serde(rename = "ceiling")]
+    #[value(name = "ceiling")]
+    Ceiling,
 }
 
 impl Implementation {
-    /// Name as used in program names (`skmem`, `xsk-rs`).
+    /// Every implementation, in the order a cell runs them (programs that
+    /// share skmem's redirecting XDP program first, then the ceiling, then
+    /// testpmd, which needs A without it: two swaps per cell).
+    pub const ALL: [Implementation; 5] = [
+        Implementation::Skmem,
+        Implementation::XskRs,
+        Implementation::LibxdpC,
+        Implementation::Ceiling,
+        Implementation::Testpmd,
+    ];
+
+    /// Name as on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Implementation::Skmem => "skmem",
             Implementation::XskRs => "xsk-rs",
+            Implementation::LibxdpC => "libxdp-c",
+            Implementation::Testpmd => "testpmd",
+            Implementation::Ceiling => "ceiling",
+        }
+    }
+
+    /// What it is.
+    pub fn kind(self) -> Kind {
+        match self {
+            Implementation::Skmem => Kind::Skmem,
+            Implementation::XskRs | Implementation::LibxdpC | Implementation::Testpmd => Kind::Peer,
+            Implementation::Ceiling => Kind::Ceiling,
+        }
+    }
+
+    /// The program's name for workload `w` (`xdp-drop`, `xdp-tx` for the
+    /// ceiling), or `None` when it has nothing to run for `w`.
+    pub fn program(self, w: Workload) -> Option<&'static str> {
+        match (self, w) {
+            (Implementation::Ceiling, Workload::Rxdrop) => Some("xdp-drop"),
+            (Implementation::Ceiling, Workload::L2fwd) => Some("xdp-tx"),
+            (Implementation::Ceiling, Workload::Txonly) => None,
+            _ => Some(self.name()),
+        }
+    }
+
+    /// What A needs attached while this runs `w`: skmem's program with
+    /// this action, or nothing.
+    fn a_side(self, w: Workload) -> Option<XdpAction> {
+        match (self, w) {
+            (Implementation::Testpmd, _) => None,
+            (Implementation::Ceiling, Workload::L2fwd) => Some(XdpAction::Tx),
+            (Implementation::Ceiling, _) => Some(XdpAction::Drop),
+            _ => Some(XdpAction::Redirect),
+        }
+    }
+}
+
+/// The implementation kind of a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// skmem itself.
+    Skmem,
+    /// Another AF_XDP program (xsk-rs, libxdp C, testpmd).
+    Peer,
+    /// An XDP program doing the workload without leaving the kernel.
+    Ceiling,
+}
+
+/// Where the receive side's work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// A's veth NAPI (XDP program, copy into the UMEM) runs on the
+    /// generator's CPU, in the softirq of the sender; programs wait as
+    /// [`Config::wait`] says.
+    Default,
+    /// Threaded NAPI on A, its kthread pinned to the program's CPU: the
+    /// whole receive side runs there, so programs wait with `poll()` (a
+    /// spinning program would starve the NAPI thread).
+    Threaded,
+}
+
+impl Layout {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Default => "default",
+            Layout::Threaded => "threaded",
+        }
+    }
+
+    /// The wait mode programs use in this layout.
+    pub fn wait(self, cfg: &Config) -> Wait {
+        match self {
+            Layout::Default => cfg.wait,
+            Layout::Threaded => Wait::Poll,
+        }
+    }
+
+    /// The layout in words.
+    pub fn describe(self, cfg: &Config) -> String {
+        let (g, p) = (cfg.gen_cpu, cfg.prog_cpu);
+        match self {
+            Layout::Default => format!(
+                "default: {k} generator on cpu{g}, and A's veth NAPI (XDP program + copy into the \
+                 UMEM) runs there too, in the generator's softirq; program under test on cpu{p}, \
+                 wait {w}",
+                k = cfg.generator.name(),
+                w = self.wait(cfg).name()
+            ),
+            Layout::Threaded => format!(
+                "threaded: {k} generator alone on cpu{g}; A's NAPI threaded, its kthread pinned \
+                 to cpu{p} with the program under test, which waits with poll() (spinning would \
+                 starve the NAPI thread)",
+                k = cfg.generator.name()
+            ),
         }
     }
 }
@@ -138,6 +289,16 @@ pub enum Wait {
     Poll,
 }
 
+impl Wait {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Wait::Spin => "spin",
+            Wait::Poll => "poll",
+        }
+    }
+}
+
 /// Settings of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -149,32 +310,38 @@ pub struct Config {
     pub reps: u32,
     /// Descriptors per ring operation (generator and programs).
     pub batch: usize,
-    /// Wait mode of the programs under test.
+    /// Wait mode of the programs in the `default` layout (`threaded`
+    /// always polls).
     pub wait: Wait,
+    /// CPU layouts, each on a fresh pair.
+    pub layouts: Vec<Layout>,
     /// Workloads to run.
     pub workloads: Vec<Workload>,
-    /// Implementations to run.
+    /// Programs to run (peers that cannot run here are left out, see
+    /// [`Report::skipped`]).
     pub implementations: Vec<Implementation>,
+    /// Frame sizes on the wire (bytes, without FCS).
+    pub sizes: Vec<usize>,
     /// The generator on side B.
     pub generator: gen::GenKind,
     /// CPU of the generator thread.
     pub gen_cpu: usize,
     /// CPU of the program under test.
     pub prog_cpu: usize,
-    /// Frame size on the wire (bytes, without FCS).
-    pub pkt_size: usize,
     /// UMEM frames of every socket.
     pub frames: u32,
     /// UMEM frame (buffer) size, bytes.
     pub frame_size: u32,
     /// Entries of each of the four rings.
     pub ring_entries: u32,
-    /// `XDP_MAX_TX_SKB_BUDGET` of the programs' sockets (both
-    /// implementations); `None` leaves the kernel's default (32).
+    /// `XDP_MAX_TX_SKB_BUDGET` of the programs' sockets (skmem and
+    /// xsk-rs); `None` leaves the kernel's default (32).
     pub tx_budget: Option<u32>,
 }
 
 impl Default for Config {
+    /// skmem and xsk-rs, rxdrop and l2fwd, 64 B, the `default` layout, the
+    /// AF_XDP generator, spin; warm-up 2 s, 3 × 5 s.
     fn default() -> Self {
         Self {
             warmup_s: 2.0,
@@ -182,12 +349,13 @@ impl Default for Config {
             reps: 3,
             batch: 64,
             wait: Wait::Spin,
+            layouts: vec![Layout::Default],
             workloads: vec![Workload::Rxdrop, Workload::L2fwd],
             implementations: vec![Implementation::Skmem, Implementation::XskRs],
+            sizes: vec![64],
             generator: gen::GenKind::Afxdp,
             gen_cpu: 0,
             prog_cpu: 1,
-            pkt_size: 64,
             frames: 4096,
             frame_size: 2048,
             ring_entries: 1024,
@@ -197,14 +365,39 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Quick mode: warm-up 0.5 s, one repetition of 1 s.
+    /// Quick mode: every layout, workload and program kind, 64 B frames,
+    /// the live-frames generator; warm-up 0.3 s, one repetition of 0.7 s
+    /// (the whole run takes well under 2 minutes).
     pub fn quick() -> Self {
         Self {
-            warmup_s: 0.5,
-            duration_s: 1.0,
+            warmup_s: 0.3,
+            duration_s: 0.7,
             reps: 1,
+            ..Self::matrix()
+        }
+        .with_sizes(vec![64])
+    }
+
+    /// The matrix: layouts {default, threaded} × workloads {rxdrop, txonly,
+    /// l2fwd} × sizes {64, 1500} × every program, with the live-frames
+    /// generator; warm-up 1 s, 3 × 3 s (about 12 minutes here).
+    pub fn matrix() -> Self {
+        Self {
+            warmup_s: 1.0,
+            duration_s: 3.0,
+            reps: 3,
+            layouts: vec![Layout::Default, Layout::Threaded],
+            workloads: Workload::ALL.to_vec(),
+            implementations: Implementation::ALL.to_vec(),
+            sizes: vec![64, 1500],
+            generator: gen::GenKind::Xdp,
             ..Self::default()
         }
+    }
+
+    fn with_sizes(mut self, sizes: Vec<usize>) -> Self {
+        self.sizes = sizes;
+        self
     }
 
     fn validate(&self) -> Result<()> {
@@ -223,26 +416,25 @@ impl Config {
         if self.workloads.is_empty() || self.implementations.is_empty() {
             bail!("nothing to run: no workload or no program");
         }
+        if self.layouts.is_empty() || self.sizes.is_empty() {
+            bail!("nothing to run: no layout or no frame size");
+        }
+        let max = (self.frame_size - XDP_PACKET_HEADROOM) as usize;
+        if let Some(s) = self.sizes.iter().find(|&&s| !(60..=max).contains(&s)) {
+            bail!("frame size {s} B: must be 60..={max} (a UMEM frame less the XDP headroom)");
+        }
         if self.gen_cpu == self.prog_cpu {
             bail!("the generator and the program under test need different CPUs");
         }
         Ok(())
     }
 
-    /// One line naming the CPU layout.
-    pub fn layout(&self) -> String {
-        format!(
-            "{k} generator on cpu{g} (its TX, and A's veth NAPI: XDP program + copy into the UMEM, run there), \
-             program under test on cpu{p}{d}",
-            k = self.generator.name(),
-            g = self.gen_cpu,
-            p = self.prog_cpu,
-            d = if (self.gen_cpu, self.prog_cpu) == (0, 1) {
-                " (default layout)"
-            } else {
-                ""
-            }
-        )
+    /// The implementations to run, in cell order ([`Implementation::ALL`]).
+    fn ordered_implementations(&self) -> Vec<Implementation> {
+        Implementation::ALL
+            .into_iter()
+            .filter(|i| self.implementations.contains(i))
+            .collect()
     }
 }
 
@@ -251,12 +443,11 @@ impl Config {
 pub struct ProgCounters {
     /// Frames received.
     pub rx_packets: u64,
-    /// Frames queued for TX (l2fwd).
+    /// Frames queued for TX (txonly, l2fwd).
     pub tx_queued: u64,
-    /// TX completions (l2fwd).
+    /// TX completions (txonly, l2fwd).
     pub tx_completed: u64,
-    /// Received frames given back unsent because the TX ring was full
-    /// (skmem l2fwd).
+    /// Frames given back unsent because the TX ring was full (skmem).
     pub tx_unsent: u64,
     /// `XDP_STATISTICS` rx_dropped.
     pub xsk_rx_dropped: u64,
@@ -294,7 +485,8 @@ pub struct ProgParams {
     pub ring_entries: u32,
     /// TX budget.
     pub tx_budget: Option<u32>,
-    /// Arena name for skmem.
+    /// Arena name for skmem (unique in the process); peers may use it as a
+    /// unique tag too.
     pub arena_name: String,
     /// Warm-up.
     pub warmup: Duration,
@@ -331,50 +523,152 @@ impl Stat {
     }
 }
 
-/// The result of one program under test.
+/// Where the XDP columns of a result come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpSource {
+    /// skmem's XDP program's own per-CPU counters (on A for every program
+    /// but testpmd).
+    SkmemXdp,
+    /// The veth's `ethtool -S` counters on A (`rx_queue_0_xdp_packets`,
+    /// `rx_queue_0_xdp_redirect`): testpmd runs its own XDP program.
+    Ethtool,
+}
+
+/// The result of one program in one cell.
+///
+/// JSON field names are stable: `layout`, `wait`, `generator`, `workload`,
+/// `size`, `program`, `implementation`, `kind`, the rates (`mpps`,
+/// `offered_mpps`, `xdp_seen_mpps`, `xdp_redirected_mpps`,
+/// `reached_b_mpps`: each `{median, min, max}` in Mpps, or `null` where it
+/// does not apply), the per-repetition lists, `share_of_redirected`,
+/// `napi_threads`, the [`ProgCounters`] fields (flattened) and `wall_s`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProgramResult {
-    /// `skmem-rxdrop`, `xsk-rs-l2fwd`, ...
-    pub program: String,
-    /// Implementation.
-    pub implementation: Implementation,
-    /// Workload.
+    /// CPU layout (`default`, `threaded`).
+    pub layout: Layout,
+    /// How the program waited (`spin`, `poll`; testpmd always spins).
+    pub wait: Wait,
+    /// The generator on B (`xdp`, `afxdp`), `null` for txonly (none runs).
+    pub generator: Option<gen::GenKind>,
+    /// Workload (`rxdrop`, `txonly`, `l2fwd`).
     pub workload: Workload,
-    /// The program's own rate per repetition, Mpps.
+    /// Frame size on the wire, bytes (no FCS).
+    pub size: usize,
+    /// Program: `skmem`, `xsk-rs`, `libxdp-c`, `testpmd`, `xdp-drop`,
+    /// `xdp-tx`.
+    pub program: String,
+    /// Implementation (`ceiling` for `xdp-drop`/`xdp-tx`).
+    pub implementation: Implementation,
+    /// `skmem`, `peer` or `ceiling`.
+    pub kind: Kind,
+    /// The program's rate per repetition, Mpps.
     pub reps_mpps: Vec<f64>,
-    /// The program's rate: received (rxdrop) or forwarded and completed (l2fwd), Mpps.
+    /// The program's own rate, Mpps: received (rxdrop), TX-completed
+    /// (txonly, l2fwd), dropped / sent back by the ceiling's XDP program.
     pub mpps: Stat,
-    /// The generator's TX completions in the same windows, Mpps.
-    pub offered_mpps: Stat,
-    /// Frames the XDP program saw, Mpps.
-    pub xdp_seen_mpps: Stat,
-    /// Frames the XDP program redirected to the socket, Mpps.
-    pub xdp_redirected_mpps: Stat,
-    /// The generator's rate per repetition, Mpps.
+    /// The generator's rate in the same windows (what it handed to B's
+    /// veth), Mpps; `null` for txonly.
+    pub offered_mpps: Option<Stat>,
+    /// Where the XDP columns come from.
+    pub xdp_source: XdpSource,
+    /// Frames XDP on A ran on, Mpps.
+    pub xdp_seen_mpps: Option<Stat>,
+    /// Frames XDP on A redirected to an AF_XDP socket, Mpps (0 for the
+    /// ceilings).
+    pub xdp_redirected_mpps: Option<Stat>,
+    /// Frames that reached B's XDP sink (txonly's and l2fwd's output), Mpps.
+    pub reached_b_mpps: Stat,
+    /// The generator's rate per repetition, Mpps (empty for txonly).
     pub reps_offered_mpps: Vec<f64>,
     /// XDP redirected per repetition, Mpps.
     pub reps_redirected_mpps: Vec<f64>,
-    /// The program's count over the measured windows as a share of what
-    /// XDP redirected to its socket in the same windows (1.0: nothing lost).
-    pub share_of_redirected: f64,
-    /// Totals over the program's whole run (warm-up included).
+    /// rxdrop and l2fwd through a socket: the program's count over the
+    /// measured windows as a share of what XDP redirected to its socket in
+    /// the same windows (1.0: nothing lost); `null` otherwise.
+    pub share_of_redirected: Option<f64>,
+    /// `threaded`: A's NAPI kthreads, pinned during the warm-up.
+    pub napi_threads: Vec<NapiThread>,
+    /// The program's totals over its whole run (warm-up included).
     #[serde(flatten)]
     pub counters: ProgCounters,
-    /// Seconds from start to the end of the program's run, set-up included.
+    /// Seconds from the start of the run to the end of this program's
+    /// run, set-up included.
     pub wall_s: f64,
 }
 
-/// skmem / xsk-rs for one workload.
+/// One cell of the matrix (layout × workload × size) and skmem's ratios.
 #[derive(Debug, Clone, Serialize)]
-pub struct Ratio {
+pub struct Cell {
+    /// Layout.
+    pub layout: Layout,
     /// Workload.
     pub workload: Workload,
+    /// Frame size, bytes.
+    pub size: usize,
     /// skmem's median, Mpps.
-    pub skmem_mpps: f64,
-    /// xsk-rs's median, Mpps.
-    pub xsk_rs_mpps: f64,
-    /// skmem / xsk-rs.
-    pub ratio: f64,
+    pub skmem_mpps: Option<f64>,
+    /// The peer with the highest median.
+    pub best_peer: Option<String>,
+    /// Its median, Mpps.
+    pub best_peer_mpps: Option<f64>,
+    /// skmem ÷ best peer (medians).
+    pub skmem_vs_best_peer: Option<f64>,
+    /// The ceiling's program (`xdp-drop`, `xdp-tx`).
+    pub ceiling: Option<String>,
+    /// Its median, Mpps.
+    pub ceiling_mpps: Option<f64>,
+    /// skmem ÷ ceiling (medians).
+    pub skmem_vs_ceiling: Option<f64>,
+    /// skmem ÷ xsk-rs (medians).
+    pub skmem_vs_xsk_rs: Option<f64>,
+}
+
+/// A project goal checked against a cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    /// Layout.
+    pub layout: Layout,
+    /// Workload.
+    pub workload: Workload,
+    /// Frame size, bytes.
+    pub size: usize,
+    /// The ratio checked: `skmem_vs_best_peer` or `skmem_vs_ceiling`.
+    pub ratio: &'static str,
+    /// The goal: the ratio must be at least this.
+    pub target: f64,
+    /// The ratio measured (`null`: a side is missing).
+    pub value: Option<f64>,
+    /// Whether it was met (`null`: not measurable).
+    pub met: Option<bool>,
+}
+
+/// A program left out of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// The implementation.
+    pub implementation: Implementation,
+    /// Why.
+    pub reason: String,
+}
+
+/// One layout's set-up.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayoutInfo {
+    /// The layout.
+    pub layout: Layout,
+    /// In words.
+    pub description: String,
+    /// Wait mode of the programs (testpmd always spins).
+    pub wait: Wait,
+    /// Veth names (A, B).
+    pub ifnames: [String; 2],
+    /// MTU of both ends.
+    pub mtu: u32,
+    /// XDP attach mode on A and B.
+    pub xdp_mode: String,
+    /// Seconds this layout took, set-up included.
+    pub elapsed_s: f64,
 }
 
 /// The whole run.
@@ -382,18 +676,16 @@ pub struct Ratio {
 pub struct Report {
     /// Settings.
     pub config: Config,
-    /// The CPU layout, in words.
-    pub layout: String,
-    /// The XDP attach mode on A.
-    pub xdp_mode: String,
-    /// Veth names (A, B).
-    pub ifnames: [String; 2],
-    /// One entry per program, in the order run.
+    /// The layouts run, in order.
+    pub layouts: Vec<LayoutInfo>,
+    /// One entry per program per cell, in the order run.
     pub results: Vec<ProgramResult>,
-    /// skmem / xsk-rs per workload (where both ran).
-    pub ratios: Vec<Ratio>,
-    /// Frames the generator completed over the whole run.
-    pub generator_completed: u64,
+    /// skmem's ratios per cell.
+    pub cells: Vec<Cell>,
+    /// The project's goals, per cell they apply to.
+    pub goals: Vec<Goal>,
+    /// Programs left out (a peer that cannot run here).
+    pub skipped: Vec<Skipped>,
     /// Seconds the whole run took.
     pub elapsed_s: f64,
     /// `/proc/loadavg` before and after the run: other work on the same
@@ -405,6 +697,21 @@ fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock().map_err(|_| anyhow!("XDP program lock poisoned"))
+}
+
+/// Process-unique numbers for arena names.
+static NEXT_ARENA: AtomicU32 = AtomicU32::new(0);
+
+fn arena_name(tag: &str) -> String {
+    format!(
+        "pps{}{tag}{}",
+        std::process::id(),
+        NEXT_ARENA.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Stops and joins the generator when dropped (also on an early return).
@@ -429,6 +736,44 @@ impl Drop for GenGuard {
     fn drop(&mut self) {
         let _ = self.finish();
     }
+}
+
+/// Starts the generator in B and waits until it runs.
+fn start_generator(
+    pair: &NetnsPair,
+    cfg: &Config,
+    size: usize,
+) -> Result<(GenGuard, Arc<gen::GenCounters>)> {
+    let counters = Arc::new(gen::GenCounters::default());
+    let mut guard = GenGuard {
+        stop: Arc::new(AtomicBool::new(false)),
+        handle: None,
+    };
+    let gp = gen::GenParams {
+        ifname: pair.ifname(Side::B).to_owned(),
+        cpu: cfg.gen_cpu,
+        batch: cfg.batch,
+        packets: cfg.frames as usize,
+        spec: pair.frame_spec(Side::B, size).context("frame spec")?,
+        arena_name: arena_name("g"),
+    };
+    {
+        let (c, s) = (Arc::clone(&counters), Arc::clone(&guard.stop));
+        let kind = cfg.generator;
+        guard.handle = Some(pair.spawn_in_ns(Side::B, move || match kind {
+            gen::GenKind::Afxdp => gen::run(&gp, &c, &s),
+            gen::GenKind::Xdp => gen::run_xdp(&gp, &c, &s),
+        })?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !counters.running.load(Ordering::Acquire) {
+        if guard.handle.as_ref().is_some_and(|h| h.is_finished()) || Instant::now() > deadline {
+            guard.finish().context("the generator did not start")?;
+            bail!("the generator did not start");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok((guard, counters))
 }
 
 /// Why [`run`] cannot run here (not root, no `ip`, too few CPUs), or `None`.
@@ -457,159 +802,429 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
     for stale in skmem_netns_tests::cleanup_stale() {
         log(&format!("pps: removed stale {stale}"));
     }
+    let mut skipped = Vec::new();
+    let mut imps = Vec::new();
+    for imp in cfg.ordered_implementations() {
+        match peers::skip_reason(imp) {
+            Some(reason) => {
+                log(&format!("pps: leaving {} out: {reason}", imp.name()));
+                skipped.push(Skipped {
+                    implementation: imp,
+                    reason,
+                });
+            }
+            None => imps.push(imp),
+        }
+    }
+    if imps.is_empty() {
+        bail!("none of the programs asked for can run here");
+    }
+    let mut layouts = Vec::new();
+    let mut results = Vec::new();
+    for &layout in &cfg.layouts {
+        check_interrupt()?;
+        let (info, mut r) = run_layout(cfg, layout, &imps, t0, log)
+            .with_context(|| format!("layout {}", layout.name()))?;
+        layouts.push(info);
+        results.append(&mut r);
+    }
+    let cells = cells(cfg, &results);
+    let goals = goals(&cells);
+    Ok(Report {
+        config: cfg.clone(),
+        layouts,
+        results,
+        cells,
+        goals,
+        skipped,
+        elapsed_s: t0.elapsed().as_secs_f64(),
+        loadavg: [load_before, loadavg()],
+    })
+}
+
+/// What is attached to A, swapped as the programs need.
+struct ASide {
+    ns: String,
+    ifname: String,
+    filter: XdpFilter,
+    /// `threaded`: the CPU A's NAPI kthreads go to.
+    napi_cpu: Option<usize>,
+    prog: Arc<Mutex<Option<XdpProgram>>>,
+    action: Option<XdpAction>,
+}
+
+impl ASide {
+    /// Attaches skmem's program with `want` (or nothing) to A, detaching
+    /// what was there; in `threaded`, switches threaded NAPI on and pins
+    /// the (new) kthread.
+    fn set(&mut self, pair: &NetnsPair, want: Option<XdpAction>) -> Result<()> {
+        if self.action == want && lock(&self.prog)?.is_some() == want.is_some() {
+            return Ok(());
+        }
+        let old = lock(&self.prog)?.take();
+        self.action = None;
+        if let Some(p) = old {
+            p.detach()
+                .with_context(|| format!("detaching the XDP program from {}", self.ifname))?;
+        }
+        if let Some(action) = want {
+            let (ifname, filter) = (self.ifname.clone(), self.filter);
+            let p = pair
+                .in_ns(Side::A, move || {
+                    XdpProgram::attach_with_action(
+                        &ifname,
+                        AttachMode::Native,
+                        Some(filter),
+                        action,
+                    )
+                })
+                .with_context(|| {
+                    format!(
+                        "attaching skmem's XDP program ({action:?}) to {} (native)",
+                        self.ifname
+                    )
+                })?;
+            *lock(&self.prog)? = Some(p);
+            self.action = Some(action);
+            if let Some(cpu) = self.napi_cpu {
+                napi::ensure(&self.ns, &self.ifname, cpu)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_layout(
+    cfg: &Config,
+    layout: Layout,
+    imps: &[Implementation],
+    t0: Instant,
+    log: &mut dyn FnMut(&str),
+) -> Result<(LayoutInfo, Vec<ProgramResult>)> {
+    let tl = Instant::now();
+    let max_size = cfg.sizes.iter().copied().max().unwrap_or(64);
+    let mtu = (max_size - ETH_HLEN).max(1500) as u32;
     // Dropped last (declared first): removes namespaces and veths.
-    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1))
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1).mtu(mtu))
         .context("creating the namespace pair")?;
     let if_a = pair.ifname(Side::A).to_owned();
     let if_b = pair.ifname(Side::B).to_owned();
     let filter = XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
-    let prog = pair
-        .in_ns(Side::A, || {
-            XdpProgram::attach(&if_a, AttachMode::Native, Some(filter))
+    // B's sink: counts and drops what A sends (txonly, l2fwd, xdp-tx), and
+    // gives B's veth the NAPI instance XDP_TX from A needs to deliver to.
+    let sink = {
+        let b = if_b.clone();
+        pair.in_ns(Side::B, move || {
+            XdpProgram::attach_with_action(&b, AttachMode::Native, Some(filter), XdpAction::Drop)
         })
-        .with_context(|| format!("attaching skmem's XDP program to {if_a} (native)"))?;
-    let xdp_mode = prog.mode().to_string();
-    let prog = Arc::new(Mutex::new(prog));
-    let spec = pair
-        .frame_spec(Side::B, cfg.pkt_size)
-        .context("frame spec")?;
-    let pid = std::process::id();
-    let tx_frame = pair
-        .frame_spec(Side::A, cfg.pkt_size)
-        .and_then(|s| Ok(s.build(0)?))
-        .context("txonly frame")?;
-
-    // The generator, for the whole run.
-    let gen_counters = Arc::new(gen::GenCounters::default());
-    let mut generator = GenGuard {
-        stop: Arc::new(AtomicBool::new(false)),
-        handle: None,
+        .with_context(|| format!("attaching the counting sink to {if_b} (native)"))?
     };
-    let gp = gen::GenParams {
-        ifname: if_b.clone(),
-        cpu: cfg.gen_cpu,
-        batch: cfg.batch,
-        packets: cfg.frames as usize,
-        spec,
-        arena_name: format!("pps{pid}gen"),
+    let mut a = ASide {
+        ns: pair.ns_name(Side::A).to_owned(),
+        ifname: if_a.clone(),
+        filter,
+        napi_cpu: (layout == Layout::Threaded).then_some(cfg.prog_cpu),
+        prog: Arc::new(Mutex::new(None)),
+        action: None,
     };
-    {
-        let (c, s) = (Arc::clone(&gen_counters), Arc::clone(&generator.stop));
-        let kind = cfg.generator;
-        generator.handle = Some(pair.spawn_in_ns(Side::B, move || match kind {
-            gen::GenKind::Afxdp => gen::run(&gp, &c, &s),
-            gen::GenKind::Xdp => gen::run_xdp(&gp, &c, &s),
-        })?);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gen_counters.running.load(Ordering::Acquire) {
-        if generator.handle.as_ref().is_some_and(|h| h.is_finished()) || Instant::now() > deadline {
-            generator.finish().context("the generator did not start")?;
-            bail!("the generator did not start");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    a.set(&pair, Some(XdpAction::Redirect))?;
+    let xdp_mode = lock(&a.prog)?
+        .as_ref()
+        .map(|p| p.mode().to_string())
+        .unwrap_or_default();
+    let wait = layout.wait(cfg);
     log(&format!(
-        "pps: veth {if_a} (A, XDP {xdp_mode}) <- {if_b} (B); {}",
-        cfg.layout()
+        "pps: layout {}: veth {if_a} (A) <- {if_b} (B), MTU {mtu}, XDP {xdp_mode}; {}",
+        layout.name(),
+        layout.describe(cfg)
     ));
 
     let mut results = Vec::new();
     for &w in &cfg.workloads {
-        for &imp in &cfg.implementations {
-            check_interrupt()?;
-            let name = format!("{}-{}", imp.name(), w.name());
-            log(&format!("pps: running {name} ..."));
-            let p = ProgParams {
-                ifname: if_a.clone(),
-                workload: w,
-                wait: cfg.wait,
-                batch: cfg.batch,
-                frames: cfg.frames,
-                frame_size: cfg.frame_size,
-                ring_entries: cfg.ring_entries,
-                tx_budget: cfg.tx_budget,
-                arena_name: format!("pps{pid}{}", results.len()),
-                warmup: Duration::from_secs_f64(cfg.warmup_s),
-                duration: Duration::from_secs_f64(cfg.duration_s),
-                reps: cfg.reps,
-                pkt_size: cfg.pkt_size,
-                frame: tx_frame.clone(),
-            };
-            let r = run_one(&pair, &prog, &gen_counters, cfg, imp, p, t0)
-                .with_context(|| name.clone())?;
-            log(&format!(
-                "pps: {name}: {:.3} Mpps ({:.3}–{:.3}), offered {:.3}, XDP redirected {:.3}",
-                r.mpps.median,
-                r.mpps.min,
-                r.mpps.max,
-                r.offered_mpps.median,
-                r.xdp_redirected_mpps.median
-            ));
-            results.push(r);
+        for &size in &cfg.sizes {
+            let tx_frame = pair
+                .frame_spec(Side::A, size)
+                .and_then(|s| Ok(s.build(0)?))
+                .context("txonly frame")?;
+            for &imp in imps {
+                check_interrupt()?;
+                let Some(program) = imp.program(w) else {
+                    continue;
+                };
+                let label = format!("[{} {} {size}B] {program}", layout.name(), w.name());
+                a.set(&pair, imp.a_side(w))
+                    .with_context(|| format!("{label}: preparing A"))?;
+                let generator = (w != Workload::Txonly).then_some(cfg.generator);
+                let gen = match generator {
+                    Some(_) => Some(
+                        start_generator(&pair, cfg, size)
+                            .with_context(|| format!("{label}: starting the generator"))?,
+                    ),
+                    None => None,
+                };
+                let p = ProgParams {
+                    ifname: if_a.clone(),
+                    workload: w,
+                    wait,
+                    batch: cfg.batch,
+                    frames: cfg.frames,
+                    frame_size: cfg.frame_size,
+                    ring_entries: cfg.ring_entries,
+                    tx_budget: cfg.tx_budget,
+                    arena_name: arena_name("p"),
+                    warmup: Duration::from_secs_f64(cfg.warmup_s),
+                    duration: Duration::from_secs_f64(cfg.duration_s),
+                    reps: cfg.reps,
+                    pkt_size: size,
+                    frame: tx_frame.clone(),
+                };
+                let ctx = RunCtx {
+                    pair: &pair,
+                    a: &a,
+                    sink: &sink,
+                    gen: gen.as_ref().map(|(_, c)| Arc::clone(c)),
+                    cfg,
+                    layout,
+                    t0,
+                };
+                let r = run_one(&ctx, imp, program, generator, p).with_context(|| label.clone());
+                if let Some((mut g, _)) = gen {
+                    g.finish()
+                        .with_context(|| format!("{label}: the generator failed"))?;
+                }
+                let r = r?;
+                log(&format!("pps: {label}: {}", r.summary()));
+                results.push(r);
+            }
         }
     }
-    let generator_completed = generator.finish()?;
-    drop(generator);
-    drop(prog);
+    // Detach before the pair goes (dropping does too; this reports errors).
+    if let Some(p) = lock(&a.prog)?.take() {
+        p.detach().context("detaching A's XDP program")?;
+    }
+    sink.detach().context("detaching B's sink")?;
     drop(pair);
-
-    let mut ratios = Vec::new();
-    for &w in &cfg.workloads {
-        let med = |imp| {
-            results
-                .iter()
-                .find(|r| r.workload == w && r.implementation == imp)
-                .map(|r| r.mpps.median)
-        };
-        if let (Some(s), Some(x)) = (med(Implementation::Skmem), med(Implementation::XskRs)) {
-            ratios.push(Ratio {
-                workload: w,
-                skmem_mpps: s,
-                xsk_rs_mpps: x,
-                ratio: if x > 0.0 { s / x } else { f64::NAN },
-            });
-        }
-    }
-    Ok(Report {
-        config: cfg.clone(),
-        layout: cfg.layout(),
-        xdp_mode,
-        ifnames: [if_a, if_b],
+    Ok((
+        LayoutInfo {
+            layout,
+            description: layout.describe(cfg),
+            wait,
+            ifnames: [if_a, if_b],
+            mtu,
+            xdp_mode,
+            elapsed_s: tl.elapsed().as_secs_f64(),
+        },
         results,
-        ratios,
-        generator_completed,
-        elapsed_s: t0.elapsed().as_secs_f64(),
-        loadavg: [load_before, loadavg()],
-    })
+    ))
+}
+
+/// A's XDP view at one boundary, from skmem's program or from ethtool.
+#[derive(Debug, Clone, Copy, Default)]
+struct XdpView {
+    seen: u64,
+    redirected: u64,
+    dropped: u64,
+    transmitted: u64,
 }
 
 /// The harness's samples at one boundary.
 #[derive(Debug, Clone, Copy)]
 struct Outside {
     gen: u64,
-    xdp: XdpCounters,
+    xdp: XdpView,
+    b: u64,
+}
+
+struct RunCtx<'a> {
+    pair: &'a NetnsPair,
+    a: &'a ASide,
+    sink: &'a XdpProgram,
+    gen: Option<Arc<gen::GenCounters>>,
+    cfg: &'a Config,
+    layout: Layout,
+    t0: Instant,
+}
+
+impl RunCtx<'_> {
+    /// Samples the generator, A's XDP and B's sink. With ethtool (a child
+    /// process, ~10 ms) the time is the middle of the reads.
+    fn sample(&self) -> Result<(Sample<Outside>, XdpSource)> {
+        let t1 = Instant::now();
+        let attached = lock(&self.a.prog)?
+            .as_ref()
+            .map(|p| p.counters())
+            .transpose()?;
+        let (xdp, source) = match attached {
+            Some(c) => (
+                XdpView {
+                    seen: c.seen,
+                    redirected: c.redirected,
+                    dropped: c.dropped,
+                    transmitted: c.transmitted,
+                },
+                XdpSource::SkmemXdp,
+            ),
+            None => {
+                let s = self
+                    .pair
+                    .ethtool_stats(Side::A)
+                    .context("ethtool -S on A")?;
+                let get = |k: &str| s.get(k).copied().unwrap_or(0);
+                (
+                    XdpView {
+                        seen: get("rx_queue_0_xdp_packets"),
+                        redirected: get("rx_queue_0_xdp_redirect"),
+                        dropped: get("rx_queue_0_xdp_drops"),
+                        transmitted: get("rx_queue_0_xdp_tx"),
+                    },
+                    XdpSource::Ethtool,
+                )
+            }
+        };
+        let b = self.sink.counters()?.dropped;
+        let gen = self
+            .gen
+            .as_ref()
+            .map_or(0, |g| g.completed.load(Ordering::Relaxed));
+        let t2 = Instant::now();
+        Ok((
+            Sample {
+                at: t1 + (t2 - t1) / 2,
+                value: Outside { gen, xdp, b },
+            },
+            source,
+        ))
+    }
+
+    /// `threaded`: switches threaded NAPI on and pins A's kthreads (again:
+    /// testpmd attaches its own program, which makes a new one). Failure is
+    /// reported, not fatal: the result then shows no NAPI thread.
+    fn pin_napi(&self) -> Vec<NapiThread> {
+        match self.a.napi_cpu {
+            Some(cpu) => napi::ensure(&self.a.ns, &self.a.ifname, cpu).unwrap_or_else(|e| {
+                eprintln!("pps: warning: {e:#}");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        }
+    }
 }
 
 fn run_one(
-    pair: &NetnsPair,
-    prog: &Arc<Mutex<XdpProgram>>,
-    gen_counters: &Arc<gen::GenCounters>,
-    cfg: &Config,
+    ctx: &RunCtx<'_>,
+    imp: Implementation,
+    program: &str,
+    generator: Option<gen::GenKind>,
+    p: ProgParams,
+) -> Result<ProgramResult> {
+    let workload = p.workload;
+    let wait = p.wait;
+    let size = p.pkt_size;
+    let mut outside = Vec::new();
+    let mut source = XdpSource::SkmemXdp;
+    let mut napi_threads = Vec::new();
+    let (own, counters) = if imp == Implementation::Ceiling {
+        // The ceiling is A's XDP program itself: its counters are its own.
+        let s = Schedule::starting_now(p.warmup, p.duration, p.reps);
+        napi_threads = ctx.pin_napi();
+        for &b in &s.bounds {
+            sleep_until(b)?;
+            let (smp, src) = ctx.sample()?;
+            source = src;
+            outside.push(smp);
+        }
+        let own: Vec<Sample<u64>> = outside
+            .iter()
+            .map(|s| Sample {
+                at: s.at,
+                value: if workload == Workload::L2fwd {
+                    s.value.xdp.transmitted
+                } else {
+                    s.value.xdp.dropped
+                },
+            })
+            .collect();
+        (own, ProgCounters::default())
+    } else {
+        let run = run_program(ctx, imp, p, &mut outside, &mut source, &mut napi_threads)?;
+        (run.samples, run.counters)
+    };
+    if own.len() != outside.len() {
+        bail!(
+            "the program sampled {} of {} boundaries (stopped early?)",
+            own.len(),
+            outside.len()
+        );
+    }
+
+    let own_rates = rates(&own);
+    let pick = |f: fn(&Outside) -> u64| -> Vec<f64> {
+        let v: Vec<Sample<u64>> = outside
+            .iter()
+            .map(|s| Sample {
+                at: s.at,
+                value: f(&s.value),
+            })
+            .collect();
+        rates(&v)
+    };
+    let offered = pick(|o| o.gen);
+    let redirected = pick(|o| o.xdp.redirected);
+    let (own_sum, redir_sum) = (
+        own_rates.iter().sum::<f64>(),
+        redirected.iter().sum::<f64>(),
+    );
+    let through_socket = workload != Workload::Txonly && imp != Implementation::Ceiling;
+    Ok(ProgramResult {
+        layout: ctx.layout,
+        wait,
+        generator,
+        workload,
+        size,
+        program: program.to_owned(),
+        implementation: imp,
+        kind: imp.kind(),
+        reps_mpps: own_rates.iter().map(|r| r / 1e6).collect(),
+        mpps: Stat::of_pps(&own_rates),
+        offered_mpps: generator.map(|_| Stat::of_pps(&offered)),
+        xdp_source: source,
+        xdp_seen_mpps: Some(Stat::of_pps(&pick(|o| o.xdp.seen))),
+        xdp_redirected_mpps: Some(Stat::of_pps(&redirected)),
+        reached_b_mpps: Stat::of_pps(&pick(|o| o.b)),
+        reps_offered_mpps: if generator.is_some() {
+            offered.iter().map(|r| r / 1e6).collect()
+        } else {
+            Vec::new()
+        },
+        reps_redirected_mpps: redirected.iter().map(|r| r / 1e6).collect(),
+        share_of_redirected: (through_socket && redir_sum > 0.0).then(|| own_sum / redir_sum),
+        napi_threads,
+        counters,
+        wall_s: ctx.t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs a program under test on its own thread in A, pinned to the program
+/// CPU, sampling the outside at the boundaries it announces.
+fn run_program(
+    ctx: &RunCtx<'_>,
     imp: Implementation,
     p: ProgParams,
-    t0: Instant,
-) -> Result<ProgramResult> {
+    outside: &mut Vec<Sample<Outside>>,
+    source: &mut XdpSource,
+    napi_threads: &mut Vec<NapiThread>,
+) -> Result<ProgRun> {
     let stop = Arc::new(AtomicBool::new(false));
     let (sched_tx, sched_rx) = mpsc::channel::<Schedule>();
-    let workload = p.workload;
     let handle = {
-        let (prog, stop, cpu) = (Arc::clone(prog), Arc::clone(&stop), cfg.prog_cpu);
-        pair.spawn_in_ns(Side::A, move || -> Result<ProgRun> {
-            sys::pin_current_thread(cpu)?;
+        let (prog, stop) = (Arc::clone(&ctx.a.prog), Arc::clone(&stop));
+        let cpus = (ctx.cfg.gen_cpu, ctx.cfg.prog_cpu);
+        ctx.pair.spawn_in_ns(Side::A, move || -> Result<ProgRun> {
+            sys::pin_current_thread(cpus.1)?;
             let mut register = |fd: BorrowedFd<'_>| -> Result<()> {
-                prog.lock()
-                    .map_err(|_| anyhow!("XDP program lock poisoned"))?
+                lock(&prog)?
+                    .as_mut()
+                    .ok_or_else(|| anyhow!("no XDP program on A to register the socket in"))?
                     .add_socket(0, fd)
                     .context("adding the socket to the XSKMAP")
             };
@@ -619,12 +1234,15 @@ fn run_one(
                 let _ = sched_tx.send(s);
                 m
             };
-            let run = match imp {
+            // The socket is closed when each returns: the kernel takes it
+            // out of the map.
+            match imp {
                 Implementation::Skmem => skmem_prog::run(&p, &mut register, &mut start, &stop),
                 Implementation::XskRs => xsk_prog::run(&p, &mut register, &mut start, &stop),
-            };
-            // The socket is closed by now: the kernel took it out of the map.
-            run
+                Implementation::LibxdpC => peers::run_cpeer(&p, &mut register, &mut start, &stop),
+                Implementation::Testpmd => peers::run_testpmd(&p, cpus, &mut start, &stop),
+                Implementation::Ceiling => bail!("the ceiling has no program thread"),
+            }
         })?
     };
     // Stop the program thread whatever happens below.
@@ -636,23 +1254,28 @@ fn run_one(
     }
     let guard = StopOnDrop(Arc::clone(&stop));
 
-    let sample = || -> Result<Sample<Outside>> {
-        let xdp = prog
-            .lock()
-            .map_err(|_| anyhow!("XDP program lock poisoned"))?
-            .counters()?;
-        let gen = gen_counters.completed.load(Ordering::Relaxed);
-        Ok(Sample {
-            at: Instant::now(),
-            value: Outside { gen, xdp },
-        })
-    };
-    let mut outside = Vec::new();
-    let schedule = sched_rx.recv_timeout(Duration::from_secs(30)).ok();
+    // Set-up (testpmd's EAL, say) may take a while; the program announces
+    // its schedule once it runs.
+    let mut schedule = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while schedule.is_none() && Instant::now() < deadline && !handle.is_finished() {
+        check_interrupt()?;
+        schedule = sched_rx.recv_timeout(Duration::from_millis(50)).ok();
+    }
+    if schedule.is_none() {
+        // A program that fails before its schedule sent nothing: a late
+        // send is still in the channel.
+        schedule = sched_rx.try_recv().ok();
+    }
     if let Some(s) = &schedule {
+        // In the warm-up: threaded NAPI and the pinning, again (testpmd's
+        // own XDP program made a new NAPI instance).
+        *napi_threads = ctx.pin_napi();
         for &b in &s.bounds {
             sleep_until(b)?;
-            outside.push(sample()?);
+            let (smp, src) = ctx.sample()?;
+            *source = src;
+            outside.push(smp);
         }
         // The program stops itself after the last boundary; give it a
         // bounded grace period, then tell it to.
@@ -668,67 +1291,120 @@ fn run_one(
     if schedule.is_none() {
         bail!("the program under test did not start within 30 s");
     }
-    if run.samples.len() != outside.len() {
-        bail!(
-            "the program sampled {} of {} boundaries (stopped early?)",
-            run.samples.len(),
-            outside.len()
-        );
-    }
+    Ok(run)
+}
 
-    let own = rates(&run.samples);
-    let pick = |f: fn(&Outside) -> u64| -> Vec<f64> {
-        let v: Vec<Sample<u64>> = outside
-            .iter()
-            .map(|s| Sample {
-                at: s.at,
-                value: f(&s.value),
-            })
-            .collect();
-        rates(&v)
-    };
-    let offered = pick(|o| o.gen);
-    let redirected = pick(|o| o.xdp.redirected);
-    let (own_sum, redir_sum) = (own.iter().sum::<f64>(), redirected.iter().sum::<f64>());
-    Ok(ProgramResult {
-        reps_offered_mpps: offered.iter().map(|r| r / 1e6).collect(),
-        reps_redirected_mpps: redirected.iter().map(|r| r / 1e6).collect(),
-        share_of_redirected: if redir_sum > 0.0 {
-            own_sum / redir_sum
-        } else {
-            0.0
-        },
-        program: format!("{}-{}", imp.name(), workload.name()),
-        implementation: imp,
-        workload,
-        reps_mpps: own.iter().map(|r| r / 1e6).collect(),
-        mpps: Stat::of_pps(&own),
-        offered_mpps: Stat::of_pps(&offered),
-        xdp_seen_mpps: Stat::of_pps(&pick(|o| o.xdp.seen)),
-        xdp_redirected_mpps: Stat::of_pps(&redirected),
-        counters: run.counters,
-        wall_s: t0.elapsed().as_secs_f64(),
-    })
+impl ProgramResult {
+    /// One line: rate, offered, XDP redirected, reached B.
+    pub fn summary(&self) -> String {
+        let opt =
+            |s: Option<Stat>| s.map_or_else(|| "-".to_owned(), |s| format!("{:.3}", s.median));
+        format!(
+            "{:.3} Mpps ({:.3}-{:.3}), offered {}, XDP redirected {}, reached B {:.3}",
+            self.mpps.median,
+            self.mpps.min,
+            self.mpps.max,
+            opt(self.offered_mpps),
+            opt(self.xdp_redirected_mpps),
+            self.reached_b_mpps.median
+        )
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+/// skmem's ratios per layout × workload × size.
+fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
+    let mut out = Vec::new();
+    for &layout in &cfg.layouts {
+        for &workload in &cfg.workloads {
+            for &size in &cfg.sizes {
+                let here: Vec<&ProgramResult> = results
+                    .iter()
+                    .filter(|r| r.layout == layout && r.workload == workload && r.size == size)
+                    .collect();
+                if here.is_empty() {
+                    continue;
+                }
+                let of = |k: Kind| here.iter().find(|r| r.kind == k).map(|r| r.mpps.median);
+                let best = here
+                    .iter()
+                    .filter(|r| r.kind == Kind::Peer)
+                    .max_by(|a, b| a.mpps.median.total_cmp(&b.mpps.median));
+                let ceiling = here.iter().find(|r| r.kind == Kind::Ceiling);
+                let skmem = of(Kind::Skmem);
+                let xsk = here
+                    .iter()
+                    .find(|r| r.implementation == Implementation::XskRs)
+                    .map(|r| r.mpps.median);
+                out.push(Cell {
+                    layout,
+                    workload,
+                    size,
+                    skmem_mpps: skmem,
+                    best_peer: best.map(|r| r.program.clone()),
+                    best_peer_mpps: best.map(|r| r.mpps.median),
+                    skmem_vs_best_peer: ratio(skmem, best.map(|r| r.mpps.median)),
+                    ceiling: ceiling.map(|r| r.program.clone()),
+                    ceiling_mpps: ceiling.map(|r| r.mpps.median),
+                    skmem_vs_ceiling: ratio(skmem, ceiling.map(|r| r.mpps.median)),
+                    skmem_vs_xsk_rs: ratio(skmem, xsk),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The project's goals: threaded-NAPI `poll()` rxdrop ≥ 1.05× the best
+/// peer and ≥ 0.75× the XDP-drop ceiling; l2fwd (both layouts) ≥ 1.2× the
+/// best peer.
+fn goals(cells: &[Cell]) -> Vec<Goal> {
+    let mut out = Vec::new();
+    for c in cells {
+        let mut goal = |ratio: &'static str, target: f64, value: Option<f64>| {
+            out.push(Goal {
+                layout: c.layout,
+                workload: c.workload,
+                size: c.size,
+                ratio,
+                target,
+                value,
+                met: value.map(|v| v >= target),
+            });
+        };
+        match (c.layout, c.workload) {
+            (Layout::Threaded, Workload::Rxdrop) => {
+                goal("skmem_vs_best_peer", 1.05, c.skmem_vs_best_peer);
+                goal("skmem_vs_ceiling", 0.75, c.skmem_vs_ceiling);
+            }
+            (_, Workload::L2fwd) => goal("skmem_vs_best_peer", 1.2, c.skmem_vs_best_peer),
+            _ => {}
+        }
+    }
+    out
 }
 
 impl Report {
-    /// The report as a text table.
+    /// The report as text tables.
     pub fn to_table(&self) -> String {
         let c = &self.config;
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "pps: AF_XDP copy mode over veth {} <- {}, skmem's XDP program ({}) on A for every program",
-            self.ifnames[0], self.ifnames[1], self.xdp_mode
-        );
-        let _ = writeln!(s, "CPU layout: {}", self.layout);
-        let _ = writeln!(
-            s,
-            "settings: batch {}, wait {:?}, {} B frames, UMEM {} x {} B, rings {}, TX budget {}; \
-             warm-up {} s, {} x {} s",
+            "pps: AF_XDP copy mode over a veth pair (one queue a side); settings: batch {}, {} B \
+             frames, UMEM {} x {} B, rings {}, TX budget {}; warm-up {} s, {} x {} s",
             c.batch,
-            c.wait,
-            c.pkt_size,
+            c.sizes
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
             c.frames,
             c.frame_size,
             c.ring_entries,
@@ -738,53 +1414,136 @@ impl Report {
             c.reps,
             c.duration_s
         );
-        let _ = writeln!(
-            s,
-            "\n{:<15} {:>26} {:>6} {:>9} {:>9} {:>10} {:>10} {:>10}",
-            "program",
-            "Mpps median (min-max)",
-            "%redir",
-            "offered",
-            "XDP seen",
-            "redirected",
-            "ring full",
-            "TX unsent"
-        );
-        for r in &self.results {
+        for l in &self.layouts {
             let _ = writeln!(
                 s,
-                "{:<15} {:>8.3} ({:>6.3}-{:>6.3})    {:>6.1} {:>9.3} {:>9.3} {:>10.3} {:>10} {:>10}",
+                "layout {}: {} [veth {} <- {}, MTU {}, XDP {}; {:.0} s]",
+                l.layout.name(),
+                l.description,
+                l.ifnames[0],
+                l.ifnames[1],
+                l.mtu,
+                l.xdp_mode,
+                l.elapsed_s
+            );
+        }
+        for k in &self.skipped {
+            let _ = writeln!(s, "left out: {}: {}", k.implementation.name(), k.reason);
+        }
+        let _ = writeln!(
+            s,
+            "\n{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>23} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9}",
+            "layout",
+            "work",
+            "size",
+            "program",
+            "kind",
+            "wait",
+            "Mpps median (min-max)",
+            "offered",
+            "XDPseen",
+            "redir",
+            "reachB",
+            "%redir",
+            "ringfull",
+            "fillempty"
+        );
+        let opt =
+            |x: Option<Stat>| x.map_or_else(|| "-".to_owned(), |x| format!("{:.3}", x.median));
+        for r in &self.results {
+            let kind = match r.kind {
+                Kind::Skmem => "skmem",
+                Kind::Peer => "peer",
+                Kind::Ceiling => "ceiling",
+            };
+            let _ = writeln!(
+                s,
+                "{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>7.3} ({:>6.3}-{:>6.3}) {:>7} {:>7} {:>7} {:>7.3} {:>6} {:>9} {:>9}",
+                r.layout.name(),
+                r.workload.name(),
+                r.size,
                 r.program,
+                kind,
+                if r.implementation == Implementation::Testpmd { "spin" } else { r.wait.name() },
                 r.mpps.median,
                 r.mpps.min,
                 r.mpps.max,
-                100.0 * r.share_of_redirected,
-                r.offered_mpps.median,
-                r.xdp_seen_mpps.median,
-                r.xdp_redirected_mpps.median,
+                opt(r.offered_mpps),
+                opt(r.xdp_seen_mpps),
+                opt(r.xdp_redirected_mpps),
+                r.reached_b_mpps.median,
+                r.share_of_redirected
+                    .map_or_else(|| "-".to_owned(), |v| format!("{:.1}", 100.0 * v)),
                 r.counters.xsk_rx_ring_full,
-                r.counters.tx_unsent
+                r.counters.xsk_fill_ring_empty
             );
         }
-        if !self.ratios.is_empty() {
-            let _ = writeln!(s, "\nskmem / xsk-rs (medians):");
-            for r in &self.ratios {
+        let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+        let _ = writeln!(
+            s,
+            "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>9} {:>18} {:>9} {:>9}",
+            "layout",
+            "work",
+            "size",
+            "skmem",
+            "best peer",
+            "÷peer",
+            "ceiling",
+            "÷ceiling",
+            "÷xsk-rs"
+        );
+        for cl in &self.cells {
+            let _ = writeln!(
+                s,
+                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>9} {:>18} {:>9} {:>9}",
+                cl.layout.name(),
+                cl.workload.name(),
+                cl.size,
+                x(cl.skmem_mpps),
+                format!(
+                    "{} {}",
+                    cl.best_peer.as_deref().unwrap_or("-"),
+                    x(cl.best_peer_mpps)
+                ),
+                x(cl.skmem_vs_best_peer),
+                format!(
+                    "{} {}",
+                    cl.ceiling.as_deref().unwrap_or("-"),
+                    x(cl.ceiling_mpps)
+                ),
+                x(cl.skmem_vs_ceiling),
+                x(cl.skmem_vs_xsk_rs)
+            );
+        }
+        if !self.goals.is_empty() {
+            let _ = writeln!(s, "\ngoals:");
+            for g in &self.goals {
                 let _ = writeln!(
                     s,
-                    "  {:<7} {:.3} / {:.3} = {:.3}",
-                    r.workload.name(),
-                    r.skmem_mpps,
-                    r.xsk_rs_mpps,
-                    r.ratio
+                    "  {} {} {} B: {} >= {:.2}: {} {}",
+                    g.layout.name(),
+                    g.workload.name(),
+                    g.size,
+                    g.ratio,
+                    g.target,
+                    x(g.value),
+                    match g.met {
+                        Some(true) => "met",
+                        Some(false) => "NOT met",
+                        None => "n/a",
+                    }
                 );
             }
         }
         let _ = writeln!(
             s,
-            "\n(rates are what each program counted itself: received for rxdrop, TX-completed \
-             for l2fwd; %redir = the program's count as a share of what XDP redirected to its socket, summed over the windows; offered = the generator's TX completions, XDP columns = skmem's XDP \
-             program counters, all in the same windows; ring full = the socket's rx_ring_full \
-             over its whole run)\ntotal {:.1} s; loadavg before: {}, after: {}",
+            "\n(rates are what each program counted itself: received for rxdrop, TX-completed for \
+             txonly and l2fwd, its own XDP counter for a ceiling; offered = the generator's \
+             frames, XDP seen/redir = A's XDP (skmem's program, or ethtool -S while testpmd's \
+             own is attached), reachB = B's XDP sink, all in the same windows; %redir = the \
+             program's count as a share of what XDP redirected to it; ring full / fill empty = \
+             the socket's XDP_STATISTICS over its whole run)\ntotal {:.1} s; loadavg before: {}, \
+             after: {}",
             self.elapsed_s, self.loadavg[0], self.loadavg[1]
         );
         s

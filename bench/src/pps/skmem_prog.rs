@@ -1,11 +1,12 @@
-//! The programs under test on skmem's [`Channel`]: rxdrop and l2fwd, the
-//! loops of `skmemctl fwd`.
+//! The programs under test on skmem's [`Channel`]: rxdrop, txonly and
+//! l2fwd, the loops of `skmemctl fwd`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame, TxFrame};
 
 use super::meter::Meter;
 use super::{ProgCounters, ProgParams, ProgRun, Wait, Workload};
@@ -31,9 +32,13 @@ pub fn run(
         Channel::open(&arena, &cp).with_context(|| format!("skmem channel on {}", p.ifname))
     })?;
     register(ch.fd())?;
+    if p.workload == Workload::Txonly {
+        write_all_buffers(&mut ch, &p.frame)?;
+    }
     let meter = start();
     let (meter, counts) = match p.workload {
         Workload::Rxdrop => rxdrop(&mut ch, p, meter, stop)?,
+        Workload::Txonly => txonly(&mut ch, p, meter, stop)?,
         Workload::L2fwd => l2fwd(&mut ch, p, meter, stop)?,
     };
     let k = ch.xsk_stats()?;
@@ -100,7 +105,91 @@ fn l2fwd(
         unsent += (n - q) as u64;
         completed += ch.complete() as u64;
     }
-    // Drain what is still in flight so the channel closes quietly.
+    drain(ch);
+    Ok((meter, unsent))
+}
+
+/// Writes `frame` into every buffer the pool hands out, once, so the
+/// txonly loop only moves descriptors (as xdpsock's txonly does).
+fn write_all_buffers(ch: &mut Channel, frame: &[u8]) -> Result<()> {
+    let pool = Arc::clone(ch.pool());
+    let mut all = vec![0u32; pool.packet_count() as usize];
+    let mut got = 0;
+    while got < all.len() {
+        let n = ch.alloc_tx(&mut all[got..]);
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    if got == 0 {
+        bail!("skmem txonly: the pool gave no packet");
+    }
+    for &pkt in &all[..got] {
+        pool.write_buffer(pkt, 0, frame)
+            .context("writing the txonly frame")?;
+    }
+    ch.free(&all[..got]);
+    Ok(())
+}
+
+/// Sends the ready frame as fast as the socket takes it; counts TX
+/// completions. Returns the frames allocated but refused by a full TX ring.
+fn txonly(
+    ch: &mut Channel,
+    p: &ProgParams,
+    mut meter: Meter,
+    stop: &AtomicBool,
+) -> Result<(Meter, u64)> {
+    let len = p.frame.len() as u32;
+    let mut pkts = vec![0u32; p.batch];
+    let mut tx = vec![TxFrame::default(); p.batch];
+    let (mut completed, mut unsent) = (0u64, 0u64);
+    while !meter.tick(completed) && !stop.load(Ordering::Relaxed) {
+        let c = ch.complete();
+        completed += c as u64;
+        let n = ch.alloc_tx(&mut pkts);
+        let mut q = 0;
+        if n > 0 {
+            for (t, &pkt) in tx.iter_mut().zip(&pkts[..n]) {
+                *t = TxFrame {
+                    pkt,
+                    offset: 0,
+                    len,
+                };
+            }
+            q = ch.tx_burst(&tx[..n])?;
+            if q < n {
+                ch.free(&pkts[q..n]);
+                unsent += (n - q) as u64;
+            }
+        }
+        if q == 0 && c == 0 && p.wait == Wait::Poll {
+            // Nothing moved: wait until the socket can take more (in copy
+            // mode the poll itself transmits what the TX ring holds).
+            poll_out(ch, super::POLL_TIMEOUT_MS)?;
+        }
+    }
+    drain(ch);
+    Ok((meter, unsent))
+}
+
+fn poll_out(ch: &Channel, timeout_ms: i32) -> Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let fd = ch.fd();
+    let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
+    let ts = Timespec {
+        tv_sec: (timeout_ms / 1000) as _,
+        tv_nsec: ((timeout_ms % 1000) * 1_000_000) as _,
+    };
+    match poll(&mut fds, Some(&ts)) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(e).context("poll(POLLOUT) on the skmem socket"),
+    }
+}
+
+/// Lets what is still in flight complete so the channel closes quietly.
+fn drain(ch: &mut Channel) {
     for _ in 0..100 {
         ch.complete();
         if ch.account().kernel_tx == 0 {
@@ -108,5 +197,4 @@ fn l2fwd(
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    Ok((meter, unsent))
 }

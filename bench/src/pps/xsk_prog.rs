@@ -3,6 +3,7 @@
 //! socket goes into skmem's XSKMAP instead), loops written the way its
 //! `dev1_to_dev2` example and xdpsock's l2fwd do them.
 
+use std::io::Write as _;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,18 +115,31 @@ pub fn run(
     // the borrow does not outlive this call.
     register(unsafe { BorrowedFd::borrow_raw(raw) })?;
 
-    // Fill the fill ring, as the examples do.
-    let fill = (p.ring_entries as usize).min(descs.len());
-    // SAFETY: the descriptors are this UMEM's frames, none in use yet.
-    let filled = unsafe { x.fq.produce(&descs[..fill]) };
-    if filled != fill {
-        bail!("xsk-rs: fill ring took {filled} of {fill} frames");
+    if p.workload == Workload::Txonly {
+        // Every frame is a TX frame, written once (as xdpsock's txonly).
+        for d in &mut descs {
+            // SAFETY: the frame is this UMEM's and on no ring yet.
+            let mut data = unsafe { x.umem.data_mut(d) };
+            let mut c = data.cursor();
+            c.zero_out();
+            c.write_all(&p.frame)
+                .map_err(|e| anyhow!("xsk-rs: writing the txonly frame: {e}"))?;
+        }
+    } else {
+        // Fill the fill ring, as the examples do.
+        let fill = (p.ring_entries as usize).min(descs.len());
+        // SAFETY: the descriptors are this UMEM's frames, none in use yet.
+        let filled = unsafe { x.fq.produce(&descs[..fill]) };
+        if filled != fill {
+            bail!("xsk-rs: fill ring took {filled} of {fill} frames");
+        }
+        descs.truncate(p.batch.max(1));
     }
-    descs.truncate(p.batch.max(1));
 
     let meter = start();
     let (meter, tx_queued, tx_completed, received) = match p.workload {
         Workload::Rxdrop => rxdrop(&mut x, p, meter, stop)?,
+        Workload::Txonly => txonly(&mut x, p, descs, meter, stop)?,
         Workload::L2fwd => l2fwd(&mut x, p, meter, stop)?,
     };
     let s = x.rx.fd().xdp_statistics()?;
@@ -163,8 +177,6 @@ fn rxdrop(x: &mut Xsk, p: &ProgParams, mut meter: Meter, stop: &AtomicBool) -> R
     Ok((meter, 0, 0, received))
 }
 
-/// Reaps completions back onto the fill ring (xdpsock's complete_tx_l2fwd).
-#[inline]
 /// Nothing arrived: wait as the wait mode says (as xsk-rs's examples do).
 fn idle(x: &mut Xsk, wait: Wait) -> Result<()> {
     match wait {
@@ -180,6 +192,8 @@ fn idle(x: &mut Xsk, wait: Wait) -> Result<()> {
     Ok(())
 }
 
+/// Reaps completions back onto the fill ring (xdpsock's complete_tx_l2fwd).
+#[inline]
 fn complete(x: &mut Xsk, comp: &mut [FrameDesc], outstanding: &mut u64) -> Result<u64> {
     if *outstanding == 0 {
         return Ok(0);
@@ -242,4 +256,59 @@ fn l2fwd(x: &mut Xsk, p: &ProgParams, mut meter: Meter, stop: &AtomicBool) -> Re
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     Ok((meter, queued, completed, received))
+}
+
+/// txonly (xdpsock's tx_only): frames written once, then only descriptors
+/// move — free frames onto the TX ring, completions back to the free list.
+/// `free` holds every frame of the UMEM, each written with the frame.
+fn txonly(
+    x: &mut Xsk,
+    p: &ProgParams,
+    mut free: Vec<FrameDesc>,
+    mut meter: Meter,
+    stop: &AtomicBool,
+) -> Result<Counts> {
+    let len = p.frame.len();
+    let mut comp = vec![FrameDesc::default(); p.batch];
+    let (mut queued, mut completed) = (0u64, 0u64);
+    while !meter.tick(completed) && !stop.load(Ordering::Relaxed) {
+        // SAFETY: the completion ring hands back this UMEM's frames.
+        let c = unsafe { x.cq.consume(&mut comp) };
+        for d in &mut comp[..c] {
+            // The completion ring carries addresses only: restore the
+            // length (the bytes are still the frame's).
+            // SAFETY: a completed frame is ours again, on no ring.
+            unsafe { x.umem.data_mut(d) }.cursor().set_pos(len);
+        }
+        free.extend_from_slice(&comp[..c]);
+        completed += c as u64;
+        let n = p.batch.min(free.len());
+        let from = free.len() - n;
+        // SAFETY: free frames belong to this UMEM and are on no ring.
+        let q = unsafe { x.tx.produce(&free[from..]) };
+        free.drain(from..from + q);
+        queued += q as u64;
+        // Copy mode transmits inside the syscall (xdpsock kicks whenever
+        // frames are outstanding and the ring asks for it).
+        if queued > completed && x.tx.needs_wakeup() {
+            x.tx.wakeup()?;
+        }
+        if q == 0 && c == 0 && p.wait == Wait::Poll {
+            x.tx.poll(super::POLL_TIMEOUT_MS)?;
+        }
+    }
+    // Let what is in flight complete.
+    for _ in 0..100 {
+        if completed >= queued {
+            break;
+        }
+        // SAFETY: as above.
+        let c = unsafe { x.cq.consume(&mut comp) };
+        completed += c as u64;
+        if c == 0 {
+            x.tx.wakeup()?;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    Ok((meter, queued, completed, 0))
 }
