@@ -493,12 +493,13 @@ impl Drop for Peer {
 mod tests {
     use super::*;
 
-    /// A report as the C peer sent it (rxdrop, warm-up + 2 repetitions).
-    const REPORT: &str = "sample 9070921455306 0\n\
-        sample 9071921460112 3101696\n\
-        sample 9072921458291 6217344\n\
-        counters rx_packets=6217472 tx_queued=0 tx_completed=0 xsk_rx_dropped=0 \
-        xsk_rx_ring_full=11 xsk_fill_ring_empty=0\n\
+    /// A report as the C peer sent it (l2fwd in bench/tests/peers.rs:
+    /// 2048 frames returned, warm-up + 2 repetitions).
+    const REPORT: &str = "sample 9944977747979 2048\n\
+        sample 9946478772763 2048\n\
+        sample 9947979941558 2048\n\
+        counters rx_packets=2048 tx_queued=2048 tx_completed=2048 xsk_rx_dropped=0 \
+        xsk_rx_ring_full=0 xsk_fill_ring_empty=0\n\
         end\n";
 
     #[test]
@@ -507,14 +508,21 @@ mod tests {
         assert_eq!(
             r.samples,
             vec![
-                (9070921455306, 0),
-                (9071921460112, 3101696),
-                (9072921458291, 6217344)
+                (9944977747979, 2048),
+                (9946478772763, 2048),
+                (9947979941558, 2048)
             ]
         );
-        assert_eq!(r.counters.rx_packets, 6217472);
-        assert_eq!(r.counters.xsk_rx_ring_full, 11);
-        assert_eq!(r.counters.tx_completed, 0);
+        let c = r.counters;
+        assert_eq!(
+            (c.rx_packets, c.tx_queued, c.tx_completed),
+            (2048, 2048, 2048)
+        );
+        assert_eq!(
+            (c.xsk_rx_dropped, c.xsk_rx_ring_full, c.xsk_fill_ring_empty),
+            (0, 0, 0)
+        );
+        assert_eq!(c.tx_unsent, 0);
     }
 
     #[test]
