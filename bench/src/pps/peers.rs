@@ -4,7 +4,7 @@
 //! processes of the program thread (already in A's namespace and pinned;
 //! the child inherits both).
 //!
-//! Expected interfaces (written separately):
+//! Their interfaces:
 //!
 //! ```text
 //! cpeer::skip_reason() -> Option<String>
@@ -13,46 +13,42 @@
 //! testpmd::run(p, (main lcore, forwarding lcore), start, stop) -> Result<ProgRun>
 //! ```
 //!
-//! Until those modules are in the tree, [`skip_reason`] says so and the
-//! harness leaves the two programs out of the run.
+//! A peer whose [`skip_reason`] is `Some` (not built, not installed) is
+//! left out of the run with that reason.
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::meter::Meter;
-use super::{Implementation, ProgParams, ProgRun};
+use super::{cpeer, testpmd, Implementation, ProgParams, ProgRun};
 
 /// Why `imp` cannot run here, or `None`. Only the peers can be missing.
 pub fn skip_reason(imp: Implementation) -> Option<String> {
     match imp {
-        Implementation::LibxdpC => {
-            Some("the libxdp C peer (bench/src/pps/cpeer.rs) is not in this build".to_owned())
-        }
-        Implementation::Testpmd => {
-            Some("the DPDK testpmd peer (bench/src/pps/testpmd.rs) is not in this build".to_owned())
-        }
+        Implementation::LibxdpC => cpeer::skip_reason(),
+        Implementation::Testpmd => testpmd::skip_reason(),
         _ => None,
     }
 }
 
 /// Runs the libxdp C peer (registers its socket through `register`).
 pub fn run_cpeer(
-    _p: &ProgParams,
-    _register: &mut dyn FnMut(BorrowedFd<'_>) -> Result<()>,
-    _start: &mut dyn FnMut() -> Meter,
-    _stop: &AtomicBool,
+    p: &ProgParams,
+    register: &mut dyn FnMut(BorrowedFd<'_>) -> Result<()>,
+    start: &mut dyn FnMut() -> Meter,
+    stop: &AtomicBool,
 ) -> Result<ProgRun> {
-    bail!("the libxdp C peer is not in this build")
+    cpeer::run(p, register, start, stop)
 }
 
 /// Runs DPDK testpmd on lcores `cpus` (it loads its own XDP program on A).
 pub fn run_testpmd(
-    _p: &ProgParams,
-    _cpus: (usize, usize),
-    _start: &mut dyn FnMut() -> Meter,
-    _stop: &AtomicBool,
+    p: &ProgParams,
+    cpus: (usize, usize),
+    start: &mut dyn FnMut() -> Meter,
+    stop: &AtomicBool,
 ) -> Result<ProgRun> {
-    bail!("the DPDK testpmd peer is not in this build")
+    testpmd::run(p, cpus, start, stop)
 }
