@@ -1,7 +1,9 @@
 //! skmem's benchmarks: the Criterion micro-benchmarks live in `benches/`;
 //! this library holds the packets-per-second harness ([`pps`]) that the
-//! `pps` binary and the smoke test drive.
+//! `pps` binary and the smoke test drive, and the comparison with DPDK's
+//! mempool ([`mempool`]) behind the `mempool` binary.
 
 #![warn(missing_docs)]
 
+pub mod mempool;
 pub mod pps;

@@ -4,6 +4,7 @@
 //! Run `cargo xtask --help` for the list of subcommands.
 
 mod bench;
+mod bench_mempool;
 mod cmd;
 mod setup;
 
@@ -39,11 +40,18 @@ enum Task {
         args: Vec<String>,
     },
     /// Run the cache micro-benchmark (criterion, with its peers) and rewrite
-    /// the table in BENCHMARKS.md from the figures it measured.
+    /// the table in BENCHMARKS.md from the figures it measured; then the
+    /// skmem-vs-DPDK mempool comparison, written between its own markers.
     Bench {
         /// Do not run the benchmark: rebuild the table from the last run.
         #[arg(long)]
         table_only: bool,
+        /// Skip the skmem-vs-DPDK mempool comparison (`mempool` binary).
+        #[arg(long)]
+        no_mempool: bool,
+        /// Seconds the mempool comparison may give dpdk-test.
+        #[arg(long, default_value_t = 360)]
+        mempool_budget: u64,
     },
 }
 
@@ -94,7 +102,17 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(),
         Task::Test => test(),
         Task::Demo { args } => demo(&args),
-        Task::Bench { table_only } => bench::run(table_only),
+        Task::Bench {
+            table_only,
+            no_mempool,
+            mempool_budget,
+        } => bench::run(table_only).and_then(|()| {
+            if no_mempool {
+                Ok(())
+            } else {
+                bench_mempool::run(table_only, mempool_budget)
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

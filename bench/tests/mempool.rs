@@ -1,0 +1,159 @@
+//! The mempool comparison: skmem's side runs and gives sane rates; the
+//! parser reads real `dpdk-test` output. No speed is asserted.
+
+use skmem_bench::mempool::dpdk::{Parser, Phase};
+use skmem_bench::mempool::{self, skmem, Case};
+
+/// Captured from Debian's dpdk-test 22.11.11 on this project's 2-vCPU
+/// machine (`DPDK_TEST=mempool_perf_autotest dpdk-test -l 0,1 --main-lcore
+/// 0 --no-huge -m 1024 --no-pci`), unmodified clock; EAL lines included.
+const CAPTURED_NOCACHE: &str = "\
+EAL: Detected CPU lcores: 2
+EAL: Detected NUMA nodes: 1
+APP: HPET is not enabled, using TSC as default timer
+RTE>>mempool_perf_autotest
+start performance test (without cache)
+mempool_autotest cache=0 cores=1 n_get_bulk=1 n_put_bulk=1 n_keep=32 constant_n=0 rate_persec=42401792
+mempool_autotest cache=0 cores=1 n_get_bulk=1 n_put_bulk=1 n_keep=32 constant_n=1 rate_persec=43030937
+mempool_autotest cache=0 cores=1 n_get_bulk=1 n_put_bulk=1 n_keep=128 constant_n=0 rate_persec=42939187
+mempool_autotest cache=0 cores=1 n_get_bulk=1 n_put_bulk=4 n_keep=32 constant_n=0 rate_persec=63950028
+";
+
+/// Captured the same way with the clock divided by 10 (0.5 s cases, the
+/// `mempool` binary's default): the ends of the cache-less and default-ops
+/// phases and the start of the cached one.
+const CAPTURED_CACHE: &str = "\
+mempool_autotest cache=0 cores=2 n_get_bulk=32 n_put_bulk=32 n_keep=512 constant_n=1 rate_persec=1389362
+start performance test for ring_mp_mc (without cache)
+mempool_autotest cache=0 cores=1 n_get_bulk=1 n_put_bulk=1 n_keep=32 constant_n=0 rate_persec=865075
+mempool_autotest cache=0 cores=2 n_get_bulk=32 n_put_bulk=32 n_keep=512 constant_n=1 rate_persec=2398617
+start performance test (with cache)
+mempool_autotest cache=512 cores=1 n_get_bulk=1 n_put_bulk=1 n_keep=32 constant_n=0 rate_persec=5373952
+mempool_autotest cache=512 cores=1 n_get_bulk=1 n_put_bulk=1 n_keep=32 constant_n=1 rate_persec=6658457
+mempool_autotest cache=512 cores=1 n_get_bulk=1 n_put_bulk=1 n_keep=128 constant_n=0 rate_persec=6003097
+";
+
+#[test]
+fn parser_reads_captured_nocache_lines() {
+    let mut p = Parser::new(1.0);
+    let lines: Vec<_> = CAPTURED_NOCACHE
+        .lines()
+        .filter_map(|l| p.feed(l).expect("parses"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    let first = &lines[0];
+    assert_eq!(first.phase, Phase::NoCache);
+    assert_eq!(
+        (
+            first.cache_size,
+            first.cores,
+            first.get,
+            first.put,
+            first.keep
+        ),
+        (0, 1, 1, 1, 32)
+    );
+    assert!(!first.constant && lines[1].constant);
+    assert_eq!(first.rate_printed, 42_401_792);
+    assert_eq!(first.rate, 42_401_792.0);
+    assert_eq!(
+        first.case(),
+        Some(Case {
+            cache: false,
+            cores: 1,
+            get: 1,
+            put: 1,
+            keep: 32
+        })
+    );
+    assert_eq!((lines[3].get, lines[3].put), (1, 4));
+}
+
+#[test]
+fn parser_reads_captured_cache_lines_and_scales() {
+    let mut p = Parser::new(10.0);
+    let lines: Vec<_> = CAPTURED_CACHE
+        .lines()
+        .filter_map(|l| p.feed(l).expect("parses"))
+        .collect();
+    assert_eq!(lines.len(), 6);
+    // Before any phase line the phase is unknown: no case of ours.
+    assert_eq!(lines[0].phase, Phase::Unknown);
+    assert_eq!(lines[0].case(), None);
+    assert_eq!(lines[1].phase, Phase::DefaultOps("ring_mp_mc".into()));
+    assert_eq!(lines[3].rate, 53_739_520.0);
+    // The default-ops phase maps to no case of ours; the cached one does.
+    assert!(lines
+        .iter()
+        .any(|l| matches!(l.phase, Phase::DefaultOps(_)) && l.case().is_none()));
+    let cached: Vec<_> = lines.iter().filter(|l| l.phase == Phase::Cache).collect();
+    assert!(!cached.is_empty());
+    for l in cached {
+        assert_eq!(l.cache_size, 512);
+        assert!(l.case().is_some_and(|c| c.cache));
+        assert_eq!(l.rate, l.rate_printed as f64 * 10.0);
+    }
+}
+
+#[test]
+fn parser_rejects_a_garbled_result() {
+    let mut p = Parser::new(1.0);
+    let bad = "mempool_autotest cache=0 cores=x n_get_bulk=1 n_put_bulk=1 n_keep=32 \
+               constant_n=0 rate_persec=5";
+    assert!(p.feed(bad).is_err());
+    // Lines that are not results are skipped.
+    assert!(p.feed("mempool is not full").unwrap().is_none());
+}
+
+#[test]
+fn skmem_cases_give_nonzero_rates() {
+    let settings = skmem::Settings {
+        seconds: 0.05,
+        pool_objects: mempool::pool_size(2),
+        magazine_rounds: None,
+        cpus: vec![0, 1],
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = if cpus >= 2 { "*" } else { "1" };
+    let cases = mempool::select(&format!("*/{cores}/4x1/32,on/1/32x32/512")).unwrap();
+    for case in cases {
+        let m = skmem::run_case(case, &settings).expect("case runs");
+        assert_eq!(m.per_core.len(), case.cores as usize);
+        assert!(
+            m.per_core.iter().all(|&r| r.is_finite() && r > 0.0),
+            "{m:?}"
+        );
+        assert!(m.region_objects as usize >= settings.pool_objects);
+        assert_eq!(m.magazine_rounds > 0, case.cache);
+    }
+}
+
+#[test]
+fn rows_join_both_sides() {
+    let case = Case {
+        cache: true,
+        cores: 1,
+        get: 1,
+        put: 1,
+        keep: 32,
+    };
+    let mut p = Parser::new(1.0);
+    p.feed("start performance test (with cache)").unwrap();
+    let line = p
+        .feed(
+            "mempool_autotest cache=512 cores=1 n_get_bulk=1 n_put_bulk=1 n_keep=32 \
+             constant_n=0 rate_persec=200000000",
+        )
+        .unwrap()
+        .unwrap();
+    let m = skmem::Measured {
+        case,
+        rate: 300e6,
+        per_core: vec![300e6],
+        region_objects: 2048,
+        magazine_rounds: 62,
+    };
+    let rows = mempool::rows(&[case], &[m], &[line]);
+    assert_eq!(rows[0].ratio, Some(1.5));
+    assert!(mempool::table(&rows).contains("| on | 1 | 1/1 | 32 | 300 | 200 | 1.50× |"));
+}
