@@ -375,3 +375,168 @@ fn testpmd_txonly_frames_reach_b() {
     assert!(n > 0, "no frame of the flow reached B");
     check_samples(&run, &p);
 }
+
+/// Processes whose command line contains `needle` (live ones: a zombie's
+/// command line is empty), and zombie children of this process named
+/// `comm`.
+fn leftovers(needle: &str, comm: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            found.push(format!("{name}: {}", String::from_utf8_lossy(&cmdline)));
+        }
+        // "pid (comm) state ppid ..."
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        if let Some((head, tail)) = stat.rsplit_once(") ") {
+            let mut f = tail.split(' ');
+            let (state, ppid) = (f.next(), f.next());
+            if head.ends_with(&format!("({comm}")) && state == Some("Z") && ppid == Some(&me) {
+                found.push(format!("{name}: zombie {comm}"));
+            }
+        }
+    }
+    found
+}
+
+/// A peer that fails at start-up: the error says why, and its process is
+/// gone (reaped) when `run` returns.
+fn check_failure(run: Result<ProgRun>, expect: &str, needle: &str, comm: &str) {
+    let e = format!("{:#}", run.expect_err("a peer on a missing interface"));
+    eprintln!("error as reported: {e}");
+    assert!(e.contains(expect), "{e}");
+    // A zombie of a test running alongside lives for microseconds, until
+    // its owner reaps it: look twice before calling it ours.
+    let first = leftovers(needle, comm);
+    if !first.is_empty() {
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(leftovers(needle, comm), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn cpeer_failure_is_reported_and_the_child_reaped() {
+    if let Some(r) = cpeer::skip_reason() {
+        eprintln!("SKIPPED: {r}");
+        return;
+    }
+    let ifname = format!("nosuch{}", std::process::id() % 100_000);
+    let mut p = params_for(&ifname, Workload::Rxdrop);
+    p.reps = 1;
+    let stop = AtomicBool::new(false);
+    let mut register = |_: BorrowedFd<'_>| -> Result<()> { panic!("no socket to register") };
+    let mut start = || -> Meter { panic!("no schedule to start") };
+    let run = cpeer::run(&p, &mut register, &mut start, &stop);
+    check_failure(run, "xsk_socket__create", &ifname, "xdpsock_peer");
+}
+
+#[test]
+fn testpmd_failure_is_reported_and_the_child_reaped() {
+    let Some(cpus) = testpmd_cpus() else {
+        return;
+    };
+    let ifname = format!("nosuch{}", std::process::id() % 100_000 + 1);
+    let p = params_for(&ifname, Workload::Rxdrop);
+    let stop = AtomicBool::new(false);
+    let mut start = || -> Meter { panic!("no schedule to start") };
+    let run = testpmd::run(&p, cpus, &mut start, &stop);
+    check_failure(run, "testpmd", &ifname, "dpdk-testpmd");
+}
+
+/// [`params`] for an interface that need not exist.
+fn params_for(ifname: &str, workload: Workload) -> ProgParams {
+    ProgParams {
+        ifname: ifname.to_owned(),
+        workload,
+        wait: Wait::Poll,
+        batch: 64,
+        frames: 4096,
+        frame_size: 2048,
+        ring_entries: 1024,
+        tx_budget: None,
+        arena_name: format!("peers{}", std::process::id()),
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(500),
+        reps: 1,
+        pkt_size: 64,
+        frame: vec![0; 64],
+    }
+}
+
+/// `stop` set in the middle of a long schedule: the peer ends within a
+/// bounded time and hands back the samples it took.
+fn check_stop(
+    run: impl FnOnce(&ProgParams, &mut dyn FnMut() -> Meter, &AtomicBool) -> Result<ProgRun> + Send,
+    p: &ProgParams,
+) {
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<()>();
+    let t0 = Instant::now();
+    let out = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut start = || {
+                let _ = tx.send(());
+                Meter::new(&Schedule::starting_now(p.warmup, p.duration, p.reps))
+            };
+            run(p, &mut start, &stop)
+        });
+        let started = rx.recv_timeout(Duration::from_secs(90)).is_ok();
+        if started {
+            // Past the warm-up's boundary, well before the next one.
+            std::thread::sleep(p.warmup + Duration::from_millis(300));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let started_at = Instant::now();
+        let r = h.join().expect("peer thread panicked");
+        (started, r, started_at.elapsed())
+    });
+    let (started, run, took) = out;
+    assert!(started, "the peer never started its schedule");
+    let run = run.expect("a stopped run still reports");
+    eprintln!(
+        "stopped after {took:?} (run {:?}): {:?}",
+        t0.elapsed(),
+        run.samples
+    );
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(run.samples.len(), 1, "{:?}", run.samples);
+}
+
+#[test]
+fn cpeer_stop_ends_the_run_early() {
+    require_cpeer!();
+    let pair = pair();
+    let prog = Mutex::new(attach_skmem(&pair));
+    let p = params(&pair, Workload::L2fwd, (0.2, 60.0, 2));
+    pair.in_ns(Side::A, || {
+        check_stop(
+            |p, start, stop| {
+                let mut register = |fd: BorrowedFd<'_>| -> Result<()> {
+                    prog.lock()
+                        .unwrap()
+                        .add_socket(0, fd)
+                        .context("adding the C peer's socket to the XSKMAP")
+                };
+                cpeer::run(p, &mut register, start, stop)
+            },
+            &p,
+        )
+    });
+}
+
+#[test]
+fn testpmd_stop_ends_the_run_early() {
+    let Some(cpus) = testpmd_cpus() else {
+        return;
+    };
+    let pair = pair();
+    let p = params(&pair, Workload::L2fwd, (0.2, 60.0, 2));
+    pair.in_ns(Side::A, || {
+        check_stop(|p, start, stop| testpmd::run(p, cpus, start, stop), &p)
+    });
+}

@@ -117,11 +117,17 @@ pub fn run(
             // its error message and exits), else kill it.
             let _ = send(&ctl, b"stop", SendFlags::NOSIGNAL);
             let _ = peer.finish(Duration::from_millis(500));
+            // Its stderr, unless that only repeats the error it sent.
             let stderr = peer.stderr();
-            if stderr.is_empty() {
+            let said = format!("{e:#}");
+            let news: Vec<&str> = stderr
+                .lines()
+                .filter(|l| !said.contains(l.trim_start_matches("xdpsock_peer: ")))
+                .collect();
+            if news.is_empty() {
                 Err(e)
             } else {
-                Err(e.context(format!("xdpsock_peer stderr: {stderr}")))
+                Err(e.context(format!("xdpsock_peer stderr: {}", news.join("\n"))))
             }
         }
     }
