@@ -41,26 +41,15 @@ fn pair() -> NetnsPair {
 }
 
 fn params(pair: &NetnsPair, workload: Workload, schedule: (f64, f64, u32)) -> ProgParams {
-    let frame = pair
+    let mut p = params_for(pair.ifname(Side::A), workload);
+    p.frame = pair
         .frame_spec(Side::A, 64)
         .and_then(|s| Ok(s.build(0)?))
         .expect("A-to-B frame");
-    ProgParams {
-        ifname: pair.ifname(Side::A).to_owned(),
-        workload,
-        wait: Wait::Poll,
-        batch: 64,
-        frames: 4096,
-        frame_size: 2048,
-        ring_entries: 1024,
-        tx_budget: None,
-        arena_name: format!("peers{}", std::process::id()),
-        warmup: Duration::from_secs_f64(schedule.0),
-        duration: Duration::from_secs_f64(schedule.1),
-        reps: schedule.2,
-        pkt_size: 64,
-        frame,
-    }
+    p.warmup = Duration::from_secs_f64(schedule.0);
+    p.duration = Duration::from_secs_f64(schedule.1);
+    p.reps = schedule.2;
+    p
 }
 
 /// Sets the flag when dropped while armed: a test failing on B's side
@@ -448,7 +437,8 @@ fn testpmd_failure_is_reported_and_the_child_reaped() {
     check_failure(run, "testpmd", &ifname, "dpdk-testpmd");
 }
 
-/// [`params`] for an interface that need not exist.
+/// The settings of every test here (the only place that lists
+/// `ProgParams`' fields), on an interface that need not exist.
 fn params_for(ifname: &str, workload: Workload) -> ProgParams {
     ProgParams {
         ifname: ifname.to_owned(),

@@ -107,13 +107,40 @@ fn forward_mode(workload: &str) -> Result<&'static str> {
     })
 }
 
+/// What testpmd's command line takes from [`ProgParams`].
+#[derive(Debug, Clone, Copy)]
+struct Settings<'a> {
+    ifname: &'a str,
+    batch: usize,
+    ring_entries: u32,
+    pkt_size: usize,
+    /// The harness's A-to-B frame (txonly copies its addresses).
+    frame: &'a [u8],
+}
+
+impl<'a> From<&'a ProgParams> for Settings<'a> {
+    fn from(p: &'a ProgParams) -> Self {
+        Self {
+            ifname: &p.ifname,
+            batch: p.batch,
+            ring_entries: p.ring_entries,
+            pkt_size: p.pkt_size,
+            frame: &p.frame,
+        }
+    }
+}
+
 /// testpmd's command line (after `stdbuf -oL dpdk-testpmd`).
 fn testpmd_args(
-    p: &ProgParams,
+    p: Settings<'_>,
     cpus: (usize, usize),
     prefix: &str,
     mode: &str,
 ) -> Result<Vec<String>> {
+    // testpmd's MAX_PKT_BURST.
+    if p.batch == 0 || p.batch > 512 {
+        bail!("testpmd takes bursts of 1..=512 packets, not {}", p.batch);
+    }
     let (main, fwd) = cpus;
     if main == fwd {
         bail!("testpmd needs two different CPUs (main lcore {main}, forwarding lcore {fwd})");
@@ -149,7 +176,7 @@ fn testpmd_args(
         // testpmd builds its own frame; give it the harness frame's
         // addresses and ports so that B's sink (the skmem XDP program,
         // UDP port filter) counts it like any other A-to-B frame.
-        let f = &p.frame;
+        let f = p.frame;
         if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[23] != 17 {
             bail!(
                 "txonly: the harness frame is not IPv4/UDP ({} bytes)",
@@ -190,7 +217,7 @@ pub fn run(
         std::process::id(),
         INSTANCE.fetch_add(1, Ordering::Relaxed)
     );
-    let args = testpmd_args(p, cpus, &prefix, mode)?;
+    let args = testpmd_args(p.into(), cpus, &prefix, mode)?;
     let mut tp = Testpmd::spawn(&args, &prefix, &p.ifname)?;
     let r = session(&mut tp, mode, start, stop);
     match r {
@@ -574,6 +601,45 @@ mod tests {
         assert_eq!(m["RX-total"], 5000);
         assert_eq!(m["TX-dropped"], 0);
         assert!(parse_forward_stats("stop\r\nPacket forwarding not started\n").is_err());
+    }
+
+    #[test]
+    fn txonly_takes_the_harness_flow() {
+        let spec = skmem_netns_tests::FrameSpec::new(
+            [0x02, 0, 0, 0, 0, 0x0a],
+            [0x02, 0, 0, 0, 0, 0x0b],
+            std::net::Ipv4Addr::new(10, 11, 0, 1),
+            std::net::Ipv4Addr::new(10, 11, 0, 2),
+            4792,
+            4791,
+            64,
+        )
+        .unwrap();
+        let frame = spec.build(0).unwrap();
+        let p = Settings {
+            ifname: "veth0",
+            batch: 64,
+            ring_entries: 1024,
+            pkt_size: 64,
+            frame: &frame,
+        };
+        let a = testpmd_args(p, (0, 1), "pfx", "txonly").unwrap();
+        for want in [
+            "--eth-peer=0,02:00:00:00:00:0B",
+            "--tx-ip=10.11.0.1,10.11.0.2",
+            "--tx-udp=4792,4791",
+            "--txpkts=64",
+            "--forward-mode=txonly",
+            "--burst=64",
+            "net_af_xdp0,iface=veth0,start_queue=0,queue_count=1,busy_budget=0",
+        ] {
+            assert!(a.iter().any(|x| x == want), "{want} not in {a:?}");
+        }
+        let a = testpmd_args(p, (0, 1), "pfx", "rxonly").unwrap();
+        assert!(!a.iter().any(|x| x.starts_with("--tx-udp")), "{a:?}");
+        assert!(testpmd_args(p, (1, 1), "pfx", "rxonly").is_err());
+        let big = Settings { batch: 1024, ..p };
+        assert!(testpmd_args(big, (0, 1), "pfx", "rxonly").is_err());
     }
 
     #[test]
