@@ -13,6 +13,10 @@ const SOURCE: &str = "csrc/xdpsock_peer.c";
 fn main() {
     println!("cargo:rerun-if-changed={SOURCE}");
     println!("cargo:rerun-if-changed=build.rs");
+    // Where Debian's libxdp-dev puts it: installing the package later
+    // reruns this (while it is missing, Cargo reruns this every build, and
+    // a failing compile is quick).
+    println!("cargo:rerun-if-changed=/usr/include/xdp/xsk.h");
     let path = match build_peer() {
         Ok(path) => path.display().to_string(),
         Err(why) => {
@@ -39,7 +43,6 @@ fn build_peer() -> Result<PathBuf, String> {
     // cc's choice of compiler (CC, the target's default) with its default
     // flags; this is a host executable the harness runs, not a library.
     let compiler = cc::Build::new()
-        .cargo_metadata(false)
         .try_get_compiler()
         .map_err(|e| format!("no C compiler: {e}"))?;
     let mut cmd = compiler.to_command();
