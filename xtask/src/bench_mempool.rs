@@ -221,6 +221,14 @@ fn today() -> String {
 pub fn run(skip_run: bool, dpdk_budget: u64) -> Result<()> {
     let root = cmd::workspace_root();
     let saved = target_dir(root).join("mempool/last.json");
+    if skip_run && !saved.exists() {
+        // Nothing measured yet: leave the section as it is.
+        println!(
+            "no mempool report at {} yet: its section is left as it is",
+            saved.display()
+        );
+        return Ok(());
+    }
     // Saved as {"date": ..., "report": ...} so a rebuilt table keeps its date.
     let saved_json: Value = if skip_run {
         let text = std::fs::read_to_string(&saved).with_context(|| {
@@ -252,12 +260,56 @@ pub fn run(skip_run: bool, dpdk_budget: u64) -> Result<()> {
     let path = root.join("BENCHMARKS.md");
     let doc =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
-        return Err(anyhow!("BENCHMARKS.md lacks the {BEGIN} / {END} markers"));
-    };
-    let new = format!("{}{BEGIN}\n{section}{}", &doc[..b], &doc[e..]);
+    let new = rewrite(&doc, &section)?;
     std::fs::write(&path, new).with_context(|| format!("writing {}", path.display()))?;
     println!("{section}");
     println!("BENCHMARKS.md updated (mempool section)");
     Ok(())
+}
+
+/// `doc` with everything between the mempool markers replaced by `section`.
+fn rewrite(doc: &str, section: &str) -> Result<String> {
+    let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
+        return Err(anyhow!("BENCHMARKS.md lacks the {BEGIN} / {END} markers"));
+    };
+    if e < b {
+        return Err(anyhow!("BENCHMARKS.md has {END} before {BEGIN}"));
+    }
+    Ok(format!("{}{BEGIN}\n{section}{}", &doc[..b], &doc[e..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_from_a_report_and_markers_rewritten() {
+        let report = serde_json::json!({
+            "seconds_per_case": 0.5,
+            "obj_size": 2048,
+            "pool_objects": 2047,
+            "skmem_api": "bursts",
+            "dpdk": {"command": "dpdk-test", "elapsed": 250.0, "stopped": "done",
+                     "missing": ["on/2/1x1/512"]},
+            "dpdk_absent": null,
+            "rows": [
+                {"case": {"cache": true, "cores": 2, "get": 4, "put": 32, "keep": 128},
+                 "skmem": 3.0e8, "dpdk": 2.0e8, "ratio": 1.5},
+                {"case": {"cache": false, "cores": 1, "get": 1, "put": 1, "keep": 32},
+                 "skmem": 1.0e7, "dpdk": null, "ratio": null}
+            ]
+        });
+        let t = mempool_table(&report, "2026-11-26").unwrap();
+        assert!(
+            t.contains("| on | 2 | 4/32 | 128 | 300 | 200 | 1.50× |"),
+            "{t}"
+        );
+        assert!(t.contains("| off | 1 | 1/1 | 32 | 10 | – | – |"), "{t}");
+        assert!(t.contains("DPDK did not reach: on/2/1x1/512."), "{t}");
+
+        let doc = format!("# B\n\nprose\n{BEGIN}\nold\n{END}\ntail\n");
+        let new = rewrite(&doc, "new\n").unwrap();
+        assert_eq!(new, format!("# B\n\nprose\n{BEGIN}\nnew\n{END}\ntail\n"));
+        assert!(rewrite("no markers", "x").is_err());
+    }
 }

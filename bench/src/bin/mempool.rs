@@ -79,6 +79,11 @@ fn main() -> ExitCode {
 fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
     let cases = mempool::select(&a.cases)?;
+    anyhow::ensure!(
+        a.seconds > 0.0 && (a.no_dpdk || a.seconds <= dpdk::DPDK_TIME_S),
+        "--seconds must be positive, and at most DPDK's own {} s unless --no-dpdk",
+        dpdk::DPDK_TIME_S
+    );
     let cores = cases.iter().map(|c| c.cores as usize).max().unwrap_or(1);
     let cpus: Vec<usize> = (0..cores).collect();
     // DPDK's MEMPOOL_SIZE counts the lcores it was started with (-l 0,1).
@@ -168,7 +173,12 @@ fn describe(r: &Report, cases: &[Case]) -> String {
         .iter()
         .find(|m| m.magazine_rounds > 0)
         .map_or("–".to_owned(), |m| m.magazine_rounds.to_string());
-    let region = r.skmem.first().map_or(0, |m| m.region_objects);
+    let sizes = r.skmem.iter().map(|m| m.region_objects);
+    let region = match (sizes.clone().min(), sizes.max()) {
+        (Some(lo), Some(hi)) if lo != hi => format!("{lo}–{hi}"),
+        (Some(lo), _) => lo.to_string(),
+        _ => "–".to_owned(),
+    };
     let mut s = format!(
         "{} cases, {} s each, {} B objects, pool of {} objects (DPDK's MEMPOOL_SIZE; skmem's \
          region rounds up to {region}). Rates: objects got and put back per second, summed \
