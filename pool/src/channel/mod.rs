@@ -32,7 +32,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
 pub use ring::{XdpDesc, XDP_PKT_CONTD};
-pub use xsk::{BindFlags, RingId, XskSocket, XskStats};
+pub use xsk::{BindFlags, RingId, UmemOptions, XskSocket, XskStats};
 
 use ring::{Consumer, Producer, RingMem};
 
@@ -79,6 +79,18 @@ pub struct ChannelParams {
     /// descriptors one copy-mode `sendto` may transmit (the kernel's default
     /// is 32, which caps a batch of 64 at half).
     pub tx_budget: Option<u32>,
+    /// Unaligned UMEM chunks (`XDP_UMEM_UNALIGNED_CHUNK_FLAG`): lets a
+    /// pool of truncated, non-power-of-two buffers be the UMEM. RX
+    /// addresses carry their offset in the top 16 bits; the channel hands
+    /// out plain UMEM addresses either way.
+    pub unaligned_chunks: bool,
+    /// Bytes of TX metadata in front of a TX frame's data (0, or a multiple
+    /// of 8 below 256; [`TxMetadata`] needs [`TX_METADATA_SIZE`]). Frames
+    /// sent with [`Channel::tx_burst_with_metadata`] carry it.
+    pub tx_metadata_len: u32,
+    /// Checksums requested by TX metadata are computed by the kernel in
+    /// software (`XDP_UMEM_TX_SW_CSUM`; what copy mode offers).
+    pub tx_sw_csum: bool,
 }
 
 impl ChannelParams {
@@ -96,6 +108,9 @@ impl ChannelParams {
             batch: 64,
             busy_poll: None,
             tx_budget: Some(1024),
+            unaligned_chunks: false,
+            tx_metadata_len: 0,
+            tx_sw_csum: false,
         }
     }
 }
@@ -122,6 +137,55 @@ pub struct TxFrame {
     pub offset: u32,
     /// Bytes of data.
     pub len: u32,
+}
+
+/// `XDP_TX_METADATA`: a TX descriptor option saying the frame's data is
+/// preceded by TX metadata.
+pub const XDP_TX_METADATA: u32 = 1 << 1;
+
+/// Bytes of the kernel's `struct xsk_tx_metadata` (flags, then the
+/// request: checksum start and offset, launch time).
+pub const TX_METADATA_SIZE: u32 = 24;
+
+/// What a TX frame asks of the kernel through its metadata
+/// (`struct xsk_tx_metadata`), written by [`Channel::write_tx_metadata`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxMetadata {
+    /// Checksum offload: (start, offset) — the kernel sums the frame from
+    /// `start` to its end and stores the result at `start + offset`. The
+    /// application seeds that field with the pseudo-header sum, as for
+    /// `CHECKSUM_PARTIAL`.
+    pub checksum: Option<(u16, u16)>,
+    /// Launch time (ns, the interface's qdisc clock), where supported.
+    pub launch_time: Option<u64>,
+    /// Ask for a TX timestamp (zero-copy drivers that support it).
+    pub timestamp: bool,
+}
+
+impl TxMetadata {
+    const FLAG_TIMESTAMP: u64 = 1 << 0;
+    const FLAG_CHECKSUM: u64 = 1 << 1;
+    const FLAG_LAUNCH_TIME: u64 = 1 << 2;
+
+    /// The metadata as the kernel reads it.
+    pub fn to_bytes(&self) -> [u8; TX_METADATA_SIZE as usize] {
+        let mut b = [0u8; TX_METADATA_SIZE as usize];
+        let mut flags = 0u64;
+        if self.timestamp {
+            flags |= Self::FLAG_TIMESTAMP;
+        }
+        if let Some((start, offset)) = self.checksum {
+            flags |= Self::FLAG_CHECKSUM;
+            b[8..10].copy_from_slice(&start.to_ne_bytes());
+            b[10..12].copy_from_slice(&offset.to_ne_bytes());
+        }
+        if let Some(t) = self.launch_time {
+            flags |= Self::FLAG_LAUNCH_TIME;
+            b[16..24].copy_from_slice(&t.to_ne_bytes());
+        }
+        b[0..8].copy_from_slice(&flags.to_ne_bytes());
+        b
+    }
 }
 
 /// Packet counters of a channel (what USTATS publishes).
@@ -271,7 +335,10 @@ pub struct Channel {
     ifindex: u32,
     zero_copy: bool,
     counters: ChannelCounters,
-    buf_shift: u32,
+    /// log2 of the buffer size when it is a power of two: an address's
+    /// packet is then a shift away, else a division (unaligned chunks).
+    buf_shift: Option<u32>,
+    buf_size: u64,
     scratch_addrs: Vec<u64>,
     scratch_descs: Vec<XdpDesc>,
     scratch_pkts: Vec<PacketIndex>,
@@ -339,7 +406,9 @@ impl Channel {
             ));
         };
         if pool.on_demand() {
-            return Err(bad("multi-buffer channels are not supported yet"));
+            return Err(bad(
+                "a channel's pool binds one buffer to each packet (no on-demand buffers)",
+            ));
         }
         for e in [params.umem_ring_entries, params.ring_entries] {
             if !e.is_power_of_two() || e < 64 {
@@ -350,8 +419,16 @@ impl Channel {
             return Err(bad("batch must be 1..=4096"));
         }
         let buf_size = pool.buf_size() as u32;
-        if !buf_size.is_power_of_two() {
-            return Err(bad("AF_XDP aligned chunks need a power-of-two buffer size"));
+        if !buf_size.is_power_of_two() && !params.unaligned_chunks {
+            return Err(bad(
+                "AF_XDP aligned chunks need a power-of-two buffer size (or unaligned_chunks)",
+            ));
+        }
+        if !params.tx_metadata_len.is_multiple_of(8) || params.tx_metadata_len >= 256 {
+            return Err(bad("TX metadata length must be a multiple of 8 below 256"));
+        }
+        if params.tx_metadata_len >= buf_size / 2 {
+            return Err(bad("TX metadata must leave most of the frame for data"));
         }
         if params.headroom >= buf_size / 2 {
             return Err(bad("headroom must leave most of the frame for data"));
@@ -364,7 +441,16 @@ impl Channel {
             .region(RegionId::BufDef)
             .cloned()
             .ok_or_else(|| bad("no BUF_DEF region"))?;
-        sock.register_umem(umem, buf_size, params.headroom, false, 0)?;
+        sock.register_umem(
+            umem,
+            buf_size,
+            params.headroom,
+            UmemOptions {
+                unaligned: params.unaligned_chunks,
+                tx_metadata_len: params.tx_metadata_len,
+                tx_sw_csum: params.tx_sw_csum,
+            },
+        )?;
         sock.set_ring_size(RingId::Fill, params.umem_ring_entries)?;
         sock.set_ring_size(RingId::Completion, params.umem_ring_entries)?;
         sock.set_ring_size(RingId::Rx, params.ring_entries)?;
@@ -498,7 +584,10 @@ impl Channel {
             rx: Consumer::new(rx),
             tx: Producer::new(tx),
             worker,
-            buf_shift: buf_size.trailing_zeros(),
+            buf_shift: buf_size
+                .is_power_of_two()
+                .then_some(buf_size.trailing_zeros()),
+            buf_size: buf_size as u64,
             pool,
             rxf,
             txa,
@@ -556,10 +645,31 @@ impl Channel {
         self.counters
     }
 
+    /// The plain UMEM address of a descriptor's: with unaligned chunks the
+    /// kernel puts the data's offset in the top 16 bits.
+    #[inline(always)]
+    fn linear(&self, addr: u64) -> u64 {
+        if self.params.unaligned_chunks {
+            (addr & UNALIGNED_ADDR_MASK) + (addr >> UNALIGNED_OFFSET_SHIFT)
+        } else {
+            addr
+        }
+    }
+
+    /// The packet whose buffer holds plain UMEM address `addr`.
     #[inline(always)]
     fn pkt_of(&self, addr: u64) -> Option<PacketIndex> {
-        let pkt = addr >> self.buf_shift;
+        let pkt = match self.buf_shift {
+            Some(shift) => addr >> shift,
+            None => addr / self.buf_size,
+        };
         (pkt < self.pool.packet_count() as u64).then_some(pkt as u32)
+    }
+
+    /// The UMEM address of packet `pkt`'s buffer.
+    #[inline(always)]
+    fn addr_of(&self, pkt: PacketIndex) -> u64 {
+        pkt as u64 * self.buf_size
     }
 
     /// Tops up the fill ring: first from the RX-free slots, then from the
@@ -598,7 +708,7 @@ impl Channel {
                 break;
             }
             for i in 0..n {
-                self.scratch_addrs[i] = (self.scratch_pkts[i] as u64) << self.buf_shift;
+                self.scratch_addrs[i] = self.addr_of(self.scratch_pkts[i]);
             }
             let pushed = self.fill.push_addrs(&self.scratch_addrs[..n]);
             debug_assert_eq!(pushed, n, "free() said there was room");
@@ -627,7 +737,8 @@ impl Channel {
                 break;
             }
             for d in &self.scratch_descs[..n] {
-                let ok = self.pkt_of(d.addr).filter(|&p| {
+                let addr = self.linear(d.addr);
+                let ok = self.pkt_of(addr).filter(|&p| {
                     self.pool
                         .transition(p, PacketState::Fill, PacketState::Allocated)
                 });
@@ -635,7 +746,7 @@ impl Channel {
                     Some(pkt) => {
                         out[got] = RxFrame {
                             pkt,
-                            addr: d.addr,
+                            addr,
                             len: d.len,
                             options: d.options,
                         };
@@ -714,8 +825,66 @@ impl Channel {
     /// fill path; a frame the application does not hold is refused and
     /// counted (it is not ours to move).
     pub fn tx_burst(&mut self, frames: &[TxFrame]) -> Result<usize> {
+        self.tx_burst_options(frames, 0)
+    }
+
+    /// [`tx_burst`](Self::tx_burst) for frames whose data is preceded by
+    /// TX metadata ([`write_tx_metadata`](Self::write_tx_metadata)): the
+    /// channel must have `tx_metadata_len`, and a frame whose offset
+    /// leaves no room for the metadata in its buffer is refused, counted
+    /// and given back to the fill path.
+    pub fn tx_burst_with_metadata(&mut self, frames: &[TxFrame]) -> Result<usize> {
+        if self.params.tx_metadata_len == 0 {
+            return Err(Error::InvalidArenaParams {
+                arena: self.arena.name().to_owned(),
+                rule: "TX metadata needs a channel opened with tx_metadata_len",
+            });
+        }
+        self.tx_burst_options(frames, XDP_TX_METADATA)
+    }
+
+    /// Writes `meta` in front of the data at `offset` in packet `pkt`'s
+    /// buffer, where the kernel reads it for a frame sent with
+    /// [`tx_burst_with_metadata`](Self::tx_burst_with_metadata). The
+    /// packet must be the application's.
+    pub fn write_tx_metadata(
+        &mut self,
+        pkt: PacketIndex,
+        offset: u32,
+        meta: &TxMetadata,
+    ) -> Result<()> {
+        let len = self.params.tx_metadata_len;
+        if len < TX_METADATA_SIZE {
+            return Err(Error::InvalidArenaParams {
+                arena: self.arena.name().to_owned(),
+                rule: "TX metadata needs tx_metadata_len of at least TX_METADATA_SIZE",
+            });
+        }
+        if self.pool.state(pkt)? != PacketState::Allocated {
+            return Err(Error::NotAllocated {
+                cache: self.pool.metadata_cache().name().to_owned(),
+                index: pkt,
+            });
+        }
+        if offset < len {
+            return Err(Error::RegionMisuse {
+                region: RegionId::BufDef,
+                rule: "TX metadata must fit in the buffer in front of the data",
+            });
+        }
+        self.pool
+            .write_buffer(pkt, (offset - len) as usize, &meta.to_bytes())
+    }
+
+    fn tx_burst_options(&mut self, frames: &[TxFrame], options: u32) -> Result<usize> {
         let mut done = 0;
-        let buf = self.pool.buf_size() as u64;
+        let buf = self.buf_size;
+        // Metadata sits in the buffer, in front of the data.
+        let min_offset = if options & XDP_TX_METADATA != 0 {
+            self.params.tx_metadata_len as u64
+        } else {
+            0
+        };
         while done < frames.len() {
             let want = (frames.len() - done).min(self.params.batch);
             let room = (self.tx.free(want as u32) as usize).min(want);
@@ -724,7 +893,9 @@ impl Channel {
             }
             let mut n = 0;
             for f in &frames[done..done + room] {
-                let fits = f.offset as u64 + f.len as u64 <= buf && f.len > 0;
+                let fits = f.offset as u64 + f.len as u64 <= buf
+                    && f.len > 0
+                    && f.offset as u64 >= min_offset;
                 if !fits {
                     // The caller counts it as taken: give it back to the
                     // fill path rather than strand it.
@@ -741,9 +912,9 @@ impl Channel {
                     continue;
                 }
                 self.scratch_descs[n] = XdpDesc {
-                    addr: ((f.pkt as u64) << self.buf_shift) + f.offset as u64,
+                    addr: self.addr_of(f.pkt) + f.offset as u64,
                     len: f.len,
-                    options: 0,
+                    options,
                 };
                 self.counters.tx_bytes += f.len as u64;
                 n += 1;
@@ -833,7 +1004,7 @@ impl Channel {
             }
             let mut rest = 0;
             for i in 0..n {
-                let addr = self.scratch_addrs[i];
+                let addr = self.linear(self.scratch_addrs[i]);
                 let Some(p) = self.pkt_of(addr).filter(|&p| {
                     self.pool
                         .transition(p, PacketState::Tx, PacketState::Staged)
@@ -944,6 +1115,11 @@ impl Channel {
         ]
     }
 }
+
+/// Unaligned chunks: the low 48 bits of a descriptor address are the
+/// chunk's address, the top 16 the data's offset in it.
+const UNALIGNED_OFFSET_SHIFT: u32 = 48;
+const UNALIGNED_ADDR_MASK: u64 = (1 << UNALIGNED_OFFSET_SHIFT) - 1;
 
 /// Cache objects taken during set-up, given back unless the channel was
 /// built (then the channel gives them back when dropped).

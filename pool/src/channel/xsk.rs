@@ -26,6 +26,25 @@ const SO_BUSY_POLL: libc::c_int = 46;
 const SO_PREFER_BUSY_POLL: libc::c_int = 69;
 const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
 
+/// `XDP_UMEM_REG` flag: compute TX checksums requested through TX
+/// metadata in software (copy mode).
+const XDP_UMEM_TX_SW_CSUM: u32 = 1 << 1;
+/// `XDP_UMEM_REG` flag: `tx_metadata_len` is meant (Linux 6.11+).
+const XDP_UMEM_TX_METADATA_LEN: u32 = 1 << 2;
+
+/// UMEM registration options beyond chunk size and headroom.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UmemOptions {
+    /// Unaligned chunks: addresses are used as given, not masked to a
+    /// chunk, so chunks need not be a power of two.
+    pub unaligned: bool,
+    /// Bytes of TX metadata (`struct xsk_tx_metadata`) in front of a TX
+    /// frame's data; 0 = none.
+    pub tx_metadata_len: u32,
+    /// Checksums requested by TX metadata are computed in software.
+    pub tx_sw_csum: bool,
+}
+
 fn sys(call: &'static str) -> impl FnOnce(rustix::io::Errno) -> Error {
     move |e| Error::sys(call, e)
 }
@@ -131,26 +150,32 @@ impl XskSocket {
 
     /// Registers `region` (its owner view, a shared memfd mapping) as the
     /// UMEM (`XDP_UMEM_REG`), chunks of `chunk_size`, `headroom` bytes
-    /// reserved in front of each frame.
+    /// reserved in front of each frame, with the options of `umem`.
     pub fn register_umem(
         &mut self,
         region: Arc<Region>,
         chunk_size: u32,
         headroom: u32,
-        unaligned: bool,
-        tx_metadata_len: u32,
+        umem: UmemOptions,
     ) -> Result<()> {
+        let mut flags = XdpUmemRegFlags::empty();
+        if umem.unaligned {
+            flags |= XdpUmemRegFlags::XDP_UMEM_UNALIGNED_CHUNK_FLAG;
+        }
+        if umem.tx_sw_csum {
+            flags |= XdpUmemRegFlags::from_bits_retain(XDP_UMEM_TX_SW_CSUM);
+        }
+        if umem.tx_metadata_len > 0 {
+            // Since Linux 6.11 the length counts only with this flag.
+            flags |= XdpUmemRegFlags::from_bits_retain(XDP_UMEM_TX_METADATA_LEN);
+        }
         let reg = XdpUmemReg {
             addr: region.base() as u64,
             len: region.size() as u64,
             chunk_size,
             headroom,
-            flags: if unaligned {
-                XdpUmemRegFlags::XDP_UMEM_UNALIGNED_CHUNK_FLAG
-            } else {
-                XdpUmemRegFlags::empty()
-            },
-            tx_metadata_len,
+            flags,
+            tx_metadata_len: umem.tx_metadata_len,
         };
         rustix::net::sockopt::set_xdp_umem_reg(&self.fd, reg).map_err(sys("XDP_UMEM_REG"))?;
         // The kernel pins the pages; holding the region keeps the owner's

@@ -1,0 +1,346 @@
+//! UMEM registration options of a channel, over a real veth: unaligned
+//! chunks (a truncated, non-power-of-two buffer pool as the UMEM) and TX
+//! metadata (checksum offload computed by the kernel in copy mode).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use skmem::arena::{Arena, NexusParams};
+use skmem::channel::{
+    BindMode, Channel, ChannelParams, FrameAccount, RxFrame, TxFrame, TxMetadata, TX_METADATA_SIZE,
+};
+use skmem::Error;
+use skmem_netns_tests::{
+    check_payload, frame::ipv4_checksum, NetnsPair, PairConfig, Receiver, RxFilter, Sender,
+    SequenceChecker, Side, DEFAULT_UDP_PORT,
+};
+use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
+
+fn pair() -> NetnsPair {
+    NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap()
+}
+
+/// Drains completions until the kernel holds no TX frame, then accounts.
+fn settle(ch: &mut Channel) -> FrameAccount {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ch.account().kernel_tx > 0 && Instant::now() < deadline {
+        ch.complete();
+        std::thread::yield_now();
+    }
+    ch.account()
+}
+
+/// A nexus arena whose buffers are `buf_size` bytes, not rounded up.
+fn truncated_arena(name: &str, packets: usize, buf_size: usize) -> Arena {
+    let mut np = NexusParams::new(name);
+    np.pool.packets = packets;
+    np.pool.buf_size = buf_size;
+    np.truncated_buf = true;
+    Arena::create_nexus(&np).unwrap()
+}
+
+#[test]
+fn aligned_chunks_refuse_a_non_power_of_two_pool_with_a_typed_error() {
+    // Parameters are checked before the interface is looked at.
+    let arena = truncated_arena("unalignedparams", 256, 3000);
+    let mut cp = ChannelParams::new("lo", 0);
+    let e = Channel::open(&arena, &cp).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidArenaParams { rule, .. } if rule.contains("power-of-two")),
+        "{e}"
+    );
+    for bad in [4, 12, 256, 1504] {
+        cp.unaligned_chunks = true;
+        cp.tx_metadata_len = bad;
+        let e = Channel::open(&arena, &cp).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidArenaParams { rule, .. } if rule.contains("TX metadata")),
+            "{bad}: {e}"
+        );
+    }
+}
+
+/// Unaligned chunks: 3000-byte buffers (chunks straddle 4 KiB pages) with
+/// 128 bytes of headroom; 1400-byte frames go B → A → B through skmem's
+/// XDP program and an l2fwd loop, so RX addresses (offset in the top 16
+/// bits), TX addresses and completions are all decoded.
+#[test]
+fn unaligned_chunks_of_3000_byte_buffers_carry_every_frame_both_ways() {
+    skmem_netns_tests::require_root!();
+    const FRAMES: u64 = 2048;
+    let pair = pair();
+    let ifname = pair.ifname(Side::A).to_owned();
+    let spec = pair.frame_spec(Side::B, 1400).unwrap();
+    let (mac_a, mac_b) = (pair.mac(Side::A), pair.mac(Side::B));
+    let back = AtomicU64::new(0);
+    let ready = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+
+    let ((account, offsets_seen, bad), errors) = std::thread::scope(|s| {
+        let fwd = s.spawn(|| {
+            pair.in_ns(Side::A, || {
+                let filter =
+                    XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
+                let mut prog = XdpProgram::attach(&ifname, AttachMode::Auto, Some(filter)).unwrap();
+                let arena = truncated_arena("unaligned", 1024, 3000);
+                let mut cp = ChannelParams::new(&ifname, 0);
+                cp.mode = BindMode::Copy;
+                cp.unaligned_chunks = true;
+                cp.headroom = 128;
+                let mut ch = Channel::open(&arena, &cp).unwrap();
+                // Truncated: rounded to the region's alignment, not to a
+                // power of two.
+                let buf_size = ch.pool().buf_size() as u64;
+                assert!((3000..3072).contains(&buf_size), "{buf_size}");
+                prog.add_socket(0, ch.fd()).unwrap();
+                ready.store(true, Ordering::Release);
+                let pool = ch.pool().clone();
+                let mut rx = vec![RxFrame::default(); 64];
+                let mut offsets = std::collections::BTreeSet::new();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                    ch.complete();
+                    let n = ch.rx_burst(&mut rx).unwrap();
+                    if n == 0 {
+                        ch.poll(5).unwrap();
+                        continue;
+                    }
+                    for f in &rx[..n] {
+                        // A plain UMEM address inside the frame's own buffer.
+                        let off = f.addr - pool.buf_addr_of(f.pkt);
+                        assert!(off + f.len as u64 <= buf_size, "{f:?}");
+                        offsets.insert(off);
+                    }
+                    ch.reflect(&rx[..n]).unwrap();
+                }
+                (settle(&mut ch), offsets, ch.counters().bad_descs)
+            })
+        });
+        // A set-up failure on A ends its thread: don't wait for it forever.
+        while !ready.load(Ordering::Acquire) && !fwd.is_finished() {
+            std::thread::yield_now();
+        }
+        assert!(ready.load(Ordering::Acquire), "the forwarder did not start");
+        let errors = pair.in_ns(Side::B, || {
+            let mut rxb = Receiver::open_in_current_ns(
+                pair.ifindex(Side::B),
+                RxFilter::udp_port(DEFAULT_UDP_PORT),
+            )
+            .unwrap();
+            let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
+            let mut seq = SequenceChecker::new();
+            let mut errors = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut sent = 0u64;
+            while back.load(Ordering::Relaxed) < FRAMES && Instant::now() < deadline {
+                while sent < FRAMES && sent - back.load(Ordering::Relaxed) < 32 {
+                    tx.send_frame(&spec.build(sent).unwrap()).unwrap();
+                    sent += 1;
+                }
+                if let Some(f) = rxb.recv(Duration::from_millis(200)).unwrap() {
+                    if f[0..6] != mac_b || f[6..12] != mac_a {
+                        errors.push(format!("MACs not swapped: {:02x?}", &f[..12]));
+                    }
+                    if f.len() != 1400 {
+                        errors.push(format!("{} bytes came back", f.len()));
+                    }
+                    if let Err(e) = seq.check(f) {
+                        errors.push(e.to_string());
+                    }
+                    if let Err(e) = check_payload(f) {
+                        errors.push(e.to_string());
+                    }
+                    back.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            errors
+        });
+        stop.store(true, Ordering::Release);
+        (fwd.join().unwrap(), errors)
+    });
+    assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(5)]);
+    assert_eq!(back.load(Ordering::Relaxed), FRAMES);
+    assert_eq!(bad, 0);
+    // The data sits behind the headroom (and the kernel's XDP headroom),
+    // the same offset in every chunk.
+    assert_eq!(offsets_seen.len(), 1, "{offsets_seen:?}");
+    assert!(*offsets_seen.first().unwrap() >= 128);
+    account.check(true).unwrap();
+    assert_eq!(account.app, 0);
+}
+
+const ETH_HLEN: usize = 14;
+const IPV4_HLEN: usize = 20;
+
+/// The UDP checksum over the pseudo-header and segment of an IPv4 frame:
+/// 0 when the checksum in place is right.
+fn udp_verify(frame: &[u8]) -> u16 {
+    let ip = &frame[ETH_HLEN..ETH_HLEN + IPV4_HLEN];
+    let udp = &frame[ETH_HLEN + IPV4_HLEN..];
+    let mut v = Vec::with_capacity(12 + udp.len());
+    v.extend_from_slice(&ip[12..20]);
+    v.extend_from_slice(&[0, ip[9]]);
+    v.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+    v.extend_from_slice(udp);
+    ipv4_checksum(&v)
+}
+
+/// The pseudo-header sum (folded, not inverted) a `CHECKSUM_PARTIAL`
+/// frame carries in its checksum field.
+fn pseudo_seed(frame: &[u8]) -> u16 {
+    let ip = &frame[ETH_HLEN..ETH_HLEN + IPV4_HLEN];
+    let udp_len = (frame.len() - ETH_HLEN - IPV4_HLEN) as u16;
+    let mut v = Vec::with_capacity(12);
+    v.extend_from_slice(&ip[12..20]);
+    v.extend_from_slice(&[0, ip[9]]);
+    v.extend_from_slice(&udp_len.to_be_bytes());
+    !ipv4_checksum(&v)
+}
+
+/// TX metadata: frames leave with only the pseudo-header sum in their UDP
+/// checksum and a checksum request in their metadata; the kernel
+/// (`XDP_UMEM_TX_SW_CSUM`, copy mode) completes it, so B receives valid
+/// checksums. The same frames sent without metadata arrive with the seed
+/// still in place — the kernel, not the test, did the work.
+#[test]
+fn tx_metadata_checksum_requests_are_completed_by_the_kernel() {
+    skmem_netns_tests::require_root!();
+    const FRAMES: u64 = 256;
+    let pair = pair();
+    let ifname = pair.ifname(Side::A).to_owned();
+    let spec = pair.frame_spec(Side::A, 200).unwrap();
+    let mut rxb = Receiver::open(&pair, Side::B, RxFilter::udp_port(DEFAULT_UDP_PORT)).unwrap();
+    let received = AtomicU64::new(0);
+
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut valid = [0u64; 2];
+            let mut seen = 0u64;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while seen < 2 * FRAMES && Instant::now() < deadline {
+                if let Some(f) = rxb.recv(Duration::from_millis(200)).unwrap() {
+                    let with_metadata = (seen < FRAMES) as usize;
+                    let udp = &f[ETH_HLEN + IPV4_HLEN..];
+                    if udp[6..8] != [0, 0] && udp_verify(f) == 0 {
+                        valid[1 - with_metadata] += 1;
+                    }
+                    check_payload(f).unwrap();
+                    seen += 1;
+                    received.store(seen, Ordering::Release);
+                }
+            }
+            (seen, valid)
+        });
+
+        let account = pair.in_ns(Side::A, || {
+            let mut np = NexusParams::new("txmeta");
+            np.pool.packets = 256;
+            let arena = Arena::create_nexus(&np).unwrap();
+            let mut cp = ChannelParams::new(&ifname, 0);
+            cp.mode = BindMode::Copy;
+            cp.tx_metadata_len = TX_METADATA_SIZE;
+            cp.tx_sw_csum = true;
+            let mut ch = Channel::open(&arena, &cp).unwrap();
+            let pool = ch.pool().clone();
+            // Room for the metadata in front of the data.
+            let offset = 64u32;
+            let mut pkt = [0u32; 1];
+            for round in 0..2u64 {
+                for i in 0..FRAMES {
+                    let no = round * FRAMES + i;
+                    while ch.alloc_tx(&mut pkt) == 0 {
+                        ch.complete();
+                    }
+                    let mut frame = spec.build(no).unwrap();
+                    let seed = pseudo_seed(&frame);
+                    frame[ETH_HLEN + IPV4_HLEN + 6..ETH_HLEN + IPV4_HLEN + 8]
+                        .copy_from_slice(&seed.to_be_bytes());
+                    pool.write_buffer(pkt[0], offset as usize, &frame).unwrap();
+                    let f = TxFrame {
+                        pkt: pkt[0],
+                        offset,
+                        len: frame.len() as u32,
+                    };
+                    let sent = if round == 0 {
+                        let meta = TxMetadata {
+                            checksum: Some(((ETH_HLEN + IPV4_HLEN) as u16, 6)),
+                            ..Default::default()
+                        };
+                        ch.write_tx_metadata(pkt[0], offset, &meta).unwrap();
+                        ch.tx_burst_with_metadata(&[f]).unwrap()
+                    } else {
+                        ch.tx_burst(&[f]).unwrap()
+                    };
+                    assert_eq!(sent, 1);
+                    // Keep the receiver within reach: a window of 32.
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while no + 1 > received.load(Ordering::Acquire) + 32
+                        && Instant::now() < deadline
+                    {
+                        ch.complete();
+                        std::thread::yield_now();
+                    }
+                }
+            }
+            // Metadata that does not fit in front of the data is refused,
+            // counted and the frame is not lost.
+            assert_eq!(ch.alloc_tx(&mut pkt), 1);
+            let e = ch
+                .write_tx_metadata(pkt[0], 8, &TxMetadata::default())
+                .unwrap_err();
+            assert!(matches!(e, Error::RegionMisuse { .. }), "{e}");
+            let refused = ch.counters().tx_refused;
+            let f = TxFrame {
+                pkt: pkt[0],
+                offset: 8,
+                len: 64,
+            };
+            assert_eq!(ch.tx_burst_with_metadata(&[f]).unwrap(), 1);
+            assert_eq!(ch.counters().tx_refused, refused + 1);
+            assert_eq!(ch.counters().tx_packets, 2 * FRAMES);
+            settle(&mut ch)
+        });
+        let (seen, valid) = reader.join().unwrap();
+        assert_eq!(seen, 2 * FRAMES);
+        assert_eq!(valid[0], FRAMES, "every frame with a checksum request");
+        assert!(
+            valid[1] < FRAMES / 16,
+            "frames without metadata keep the seed: {} of {FRAMES} valid",
+            valid[1]
+        );
+        account.check(true).unwrap();
+        assert_eq!(account.app, 0);
+        assert_eq!(account.kernel_tx, 0);
+    });
+}
+
+#[test]
+fn tx_metadata_needs_a_channel_that_registered_it() {
+    skmem_netns_tests::require_root!();
+    let pair = pair();
+    let ifname = pair.ifname(Side::A).to_owned();
+    pair.in_ns(Side::A, || {
+        let mut np = NexusParams::new("nometa");
+        np.pool.packets = 64;
+        let arena = Arena::create_nexus(&np).unwrap();
+        let mut cp = ChannelParams::new(&ifname, 0);
+        cp.mode = BindMode::Copy;
+        let mut ch = Channel::open(&arena, &cp).unwrap();
+        let mut pkt = [0u32; 1];
+        assert_eq!(ch.alloc_tx(&mut pkt), 1);
+        let e = ch
+            .write_tx_metadata(pkt[0], 64, &TxMetadata::default())
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidArenaParams { .. }), "{e}");
+        let f = TxFrame {
+            pkt: pkt[0],
+            offset: 64,
+            len: 64,
+        };
+        assert!(ch.tx_burst_with_metadata(&[f]).is_err());
+        // Nothing moved: the packet is still the application's.
+        assert_eq!(ch.account().app, 1);
+        assert_eq!(ch.free(&pkt), 1);
+        ch.account().check(true).unwrap();
+    });
+}
