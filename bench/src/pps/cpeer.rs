@@ -449,17 +449,7 @@ impl Peer {
         let Some(c) = self.child.as_mut() else {
             bail!("xdpsock_peer was never started");
         };
-        // A pidfd turns "wait with a timeout" into a poll.
-        let pid = rustix::process::Pid::from_child(c);
-        if let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-            let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-            let ts = rustix::event::Timespec {
-                tv_sec: timeout.as_secs() as _,
-                tv_nsec: timeout.subsec_nanos() as _,
-            };
-            let _ = poll(&mut fds, Some(&ts));
-        }
-        let s = match c.try_wait().context("waiting for xdpsock_peer")? {
+        let s = match wait_timeout(c, timeout)? {
             Some(s) => s,
             None => {
                 let _ = c.kill();
@@ -483,6 +473,39 @@ impl Peer {
     /// What the child wrote to stderr (once it has exited).
     fn stderr(&self) -> String {
         self.stderr.trim().to_owned()
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit and reaps it; `None` if it
+/// has not exited by then.
+pub(crate) fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    let pid = rustix::process::Pid::from_child(child);
+    // A pidfd turns the wait into a poll; without one (kernels before
+    // 5.3), look every 10 ms.
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
+    loop {
+        if let Some(s) = child.try_wait().context("waiting for a child")? {
+            return Ok(Some(s));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        match &pidfd {
+            Some(fd) => {
+                let ts = rustix::event::Timespec {
+                    tv_sec: left.as_secs() as _,
+                    tv_nsec: left.subsec_nanos() as _,
+                };
+                let mut fds = [PollFd::new(fd, PollFlags::IN)];
+                match poll(&mut fds, Some(&ts)) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e).context("poll on a child's pidfd"),
+                }
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(10))),
+        }
     }
 }
 

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use rustix::event::{poll, PollFd, PollFlags};
 
+use super::cpeer::wait_timeout;
 use super::meter::{Meter, Sample};
 use super::{ProgCounters, ProgParams, ProgRun};
 
@@ -524,31 +525,6 @@ impl Drop for Testpmd {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 eprintln!("testpmd: removing {}: {e}", dir.display());
             }
-        }
-    }
-}
-
-/// Waits up to `timeout` for `child` to exit (a pidfd poll); `None` if it
-/// has not.
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
-    if let Some(s) = child.try_wait().context("waiting for testpmd")? {
-        return Ok(Some(s));
-    }
-    let pid = rustix::process::Pid::from_child(child);
-    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-        .context("pidfd_open(testpmd)")?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ts = rustix::event::Timespec {
-            tv_sec: left.as_secs() as _,
-            tv_nsec: left.subsec_nanos() as _,
-        };
-        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-        match poll(&mut fds, Some(&ts)) {
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e).context("poll on testpmd's pidfd"),
-            Ok(_) => return child.try_wait().context("waiting for testpmd"),
         }
     }
 }
