@@ -589,6 +589,12 @@ pub struct ProgramResult {
     pub share_of_redirected: Option<f64>,
     /// `threaded`: A's NAPI kthreads, pinned during the warm-up.
     pub napi_threads: Vec<NapiThread>,
+    /// `threaded`: the CPU time A's NAPI kthreads got over the measured
+    /// windows, as a share of the windows' length (1.0: a whole CPU).
+    pub napi_cpu_share: Option<f64>,
+    /// The program CPU's non-idle share over the measured windows (all
+    /// work on it, other processes' included; `/proc/stat`).
+    pub prog_cpu_busy: Option<f64>,
     /// The program's totals over its whole run (warm-up included).
     #[serde(flatten)]
     pub counters: ProgCounters,
@@ -1033,6 +1039,11 @@ struct Outside {
     gen: u64,
     xdp: XdpView,
     b: u64,
+    /// CPU time of A's pinned NAPI kthreads, ns (`/proc/PID/schedstat`).
+    napi_ns: u64,
+    /// Non-idle and all jiffies of the program CPU (`/proc/stat`).
+    cpu_busy: u64,
+    cpu_total: u64,
 }
 
 struct RunCtx<'a> {
@@ -1048,8 +1059,10 @@ struct RunCtx<'a> {
 impl RunCtx<'_> {
     /// Samples the generator, A's XDP and B's sink. With ethtool (a child
     /// process, ~10 ms) the time is the middle of the reads.
-    fn sample(&self) -> Result<(Sample<Outside>, XdpSource)> {
+    fn sample(&self, napi: &[NapiThread]) -> Result<(Sample<Outside>, XdpSource)> {
         let t1 = Instant::now();
+        let napi_ns = napi.iter().map(|t| sys::task_cpu_ns(t.pid)).sum();
+        let (cpu_busy, cpu_total) = sys::cpu_jiffies(self.cfg.prog_cpu);
         let attached = lock(&self.a.prog)?
             .as_ref()
             .map(|p| p.counters())
@@ -1090,7 +1103,14 @@ impl RunCtx<'_> {
         Ok((
             Sample {
                 at: t1 + (t2 - t1) / 2,
-                value: Outside { gen, xdp, b },
+                value: Outside {
+                    gen,
+                    xdp,
+                    b,
+                    napi_ns,
+                    cpu_busy,
+                    cpu_total,
+                },
             },
             source,
         ))
@@ -1118,7 +1138,13 @@ fn run_one(
     p: ProgParams,
 ) -> Result<ProgramResult> {
     let workload = p.workload;
-    let wait = p.wait;
+    // testpmd's PMD always polls its rings (busy_budget=0 only turns the
+    // kernel's busy polling off).
+    let wait = if imp == Implementation::Testpmd {
+        Wait::Spin
+    } else {
+        p.wait
+    };
     let size = p.pkt_size;
     let mut outside = Vec::new();
     let mut source = XdpSource::SkmemXdp;
@@ -1129,7 +1155,7 @@ fn run_one(
         napi_threads = ctx.pin_napi();
         for &b in &s.bounds {
             sleep_until(b)?;
-            let (smp, src) = ctx.sample()?;
+            let (smp, src) = ctx.sample(&napi_threads)?;
             source = src;
             outside.push(smp);
         }
@@ -1149,6 +1175,9 @@ fn run_one(
         let run = run_program(ctx, imp, p, &mut outside, &mut source, &mut napi_threads)?;
         (run.samples, run.counters)
     };
+    if outside.len() < 2 {
+        bail!("no measured window (the run stopped before its first repetition ended)");
+    }
     if own.len() != outside.len() {
         bail!(
             "the program sampled {} of {} boundaries (stopped early?)",
@@ -1175,6 +1204,17 @@ fn run_one(
         redirected.iter().sum::<f64>(),
     );
     let through_socket = workload != Workload::Txonly && imp != Implementation::Ceiling;
+    let (first, last) = (outside[0].value, outside[outside.len() - 1].value);
+    let window_s = outside[outside.len() - 1]
+        .at
+        .duration_since(outside[0].at)
+        .as_secs_f64();
+    let napi_cpu_share = (!napi_threads.is_empty() && window_s > 0.0)
+        .then(|| last.napi_ns.saturating_sub(first.napi_ns) as f64 / 1e9 / window_s);
+    let prog_cpu_busy = {
+        let total = last.cpu_total.saturating_sub(first.cpu_total);
+        (total > 0).then(|| last.cpu_busy.saturating_sub(first.cpu_busy) as f64 / total as f64)
+    };
     Ok(ProgramResult {
         layout: ctx.layout,
         wait,
@@ -1199,6 +1239,8 @@ fn run_one(
         reps_redirected_mpps: redirected.iter().map(|r| r / 1e6).collect(),
         share_of_redirected: (through_socket && redir_sum > 0.0).then(|| own_sum / redir_sum),
         napi_threads,
+        napi_cpu_share,
+        prog_cpu_busy,
         counters,
         wall_s: ctx.t0.elapsed().as_secs_f64(),
     })
@@ -1273,7 +1315,7 @@ fn run_program(
         *napi_threads = ctx.pin_napi();
         for &b in &s.bounds {
             sleep_until(b)?;
-            let (smp, src) = ctx.sample()?;
+            let (smp, src) = ctx.sample(napi_threads)?;
             *source = src;
             outside.push(smp);
         }
@@ -1432,7 +1474,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\n{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>23} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9}",
+            "\n{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>23} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9} {:>5} {:>4}",
             "layout",
             "work",
             "size",
@@ -1446,10 +1488,14 @@ impl Report {
             "reachB",
             "%redir",
             "ringfull",
-            "fillempty"
+            "fillempty",
+            "napi%",
+            "cpu%"
         );
         let opt =
             |x: Option<Stat>| x.map_or_else(|| "-".to_owned(), |x| format!("{:.3}", x.median));
+        let pct =
+            |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{:.0}", 100.0 * x));
         for r in &self.results {
             let kind = match r.kind {
                 Kind::Skmem => "skmem",
@@ -1458,13 +1504,13 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>7.3} ({:>6.3}-{:>6.3}) {:>7} {:>7} {:>7} {:>7.3} {:>6} {:>9} {:>9}",
+                "{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>7.3} ({:>6.3}-{:>6.3}) {:>7} {:>7} {:>7} {:>7.3} {:>6} {:>9} {:>9} {:>5} {:>4}",
                 r.layout.name(),
                 r.workload.name(),
                 r.size,
                 r.program,
                 kind,
-                if r.implementation == Implementation::Testpmd { "spin" } else { r.wait.name() },
+                r.wait.name(),
                 r.mpps.median,
                 r.mpps.min,
                 r.mpps.max,
@@ -1475,7 +1521,9 @@ impl Report {
                 r.share_of_redirected
                     .map_or_else(|| "-".to_owned(), |v| format!("{:.1}", 100.0 * v)),
                 r.counters.xsk_rx_ring_full,
-                r.counters.xsk_fill_ring_empty
+                r.counters.xsk_fill_ring_empty,
+                pct(r.napi_cpu_share),
+                pct(r.prog_cpu_busy)
             );
         }
         let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
@@ -1542,7 +1590,9 @@ impl Report {
              frames, XDP seen/redir = A's XDP (skmem's program, or ethtool -S while testpmd's \
              own is attached), reachB = B's XDP sink, all in the same windows; %redir = the \
              program's count as a share of what XDP redirected to it; ring full / fill empty = \
-             the socket's XDP_STATISTICS over its whole run)\ntotal {:.1} s; loadavg before: {}, \
+             the socket's XDP_STATISTICS over its whole run; napi% = CPU time of A's NAPI \
+             kthread (threaded), cpu% = the program CPU's non-idle share, everything on it \
+             included)\ntotal {:.1} s; loadavg before: {}, \
              after: {}",
             self.elapsed_s, self.loadavg[0], self.loadavg[1]
         );
