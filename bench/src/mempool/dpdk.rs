@@ -372,13 +372,26 @@ pub fn run(s: &Settings, want: &[Case]) -> Result<Run> {
                 if tail.len() > 20 {
                     tail.remove(0);
                 }
+                let before = parser.phase.clone();
                 if let Some(line) = parser.feed(&text)? {
                     if !line.constant {
-                        if let Some(c) = line.case() {
+                        if let Some(c) = line.case().filter(|c| pending.contains(c)) {
                             pending.retain(|&p| p != c);
+                            if !s.echo {
+                                eprintln!(
+                                    "dpdk-test [{:.0} s] {c}: {:.1} M objects/s ({} to go)",
+                                    t0.elapsed().as_secs_f64(),
+                                    line.rate / 1e6,
+                                    pending.len()
+                                );
+                            }
                         }
                     }
                     lines.push(line);
+                } else if parser.phase != before && !s.echo {
+                    // Progress through the fixed order, so a long wait is
+                    // visibly the phases we do not use.
+                    eprintln!("dpdk-test [{:.0} s] {text}", t0.elapsed().as_secs_f64());
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
