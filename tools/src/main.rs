@@ -5,6 +5,7 @@
 
 mod demo;
 mod fwd;
+mod gen;
 mod stats;
 mod watch;
 
@@ -47,6 +48,8 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Forward packets over AF_XDP on skmem's pool: rxdrop, txonly, l2fwd.
     Fwd(fwd::FwdArgs),
+    /// Send UDP frames fast from XDP (BPF_PROG_RUN live frames; root).
+    Gen(gen::GenArgs),
     /// Watch arena events live (eBPF uprobes and tracepoints; root).
     Watch(watch::WatchArgs),
     /// List every live arena on the host (from the observers' pinned map; root).
@@ -82,6 +85,13 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             fwd::run(args, &STOP)
+        }
+        Cmd::Gen(args) => {
+            if !is_root() {
+                eprintln!("skmemctl gen needs root (CAP_BPF, CAP_NET_ADMIN): run it with sudo");
+                return ExitCode::FAILURE;
+            }
+            gen::run(args, &STOP)
         }
         Cmd::Watch(args) => {
             if !is_root() {
