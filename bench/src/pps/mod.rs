@@ -595,6 +595,18 @@ pub struct ProgramResult {
     /// The program CPU's non-idle share over the measured windows (all
     /// work on it, other processes' included; `/proc/stat`).
     pub prog_cpu_busy: Option<f64>,
+    /// The CPU time the program's thread (and its child processes: the C
+    /// peer, testpmd) got over the measured windows, as a share of their
+    /// length; `null` for the ceilings.
+    pub prog_cpu_share: Option<f64>,
+    /// That CPU time per frame the program counted, ns: its cost per
+    /// packet, which other load on the machine does not inflate the way it
+    /// does the rates (softirq work done in its context, such as copy-mode
+    /// TX into the veth, included).
+    pub prog_ns_per_packet: Option<f64>,
+    /// `threaded`: the NAPI kthreads' CPU time per frame counted, ns (XDP,
+    /// the copy into the UMEM).
+    pub napi_ns_per_packet: Option<f64>,
     /// The program's totals over its whole run (warm-up included).
     #[serde(flatten)]
     pub counters: ProgCounters,
@@ -1041,6 +1053,8 @@ struct Outside {
     b: u64,
     /// CPU time of A's pinned NAPI kthreads, ns (`/proc/PID/schedstat`).
     napi_ns: u64,
+    /// CPU time of the program's thread and its child processes, ns.
+    prog_ns: u64,
     /// Non-idle and all jiffies of the program CPU (`/proc/stat`).
     cpu_busy: u64,
     cpu_total: u64,
@@ -1059,9 +1073,14 @@ struct RunCtx<'a> {
 impl RunCtx<'_> {
     /// Samples the generator, A's XDP and B's sink. With ethtool (a child
     /// process, ~10 ms) the time is the middle of the reads.
-    fn sample(&self, napi: &[NapiThread]) -> Result<(Sample<Outside>, XdpSource)> {
+    fn sample(
+        &self,
+        napi: &[NapiThread],
+        prog_tid: Option<u32>,
+    ) -> Result<(Sample<Outside>, XdpSource)> {
         let t1 = Instant::now();
         let napi_ns = napi.iter().map(|t| sys::task_cpu_ns(t.pid)).sum();
+        let prog_ns = prog_tid.map_or(0, sys::thread_tree_cpu_ns);
         let (cpu_busy, cpu_total) = sys::cpu_jiffies(self.cfg.prog_cpu);
         let attached = lock(&self.a.prog)?
             .as_ref()
@@ -1108,6 +1127,7 @@ impl RunCtx<'_> {
                     xdp,
                     b,
                     napi_ns,
+                    prog_ns,
                     cpu_busy,
                     cpu_total,
                 },
@@ -1155,7 +1175,7 @@ fn run_one(
         napi_threads = ctx.pin_napi();
         for &b in &s.bounds {
             sleep_until(b)?;
-            let (smp, src) = ctx.sample(&napi_threads)?;
+            let (smp, src) = ctx.sample(&napi_threads, None)?;
             source = src;
             outside.push(smp);
         }
@@ -1211,6 +1231,23 @@ fn run_one(
         .as_secs_f64();
     let napi_cpu_share = (!napi_threads.is_empty() && window_s > 0.0)
         .then(|| last.napi_ns.saturating_sub(first.napi_ns) as f64 / 1e9 / window_s);
+    let own_in_windows = own[own.len() - 1].value.saturating_sub(own[0].value);
+    let per_packet = |ns: u64| (own_in_windows > 0).then(|| ns as f64 / own_in_windows as f64);
+    let prog_ns = last.prog_ns.saturating_sub(first.prog_ns);
+    let napi_ns = last.napi_ns.saturating_sub(first.napi_ns);
+    let (prog_cpu_share, prog_ns_per_packet) = if imp == Implementation::Ceiling {
+        (None, None)
+    } else {
+        (
+            (window_s > 0.0).then(|| prog_ns as f64 / 1e9 / window_s),
+            per_packet(prog_ns),
+        )
+    };
+    let napi_ns_per_packet = if napi_threads.is_empty() {
+        None
+    } else {
+        per_packet(napi_ns)
+    };
     let prog_cpu_busy = {
         let total = last.cpu_total.saturating_sub(first.cpu_total);
         (total > 0).then(|| last.cpu_busy.saturating_sub(first.cpu_busy) as f64 / total as f64)
@@ -1241,6 +1278,9 @@ fn run_one(
         napi_threads,
         napi_cpu_share,
         prog_cpu_busy,
+        prog_cpu_share,
+        prog_ns_per_packet,
+        napi_ns_per_packet,
         counters,
         wall_s: ctx.t0.elapsed().as_secs_f64(),
     })
@@ -1258,11 +1298,13 @@ fn run_program(
 ) -> Result<ProgRun> {
     let stop = Arc::new(AtomicBool::new(false));
     let (sched_tx, sched_rx) = mpsc::channel::<Schedule>();
+    let (tid_tx, tid_rx) = mpsc::channel::<u32>();
     let handle = {
         let (prog, stop) = (Arc::clone(&ctx.a.prog), Arc::clone(&stop));
         let cpus = (ctx.cfg.gen_cpu, ctx.cfg.prog_cpu);
         ctx.pair.spawn_in_ns(Side::A, move || -> Result<ProgRun> {
             sys::pin_current_thread(cpus.1)?;
+            let _ = tid_tx.send(rustix::thread::gettid().as_raw_nonzero().get() as u32);
             let mut register = |fd: BorrowedFd<'_>| -> Result<()> {
                 lock(&prog)?
                     .as_mut()
@@ -1313,9 +1355,10 @@ fn run_program(
         // In the warm-up: threaded NAPI and the pinning, again (testpmd's
         // own XDP program made a new NAPI instance).
         *napi_threads = ctx.pin_napi();
+        let prog_tid = tid_rx.try_recv().ok();
         for &b in &s.bounds {
             sleep_until(b)?;
-            let (smp, src) = ctx.sample(napi_threads)?;
+            let (smp, src) = ctx.sample(napi_threads, prog_tid)?;
             *source = src;
             outside.push(smp);
         }
@@ -1474,7 +1517,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\n{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>23} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9} {:>5} {:>4}",
+            "\n{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>23} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6}",
             "layout",
             "work",
             "size",
@@ -1490,12 +1533,16 @@ impl Report {
             "ringfull",
             "fillempty",
             "napi%",
-            "cpu%"
+            "cpu%",
+            "prog%",
+            "ns/pkt",
+            "napins"
         );
         let opt =
             |x: Option<Stat>| x.map_or_else(|| "-".to_owned(), |x| format!("{:.3}", x.median));
         let pct =
             |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{:.0}", 100.0 * x));
+        let ns = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"));
         for r in &self.results {
             let kind = match r.kind {
                 Kind::Skmem => "skmem",
@@ -1504,7 +1551,7 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>7.3} ({:>6.3}-{:>6.3}) {:>7} {:>7} {:>7} {:>7.3} {:>6} {:>9} {:>9} {:>5} {:>4}",
+                "{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>7.3} ({:>6.3}-{:>6.3}) {:>7} {:>7} {:>7} {:>7.3} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6}",
                 r.layout.name(),
                 r.workload.name(),
                 r.size,
@@ -1523,7 +1570,10 @@ impl Report {
                 r.counters.xsk_rx_ring_full,
                 r.counters.xsk_fill_ring_empty,
                 pct(r.napi_cpu_share),
-                pct(r.prog_cpu_busy)
+                pct(r.prog_cpu_busy),
+                pct(r.prog_cpu_share),
+                ns(r.prog_ns_per_packet),
+                ns(r.napi_ns_per_packet)
             );
         }
         let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
@@ -1592,7 +1642,8 @@ impl Report {
              program's count as a share of what XDP redirected to it; ring full / fill empty = \
              the socket's XDP_STATISTICS over its whole run; napi% = CPU time of A's NAPI \
              kthread (threaded), cpu% = the program CPU's non-idle share, everything on it \
-             included)\ntotal {:.1} s; loadavg before: {}, \
+             included; prog% = the program's own CPU time (its thread and child processes), \
+             ns/pkt = that per frame counted, napins = NAPI kthread ns per frame)\ntotal {:.1} s; loadavg before: {}, \
              after: {}",
             self.elapsed_s, self.loadavg[0], self.loadavg[1]
         );

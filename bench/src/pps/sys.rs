@@ -48,3 +48,42 @@ pub fn cpu_jiffies(cpu: usize) -> (u64, u64) {
     }
     (0, 0)
 }
+
+/// CPU time of thread `tid` of this process and of every process it
+/// started (all their threads, their own children included), ns: what a
+/// program under test ran, in process or as a child (C peer, testpmd).
+pub fn thread_tree_cpu_ns(tid: u32) -> u64 {
+    let me = std::process::id();
+    task_cpu_ns_at(&format!("/proc/{me}/task/{tid}"))
+        + children_cpu_ns(&format!("/proc/{me}/task/{tid}/children"), 3)
+}
+
+fn task_cpu_ns_at(dir: &str) -> u64 {
+    std::fs::read_to_string(format!("{dir}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sum over the pids listed in a `children` file: every thread of each,
+/// and (down to `depth`) their own children.
+fn children_cpu_ns(children_file: &str, depth: u32) -> u64 {
+    let Ok(list) = std::fs::read_to_string(children_file) else {
+        return 0;
+    };
+    let mut sum = 0;
+    for pid in list.split_whitespace() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let dir = t.path();
+            let dir = dir.to_string_lossy();
+            sum += task_cpu_ns_at(&dir);
+            if depth > 0 {
+                sum += children_cpu_ns(&format!("{dir}/children"), depth - 1);
+            }
+        }
+    }
+    sum
+}
