@@ -1,0 +1,408 @@
+//! Turns a `pps --json` report into what BENCHMARKS.md shows: tables of
+//! medians and ratios per CPU layout, the goals, and an SVG bar chart of
+//! packets per second per workload per program (plotters, SVG backend: no
+//! fonts or system libraries needed).
+//!
+//! It reads the report as plain JSON (the field names documented on
+//! [`crate::pps::ProgramResult`], [`crate::pps::Cell`], [`crate::pps::Goal`])
+//! so a report saved by an older harness still renders.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::prelude::*;
+use serde_json::Value;
+
+/// The programs in the order tables and the plot show them.
+pub const PROGRAMS: [&str; 5] = ["skmem", "xsk-rs", "libxdp-c", "testpmd", "ceiling"];
+
+/// Start and end markers of the generated section in BENCHMARKS.md.
+pub const BEGIN: &str = "<!-- BEGIN pps: written by `cargo xtask bench --pps` -->";
+/// See [`BEGIN`].
+pub const END: &str = "<!-- END pps -->";
+
+/// One result, as much of it as the report shows.
+#[derive(Debug, Clone)]
+struct Row {
+    layout: String,
+    workload: String,
+    size: u64,
+    implementation: String,
+    median: f64,
+    min: f64,
+    max: f64,
+    wait: String,
+}
+
+fn rows(report: &Value) -> Result<Vec<Row>> {
+    let results = report["results"]
+        .as_array()
+        .ok_or_else(|| anyhow!("the report has no `results` array"))?;
+    results
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("?").to_owned();
+            let m = &r["mpps"];
+            Ok(Row {
+                layout: s("layout"),
+                workload: s("workload"),
+                size: r["size"].as_u64().unwrap_or(64),
+                implementation: s("implementation"),
+                median: m["median"]
+                    .as_f64()
+                    .ok_or_else(|| anyhow!("a result without mpps.median: {r}"))?,
+                min: m["min"].as_f64().unwrap_or(f64::NAN),
+                max: m["max"].as_f64().unwrap_or(f64::NAN),
+                wait: s("wait"),
+            })
+        })
+        .collect()
+}
+
+/// The cells (layout, workload, size) in the order they were run.
+fn cells(rows: &[Row]) -> Vec<(String, String, u64)> {
+    let mut out: Vec<(String, String, u64)> = Vec::new();
+    for r in rows {
+        let k = (r.layout.clone(), r.workload.clone(), r.size);
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+fn ratio(v: &Value) -> String {
+    v.as_f64()
+        .map_or_else(|| "–".to_owned(), |x| format!("{x:.2}×"))
+}
+
+/// The markdown section: settings, one table per layout, the goals.
+pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
+    let rows = rows(report)?;
+    let c = &report["config"];
+    let mut s = String::new();
+    writeln!(
+        s,
+        "Run of {} (`pps --matrix`): warm-up {} s, {} × {} s per program, batch {}, \
+         generator `{}` on cpu{}, programs on cpu{}; whole run {:.0} s; loadavg before {}, after {}.\n",
+        report["date"].as_str().unwrap_or("the date in the commit"),
+        c["warmup_s"],
+        c["reps"],
+        c["duration_s"],
+        c["batch"],
+        c["generator"].as_str().unwrap_or("?"),
+        c["gen_cpu"],
+        c["prog_cpu"],
+        report["elapsed_s"].as_f64().unwrap_or(0.0),
+        report["loadavg"][0].as_str().unwrap_or("?"),
+        report["loadavg"][1].as_str().unwrap_or("?"),
+    )?;
+    if let Some(layouts) = report["layouts"].as_array() {
+        for l in layouts {
+            writeln!(
+                s,
+                "- **{}** (wait: {}, XDP {}): {}",
+                l["layout"].as_str().unwrap_or("?"),
+                l["wait"].as_str().unwrap_or("?"),
+                l["xdp_mode"].as_str().unwrap_or("?"),
+                l["description"].as_str().unwrap_or("")
+            )?;
+        }
+        writeln!(s)?;
+    }
+    if let Some(name) = svg_name {
+        writeln!(s, "![pps per workload and program]({name})\n")?;
+    }
+    let present: Vec<&str> = PROGRAMS
+        .iter()
+        .copied()
+        .filter(|p| rows.iter().any(|r| r.implementation == *p))
+        .collect();
+    let all_cells = cells(&rows);
+    let cell_info = report["cells"].as_array().cloned().unwrap_or_default();
+    let mut layouts: Vec<String> = Vec::new();
+    for (l, _, _) in &all_cells {
+        if !layouts.contains(l) {
+            layouts.push(l.clone());
+        }
+    }
+    for layout in &layouts {
+        writeln!(s, "#### {layout} layout — Mpps, median (min–max)\n")?;
+        let mut head = "| workload | size |".to_owned();
+        let mut rule = "|---|---|".to_owned();
+        for p in &present {
+            write!(head, " {p} |")?;
+            rule.push_str("---|");
+        }
+        head.push_str(" skmem ÷ best peer | skmem ÷ ceiling |");
+        rule.push_str("---|---|");
+        writeln!(s, "{head}\n{rule}")?;
+        for (l, w, size) in all_cells.iter().filter(|(l, _, _)| l == layout) {
+            let mut line = format!("| {w} | {size} B |");
+            for p in &present {
+                match rows.iter().find(|r| {
+                    &r.layout == l && &r.workload == w && r.size == *size && r.implementation == *p
+                }) {
+                    Some(r) => write!(line, " {:.3} ({:.3}–{:.3}) |", r.median, r.min, r.max)?,
+                    None => line.push_str(" – |"),
+                }
+            }
+            let info = cell_info.iter().find(|ci| {
+                ci["layout"].as_str() == Some(l)
+                    && ci["workload"].as_str() == Some(w)
+                    && ci["size"].as_u64() == Some(*size)
+            });
+            match info {
+                Some(ci) => write!(
+                    line,
+                    " {}{} | {} |",
+                    ratio(&ci["skmem_vs_best_peer"]),
+                    ci["best_peer"]
+                        .as_str()
+                        .map(|p| format!(" ({p})"))
+                        .unwrap_or_default(),
+                    ratio(&ci["skmem_vs_ceiling"])
+                )?,
+                None => line.push_str(" – | – |"),
+            }
+            writeln!(s, "{line}")?;
+        }
+        writeln!(s)?;
+    }
+    if let Some(goals) = report["goals"].as_array().filter(|g| !g.is_empty()) {
+        writeln!(s, "#### Goals (medians of this run)\n")?;
+        writeln!(
+            s,
+            "| layout | workload | size | ratio | goal | this run | |"
+        )?;
+        writeln!(s, "|---|---|---|---|---|---|---|")?;
+        for g in goals {
+            writeln!(
+                s,
+                "| {} | {} | {} B | {} | ≥ {} | {} | {} |",
+                g["layout"].as_str().unwrap_or("?"),
+                g["workload"].as_str().unwrap_or("?"),
+                g["size"],
+                g["ratio"].as_str().unwrap_or("?"),
+                g["target"],
+                ratio(&g["value"]),
+                match g["met"].as_bool() {
+                    Some(true) => "✅",
+                    Some(false) => "❌",
+                    None => "–",
+                }
+            )?;
+        }
+        writeln!(s)?;
+    }
+    if let Some(skipped) = report["skipped"].as_array().filter(|v| !v.is_empty()) {
+        for k in skipped {
+            writeln!(
+                s,
+                "- not run: {} — {}",
+                k["implementation"].as_str().unwrap_or("?"),
+                k["reason"].as_str().unwrap_or("?")
+            )?;
+        }
+        writeln!(s)?;
+    }
+    let waits: Vec<String> = rows.iter().map(|r| r.wait.clone()).collect();
+    if waits.iter().any(|w| w == "spin") && waits.iter().any(|w| w == "poll") {
+        writeln!(
+            s,
+            "(Each result's wait mode is in the JSON report: the threaded layout polls.)\n"
+        )?;
+    }
+    Ok(s)
+}
+
+/// Colours of the programs, in [`PROGRAMS`] order.
+const COLOURS: [RGBColor; 5] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x7f, 0x7f, 0x7f),
+];
+
+/// Writes the bar chart: one group of bars per cell (layout, workload,
+/// size), one bar per program (median), a whisker from min to max.
+pub fn svg(report: &Value, path: &Path) -> Result<()> {
+    let rows = rows(report)?;
+    let cells = cells(&rows);
+    if cells.is_empty() {
+        return Err(anyhow!("nothing to plot: the report has no results"));
+    }
+    let present: Vec<(usize, &str)> = PROGRAMS
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, p)| rows.iter().any(|r| r.implementation == *p))
+        .collect();
+    let top = rows
+        .iter()
+        .map(|r| if r.max.is_finite() { r.max } else { r.median })
+        .fold(0.0f64, f64::max)
+        * 1.1;
+    let width = (160 * cells.len() as u32).max(640);
+    let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let n = cells.len();
+    let labels: Vec<String> = cells
+        .iter()
+        .map(|(l, w, s)| format!("{l} {w} {s}B"))
+        .collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "AF_XDP over veth (copy mode): Mpps, median of the run",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..n as f64, 0f64..top.max(0.1))
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = (*x - 0.5).round();
+            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                labels[i as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("Mpps")
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    let k = present.len() as f64;
+    let bar = 0.8 / k;
+    for (slot, (pi, p)) in present.iter().enumerate() {
+        let colour = COLOURS[*pi];
+        let mut bars = Vec::new();
+        let mut whiskers = Vec::new();
+        for (ci, (l, w, s)) in cells.iter().enumerate() {
+            if let Some(r) = rows.iter().find(|r| {
+                &r.layout == l && &r.workload == w && r.size == *s && r.implementation == *p
+            }) {
+                let x0 = ci as f64 + 0.1 + slot as f64 * bar;
+                bars.push(Rectangle::new(
+                    [(x0, 0.0), (x0 + bar * 0.9, r.median)],
+                    colour.filled(),
+                ));
+                if r.min.is_finite() && r.max.is_finite() {
+                    let xm = x0 + bar * 0.45;
+                    whiskers.push(PathElement::new(
+                        vec![(xm, r.min), (xm, r.max)],
+                        BLACK.stroke_width(1),
+                    ));
+                }
+            }
+        }
+        chart
+            .draw_series(bars)
+            .map_err(|e| anyhow!("{e}"))?
+            .label(*p)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+        chart.draw_series(whiskers).map_err(|e| anyhow!("{e}"))?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Replaces the text between [`BEGIN`] and [`END`] in `doc` with `section`;
+/// appends the markers and the section when `doc` has none.
+pub fn splice(doc: &str, section: &str) -> String {
+    match (doc.find(BEGIN), doc.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{BEGIN}\n{section}{}", &doc[..b], &doc[e..])
+        }
+        _ => format!("{doc}\n{BEGIN}\n{section}{END}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        serde_json::json!({
+            "config": {"warmup_s": 1.0, "reps": 3, "duration_s": 2.0, "batch": 64,
+                       "generator": "xdp", "gen_cpu": 0, "prog_cpu": 1},
+            "layouts": [{"layout": "threaded", "wait": "poll", "xdp_mode": "native",
+                         "description": "NAPI on the program CPU"}],
+            "results": [
+                {"layout": "threaded", "workload": "rxdrop", "size": 64, "implementation": "skmem",
+                 "wait": "poll", "mpps": {"median": 2.0, "min": 1.9, "max": 2.1}},
+                {"layout": "threaded", "workload": "rxdrop", "size": 64, "implementation": "xsk-rs",
+                 "wait": "poll", "mpps": {"median": 1.0, "min": 0.9, "max": 1.1}},
+                {"layout": "threaded", "workload": "rxdrop", "size": 64, "implementation": "ceiling",
+                 "wait": "poll", "mpps": {"median": 4.0, "min": 3.9, "max": 4.1}}
+            ],
+            "cells": [{"layout": "threaded", "workload": "rxdrop", "size": 64,
+                       "skmem_vs_best_peer": 2.0, "best_peer": "xsk-rs", "skmem_vs_ceiling": 0.5}],
+            "goals": [{"layout": "threaded", "workload": "rxdrop", "size": 64,
+                       "ratio": "skmem / best peer", "target": 1.05, "value": 2.0, "met": true}],
+            "skipped": [{"implementation": "testpmd", "reason": "not installed"}],
+            "elapsed_s": 42.0, "loadavg": ["0.1", "0.2"]
+        })
+    }
+
+    #[test]
+    fn markdown_has_every_program_ratio_and_goal() {
+        let md = markdown(&sample(), Some("pps.svg")).unwrap();
+        assert!(
+            md.contains("| rxdrop | 64 B | 2.000 (1.900–2.100) | 1.000 (0.900–1.100) | 4.000"),
+            "{md}"
+        );
+        assert!(md.contains("2.00× (xsk-rs) | 0.50× |"), "{md}");
+        assert!(md.contains("| ≥ 1.05 | 2.00× | ✅ |"), "{md}");
+        assert!(md.contains("not run: testpmd — not installed"), "{md}");
+        assert!(md.contains("![pps per workload and program](pps.svg)"));
+    }
+
+    #[test]
+    fn svg_draws_a_bar_per_result() {
+        let dir = std::env::temp_dir().join(format!("skmem-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pps.svg");
+        svg(&sample(), &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(text.starts_with("<svg"), "{}", &text[..80.min(text.len())]);
+        // Three results: three filled bars (plus the legend's swatches).
+        assert!(text.matches("<rect").count() >= 3);
+        assert!(text.contains("skmem") && text.contains("ceiling"));
+    }
+
+    #[test]
+    fn splice_replaces_or_appends_the_section() {
+        let doc = format!("a\n{BEGIN}\nold\n{END}\nz\n");
+        assert_eq!(
+            splice(&doc, "new\n"),
+            format!("a\n{BEGIN}\nnew\n{END}\nz\n")
+        );
+        assert!(splice("a\n", "new\n").ends_with(&format!("{BEGIN}\nnew\n{END}\n")));
+    }
+
+    #[test]
+    fn a_report_without_results_is_an_error() {
+        assert!(markdown(&serde_json::json!({}), None).is_err());
+        assert!(svg(
+            &serde_json::json!({"results": []}),
+            Path::new("/nonexistent/x.svg")
+        )
+        .is_err());
+    }
+}
