@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_mempool;
+mod bench_pps;
 mod cmd;
 mod setup;
 
@@ -41,7 +42,8 @@ enum Task {
     },
     /// Run the cache micro-benchmark (criterion, with its peers) and rewrite
     /// the table in BENCHMARKS.md from the figures it measured; then the
-    /// skmem-vs-DPDK mempool comparison, written between its own markers.
+    /// skmem-vs-DPDK mempool comparison, written between its own markers;
+    /// then the packets-per-second matrix (root), its tables and plot.
     Bench {
         /// Do not run the benchmark: rebuild the table from the last run.
         #[arg(long)]
@@ -52,6 +54,15 @@ enum Task {
         /// Seconds the mempool comparison may give dpdk-test.
         #[arg(long, default_value_t = 360)]
         mempool_budget: u64,
+        /// Skip the packets-per-second matrix (`pps --matrix`, root).
+        #[arg(long)]
+        no_pps: bool,
+        /// Only the packets-per-second part (no criterion, no mempool).
+        #[arg(long)]
+        pps_only: bool,
+        /// Arguments for `pps` instead of `--matrix` (e.g. `--pps-args=--quick`).
+        #[arg(long, allow_hyphen_values = true, value_delimiter = ' ')]
+        pps_args: Vec<String>,
     },
 }
 
@@ -106,13 +117,21 @@ fn main() -> ExitCode {
             table_only,
             no_mempool,
             mempool_budget,
-        } => bench::run(table_only).and_then(|()| {
-            if no_mempool {
-                Ok(())
-            } else {
-                bench_mempool::run(table_only, mempool_budget)
+            no_pps,
+            pps_only,
+            pps_args,
+        } => (|| {
+            if !pps_only {
+                bench::run(table_only)?;
+                if !no_mempool {
+                    bench_mempool::run(table_only, mempool_budget)?;
+                }
             }
-        }),
+            if !no_pps {
+                bench_pps::run(table_only, &pps_args)?;
+            }
+            Ok(())
+        })(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
