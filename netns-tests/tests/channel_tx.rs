@@ -78,6 +78,7 @@ fn txonly_frames_reach_the_peer_in_order_and_every_frame_is_accounted() {
                     pkt: p,
                     offset: 0,
                     len: size as u32,
+                    more: false,
                 });
             }
             let q = ch.tx_burst(&frames).unwrap();
@@ -126,18 +127,21 @@ fn bad_tx_frames_are_refused_counted_and_never_lost() {
                 pkt: pkts[0],
                 offset: buf - 10,
                 len: 64,
+                more: false,
             },
             // Never handed to the application: refused, nothing moves.
             TxFrame {
                 pkt: 12345,
                 offset: 0,
                 len: 64,
+                more: false,
             },
             // Empty: refused, given back.
             TxFrame {
                 pkt: pkts[1],
                 offset: 0,
                 len: 0,
+                more: false,
             },
         ];
         ch.tx_burst(&frames).unwrap();

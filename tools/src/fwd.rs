@@ -243,6 +243,7 @@ fn run_queue(
                         pkt: p,
                         offset: 0,
                         len: frame.len() as u32,
+                        more: false,
                     };
                 }
                 let q = ch.tx_burst(&tx[..n])?;

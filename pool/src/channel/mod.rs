@@ -91,6 +91,12 @@ pub struct ChannelParams {
     /// Checksums requested by TX metadata are computed by the kernel in
     /// software (`XDP_UMEM_TX_SW_CSUM`; what copy mode offers).
     pub tx_sw_csum: bool,
+    /// Multi-buffer packets (`XDP_USE_SG`): a packet larger than a buffer
+    /// arrives, and may be sent, as a chain of frames — every frame but
+    /// the last says [`RxFrame::more`] / [`TxFrame::more`]. The XDP
+    /// program must be frags-aware (skmem's is). `rx_burst` then never
+    /// splits a packet, and needs room for [`MAX_FRAGS`] frames.
+    pub multi_buffer: bool,
 }
 
 impl ChannelParams {
@@ -111,6 +117,7 @@ impl ChannelParams {
             unaligned_chunks: false,
             tx_metadata_len: 0,
             tx_sw_csum: false,
+            multi_buffer: false,
         }
     }
 }
@@ -128,6 +135,17 @@ pub struct RxFrame {
     pub options: u32,
 }
 
+impl RxFrame {
+    /// More fragments of this packet follow (multi-buffer channels).
+    pub fn more(&self) -> bool {
+        self.options & XDP_PKT_CONTD != 0
+    }
+}
+
+/// Most frames one packet may span: copy mode's limit (`MAX_SKB_FRAGS`
+/// fragments after the first). Longer TX chains are refused.
+pub const MAX_FRAGS: usize = 18;
+
 /// A frame to send: a packet the application holds, and where its data is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TxFrame {
@@ -137,6 +155,9 @@ pub struct TxFrame {
     pub offset: u32,
     /// Bytes of data.
     pub len: u32,
+    /// More frames of this packet follow (multi-buffer channels): a packet
+    /// is a run of frames with `more` set, ended by one without.
+    pub more: bool,
 }
 
 /// `XDP_TX_METADATA`: a TX descriptor option saying the frame's data is
@@ -527,7 +548,7 @@ impl Channel {
             copy,
             zero_copy,
             need_wakeup: params.need_wakeup,
-            multi_buffer: false,
+            multi_buffer: params.multi_buffer,
         };
         match params.mode {
             BindMode::Copy => sock.bind(ifindex, params.queue, flags(true, false))?,
@@ -594,9 +615,10 @@ impl Channel {
             mapping,
             arena: arena.clone(),
             scratch_addrs: vec![0; params.batch],
-            scratch_descs: vec![XdpDesc::default(); params.batch],
+            // Room for a whole multi-buffer packet whatever the batch.
+            scratch_descs: vec![XdpDesc::default(); params.batch.max(MAX_FRAGS)],
             scratch_pkts: vec![0; params.batch],
-            scratch_tx: vec![TxFrame::default(); params.batch],
+            scratch_tx: vec![TxFrame::default(); params.batch + MAX_FRAGS],
             params: params.clone(),
             ifindex,
             zero_copy,
@@ -728,11 +750,21 @@ impl Channel {
     /// The frames are the application's until it frees them
     /// ([`free_rx`](Self::free_rx)) or sends them ([`tx_burst`](Self::tx_burst)).
     pub fn rx_burst(&mut self, out: &mut [RxFrame]) -> Result<usize> {
+        if self.params.multi_buffer && out.len() < MAX_FRAGS {
+            return Err(Error::InvalidArenaParams {
+                arena: self.arena.name().to_owned(),
+                rule: "a multi-buffer rx_burst needs room for MAX_FRAGS frames",
+            });
+        }
         self.refill()?;
         let mut got = 0;
         while got < out.len() {
-            let want = (out.len() - got).min(self.params.batch);
-            let n = self.rx.pop_descs(&mut self.scratch_descs[..want]);
+            let want = (out.len() - got).min(self.scratch_descs.len());
+            let n = if self.params.multi_buffer {
+                self.rx.pop_packets(&mut self.scratch_descs[..want])
+            } else {
+                self.rx.pop_descs(&mut self.scratch_descs[..want])
+            };
             if n == 0 {
                 break;
             }
@@ -886,42 +918,65 @@ impl Channel {
             0
         };
         while done < frames.len() {
-            let want = (frames.len() - done).min(self.params.batch);
+            let want = (frames.len() - done).min(self.scratch_descs.len());
             let room = (self.tx.free(want as u32) as usize).min(want);
             if room == 0 {
                 break;
             }
             let mut n = 0;
-            for f in &frames[done..done + room] {
-                let fits = f.offset as u64 + f.len as u64 <= buf
-                    && f.len > 0
-                    && f.offset as u64 >= min_offset;
-                if !fits {
-                    // The caller counts it as taken: give it back to the
-                    // fill path rather than strand it.
-                    self.counters.tx_refused += 1;
-                    self.give_back(f.pkt);
+            let mut i = done;
+            while i < done + room {
+                // The packet starting at `i`: one frame, or a chain of
+                // frames with `more` set ended by one without.
+                let len = frames[i..]
+                    .iter()
+                    .position(|f| !f.more)
+                    .map_or(frames.len() - i, |p| p + 1);
+                let ended = !frames[i + len - 1].more;
+                let well_formed =
+                    ended && (len == 1 || self.params.multi_buffer) && len <= MAX_FRAGS;
+                if well_formed && i + len > done + room {
+                    // A whole packet goes into the ring or none of it: this
+                    // one waits for room (it stays the caller's).
+                    break;
+                }
+                let valid = well_formed
+                    && frames[i..i + len].iter().all(|f| {
+                        f.offset as u64 + f.len as u64 <= buf
+                            && f.len > 0
+                            && f.offset as u64 >= min_offset
+                            && self.pool.state(f.pkt).ok() == Some(PacketState::Allocated)
+                    });
+                if !valid {
+                    // Refused whole — a chain with a bad frame must not go
+                    // out with a hole — and counted; the caller counts the
+                    // frames as taken, so those it held go back to the fill
+                    // path rather than strand (the others are not ours).
+                    for f in &frames[i..i + len] {
+                        self.counters.tx_refused += 1;
+                        self.give_back(f.pkt);
+                    }
+                    i += len;
                     continue;
                 }
-                if !self
-                    .pool
-                    .transition(f.pkt, PacketState::Allocated, PacketState::Tx)
-                {
-                    // Not the application's to send: refused, counted.
-                    self.counters.tx_refused += 1;
-                    continue;
+                for f in &frames[i..i + len] {
+                    self.pool.set_state(f.pkt, PacketState::Tx);
+                    self.scratch_descs[n] = XdpDesc {
+                        addr: self.addr_of(f.pkt) + f.offset as u64,
+                        len: f.len,
+                        options: options | if f.more { XDP_PKT_CONTD } else { 0 },
+                    };
+                    self.counters.tx_bytes += f.len as u64;
+                    n += 1;
                 }
-                self.scratch_descs[n] = XdpDesc {
-                    addr: self.addr_of(f.pkt) + f.offset as u64,
-                    len: f.len,
-                    options,
-                };
-                self.counters.tx_bytes += f.len as u64;
-                n += 1;
+                i += len;
             }
             self.tx.push_descs(&self.scratch_descs[..n]);
             self.counters.tx_packets += n as u64;
-            done += room;
+            if i == done {
+                break;
+            }
+            done = i;
         }
         if done > 0 && (!self.params.need_wakeup || self.tx.needs_wakeup()) {
             self.counters.wakeups += 1;
@@ -949,36 +1004,32 @@ impl Channel {
     /// Returns how many were queued.
     pub fn reflect(&mut self, frames: &[RxFrame]) -> Result<usize> {
         let mut queued = 0;
-        for chunk in frames.chunks(self.params.batch) {
+        let mut i = 0;
+        // Does frames[i] start a packet? (Multi-buffer: a packet is a run
+        // of frames with `more`, ended by one without.)
+        let mut first = true;
+        while i < frames.len() {
             let mut tx = std::mem::take(&mut self.scratch_tx);
             let mut n = 0;
-            for f in chunk {
-                let Ok((base, size)) = self.pool.buffer_ptr(f.pkt) else {
-                    self.counters.tx_refused += 1;
-                    continue;
-                };
-                let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt)) as usize;
-                if off.checked_add(f.len as usize).is_none_or(|end| end > size) {
-                    // Not a frame this channel handed out as such: refuse
-                    // it, but do not lose it.
-                    self.counters.tx_refused += 1;
-                    self.give_back(f.pkt);
-                    continue;
+            // A batch at a time, never cutting a packet (the scratch has
+            // room for a batch plus a whole packet).
+            while i < frames.len() && (n < self.params.batch || !first) && n < tx.len() {
+                let f = &frames[i];
+                let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt));
+                if first && f.len >= 12 {
+                    self.swap_macs(f.pkt, off, f.len);
                 }
-                if f.len >= 12 {
-                    // SAFETY: the frame is the application's (received, not
-                    // yet sent or freed); `off + len <= size` was checked, so
-                    // its first 12 bytes lie inside its buffer.
-                    let hdr = unsafe { std::slice::from_raw_parts_mut(base.add(off), 12) };
-                    let (dst, src) = hdr.split_at_mut(6);
-                    dst.swap_with_slice(src);
-                }
+                // An offset that does not fit is refused by tx_burst, with
+                // the rest of its packet.
                 tx[n] = TxFrame {
                     pkt: f.pkt,
-                    offset: off as u32,
+                    offset: u32::try_from(off).unwrap_or(u32::MAX),
                     len: f.len,
+                    more: f.more(),
                 };
+                first = !f.more();
                 n += 1;
+                i += 1;
             }
             let sent = self.tx_burst(&tx[..n]);
             let q = *sent.as_ref().unwrap_or(&0);
@@ -987,8 +1038,42 @@ impl Channel {
             }
             self.scratch_tx = tx;
             queued += sent?;
+            // A packet longer than MAX_FRAGS was cut (and refused whole by
+            // tx_burst): its remaining frames go back too.
+            while !first && i < frames.len() {
+                self.counters.tx_refused += 1;
+                self.give_back(frames[i].pkt);
+                first = !frames[i].more();
+                i += 1;
+            }
         }
         Ok(queued)
+    }
+
+    /// Swaps the Ethernet destination and source of the frame at `off` in
+    /// packet `pkt`'s buffer, if the application holds it and the header
+    /// lies inside the buffer.
+    fn swap_macs(&mut self, pkt: PacketIndex, off: u64, len: u32) {
+        if self.pool.state(pkt).ok() != Some(PacketState::Allocated) {
+            return;
+        }
+        let Ok((base, size)) = self.pool.buffer_ptr(pkt) else {
+            return;
+        };
+        if len < 12
+            || off
+                .checked_add(u64::from(len))
+                .is_none_or(|end| end > size as u64)
+        {
+            return;
+        }
+        // SAFETY: the packet is the application's (received, not yet sent
+        // or freed: the kernel does not touch its buffer), and
+        // `off + len <= size` with `len >= 12`, so its first 12 bytes lie
+        // inside its buffer.
+        let hdr = unsafe { std::slice::from_raw_parts_mut(base.add(off as usize), 12) };
+        let (dst, src) = hdr.split_at_mut(6);
+        dst.swap_with_slice(src);
     }
 
     /// Drains the completion ring: sent frames go to the TX-allocation

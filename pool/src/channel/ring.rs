@@ -248,6 +248,33 @@ impl Consumer {
         self.pop(out)
     }
 
+    /// Takes received descriptors of whole packets only (multi-buffer: a
+    /// packet's fragments carry [`XDP_PKT_CONTD`] but the last), so that a
+    /// packet never straddles two calls; returns how many. A packet with
+    /// more fragments than `out` holds is not taken.
+    pub(crate) fn pop_packets(&mut self, out: &mut [XdpDesc]) -> usize {
+        let n = (self.available(out.len() as u32) as usize).min(out.len());
+        for (i, o) in out[..n].iter_mut().enumerate() {
+            let idx = self.cached_cons.wrapping_add(i as u32) & self.mem.mask;
+            // SAFETY: as in `pop`.
+            *o = unsafe {
+                std::ptr::read_volatile(self.mem.desc.cast::<XdpDesc>().add(idx as usize))
+            };
+        }
+        // Up to and including the last fragment of the last whole packet.
+        let k = out[..n]
+            .iter()
+            .rposition(|d| d.options & XDP_PKT_CONTD == 0)
+            .map_or(0, |p| p + 1);
+        self.cached_cons = self.cached_cons.wrapping_add(k as u32);
+        if k > 0 {
+            self.mem
+                .consumer()
+                .store(self.cached_cons, Ordering::Release);
+        }
+        k
+    }
+
     /// Entries waiting (refreshes the kernel's index).
     pub(crate) fn pending(&mut self) -> u32 {
         self.available(u32::MAX)
