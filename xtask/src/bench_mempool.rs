@@ -64,6 +64,17 @@ fn mops(v: &Value) -> String {
 fn mempool_table(report: &Value, date: &str) -> Result<String> {
     let mut out = String::new();
     let secs = report["seconds_per_case"].as_f64().unwrap_or(0.0);
+    // Magazine size matters for reading the n_keep ≥ 128 rows: a worker
+    // holds two magazines, DPDK's per-lcore cache 512 objects (flushing at
+    // 768).
+    let rounds = report["skmem"]
+        .as_array()
+        .and_then(|v| {
+            v.iter()
+                .filter_map(|m| m["magazine_rounds"].as_u64())
+                .find(|&r| r > 0)
+        })
+        .map_or("–".to_owned(), |r| r.to_string());
     writeln!(
         out,
         "### skmem's cache vs DPDK's mempool (`mempool_perf_autotest` shape)"
@@ -73,7 +84,8 @@ fn mempool_table(report: &Value, date: &str) -> Result<String> {
         out,
         "Run {date}, `target/release/mempool` ({secs} s per case, {} B objects, pool of {} \
          objects). M objects got and put back per second, summed over cores (DPDK's \
-         `rate_persec`). skmem: {}.",
+         `rate_persec`). skmem: {}; cache on = magazines of {rounds} rounds, two per worker \
+         (DPDK's per-lcore cache: 512 objects), off = the slab layer under its mutex.",
         report["obj_size"],
         report["pool_objects"],
         report["skmem_api"].as_str().unwrap_or("?"),
