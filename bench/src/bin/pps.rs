@@ -71,6 +71,12 @@ struct Args {
     /// CPU of the program under test.
     #[arg(long, default_value_t = 1)]
     prog_cpu: usize,
+    /// UMEM frames of every program's socket.
+    #[arg(long, default_value_t = 4096)]
+    frames: u32,
+    /// Entries of each of the four rings of every program's socket.
+    #[arg(long, default_value_t = 1024)]
+    ring_entries: u32,
     /// XDP_MAX_TX_SKB_BUDGET for the skmem and xsk-rs sockets (0: leave
     /// the kernel's default of 32).
     #[arg(long, default_value_t = 1024)]
@@ -134,6 +140,8 @@ fn main() -> ExitCode {
     cfg.gen_cpu = a.gen_cpu;
     cfg.prog_cpu = a.prog_cpu;
     cfg.tx_budget = (a.tx_budget > 0).then_some(a.tx_budget);
+    cfg.frames = a.frames;
+    cfg.ring_entries = a.ring_entries;
 
     if let Some(reason) = pps::skip_reason(&cfg) {
         eprintln!("pps: cannot run: {reason}");

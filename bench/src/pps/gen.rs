@@ -117,10 +117,12 @@ pub fn run(p: &GenParams, counters: &GenCounters, stop: &AtomicBool) -> Result<u
             continue;
         }
         for (t, &pkt) in tx.iter_mut().zip(&pkts[..n]) {
+            // Other fields (added later) at their defaults.
             *t = TxFrame {
                 pkt,
                 offset: 0,
                 len,
+                ..TxFrame::default()
             };
         }
         let q = ch.tx_burst(&tx[..n])?;

@@ -423,6 +423,13 @@ impl Config {
         if let Some(s) = self.sizes.iter().find(|&&s| !(60..=max).contains(&s)) {
             bail!("frame size {s} B: must be 60..={max} (a UMEM frame less the XDP headroom)");
         }
+        if !self.ring_entries.is_power_of_two() || self.frames < self.ring_entries {
+            bail!(
+                "--ring-entries must be a power of two and at most --frames ({} and {})",
+                self.ring_entries,
+                self.frames
+            );
+        }
         if self.gen_cpu == self.prog_cpu {
             bail!("the generator and the program under test need different CPUs");
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame, TxFrame};
+use skmem::region::RegionId;
 
 use super::meter::Meter;
 use super::{ProgCounters, ProgParams, ProgRun, Wait, Workload};
@@ -21,6 +22,12 @@ pub fn run(
 ) -> Result<ProgRun> {
     let mut np = NexusParams::new(p.arena_name.clone());
     np.pool.packets = p.frames as usize;
+    // The arena's RING objects hold 1024-entry rings by default: make room
+    // for larger ones (a page for the indices, 16 bytes a descriptor).
+    let ring = np.region_mut(RegionId::Ring);
+    ring.obj_size = ring
+        .obj_size
+        .max(skmem::sys::page_size() + p.ring_entries as usize * 16);
     let arena = Arena::create_nexus(&np).context("skmem arena")?;
     let mut cp = ChannelParams::new(&p.ifname, 0);
     cp.mode = BindMode::Copy;
@@ -152,10 +159,12 @@ fn txonly(
         let mut q = 0;
         if n > 0 {
             for (t, &pkt) in tx.iter_mut().zip(&pkts[..n]) {
+                // Other fields (added later) at their defaults.
                 *t = TxFrame {
                     pkt,
                     offset: 0,
                     len,
+                    ..TxFrame::default()
                 };
             }
             q = ch.tx_burst(&tx[..n])?;
