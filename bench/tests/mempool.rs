@@ -111,6 +111,7 @@ fn skmem_cases_give_nonzero_rates() {
         seconds: 0.05,
         pool_objects: mempool::pool_size(2),
         magazine_rounds: None,
+        obj_size: mempool::PACKET_OBJ_SIZE,
         cpus: vec![0, 1],
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

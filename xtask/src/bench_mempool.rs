@@ -82,8 +82,9 @@ fn mempool_table(report: &Value, date: &str) -> Result<String> {
     writeln!(out)?;
     writeln!(
         out,
-        "Run {date}, `target/release/mempool` ({secs} s per case, {} B objects, pool of {} \
-         objects). M objects got and put back per second, summed over cores (DPDK's \
+        "Run {date}, `target/release/mempool` ({secs} s per case, skmem objects of {} B — a \
+         packet's metadata, its 2 KiB buffer bound to it, as skmem's packet pool cycles them; \
+         DPDK's of 2048 B; pools of {} objects). M objects got and put back per second, summed over cores (DPDK's \
          `rate_persec`). skmem: {}; cache on = magazines of {rounds} rounds, two per worker \
          (DPDK's per-lcore cache: 512 objects), off = the slab layer under its mutex.",
         report["obj_size"],

@@ -41,10 +41,15 @@ struct Args {
     /// The dpdk-test binary (default: found on PATH).
     #[arg(long)]
     dpdk_test: Option<std::path::PathBuf>,
-    /// Rounds per skmem magazine (default: skmem's choice for 2 KiB
-    /// objects). DPDK's cache holds 512 objects, flushing above 768.
+    /// Rounds per skmem magazine (default: skmem's choice for the object
+    /// size). DPDK's cache holds 512 objects, flushing above 768.
     #[arg(long)]
     magazine_rounds: Option<usize>,
+    /// Bytes per skmem cache object: 32 (default) is what skmem's packet
+    /// pool cycles per packet — its metadata object, the 2 KiB buffer
+    /// bound to it; 2048 makes a cache of 2 KiB objects, like DPDK's.
+    #[arg(long, default_value_t = mempool::PACKET_OBJ_SIZE)]
+    object_size: usize,
     /// Echo dpdk-test's output to stderr as it arrives.
     #[arg(long)]
     echo: bool,
@@ -130,6 +135,7 @@ fn run(a: Args) -> Result<()> {
         seconds: a.seconds,
         pool_objects,
         magazine_rounds: a.magazine_rounds,
+        obj_size: a.object_size,
         cpus,
     };
     let mut measured = Vec::with_capacity(cases.len());
@@ -149,7 +155,7 @@ fn run(a: Args) -> Result<()> {
     let report = Report {
         seconds_per_case: a.seconds,
         pool_objects,
-        obj_size: mempool::OBJ_SIZE,
+        obj_size: a.object_size,
         skmem_api: skmem::API,
         skmem: measured,
         dpdk: dpdk_run,
@@ -180,7 +186,7 @@ fn describe(r: &Report, cases: &[Case]) -> String {
         _ => "–".to_owned(),
     };
     let mut s = format!(
-        "{} cases, {} s each, {} B objects, pool of {} objects (DPDK's MEMPOOL_SIZE; skmem's \
+        "{} cases, {} s each, skmem objects of {} B (32: a packet's metadata, its 2 KiB buffer bound to it), pool of {} objects (DPDK's MEMPOOL_SIZE; skmem's \
          region rounds up to {region}). Rates: objects got and put back per second, summed \
          over cores (DPDK's rate_persec).\n\
          skmem: {}; cache on = per-worker magazines of {rounds} rounds (two per worker), \

@@ -23,8 +23,15 @@ use std::fmt::{self, Write as _};
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
-/// Object size, as `MEMPOOL_ELT_SIZE` in DPDK's test.
+/// Object size, as `MEMPOOL_ELT_SIZE` in DPDK's test: what one of its
+/// objects (an mbuf with its data) occupies.
 pub const OBJ_SIZE: usize = 2048;
+/// What skmem's packet pool cycles per packet: the packet's 32-byte
+/// metadata object (`skmem::pool::META_SIZE`), whose 2 KiB buffer is bound
+/// to it for life, so a get or put never touches the buffer — as DPDK's
+/// never touches its objects' bytes. skmem sizes its magazines by this
+/// object, as Skywalk does.
+pub const PACKET_OBJ_SIZE: usize = ::skmem::pool::META_SIZE;
 /// DPDK's `MAX_KEEP` (22.11 keeps up to 512 objects).
 pub const MAX_KEEP: usize = 512;
 /// DPDK's `RTE_MEMPOOL_CACHE_MAX_SIZE`, the cache size its test uses.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use skmem::cache::{Burst, Cache, CacheParams, CacheWorker};
 use skmem::region::{Region, RegionFlags, RegionId, RegionParams};
 
-use super::{Case, MAX_KEEP, N, OBJ_SIZE};
+use super::{Case, MAX_KEEP, N};
 
 /// How the loop uses the cache, for reports.
 pub const API: &str = "one CacheWorker::burst() around each get/put cycle of n_keep objects \
@@ -22,8 +22,12 @@ pub struct Settings {
     pub seconds: f64,
     /// Objects the pool is asked for (DPDK's `MEMPOOL_SIZE`).
     pub pool_objects: usize,
-    /// Rounds per magazine; `None` is skmem's default for 2 KiB objects.
+    /// Rounds per magazine; `None` is skmem's default for `obj_size`.
     pub magazine_rounds: Option<usize>,
+    /// Bytes per cache object: [`super::PACKET_OBJ_SIZE`] (the packet
+    /// pool's metadata, what a packet allocation cycles) or
+    /// [`super::OBJ_SIZE`] (a cache of 2 KiB objects, like DPDK's).
+    pub obj_size: usize,
     /// CPU of each core, in order (`cpus[i]` runs core `i`).
     pub cpus: Vec<usize>,
 }
@@ -142,7 +146,7 @@ pub fn run_case(case: Case, s: &Settings) -> Result<Measured> {
     if !case.cache {
         flags |= RegionFlags::NOMAGAZINES;
     }
-    let params = RegionParams::new(RegionId::Kmd, OBJ_SIZE, s.pool_objects)
+    let params = RegionParams::new(RegionId::Kmd, s.obj_size, s.pool_objects)
         .with_flags(flags)
         .with_workers(cores);
     let region = Region::create("bench.mempool", &params).context("creating the region")?;
