@@ -122,7 +122,12 @@ fn cpeer_rxdrop_receives_through_skmem_xdp() {
     const FRAMES: u64 = 4096;
     let pair = pair();
     let prog = Mutex::new(attach_skmem(&pair));
-    let p = params(&pair, Workload::Rxdrop, (0.2, 1.0, 2));
+    let mut p = params(&pair, Workload::Rxdrop, (0.2, 1.0, 2));
+    // Rings that hold every frame of the test: pacing follows XDP, not the
+    // peer, and a peer starved of CPU for a moment (a loaded machine) would
+    // otherwise run its fill ring dry and drop frames.
+    p.ring_entries = FRAMES as u32;
+    p.frames = 2 * FRAMES as u32;
     let spec = pair.frame_spec(Side::B, 64).unwrap();
     let redirected = || prog.lock().unwrap().counters().unwrap().redirected;
     let (run, sent) = with_peer(
@@ -153,14 +158,14 @@ fn cpeer_rxdrop_receives_through_skmem_xdp() {
     let xdp = prog.lock().unwrap().counters().unwrap();
     assert_eq!(xdp.redirected, FRAMES, "{xdp:?}");
     let c = run.counters;
-    // Every frame XDP redirected was received or counted as lost by the
-    // socket, and (paced) nearly all were received.
+    // Every frame XDP redirected was received (with rings this size none
+    // can be lost; if one were, the socket's drop counters would say why).
     assert_eq!(
         c.rx_packets + c.xsk_rx_dropped + c.xsk_rx_ring_full,
         xdp.redirected,
         "{c:?}"
     );
-    assert!(c.rx_packets >= FRAMES * 95 / 100, "{c:?}");
+    assert_eq!(c.rx_packets, FRAMES, "{c:?}");
     check_samples(&run, &p);
     assert!(run.samples.last().unwrap().value <= c.rx_packets);
 }
@@ -312,7 +317,12 @@ fn testpmd_rxonly_counts_frames() {
     };
     const FRAMES: u64 = 4096;
     let pair = pair();
-    let p = params(&pair, Workload::Rxdrop, (0.2, 1.0, 2));
+    let mut p = params(&pair, Workload::Rxdrop, (0.2, 1.0, 2));
+    // Rings that hold every frame of the test: pacing follows XDP, not the
+    // peer, and a peer starved of CPU for a moment (a loaded machine) would
+    // otherwise run its fill ring dry and drop frames.
+    p.ring_entries = FRAMES as u32;
+    p.frames = 2 * FRAMES as u32;
     let spec = pair.frame_spec(Side::B, 64).unwrap();
     let (run, sent) = with_peer(
         &pair,
