@@ -27,7 +27,7 @@ struct Args {
     quick: bool,
     /// The matrix: layouts default,threaded x workloads rxdrop,txonly,l2fwd
     /// x sizes 64,1500 x every program, live-frames generator, warm-up 1 s,
-    /// 3 x 3 s (under 15 minutes). Other flags override its settings.
+    /// 3 x 3 s (about 10 minutes). Other flags override its settings.
     #[arg(long)]
     matrix: bool,
     /// Warm-up before the first repetition, seconds.
