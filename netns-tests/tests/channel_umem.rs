@@ -517,3 +517,50 @@ fn malformed_tx_chains_are_refused_whole_and_nothing_is_lost() {
         }
     });
 }
+
+/// `free_rx` gives frames straight to the fill ring while it has room and
+/// stages the rest on the RX-free slots; either way every frame is
+/// accounted for and a frame the application does not hold is refused.
+#[test]
+fn free_rx_fills_the_fill_ring_first_then_stages() {
+    skmem_netns_tests::require_root!();
+    let pair = pair();
+    let ifname = pair.ifname(Side::A).to_owned();
+    pair.in_ns(Side::A, || {
+        let mut np = NexusParams::new("freerx");
+        np.pool.packets = 2048;
+        let arena = Arena::create_nexus(&np).unwrap();
+        let mut cp = ChannelParams::new(&ifname, 0);
+        cp.mode = BindMode::Copy;
+        cp.umem_ring_entries = 1024;
+        let mut ch = Channel::open(&arena, &cp).unwrap();
+        // Nothing has filled the fill ring yet: 64 freed frames go
+        // straight onto it.
+        let mut held = vec![0u32; 64];
+        assert_eq!(ch.alloc_tx(&mut held), 64);
+        let empty = ch.account();
+        assert_eq!(empty.fill_ring, 0, "{empty:?}");
+        ch.free_rx(&held).unwrap();
+        let a = ch.account();
+        assert_eq!(
+            (a.fill_ring, a.kernel_rx, a.staged),
+            (64, 64, empty.staged),
+            "{a:?}"
+        );
+        a.check(true).unwrap();
+        // Hold 64 more, then top the fill ring up to full.
+        assert_eq!(ch.alloc_tx(&mut held), 64);
+        ch.refill().unwrap();
+        let before = ch.account();
+        assert_eq!(before.fill_ring, 1024, "{before:?}");
+        // The fill ring is full: all 64 are staged.
+        ch.free_rx(&held).unwrap();
+        let a = ch.account();
+        assert_eq!(a.app, 0);
+        assert_eq!(a.staged, before.staged + 64, "{a:?}");
+        a.check(true).unwrap();
+        // A frame that is not the application's is refused, nothing moves.
+        assert!(ch.free_rx(&held[..1]).is_err());
+        assert_eq!(ch.account(), a);
+    });
+}
