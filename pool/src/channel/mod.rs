@@ -356,6 +356,13 @@ pub struct Channel {
     ifindex: u32,
     zero_copy: bool,
     counters: ChannelCounters,
+    /// Frames given to the kernel for RX (fill ring + RX ring) not yet
+    /// taken back from the RX ring: kept at most the RX ring's size, so the
+    /// RX ring never overflows. Excess traffic is then dropped by the
+    /// kernel before it copies a frame (fill ring empty) rather than after
+    /// (RX ring full) — a copy saved per dropped frame, and no cache line of
+    /// the RX ring's indices bouncing between the CPUs while it is full.
+    rx_held: u32,
     /// log2 of the buffer size when it is a power of two: an address's
     /// packet is then a shift away, else a division (unaligned chunks).
     buf_shift: Option<u32>,
@@ -623,6 +630,7 @@ impl Channel {
             ifindex,
             zero_copy,
             counters: ChannelCounters::default(),
+            rx_held: 0,
             stats_obj,
         })
     }
@@ -667,6 +675,12 @@ impl Channel {
         self.counters
     }
 
+    /// How many more frames the kernel may be given for RX (see `rx_held`).
+    #[inline(always)]
+    fn rx_room(&self) -> usize {
+        self.rx.size().saturating_sub(self.rx_held) as usize
+    }
+
     /// The plain UMEM address of a descriptor's: with unaligned chunks the
     /// kernel puts the data's offset in the top 16 bits.
     #[inline(always)]
@@ -701,7 +715,9 @@ impl Channel {
     pub fn refill(&mut self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let want = (self.fill.free(self.params.batch as u32) as usize).min(self.params.batch);
+            let want = (self.fill.free(self.params.batch as u32) as usize)
+                .min(self.params.batch)
+                .min(self.rx_room());
             if want == 0 {
                 break;
             }
@@ -734,6 +750,7 @@ impl Channel {
             }
             let pushed = self.fill.push_addrs(&self.scratch_addrs[..n]);
             debug_assert_eq!(pushed, n, "free() said there was room");
+            self.rx_held += pushed as u32;
             total += pushed;
             if n < want {
                 break;
@@ -768,6 +785,7 @@ impl Channel {
             if n == 0 {
                 break;
             }
+            self.rx_held = self.rx_held.saturating_sub(n as u32);
             for d in &self.scratch_descs[..n] {
                 let addr = self.linear(d.addr);
                 let ok = self.pkt_of(addr).filter(|&p| {
@@ -809,6 +827,7 @@ impl Channel {
         let mut rest = 0;
         let mut to_fill = 0;
         let mut room = (self.fill.free(pkts.len() as u32) as usize)
+            .min(self.rx_room())
             .min(pkts.len())
             .min(self.scratch_addrs.len());
         for &p in pkts {
@@ -845,6 +864,7 @@ impl Channel {
         if to_fill > 0 {
             let pushed = self.fill.push_addrs(&self.scratch_addrs[..to_fill]);
             debug_assert_eq!(pushed, to_fill, "free() said there was room");
+            self.rx_held += pushed as u32;
             if self.params.need_wakeup && self.fill.needs_wakeup() {
                 self.counters.wakeups += 1;
                 self.sock.kick_rx()?;
