@@ -266,17 +266,20 @@ pub fn svg(report: &Value, path: &Path) -> Result<()> {
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(n)
-        .x_label_formatter(&|x| {
-            let i = (*x - 0.5).round();
-            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                labels[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_labels(0)
         .y_desc("Mpps")
         .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    // One label per group, under the top edge (plotters places its own
+    // ticks, not one per group).
+    chart
+        .draw_series(labels.iter().enumerate().map(|(i, l)| {
+            Text::new(
+                l.clone(),
+                (i as f64 + 0.1, top.max(0.1) * 0.97),
+                ("sans-serif", 12),
+            )
+        }))
         .map_err(|e| anyhow!("{e}"))?;
     let k = present.len() as f64;
     let bar = 0.8 / k;
