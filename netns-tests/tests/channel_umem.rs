@@ -11,8 +11,8 @@ use skmem::channel::{
 };
 use skmem::Error;
 use skmem_netns_tests::{
-    check_payload, frame::ipv4_checksum, NetnsPair, PairConfig, Receiver, RxFilter, Sender,
-    SequenceChecker, Side, DEFAULT_UDP_PORT,
+    check_payload, frame::ipv4_checksum, FrameSpec, NetnsPair, PairConfig, Receiver, RxFilter,
+    Sender, SequenceChecker, Side, DEFAULT_UDP_PORT,
 };
 use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
 
@@ -37,6 +37,53 @@ fn truncated_arena(name: &str, packets: usize, buf_size: usize) -> Arena {
     np.pool.buf_size = buf_size;
     np.truncated_buf = true;
     Arena::create_nexus(&np).unwrap()
+}
+
+/// Sends `frames` frames of `spec` from B, at most `window` on the round
+/// trip, and checks each one that comes back: MACs swapped, the size sent,
+/// in order, payload intact. Counts them in `back`; returns the errors.
+fn round_trip_from_b(
+    pair: &NetnsPair,
+    spec: &FrameSpec,
+    frames: u64,
+    window: u64,
+    back: &AtomicU64,
+) -> Vec<String> {
+    let (mac_a, mac_b) = (pair.mac(Side::A), pair.mac(Side::B));
+    pair.in_ns(Side::B, || {
+        let mut rxb = Receiver::open_in_current_ns(
+            pair.ifindex(Side::B),
+            RxFilter::udp_port(DEFAULT_UDP_PORT),
+        )
+        .unwrap();
+        let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
+        let mut seq = SequenceChecker::new();
+        let mut errors = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut sent = 0u64;
+        while back.load(Ordering::Relaxed) < frames && Instant::now() < deadline {
+            while sent < frames && sent - back.load(Ordering::Relaxed) < window {
+                tx.send_frame(&spec.build(sent).unwrap()).unwrap();
+                sent += 1;
+            }
+            if let Some(f) = rxb.recv(Duration::from_millis(200)).unwrap() {
+                if f[0..6] != mac_b || f[6..12] != mac_a {
+                    errors.push(format!("MACs not swapped: {:02x?}", &f[..12]));
+                }
+                if f.len() != spec.size {
+                    errors.push(format!("{} bytes came back", f.len()));
+                }
+                if let Err(e) = seq.check(f) {
+                    errors.push(e.to_string());
+                }
+                if let Err(e) = check_payload(f) {
+                    errors.push(e.to_string());
+                }
+                back.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        errors
+    })
 }
 
 #[test]
@@ -71,7 +118,6 @@ fn unaligned_chunks_of_3000_byte_buffers_carry_every_frame_both_ways() {
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, 1400).unwrap();
-    let (mac_a, mac_b) = (pair.mac(Side::A), pair.mac(Side::B));
     let back = AtomicU64::new(0);
     let ready = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
@@ -121,40 +167,7 @@ fn unaligned_chunks_of_3000_byte_buffers_carry_every_frame_both_ways() {
             std::thread::yield_now();
         }
         assert!(ready.load(Ordering::Acquire), "the forwarder did not start");
-        let errors = pair.in_ns(Side::B, || {
-            let mut rxb = Receiver::open_in_current_ns(
-                pair.ifindex(Side::B),
-                RxFilter::udp_port(DEFAULT_UDP_PORT),
-            )
-            .unwrap();
-            let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
-            let mut seq = SequenceChecker::new();
-            let mut errors = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let mut sent = 0u64;
-            while back.load(Ordering::Relaxed) < FRAMES && Instant::now() < deadline {
-                while sent < FRAMES && sent - back.load(Ordering::Relaxed) < 32 {
-                    tx.send_frame(&spec.build(sent).unwrap()).unwrap();
-                    sent += 1;
-                }
-                if let Some(f) = rxb.recv(Duration::from_millis(200)).unwrap() {
-                    if f[0..6] != mac_b || f[6..12] != mac_a {
-                        errors.push(format!("MACs not swapped: {:02x?}", &f[..12]));
-                    }
-                    if f.len() != 1400 {
-                        errors.push(format!("{} bytes came back", f.len()));
-                    }
-                    if let Err(e) = seq.check(f) {
-                        errors.push(e.to_string());
-                    }
-                    if let Err(e) = check_payload(f) {
-                        errors.push(e.to_string());
-                    }
-                    back.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            errors
-        });
+        let errors = round_trip_from_b(&pair, &spec, FRAMES, 32, &back);
         stop.store(true, Ordering::Release);
         (fwd.join().unwrap(), errors)
     });
@@ -361,7 +374,6 @@ fn multi_buffer_jumbo_frames_arrive_as_chains_and_go_back_whole() {
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1).mtu(9000)).unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, SIZE).unwrap();
-    let (mac_a, mac_b) = (pair.mac(Side::A), pair.mac(Side::B));
     let back = AtomicU64::new(0);
     let ready = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
@@ -413,40 +425,7 @@ fn multi_buffer_jumbo_frames_arrive_as_chains_and_go_back_whole() {
             std::thread::yield_now();
         }
         assert!(ready.load(Ordering::Acquire), "the forwarder did not start");
-        let errors = pair.in_ns(Side::B, || {
-            let mut rxb = Receiver::open_in_current_ns(
-                pair.ifindex(Side::B),
-                RxFilter::udp_port(DEFAULT_UDP_PORT),
-            )
-            .unwrap();
-            let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
-            let mut seq = SequenceChecker::new();
-            let mut errors = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let mut sent = 0u64;
-            while back.load(Ordering::Relaxed) < FRAMES && Instant::now() < deadline {
-                while sent < FRAMES && sent - back.load(Ordering::Relaxed) < 8 {
-                    tx.send_frame(&spec.build(sent).unwrap()).unwrap();
-                    sent += 1;
-                }
-                if let Some(f) = rxb.recv(Duration::from_millis(200)).unwrap() {
-                    if f[0..6] != mac_b || f[6..12] != mac_a {
-                        errors.push(format!("MACs not swapped: {:02x?}", &f[..12]));
-                    }
-                    if f.len() != SIZE {
-                        errors.push(format!("{} bytes came back", f.len()));
-                    }
-                    if let Err(e) = seq.check(f) {
-                        errors.push(e.to_string());
-                    }
-                    if let Err(e) = check_payload(f) {
-                        errors.push(e.to_string());
-                    }
-                    back.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            errors
-        });
+        let errors = round_trip_from_b(&pair, &spec, FRAMES, 8, &back);
         stop.store(true, Ordering::Release);
         (fwd.join().unwrap(), errors)
     });

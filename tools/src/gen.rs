@@ -113,20 +113,12 @@ fn iface_mac(iface: &str) -> Result<[u8; 6]> {
 }
 
 fn pin(cpu: usize) -> Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
-    // inside it for cpu < CPU_SETSIZE, checked first.
-    unsafe {
-        if cpu >= libc::CPU_SETSIZE as usize {
-            bail!("--cpu {cpu} is out of range");
-        }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("pinning to cpu{cpu}"));
-        }
+    if cpu >= rustix::thread::CpuSet::MAX_CPU {
+        bail!("--cpu {cpu} is out of range");
     }
-    Ok(())
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).with_context(|| format!("pinning to cpu{cpu}"))
 }
 
 /// Runs the generator until `stop`, `--count` or `--duration`.

@@ -48,14 +48,6 @@ pub struct Measured {
     pub magazine_rounds: usize,
 }
 
-/// Pins the calling thread to `cpu`, as DPDK pins each lcore.
-fn pin(cpu: usize) -> Result<()> {
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu);
-    rustix::thread::sched_setaffinity(None, &set)
-        .with_context(|| format!("pinning a benchmark thread to cpu{cpu}"))
-}
-
 /// Gets `objs.len()` objects in bulks of `bulk`.
 #[inline(always)]
 fn get(b: &mut Burst<'_>, objs: &mut [u32], bulk: usize) -> Result<()> {
@@ -103,7 +95,7 @@ fn test_loop(w: &mut CacheWorker, table: &mut [u32], case: &Case) -> Result<()> 
 fn core(cache: &Arc<Cache>, cpu: usize, case: Case, seconds: f64, start: &Barrier) -> Result<f64> {
     let mut table = vec![0u32; case.keep as usize];
     let setup = (|| {
-        pin(cpu)?;
+        crate::pps::sys::pin_current_thread(cpu)?; // as DPDK pins each lcore
         let mut w = cache.worker().context("claiming a cache worker")?;
         // Warm-up: fills the worker's magazines and faults in the pages,
         // which DPDK's test also has done by the time it measures (its pool
