@@ -77,6 +77,21 @@ fn ratio(v: &Value) -> String {
         .map_or_else(|| "–".to_owned(), |x| format!("{x:.2}×"))
 }
 
+/// A cell's ratio `key` with the range of its per-round ratios
+/// (`key_rounds`) when the run had several rounds: `0.99× (0.97–1.01)`.
+fn ranged(cell: &Value, key: &str) -> String {
+    let rounds: Vec<f64> = cell[format!("{key}_rounds")]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let lo = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = rounds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    match cell[key].as_f64() {
+        Some(x) if rounds.len() > 1 => format!("{x:.2}× ({lo:.2}–{hi:.2})"),
+        _ => ratio(&cell[key]),
+    }
+}
+
 /// The markdown section: settings, one table per layout, the goals.
 pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
     let rows = rows(report)?;
@@ -84,9 +99,12 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
     let mut s = String::new();
     writeln!(
         s,
-        "Run of {} (`pps --matrix`): warm-up {} s, {} × {} s per program, batch {}, \
+        "Run of {} (`pps --matrix`): {} round(s), each running every program of a cell in turn \
+         (alternating order) with warm-up {} s and {} × {} s; ratios are medians of the per-round \
+         ratios (range in brackets); batch {}, \
          generator `{}` on cpu{}, programs on cpu{}; whole run {:.0} s; loadavg before {}, after {}.\n",
         report["date"].as_str().unwrap_or("the date in the commit"),
+        c["rounds"].as_u64().unwrap_or(1),
         c["warmup_s"],
         c["reps"],
         c["duration_s"],
@@ -135,8 +153,8 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
             write!(head, " {p} |")?;
             rule.push_str("---|");
         }
-        head.push_str(" skmem ÷ best peer | skmem ÷ ceiling |");
-        rule.push_str("---|---|");
+        head.push_str(" skmem ÷ best peer | skmem ÷ xsk-rs | skmem ÷ ceiling |");
+        rule.push_str("---|---|---|");
         writeln!(s, "{head}\n{rule}")?;
         for (l, w, size) in all_cells.iter().filter(|(l, _, _)| l == layout) {
             let mut line = format!("| {w} | {size} B |");
@@ -156,22 +174,23 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
             match info {
                 Some(ci) => write!(
                     line,
-                    " {}{} | {} |",
-                    ratio(&ci["skmem_vs_best_peer"]),
+                    " {}{} | {} | {} |",
+                    ranged(ci, "skmem_vs_best_peer"),
                     ci["best_peer"]
                         .as_str()
-                        .map(|p| format!(" ({p})"))
+                        .map(|p| format!(" {p}"))
                         .unwrap_or_default(),
-                    ratio(&ci["skmem_vs_ceiling"])
+                    ranged(ci, "skmem_vs_xsk_rs"),
+                    ranged(ci, "skmem_vs_ceiling")
                 )?,
-                None => line.push_str(" – | – |"),
+                None => line.push_str(" – | – | – |"),
             }
             writeln!(s, "{line}")?;
         }
         writeln!(s)?;
     }
     if let Some(goals) = report["goals"].as_array().filter(|g| !g.is_empty()) {
-        writeln!(s, "#### Goals (medians of this run)\n")?;
+        writeln!(s, "#### Goals (this run)\n")?;
         writeln!(
             s,
             "| layout | workload | size | ratio | goal | this run | |"
@@ -354,7 +373,8 @@ mod tests {
                  "wait": "poll", "mpps": {"median": 4.0, "min": 3.9, "max": 4.1}}
             ],
             "cells": [{"layout": "threaded", "workload": "rxdrop", "size": 64,
-                       "skmem_vs_best_peer": 2.0, "best_peer": "xsk-rs", "skmem_vs_ceiling": 0.5}],
+                       "skmem_vs_best_peer": 2.0, "best_peer": "xsk-rs", "skmem_vs_ceiling": 0.5,
+                       "skmem_vs_xsk_rs": 2.0, "skmem_vs_xsk_rs_rounds": [1.9, 2.0, 2.2]}],
             "goals": [{"layout": "threaded", "workload": "rxdrop", "size": 64,
                        "ratio": "skmem / best peer", "target": 1.05, "value": 2.0, "met": true}],
             "skipped": [{"implementation": "testpmd", "reason": "not installed"}],
@@ -369,7 +389,7 @@ mod tests {
             md.contains("| rxdrop | 64 B | 2.000 (1.900–2.100) | 1.000 (0.900–1.100) | 4.000"),
             "{md}"
         );
-        assert!(md.contains("2.00× (xsk-rs) | 0.50× |"), "{md}");
+        assert!(md.contains("2.00× xsk-rs | 2.00× (1.90–2.20) | 0.50× |"), "{md}");
         assert!(md.contains("| ≥ 1.05 | 2.00× | ✅ |"), "{md}");
         assert!(md.contains("not run: testpmd — not installed"), "{md}");
         assert!(md.contains("![pps per workload and program](pps.svg)"));

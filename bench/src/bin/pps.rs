@@ -26,8 +26,9 @@ struct Args {
     #[arg(long, conflicts_with = "matrix")]
     quick: bool,
     /// The matrix: layouts default,threaded x workloads rxdrop,txonly,l2fwd
-    /// x sizes 64,1500 x every program, live-frames generator, warm-up 1 s,
-    /// 3 x 3 s (about 10 minutes). Other flags override its settings.
+    /// x sizes 64,1500 x every program, live-frames generator, 5 rounds of
+    /// warm-up 0.5 s and 1 x 1.5 s (about 12 minutes). Other flags override
+    /// its settings.
     #[arg(long)]
     matrix: bool,
     /// Warm-up before the first repetition, seconds.
@@ -36,9 +37,13 @@ struct Args {
     /// Length of one repetition, seconds.
     #[arg(long)]
     duration: Option<f64>,
-    /// Repetitions.
+    /// Repetitions per round.
     #[arg(long)]
     reps: Option<u32>,
+    /// Rounds: every program of a cell runs once per round, in alternating
+    /// order; skmem's ratios are the medians of its per-round ratios.
+    #[arg(long)]
+    rounds: Option<u32>,
     /// Descriptors per ring operation.
     #[arg(long, default_value_t = 64)]
     batch: usize,
@@ -117,6 +122,9 @@ fn main() -> ExitCode {
     }
     if let Some(r) = a.reps {
         cfg.reps = r;
+    }
+    if let Some(r) = a.rounds {
+        cfg.rounds = r;
     }
     cfg.batch = a.batch;
     if let Some(w) = a.wait {

@@ -306,8 +306,13 @@ pub struct Config {
     pub warmup_s: f64,
     /// Length of one repetition, seconds.
     pub duration_s: f64,
-    /// Repetitions.
+    /// Repetitions per round.
     pub reps: u32,
+    /// Rounds: each runs every program of a cell once (warm-up, then
+    /// `reps` repetitions), in alternating order. skmem's ratios are the
+    /// median of its per-round ratios — pairs measured seconds apart — so
+    /// drift on a shared machine over a run cancels.
+    pub rounds: u32,
     /// Descriptors per ring operation (generator and programs).
     pub batch: usize,
     /// Wait mode of the programs in the `default` layout (`threaded`
@@ -347,6 +352,7 @@ impl Default for Config {
             warmup_s: 2.0,
             duration_s: 5.0,
             reps: 3,
+            rounds: 1,
             batch: 64,
             wait: Wait::Spin,
             layouts: vec![Layout::Default],
@@ -373,6 +379,7 @@ impl Config {
             warmup_s: 0.3,
             duration_s: 0.7,
             reps: 1,
+            rounds: 1,
             ..Self::matrix()
         }
         .with_sizes(vec![64])
@@ -380,12 +387,14 @@ impl Config {
 
     /// The matrix: layouts {default, threaded} × workloads {rxdrop, txonly,
     /// l2fwd} × sizes {64, 1500} × every program, with the live-frames
-    /// generator; warm-up 1 s, 3 × 3 s (56 runs, about 10 minutes here).
+    /// generator; 5 rounds of warm-up 0.5 s and 1 × 1.5 s (280 program
+    /// runs, about 12 minutes here).
     pub fn matrix() -> Self {
         Self {
-            warmup_s: 1.0,
-            duration_s: 3.0,
-            reps: 3,
+            warmup_s: 0.5,
+            duration_s: 1.5,
+            reps: 1,
+            rounds: 5,
             layouts: vec![Layout::Default, Layout::Threaded],
             workloads: Workload::ALL.to_vec(),
             implementations: Implementation::ALL.to_vec(),
@@ -409,6 +418,9 @@ impl Config {
         }
         if self.reps == 0 || self.reps > 100 {
             bail!("--reps must be 1..=100");
+        }
+        if self.rounds == 0 || self.rounds > 100 {
+            bail!("--rounds must be 1..=100");
         }
         if self.batch == 0 || self.batch > self.ring_entries as usize {
             bail!("--batch must be 1..={}", self.ring_entries);
@@ -590,6 +602,13 @@ pub struct ProgramResult {
     pub reps_offered_mpps: Vec<f64>,
     /// XDP redirected per repetition, Mpps.
     pub reps_redirected_mpps: Vec<f64>,
+    /// XDP seen per repetition, Mpps.
+    pub reps_seen_mpps: Vec<f64>,
+    /// Reached B per repetition, Mpps.
+    pub reps_reached_b_mpps: Vec<f64>,
+    /// The program's median per round, Mpps (one entry per round, in
+    /// order): what skmem's paired ratios are computed from.
+    pub rounds_mpps: Vec<f64>,
     /// rxdrop and l2fwd through a socket: the program's count over the
     /// measured windows as a share of what XDP redirected to its socket in
     /// the same windows (1.0: nothing lost); `null` otherwise.
@@ -637,16 +656,24 @@ pub struct Cell {
     pub best_peer: Option<String>,
     /// Its median, Mpps.
     pub best_peer_mpps: Option<f64>,
-    /// skmem ÷ best peer (medians).
+    /// skmem ÷ best peer (the median of the per-round ratios; with one
+    /// round, the ratio of the medians). Likewise the other ratios.
     pub skmem_vs_best_peer: Option<f64>,
+    /// The per-round ratios behind it, in round order (empty with one
+    /// round). Likewise `skmem_vs_ceiling_rounds`, `skmem_vs_xsk_rs_rounds`.
+    pub skmem_vs_best_peer_rounds: Vec<f64>,
     /// The ceiling's program (`xdp-drop`, `xdp-tx`).
     pub ceiling: Option<String>,
     /// Its median, Mpps.
     pub ceiling_mpps: Option<f64>,
-    /// skmem ÷ ceiling (medians).
+    /// skmem ÷ ceiling.
     pub skmem_vs_ceiling: Option<f64>,
-    /// skmem ÷ xsk-rs (medians).
+    /// Per round.
+    pub skmem_vs_ceiling_rounds: Vec<f64>,
+    /// skmem ÷ xsk-rs.
     pub skmem_vs_xsk_rs: Option<f64>,
+    /// Per round.
+    pub skmem_vs_xsk_rs_rounds: Vec<f64>,
 }
 
 /// A project goal checked against a cell.
@@ -971,56 +998,79 @@ fn run_layout(
                 .frame_spec(Side::A, size)
                 .and_then(|s| Ok(s.build(0)?))
                 .context("txonly frame")?;
-            for &imp in imps {
-                check_interrupt()?;
-                let Some(program) = imp.program(w) else {
-                    continue;
+            // Round r runs the programs in order, round r + 1 in reverse,
+            // so that drift within a round favours none of them.
+            let mut runs: Vec<Vec<ProgramResult>> = vec![Vec::new(); imps.len()];
+            for round in 0..cfg.rounds {
+                let order: Vec<usize> = if round % 2 == 0 {
+                    (0..imps.len()).collect()
+                } else {
+                    (0..imps.len()).rev().collect()
                 };
-                let label = format!("[{} {} {size}B] {program}", layout.name(), w.name());
-                a.set(&pair, imp.a_side(w))
-                    .with_context(|| format!("{label}: preparing A"))?;
-                let generator = (w != Workload::Txonly).then_some(cfg.generator);
-                let gen = match generator {
-                    Some(_) => Some(
-                        start_generator(&pair, cfg, size)
-                            .with_context(|| format!("{label}: starting the generator"))?,
-                    ),
-                    None => None,
-                };
-                let p = ProgParams {
-                    ifname: if_a.clone(),
-                    workload: w,
-                    wait,
-                    batch: cfg.batch,
-                    frames: cfg.frames,
-                    frame_size: cfg.frame_size,
-                    ring_entries: cfg.ring_entries,
-                    tx_budget: cfg.tx_budget,
-                    arena_name: arena_name("p"),
-                    warmup: Duration::from_secs_f64(cfg.warmup_s),
-                    duration: Duration::from_secs_f64(cfg.duration_s),
-                    reps: cfg.reps,
-                    pkt_size: size,
-                    frame: tx_frame.clone(),
-                };
-                let ctx = RunCtx {
-                    pair: &pair,
-                    a: &a,
-                    sink: &sink,
-                    gen: gen.as_ref().map(|(_, c)| Arc::clone(c)),
-                    cfg,
-                    layout,
-                    t0,
-                };
-                let r = run_one(&ctx, imp, program, generator, p).with_context(|| label.clone());
-                if let Some((mut g, _)) = gen {
-                    g.finish()
-                        .with_context(|| format!("{label}: the generator failed"))?;
+                for idx in order {
+                    let imp = imps[idx];
+                    check_interrupt()?;
+                    let Some(program) = imp.program(w) else {
+                        continue;
+                    };
+                    let label = if cfg.rounds > 1 {
+                        format!(
+                            "[{} {} {size}B round {}/{}] {program}",
+                            layout.name(),
+                            w.name(),
+                            round + 1,
+                            cfg.rounds
+                        )
+                    } else {
+                        format!("[{} {} {size}B] {program}", layout.name(), w.name())
+                    };
+                    a.set(&pair, imp.a_side(w))
+                        .with_context(|| format!("{label}: preparing A"))?;
+                    let generator = (w != Workload::Txonly).then_some(cfg.generator);
+                    let gen = match generator {
+                        Some(_) => Some(
+                            start_generator(&pair, cfg, size)
+                                .with_context(|| format!("{label}: starting the generator"))?,
+                        ),
+                        None => None,
+                    };
+                    let p = ProgParams {
+                        ifname: if_a.clone(),
+                        workload: w,
+                        wait,
+                        batch: cfg.batch,
+                        frames: cfg.frames,
+                        frame_size: cfg.frame_size,
+                        ring_entries: cfg.ring_entries,
+                        tx_budget: cfg.tx_budget,
+                        arena_name: arena_name("p"),
+                        warmup: Duration::from_secs_f64(cfg.warmup_s),
+                        duration: Duration::from_secs_f64(cfg.duration_s),
+                        reps: cfg.reps,
+                        pkt_size: size,
+                        frame: tx_frame.clone(),
+                    };
+                    let ctx = RunCtx {
+                        pair: &pair,
+                        a: &a,
+                        sink: &sink,
+                        gen: gen.as_ref().map(|(_, c)| Arc::clone(c)),
+                        cfg,
+                        layout,
+                        t0,
+                    };
+                    let r =
+                        run_one(&ctx, imp, program, generator, p).with_context(|| label.clone());
+                    if let Some((mut g, _)) = gen {
+                        g.finish()
+                            .with_context(|| format!("{label}: the generator failed"))?;
+                    }
+                    let r = r?;
+                    log(&format!("pps: {label}: {}", r.summary()));
+                    runs[idx].push(r);
                 }
-                let r = r?;
-                log(&format!("pps: {label}: {}", r.summary()));
-                results.push(r);
             }
+            results.extend(runs.into_iter().filter_map(ProgramResult::merge_rounds));
         }
     }
     // Detach before the pair goes (dropping does too; this reports errors).
@@ -1281,6 +1331,9 @@ fn run_one(
             Vec::new()
         },
         reps_redirected_mpps: redirected.iter().map(|r| r / 1e6).collect(),
+        reps_seen_mpps: pick(|o| o.xdp.seen).iter().map(|r| r / 1e6).collect(),
+        reps_reached_b_mpps: pick(|o| o.b).iter().map(|r| r / 1e6).collect(),
+        rounds_mpps: vec![median_min_max(&own_rates).0 / 1e6],
         share_of_redirected: (through_socket && redir_sum > 0.0).then(|| own_sum / redir_sum),
         napi_threads,
         napi_cpu_share,
@@ -1386,7 +1439,77 @@ fn run_program(
     Ok(run)
 }
 
+impl ProgCounters {
+    fn add(&mut self, o: &ProgCounters) {
+        self.rx_packets += o.rx_packets;
+        self.tx_queued += o.tx_queued;
+        self.tx_completed += o.tx_completed;
+        self.tx_unsent += o.tx_unsent;
+        self.xsk_rx_dropped += o.xsk_rx_dropped;
+        self.xsk_rx_ring_full += o.xsk_rx_ring_full;
+        self.xsk_fill_ring_empty += o.xsk_fill_ring_empty;
+    }
+}
+
+/// The mean of the values present (`None` when none is).
+fn mean_of(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let (sum, n) = v.flatten().fold((0.0, 0u32), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| sum / f64::from(n))
+}
+
 impl ProgramResult {
+    /// One program's rounds of one cell as one result: the repetitions of
+    /// every round together (medians over all of them), the per-round
+    /// medians kept for the paired ratios, CPU shares and costs averaged
+    /// (the windows are equally long), counters summed. `None` for no
+    /// round.
+    fn merge_rounds(rounds: Vec<ProgramResult>) -> Option<ProgramResult> {
+        let mut it = rounds.into_iter();
+        let mut m = it.next()?;
+        let rest: Vec<ProgramResult> = it.collect();
+        if rest.is_empty() {
+            return Some(m);
+        }
+        let all = std::iter::once(&m).chain(&rest);
+        let shares = |f: fn(&ProgramResult) -> Option<f64>| mean_of(all.clone().map(f));
+        let (napi_cpu_share, prog_cpu_busy, prog_cpu_share) = (
+            shares(|r| r.napi_cpu_share),
+            shares(|r| r.prog_cpu_busy),
+            shares(|r| r.prog_cpu_share),
+        );
+        let (prog_ns_per_packet, napi_ns_per_packet) = (
+            shares(|r| r.prog_ns_per_packet),
+            shares(|r| r.napi_ns_per_packet),
+        );
+        for r in &rest {
+            m.reps_mpps.extend(&r.reps_mpps);
+            m.reps_offered_mpps.extend(&r.reps_offered_mpps);
+            m.reps_redirected_mpps.extend(&r.reps_redirected_mpps);
+            m.reps_seen_mpps.extend(&r.reps_seen_mpps);
+            m.reps_reached_b_mpps.extend(&r.reps_reached_b_mpps);
+            m.rounds_mpps.extend(&r.rounds_mpps);
+            m.counters.add(&r.counters);
+            m.wall_s = m.wall_s.max(r.wall_s);
+        }
+        let stat = |v: &[f64]| Stat::of_pps(&v.iter().map(|x| x * 1e6).collect::<Vec<_>>());
+        m.mpps = stat(&m.reps_mpps);
+        m.offered_mpps = m.offered_mpps.map(|_| stat(&m.reps_offered_mpps));
+        m.xdp_seen_mpps = m.xdp_seen_mpps.map(|_| stat(&m.reps_seen_mpps));
+        m.xdp_redirected_mpps = m.xdp_redirected_mpps.map(|_| stat(&m.reps_redirected_mpps));
+        m.reached_b_mpps = stat(&m.reps_reached_b_mpps);
+        // Equal windows: sums of rates are proportional to counts.
+        let redir: f64 = m.reps_redirected_mpps.iter().sum();
+        m.share_of_redirected = m
+            .share_of_redirected
+            .and_then(|_| (redir > 0.0).then(|| m.reps_mpps.iter().sum::<f64>() / redir));
+        m.napi_cpu_share = napi_cpu_share;
+        m.prog_cpu_busy = prog_cpu_busy;
+        m.prog_cpu_share = prog_cpu_share;
+        m.prog_ns_per_packet = prog_ns_per_packet;
+        m.napi_ns_per_packet = napi_ns_per_packet;
+        Some(m)
+    }
+
     /// One line: rate, offered, XDP redirected, reached B.
     pub fn summary(&self) -> String {
         let opt =
@@ -1403,10 +1526,44 @@ impl ProgramResult {
     }
 }
 
+/// A ratio with the range of its per-round ratios: `0.990 (0.970-1.010)`.
+pub fn with_range(v: Option<f64>, rounds: &[f64]) -> String {
+    match v {
+        None => "-".to_owned(),
+        Some(v) if rounds.len() > 1 => {
+            let (_, lo, hi) = median_min_max(rounds);
+            format!("{v:.3} ({lo:.2}-{hi:.2})")
+        }
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
+    }
+}
+
+/// skmem ÷ another program and the per-round ratios it comes from: with
+/// several rounds, the median of the per-round ratios (each pair measured
+/// seconds apart); with one, the ratio of the medians (and no list).
+fn paired_ratio(a: Option<&ProgramResult>, b: Option<&ProgramResult>) -> (Option<f64>, Vec<f64>) {
+    let (Some(a), Some(b)) = (a, b) else {
+        return (None, Vec::new());
+    };
+    if a.rounds_mpps.len() > 1 && a.rounds_mpps.len() == b.rounds_mpps.len() {
+        let per_round: Vec<f64> = a
+            .rounds_mpps
+            .iter()
+            .zip(&b.rounds_mpps)
+            .filter(|(_, &y)| y > 0.0)
+            .map(|(x, y)| x / y)
+            .collect();
+        let median = (!per_round.is_empty()).then(|| median_min_max(&per_round).0);
+        (median, per_round)
+    } else {
+        (ratio(Some(a.mpps.median), Some(b.mpps.median)), Vec::new())
     }
 }
 
@@ -1423,7 +1580,7 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                 if here.is_empty() {
                     continue;
                 }
-                let of = |k: Kind| here.iter().find(|r| r.kind == k).map(|r| r.mpps.median);
+                let of = |k: Kind| here.iter().copied().find(|r| r.kind == k);
                 let best = here
                     .iter()
                     .filter(|r| r.kind == Kind::Peer)
@@ -1432,20 +1589,26 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                 let skmem = of(Kind::Skmem);
                 let xsk = here
                     .iter()
-                    .find(|r| r.implementation == Implementation::XskRs)
-                    .map(|r| r.mpps.median);
+                    .copied()
+                    .find(|r| r.implementation == Implementation::XskRs);
+                let (vs_best, vs_best_rounds) = paired_ratio(skmem, best.copied());
+                let (vs_ceiling, vs_ceiling_rounds) = paired_ratio(skmem, ceiling.copied());
+                let (vs_xsk, vs_xsk_rounds) = paired_ratio(skmem, xsk);
                 out.push(Cell {
                     layout,
                     workload,
                     size,
-                    skmem_mpps: skmem,
+                    skmem_mpps: skmem.map(|r| r.mpps.median),
                     best_peer: best.map(|r| r.program.clone()),
                     best_peer_mpps: best.map(|r| r.mpps.median),
-                    skmem_vs_best_peer: ratio(skmem, best.map(|r| r.mpps.median)),
+                    skmem_vs_best_peer: vs_best,
+                    skmem_vs_best_peer_rounds: vs_best_rounds,
                     ceiling: ceiling.map(|r| r.program.clone()),
                     ceiling_mpps: ceiling.map(|r| r.mpps.median),
-                    skmem_vs_ceiling: ratio(skmem, ceiling.map(|r| r.mpps.median)),
-                    skmem_vs_xsk_rs: ratio(skmem, xsk),
+                    skmem_vs_ceiling: vs_ceiling,
+                    skmem_vs_ceiling_rounds: vs_ceiling_rounds,
+                    skmem_vs_xsk_rs: vs_xsk,
+                    skmem_vs_xsk_rs_rounds: vs_xsk_rounds,
                 });
             }
         }
@@ -1490,7 +1653,7 @@ impl Report {
         let _ = writeln!(
             s,
             "pps: AF_XDP copy mode over a veth pair (one queue a side); settings: batch {}, {} B \
-             frames, UMEM {} x {} B, rings {}, TX budget {}; warm-up {} s, {} x {} s",
+             frames, UMEM {} x {} B, rings {}, TX budget {}; {} round(s) of warm-up {} s and {} x {} s",
             c.batch,
             c.sizes
                 .iter()
@@ -1502,6 +1665,7 @@ impl Report {
             c.ring_entries,
             c.tx_budget
                 .map_or_else(|| "kernel default".to_owned(), |b| b.to_string()),
+            c.rounds,
             c.warmup_s,
             c.reps,
             c.duration_s
@@ -1586,7 +1750,7 @@ impl Report {
         let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
         let _ = writeln!(
             s,
-            "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>9} {:>18} {:>9} {:>9}",
+            "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19}",
             "layout",
             "work",
             "size",
@@ -1600,7 +1764,7 @@ impl Report {
         for cl in &self.cells {
             let _ = writeln!(
                 s,
-                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>9} {:>18} {:>9} {:>9}",
+                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19}",
                 cl.layout.name(),
                 cl.workload.name(),
                 cl.size,
@@ -1610,14 +1774,14 @@ impl Report {
                     cl.best_peer.as_deref().unwrap_or("-"),
                     x(cl.best_peer_mpps)
                 ),
-                x(cl.skmem_vs_best_peer),
+                with_range(cl.skmem_vs_best_peer, &cl.skmem_vs_best_peer_rounds),
                 format!(
                     "{} {}",
                     cl.ceiling.as_deref().unwrap_or("-"),
                     x(cl.ceiling_mpps)
                 ),
-                x(cl.skmem_vs_ceiling),
-                x(cl.skmem_vs_xsk_rs)
+                with_range(cl.skmem_vs_ceiling, &cl.skmem_vs_ceiling_rounds),
+                with_range(cl.skmem_vs_xsk_rs, &cl.skmem_vs_xsk_rs_rounds)
             );
         }
         if !self.goals.is_empty() {
@@ -1655,5 +1819,95 @@ impl Report {
             self.elapsed_s, self.loadavg[0], self.loadavg[1]
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One round's result of `imp` at `mpps` (one repetition).
+    fn round(imp: Implementation, mpps: f64) -> ProgramResult {
+        let stat = Stat {
+            median: mpps,
+            min: mpps,
+            max: mpps,
+        };
+        ProgramResult {
+            layout: Layout::Threaded,
+            wait: Wait::Poll,
+            generator: Some(gen::GenKind::Xdp),
+            workload: Workload::Rxdrop,
+            size: 64,
+            program: imp.name().to_owned(),
+            implementation: imp,
+            kind: imp.kind(),
+            reps_mpps: vec![mpps],
+            mpps: stat,
+            offered_mpps: Some(stat),
+            xdp_source: XdpSource::SkmemXdp,
+            xdp_seen_mpps: Some(stat),
+            xdp_redirected_mpps: Some(stat),
+            reached_b_mpps: Stat::default(),
+            reps_offered_mpps: vec![mpps],
+            reps_redirected_mpps: vec![2.0 * mpps],
+            reps_seen_mpps: vec![mpps],
+            reps_reached_b_mpps: vec![0.0],
+            rounds_mpps: vec![mpps],
+            share_of_redirected: Some(0.5),
+            napi_threads: Vec::new(),
+            napi_cpu_share: Some(0.8),
+            prog_cpu_busy: Some(1.0),
+            prog_cpu_share: Some(mpps / 10.0),
+            prog_ns_per_packet: Some(100.0 * mpps),
+            napi_ns_per_packet: None,
+            counters: ProgCounters {
+                rx_packets: 10,
+                ..ProgCounters::default()
+            },
+            wall_s: mpps,
+        }
+    }
+
+    #[test]
+    fn rounds_merge_into_one_result_with_per_round_medians() {
+        let m = ProgramResult::merge_rounds(vec![
+            round(Implementation::Skmem, 1.0),
+            round(Implementation::Skmem, 3.0),
+            round(Implementation::Skmem, 2.0),
+        ])
+        .unwrap();
+        assert_eq!(m.reps_mpps, [1.0, 3.0, 2.0]);
+        assert_eq!(m.rounds_mpps, [1.0, 3.0, 2.0]);
+        assert!((m.mpps.median - 2.0).abs() < 1e-9);
+        assert!((m.mpps.min - 1.0).abs() < 1e-9 && (m.mpps.max - 3.0).abs() < 1e-9);
+        assert_eq!(m.counters.rx_packets, 30);
+        assert!((m.prog_cpu_share.unwrap() - 0.2).abs() < 1e-9);
+        assert!((m.share_of_redirected.unwrap() - 0.5).abs() < 1e-9);
+        assert_eq!(m.napi_ns_per_packet, None);
+        assert!((m.wall_s - 3.0).abs() < 1e-9);
+        assert!(ProgramResult::merge_rounds(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn ratios_pair_rounds_so_drift_cancels() {
+        // The machine halves its speed over the run: each round's pair
+        // sees the same conditions, and skmem is 10 % ahead in every one.
+        let merge = |imp, v: &[f64]| {
+            ProgramResult::merge_rounds(v.iter().map(|&x| round(imp, x)).collect()).unwrap()
+        };
+        let skmem = merge(Implementation::Skmem, &[4.4, 3.3, 2.2]);
+        let peer = merge(Implementation::XskRs, &[4.0, 3.0, 2.0]);
+        let (r, per_round) = paired_ratio(Some(&skmem), Some(&peer));
+        assert!((r.unwrap() - 1.1).abs() < 1e-9);
+        assert_eq!(per_round.len(), 3);
+        assert_eq!(with_range(r, &per_round), "1.100 (1.10-1.10)");
+        // One round: the ratio of the medians, no list.
+        let (r, per_round) = paired_ratio(
+            Some(&round(Implementation::Skmem, 3.0)),
+            Some(&round(Implementation::XskRs, 2.0)),
+        );
+        assert!((r.unwrap() - 1.5).abs() < 1e-9 && per_round.is_empty());
+        assert_eq!(paired_ratio(None, Some(&peer)).0, None);
     }
 }
