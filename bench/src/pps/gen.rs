@@ -154,6 +154,11 @@ const XDP_REPEAT: u32 = 65_536;
 /// `completed` both count what the kernel offered to the interface.
 pub fn run_xdp(p: &GenParams, counters: &GenCounters, stop: &AtomicBool) -> Result<u64> {
     pin_current_thread(p.cpu)?;
+    // A signal that lands on this thread mid-run ends BPF_PROG_RUN with
+    // EINTR and loses the count of the frames sent — SIGCHLD from a peer
+    // process exiting (testpmd, the C peer), say. Let other threads take
+    // them.
+    super::sys::block_signals()?;
     let mut frame = vec![0u8; p.spec.size];
     let len = p
         .spec

@@ -1026,45 +1026,58 @@ fn run_layout(
                     };
                     a.set(&pair, imp.a_side(w))
                         .with_context(|| format!("{label}: preparing A"))?;
-                    let generator = (w != Workload::Txonly).then_some(cfg.generator);
-                    let gen = match generator {
-                        Some(_) => Some(
-                            start_generator(&pair, cfg, size)
-                                .with_context(|| format!("{label}: starting the generator"))?,
-                        ),
-                        None => None,
+                    // One program run; a failed one (the generator interrupted, a
+                    // peer that did not start) is tried once more before the whole
+                    // run gives up.
+                    let attempt = || -> Result<ProgramResult> {
+                        let generator = (w != Workload::Txonly).then_some(cfg.generator);
+                        let gen = match generator {
+                            Some(_) => Some(
+                                start_generator(&pair, cfg, size)
+                                    .with_context(|| format!("{label}: starting the generator"))?,
+                            ),
+                            None => None,
+                        };
+                        let p = ProgParams {
+                            ifname: if_a.clone(),
+                            workload: w,
+                            wait,
+                            batch: cfg.batch,
+                            frames: cfg.frames,
+                            frame_size: cfg.frame_size,
+                            ring_entries: cfg.ring_entries,
+                            tx_budget: cfg.tx_budget,
+                            arena_name: arena_name("p"),
+                            warmup: Duration::from_secs_f64(cfg.warmup_s),
+                            duration: Duration::from_secs_f64(cfg.duration_s),
+                            reps: cfg.reps,
+                            pkt_size: size,
+                            frame: tx_frame.clone(),
+                        };
+                        let ctx = RunCtx {
+                            pair: &pair,
+                            a: &a,
+                            sink: &sink,
+                            gen: gen.as_ref().map(|(_, c)| Arc::clone(c)),
+                            cfg,
+                            layout,
+                            t0,
+                        };
+                        let r = run_one(&ctx, imp, program, generator, p)
+                            .with_context(|| label.clone());
+                        if let Some((mut g, _)) = gen {
+                            g.finish()
+                                .with_context(|| format!("{label}: the generator failed"))?;
+                        }
+                        r
                     };
-                    let p = ProgParams {
-                        ifname: if_a.clone(),
-                        workload: w,
-                        wait,
-                        batch: cfg.batch,
-                        frames: cfg.frames,
-                        frame_size: cfg.frame_size,
-                        ring_entries: cfg.ring_entries,
-                        tx_budget: cfg.tx_budget,
-                        arena_name: arena_name("p"),
-                        warmup: Duration::from_secs_f64(cfg.warmup_s),
-                        duration: Duration::from_secs_f64(cfg.duration_s),
-                        reps: cfg.reps,
-                        pkt_size: size,
-                        frame: tx_frame.clone(),
+                    let r = match attempt() {
+                        Err(e) if !INTERRUPT.load(Ordering::Relaxed) => {
+                            log(&format!("pps: {label}: failed, trying once more: {e:#}"));
+                            attempt()
+                        }
+                        r => r,
                     };
-                    let ctx = RunCtx {
-                        pair: &pair,
-                        a: &a,
-                        sink: &sink,
-                        gen: gen.as_ref().map(|(_, c)| Arc::clone(c)),
-                        cfg,
-                        layout,
-                        t0,
-                    };
-                    let r =
-                        run_one(&ctx, imp, program, generator, p).with_context(|| label.clone());
-                    if let Some((mut g, _)) = gen {
-                        g.finish()
-                            .with_context(|| format!("{label}: the generator failed"))?;
-                    }
                     let r = r?;
                     log(&format!("pps: {label}: {}", r.summary()));
                     runs[idx].push(r);
