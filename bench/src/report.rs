@@ -15,7 +15,14 @@ use plotters::prelude::*;
 use serde_json::Value;
 
 /// The programs in the order tables and the plot show them.
-pub const PROGRAMS: [&str; 5] = ["skmem", "xsk-rs", "libxdp-c", "testpmd", "ceiling"];
+pub const PROGRAMS: [&str; 6] = [
+    "skmem",
+    "skmem-again",
+    "xsk-rs",
+    "libxdp-c",
+    "testpmd",
+    "ceiling",
+];
 
 /// Start and end markers of the generated section in BENCHMARKS.md.
 pub const BEGIN: &str = "<!-- BEGIN pps: written by `cargo xtask bench --pps` -->";
@@ -153,8 +160,10 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
             write!(head, " {p} |")?;
             rule.push_str("---|");
         }
-        head.push_str(" skmem ÷ best peer | skmem ÷ xsk-rs | skmem ÷ ceiling |");
-        rule.push_str("---|---|---|");
+        head.push_str(
+            " skmem ÷ best peer | skmem ÷ xsk-rs | skmem ÷ ceiling | skmem ÷ skmem-again (A/A) |",
+        );
+        rule.push_str("---|---|---|---|");
         writeln!(s, "{head}\n{rule}")?;
         for (l, w, size) in all_cells.iter().filter(|(l, _, _)| l == layout) {
             let mut line = format!("| {w} | {size} B |");
@@ -174,16 +183,17 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
             match info {
                 Some(ci) => write!(
                     line,
-                    " {}{} | {} | {} |",
+                    " {}{} | {} | {} | {} |",
                     ranged(ci, "skmem_vs_best_peer"),
                     ci["best_peer"]
                         .as_str()
                         .map(|p| format!(" {p}"))
                         .unwrap_or_default(),
                     ranged(ci, "skmem_vs_xsk_rs"),
-                    ranged(ci, "skmem_vs_ceiling")
+                    ranged(ci, "skmem_vs_ceiling"),
+                    ranged(ci, "skmem_vs_skmem_again")
                 )?,
-                None => line.push_str(" – | – | – |"),
+                None => line.push_str(" – | – | – | – |"),
             }
             writeln!(s, "{line}")?;
         }
@@ -237,8 +247,9 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
 }
 
 /// Colours of the programs, in [`PROGRAMS`] order.
-const COLOURS: [RGBColor; 5] = [
+const COLOURS: [RGBColor; PROGRAMS.len()] = [
     RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0x9e, 0xc5, 0xe8),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0x94, 0x67, 0xbd),
@@ -389,7 +400,10 @@ mod tests {
             md.contains("| rxdrop | 64 B | 2.000 (1.900–2.100) | 1.000 (0.900–1.100) | 4.000"),
             "{md}"
         );
-        assert!(md.contains("2.00× xsk-rs | 2.00× (1.90–2.20) | 0.50× |"), "{md}");
+        assert!(
+            md.contains("2.00× xsk-rs | 2.00× (1.90–2.20) | 0.50× | – |"),
+            "{md}"
+        );
         assert!(md.contains("| ≥ 1.05 | 2.00× | ✅ |"), "{md}");
         assert!(md.contains("not run: testpmd — not installed"), "{md}");
         assert!(md.contains("![pps per workload and program](pps.svg)"));

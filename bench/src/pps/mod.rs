@@ -139,6 +139,12 @@ pub enum Implementation {
     #[serde(rename = "skmem")]
     #[value(name = "skmem")]
     Skmem,
+    /// skmem's `Channel` again, as a control: two runs of the same program
+    /// in the same rounds show how far apart identical programs land on
+    /// this machine (the A/A spread any ratio must be read against).
+    #[serde(rename = "skmem-again")]
+    #[value(name = "skmem-again")]
+    SkmemAgain,
     /// xsk-rs 0.11 (libxdp's xsk.c underneath), in process.
     #[serde(rename = "xsk-rs")]
     #[value(name = "xsk-rs")]
@@ -164,9 +170,10 @@ impl Implementation {
     /// Every implementation, in the order a cell runs them (programs that
     /// share skmem's redirecting XDP program first, then the ceiling, then
     /// testpmd, which needs A without it: two swaps per cell).
-    pub const ALL: [Implementation; 5] = [
+    pub const ALL: [Implementation; 6] = [
         Implementation::Skmem,
         Implementation::XskRs,
+        Implementation::SkmemAgain,
         Implementation::LibxdpC,
         Implementation::Ceiling,
         Implementation::Testpmd,
@@ -176,6 +183,7 @@ impl Implementation {
     pub fn name(self) -> &'static str {
         match self {
             Implementation::Skmem => "skmem",
+            Implementation::SkmemAgain => "skmem-again",
             Implementation::XskRs => "xsk-rs",
             Implementation::LibxdpC => "libxdp-c",
             Implementation::Testpmd => "testpmd",
@@ -187,6 +195,7 @@ impl Implementation {
     pub fn kind(self) -> Kind {
         match self {
             Implementation::Skmem => Kind::Skmem,
+            Implementation::SkmemAgain => Kind::Control,
             Implementation::XskRs | Implementation::LibxdpC | Implementation::Testpmd => Kind::Peer,
             Implementation::Ceiling => Kind::Ceiling,
         }
@@ -225,6 +234,8 @@ pub enum Kind {
     Peer,
     /// An XDP program doing the workload without leaving the kernel.
     Ceiling,
+    /// skmem run a second time (`skmem-again`): the A/A control.
+    Control,
 }
 
 /// Where the receive side's work runs.
@@ -387,12 +398,12 @@ impl Config {
 
     /// The matrix: layouts {default, threaded} × workloads {rxdrop, txonly,
     /// l2fwd} × sizes {64, 1500} × every program, with the live-frames
-    /// generator; 5 rounds of warm-up 0.5 s and 1 × 1.5 s (280 program
+    /// generator; 5 rounds of warm-up 0.5 s and 1 × 1.2 s (340 program
     /// runs, about 12 minutes here).
     pub fn matrix() -> Self {
         Self {
             warmup_s: 0.5,
-            duration_s: 1.5,
+            duration_s: 1.2,
             reps: 1,
             rounds: 5,
             layouts: vec![Layout::Default, Layout::Threaded],
@@ -674,6 +685,11 @@ pub struct Cell {
     pub skmem_vs_xsk_rs: Option<f64>,
     /// Per round.
     pub skmem_vs_xsk_rs_rounds: Vec<f64>,
+    /// skmem ÷ skmem run again (the A/A control): 1.0 but for noise, so
+    /// its per-round range is the spread to read the other ratios against.
+    pub skmem_vs_skmem_again: Option<f64>,
+    /// Per round.
+    pub skmem_vs_skmem_again_rounds: Vec<f64>,
 }
 
 /// A project goal checked against a cell.
@@ -1394,7 +1410,9 @@ fn run_program(
             // The socket is closed when each returns: the kernel takes it
             // out of the map.
             match imp {
-                Implementation::Skmem => skmem_prog::run(&p, &mut register, &mut start, &stop),
+                Implementation::Skmem | Implementation::SkmemAgain => {
+                    skmem_prog::run(&p, &mut register, &mut start, &stop)
+                }
                 Implementation::XskRs => xsk_prog::run(&p, &mut register, &mut start, &stop),
                 Implementation::LibxdpC => peers::run_cpeer(&p, &mut register, &mut start, &stop),
                 Implementation::Testpmd => peers::run_testpmd(&p, cpus, &mut start, &stop),
@@ -1607,6 +1625,7 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                 let (vs_best, vs_best_rounds) = paired_ratio(skmem, best.copied());
                 let (vs_ceiling, vs_ceiling_rounds) = paired_ratio(skmem, ceiling.copied());
                 let (vs_xsk, vs_xsk_rounds) = paired_ratio(skmem, xsk);
+                let (vs_again, vs_again_rounds) = paired_ratio(skmem, of(Kind::Control));
                 out.push(Cell {
                     layout,
                     workload,
@@ -1622,6 +1641,8 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                     skmem_vs_ceiling_rounds: vs_ceiling_rounds,
                     skmem_vs_xsk_rs: vs_xsk,
                     skmem_vs_xsk_rs_rounds: vs_xsk_rounds,
+                    skmem_vs_skmem_again: vs_again,
+                    skmem_vs_skmem_again_rounds: vs_again_rounds,
                 });
             }
         }
@@ -1732,6 +1753,7 @@ impl Report {
                 Kind::Skmem => "skmem",
                 Kind::Peer => "peer",
                 Kind::Ceiling => "ceiling",
+                Kind::Control => "control",
             };
             let _ = writeln!(
                 s,
@@ -1763,7 +1785,7 @@ impl Report {
         let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
         let _ = writeln!(
             s,
-            "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19}",
+            "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19}",
             "layout",
             "work",
             "size",
@@ -1772,12 +1794,13 @@ impl Report {
             "÷peer",
             "ceiling",
             "÷ceiling",
-            "÷xsk-rs"
+            "÷xsk-rs",
+            "÷skmem-again (A/A)"
         );
         for cl in &self.cells {
             let _ = writeln!(
                 s,
-                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19}",
+                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19}",
                 cl.layout.name(),
                 cl.workload.name(),
                 cl.size,
@@ -1794,7 +1817,8 @@ impl Report {
                     x(cl.ceiling_mpps)
                 ),
                 with_range(cl.skmem_vs_ceiling, &cl.skmem_vs_ceiling_rounds),
-                with_range(cl.skmem_vs_xsk_rs, &cl.skmem_vs_xsk_rs_rounds)
+                with_range(cl.skmem_vs_xsk_rs, &cl.skmem_vs_xsk_rs_rounds),
+                with_range(cl.skmem_vs_skmem_again, &cl.skmem_vs_skmem_again_rounds)
             );
         }
         if !self.goals.is_empty() {
