@@ -86,7 +86,10 @@ fn mempool_table(report: &Value, date: &str) -> Result<String> {
          packet's metadata, its 2 KiB buffer bound to it, as skmem's packet pool cycles them; \
          DPDK's of 2048 B; pools of {} objects). M objects got and put back per second, summed over cores (DPDK's \
          `rate_persec`). skmem: {}; cache on = magazines of {rounds} rounds, two per worker \
-         (DPDK's per-lcore cache: 512 objects), off = the slab layer under its mutex.",
+         (the same 512 objects as DPDK's per-lcore cache; skmem's own rule gives 32-B objects \
+         158 rounds, Skywalk's largest magazine, which holds 316 — too few to keep 512 per core \
+         without the depot's lock: `mempool --magazine-rounds 0` shows it), off = the slab \
+         layer under its mutex.",
         report["obj_size"],
         report["pool_objects"],
         report["skmem_api"].as_str().unwrap_or("?"),

@@ -41,10 +41,12 @@ struct Args {
     /// The dpdk-test binary (default: found on PATH).
     #[arg(long)]
     dpdk_test: Option<std::path::PathBuf>,
-    /// Rounds per skmem magazine (default: skmem's choice for the object
-    /// size). DPDK's cache holds 512 objects, flushing above 768.
-    #[arg(long)]
-    magazine_rounds: Option<usize>,
+    /// Rounds per skmem magazine: by default 256, so that a worker's two
+    /// magazines hold 512 objects like DPDK's per-lcore cache in the test
+    /// (which flushes above 768); 0 takes skmem's own rule for the object
+    /// size (158 rounds for 32 B).
+    #[arg(long, default_value_t = mempool::MATCHED_ROUNDS)]
+    magazine_rounds: usize,
     /// Bytes per skmem cache object: 32 (default) is what skmem's packet
     /// pool cycles per packet — its metadata object, the 2 KiB buffer
     /// bound to it; 2048 makes a cache of 2 KiB objects, like DPDK's.
@@ -134,7 +136,7 @@ fn run(a: Args) -> Result<()> {
     let settings = skmem::Settings {
         seconds: a.seconds,
         pool_objects,
-        magazine_rounds: a.magazine_rounds,
+        magazine_rounds: (a.magazine_rounds > 0).then_some(a.magazine_rounds),
         obj_size: a.object_size,
         cpus,
     };
