@@ -924,11 +924,21 @@ struct ASide {
 impl ASide {
     /// Attaches skmem's program with `want` (or nothing) to A, detaching
     /// what was there; in `threaded`, switches threaded NAPI on and pins
-    /// the (new) kthread.
+    /// the (new) kthread. Nothing changes when `want` is already there.
     fn set(&mut self, pair: &NetnsPair, want: Option<XdpAction>) -> Result<()> {
         if self.action == want && lock(&self.prog)?.is_some() == want.is_some() {
             return Ok(());
         }
+        self.renew(pair, want)
+    }
+
+    /// [`set`](Self::set), detaching and attaching even when `want` is
+    /// already there: A's veth then starts from a fresh state — new NAPI
+    /// instance, kthread and page pool. Every program run starts this way:
+    /// without it, a run's rate depended on how long ago the last program
+    /// swap (a ceiling, testpmd) reset that state — skmem run twice in the
+    /// same round differed by 20 % in the threaded layout.
+    fn renew(&mut self, pair: &NetnsPair, want: Option<XdpAction>) -> Result<()> {
         let old = lock(&self.prog)?.take();
         self.action = None;
         if let Some(p) = old {
@@ -1040,7 +1050,7 @@ fn run_layout(
                     } else {
                         format!("[{} {} {size}B] {program}", layout.name(), w.name())
                     };
-                    a.set(&pair, imp.a_side(w))
+                    a.renew(&pair, imp.a_side(w))
                         .with_context(|| format!("{label}: preparing A"))?;
                     // One program run; a failed one (the generator interrupted, a
                     // peer that did not start) is tried once more before the whole
