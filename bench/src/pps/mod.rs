@@ -10,9 +10,14 @@
 //! whatever the program under test needs: skmem's XDP program redirecting
 //! to the XSKMAP (skmem, xsk-rs, the libxdp C peer), the same program with
 //! another action for the in-kernel ceilings (`xdp-drop`, `xdp-tx`), or
-//! nothing (DPDK testpmd loads its own). Then for each workload, frame size
-//! and program it starts the generator on B (not for txonly), pinned to the
+//! nothing (DPDK testpmd loads its own) — attached afresh for every program
+//! run, so each starts from a new NAPI instance and page pool on A. Then for
+//! each workload and frame size it runs [`Config::rounds`] rounds; a round
+//! runs every program once (forward order, then reversed in the next
+//! round): it starts the generator on B (not for txonly), pinned to the
 //! generator CPU, and runs the program on A, pinned to the program CPU.
+//! skmem's ratios are medians of per-round ratios, and `skmem-again` (skmem
+//! run twice) is the A/A control that shows the machine's noise.
 //!
 //! Each program measures itself: after a warm-up it samples its own counter
 //! at the end of each repetition (received frames for rxdrop, TX
