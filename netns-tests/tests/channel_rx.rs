@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount, RxFrame};
-use skmem_netns_tests::{
-    check_payload, NetnsPair, PairConfig, Receiver, RxFilter, Sender, SequenceChecker, Side,
-    DEFAULT_UDP_PORT,
-};
+use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT};
 use skmem_xdp::{AttachMode, AttachedMode, XdpFilter, XdpProgram};
+
+mod common;
 
 const FRAMES: u64 = 4096;
 
@@ -144,7 +143,6 @@ fn l2fwd_returns_every_frame_with_swapped_macs() {
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
-    let (mac_a, mac_b) = (pair.mac(Side::A), pair.mac(Side::B));
     let back = AtomicU64::new(0);
     let ready = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
@@ -175,36 +173,8 @@ fn l2fwd_returns_every_frame_with_swapped_macs() {
         while !ready.load(Ordering::Acquire) {
             std::thread::yield_now();
         }
-        let errors = pair.in_ns(Side::B, || {
-            let mut rxb = Receiver::open_in_current_ns(
-                pair.ifindex(Side::B),
-                RxFilter::udp_port(DEFAULT_UDP_PORT),
-            )
-            .unwrap();
-            let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
-            let mut seq = SequenceChecker::new();
-            let mut errors = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let mut sent = 0u64;
-            while back.load(Ordering::Relaxed) < FRAMES && Instant::now() < deadline {
-                // Keep at most 32 frames on the round trip.
-                while sent < FRAMES && sent - back.load(Ordering::Relaxed) < 32 {
-                    tx.send_frame(&spec.build(sent).unwrap()).unwrap();
-                    sent += 1;
-                }
-                if let Some(f) = rxb.recv(Duration::from_millis(200)).unwrap() {
-                    if f[0..6] != mac_b || f[6..12] != mac_a {
-                        errors.push(format!("MACs not swapped: {:02x?}", &f[..12]));
-                    }
-                    if let Err(e) = seq.check(f) {
-                        errors.push(e.to_string());
-                    }
-                    assert!(check_payload(f).is_ok());
-                    back.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            errors
-        });
+        // Keep at most 32 frames on the round trip.
+        let errors = common::round_trip_from_b(&pair, &spec, FRAMES, 32, &back);
         stop.store(true, Ordering::Release);
         (fwd.join().unwrap(), errors)
     });

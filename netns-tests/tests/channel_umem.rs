@@ -11,10 +11,13 @@ use skmem::channel::{
 };
 use skmem::Error;
 use skmem_netns_tests::{
-    check_payload, frame::ipv4_checksum, FrameSpec, NetnsPair, PairConfig, Receiver, RxFilter,
-    Sender, SequenceChecker, Side, DEFAULT_UDP_PORT,
+    check_payload, frame::ipv4_checksum, NetnsPair, PairConfig, Receiver, RxFilter, Side,
+    DEFAULT_UDP_PORT,
 };
 use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
+
+mod common;
+use common::round_trip_from_b;
 
 fn pair() -> NetnsPair {
     NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap()
@@ -37,53 +40,6 @@ fn truncated_arena(name: &str, packets: usize, buf_size: usize) -> Arena {
     np.pool.buf_size = buf_size;
     np.truncated_buf = true;
     Arena::create_nexus(&np).unwrap()
-}
-
-/// Sends `frames` frames of `spec` from B, at most `window` on the round
-/// trip, and checks each one that comes back: MACs swapped, the size sent,
-/// in order, payload intact. Counts them in `back`; returns the errors.
-fn round_trip_from_b(
-    pair: &NetnsPair,
-    spec: &FrameSpec,
-    frames: u64,
-    window: u64,
-    back: &AtomicU64,
-) -> Vec<String> {
-    let (mac_a, mac_b) = (pair.mac(Side::A), pair.mac(Side::B));
-    pair.in_ns(Side::B, || {
-        let mut rxb = Receiver::open_in_current_ns(
-            pair.ifindex(Side::B),
-            RxFilter::udp_port(DEFAULT_UDP_PORT),
-        )
-        .unwrap();
-        let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
-        let mut seq = SequenceChecker::new();
-        let mut errors = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut sent = 0u64;
-        while back.load(Ordering::Relaxed) < frames && Instant::now() < deadline {
-            while sent < frames && sent - back.load(Ordering::Relaxed) < window {
-                tx.send_frame(&spec.build(sent).unwrap()).unwrap();
-                sent += 1;
-            }
-            if let Some(f) = rxb.recv(Duration::from_millis(200)).unwrap() {
-                if f[0..6] != mac_b || f[6..12] != mac_a {
-                    errors.push(format!("MACs not swapped: {:02x?}", &f[..12]));
-                }
-                if f.len() != spec.size {
-                    errors.push(format!("{} bytes came back", f.len()));
-                }
-                if let Err(e) = seq.check(f) {
-                    errors.push(e.to_string());
-                }
-                if let Err(e) = check_payload(f) {
-                    errors.push(e.to_string());
-                }
-                back.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        errors
-    })
 }
 
 #[test]
