@@ -548,13 +548,20 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// Of rates in packets per second.
     fn of_pps(v: &[f64]) -> Self {
-        let (median, min, max) = median_min_max(v);
+        let s = Self::of_mpps(v);
         Self {
-            median: median / 1e6,
-            min: min / 1e6,
-            max: max / 1e6,
+            median: s.median / 1e6,
+            min: s.min / 1e6,
+            max: s.max / 1e6,
         }
+    }
+
+    /// Of rates already in Mpps (the per-repetition lists).
+    fn of_mpps(v: &[f64]) -> Self {
+        let (median, min, max) = median_min_max(v);
+        Self { median, min, max }
     }
 }
 
@@ -1537,7 +1544,7 @@ impl ProgramResult {
             m.counters.add(&r.counters);
             m.wall_s = m.wall_s.max(r.wall_s);
         }
-        let stat = |v: &[f64]| Stat::of_pps(&v.iter().map(|x| x * 1e6).collect::<Vec<_>>());
+        let stat = Stat::of_mpps;
         m.mpps = stat(&m.reps_mpps);
         m.offered_mpps = m.offered_mpps.map(|_| stat(&m.reps_offered_mpps));
         m.xdp_seen_mpps = m.xdp_seen_mpps.map(|_| stat(&m.reps_seen_mpps));
