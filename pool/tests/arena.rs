@@ -11,6 +11,16 @@ use skmem::schema::{SchemaArenaKind, SchemaView};
 use skmem::sys::page_size;
 use skmem::{stats, Error};
 
+/// Held by the tests that walk the arena registry (`stats::arenas`,
+/// `stats::snapshot_all`) and by the one that counts an arena's
+/// references: a walk holds a reference to every live arena while it runs,
+/// so a walk in a concurrent test made the count one higher.
+static REGISTRY_WALKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn registry_walks() -> std::sync::MutexGuard<'static, ()> {
+    REGISTRY_WALKS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn small(name: &str) -> NexusParams {
     let mut p = NexusParams::new(name);
     p.pool.packets = 256;
@@ -69,6 +79,7 @@ fn create_for_nexus_rejects_shareable_ring_region() {
 
 #[test]
 fn create_for_nexus_enforces_every_flag_rule_of_the_seed() {
+    let _walks = registry_walks();
     use RegionId::*;
     type Edit = fn(&mut NexusParams);
     let cases: Vec<(Edit, RegionId, &str)> = vec![
@@ -520,6 +531,7 @@ fn munmap_of_a_redirected_mapping_only_drops_the_count() {
 
 #[test]
 fn the_last_release_destroys_and_unregisters() {
+    let _walks = registry_walks();
     let a = Arena::create_nexus(&small("lastref")).unwrap();
     let id = a.id();
     assert!(stats::arenas().iter().any(|x| x.id() == id));
@@ -636,6 +648,7 @@ fn create_for_system_retains_the_one_sysctls_region() {
 
 #[test]
 fn stats_list_live_arenas_with_their_mappings() {
+    let _walks = registry_walks();
     let a = Arena::create_nexus(&small("stats")).unwrap();
     let maps: Vec<_> = (0..9).map(|_| a.map().unwrap()).collect();
     let s = a.stats();
