@@ -20,13 +20,29 @@ fn pair() -> NetnsPair {
 }
 
 fn open(ifname: &str, packets: usize) -> (Arena, Channel) {
+    open_with(ifname, packets, |_| {})
+}
+
+fn open_with(
+    ifname: &str,
+    packets: usize,
+    tweak: impl FnOnce(&mut ChannelParams),
+) -> (Arena, Channel) {
     let mut np = NexusParams::new(format!("{ifname}q0"));
     np.pool.packets = packets;
     let arena = Arena::create_nexus(&np).unwrap();
     let mut cp = ChannelParams::new(ifname, 0);
     cp.mode = BindMode::Copy;
+    tweak(&mut cp);
     let ch = Channel::open(&arena, &cp).unwrap();
     (arena, ch)
+}
+
+/// How the receiving loop waits when nothing arrived.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    Poll,
+    BusyPoll,
 }
 
 /// Drains completions until the kernel holds no TX frame, then accounts.
@@ -42,6 +58,16 @@ fn settle(ch: &mut Channel) -> FrameAccount {
 #[test]
 fn rxdrop_receives_4096_frames_in_order_and_intact() {
     skmem_netns_tests::require_root!();
+    rxdrop_4096(Wait::Poll);
+}
+
+#[test]
+fn rxdrop_busy_polling_receives_4096_frames_in_order_and_intact() {
+    skmem_netns_tests::require_root!();
+    rxdrop_4096(Wait::BusyPoll);
+}
+
+fn rxdrop_4096(wait: Wait) {
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
@@ -58,9 +84,14 @@ fn rxdrop_receives_4096_frames_in_order_and_intact() {
                 let mut prog =
                     XdpProgram::attach(&ifname, AttachMode::Native, Some(filter)).unwrap();
                 assert_eq!(prog.mode(), AttachedMode::Native);
-                let (_arena, mut ch) = open(&ifname, 2048);
+                let (_arena, mut ch) = open_with(&ifname, 2048, |cp| {
+                    if wait == Wait::BusyPoll {
+                        cp.busy_poll = Some((20, 64));
+                    }
+                });
                 prog.add_socket(0, ch.fd()).unwrap();
                 received.store(u64::MAX - FRAMES, Ordering::Release); // ready
+                let mut busy_polls = 0u64;
                 let mut seq = SequenceChecker::new();
                 let mut errors = Vec::new();
                 let mut frames = vec![RxFrame::default(); 64];
@@ -71,7 +102,10 @@ fn rxdrop_receives_4096_frames_in_order_and_intact() {
                 while got < FRAMES && Instant::now() < deadline {
                     let n = ch.rx_burst(&mut frames).unwrap();
                     if n == 0 {
-                        if sender_done.load(Ordering::Acquire) {
+                        if wait == Wait::BusyPoll {
+                            ch.busy_poll().unwrap();
+                            busy_polls += 1;
+                        } else if sender_done.load(Ordering::Acquire) {
                             ch.poll(50).unwrap();
                         } else {
                             ch.poll(10).unwrap();
@@ -103,6 +137,7 @@ fn rxdrop_receives_4096_frames_in_order_and_intact() {
                     .read_region(skmem::region::RegionId::UStats, 0, &mut word)
                     .unwrap();
                 assert_eq!(u64::from_le_bytes(word), ch.counters().rx_packets);
+                assert_eq!(ch.counters().busy_polls, busy_polls);
                 (settle(&mut ch), ch.counters(), xdp, errors)
             })
         });

@@ -280,6 +280,21 @@ pub fn light_barrier(heavy_available: bool) {
     }
 }
 
+/// Asks the CPU to bring the cache line at `p` close, for a write soon.
+/// Only a hint: it never faults, whatever `p` is, and does nothing on
+/// targets without a prefetch instruction.
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    // SAFETY: SSE is part of the x86-64 baseline, so the instruction
+    // exists; a prefetch reads nothing and cannot fault on any address.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// The expensive half: after it returns, every thread of this process has
 /// passed a full memory barrier (`membarrier(PRIVATE_EXPEDITED)`), so stores
 /// made before it are visible to all threads' later loads, and all threads'

@@ -32,7 +32,8 @@ pub enum Mode {
 pub enum Wait {
     /// `poll()` on the socket.
     Poll,
-    /// Busy polling (SO_PREFER_BUSY_POLL) and spinning.
+    /// Busy polling (SO_PREFER_BUSY_POLL): a non-blocking `recvfrom` that
+    /// runs the queue's NAPI in this thread whenever nothing arrived.
     BusyPoll,
     /// Spin on the rings.
     Spin,
@@ -206,8 +207,13 @@ fn run_queue(
                     if args.mode == Mode::L2fwd {
                         ch.complete();
                     }
-                    if wait == Wait::Poll {
-                        ch.poll(100)?;
+                    match wait {
+                        Wait::Poll => {
+                            ch.poll(100)?;
+                        }
+                        // The kernel busy-polls only inside a syscall.
+                        Wait::BusyPoll => ch.busy_poll()?,
+                        Wait::Spin => {}
                     }
                     continue;
                 }

@@ -122,6 +122,11 @@ impl ChannelParams {
     }
 }
 
+/// How many frames ahead [`Channel::reflect`] prefetches headers: enough
+/// misses in flight to hide their latency, fewer than a core's line-fill
+/// buffers (10–16 on current x86).
+const PREFETCH_AHEAD: usize = 8;
+
 /// A received frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RxFrame {
@@ -229,6 +234,8 @@ pub struct ChannelCounters {
     pub tx_refused: u64,
     /// Syscalls made to wake the kernel.
     pub wakeups: u64,
+    /// Busy-poll syscalls ([`Channel::busy_poll`]).
+    pub busy_polls: u64,
 }
 
 /// Where every frame of the UMEM is: see [`Channel::account`].
@@ -363,10 +370,19 @@ pub struct Channel {
     /// (RX ring full) — a copy saved per dropped frame, and no cache line of
     /// the RX ring's indices bouncing between the CPUs while it is full.
     rx_held: u32,
+    /// Frames RX has taken from the kernel (popped from the RX ring) and
+    /// the fill ring has not had back yet. Completed TX frames go straight
+    /// to the fill ring only up to this: a channel that never receives
+    /// keeps its completions for TX.
+    rx_taken: u32,
     /// log2 of the buffer size when it is a power of two: an address's
     /// packet is then a shift away, else a division (unaligned chunks).
     buf_shift: Option<u32>,
     buf_size: u64,
+    /// The pool's packet count, kept here: [`pkt_of`](Self::pkt_of) runs
+    /// per frame, and reaching it through the pool is three dependent
+    /// loads the compiler cannot hoist past the state stores.
+    packet_count: u32,
     scratch_addrs: Vec<u64>,
     scratch_descs: Vec<XdpDesc>,
     scratch_pkts: Vec<PacketIndex>,
@@ -616,6 +632,7 @@ impl Channel {
                 .is_power_of_two()
                 .then_some(buf_size.trailing_zeros()),
             buf_size: buf_size as u64,
+            packet_count: pool.packet_count(),
             pool,
             rxf,
             txa,
@@ -631,6 +648,7 @@ impl Channel {
             zero_copy,
             counters: ChannelCounters::default(),
             rx_held: 0,
+            rx_taken: 0,
             stats_obj,
         })
     }
@@ -699,7 +717,7 @@ impl Channel {
             Some(shift) => addr >> shift,
             None => addr / self.buf_size,
         };
-        (pkt < self.pool.packet_count() as u64).then_some(pkt as u32)
+        (pkt < u64::from(self.packet_count)).then_some(pkt as u32)
     }
 
     /// The UMEM address of packet `pkt`'s buffer.
@@ -751,6 +769,7 @@ impl Channel {
             let pushed = self.fill.push_addrs(&self.scratch_addrs[..n]);
             debug_assert_eq!(pushed, n, "free() said there was room");
             self.rx_held += pushed as u32;
+            self.rx_taken = self.rx_taken.saturating_sub(pushed as u32);
             total += pushed;
             if n < want {
                 break;
@@ -786,6 +805,7 @@ impl Channel {
                 break;
             }
             self.rx_held = self.rx_held.saturating_sub(n as u32);
+            self.rx_taken = self.rx_taken.saturating_add(n as u32);
             for d in &self.scratch_descs[..n] {
                 let addr = self.linear(d.addr);
                 let ok = self.pkt_of(addr).filter(|&p| {
@@ -815,6 +835,21 @@ impl Channel {
     pub fn poll(&mut self, timeout_ms: i32) -> Result<bool> {
         self.refill()?;
         self.sock.poll_rx(timeout_ms)
+    }
+
+    /// Busy-polls: refills the fill ring, then makes one non-blocking
+    /// `recvfrom`, in which the kernel runs the queue's NAPI instance in
+    /// this thread for up to the busy-poll time, `budget` frames at a time
+    /// ([`ChannelParams::busy_poll`]). Call it when
+    /// [`rx_burst`](Self::rx_burst) found nothing, as xdpsock's busy-poll
+    /// mode does. Without busy polling configured it is a plain RX wakeup.
+    ///
+    /// Setting the socket options alone busy-polls nothing: the kernel
+    /// polls only inside a syscall on the socket.
+    pub fn busy_poll(&mut self) -> Result<()> {
+        self.refill()?;
+        self.counters.busy_polls += 1;
+        self.sock.kick_rx()
     }
 
     /// Gives received packets back: straight onto the fill ring while it
@@ -865,6 +900,7 @@ impl Channel {
             let pushed = self.fill.push_addrs(&self.scratch_addrs[..to_fill]);
             debug_assert_eq!(pushed, to_fill, "free() said there was room");
             self.rx_held += pushed as u32;
+            self.rx_taken = self.rx_taken.saturating_sub(pushed as u32);
             if self.params.need_wakeup && self.fill.needs_wakeup() {
                 self.counters.wakeups += 1;
                 self.sock.kick_rx()?;
@@ -1048,6 +1084,14 @@ impl Channel {
     /// them. Frames the TX ring has no room for go back to the fill path.
     /// Returns how many were queued.
     pub fn reflect(&mut self, frames: &[RxFrame]) -> Result<usize> {
+        // The kernel's copy left each header in another CPU's cache or in
+        // memory: headers are asked for PREFETCH_AHEAD frames before they
+        // are swapped, so the misses overlap rather than queue one behind
+        // the other (all of a batch at once would overflow the CPU's
+        // miss buffers and stall).
+        for f in frames.iter().take(PREFETCH_AHEAD) {
+            self.prefetch_header(f);
+        }
         let mut queued = 0;
         let mut i = 0;
         // Does frames[i] start a packet? (Multi-buffer: a packet is a run
@@ -1059,6 +1103,9 @@ impl Channel {
             // A batch at a time, never cutting a packet (the scratch has
             // room for a batch plus a whole packet).
             while i < frames.len() && (n < self.params.batch || !first) && n < tx.len() {
+                if let Some(ahead) = frames.get(i + PREFETCH_AHEAD) {
+                    self.prefetch_header(ahead);
+                }
                 let f = &frames[i];
                 let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt));
                 if first && f.len >= 12 {
@@ -1095,6 +1142,15 @@ impl Channel {
         Ok(queued)
     }
 
+    /// Hints the CPU to fetch the first bytes of received frame `f`.
+    #[inline(always)]
+    fn prefetch_header(&self, f: &RxFrame) {
+        let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt));
+        if let Ok((base, _)) = self.pool.buffer_ptr(f.pkt) {
+            crate::sys::prefetch(base.wrapping_add(off as usize));
+        }
+    }
+
     /// Swaps the Ethernet destination and source of the frame at `off` in
     /// packet `pkt`'s buffer, if the application holds it and the header
     /// lies inside the buffer.
@@ -1121,9 +1177,12 @@ impl Channel {
         dst.swap_with_slice(src);
     }
 
-    /// Drains the completion ring: sent frames go to the TX-allocation
-    /// slots (for [`alloc_tx`](Self::alloc_tx)), then the RX-free slots
-    /// (for the fill ring), the rest to the pool.
+    /// Drains the completion ring. Sent frames go straight back onto the
+    /// fill ring in place of frames RX took (a forwarding loop's frames
+    /// then circulate between rings without touching a slot — xdpsock's
+    /// `complete_tx_l2fwd`), then to the TX-allocation slots (for
+    /// [`alloc_tx`](Self::alloc_tx)), then the RX-free slots (for the fill
+    /// ring later), the rest to the pool.
     /// Returns how many completed.
     pub fn complete(&mut self) -> usize {
         let mut total = 0;
@@ -1132,19 +1191,48 @@ impl Channel {
             if n == 0 {
                 break;
             }
+            let mut room = (self.fill.free(n as u32) as usize)
+                .min(self.rx_room())
+                .min(self.rx_taken as usize)
+                .min(n);
+            let mut to_fill = 0;
             let mut rest = 0;
             for i in 0..n {
                 let addr = self.linear(self.scratch_addrs[i]);
-                let Some(p) = self.pkt_of(addr).filter(|&p| {
-                    self.pool
-                        .transition(p, PacketState::Tx, PacketState::Staged)
-                }) else {
+                let Some(p) = self.pkt_of(addr) else {
                     self.counters.bad_descs += 1;
                     continue;
                 };
+                if room > 0 && self.pool.transition(p, PacketState::Tx, PacketState::Fill) {
+                    // Compacted in place: `to_fill <= i`, and entry `i`
+                    // was read above.
+                    self.scratch_addrs[to_fill] = self.addr_of(p);
+                    to_fill += 1;
+                    room -= 1;
+                    continue;
+                }
+                if !self
+                    .pool
+                    .transition(p, PacketState::Tx, PacketState::Staged)
+                {
+                    self.counters.bad_descs += 1;
+                    continue;
+                }
                 if !self.txa.push(p, 0) && !self.rxf.push(p, 0) {
                     self.scratch_pkts[rest] = p;
                     rest += 1;
+                }
+            }
+            if to_fill > 0 {
+                let pushed = self.fill.push_addrs(&self.scratch_addrs[..to_fill]);
+                debug_assert_eq!(pushed, to_fill, "free() said there was room");
+                self.rx_held += pushed as u32;
+                self.rx_taken = self.rx_taken.saturating_sub(pushed as u32);
+                if self.params.need_wakeup && self.fill.needs_wakeup() {
+                    self.counters.wakeups += 1;
+                    if let Err(e) = self.sock.kick_rx() {
+                        tracing::warn!(error = %e, "RX wakeup failed");
+                    }
                 }
             }
             if rest > 0 {
