@@ -59,6 +59,14 @@
 #define XDP_MAX_TX_SKB_BUDGET 9
 #endif
 
+/* asm-generic/socket.h of kernels >= 5.11. */
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
+
 #define MAX_BOUNDS 1024
 #define CTL_MSG_MAX 65536
 #define CTL_CHECK_NS 10000000ull /* 10 ms */
@@ -66,7 +74,7 @@
 #define BUSY_RETRY_NS 3000000000ull
 
 enum mode { RXDROP, L2FWD, TXONLY };
-enum wait { WAIT_SPIN, WAIT_POLL };
+enum wait { WAIT_SPIN, WAIT_POLL, WAIT_BUSY_POLL };
 
 struct opts {
 	int ctl_fd;
@@ -79,6 +87,7 @@ struct opts {
 	uint32_t ring;
 	enum wait wait;
 	int poll_timeout_ms;
+	uint32_t busy_poll_us;
 	uint32_t tx_budget;
 	uint8_t *frame;
 	uint32_t frame_len;
@@ -195,15 +204,16 @@ static inline void kick_tx(struct xsk *x)
 	die("sendto (TX kick): %s", strerror(errno));
 }
 
-/* Nothing arrived: wake the kernel if the fill ring asks for it (spin), or
- * sleep in poll() (poll). */
+/* Nothing arrived: wake the kernel if the fill ring asks for it (spin),
+ * sleep in poll() (poll), or let the kernel run the NAPI here (busy-poll,
+ * as xdpsock's --busy-poll does: the kernel polls only inside a syscall). */
 static inline void idle_rx(struct xsk *x, const struct opts *o)
 {
 	if (o->wait == WAIT_POLL) {
 		struct pollfd pfd = { .fd = x->fd, .events = POLLIN };
 		if (poll(&pfd, 1, o->poll_timeout_ms) < 0 && errno != EINTR)
 			die("poll: %s", strerror(errno));
-	} else if (xsk_ring_prod__needs_wakeup(&x->fq)) {
+	} else if (o->wait == WAIT_BUSY_POLL || xsk_ring_prod__needs_wakeup(&x->fq)) {
 		recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 	}
 }
@@ -423,6 +433,14 @@ static void setup(struct xsk *x, const struct opts *o)
 		}
 	}
 
+	if (o->wait == WAIT_BUSY_POLL) {
+		int on = 1, us = (int)o->busy_poll_us, budget = (int)o->batch;
+		if (setsockopt(x->fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &on, sizeof(on)) ||
+		    setsockopt(x->fd, SOL_SOCKET, SO_BUSY_POLL, &us, sizeof(us)) ||
+		    setsockopt(x->fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
+			die("setsockopt(busy poll): %s", strerror(errno));
+	}
+
 	if (o->mode == TXONLY) {
 		/* Every frame holds the packet: TX only hands out addresses. */
 		for (uint32_t i = 0; i < o->frames; i++)
@@ -571,7 +589,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: xdpsock_peer --ctl-fd FD --ifname IF --mode rxdrop|l2fwd|txonly\n"
 		"  [--queue 0] [--batch 64] [--frames 4096] [--frame-size 2048] [--ring 1024]\n"
-		"  [--wait spin|poll] [--poll-timeout-ms 10] [--tx-budget N (0: kernel default)]\n"
+		"  [--wait spin|poll|busy-poll] [--poll-timeout-ms 10] [--busy-poll-us 20]\n"
+		"  [--tx-budget N (0: kernel default)]\n"
 		"  [--frame HEX (txonly)]\n");
 	exit(2);
 }
@@ -589,13 +608,14 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "ring", required_argument, NULL, 'r' },
 		{ "wait", required_argument, NULL, 'w' },
 		{ "poll-timeout-ms", required_argument, NULL, 'p' },
+		{ "busy-poll-us", required_argument, NULL, 'u' },
 		{ "tx-budget", required_argument, NULL, 'B' },
 		{ "frame", required_argument, NULL, 'x' },
 		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct opts){
 		.ctl_fd = -1, .batch = 64, .frames = 4096, .frame_size = 2048,
-		.ring = 1024, .poll_timeout_ms = 10, .mode = RXDROP, .wait = WAIT_SPIN,
+		.ring = 1024, .poll_timeout_ms = 10, .busy_poll_us = 20, .mode = RXDROP, .wait = WAIT_SPIN,
 	};
 	bool have_mode = false;
 	int opt;
@@ -624,10 +644,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				o->wait = WAIT_SPIN;
 			else if (!strcmp(optarg, "poll"))
 				o->wait = WAIT_POLL;
+			else if (!strcmp(optarg, "busy-poll"))
+				o->wait = WAIT_BUSY_POLL;
 			else
-				die("--wait: spin or poll, not %s", optarg);
+				die("--wait: spin, poll or busy-poll, not %s", optarg);
 			break;
 		case 'p': o->poll_timeout_ms = (int)parse_u32("poll-timeout-ms", optarg); break;
+		case 'u': o->busy_poll_us = parse_u32("busy-poll-us", optarg); break;
 		case 'B': o->tx_budget = parse_u32("tx-budget", optarg); break;
 		case 'x': parse_frame(o, optarg); break;
 		default: usage();

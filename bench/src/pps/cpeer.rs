@@ -233,14 +233,8 @@ fn peer_args(p: &ProgParams, ctl_fd: i32) -> Vec<String> {
         ("--frames", p.frames.to_string()),
         ("--frame-size", p.frame_size.to_string()),
         ("--ring", p.ring_entries.to_string()),
-        (
-            "--wait",
-            match p.wait {
-                super::Wait::Spin => "spin",
-                super::Wait::Poll => "poll",
-            }
-            .to_owned(),
-        ),
+        ("--wait", p.wait.name().to_owned()),
+        ("--busy-poll-us", super::BUSY_POLL_US.to_string()),
         ("--poll-timeout-ms", super::POLL_TIMEOUT_MS.to_string()),
         ("--tx-budget", p.tx_budget.unwrap_or(0).to_string()),
     ]

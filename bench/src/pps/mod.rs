@@ -297,12 +297,18 @@ impl Layout {
 
 /// How a program under test waits when nothing arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Wait {
     /// Busy loop on the rings.
     Spin,
     /// `poll()` on the socket when nothing arrived.
     Poll,
+    /// Busy polling: the socket has `SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL`
+    /// (20 µs) and `SO_BUSY_POLL_BUDGET` (the batch), and the
+    /// program makes a non-blocking `recvfrom` when nothing arrived — the
+    /// kernel then runs A's NAPI in the program's thread (xdpsock's
+    /// `--busy-poll`).
+    BusyPoll,
 }
 
 impl Wait {
@@ -311,9 +317,13 @@ impl Wait {
         match self {
             Wait::Spin => "spin",
             Wait::Poll => "poll",
+            Wait::BusyPoll => "busy-poll",
         }
     }
 }
+
+/// `SO_BUSY_POLL` of the `busy-poll` wait mode, µs.
+pub const BUSY_POLL_US: u32 = 20;
 
 /// Settings of a run.
 #[derive(Debug, Clone, Serialize)]

@@ -35,6 +35,9 @@ pub fn run(
     cp.umem_ring_entries = p.ring_entries;
     cp.ring_entries = p.ring_entries;
     cp.tx_budget = p.tx_budget;
+    if p.wait == Wait::BusyPoll {
+        cp.busy_poll = Some((super::BUSY_POLL_US, p.batch as u32));
+    }
     let mut ch = super::retry_busy(|| {
         Channel::open(&arena, &cp).with_context(|| format!("skmem channel on {}", p.ifname))
     })?;
@@ -76,9 +79,7 @@ fn rxdrop(
     while !meter.tick(received) && !stop.load(Ordering::Relaxed) {
         let n = ch.rx_burst(&mut rx)?;
         if n == 0 {
-            if p.wait == Wait::Poll {
-                ch.poll(super::POLL_TIMEOUT_MS)?;
-            }
+            idle(ch, p.wait)?;
             continue;
         }
         for (pk, f) in pkts.iter_mut().zip(&rx[..n]) {
@@ -103,9 +104,7 @@ fn l2fwd(
         let n = ch.rx_burst(&mut rx)?;
         if n == 0 {
             completed += ch.complete() as u64;
-            if p.wait == Wait::Poll {
-                ch.poll(super::POLL_TIMEOUT_MS)?;
-            }
+            idle(ch, p.wait)?;
             continue;
         }
         let q = ch.reflect(&rx[..n])?;
@@ -114,6 +113,18 @@ fn l2fwd(
     }
     drain(ch);
     Ok((meter, unsent))
+}
+
+/// Nothing arrived: wait as the wait mode says.
+fn idle(ch: &mut Channel, wait: Wait) -> Result<()> {
+    match wait {
+        Wait::Poll => {
+            ch.poll(super::POLL_TIMEOUT_MS)?;
+        }
+        Wait::BusyPoll => ch.busy_poll()?,
+        Wait::Spin => {}
+    }
+    Ok(())
 }
 
 /// Writes `frame` into every buffer the pool hands out, once, so the

@@ -1,4 +1,4 @@
-//! Thread pinning.
+//! Thread pinning, signals, CPU time, and the busy-poll socket calls.
 
 use anyhow::{Context, Result};
 
@@ -104,6 +104,53 @@ fn children_cpu_ns(children_file: &str, depth: u32) -> u64 {
     sum
 }
 
+/// `SO_PREFER_BUSY_POLL` and `SO_BUSY_POLL_BUDGET` (asm-generic/socket.h;
+/// not in every libc release).
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
+/// Turns busy polling on for socket `fd`: `SO_PREFER_BUSY_POLL`,
+/// `SO_BUSY_POLL` = `usecs`, `SO_BUSY_POLL_BUDGET` = `budget`.
+pub fn set_busy_poll(fd: std::os::fd::BorrowedFd<'_>, usecs: u32, budget: u32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    for (name, value, what) in [
+        (SO_PREFER_BUSY_POLL, 1, "SO_PREFER_BUSY_POLL"),
+        (libc::SO_BUSY_POLL, usecs as libc::c_int, "SO_BUSY_POLL"),
+        (
+            SO_BUSY_POLL_BUDGET,
+            budget as libc::c_int,
+            "SO_BUSY_POLL_BUDGET",
+        ),
+    ] {
+        // SAFETY: `fd` is an open socket for the call; `value` lives across
+        // it and the length passed is its size.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            anyhow::bail!("setsockopt({what}): {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// One busy poll: a non-blocking `recvfrom` of nothing, inside which the
+/// kernel runs the socket's NAPI instance (AF_XDP polls only in syscalls).
+pub fn busy_poll_once(fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    let mut nothing: [u8; 0] = [];
+    match rustix::net::recv(fd, &mut nothing[..], rustix::net::RecvFlags::DONTWAIT) {
+        Ok(_) => Ok(()),
+        Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::BUSY => Ok(()),
+        Err(e) => Err(e).context("recvfrom(MSG_DONTWAIT) on an AF_XDP socket"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +181,48 @@ mod tests {
         std::thread::spawn(|| assert!(!blocked(libc::SIGCHLD)))
             .join()
             .unwrap();
+    }
+
+    /// Reads an int socket option.
+    fn sockopt(fd: std::os::fd::BorrowedFd<'_>, name: libc::c_int) -> libc::c_int {
+        use std::os::fd::AsRawFd;
+        let mut v: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `v` and `len` are locals the kernel writes through, and
+        // `len` says how big `v` is.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0, "getsockopt: {}", std::io::Error::last_os_error());
+        v
+    }
+
+    #[test]
+    fn busy_poll_options_are_set_and_an_empty_poll_is_not_an_error() {
+        use std::os::fd::AsFd;
+        // Any socket takes the options; a UDP one needs no interface.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = sock.as_fd();
+        match set_busy_poll(fd, 20, 64) {
+            Ok(()) => {}
+            // A budget above the default needs CAP_NET_ADMIN.
+            Err(e) if !rustix::process::geteuid().is_root() => {
+                eprintln!("not root: {e}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(sockopt(fd, libc::SO_BUSY_POLL), 20);
+        assert_eq!(sockopt(fd, SO_PREFER_BUSY_POLL), 1);
+        // (SO_BUSY_POLL_BUDGET cannot be read back: getsockopt lacks it.)
+        // Nothing queued: EAGAIN, which a busy poll does not report.
+        sock.set_nonblocking(true).unwrap();
+        busy_poll_once(fd).unwrap();
     }
 }

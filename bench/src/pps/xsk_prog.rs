@@ -111,6 +111,11 @@ pub fn run(
     if let Some(b) = p.tx_budget {
         set_tx_budget(raw, b)?;
     }
+    if p.wait == Wait::BusyPoll {
+        // SAFETY: `raw` is the socket's descriptor, open while `x` lives.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        super::sys::set_busy_poll(fd, super::BUSY_POLL_US, p.batch as u32)?;
+    }
     // SAFETY: `raw` is the socket's descriptor, open while `x` lives, and
     // the borrow does not outlive this call.
     register(unsafe { BorrowedFd::borrow_raw(raw) })?;
@@ -187,6 +192,11 @@ fn idle(x: &mut Xsk, wait: Wait) -> Result<()> {
             if x.fq.needs_wakeup() {
                 x.fq.wakeup(x.rx.fd_mut(), 0)?;
             }
+        }
+        Wait::BusyPoll => {
+            // SAFETY: the socket's descriptor, open while `x` lives.
+            let fd = unsafe { BorrowedFd::borrow_raw(x.rx.fd().as_raw_fd()) };
+            super::sys::busy_poll_once(fd)?;
         }
     }
     Ok(())
