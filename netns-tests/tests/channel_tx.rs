@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, TxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame, TxFrame};
 use skmem_netns_tests::{NetnsPair, Receiver, RxFilter, SequenceChecker, Side, DEFAULT_UDP_PORT};
 
 const FRAMES: u64 = 4096;
@@ -151,6 +151,66 @@ fn bad_tx_frames_are_refused_counted_and_never_lost() {
         let a = ch.account();
         assert_eq!(a.app, 0, "{a:?}");
         assert_eq!(a.kernel_tx, 0);
+        a.check(true).unwrap();
+    });
+}
+
+#[test]
+fn reflect_refuses_lying_frames_swaps_the_rest_and_loses_none() {
+    skmem_netns_tests::require_root!();
+    let pair = NetnsPair::new().unwrap();
+    let ifname = pair.ifname(Side::A).to_owned();
+    pair.in_ns(Side::A, move || {
+        let mut np = NexusParams::new("reflect");
+        np.pool.packets = 256;
+        let arena = Arena::create_nexus(&np).unwrap();
+        let mut cp = ChannelParams::new(&ifname, 0);
+        cp.mode = BindMode::Copy;
+        let mut ch = Channel::open(&arena, &cp).unwrap();
+        let pool = ch.pool().clone();
+        let mut pkts = [0u32; 2];
+        assert_eq!(ch.alloc_tx(&mut pkts), 2);
+        let mut frame = [0u8; 64];
+        frame[..6].fill(0xd5); // destination
+        frame[6..12].fill(0x5a); // source
+        pool.write_buffer(pkts[0], 0, &frame).unwrap();
+        let buf = pool.buf_size() as u64;
+        let at = |pkt: u32, off: u64, len: u32| RxFrame {
+            pkt,
+            addr: pool.buf_addr_of(pkt) + off,
+            len,
+            options: 0,
+        };
+        let frames = [
+            at(pkts[0], 0, 64),
+            // The same packet again: no longer the application's once the
+            // first is queued, so refused (never sent twice).
+            at(pkts[0], 0, 64),
+            // Never handed to the application.
+            RxFrame {
+                pkt: 200,
+                addr: pool.buf_addr_of(200),
+                len: 64,
+                options: 0,
+            },
+            // Overruns its buffer: refused, given back to the fill path.
+            at(pkts[1], buf - 10, 64),
+        ];
+        assert_eq!(ch.reflect(&frames).unwrap(), frames.len());
+        let c = ch.counters();
+        assert_eq!((c.tx_packets, c.tx_refused), (1, 3), "{c:?}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ch.account().kernel_tx > 0 && Instant::now() < deadline {
+            ch.complete();
+            std::thread::yield_now();
+        }
+        assert_eq!(ch.counters().tx_completed, 1);
+        let mut sent = [0u8; 12];
+        pool.read_buffer(pkts[0], 0, &mut sent).unwrap();
+        assert_eq!(sent[..6], [0x5a; 6], "destination is the old source");
+        assert_eq!(sent[6..], [0xd5; 6], "source is the old destination");
+        let a = ch.account();
+        assert_eq!((a.app, a.kernel_tx), (0, 0), "{a:?}");
         a.check(true).unwrap();
     });
 }

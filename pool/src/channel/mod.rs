@@ -991,7 +991,6 @@ impl Channel {
 
     fn tx_burst_options(&mut self, frames: &[TxFrame], options: u32) -> Result<usize> {
         let mut done = 0;
-        let buf = self.buf_size;
         // Metadata sits in the buffer, in front of the data.
         let min_offset = if options & XDP_TX_METADATA != 0 {
             self.params.tx_metadata_len as u64
@@ -1022,12 +1021,9 @@ impl Channel {
                     break;
                 }
                 let valid = well_formed
-                    && frames[i..i + len].iter().all(|f| {
-                        f.offset as u64 + f.len as u64 <= buf
-                            && f.len > 0
-                            && f.offset as u64 >= min_offset
-                            && self.pool.state(f.pkt).ok() == Some(PacketState::Allocated)
-                    });
+                    && frames[i..i + len]
+                        .iter()
+                        .all(|f| self.sendable(f.pkt, f.offset as u64, f.len, min_offset));
                 if !valid {
                     // Refused whole — a chain with a bad frame must not go
                     // out with a hole — and counted; the caller counts the
@@ -1066,6 +1062,19 @@ impl Channel {
         Ok(done)
     }
 
+    /// May the application send `len` bytes at `offset` of packet `pkt`'s
+    /// buffer? It must hold the packet, and the data must be non-empty,
+    /// inside the buffer and behind `min_offset` (the TX metadata).
+    #[inline(always)]
+    fn sendable(&self, pkt: PacketIndex, offset: u64, len: u32, min_offset: u64) -> bool {
+        offset
+            .checked_add(u64::from(len))
+            .is_some_and(|end| end <= self.buf_size)
+            && len > 0
+            && offset >= min_offset
+            && self.pool.state(pkt).ok() == Some(PacketState::Allocated)
+    }
+
     /// Returns an application-held frame to the fill path (RX-free slots,
     /// else the pool).
     fn give_back(&mut self, pkt: PacketIndex) {
@@ -1084,6 +1093,9 @@ impl Channel {
     /// them. Frames the TX ring has no room for go back to the fill path.
     /// Returns how many were queued.
     pub fn reflect(&mut self, frames: &[RxFrame]) -> Result<usize> {
+        if !self.params.multi_buffer {
+            return self.reflect_frames(frames);
+        }
         // The kernel's copy left each header in another CPU's cache or in
         // memory: headers are asked for PREFETCH_AHEAD frames before they
         // are swapped, so the misses overlap rather than queue one behind
@@ -1140,6 +1152,61 @@ impl Channel {
             }
         }
         Ok(queued)
+    }
+
+    /// [`reflect`](Self::reflect) where every packet is one frame: each is
+    /// checked, swapped and written to the TX ring in one pass — what
+    /// `reflect` then `tx_burst` would do, without building the frames in
+    /// between or checking each twice.
+    fn reflect_frames(&mut self, frames: &[RxFrame]) -> Result<usize> {
+        for f in frames.iter().take(PREFETCH_AHEAD) {
+            self.prefetch_header(f);
+        }
+        let mut done = 0;
+        while done < frames.len() {
+            let want = (frames.len() - done).min(self.scratch_descs.len());
+            let room = (self.tx.free(want as u32) as usize).min(want);
+            if room == 0 {
+                break;
+            }
+            let mut n = 0;
+            for i in done..done + room {
+                if let Some(ahead) = frames.get(i + PREFETCH_AHEAD) {
+                    self.prefetch_header(ahead);
+                }
+                let f = &frames[i];
+                let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt));
+                if f.more() || !self.sendable(f.pkt, off, f.len, 0) {
+                    // A chain on a single-buffer channel, or a frame the
+                    // application does not hold: refused and counted (as
+                    // tx_burst does), held ones back to the fill path.
+                    self.counters.tx_refused += 1;
+                    self.give_back(f.pkt);
+                    continue;
+                }
+                self.swap_macs(f.pkt, off, f.len);
+                self.pool.set_state(f.pkt, PacketState::Tx);
+                self.scratch_descs[n] = XdpDesc {
+                    addr: self.addr_of(f.pkt) + off,
+                    len: f.len,
+                    options: 0,
+                };
+                self.counters.tx_bytes += u64::from(f.len);
+                n += 1;
+            }
+            self.tx.push_descs(&self.scratch_descs[..n]);
+            self.counters.tx_packets += n as u64;
+            done += room;
+        }
+        // The TX ring is full: the rest go back to the fill path.
+        for f in &frames[done..] {
+            self.give_back(f.pkt);
+        }
+        if done > 0 && (!self.params.need_wakeup || self.tx.needs_wakeup()) {
+            self.counters.wakeups += 1;
+            self.sock.kick_tx()?;
+        }
+        Ok(done)
     }
 
     /// Hints the CPU to fetch the first bytes of received frame `f`.
