@@ -1040,98 +1040,20 @@ fn run_layout(
     ));
 
     let mut results = Vec::new();
-    for &w in &cfg.workloads {
-        for &size in &cfg.sizes {
-            let tx_frame = pair
-                .frame_spec(Side::A, size)
-                .and_then(|s| Ok(s.build(0)?))
-                .context("txonly frame")?;
-            // Round r runs the programs in order, round r + 1 in reverse,
-            // so that drift within a round favours none of them.
-            let mut runs: Vec<Vec<ProgramResult>> = vec![Vec::new(); imps.len()];
-            for round in 0..cfg.rounds {
-                let order: Vec<usize> = if round % 2 == 0 {
-                    (0..imps.len()).collect()
-                } else {
-                    (0..imps.len()).rev().collect()
-                };
-                for idx in order {
-                    let imp = imps[idx];
-                    check_interrupt()?;
-                    let Some(program) = imp.program(w) else {
-                        continue;
-                    };
-                    let label = if cfg.rounds > 1 {
-                        format!(
-                            "[{} {} {size}B round {}/{}] {program}",
-                            layout.name(),
-                            w.name(),
-                            round + 1,
-                            cfg.rounds
-                        )
-                    } else {
-                        format!("[{} {} {size}B] {program}", layout.name(), w.name())
-                    };
-                    a.renew(&pair, imp.a_side(w))
-                        .with_context(|| format!("{label}: preparing A"))?;
-                    // One program run; a failed one (the generator interrupted, a
-                    // peer that did not start) is tried once more before the whole
-                    // run gives up.
-                    let attempt = || -> Result<ProgramResult> {
-                        let generator = (w != Workload::Txonly).then_some(cfg.generator);
-                        let gen = match generator {
-                            Some(_) => Some(
-                                start_generator(&pair, cfg, size)
-                                    .with_context(|| format!("{label}: starting the generator"))?,
-                            ),
-                            None => None,
-                        };
-                        let p = ProgParams {
-                            ifname: if_a.clone(),
-                            workload: w,
-                            wait,
-                            batch: cfg.batch,
-                            frames: cfg.frames,
-                            frame_size: cfg.frame_size,
-                            ring_entries: cfg.ring_entries,
-                            tx_budget: cfg.tx_budget,
-                            arena_name: arena_name("p"),
-                            warmup: Duration::from_secs_f64(cfg.warmup_s),
-                            duration: Duration::from_secs_f64(cfg.duration_s),
-                            reps: cfg.reps,
-                            pkt_size: size,
-                            frame: tx_frame.clone(),
-                        };
-                        let ctx = RunCtx {
-                            pair: &pair,
-                            a: &a,
-                            sink: &sink,
-                            gen: gen.as_ref().map(|(_, c)| Arc::clone(c)),
-                            cfg,
-                            layout,
-                            t0,
-                        };
-                        let r = run_one(&ctx, imp, program, generator, p)
-                            .with_context(|| label.clone());
-                        if let Some((mut g, _)) = gen {
-                            g.finish()
-                                .with_context(|| format!("{label}: the generator failed"))?;
-                        }
-                        r
-                    };
-                    let r = match attempt() {
-                        Err(e) if !INTERRUPT.load(Ordering::Relaxed) => {
-                            log(&format!("pps: {label}: failed, trying once more: {e:#}"));
-                            attempt()
-                        }
-                        r => r,
-                    };
-                    let r = r?;
-                    log(&format!("pps: {label}: {}", r.summary()));
-                    runs[idx].push(r);
-                }
+    {
+        let mut rig = Rig {
+            cfg,
+            layout,
+            wait,
+            t0,
+            pair: &pair,
+            a: &mut a,
+            sink: &sink,
+        };
+        for &w in &cfg.workloads {
+            for &size in &cfg.sizes {
+                results.extend(run_cell(&mut rig, imps, w, size, log)?);
             }
-            results.extend(runs.into_iter().filter_map(ProgramResult::merge_rounds));
         }
     }
     // Detach before the pair goes (dropping does too; this reports errors).
@@ -1152,6 +1074,134 @@ fn run_layout(
         },
         results,
     ))
+}
+
+/// What every run of a layout shares: its namespace pair, A's side, B's
+/// sink, and the settings.
+struct Rig<'a> {
+    cfg: &'a Config,
+    layout: Layout,
+    wait: Wait,
+    t0: Instant,
+    pair: &'a NetnsPair,
+    a: &'a mut ASide,
+    sink: &'a XdpProgram,
+}
+
+/// One cell (workload × frame size) of a layout: `cfg.rounds` rounds, each
+/// running every program once — round r in order, round r + 1 in reverse,
+/// so that drift within a round favours none of them — merged per program.
+fn run_cell(
+    rig: &mut Rig<'_>,
+    imps: &[Implementation],
+    w: Workload,
+    size: usize,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<ProgramResult>> {
+    let (cfg, layout) = (rig.cfg, rig.layout);
+    let tx_frame = rig
+        .pair
+        .frame_spec(Side::A, size)
+        .and_then(|s| Ok(s.build(0)?))
+        .context("txonly frame")?;
+    let mut runs: Vec<Vec<ProgramResult>> = vec![Vec::new(); imps.len()];
+    for round in 0..cfg.rounds {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..imps.len()).collect()
+        } else {
+            (0..imps.len()).rev().collect()
+        };
+        for idx in order {
+            let imp = imps[idx];
+            check_interrupt()?;
+            let Some(program) = imp.program(w) else {
+                continue;
+            };
+            let label = if cfg.rounds > 1 {
+                format!(
+                    "[{} {} {size}B round {}/{}] {program}",
+                    layout.name(),
+                    w.name(),
+                    round + 1,
+                    cfg.rounds
+                )
+            } else {
+                format!("[{} {} {size}B] {program}", layout.name(), w.name())
+            };
+            rig.a
+                .renew(rig.pair, imp.a_side(w))
+                .with_context(|| format!("{label}: preparing A"))?;
+            // A failed run (the generator interrupted, a peer that did not
+            // start) is tried once more before the whole run gives up.
+            let r = match run_attempt(rig, imp, program, w, size, &tx_frame, &label) {
+                Err(e) if !INTERRUPT.load(Ordering::Relaxed) => {
+                    log(&format!("pps: {label}: failed, trying once more: {e:#}"));
+                    run_attempt(rig, imp, program, w, size, &tx_frame, &label)
+                }
+                r => r,
+            };
+            let r = r?;
+            log(&format!("pps: {label}: {}", r.summary()));
+            runs[idx].push(r);
+        }
+    }
+    Ok(runs
+        .into_iter()
+        .filter_map(ProgramResult::merge_rounds)
+        .collect())
+}
+
+/// One program run: starts the generator (unless txonly), runs the
+/// program, and stops the generator.
+fn run_attempt(
+    rig: &Rig<'_>,
+    imp: Implementation,
+    program: &str,
+    w: Workload,
+    size: usize,
+    tx_frame: &[u8],
+    label: &str,
+) -> Result<ProgramResult> {
+    let cfg = rig.cfg;
+    let generator = (w != Workload::Txonly).then_some(cfg.generator);
+    let gen = match generator {
+        Some(_) => Some(
+            start_generator(rig.pair, cfg, size)
+                .with_context(|| format!("{label}: starting the generator"))?,
+        ),
+        None => None,
+    };
+    let p = ProgParams {
+        ifname: rig.a.ifname.clone(),
+        workload: w,
+        wait: rig.wait,
+        batch: cfg.batch,
+        frames: cfg.frames,
+        frame_size: cfg.frame_size,
+        ring_entries: cfg.ring_entries,
+        tx_budget: cfg.tx_budget,
+        arena_name: arena_name("p"),
+        warmup: Duration::from_secs_f64(cfg.warmup_s),
+        duration: Duration::from_secs_f64(cfg.duration_s),
+        reps: cfg.reps,
+        pkt_size: size,
+        frame: tx_frame.to_vec(),
+    };
+    let ctx = RunCtx {
+        pair: rig.pair,
+        a: &*rig.a,
+        sink: rig.sink,
+        gen: gen.as_ref().map(|(_, c)| Arc::clone(c)),
+        cfg,
+        layout: rig.layout,
+        t0: rig.t0,
+    };
+    let r = run_one(&ctx, imp, program, generator, p).with_context(|| label.to_owned());
+    if let Some((mut g, _)) = gen {
+        g.finish()
+            .with_context(|| format!("{label}: the generator failed"))?;
+    }
+    r
 }
 
 /// A's XDP view at one boundary, from skmem's program or from ethtool.
