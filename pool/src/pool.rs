@@ -128,6 +128,66 @@ impl PacketState {
     }
 }
 
+/// The state column: each packet's [`PacketState`], one byte per packet.
+///
+/// Shared (`Arc`) between the pool and its channels, so that a channel's
+/// per-frame checks index a column it holds itself — reaching it through
+/// the pool costs loads the compiler cannot hoist past the state stores.
+///
+/// Relaxed atomics: a packet's state is only ever moved by the one thread
+/// that holds the packet; the atomics only make a lying index from another
+/// thread a wrong answer rather than a data race.
+#[derive(Debug, Clone)]
+pub(crate) struct StateColumn(Arc<[AtomicU8]>);
+
+impl StateColumn {
+    fn new(packets: u32) -> Self {
+        Self(
+            (0..packets)
+                .map(|_| AtomicU8::new(PacketState::Free as u8))
+                .collect(),
+        )
+    }
+
+    /// Packet `pkt`'s state; `None` when there is no such packet.
+    #[inline(always)]
+    pub(crate) fn get(&self, pkt: PacketIndex) -> Option<PacketState> {
+        self.0
+            .get(pkt as usize)
+            .map(|s| PacketState::from_u8(s.load(Ordering::Relaxed)))
+    }
+
+    /// Is packet `pkt` in state `s`?
+    #[inline(always)]
+    pub(crate) fn is(&self, pkt: PacketIndex, s: PacketState) -> bool {
+        self.0
+            .get(pkt as usize)
+            .is_some_and(|v| v.load(Ordering::Relaxed) == s as u8)
+    }
+
+    /// Moves `pkt` from state `from` to `to`; false (and nothing changed)
+    /// when it is not in `from` — a descriptor that lies.
+    #[inline(always)]
+    pub(crate) fn transition(&self, pkt: PacketIndex, from: PacketState, to: PacketState) -> bool {
+        let Some(s) = self.0.get(pkt as usize) else {
+            return false;
+        };
+        if s.load(Ordering::Relaxed) != from as u8 {
+            return false;
+        }
+        s.store(to as u8, Ordering::Relaxed);
+        true
+    }
+
+    /// Puts `pkt` in state `s` (ignored for an index out of range).
+    #[inline(always)]
+    pub(crate) fn set(&self, pkt: PacketIndex, s: PacketState) {
+        if let Some(v) = self.0.get(pkt as usize) {
+            v.store(s as u8, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Byte offsets inside a KMD object (owner-private). Bytes 0..4 are unused:
 /// the packet's state lives in the pool's state column.
 mod kmd {
@@ -237,7 +297,7 @@ pub struct PacketPool {
     refused_frees: AtomicU64,
     /// Each packet's [`PacketState`], one byte per KMD object (owner-private;
     /// see [`PacketState`] for why a column of its own).
-    states: Box<[AtomicU8]>,
+    states: StateColumn,
 }
 
 impl PacketPool {
@@ -423,9 +483,7 @@ impl PacketPool {
             ubft,
             buf_size,
             refused_frees: AtomicU64::new(0),
-            states: (0..kg.obj_count)
-                .map(|_| AtomicU8::new(PacketState::Free as u8))
-                .collect(),
+            states: StateColumn::new(kg.obj_count),
         }))
     }
 
@@ -516,11 +574,8 @@ impl PacketPool {
 
     /// Where packet `pkt` is.
     pub fn state(&self, pkt: PacketIndex) -> Result<PacketState> {
-        match self.states.get(pkt as usize) {
-            // Relaxed: a packet's state is only ever moved by the one thread
-            // that holds the packet; the atomics only make a lying index
-            // from another thread a wrong answer rather than a data race.
-            Some(s) => Ok(PacketState::from_u8(s.load(Ordering::Relaxed))),
+        match self.states.get(pkt) {
+            Some(s) => Ok(s),
             None => Err(Error::ObjectOutOfRange {
                 region: RegionId::Kmd,
                 index: pkt,
@@ -533,14 +588,12 @@ impl PacketPool {
     /// when it is not in `from` — a descriptor that lies.
     #[inline]
     pub(crate) fn transition(&self, pkt: PacketIndex, from: PacketState, to: PacketState) -> bool {
-        let Some(s) = self.states.get(pkt as usize) else {
-            return false;
-        };
-        if s.load(Ordering::Relaxed) != from as u8 {
-            return false;
-        }
-        s.store(to as u8, Ordering::Relaxed);
-        true
+        self.states.transition(pkt, from, to)
+    }
+
+    /// The state column, for a channel to keep.
+    pub(crate) fn state_column(&self) -> StateColumn {
+        self.states.clone()
     }
 
     /// Counts the packets in each state (a walk over KMD: for accounting,
@@ -556,9 +609,7 @@ impl PacketPool {
     }
 
     pub(crate) fn set_state(&self, pkt: PacketIndex, s: PacketState) {
-        if let Some(st) = self.states.get(pkt as usize) {
-            st.store(s as u8, Ordering::Relaxed);
-        }
+        self.states.set(pkt, s);
     }
 
     /// Checks that `pkt` is a packet this pool handed out.

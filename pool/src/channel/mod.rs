@@ -38,7 +38,7 @@ use ring::{Consumer, Producer, RingMem};
 
 use crate::arena::{Arena, ArenaMapping};
 use crate::error::{Error, Result};
-use crate::pool::{PacketIndex, PacketPool, PacketState, PoolWorker};
+use crate::pool::{PacketIndex, PacketPool, PacketState, PoolWorker, StateColumn};
 use crate::region::RegionId;
 use crate::schema::{RingInfo, RingKind};
 
@@ -383,6 +383,8 @@ pub struct Channel {
     /// per frame, and reaching it through the pool is three dependent
     /// loads the compiler cannot hoist past the state stores.
     packet_count: u32,
+    /// The pool's state column, kept here for the same reason.
+    states: StateColumn,
     scratch_addrs: Vec<u64>,
     scratch_descs: Vec<XdpDesc>,
     scratch_pkts: Vec<PacketIndex>,
@@ -633,6 +635,7 @@ impl Channel {
                 .then_some(buf_size.trailing_zeros()),
             buf_size: buf_size as u64,
             packet_count: pool.packet_count(),
+            states: pool.state_column(),
             pool,
             rxf,
             txa,
@@ -748,7 +751,7 @@ impl Channel {
                     break;
                 };
                 if self
-                    .pool
+                    .states
                     .transition(p, PacketState::Staged, PacketState::Fill)
                 {
                     self.scratch_pkts[n] = p;
@@ -794,6 +797,7 @@ impl Channel {
         }
         self.refill()?;
         let mut got = 0;
+        let mut bytes = 0;
         while got < out.len() {
             let want = (out.len() - got).min(self.scratch_descs.len());
             let n = if self.params.multi_buffer {
@@ -809,7 +813,7 @@ impl Channel {
             for d in &self.scratch_descs[..n] {
                 let addr = self.linear(d.addr);
                 let ok = self.pkt_of(addr).filter(|&p| {
-                    self.pool
+                    self.states
                         .transition(p, PacketState::Fill, PacketState::Allocated)
                 });
                 match ok {
@@ -821,13 +825,14 @@ impl Channel {
                             options: d.options,
                         };
                         got += 1;
-                        self.counters.rx_packets += 1;
-                        self.counters.rx_bytes += d.len as u64;
+                        bytes += u64::from(d.len);
                     }
                     None => self.counters.bad_descs += 1,
                 }
             }
         }
+        self.counters.rx_packets += got as u64;
+        self.counters.rx_bytes += bytes;
         Ok(got)
     }
 
@@ -868,7 +873,7 @@ impl Channel {
         for &p in pkts {
             if room > 0
                 && self
-                    .pool
+                    .states
                     .transition(p, PacketState::Allocated, PacketState::Fill)
             {
                 self.scratch_addrs[to_fill] = self.addr_of(p);
@@ -877,7 +882,7 @@ impl Channel {
                 continue;
             }
             if !self
-                .pool
+                .states
                 .transition(p, PacketState::Allocated, PacketState::Staged)
             {
                 refused.get_or_insert(Error::NotAllocated {
@@ -920,7 +925,7 @@ impl Channel {
         while n < out.len() {
             let Some(p) = self.txa.pop() else { break };
             if self
-                .pool
+                .states
                 .transition(p, PacketState::Staged, PacketState::Allocated)
             {
                 out[n] = p;
@@ -1037,7 +1042,7 @@ impl Channel {
                     continue;
                 }
                 for f in &frames[i..i + len] {
-                    self.pool.set_state(f.pkt, PacketState::Tx);
+                    self.states.set(f.pkt, PacketState::Tx);
                     self.scratch_descs[n] = XdpDesc {
                         addr: self.addr_of(f.pkt) + f.offset as u64,
                         len: f.len,
@@ -1072,14 +1077,14 @@ impl Channel {
             .is_some_and(|end| end <= self.buf_size)
             && len > 0
             && offset >= min_offset
-            && self.pool.state(pkt).ok() == Some(PacketState::Allocated)
+            && self.states.is(pkt, PacketState::Allocated)
     }
 
     /// Returns an application-held frame to the fill path (RX-free slots,
     /// else the pool).
     fn give_back(&mut self, pkt: PacketIndex) {
         if self
-            .pool
+            .states
             .transition(pkt, PacketState::Allocated, PacketState::Staged)
             && !self.rxf.push(pkt, 0)
         {
@@ -1185,7 +1190,7 @@ impl Channel {
                     continue;
                 }
                 self.swap_macs(f.pkt, off, f.len);
-                self.pool.set_state(f.pkt, PacketState::Tx);
+                self.states.set(f.pkt, PacketState::Tx);
                 self.scratch_descs[n] = XdpDesc {
                     addr: self.addr_of(f.pkt) + off,
                     len: f.len,
@@ -1222,7 +1227,7 @@ impl Channel {
     /// packet `pkt`'s buffer, if the application holds it and the header
     /// lies inside the buffer.
     fn swap_macs(&mut self, pkt: PacketIndex, off: u64, len: u32) {
-        if self.pool.state(pkt).ok() != Some(PacketState::Allocated) {
+        if !self.states.is(pkt, PacketState::Allocated) {
             return;
         }
         let Ok((base, size)) = self.pool.buffer_ptr(pkt) else {
@@ -1270,7 +1275,11 @@ impl Channel {
                     self.counters.bad_descs += 1;
                     continue;
                 };
-                if room > 0 && self.pool.transition(p, PacketState::Tx, PacketState::Fill) {
+                if room > 0
+                    && self
+                        .states
+                        .transition(p, PacketState::Tx, PacketState::Fill)
+                {
                     // Compacted in place: `to_fill <= i`, and entry `i`
                     // was read above.
                     self.scratch_addrs[to_fill] = self.addr_of(p);
@@ -1279,7 +1288,7 @@ impl Channel {
                     continue;
                 }
                 if !self
-                    .pool
+                    .states
                     .transition(p, PacketState::Tx, PacketState::Staged)
                 {
                     self.counters.bad_descs += 1;

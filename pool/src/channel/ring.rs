@@ -145,7 +145,10 @@ impl Producer {
             // array of the live mapping; slots between the kernel's consumer
             // and our producer index are ours to write (ring protocol), and
             // descriptors are naturally aligned in the kernel's layout.
-            unsafe { std::ptr::write_volatile(self.mem.desc.cast::<T>().add(idx as usize), *v) };
+            // Plain writes: the Release store of the producer index below
+            // orders them before the kernel may read the slots, as in
+            // libxdp; volatile would only stop the compiler combining them.
+            unsafe { std::ptr::write(self.mem.desc.cast::<T>().add(idx as usize), *v) };
         }
         self.cached_prod = self.cached_prod.wrapping_add(vals.len() as u32);
         self.mem
@@ -224,8 +227,10 @@ impl Consumer {
             let idx = self.cached_cons.wrapping_add(i as u32) & self.mem.mask;
             // SAFETY: as in `Producer::push`: the slot is in the live
             // descriptor array, and slots between our consumer and the
-            // kernel's producer index are ours to read.
-            *o = unsafe { std::ptr::read_volatile(self.mem.desc.cast::<T>().add(idx as usize)) };
+            // kernel's producer index are ours to read. Plain reads: the
+            // Acquire load of that index in `available` orders them after
+            // the kernel's writes (see `Producer::push`).
+            *o = unsafe { std::ptr::read(self.mem.desc.cast::<T>().add(idx as usize)) };
         }
         self.cached_cons = self.cached_cons.wrapping_add(n as u32);
         if n > 0 {
@@ -257,9 +262,7 @@ impl Consumer {
         for (i, o) in out[..n].iter_mut().enumerate() {
             let idx = self.cached_cons.wrapping_add(i as u32) & self.mem.mask;
             // SAFETY: as in `pop`.
-            *o = unsafe {
-                std::ptr::read_volatile(self.mem.desc.cast::<XdpDesc>().add(idx as usize))
-            };
+            *o = unsafe { std::ptr::read(self.mem.desc.cast::<XdpDesc>().add(idx as usize)) };
         }
         // Up to and including the last fragment of the last whole packet.
         let k = out[..n]
