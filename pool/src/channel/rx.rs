@@ -1,0 +1,199 @@
+//! The receive side of a channel: the fill ring fed from the RX-free
+//! slots (then the pool), the RX ring drained into the application, and
+//! received frames given back.
+
+use crate::error::{Error, Result};
+use crate::pool::{PacketIndex, PacketState};
+
+use super::{Channel, RxFrame, MAX_FRAGS};
+
+impl Channel {
+    /// Tops up the fill ring: first from the RX-free slots, then from the
+    /// TX-allocation slots (completed frames nobody asked for), then from
+    /// the pool, in batches. Returns how many frames were given to the
+    /// kernel.
+    pub fn refill(&mut self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let want = (self.fill.free(self.params.batch as u32) as usize)
+                .min(self.params.batch)
+                .min(self.rx_room());
+            if want == 0 {
+                break;
+            }
+            // Staged frames first — freed after RX, then recycled TX
+            // completions — so a forwarding loop circulates frames between
+            // rings and slots without touching the pool's caches.
+            let mut n = 0;
+            while n < want {
+                let Some(p) = self.rxf.pop().or_else(|| self.txa.pop()) else {
+                    break;
+                };
+                if self
+                    .states
+                    .transition(p, PacketState::Staged, PacketState::Fill)
+                {
+                    self.scratch_pkts[n] = p;
+                    n += 1;
+                }
+            }
+            if n < want {
+                n += self
+                    .worker
+                    .alloc_batch_as(&mut self.scratch_pkts[n..want], PacketState::Fill);
+            }
+            if n == 0 {
+                break;
+            }
+            for i in 0..n {
+                self.scratch_addrs[i] = self.addr_of(self.scratch_pkts[i]);
+            }
+            let pushed = self.fill.push_addrs(&self.scratch_addrs[..n]);
+            debug_assert_eq!(pushed, n, "free() said there was room");
+            self.rx_held += pushed as u32;
+            self.rx_taken = self.rx_taken.saturating_sub(pushed as u32);
+            total += pushed;
+            if n < want {
+                break;
+            }
+        }
+        if total > 0 && self.params.need_wakeup && self.fill.needs_wakeup() {
+            self.counters.wakeups += 1;
+            self.sock.kick_rx()?;
+        }
+        Ok(total)
+    }
+
+    /// Receives up to `out.len()` frames (refilling the fill ring first).
+    /// The frames are the application's until it frees them
+    /// ([`free_rx`](Self::free_rx)) or sends them ([`tx_burst`](Self::tx_burst)).
+    pub fn rx_burst(&mut self, out: &mut [RxFrame]) -> Result<usize> {
+        if self.params.multi_buffer && out.len() < MAX_FRAGS {
+            return Err(Error::InvalidArenaParams {
+                arena: self.arena.name().to_owned(),
+                rule: "a multi-buffer rx_burst needs room for MAX_FRAGS frames",
+            });
+        }
+        self.refill()?;
+        let mut got = 0;
+        let mut bytes = 0;
+        while got < out.len() {
+            let want = (out.len() - got).min(self.scratch_descs.len());
+            let n = if self.params.multi_buffer {
+                self.rx.pop_packets(&mut self.scratch_descs[..want])
+            } else {
+                self.rx.pop_descs(&mut self.scratch_descs[..want])
+            };
+            if n == 0 {
+                break;
+            }
+            self.rx_held = self.rx_held.saturating_sub(n as u32);
+            self.rx_taken = self.rx_taken.saturating_add(n as u32);
+            for d in &self.scratch_descs[..n] {
+                let addr = self.linear(d.addr);
+                let ok = self.pkt_of(addr).filter(|&p| {
+                    self.states
+                        .transition(p, PacketState::Fill, PacketState::Allocated)
+                });
+                match ok {
+                    Some(pkt) => {
+                        out[got] = RxFrame {
+                            pkt,
+                            addr,
+                            len: d.len,
+                            options: d.options,
+                        };
+                        got += 1;
+                        bytes += u64::from(d.len);
+                    }
+                    None => self.counters.bad_descs += 1,
+                }
+            }
+        }
+        self.counters.rx_packets += got as u64;
+        self.counters.rx_bytes += bytes;
+        Ok(got)
+    }
+
+    /// Waits up to `timeout_ms` for something to receive.
+    pub fn poll(&mut self, timeout_ms: i32) -> Result<bool> {
+        self.refill()?;
+        self.sock.poll_rx(timeout_ms)
+    }
+
+    /// Busy-polls: refills the fill ring, then makes one non-blocking
+    /// `recvfrom`, in which the kernel runs the queue's NAPI instance in
+    /// this thread for up to the busy-poll time, `budget` frames at a time
+    /// ([`ChannelParams::busy_poll`](super::ChannelParams::busy_poll)). Call it when
+    /// [`rx_burst`](Self::rx_burst) found nothing, as xdpsock's busy-poll
+    /// mode does. Without busy polling configured it is a plain RX wakeup.
+    ///
+    /// Setting the socket options alone busy-polls nothing: the kernel
+    /// polls only inside a syscall on the socket.
+    pub fn busy_poll(&mut self) -> Result<()> {
+        self.refill()?;
+        self.counters.busy_polls += 1;
+        self.sock.kick_rx()
+    }
+
+    /// Gives received packets back: straight onto the fill ring while it
+    /// has room (one state change and no slot write per packet — rxdrop's
+    /// whole round trip is then two state changes), the rest onto the
+    /// RX-free slots (from which [`refill`](Self::refill) feeds the fill
+    /// ring later), the rest to the pool.
+    pub fn free_rx(&mut self, pkts: &[PacketIndex]) -> Result<()> {
+        let mut refused = None;
+        let mut rest = 0;
+        let mut to_fill = 0;
+        let mut room = (self.fill.free(pkts.len() as u32) as usize)
+            .min(self.rx_room())
+            .min(pkts.len())
+            .min(self.scratch_addrs.len());
+        for &p in pkts {
+            if room > 0
+                && self
+                    .states
+                    .transition(p, PacketState::Allocated, PacketState::Fill)
+            {
+                self.scratch_addrs[to_fill] = self.addr_of(p);
+                to_fill += 1;
+                room -= 1;
+                continue;
+            }
+            if !self
+                .states
+                .transition(p, PacketState::Allocated, PacketState::Staged)
+            {
+                refused.get_or_insert(Error::NotAllocated {
+                    cache: self.pool.metadata_cache().name().to_owned(),
+                    index: p,
+                });
+                continue;
+            }
+            if !self.rxf.push(p, 0) {
+                self.scratch_pkts[rest] = p;
+                rest += 1;
+                if rest == self.scratch_pkts.len() {
+                    self.worker
+                        .free_batch_from(&self.scratch_pkts[..rest], PacketState::Staged);
+                    rest = 0;
+                }
+            }
+        }
+        if to_fill > 0 {
+            let pushed = self.fill.push_addrs(&self.scratch_addrs[..to_fill]);
+            debug_assert_eq!(pushed, to_fill, "free() said there was room");
+            self.rx_held += pushed as u32;
+            self.rx_taken = self.rx_taken.saturating_sub(pushed as u32);
+            if self.params.need_wakeup && self.fill.needs_wakeup() {
+                self.counters.wakeups += 1;
+                self.sock.kick_rx()?;
+            }
+        }
+        if rest > 0 {
+            self.worker
+                .free_batch_from(&self.scratch_pkts[..rest], PacketState::Staged);
+        }
+        refused.map_or(Ok(()), Err)
+    }
+}
