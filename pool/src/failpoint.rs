@@ -2,7 +2,7 @@
 //! read per creation step, nothing on the data path).
 //!
 //! A test arms a countdown with [`fail_after`]; every creation step calls
-//! [`step`], and the n-th one fails with [`Error::Injected`]. Tests prove
+//! `step`, and the n-th one fails with [`Error::Injected`]. Tests prove
 //! with it that a failure at any step releases everything built before it.
 
 use std::cell::Cell;

@@ -34,7 +34,7 @@ use crate::{errno, ifindex, reason, XdpError};
 /// ran with `AYA_BUILD_SKIP=1`).
 static OBJECT: &[u8] = include_bytes_aligned!(env!("SKMEM_GEN_OBJECT"));
 
-/// The generator program's name in [`OBJECT`].
+/// The generator program's name in the embedded object.
 pub const GEN_PROGRAM: &str = "skmem_gen";
 
 /// Shortest frame the kernel accepts (an Ethernet header: shorter input is

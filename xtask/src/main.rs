@@ -30,7 +30,8 @@ enum Task {
     /// well under two seconds. Installing needs root; without it the missing
     /// pieces are reported and skipped.
     Setup,
-    /// Run setup, then fmt, clippy, tests and doc tests: exactly what CI checks.
+    /// Run setup, then fmt, clippy, tests, doc tests and the docs (no broken
+    /// links): exactly what CI checks.
     ///
     /// Stops at the first failing step and exits with that step's exit code.
     Test,
@@ -98,6 +99,8 @@ const TEST_STEPS: &[(&str, &[&str])] = &[
     ),
     ("test", &["test", "--workspace", "--all-targets"]),
     ("doctest", &["test", "--workspace", "--doc"]),
+    // Broken or private intra-doc links fail (RUSTDOCFLAGS, set in `test`).
+    ("doc", &["doc", "--workspace", "--no-deps"]),
 ];
 
 /// The skmemctl subcommand that runs the live demo, once it exists.
@@ -157,6 +160,9 @@ fn test() -> Result<()> {
     let mut tally = cmd::Tally::default();
     for (i, (name, args)) in TEST_STEPS.iter().enumerate() {
         let mut cargo = cmd::cargo(*args);
+        if *name == "doc" {
+            cargo.env("RUSTDOCFLAGS", "-D warnings");
+        }
         header(&format!(
             "[{}/{total}] {name}: {}",
             i + 1,

@@ -2,11 +2,11 @@
 //!
 //! A [`Cache`] is Skywalk's `skmem_cache` (after Bonwick & Adams, 2001):
 //!
-//! * the **slab layer** ([`slab`]) cuts the region's segments into objects
+//! * the **slab layer** (`slab`) cuts the region's segments into objects
 //!   and is the only place that knows which objects exist;
-//! * the **depot** ([`depot`]) holds full and empty magazines, behind one
+//! * the **depot** (`depot`) holds full and empty magazines, behind one
 //!   mutex;
-//! * each **worker slot** ([`worker`]) holds room for two magazines (the
+//! * each **worker slot** (`worker`) holds room for two magazines (the
 //!   *loaded* and the *previous*), used without any lock or atomic
 //!   read-modify-write.
 //!
