@@ -156,6 +156,33 @@ impl Producer {
             .store(self.cached_prod, Ordering::Release);
     }
 
+    /// Writes UMEM address `addr` into the `k`-th free slot without
+    /// publishing it: a batch is written in place, then published at once
+    /// with [`submit`](Self::submit) — no staging copy. False (nothing
+    /// written) when fewer than `k + 1` slots are free.
+    #[inline(always)]
+    pub(crate) fn write_addr_at(&mut self, k: u32, addr: u64) -> bool {
+        if k >= self.cached_cons.wrapping_sub(self.cached_prod) {
+            return false;
+        }
+        let idx = self.cached_prod.wrapping_add(k) & self.mem.mask;
+        // SAFETY: as in `push`: the slot is in the live descriptor array
+        // (idx <= mask) and free (k is below the free count just checked).
+        unsafe { std::ptr::write(self.mem.desc.cast::<u64>().add(idx as usize), addr) };
+        true
+    }
+
+    /// Publishes the first `n` slots written with
+    /// [`write_addr_at`](Self::write_addr_at).
+    #[inline]
+    pub(crate) fn submit(&mut self, n: u32) {
+        debug_assert!(n <= self.cached_cons.wrapping_sub(self.cached_prod));
+        self.cached_prod = self.cached_prod.wrapping_add(n);
+        self.mem
+            .producer()
+            .store(self.cached_prod, Ordering::Release);
+    }
+
     /// Pushes UMEM addresses (fill ring); returns how many fit.
     #[inline]
     pub(crate) fn push_addrs(&mut self, addrs: &[u64]) -> usize {
@@ -241,15 +268,42 @@ impl Consumer {
         n
     }
 
+    /// Descriptors ready to be read in place, at most `want`: read them
+    /// with [`desc_at`](Self::desc_at), then hand them back with
+    /// [`release`](Self::release) — no staging copy.
+    #[inline]
+    pub(crate) fn peek(&mut self, want: u32) -> u32 {
+        self.available(want).min(want)
+    }
+
+    /// The `k`-th descriptor ready to read; `None` past what is ready.
+    #[inline(always)]
+    pub(crate) fn desc_at(&self, k: u32) -> Option<XdpDesc> {
+        if k >= self.cached_prod.wrapping_sub(self.cached_cons) {
+            return None;
+        }
+        let idx = self.cached_cons.wrapping_add(k) & self.mem.mask;
+        // SAFETY: as in `pop`: the slot is in the live descriptor array and
+        // between our consumer and the kernel's producer index (checked).
+        Some(unsafe { std::ptr::read(self.mem.desc.cast::<XdpDesc>().add(idx as usize)) })
+    }
+
+    /// Gives the first `n` descriptors read with [`desc_at`](Self::desc_at)
+    /// back to the kernel.
+    #[inline]
+    pub(crate) fn release(&mut self, n: u32) {
+        debug_assert!(n <= self.cached_prod.wrapping_sub(self.cached_cons));
+        if n > 0 {
+            self.cached_cons = self.cached_cons.wrapping_add(n);
+            self.mem
+                .consumer()
+                .store(self.cached_cons, Ordering::Release);
+        }
+    }
+
     /// Takes completed UMEM addresses; returns how many.
     #[inline]
     pub(crate) fn pop_addrs(&mut self, out: &mut [u64]) -> usize {
-        self.pop(out)
-    }
-
-    /// Takes received descriptors; returns how many.
-    #[inline]
-    pub(crate) fn pop_descs(&mut self, out: &mut [XdpDesc]) -> usize {
         self.pop(out)
     }
 
@@ -286,5 +340,114 @@ impl Consumer {
     /// Ring size.
     pub(crate) fn size(&self) -> u32 {
         self.mem.size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ring in plain memory, the test playing the kernel: indices at 0,
+    /// 64 and 128, eight 16-byte descriptors from 192.
+    struct FakeRing {
+        _mem: Vec<u64>,
+        /// Every access, ours and the ring's, goes through this one pointer.
+        base: *mut u64,
+    }
+
+    const ENTRIES: u32 = 8;
+
+    impl FakeRing {
+        fn new() -> Self {
+            let mut mem = vec![0u64; 64];
+            let base = mem.as_mut_ptr();
+            Self { _mem: mem, base }
+        }
+
+        fn ring(&mut self) -> RingMem {
+            let off = XdpRingOffset {
+                producer: 0,
+                consumer: 64,
+                desc: 192,
+                flags: Some(128),
+            };
+            // SAFETY: the Vec is 512 bytes, 8-aligned, outlives the ring in
+            // each test, and holds the indices and 8 × 16 descriptor bytes.
+            unsafe { RingMem::new(self.base.cast(), &off, ENTRIES) }
+        }
+
+        /// The 8-byte word at word index `i`.
+        fn get(&self, i: usize) -> u64 {
+            assert!(i < 64);
+            // SAFETY: i < 64 words of the live Vec.
+            unsafe { self.base.add(i).read_volatile() }
+        }
+
+        fn set(&mut self, i: usize, v: u64) {
+            assert!(i < 64);
+            // SAFETY: as in `get`.
+            unsafe { self.base.add(i).write_volatile(v) }
+        }
+
+        fn word(&self, byte: usize) -> u32 {
+            self.get(byte / 8) as u32
+        }
+
+        fn set_word(&mut self, byte: usize, v: u32) {
+            self.set(byte / 8, u64::from(v));
+        }
+    }
+
+    #[test]
+    fn addresses_written_in_place_are_published_by_submit_only() {
+        let mut f = FakeRing::new();
+        let mut p = Producer::new(f.ring());
+        assert_eq!(p.free(ENTRIES), ENTRIES);
+        for k in 0..3 {
+            assert!(p.write_addr_at(k, 0x1000 * (u64::from(k) + 1)));
+        }
+        // Written but not yet published: the producer index has not moved.
+        assert_eq!(f.word(0), 0);
+        p.submit(3);
+        assert_eq!(f.word(0), 3);
+        assert_eq!([f.get(24), f.get(25), f.get(26)], [0x1000, 0x2000, 0x3000]);
+        // Five slots are left until the kernel consumes: the sixth is refused.
+        assert!(p.write_addr_at(4, 1));
+        assert!(!p.write_addr_at(5, 1));
+        // The kernel consumes two: two more fit (after a refresh).
+        f.set_word(64, 2);
+        assert_eq!(p.free(ENTRIES), 7);
+        assert!(p.write_addr_at(6, 1));
+        assert!(!p.write_addr_at(7, 1));
+    }
+
+    #[test]
+    fn descriptors_are_read_in_place_and_released_at_once() {
+        let mut f = FakeRing::new();
+        let mut c = Consumer::new(f.ring());
+        assert_eq!(c.peek(4), 0);
+        // The kernel produces three descriptors.
+        for i in 0..3u64 {
+            f.set(24 + 2 * i as usize, 0x800 * i);
+            f.set(25 + 2 * i as usize, 60 + i); // len 60+i, options 0
+        }
+        f.set_word(0, 3);
+        assert_eq!(c.peek(2), 2);
+        assert_eq!(c.peek(8), 3);
+        assert_eq!(
+            c.desc_at(2),
+            Some(XdpDesc {
+                addr: 0x1000,
+                len: 62,
+                options: 0
+            })
+        );
+        assert_eq!(c.desc_at(3), None, "past what the kernel produced");
+        // Nothing is handed back until release.
+        assert_eq!(f.word(64), 0);
+        c.release(3);
+        assert_eq!(f.word(64), 3);
+        assert_eq!(c.peek(8), 0);
+        assert_eq!(c.desc_at(0), None);
     }
 }

@@ -75,15 +75,14 @@ impl Channel {
             });
         }
         self.refill()?;
+        if !self.params.multi_buffer {
+            return Ok(self.rx_frames(out));
+        }
         let mut got = 0;
         let mut bytes = 0;
         while got < out.len() {
             let want = (out.len() - got).min(self.scratch_descs.len());
-            let n = if self.params.multi_buffer {
-                self.rx.pop_packets(&mut self.scratch_descs[..want])
-            } else {
-                self.rx.pop_descs(&mut self.scratch_descs[..want])
-            };
+            let n = self.rx.pop_packets(&mut self.scratch_descs[..want]);
             if n == 0 {
                 break;
             }
@@ -113,6 +112,42 @@ impl Channel {
         self.counters.rx_packets += got as u64;
         self.counters.rx_bytes += bytes;
         Ok(got)
+    }
+
+    /// [`rx_burst`](Self::rx_burst) where every packet is one frame: the
+    /// descriptors are read in place from the RX ring and released at once.
+    fn rx_frames(&mut self, out: &mut [RxFrame]) -> usize {
+        let n = self.rx.peek(out.len().min(u32::MAX as usize) as u32);
+        let mut got = 0;
+        let mut bytes = 0;
+        for k in 0..n {
+            let Some(d) = self.rx.desc_at(k) else {
+                break;
+            };
+            let addr = self.linear(d.addr);
+            match self.pkt_of(addr).filter(|&p| {
+                self.states
+                    .transition(p, PacketState::Fill, PacketState::Allocated)
+            }) {
+                Some(pkt) => {
+                    out[got] = RxFrame {
+                        pkt,
+                        addr,
+                        len: d.len,
+                        options: d.options,
+                    };
+                    got += 1;
+                    bytes += u64::from(d.len);
+                }
+                None => self.counters.bad_descs += 1,
+            }
+        }
+        self.rx.release(n);
+        self.rx_held = self.rx_held.saturating_sub(n);
+        self.rx_taken = self.rx_taken.saturating_add(n);
+        self.counters.rx_packets += got as u64;
+        self.counters.rx_bytes += bytes;
+        got
     }
 
     /// Waits up to `timeout_ms` for something to receive.
@@ -147,18 +182,23 @@ impl Channel {
         let mut to_fill = 0;
         let mut room = (self.fill.free(pkts.len() as u32) as usize)
             .min(self.rx_room())
-            .min(pkts.len())
-            .min(self.scratch_addrs.len());
+            .min(pkts.len());
         for &p in pkts {
             if room > 0
                 && self
                     .states
                     .transition(p, PacketState::Allocated, PacketState::Fill)
             {
-                self.scratch_addrs[to_fill] = self.addr_of(p);
-                to_fill += 1;
-                room -= 1;
-                continue;
+                // Written in place, published below.
+                let addr = self.addr_of(p);
+                if self.fill.write_addr_at(to_fill as u32, addr) {
+                    to_fill += 1;
+                    room -= 1;
+                    continue;
+                }
+                // Cannot happen (room <= free slots); the packet takes the
+                // slot path instead.
+                self.states.set(p, PacketState::Allocated);
             }
             if !self
                 .states
@@ -181,10 +221,9 @@ impl Channel {
             }
         }
         if to_fill > 0 {
-            let pushed = self.fill.push_addrs(&self.scratch_addrs[..to_fill]);
-            debug_assert_eq!(pushed, to_fill, "free() said there was room");
-            self.rx_held += pushed as u32;
-            self.rx_taken = self.rx_taken.saturating_sub(pushed as u32);
+            self.fill.submit(to_fill as u32);
+            self.rx_held += to_fill as u32;
+            self.rx_taken = self.rx_taken.saturating_sub(to_fill as u32);
             if self.params.need_wakeup && self.fill.needs_wakeup() {
                 self.counters.wakeups += 1;
                 self.sock.kick_rx()?;
