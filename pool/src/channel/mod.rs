@@ -16,6 +16,11 @@
 //!            (alloc_tx takes from here first)
 //! ```
 //!
+//! Two short cuts keep a busy loop off the slots: `free_rx` puts frames
+//! straight back onto the fill ring while it has room, and `complete`
+//! returns sent frames straight to the fill ring in place of frames RX
+//! took (a forwarding loop's frames then go ring to ring).
+//!
 //! Every frame's place is kept in its metadata ([`PacketState`]), so a
 //! descriptor from the kernel that names a frame not where the ring says is
 //! dropped and counted, never double-freed, and [`Channel::account`] can
