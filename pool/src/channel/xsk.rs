@@ -296,17 +296,27 @@ impl XskSocket {
 
     /// Waits up to `timeout_ms` for frames to receive; true when readable.
     pub fn poll_rx(&self, timeout_ms: i32) -> Result<bool> {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-        let ts = Timespec {
-            tv_sec: (timeout_ms / 1000) as _,
-            tv_nsec: ((timeout_ms % 1000) * 1_000_000) as _,
+        // poll(2) with a millisecond timeout, not ppoll(2) (what rustix's
+        // poll makes): ppoll copies a timespec in and the time left back out
+        // on every call, and a waiting data path polls tens of thousands of
+        // times a second.
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
         };
-        match poll(&mut fds, Some(&ts)) {
-            Ok(n) => Ok(n > 0 && fds[0].revents().contains(PollFlags::IN)),
-            Err(e) if e == rustix::io::Errno::INTR => Ok(false),
-            Err(e) => Err(Error::sys("poll(AF_XDP)", e)),
+        // SAFETY: `pfd` is one valid pollfd that lives across the call (the
+        // count passed is 1); the fd is open, owned by `self`.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if n < 0 {
+            let e = rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
+                .unwrap_or(rustix::io::Errno::IO);
+            if e == rustix::io::Errno::INTR {
+                return Ok(false);
+            }
+            return Err(Error::sys("poll(AF_XDP)", e));
         }
+        Ok(n > 0 && pfd.revents & libc::POLLIN != 0)
     }
 
     fn setsockopt_int(
