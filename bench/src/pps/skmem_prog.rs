@@ -187,25 +187,11 @@ fn txonly(
         if q == 0 && c == 0 && p.wait == Wait::Poll {
             // Nothing moved: wait until the socket can take more (in copy
             // mode the poll itself transmits what the TX ring holds).
-            poll_out(ch, super::POLL_TIMEOUT_MS)?;
+            ch.poll_tx(super::POLL_TIMEOUT_MS)?;
         }
     }
     drain(ch);
     Ok((meter, unsent))
-}
-
-fn poll_out(ch: &Channel, timeout_ms: i32) -> Result<()> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let fd = ch.fd();
-    let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
-    let ts = Timespec {
-        tv_sec: (timeout_ms / 1000) as _,
-        tv_nsec: ((timeout_ms % 1000) * 1_000_000) as _,
-    };
-    match poll(&mut fds, Some(&ts)) {
-        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
-        Err(e) => Err(e).context("poll(POLLOUT) on the skmem socket"),
-    }
 }
 
 /// Lets what is still in flight complete so the channel closes quietly.

@@ -429,6 +429,12 @@ impl Channel {
         total
     }
 
+    /// Waits up to `timeout_ms` until the TX ring has room (in copy mode
+    /// the wait itself transmits what the ring holds); true when it has.
+    pub fn poll_tx(&mut self, timeout_ms: i32) -> Result<bool> {
+        self.sock.poll_tx(timeout_ms)
+    }
+
     /// Kicks the kernel to transmit (when TX made no progress, say).
     pub fn kick_tx(&mut self) -> Result<()> {
         self.counters.wakeups += 1;

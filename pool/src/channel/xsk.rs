@@ -296,13 +296,24 @@ impl XskSocket {
 
     /// Waits up to `timeout_ms` for frames to receive; true when readable.
     pub fn poll_rx(&self, timeout_ms: i32) -> Result<bool> {
+        self.poll(libc::POLLIN, timeout_ms)
+    }
+
+    /// Waits up to `timeout_ms` until the TX ring has room; true when
+    /// writable. In copy mode the call itself transmits what the TX ring
+    /// holds.
+    pub fn poll_tx(&self, timeout_ms: i32) -> Result<bool> {
+        self.poll(libc::POLLOUT, timeout_ms)
+    }
+
+    fn poll(&self, events: libc::c_short, timeout_ms: i32) -> Result<bool> {
         // poll(2) with a millisecond timeout, not ppoll(2) (what rustix's
         // poll makes): ppoll copies a timespec in and the time left back out
         // on every call, and a waiting data path polls tens of thousands of
         // times a second.
         let mut pfd = libc::pollfd {
             fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
+            events,
             revents: 0,
         };
         // SAFETY: `pfd` is one valid pollfd that lives across the call (the
@@ -316,7 +327,7 @@ impl XskSocket {
             }
             return Err(Error::sys("poll(AF_XDP)", e));
         }
-        Ok(n > 0 && pfd.revents & libc::POLLIN != 0)
+        Ok(n > 0 && pfd.revents & events != 0)
     }
 
     fn setsockopt_int(
