@@ -186,7 +186,6 @@ pub struct Channel {
     packet_count: u32,
     /// The pool's state column, kept here for the same reason.
     states: StateColumn,
-    scratch_addrs: Vec<u64>,
     scratch_descs: Vec<XdpDesc>,
     scratch_pkts: Vec<PacketIndex>,
     scratch_tx: Vec<TxFrame>,
@@ -442,7 +441,6 @@ impl Channel {
             txa,
             mapping,
             arena: arena.clone(),
-            scratch_addrs: vec![0; params.batch],
             // Room for a whole multi-buffer packet whatever the batch.
             scratch_descs: vec![XdpDesc::default(); params.batch.max(MAX_FRAGS)],
             scratch_pkts: vec![0; params.batch],

@@ -134,46 +134,44 @@ impl Producer {
         self.cached_cons.wrapping_sub(self.cached_prod)
     }
 
-    /// Writes `vals` into the next slots (the caller checked `free`), and
-    /// publishes them.
-    #[inline]
-    fn push<T: Copy>(&mut self, vals: &[T]) {
-        debug_assert!(vals.len() as u32 <= self.cached_cons.wrapping_sub(self.cached_prod));
-        for (i, v) in vals.iter().enumerate() {
-            let idx = self.cached_prod.wrapping_add(i as u32) & self.mem.mask;
-            // SAFETY: idx <= mask < size, so the slot lies in the descriptor
-            // array of the live mapping; slots between the kernel's consumer
-            // and our producer index are ours to write (ring protocol), and
-            // descriptors are naturally aligned in the kernel's layout.
-            // Plain writes: the Release store of the producer index below
-            // orders them before the kernel may read the slots, as in
-            // libxdp; volatile would only stop the compiler combining them.
-            unsafe { std::ptr::write(self.mem.desc.cast::<T>().add(idx as usize), *v) };
-        }
-        self.cached_prod = self.cached_prod.wrapping_add(vals.len() as u32);
-        self.mem
-            .producer()
-            .store(self.cached_prod, Ordering::Release);
-    }
-
-    /// Writes UMEM address `addr` into the `k`-th free slot without
-    /// publishing it: a batch is written in place, then published at once
-    /// with [`submit`](Self::submit) — no staging copy. False (nothing
-    /// written) when fewer than `k + 1` slots are free.
+    /// Writes `v` into the `k`-th free slot without publishing it. False
+    /// (nothing written) when fewer than `k + 1` slots are free.
     #[inline(always)]
-    pub(crate) fn write_addr_at(&mut self, k: u32, addr: u64) -> bool {
+    fn write_at<T: Copy>(&mut self, k: u32, v: T) -> bool {
         if k >= self.cached_cons.wrapping_sub(self.cached_prod) {
             return false;
         }
         let idx = self.cached_prod.wrapping_add(k) & self.mem.mask;
-        // SAFETY: as in `push`: the slot is in the live descriptor array
-        // (idx <= mask) and free (k is below the free count just checked).
-        unsafe { std::ptr::write(self.mem.desc.cast::<u64>().add(idx as usize), addr) };
+        // SAFETY: idx <= mask < size, so the slot lies in the descriptor
+        // array of the live mapping; slots between the kernel's consumer
+        // and our producer index are ours to write (ring protocol: k is
+        // below the free count just checked), and descriptors are naturally
+        // aligned in the kernel's layout. Plain writes: the Release store of
+        // the producer index in `submit` orders them before the kernel may
+        // read the slots, as in libxdp.
+        unsafe { std::ptr::write(self.mem.desc.cast::<T>().add(idx as usize), v) };
         true
     }
 
+    /// Writes UMEM address `addr` into the `k`-th free slot of the fill
+    /// ring without publishing it: a batch is written in place, then
+    /// published at once with [`submit`](Self::submit) — no staging copy.
+    /// False (nothing written) when fewer than `k + 1` slots are free.
+    #[inline(always)]
+    pub(crate) fn write_addr_at(&mut self, k: u32, addr: u64) -> bool {
+        self.write_at(k, addr)
+    }
+
+    /// [`write_addr_at`](Self::write_addr_at) for the TX ring's
+    /// descriptors.
+    #[inline(always)]
+    pub(crate) fn write_desc_at(&mut self, k: u32, desc: XdpDesc) -> bool {
+        self.write_at(k, desc)
+    }
+
     /// Publishes the first `n` slots written with
-    /// [`write_addr_at`](Self::write_addr_at).
+    /// [`write_addr_at`](Self::write_addr_at) /
+    /// [`write_desc_at`](Self::write_desc_at).
     #[inline]
     pub(crate) fn submit(&mut self, n: u32) {
         debug_assert!(n <= self.cached_cons.wrapping_sub(self.cached_prod));
@@ -181,22 +179,6 @@ impl Producer {
         self.mem
             .producer()
             .store(self.cached_prod, Ordering::Release);
-    }
-
-    /// Pushes UMEM addresses (fill ring); returns how many fit.
-    #[inline]
-    pub(crate) fn push_addrs(&mut self, addrs: &[u64]) -> usize {
-        let n = (self.free(addrs.len() as u32) as usize).min(addrs.len());
-        self.push(&addrs[..n]);
-        n
-    }
-
-    /// Pushes descriptors (TX ring); returns how many fit.
-    #[inline]
-    pub(crate) fn push_descs(&mut self, descs: &[XdpDesc]) -> usize {
-        let n = (self.free(descs.len() as u32) as usize).min(descs.len());
-        self.push(&descs[..n]);
-        n
     }
 
     /// Does the kernel want a syscall?
@@ -247,49 +229,43 @@ impl Consumer {
         self.cached_prod.wrapping_sub(self.cached_cons)
     }
 
-    #[inline]
-    fn pop<T: Copy + Default>(&mut self, out: &mut [T]) -> usize {
-        let n = (self.available(out.len() as u32) as usize).min(out.len());
-        for (i, o) in out[..n].iter_mut().enumerate() {
-            let idx = self.cached_cons.wrapping_add(i as u32) & self.mem.mask;
-            // SAFETY: as in `Producer::push`: the slot is in the live
-            // descriptor array, and slots between our consumer and the
-            // kernel's producer index are ours to read. Plain reads: the
-            // Acquire load of that index in `available` orders them after
-            // the kernel's writes (see `Producer::push`).
-            *o = unsafe { std::ptr::read(self.mem.desc.cast::<T>().add(idx as usize)) };
-        }
-        self.cached_cons = self.cached_cons.wrapping_add(n as u32);
-        if n > 0 {
-            self.mem
-                .consumer()
-                .store(self.cached_cons, Ordering::Release);
-        }
-        n
-    }
-
-    /// Descriptors ready to be read in place, at most `want`: read them
-    /// with [`desc_at`](Self::desc_at), then hand them back with
-    /// [`release`](Self::release) — no staging copy.
+    /// Entries ready to be read in place, at most `want`: read them with
+    /// [`desc_at`](Self::desc_at) / [`addr_at`](Self::addr_at), then hand
+    /// them back with [`release`](Self::release) — no staging copy.
     #[inline]
     pub(crate) fn peek(&mut self, want: u32) -> u32 {
         self.available(want).min(want)
     }
 
-    /// The `k`-th descriptor ready to read; `None` past what is ready.
+    /// The `k`-th entry ready to read; `None` past what is ready.
     #[inline(always)]
-    pub(crate) fn desc_at(&self, k: u32) -> Option<XdpDesc> {
+    fn read_at<T: Copy>(&self, k: u32) -> Option<T> {
         if k >= self.cached_prod.wrapping_sub(self.cached_cons) {
             return None;
         }
         let idx = self.cached_cons.wrapping_add(k) & self.mem.mask;
-        // SAFETY: as in `pop`: the slot is in the live descriptor array and
-        // between our consumer and the kernel's producer index (checked).
-        Some(unsafe { std::ptr::read(self.mem.desc.cast::<XdpDesc>().add(idx as usize)) })
+        // SAFETY: idx <= mask, so the slot is in the live descriptor array,
+        // and it lies between our consumer and the kernel's producer index
+        // (checked), so it is ours to read. Plain reads: the Acquire load of
+        // that index in `available` orders them after the kernel's writes.
+        Some(unsafe { std::ptr::read(self.mem.desc.cast::<T>().add(idx as usize)) })
     }
 
-    /// Gives the first `n` descriptors read with [`desc_at`](Self::desc_at)
-    /// back to the kernel.
+    /// The `k`-th descriptor ready to read (RX ring); `None` past what is
+    /// ready.
+    #[inline(always)]
+    pub(crate) fn desc_at(&self, k: u32) -> Option<XdpDesc> {
+        self.read_at(k)
+    }
+
+    /// The `k`-th UMEM address ready to read (completion ring); `None`
+    /// past what is ready.
+    #[inline(always)]
+    pub(crate) fn addr_at(&self, k: u32) -> Option<u64> {
+        self.read_at(k)
+    }
+
+    /// Gives the first `n` entries read in place back to the kernel.
     #[inline]
     pub(crate) fn release(&mut self, n: u32) {
         debug_assert!(n <= self.cached_prod.wrapping_sub(self.cached_cons));
@@ -301,34 +277,21 @@ impl Consumer {
         }
     }
 
-    /// Takes completed UMEM addresses; returns how many.
-    #[inline]
-    pub(crate) fn pop_addrs(&mut self, out: &mut [u64]) -> usize {
-        self.pop(out)
-    }
-
     /// Takes received descriptors of whole packets only (multi-buffer: a
     /// packet's fragments carry [`XDP_PKT_CONTD`] but the last), so that a
     /// packet never straddles two calls; returns how many. A packet with
     /// more fragments than `out` holds is not taken.
     pub(crate) fn pop_packets(&mut self, out: &mut [XdpDesc]) -> usize {
-        let n = (self.available(out.len() as u32) as usize).min(out.len());
-        for (i, o) in out[..n].iter_mut().enumerate() {
-            let idx = self.cached_cons.wrapping_add(i as u32) & self.mem.mask;
-            // SAFETY: as in `pop`.
-            *o = unsafe { std::ptr::read(self.mem.desc.cast::<XdpDesc>().add(idx as usize)) };
+        let n = self.peek(out.len().min(u32::MAX as usize) as u32);
+        for (k, o) in (0..n).zip(out.iter_mut()) {
+            *o = self.desc_at(k).unwrap_or_default();
         }
         // Up to and including the last fragment of the last whole packet.
-        let k = out[..n]
+        let k = out[..n as usize]
             .iter()
             .rposition(|d| d.options & XDP_PKT_CONTD == 0)
             .map_or(0, |p| p + 1);
-        self.cached_cons = self.cached_cons.wrapping_add(k as u32);
-        if k > 0 {
-            self.mem
-                .consumer()
-                .store(self.cached_cons, Ordering::Release);
-        }
+        self.release(k as u32);
         k
     }
 

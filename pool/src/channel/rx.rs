@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::pool::{PacketIndex, PacketState};
 
-use super::{Channel, RxFrame, MAX_FRAGS};
+use super::{Channel, RxFrame, XdpDesc, MAX_FRAGS};
 
 impl Channel {
     /// Tops up the fill ring: first from the RX-free slots, then from the
@@ -46,20 +46,18 @@ impl Channel {
                 break;
             }
             for i in 0..n {
-                self.scratch_addrs[i] = self.addr_of(self.scratch_pkts[i]);
+                let addr = self.addr_of(self.scratch_pkts[i]);
+                let written = self.fill.write_addr_at(i as u32, addr);
+                debug_assert!(written, "free() said there was room");
             }
-            let pushed = self.fill.push_addrs(&self.scratch_addrs[..n]);
-            debug_assert_eq!(pushed, n, "free() said there was room");
-            self.rx_held += pushed as u32;
-            self.rx_taken = self.rx_taken.saturating_sub(pushed as u32);
-            total += pushed;
+            self.publish_fill(n as u32);
+            total += n;
             if n < want {
                 break;
             }
         }
-        if total > 0 && self.params.need_wakeup && self.fill.needs_wakeup() {
-            self.counters.wakeups += 1;
-            self.sock.kick_rx()?;
+        if total > 0 {
+            self.wake_fill_if_asked()?;
         }
         Ok(total)
     }
@@ -86,26 +84,12 @@ impl Channel {
             if n == 0 {
                 break;
             }
-            self.rx_held = self.rx_held.saturating_sub(n as u32);
-            self.rx_taken = self.rx_taken.saturating_add(n as u32);
-            for d in &self.scratch_descs[..n] {
-                let addr = self.linear(d.addr);
-                let ok = self.pkt_of(addr).filter(|&p| {
-                    self.states
-                        .transition(p, PacketState::Fill, PacketState::Allocated)
-                });
-                match ok {
-                    Some(pkt) => {
-                        out[got] = RxFrame {
-                            pkt,
-                            addr,
-                            len: d.len,
-                            options: d.options,
-                        };
-                        got += 1;
-                        bytes += u64::from(d.len);
-                    }
-                    None => self.counters.bad_descs += 1,
+            self.took_from_rx(n as u32);
+            for i in 0..n {
+                if let Some(f) = self.receive(self.scratch_descs[i]) {
+                    out[got] = f;
+                    got += 1;
+                    bytes += u64::from(f.len);
                 }
             }
         }
@@ -124,30 +108,77 @@ impl Channel {
             let Some(d) = self.rx.desc_at(k) else {
                 break;
             };
-            let addr = self.linear(d.addr);
-            match self.pkt_of(addr).filter(|&p| {
-                self.states
-                    .transition(p, PacketState::Fill, PacketState::Allocated)
-            }) {
-                Some(pkt) => {
-                    out[got] = RxFrame {
-                        pkt,
-                        addr,
-                        len: d.len,
-                        options: d.options,
-                    };
-                    got += 1;
-                    bytes += u64::from(d.len);
-                }
-                None => self.counters.bad_descs += 1,
+            if let Some(f) = self.receive(d) {
+                out[got] = f;
+                got += 1;
+                bytes += u64::from(f.len);
             }
         }
         self.rx.release(n);
-        self.rx_held = self.rx_held.saturating_sub(n);
-        self.rx_taken = self.rx_taken.saturating_add(n);
+        self.took_from_rx(n);
         self.counters.rx_packets += got as u64;
         self.counters.rx_bytes += bytes;
         got
+    }
+
+    /// One descriptor from the RX ring: the frame it names, moved from the
+    /// fill path to the application — or `None`, counted, when it names a
+    /// frame that is not where the ring says (a lying descriptor).
+    #[inline(always)]
+    fn receive(&mut self, d: XdpDesc) -> Option<RxFrame> {
+        let addr = self.linear(d.addr);
+        let pkt = self.pkt_of(addr).filter(|&p| {
+            self.states
+                .transition(p, PacketState::Fill, PacketState::Allocated)
+        });
+        if pkt.is_none() {
+            self.counters.bad_descs += 1;
+        }
+        Some(RxFrame {
+            pkt: pkt?,
+            addr,
+            len: d.len,
+            options: d.options,
+        })
+    }
+
+    /// `n` descriptors were taken from the RX ring: the kernel holds that
+    /// many frames fewer, and the fill ring is owed them.
+    #[inline(always)]
+    fn took_from_rx(&mut self, n: u32) {
+        self.rx_held = self.rx_held.saturating_sub(n);
+        self.rx_taken = self.rx_taken.saturating_add(n);
+    }
+
+    /// Moves packet `pkt` from state `from` straight onto the fill ring, as
+    /// its `k`-th unpublished slot (see [`publish_fill`](Self::publish_fill));
+    /// false, and nothing changed, when `pkt` is not in `from` or the slot
+    /// is not free.
+    #[inline(always)]
+    pub(super) fn fill_direct(&mut self, pkt: PacketIndex, from: PacketState, k: u32) -> bool {
+        if !self.states.is(pkt, from) || !self.fill.write_addr_at(k, self.addr_of(pkt)) {
+            return false;
+        }
+        self.states.set(pkt, PacketState::Fill);
+        true
+    }
+
+    /// Publishes the first `n` fill slots written in place: the kernel
+    /// holds `n` more RX frames, and the fill ring is owed `n` fewer.
+    #[inline(always)]
+    pub(super) fn publish_fill(&mut self, n: u32) {
+        self.fill.submit(n);
+        self.rx_held += n;
+        self.rx_taken = self.rx_taken.saturating_sub(n);
+    }
+
+    /// Makes the `recvfrom` the fill ring asks for (NEED_WAKEUP), if it does.
+    pub(super) fn wake_fill_if_asked(&mut self) -> Result<()> {
+        if self.params.need_wakeup && self.fill.needs_wakeup() {
+            self.counters.wakeups += 1;
+            self.sock.kick_rx()?;
+        }
+        Ok(())
     }
 
     /// Waits up to `timeout_ms` for something to receive.
@@ -184,21 +215,10 @@ impl Channel {
             .min(self.rx_room())
             .min(pkts.len());
         for &p in pkts {
-            if room > 0
-                && self
-                    .states
-                    .transition(p, PacketState::Allocated, PacketState::Fill)
-            {
-                // Written in place, published below.
-                let addr = self.addr_of(p);
-                if self.fill.write_addr_at(to_fill as u32, addr) {
-                    to_fill += 1;
-                    room -= 1;
-                    continue;
-                }
-                // Cannot happen (room <= free slots); the packet takes the
-                // slot path instead.
-                self.states.set(p, PacketState::Allocated);
+            if room > 0 && self.fill_direct(p, PacketState::Allocated, to_fill) {
+                to_fill += 1;
+                room -= 1;
+                continue;
             }
             if !self
                 .states
@@ -221,13 +241,8 @@ impl Channel {
             }
         }
         if to_fill > 0 {
-            self.fill.submit(to_fill as u32);
-            self.rx_held += to_fill as u32;
-            self.rx_taken = self.rx_taken.saturating_sub(to_fill as u32);
-            if self.params.need_wakeup && self.fill.needs_wakeup() {
-                self.counters.wakeups += 1;
-                self.sock.kick_rx()?;
-            }
+            self.publish_fill(to_fill);
+            self.wake_fill_if_asked()?;
         }
         if rest > 0 {
             self.worker

@@ -95,76 +95,103 @@ impl Channel {
     }
 
     fn tx_burst_options(&mut self, frames: &[TxFrame], options: u32) -> Result<usize> {
-        let mut done = 0;
         // Metadata sits in the buffer, in front of the data.
         let min_offset = if options & XDP_TX_METADATA != 0 {
             self.params.tx_metadata_len as u64
         } else {
             0
         };
-        while done < frames.len() {
-            let want = (frames.len() - done).min(self.scratch_descs.len());
-            let room = (self.tx.free(want as u32) as usize).min(want);
-            if room == 0 {
+        // Written in place into the TX ring, published once.
+        let room = (self.tx.free(frames.len() as u32) as usize).min(frames.len());
+        let mut n = 0;
+        let mut i = 0;
+        while i < room {
+            // The packet starting at `i`: one frame, or a chain of frames
+            // with `more` set ended by one without.
+            let len = frames[i..]
+                .iter()
+                .position(|f| !f.more)
+                .map_or(frames.len() - i, |p| p + 1);
+            let ended = !frames[i + len - 1].more;
+            let well_formed = ended && (len == 1 || self.params.multi_buffer) && len <= MAX_FRAGS;
+            if well_formed && i + len > room {
+                // A whole packet goes into the ring or none of it: this one
+                // waits for room (it stays the caller's).
                 break;
             }
-            let mut n = 0;
-            let mut i = done;
-            while i < done + room {
-                // The packet starting at `i`: one frame, or a chain of
-                // frames with `more` set ended by one without.
-                let len = frames[i..]
+            let valid = well_formed
+                && frames[i..i + len]
                     .iter()
-                    .position(|f| !f.more)
-                    .map_or(frames.len() - i, |p| p + 1);
-                let ended = !frames[i + len - 1].more;
-                let well_formed =
-                    ended && (len == 1 || self.params.multi_buffer) && len <= MAX_FRAGS;
-                if well_formed && i + len > done + room {
-                    // A whole packet goes into the ring or none of it: this
-                    // one waits for room (it stays the caller's).
-                    break;
-                }
-                let valid = well_formed
-                    && frames[i..i + len]
-                        .iter()
-                        .all(|f| self.sendable(f.pkt, f.offset as u64, f.len, min_offset));
-                if !valid {
-                    // Refused whole — a chain with a bad frame must not go
-                    // out with a hole — and counted; the caller counts the
-                    // frames as taken, so those it held go back to the fill
-                    // path rather than strand (the others are not ours).
-                    for f in &frames[i..i + len] {
-                        self.counters.tx_refused += 1;
-                        self.give_back(f.pkt);
-                    }
-                    i += len;
-                    continue;
-                }
+                    .all(|f| self.sendable(f.pkt, f.offset as u64, f.len, min_offset));
+            if !valid {
+                // Refused whole — a chain with a bad frame must not go out
+                // with a hole — and counted; the caller counts the frames as
+                // taken, so those it held go back to the fill path rather
+                // than strand (the others are not ours).
                 for f in &frames[i..i + len] {
-                    self.states.set(f.pkt, PacketState::Tx);
-                    self.scratch_descs[n] = XdpDesc {
-                        addr: self.addr_of(f.pkt) + f.offset as u64,
-                        len: f.len,
-                        options: options | if f.more { XDP_PKT_CONTD } else { 0 },
-                    };
-                    self.counters.tx_bytes += f.len as u64;
-                    n += 1;
+                    self.counters.tx_refused += 1;
+                    self.give_back(f.pkt);
                 }
                 i += len;
+                continue;
             }
-            self.tx.push_descs(&self.scratch_descs[..n]);
-            self.counters.tx_packets += n as u64;
-            if i == done {
-                break;
+            for f in &frames[i..i + len] {
+                let more = if f.more { XDP_PKT_CONTD } else { 0 };
+                let queued = self.queue_tx_at(n, f.pkt, f.offset as u64, f.len, options | more);
+                debug_assert!(queued, "free() said there was room");
+                n += 1;
             }
-            done = i;
+            i += len;
         }
-        if done > 0 && (!self.params.need_wakeup || self.tx.needs_wakeup()) {
+        self.publish_tx(n);
+        let done = i;
+        if done > 0 {
+            self.kick_tx_if_asked()?;
+        }
+        Ok(done)
+    }
+
+    /// Writes packet `pkt`'s frame (`len` bytes at `offset` of its buffer)
+    /// into the `k`-th free TX slot, unpublished, and marks the packet as
+    /// the kernel's; false (nothing done) when the slot is not free.
+    #[inline(always)]
+    fn queue_tx_at(
+        &mut self,
+        k: u32,
+        pkt: PacketIndex,
+        offset: u64,
+        len: u32,
+        options: u32,
+    ) -> bool {
+        let desc = XdpDesc {
+            addr: self.addr_of(pkt) + offset,
+            len,
+            options,
+        };
+        if !self.tx.write_desc_at(k, desc) {
+            return false;
+        }
+        self.states.set(pkt, PacketState::Tx);
+        self.counters.tx_bytes += u64::from(len);
+        true
+    }
+
+    /// Publishes the first `n` TX slots written with
+    /// [`queue_tx_at`](Self::queue_tx_at).
+    #[inline(always)]
+    fn publish_tx(&mut self, n: u32) {
+        self.tx.submit(n);
+        self.counters.tx_packets += u64::from(n);
+    }
+
+    /// Makes the `sendto` TX needs — always without need_wakeup (copy mode
+    /// transmits only inside a syscall), else when the ring asks.
+    fn kick_tx_if_asked(&mut self) -> Result<()> {
+        if !self.params.need_wakeup || self.tx.needs_wakeup() {
             self.counters.wakeups += 1;
             self.sock.kick_tx()?;
         }
-        Ok(done)
+        Ok(())
     }
 
     /// May the application send `len` bytes at `offset` of packet `pkt`'s
@@ -267,49 +294,36 @@ impl Channel {
         for f in frames.iter().take(PREFETCH_AHEAD) {
             self.prefetch_header(f);
         }
-        let mut done = 0;
-        while done < frames.len() {
-            let want = (frames.len() - done).min(self.scratch_descs.len());
-            let room = (self.tx.free(want as u32) as usize).min(want);
-            if room == 0 {
-                break;
+        // Written in place into the TX ring, published once.
+        let room = (self.tx.free(frames.len() as u32) as usize).min(frames.len());
+        let mut n = 0;
+        for i in 0..room {
+            if let Some(ahead) = frames.get(i + PREFETCH_AHEAD) {
+                self.prefetch_header(ahead);
             }
-            let mut n = 0;
-            for i in done..done + room {
-                if let Some(ahead) = frames.get(i + PREFETCH_AHEAD) {
-                    self.prefetch_header(ahead);
-                }
-                let f = &frames[i];
-                let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt));
-                if f.more() || !self.sendable(f.pkt, off, f.len, 0) {
-                    // A chain on a single-buffer channel, or a frame the
-                    // application does not hold: refused and counted (as
-                    // tx_burst does), held ones back to the fill path.
-                    self.counters.tx_refused += 1;
-                    self.give_back(f.pkt);
-                    continue;
-                }
-                self.swap_macs(f.pkt, off, f.len);
-                self.states.set(f.pkt, PacketState::Tx);
-                self.scratch_descs[n] = XdpDesc {
-                    addr: self.addr_of(f.pkt) + off,
-                    len: f.len,
-                    options: 0,
-                };
-                self.counters.tx_bytes += u64::from(f.len);
-                n += 1;
+            let f = &frames[i];
+            let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt));
+            if f.more() || !self.sendable(f.pkt, off, f.len, 0) {
+                // A chain on a single-buffer channel, or a frame the
+                // application does not hold: refused and counted (as
+                // tx_burst does), held ones back to the fill path.
+                self.counters.tx_refused += 1;
+                self.give_back(f.pkt);
+                continue;
             }
-            self.tx.push_descs(&self.scratch_descs[..n]);
-            self.counters.tx_packets += n as u64;
-            done += room;
+            self.swap_macs(f.pkt, off, f.len);
+            let queued = self.queue_tx_at(n, f.pkt, off, f.len, 0);
+            debug_assert!(queued, "free() said there was room");
+            n += 1;
         }
+        self.publish_tx(n);
+        let done = room;
         // The TX ring is full: the rest go back to the fill path.
         for f in &frames[done..] {
             self.give_back(f.pkt);
         }
-        if done > 0 && (!self.params.need_wakeup || self.tx.needs_wakeup()) {
-            self.counters.wakeups += 1;
-            self.sock.kick_tx()?;
+        if done > 0 {
+            self.kick_tx_if_asked()?;
         }
         Ok(done)
     }
@@ -359,30 +373,27 @@ impl Channel {
     pub fn complete(&mut self) -> usize {
         let mut total = 0;
         loop {
-            let n = self.comp.pop_addrs(&mut self.scratch_addrs[..]);
+            // Read in place; at most a batch, the room the slot path below
+            // has in `scratch_pkts`.
+            let n = self.comp.peek(self.scratch_pkts.len() as u32);
             if n == 0 {
                 break;
             }
-            let mut room = (self.fill.free(n as u32) as usize)
+            let mut room = (self.fill.free(n) as usize)
                 .min(self.rx_room())
-                .min(self.rx_taken as usize)
-                .min(n);
+                .min(self.rx_taken as usize);
             let mut to_fill = 0;
             let mut rest = 0;
-            for i in 0..n {
-                let addr = self.linear(self.scratch_addrs[i]);
-                let Some(p) = self.pkt_of(addr) else {
+            for k in 0..n {
+                let Some(p) = self
+                    .comp
+                    .addr_at(k)
+                    .and_then(|a| self.pkt_of(self.linear(a)))
+                else {
                     self.counters.bad_descs += 1;
                     continue;
                 };
-                if room > 0
-                    && self
-                        .states
-                        .transition(p, PacketState::Tx, PacketState::Fill)
-                {
-                    // Compacted in place: `to_fill <= i`, and entry `i`
-                    // was read above.
-                    self.scratch_addrs[to_fill] = self.addr_of(p);
+                if room > 0 && self.fill_direct(p, PacketState::Tx, to_fill) {
                     to_fill += 1;
                     room -= 1;
                     continue;
@@ -399,30 +410,24 @@ impl Channel {
                     rest += 1;
                 }
             }
+            self.comp.release(n);
             if to_fill > 0 {
-                let pushed = self.fill.push_addrs(&self.scratch_addrs[..to_fill]);
-                debug_assert_eq!(pushed, to_fill, "free() said there was room");
-                self.rx_held += pushed as u32;
-                self.rx_taken = self.rx_taken.saturating_sub(pushed as u32);
-                if self.params.need_wakeup && self.fill.needs_wakeup() {
-                    self.counters.wakeups += 1;
-                    if let Err(e) = self.sock.kick_rx() {
-                        tracing::warn!(error = %e, "RX wakeup failed");
-                    }
+                self.publish_fill(to_fill);
+                if let Err(e) = self.wake_fill_if_asked() {
+                    tracing::warn!(error = %e, "RX wakeup failed");
                 }
             }
             if rest > 0 {
                 self.worker
                     .free_batch_from(&self.scratch_pkts[..rest], PacketState::Staged);
             }
-            total += n;
+            total += n as usize;
         }
         self.counters.tx_completed += total as u64;
         // Copy mode transmits only inside a syscall: frames still in the TX
         // ring need another kick, or they would wait for the next burst.
-        if self.tx.outstanding() > 0 && (!self.params.need_wakeup || self.tx.needs_wakeup()) {
-            self.counters.wakeups += 1;
-            if let Err(e) = self.sock.kick_tx() {
+        if self.tx.outstanding() > 0 {
+            if let Err(e) = self.kick_tx_if_asked() {
                 tracing::warn!(error = %e, "TX kick failed");
             }
         }
