@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount, RxFrame};
+use skmem::arena::Arena;
+use skmem::channel::{Channel, ChannelParams, FrameAccount, RxFrame};
 use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT};
 use skmem_xdp::{AttachMode, AttachedMode, XdpFilter, XdpProgram};
 
@@ -28,14 +28,7 @@ fn open_with(
     packets: usize,
     tweak: impl FnOnce(&mut ChannelParams),
 ) -> (Arena, Channel) {
-    let mut np = NexusParams::new(format!("{ifname}q0"));
-    np.pool.packets = packets;
-    let arena = Arena::create_nexus(&np).unwrap();
-    let mut cp = ChannelParams::new(ifname, 0);
-    cp.mode = BindMode::Copy;
-    tweak(&mut cp);
-    let ch = Channel::open(&arena, &cp).unwrap();
-    (arena, ch)
+    common::copy_channel(&format!("{ifname}q0"), ifname, packets, tweak)
 }
 
 /// How the receiving loop waits when nothing arrived.

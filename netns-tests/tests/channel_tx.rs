@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame, TxFrame};
+use skmem::channel::{RxFrame, TxFrame};
 use skmem_netns_tests::{NetnsPair, Receiver, RxFilter, SequenceChecker, Side, DEFAULT_UDP_PORT};
+
+mod common;
 
 const FRAMES: u64 = 4096;
 
@@ -47,12 +48,7 @@ fn txonly_frames_reach_the_peer_in_order_and_every_frame_is_accounted() {
     let ifname = pair.ifname(Side::A).to_owned();
     let sent_seen = received.clone();
     let account = pair.in_ns(Side::A, move || {
-        let mut np = NexusParams::new("txonly");
-        np.pool.packets = 1024;
-        let arena = Arena::create_nexus(&np).unwrap();
-        let mut cp = ChannelParams::new(&ifname, 0);
-        cp.mode = BindMode::Copy;
-        let mut ch = Channel::open(&arena, &cp).unwrap();
+        let (_arena, mut ch) = common::copy_channel("txonly", &ifname, 1024, |_| {});
         assert!(!ch.zero_copy());
         let pool = ch.pool().clone();
         let mut next = 0u64;
@@ -112,12 +108,7 @@ fn bad_tx_frames_are_refused_counted_and_never_lost() {
     let pair = NetnsPair::new().unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, move || {
-        let mut np = NexusParams::new("badtx");
-        np.pool.packets = 256;
-        let arena = Arena::create_nexus(&np).unwrap();
-        let mut cp = ChannelParams::new(&ifname, 0);
-        cp.mode = BindMode::Copy;
-        let mut ch = Channel::open(&arena, &cp).unwrap();
+        let (_arena, mut ch) = common::copy_channel("badtx", &ifname, 256, |_| {});
         let mut pkts = [0u32; 2];
         assert_eq!(ch.alloc_tx(&mut pkts), 2);
         let buf = ch.pool().buf_size() as u32;
@@ -163,12 +154,7 @@ fn reflect_refuses_lying_frames_swaps_the_rest_and_loses_none() {
     let pair = NetnsPair::new().unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, move || {
-        let mut np = NexusParams::new("reflect");
-        np.pool.packets = 256;
-        let arena = Arena::create_nexus(&np).unwrap();
-        let mut cp = ChannelParams::new(&ifname, 0);
-        cp.mode = BindMode::Copy;
-        let mut ch = Channel::open(&arena, &cp).unwrap();
+        let (_arena, mut ch) = common::copy_channel("reflect", &ifname, 256, |_| {});
         let pool = ch.pool().clone();
         let mut pkts = [0u32; 2];
         assert_eq!(ch.alloc_tx(&mut pkts), 2);

@@ -202,14 +202,10 @@ fn tx_metadata_checksum_requests_are_completed_by_the_kernel() {
         });
 
         let account = pair.in_ns(Side::A, || {
-            let mut np = NexusParams::new("txmeta");
-            np.pool.packets = 256;
-            let arena = Arena::create_nexus(&np).unwrap();
-            let mut cp = ChannelParams::new(&ifname, 0);
-            cp.mode = BindMode::Copy;
-            cp.tx_metadata_len = TX_METADATA_SIZE;
-            cp.tx_sw_csum = true;
-            let mut ch = Channel::open(&arena, &cp).unwrap();
+            let (_arena, mut ch) = common::copy_channel("txmeta", &ifname, 256, |cp| {
+                cp.tx_metadata_len = TX_METADATA_SIZE;
+                cp.tx_sw_csum = true;
+            });
             let pool = ch.pool().clone();
             // Room for the metadata in front of the data.
             let offset = 64u32;
@@ -291,12 +287,7 @@ fn tx_metadata_needs_a_channel_that_registered_it() {
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {
-        let mut np = NexusParams::new("nometa");
-        np.pool.packets = 64;
-        let arena = Arena::create_nexus(&np).unwrap();
-        let mut cp = ChannelParams::new(&ifname, 0);
-        cp.mode = BindMode::Copy;
-        let mut ch = Channel::open(&arena, &cp).unwrap();
+        let (_arena, mut ch) = common::copy_channel("nometa", &ifname, 64, |_| {});
         let mut pkt = [0u32; 1];
         assert_eq!(ch.alloc_tx(&mut pkt), 1);
         let e = ch
@@ -340,13 +331,9 @@ fn multi_buffer_jumbo_frames_arrive_as_chains_and_go_back_whole() {
                 let filter =
                     XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
                 let mut prog = XdpProgram::attach(&ifname, AttachMode::Auto, Some(filter)).unwrap();
-                let mut np = NexusParams::new("multibuf");
-                np.pool.packets = 2048;
-                let arena = Arena::create_nexus(&np).unwrap();
-                let mut cp = ChannelParams::new(&ifname, 0);
-                cp.mode = BindMode::Copy;
-                cp.multi_buffer = true;
-                let mut ch = Channel::open(&arena, &cp).unwrap();
+                let (_arena, mut ch) = common::copy_channel("multibuf", &ifname, 2048, |cp| {
+                    cp.multi_buffer = true;
+                });
                 // Too little room for a whole packet is refused.
                 let mut small = vec![RxFrame::default(); 4];
                 assert!(ch.rx_burst(&mut small).is_err());
@@ -462,13 +449,9 @@ fn free_rx_fills_the_fill_ring_first_then_stages() {
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {
-        let mut np = NexusParams::new("freerx");
-        np.pool.packets = 2048;
-        let arena = Arena::create_nexus(&np).unwrap();
-        let mut cp = ChannelParams::new(&ifname, 0);
-        cp.mode = BindMode::Copy;
-        cp.umem_ring_entries = 1024;
-        let mut ch = Channel::open(&arena, &cp).unwrap();
+        let (_arena, mut ch) = common::copy_channel("freerx", &ifname, 2048, |cp| {
+            cp.umem_ring_entries = 1024;
+        });
         // Nothing has filled the fill ring yet: 64 freed frames go
         // straight onto it.
         let mut held = vec![0u32; 64];

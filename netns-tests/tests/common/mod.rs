@@ -192,3 +192,22 @@ pub fn round_trip_from_b(
         errors
     })
 }
+
+/// Opens a copy-mode channel on queue 0 of `ifname`, over a fresh nexus
+/// arena called `name` with `packets` packets; `tweak` adjusts the channel
+/// parameters first.
+pub fn copy_channel(
+    name: &str,
+    ifname: &str,
+    packets: usize,
+    tweak: impl FnOnce(&mut skmem::channel::ChannelParams),
+) -> (skmem::arena::Arena, skmem::channel::Channel) {
+    let mut np = skmem::arena::NexusParams::new(name);
+    np.pool.packets = packets;
+    let arena = skmem::arena::Arena::create_nexus(&np).unwrap();
+    let mut cp = skmem::channel::ChannelParams::new(ifname, 0);
+    cp.mode = skmem::channel::BindMode::Copy;
+    tweak(&mut cp);
+    let ch = skmem::channel::Channel::open(&arena, &cp).unwrap();
+    (arena, ch)
+}
