@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skmem::arena::Arena;
-use skmem::channel::{Channel, ChannelParams, FrameAccount, RxFrame};
+use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, RxFrame};
 use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT};
 use skmem_xdp::{AttachMode, AttachedMode, XdpFilter, XdpProgram};
 
@@ -36,6 +36,8 @@ fn open_with(
 enum Wait {
     Poll,
     BusyPoll,
+    /// `poll` with receive coalescing.
+    Coalesce,
 }
 
 /// Drains completions until the kernel holds no TX frame, then accounts.
@@ -49,6 +51,21 @@ fn settle(ch: &mut Channel) -> FrameAccount {
 }
 
 #[test]
+fn coalescing_without_a_longest_wait_is_refused_with_a_typed_error() {
+    // Parameters are checked before the interface is looked at.
+    let mut np = skmem::arena::NexusParams::new("coalesce0");
+    np.pool.packets = 256;
+    let arena = Arena::create_nexus(&np).unwrap();
+    let mut cp = ChannelParams::new("lo", 0);
+    cp.coalesce = Some(Coalesce::new(0));
+    let e = Channel::open(&arena, &cp).unwrap_err();
+    assert!(
+        matches!(&e, skmem::Error::InvalidArenaParams { rule, .. } if rule.contains("coalescing")),
+        "{e}"
+    );
+}
+
+#[test]
 fn rxdrop_receives_4096_frames_in_order_and_intact() {
     skmem_netns_tests::require_root!();
     rxdrop_4096(Wait::Poll);
@@ -58,6 +75,12 @@ fn rxdrop_receives_4096_frames_in_order_and_intact() {
 fn rxdrop_busy_polling_receives_4096_frames_in_order_and_intact() {
     skmem_netns_tests::require_root!();
     rxdrop_4096(Wait::BusyPoll);
+}
+
+#[test]
+fn rxdrop_coalescing_receives_4096_frames_in_order_and_intact() {
+    skmem_netns_tests::require_root!();
+    rxdrop_4096(Wait::Coalesce);
 }
 
 fn rxdrop_4096(wait: Wait) {
@@ -78,8 +101,17 @@ fn rxdrop_4096(wait: Wait) {
                     XdpProgram::attach(&ifname, AttachMode::Native, Some(filter)).unwrap();
                 assert_eq!(prog.mode(), AttachedMode::Native);
                 let (_arena, mut ch) = open_with(&ifname, 2048, |cp| {
-                    if wait == Wait::BusyPoll {
-                        cp.busy_poll = Some((20, 64));
+                    match wait {
+                        Wait::BusyPoll => cp.busy_poll = Some((20, 64)),
+                        // A target below the sender's window of 32, so the
+                        // paced traffic is fast enough to sleep for.
+                        Wait::Coalesce => {
+                            cp.coalesce = Some(Coalesce {
+                                max_wait_us: 2000,
+                                target_frames: 16,
+                            })
+                        }
+                        Wait::Poll => {}
                     }
                 });
                 prog.add_socket(0, ch.fd()).unwrap();
@@ -131,6 +163,13 @@ fn rxdrop_4096(wait: Wait) {
                     .unwrap();
                 assert_eq!(u64::from_le_bytes(word), ch.counters().rx_packets);
                 assert_eq!(ch.counters().busy_polls, busy_polls);
+                // Coalescing slept; without it, nothing does.
+                assert_eq!(
+                    ch.counters().coalesced_sleeps > 0,
+                    wait == Wait::Coalesce,
+                    "{:?}",
+                    ch.counters()
+                );
                 (settle(&mut ch), ch.counters(), xdp, errors)
             })
         });

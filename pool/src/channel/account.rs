@@ -26,6 +26,9 @@ pub struct ChannelCounters {
     pub wakeups: u64,
     /// Busy-poll syscalls ([`Channel::busy_poll`]).
     pub busy_polls: u64,
+    /// Sleeps of receive coalescing ([`Channel::poll`] with
+    /// [`ChannelParams::coalesce`](super::ChannelParams::coalesce)).
+    pub coalesced_sleeps: u64,
 }
 
 /// Where every frame of the UMEM is: see [`Channel::account`].

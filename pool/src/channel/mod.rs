@@ -33,10 +33,12 @@
 //! Where things are: opening and binding here; the receive side in `rx`
 //! (fill ring, RX ring, giving frames back), the send side in `tx` (TX
 //! ring, `reflect`, completions), the slot descriptors in `slots`, the
-//! frame types in `frame`, counters and frame accounting in `account`, the
-//! rings in `ring` and the socket's syscalls in `xsk`.
+//! frame types in `frame`, counters and frame accounting in `account`,
+//! receive coalescing (waking once a batch) in `coalesce`, the rings in
+//! `ring` and the socket's syscalls in `xsk`.
 
 mod account;
+mod coalesce;
 mod frame;
 mod ring;
 mod rx;
@@ -48,6 +50,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
 pub use account::{ChannelCounters, FrameAccount};
+pub use coalesce::Coalesce;
 pub use frame::{RxFrame, TxFrame, TxMetadata, MAX_FRAGS, TX_METADATA_SIZE, XDP_TX_METADATA};
 pub use ring::{XdpDesc, XDP_PKT_CONTD};
 use slots::Slots;
@@ -116,6 +119,11 @@ pub struct ChannelParams {
     /// program must be frags-aware (skmem's is). `rx_burst` then never
     /// splits a packet, and needs room for [`MAX_FRAGS`] frames.
     pub multi_buffer: bool,
+    /// Receive coalescing for [`Channel::poll`]: sleep until a batch
+    /// should have arrived, instead of waking at every NAPI flush (see
+    /// [`Coalesce`]). Off by default: it trades up to
+    /// [`Coalesce::max_wait_us`] of latency for fewer wake-ups.
+    pub coalesce: Option<Coalesce>,
 }
 
 impl ChannelParams {
@@ -137,6 +145,7 @@ impl ChannelParams {
             tx_metadata_len: 0,
             tx_sw_csum: false,
             multi_buffer: false,
+            coalesce: None,
         }
     }
 }
@@ -190,6 +199,11 @@ pub struct Channel {
     scratch_pkts: Vec<PacketIndex>,
     scratch_tx: Vec<TxFrame>,
     stats_obj: Option<*mut u8>,
+    /// Receive coalescing's rate estimate, when configured.
+    moderator: Option<coalesce::Moderator>,
+    /// Whether this channel has set its thread's timer slack (coalescing's
+    /// sleeps are short: the default 50 µs of slack would double them).
+    timer_slack_set: bool,
 }
 
 // SAFETY: every raw pointer a Channel holds (rings, slot descriptors, the
@@ -278,6 +292,9 @@ impl Channel {
         }
         if params.headroom >= buf_size / 2 {
             return Err(bad("headroom must leave most of the frame for data"));
+        }
+        if params.coalesce.is_some_and(|c| c.max_wait_us == 0) {
+            return Err(bad("coalescing needs a longest wait above 0 µs"));
         }
         let ifindex = ifindex(&params.ifname)?;
         let mapping = arena.map()?;
@@ -452,6 +469,8 @@ impl Channel {
             rx_held: 0,
             rx_taken: 0,
             stats_obj,
+            moderator: params.coalesce.map(coalesce::Moderator::new),
+            timer_slack_set: false,
         })
     }
 

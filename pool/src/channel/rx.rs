@@ -2,9 +2,13 @@
 //! slots (then the pool), the RX ring drained into the application, and
 //! received frames given back.
 
+use std::num::NonZeroU64;
+use std::time::{Duration, Instant};
+
 use crate::error::{Error, Result};
 use crate::pool::{PacketIndex, PacketState};
 
+use super::coalesce::Wait;
 use super::{Channel, RxFrame, XdpDesc, MAX_FRAGS};
 
 impl Channel {
@@ -181,10 +185,51 @@ impl Channel {
         Ok(())
     }
 
-    /// Waits up to `timeout_ms` for something to receive.
+    /// Waits up to `timeout_ms` (negative: no limit) for something to
+    /// receive, refilling the fill ring first; true when something is.
+    ///
+    /// With [`ChannelParams::coalesce`](super::ChannelParams::coalesce) set
+    /// and traffic fast enough, it sleeps instead for about as long as a
+    /// batch takes to arrive (bounded by the timeout too), so the thread
+    /// wakes once a batch rather than at every NAPI flush; otherwise it
+    /// waits in `poll(2)`. The first sleep sets the calling thread's timer
+    /// slack to 1 µs (`PR_SET_TIMERSLACK`), without which each sleep would
+    /// overrun by up to 50 µs.
     pub fn poll(&mut self, timeout_ms: i32) -> Result<bool> {
         self.refill()?;
+        if self.moderator.is_some() {
+            if self.rx.pending() > 0 {
+                return Ok(true);
+            }
+            let (received, held) = (self.counters.rx_packets, self.rx_held);
+            let wait = self
+                .moderator
+                .as_mut()
+                .map_or(Wait::Poll, |m| m.next(Instant::now(), received, held));
+            if let Wait::Sleep(d) = wait {
+                let d = match u64::try_from(timeout_ms) {
+                    Ok(ms) => d.min(Duration::from_millis(ms)),
+                    Err(_) => d,
+                };
+                if !d.is_zero() {
+                    self.coalesced_sleep(d);
+                    return Ok(self.rx.pending() > 0);
+                }
+            }
+        }
         self.sock.poll_rx(timeout_ms)
+    }
+
+    /// One sleep of receive coalescing.
+    fn coalesced_sleep(&mut self, d: Duration) {
+        if !self.timer_slack_set {
+            self.timer_slack_set = true;
+            if let Err(e) = rustix::thread::set_current_timer_slack(NonZeroU64::new(1000)) {
+                tracing::debug!(error = %e, "PR_SET_TIMERSLACK refused; coalescing sleeps may overrun");
+            }
+        }
+        self.counters.coalesced_sleeps += 1;
+        std::thread::sleep(d);
     }
 
     /// Busy-polls: refills the fill ring, then makes one non-blocking
