@@ -1,10 +1,10 @@
 //! Smoke test of the packets-per-second harness: `pps --quick` — every
-//! layout, workload and program kind (skmem, the peers that can run here,
-//! the ceilings) briefly; each must have moved frames, the generator must
+//! layout, workload and program kind (skmem, skmem with receive
+//! coalescing, the peers that can run here, the ceilings) briefly; each must have moved frames, the generator must
 //! have offered traffic, txonly's frames must have reached B. No assertion
 //! on speed. Needs root (skipped otherwise).
 
-use skmem_bench::pps::{self, Config, Implementation, Kind, Layout, Workload};
+use skmem_bench::pps::{self, Config, Implementation, Kind, Layout, Wait, Workload};
 
 #[test]
 fn quick_run_moves_frames_through_every_program() {
@@ -30,6 +30,7 @@ fn quick_run_moves_frames_through_every_program() {
         assert!(!s.reason.is_empty());
     }
     assert!(ran.contains(&Implementation::Skmem));
+    assert!(ran.contains(&Implementation::SkmemCoalesce));
     assert!(ran.contains(&Implementation::Ceiling));
     let expected: usize = cfg
         .workloads
@@ -54,6 +55,13 @@ fn quick_run_moves_frames_through_every_program() {
             r.program
         );
         assert!(r.mpps.median > 0.0, "{name}: no frames counted");
+        // skmem-coalesce waits its own way in every layout.
+        assert_eq!(
+            r.wait == Wait::Coalesce,
+            r.implementation == Implementation::SkmemCoalesce,
+            "{name}: waited with {}",
+            r.wait.name()
+        );
         assert_eq!(r.reps_mpps.len(), cfg.reps as usize, "{name}");
         match r.workload {
             Workload::Txonly => {

@@ -150,6 +150,13 @@ pub enum Implementation {
     #[serde(rename = "skmem-again")]
     #[value(name = "skmem-again")]
     SkmemAgain,
+    /// skmem's `Channel` with receive coalescing
+    /// ([`skmem::channel::Coalesce`]): the same loops, waiting in the
+    /// `coalesce` mode whatever the layout — skmem as tuned, beside skmem
+    /// waiting exactly as the peers do.
+    #[serde(rename = "skmem-coalesce")]
+    #[value(name = "skmem-coalesce")]
+    SkmemCoalesce,
     /// xsk-rs 0.11 (libxdp's xsk.c underneath), in process.
     #[serde(rename = "xsk-rs")]
     #[value(name = "xsk-rs")]
@@ -175,10 +182,11 @@ impl Implementation {
     /// Every implementation, in the order a cell runs them (programs that
     /// share skmem's redirecting XDP program first, then the ceiling, then
     /// testpmd, which needs A without it: two swaps per cell).
-    pub const ALL: [Implementation; 6] = [
+    pub const ALL: [Implementation; 7] = [
         Implementation::Skmem,
         Implementation::XskRs,
         Implementation::SkmemAgain,
+        Implementation::SkmemCoalesce,
         Implementation::LibxdpC,
         Implementation::Ceiling,
         Implementation::Testpmd,
@@ -189,6 +197,7 @@ impl Implementation {
         match self {
             Implementation::Skmem => "skmem",
             Implementation::SkmemAgain => "skmem-again",
+            Implementation::SkmemCoalesce => "skmem-coalesce",
             Implementation::XskRs => "xsk-rs",
             Implementation::LibxdpC => "libxdp-c",
             Implementation::Testpmd => "testpmd",
@@ -201,6 +210,7 @@ impl Implementation {
         match self {
             Implementation::Skmem => Kind::Skmem,
             Implementation::SkmemAgain => Kind::Control,
+            Implementation::SkmemCoalesce => Kind::Tuned,
             Implementation::XskRs | Implementation::LibxdpC | Implementation::Testpmd => Kind::Peer,
             Implementation::Ceiling => Kind::Ceiling,
         }
@@ -213,6 +223,8 @@ impl Implementation {
             (Implementation::Ceiling, Workload::Rxdrop) => Some("xdp-drop"),
             (Implementation::Ceiling, Workload::L2fwd) => Some("xdp-tx"),
             (Implementation::Ceiling, Workload::Txonly) => None,
+            // Coalescing moderates receive wake-ups: txonly receives nothing.
+            (Implementation::SkmemCoalesce, Workload::Txonly) => None,
             _ => Some(self.name()),
         }
     }
@@ -241,6 +253,9 @@ pub enum Kind {
     Ceiling,
     /// skmem run a second time (`skmem-again`): the A/A control.
     Control,
+    /// skmem with a setting no peer has (`skmem-coalesce`): reported
+    /// beside skmem's own ratios, never in place of them.
+    Tuned,
 }
 
 /// Where the receive side's work runs.
@@ -309,6 +324,12 @@ pub enum Wait {
     /// kernel then runs A's NAPI in the program's thread (xdpsock's
     /// `--busy-poll`).
     BusyPoll,
+    /// `poll()` with skmem's receive coalescing: sleep until a batch should
+    /// have arrived (at most [`COALESCE_MAX_US`]), poll when traffic is too
+    /// slow for that. Only `skmem-coalesce` waits this way, whatever the
+    /// layout; no peer library has it.
+    #[value(skip)]
+    Coalesce,
 }
 
 impl Wait {
@@ -318,12 +339,17 @@ impl Wait {
             Wait::Spin => "spin",
             Wait::Poll => "poll",
             Wait::BusyPoll => "busy-poll",
+            Wait::Coalesce => "coalesce",
         }
     }
 }
 
 /// `SO_BUSY_POLL` of the `busy-poll` wait mode, µs.
 pub const BUSY_POLL_US: u32 = 20;
+
+/// The longest sleep of the `coalesce` wait mode, µs
+/// ([`skmem::channel::Coalesce::max_wait_us`]).
+pub const COALESCE_MAX_US: u32 = 1000;
 
 /// Settings of a run.
 #[derive(Debug, Clone, Serialize)]
@@ -712,6 +738,16 @@ pub struct Cell {
     pub skmem_vs_skmem_again: Option<f64>,
     /// Per round.
     pub skmem_vs_skmem_again_rounds: Vec<f64>,
+    /// skmem with receive coalescing (`skmem-coalesce`), median Mpps.
+    pub coalesce_mpps: Option<f64>,
+    /// skmem-coalesce ÷ best peer.
+    pub coalesce_vs_best_peer: Option<f64>,
+    /// Per round.
+    pub coalesce_vs_best_peer_rounds: Vec<f64>,
+    /// skmem-coalesce ÷ ceiling.
+    pub coalesce_vs_ceiling: Option<f64>,
+    /// Per round.
+    pub coalesce_vs_ceiling_rounds: Vec<f64>,
 }
 
 /// A project goal checked against a cell.
@@ -723,7 +759,8 @@ pub struct Goal {
     pub workload: Workload,
     /// Frame size, bytes.
     pub size: usize,
-    /// The ratio checked: `skmem_vs_best_peer` or `skmem_vs_ceiling`.
+    /// The ratio checked: `skmem_vs_best_peer`, `skmem_vs_ceiling`, or
+    /// the same for `coalesce_…` (skmem-coalesce).
     pub ratio: &'static str,
     /// The goal: the ratio must be at least this.
     pub target: f64,
@@ -1328,10 +1365,16 @@ fn run_one(
     let workload = p.workload;
     // testpmd's PMD always polls its rings (busy_budget=0 only turns the
     // kernel's busy polling off).
-    let wait = if imp == Implementation::Testpmd {
-        Wait::Spin
+    let wait = match imp {
+        Implementation::Testpmd => Wait::Spin,
+        Implementation::SkmemCoalesce => Wait::Coalesce,
+        _ => p.wait,
+    };
+    // skmem-coalesce's loops read their wait mode from the parameters.
+    let p = if imp == Implementation::SkmemCoalesce {
+        ProgParams { wait, ..p }
     } else {
-        p.wait
+        p
     };
     let size = p.pkt_size;
     let mut outside = Vec::new();
@@ -1492,7 +1535,9 @@ fn run_program(
             // The socket is closed when each returns: the kernel takes it
             // out of the map.
             match imp {
-                Implementation::Skmem | Implementation::SkmemAgain => {
+                Implementation::Skmem
+                | Implementation::SkmemAgain
+                | Implementation::SkmemCoalesce => {
                     skmem_prog::run(&p, &mut register, &mut start, &stop)
                 }
                 Implementation::XskRs => xsk_prog::run(&p, &mut register, &mut start, &stop),
@@ -1708,6 +1753,10 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                 let (vs_ceiling, vs_ceiling_rounds) = paired_ratio(skmem, ceiling.copied());
                 let (vs_xsk, vs_xsk_rounds) = paired_ratio(skmem, xsk);
                 let (vs_again, vs_again_rounds) = paired_ratio(skmem, of(Kind::Control));
+                let tuned = of(Kind::Tuned);
+                let (tuned_vs_best, tuned_vs_best_rounds) = paired_ratio(tuned, best.copied());
+                let (tuned_vs_ceiling, tuned_vs_ceiling_rounds) =
+                    paired_ratio(tuned, ceiling.copied());
                 out.push(Cell {
                     layout,
                     workload,
@@ -1725,6 +1774,11 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                     skmem_vs_xsk_rs_rounds: vs_xsk_rounds,
                     skmem_vs_skmem_again: vs_again,
                     skmem_vs_skmem_again_rounds: vs_again_rounds,
+                    coalesce_mpps: tuned.map(|r| r.mpps.median),
+                    coalesce_vs_best_peer: tuned_vs_best,
+                    coalesce_vs_best_peer_rounds: tuned_vs_best_rounds,
+                    coalesce_vs_ceiling: tuned_vs_ceiling,
+                    coalesce_vs_ceiling_rounds: tuned_vs_ceiling_rounds,
                 });
             }
         }
@@ -1749,12 +1803,25 @@ fn goals(cells: &[Cell]) -> Vec<Goal> {
                 met: value.map(|v| v >= target),
             });
         };
+        // Each goal is checked for skmem waiting as the peers do, and for
+        // skmem-coalesce where it ran (a wait mode no peer has: reported
+        // beside, never instead).
+        let tuned = c.coalesce_mpps.is_some();
         match (c.layout, c.workload) {
             (Layout::Threaded, Workload::Rxdrop) => {
                 goal("skmem_vs_best_peer", 1.05, c.skmem_vs_best_peer);
                 goal("skmem_vs_ceiling", 0.75, c.skmem_vs_ceiling);
+                if tuned {
+                    goal("coalesce_vs_best_peer", 1.05, c.coalesce_vs_best_peer);
+                    goal("coalesce_vs_ceiling", 0.75, c.coalesce_vs_ceiling);
+                }
             }
-            (_, Workload::L2fwd) => goal("skmem_vs_best_peer", 1.2, c.skmem_vs_best_peer),
+            (_, Workload::L2fwd) => {
+                goal("skmem_vs_best_peer", 1.2, c.skmem_vs_best_peer);
+                if tuned {
+                    goal("coalesce_vs_best_peer", 1.2, c.coalesce_vs_best_peer);
+                }
+            }
             _ => {}
         }
     }
@@ -1836,6 +1903,7 @@ impl Report {
                 Kind::Peer => "peer",
                 Kind::Ceiling => "ceiling",
                 Kind::Control => "control",
+                Kind::Tuned => "tuned",
             };
             let _ = writeln!(
                 s,
@@ -1867,7 +1935,7 @@ impl Report {
         let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
         let _ = writeln!(
             s,
-            "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19}",
+            "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19}",
             "layout",
             "work",
             "size",
@@ -1877,12 +1945,13 @@ impl Report {
             "ceiling",
             "÷ceiling",
             "÷xsk-rs",
-            "÷skmem-again (A/A)"
+            "÷skmem-again (A/A)",
+            "coalesce ÷peer"
         );
         for cl in &self.cells {
             let _ = writeln!(
                 s,
-                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19}",
+                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19}",
                 cl.layout.name(),
                 cl.workload.name(),
                 cl.size,
@@ -1900,7 +1969,8 @@ impl Report {
                 ),
                 with_range(cl.skmem_vs_ceiling, &cl.skmem_vs_ceiling_rounds),
                 with_range(cl.skmem_vs_xsk_rs, &cl.skmem_vs_xsk_rs_rounds),
-                with_range(cl.skmem_vs_skmem_again, &cl.skmem_vs_skmem_again_rounds)
+                with_range(cl.skmem_vs_skmem_again, &cl.skmem_vs_skmem_again_rounds),
+                with_range(cl.coalesce_vs_best_peer, &cl.coalesce_vs_best_peer_rounds)
             );
         }
         if !self.goals.is_empty() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame, TxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce, RxFrame, TxFrame};
 use skmem::region::RegionId;
 
 use super::meter::Meter;
@@ -35,8 +35,10 @@ pub fn run(
     cp.umem_ring_entries = p.ring_entries;
     cp.ring_entries = p.ring_entries;
     cp.tx_budget = p.tx_budget;
-    if p.wait == Wait::BusyPoll {
-        cp.busy_poll = Some((super::BUSY_POLL_US, p.batch as u32));
+    match p.wait {
+        Wait::BusyPoll => cp.busy_poll = Some((super::BUSY_POLL_US, p.batch as u32)),
+        Wait::Coalesce => cp.coalesce = Some(Coalesce::new(super::COALESCE_MAX_US)),
+        Wait::Spin | Wait::Poll => {}
     }
     let mut ch = super::retry_busy(|| {
         Channel::open(&arena, &cp).with_context(|| format!("skmem channel on {}", p.ifname))
@@ -118,7 +120,9 @@ fn l2fwd(
 /// Nothing arrived: wait as the wait mode says.
 fn idle(ch: &mut Channel, wait: Wait) -> Result<()> {
     match wait {
-        Wait::Poll => {
+        // With coalescing configured, the channel's poll sleeps when
+        // traffic is fast enough.
+        Wait::Poll | Wait::Coalesce => {
             ch.poll(super::POLL_TIMEOUT_MS)?;
         }
         Wait::BusyPoll => ch.busy_poll()?,
