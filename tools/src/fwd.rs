@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, RxFrame, TxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce, RxFrame, TxFrame};
 use skmem_xdp::{AttachMode, XdpProgram};
 
 /// What to do with frames.
@@ -44,6 +44,7 @@ pub enum Wait {
 #[command(after_help = "Examples:
   skmemctl fwd --mode rxdrop --iface veth0 --duration 10
   skmemctl fwd --mode l2fwd --iface veth0 --queue 0 --queue 1 --spin --json
+  skmemctl fwd --mode rxdrop --iface veth0 --coalesce 1000
   skmemctl fwd --mode txonly --iface veth0 --size 64 --count 100000")]
 pub struct FwdArgs {
     /// rxdrop, txonly or l2fwd.
@@ -67,6 +68,12 @@ pub struct FwdArgs {
     /// Spin on the rings without sleeping.
     #[arg(long)]
     pub spin: bool,
+    /// With poll(): coalesce receive wake-ups, sleeping until about a
+    /// batch of half the frames the kernel holds should have arrived, at
+    /// most this many µs a sleep (more throughput and less CPU where the
+    /// thread shares its CPU with NAPI, at up to that much latency).
+    #[arg(long, value_name = "MAX_US", conflicts_with_all = ["busy_poll", "spin"])]
+    pub coalesce: Option<u32>,
     /// Force copy mode.
     #[arg(long, conflicts_with = "zero_copy")]
     pub copy: bool,
@@ -315,6 +322,7 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         if args.busy_poll {
             cp.busy_poll = Some((20, args.batch as u32));
         }
+        cp.coalesce = args.coalesce.map(Coalesce::new);
         let ch = Channel::open(&arena, &cp)
             .with_context(|| format!("binding an AF_XDP socket to {} queue {q}", args.iface))?;
         prog.add_socket(q, ch.fd())?;
