@@ -103,6 +103,61 @@ fn txonly_frames_reach_the_peer_in_order_and_every_frame_is_accounted() {
 }
 
 #[test]
+fn a_tx_budget_below_32_is_refused_with_a_typed_error() {
+    // Parameters are checked before the interface is looked at.
+    let mut np = skmem::arena::NexusParams::new("txbudget16");
+    np.pool.packets = 256;
+    let arena = skmem::arena::Arena::create_nexus(&np).unwrap();
+    let mut cp = skmem::channel::ChannelParams::new("lo", 0);
+    cp.tx_budget = Some(16);
+    let e = skmem::channel::Channel::open(&arena, &cp).unwrap_err();
+    assert!(
+        matches!(&e, skmem::Error::InvalidArenaParams { rule, .. } if rule.contains("TX budget")),
+        "{e}"
+    );
+}
+
+/// The default budget (1024) on a 256-entry TX ring: the kernel refuses a
+/// budget above the ring's size, so the channel clamps it — and sends.
+#[test]
+fn a_tx_budget_above_the_tx_ring_is_clamped_and_the_channel_sends() {
+    skmem_netns_tests::require_root!();
+    let pair = NetnsPair::new().unwrap();
+    let ifname = pair.ifname(Side::A).to_owned();
+    pair.in_ns(Side::A, || {
+        let (_arena, mut ch) = common::copy_channel("txbudget256", &ifname, 512, |cp| {
+            cp.ring_entries = 256;
+            cp.umem_ring_entries = 256;
+            assert!(cp.tx_budget.is_some_and(|b| b > 256));
+        });
+        let mut pkts = [0u32; 64];
+        let n = ch.alloc_tx(&mut pkts);
+        assert_eq!(n, 64);
+        let frames: Vec<TxFrame> = pkts
+            .iter()
+            .map(|&pkt| TxFrame {
+                pkt,
+                offset: 0,
+                len: 60,
+                ..TxFrame::default()
+            })
+            .collect();
+        assert_eq!(ch.tx_burst(&frames).unwrap(), 64);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut done = 0;
+        while done < 64 && Instant::now() < deadline {
+            done += ch.complete();
+            if done < 64 {
+                ch.kick_tx().unwrap();
+                std::thread::yield_now();
+            }
+        }
+        assert_eq!(done, 64);
+        ch.account().check(true).unwrap();
+    });
+}
+
+#[test]
 fn bad_tx_frames_are_refused_counted_and_never_lost() {
     skmem_netns_tests::require_root!();
     let pair = NetnsPair::new().unwrap();

@@ -64,6 +64,10 @@ use crate::pool::{PacketIndex, PacketPool, PacketState, PoolWorker, StateColumn}
 use crate::region::RegionId;
 use crate::schema::{RingInfo, RingKind};
 
+/// The smallest `XDP_MAX_TX_SKB_BUDGET` the kernel accepts (its
+/// `TX_BATCH_SIZE`).
+const TX_BUDGET_MIN: u32 = 32;
+
 /// Copy, zero-copy, or whichever the driver allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -99,7 +103,8 @@ pub struct ChannelParams {
     pub busy_poll: Option<(u32, u32)>,
     /// `XDP_MAX_TX_SKB_BUDGET` where the kernel has it: how many TX
     /// descriptors one copy-mode `sendto` may transmit (the kernel's default
-    /// is 32, which caps a batch of 64 at half).
+    /// is 32, which caps a batch of 64 at half). At least 32; more than
+    /// the TX ring holds is clamped to its size (the kernel refuses it).
     pub tx_budget: Option<u32>,
     /// Unaligned UMEM chunks (`XDP_UMEM_UNALIGNED_CHUNK_FLAG`): lets a
     /// pool of truncated, non-power-of-two buffers be the UMEM. RX
@@ -293,6 +298,11 @@ impl Channel {
         if params.headroom >= buf_size / 2 {
             return Err(bad("headroom must leave most of the frame for data"));
         }
+        if params.tx_budget.is_some_and(|b| b < TX_BUDGET_MIN) {
+            return Err(bad(
+                "a TX budget must be at least 32 (the kernel's own batch)",
+            ));
+        }
         if params.coalesce.is_some_and(|c| c.max_wait_us == 0) {
             return Err(bad("coalescing needs a longest wait above 0 µs"));
         }
@@ -407,7 +417,7 @@ impl Channel {
             sock.set_busy_poll(usecs, budget)?;
         }
         if let Some(b) = params.tx_budget {
-            if !sock.set_max_tx_budget(b)? {
+            if !sock.set_max_tx_budget(b.min(params.ring_entries))? {
                 tracing::info!("XDP_MAX_TX_SKB_BUDGET not supported by this kernel");
             }
         }
