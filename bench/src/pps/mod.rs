@@ -1216,7 +1216,9 @@ fn run_attempt(
         frames: cfg.frames,
         frame_size: cfg.frame_size,
         ring_entries: cfg.ring_entries,
-        tx_budget: cfg.tx_budget,
+        // The kernel refuses a budget above the TX ring's size: every
+        // program gets the same, clamped one.
+        tx_budget: cfg.tx_budget.map(|b| b.min(cfg.ring_entries)),
         arena_name: arena_name("p"),
         warmup: Duration::from_secs_f64(cfg.warmup_s),
         duration: Duration::from_secs_f64(cfg.duration_s),
