@@ -19,10 +19,6 @@ fn pair() -> NetnsPair {
     NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap()
 }
 
-fn open(ifname: &str, packets: usize) -> (Arena, Channel) {
-    open_with(ifname, packets, |_| {})
-}
-
 fn open_with(
     ifname: &str,
     packets: usize,
@@ -207,6 +203,22 @@ fn rxdrop_4096(wait: Wait) {
 #[test]
 fn l2fwd_returns_every_frame_with_swapped_macs() {
     skmem_netns_tests::require_root!();
+    l2fwd_4096(None);
+}
+
+#[test]
+fn l2fwd_coalescing_returns_every_frame_with_swapped_macs() {
+    skmem_netns_tests::require_root!();
+    // A target below the round trip's window of 32.
+    let sleeps = l2fwd_4096(Some(Coalesce {
+        max_wait_us: 2000,
+        target_frames: 16,
+    }));
+    assert!(sleeps > 0);
+}
+
+/// l2fwd of 4096 frames from B and back; returns coalescing's sleeps.
+fn l2fwd_4096(coalesce: Option<Coalesce>) -> u64 {
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
@@ -214,13 +226,13 @@ fn l2fwd_returns_every_frame_with_swapped_macs() {
     let ready = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
 
-    let (account, errors) = std::thread::scope(|s| {
+    let ((account, sleeps), errors) = std::thread::scope(|s| {
         let fwd = s.spawn(|| {
             pair.in_ns(Side::A, || {
                 let filter =
                     XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
                 let mut prog = XdpProgram::attach(&ifname, AttachMode::Auto, Some(filter)).unwrap();
-                let (_arena, mut ch) = open(&ifname, 2048);
+                let (_arena, mut ch) = open_with(&ifname, 2048, |cp| cp.coalesce = coalesce);
                 prog.add_socket(0, ch.fd()).unwrap();
                 ready.store(true, Ordering::Release);
                 let mut rx = vec![RxFrame::default(); 64];
@@ -234,7 +246,7 @@ fn l2fwd_returns_every_frame_with_swapped_macs() {
                     }
                     ch.reflect(&rx[..n]).unwrap();
                 }
-                settle(&mut ch)
+                (settle(&mut ch), ch.counters().coalesced_sleeps)
             })
         });
         while !ready.load(Ordering::Acquire) {
@@ -249,4 +261,5 @@ fn l2fwd_returns_every_frame_with_swapped_macs() {
     assert_eq!(back.load(Ordering::Relaxed), FRAMES);
     account.check(true).unwrap();
     assert_eq!(account.app, 0);
+    sleeps
 }

@@ -9,15 +9,15 @@
 //! reason (`ethtool -C … rx-usecs`, adaptive-rx); copy mode on a veth has
 //! nothing like it.
 //!
-//! So the channel moderates: it estimates the arrival rate from the frames
-//! received between two waits and the time between them, and sleeps for
-//! as long as `target` frames take to arrive — at most
-//! [`Coalesce::max_wait_us`]. When traffic is too slow for the target to
-//! fill within that bound, or stops, it waits in `poll(2)` as before, so an
-//! idle channel costs nothing and a slow one adds no latency. A sleep that
-//! overran (the kernel ran out of fill frames, and the count reached what
-//! the kernel held) under-estimates the rate; the next sleep is then half
-//! as long, so the estimate cannot run away.
+//! So the channel moderates: it sleeps for as long as `target` frames
+//! should take to arrive — at most [`Coalesce::max_wait_us`] — and measures
+//! the arrival rate from what each sleep brought. The first estimate comes
+//! from the frames received between two polls. When traffic is too slow
+//! for the target to arrive within that bound, or a sleep brought nothing,
+//! it waits in `poll(2)` as before, so an idle channel costs nothing and a
+//! slow one adds no latency. A sleep that ran the kernel out of fill frames
+//! saw fewer frames than arrived; the rate estimate then doubles, so the
+//! next sleep is at most half as long.
 
 use std::time::{Duration, Instant};
 
@@ -58,15 +58,15 @@ pub(crate) enum Wait {
 const MIN_SLEEP: Duration = Duration::from_micros(2);
 
 /// The rate estimate and the decision it leads to. Pure: given the times
-/// of the waits and the running count of received frames, it decides, so
-/// it is tested without a socket.
+/// and the counts it is told, it decides, so it is tested without a socket.
 #[derive(Debug, Clone)]
 pub(crate) struct Moderator {
     cfg: Coalesce,
     /// Frames per nanosecond, smoothed; 0 while unknown or idle.
     rate: f64,
-    /// When the last wait began, and the received count then.
-    last: Option<(Instant, u64)>,
+    /// When the last poll began and the received count then: the first
+    /// estimate is what arrived between two polls.
+    last_poll: Option<(Instant, u64)>,
 }
 
 impl Moderator {
@@ -74,47 +74,53 @@ impl Moderator {
         Self {
             cfg,
             rate: 0.0,
-            last: None,
+            last_poll: None,
         }
     }
 
-    /// A wait begins at `now`, with `received` frames received in all
-    /// (a running count) and `held` frames held by the kernel for RX (the
+    /// A wait begins at `now`, with `received` frames received in all (a
+    /// running count) and `held` frames held by the kernel for RX (the
     /// most that can arrive before the fill ring runs dry): how to wait.
     pub(crate) fn next(&mut self, now: Instant, received: u64, held: u32) -> Wait {
-        if let Some((then, before)) = self.last {
-            let got = received.saturating_sub(before);
-            let ns = now.saturating_duration_since(then).as_nanos().max(1) as f64;
-            self.rate = if got == 0 {
-                // Nothing since the last wait: traffic stopped. Wait in
-                // poll(2), which wakes on the next frame.
-                0.0
-            } else {
-                let sample = got as f64 / ns;
-                if self.rate == 0.0 {
-                    sample
-                } else {
-                    (self.rate + sample) / 2.0
-                }
-            };
+        if self.rate == 0.0 {
+            if let Some((then, before)) = self.last_poll {
+                let got = received.saturating_sub(before);
+                let ns = now.saturating_duration_since(then).as_nanos().max(1) as f64;
+                self.rate = got as f64 / ns;
+            }
         }
-        self.last = Some((now, received));
         let target = match self.cfg.target_frames {
             0 => held / 2,
             t => t.min(held),
         };
-        if self.rate <= 0.0 || target == 0 {
-            return Wait::Poll;
-        }
-        // A sleep that overran saw at most `held` frames, an under-estimate
-        // of the rate: with the default target (half of `held`) the next
-        // sleep is then at most half the last cycle, so it shrinks until
-        // the count stops hitting the ceiling.
         let ns = f64::from(target) / self.rate;
-        if ns > f64::from(self.cfg.max_wait_us) * 1e3 {
+        if self.rate <= 0.0 || target == 0 || ns > f64::from(self.cfg.max_wait_us) * 1e3 {
+            // Unknown, idle or too slow: poll, and estimate afresh from
+            // what arrives until the next wait.
+            self.rate = 0.0;
+            self.last_poll = Some((now, received));
             return Wait::Poll;
         }
+        self.last_poll = None;
         Wait::Sleep(Duration::from_nanos(ns as u64).max(MIN_SLEEP))
+    }
+
+    /// A sleep of `slept` brought `arrived` frames while the kernel held
+    /// `held`.
+    pub(crate) fn slept(&mut self, slept: Duration, arrived: u32, held: u32) {
+        if arrived == 0 {
+            // Traffic stopped: the next wait polls.
+            self.rate = 0.0;
+            return;
+        }
+        let sample = f64::from(arrived) / slept.as_nanos().max(1) as f64;
+        self.rate = if arrived >= held - held / 16 {
+            // The fill ring (nearly) ran dry: more arrived than could be
+            // seen. Assume at least twice the estimate.
+            (self.rate * 2.0).max(sample)
+        } else {
+            (self.rate + sample) / 2.0
+        };
     }
 }
 
@@ -124,74 +130,94 @@ mod tests {
 
     const US: Duration = Duration::from_micros(1);
 
-    fn sleep_us(w: Wait) -> f64 {
+    fn sleep_of(w: Wait) -> Duration {
         match w {
-            Wait::Sleep(d) => d.as_secs_f64() * 1e6,
+            Wait::Sleep(d) => d,
             Wait::Poll => panic!("expected a sleep, got poll"),
         }
     }
 
+    fn us(d: Duration) -> f64 {
+        d.as_secs_f64() * 1e6
+    }
+
+    /// Traffic at `per_us` frames a µs into a kernel holding `held`: how
+    /// many a sleep of `d` brings (never more than `held`).
+    fn arrivals(per_us: f64, d: Duration, held: u32) -> u32 {
+        ((per_us * us(d)) as u32).min(held)
+    }
+
     #[test]
-    fn the_first_wait_polls_then_sleeps_for_the_target_at_the_measured_rate() {
+    fn the_first_waits_poll_then_sleep_for_the_target_at_the_rate_between_polls() {
         let mut m = Moderator::new(Coalesce::new(1000));
         let t0 = Instant::now();
         assert_eq!(m.next(t0, 0, 1024), Wait::Poll);
         // 100 frames in 50 µs: 2 frames/µs; half of 1024 takes 256 µs.
-        let s = sleep_us(m.next(t0 + 50 * US, 100, 1024));
+        let s = us(sleep_of(m.next(t0 + 50 * US, 100, 1024)));
         assert!((s - 256.0).abs() < 1.0, "{s}");
     }
 
     #[test]
-    fn steady_traffic_converges_on_the_target() {
+    fn sleeps_converge_on_the_target_whatever_the_work_between_them() {
         let mut m = Moderator::new(Coalesce {
             max_wait_us: 1000,
             target_frames: 300,
         });
         let mut now = Instant::now();
-        let mut received = 0u64;
+        let mut received = 0;
         m.next(now, received, 1024);
-        // 3 frames/µs; each cycle is the sleep plus 20 µs of work.
-        let mut sleep = 10.0;
-        for _ in 0..20 {
-            let cycle = sleep + 20.0;
-            now += Duration::from_secs_f64(cycle / 1e6);
-            received += (3.0 * cycle) as u64;
-            sleep = sleep_us(m.next(now, received, 1024));
+        // A slow first estimate: 1 frame/µs over a poll cycle padded by
+        // 200 µs of work. The true rate is 3 frames/µs.
+        now += 300 * US;
+        received += 300;
+        let mut d = sleep_of(m.next(now, received, 1024));
+        for _ in 0..12 {
+            let a = arrivals(3.0, d, 1024);
+            m.slept(d, a, 1024);
+            // 500 µs of work before the next wait: not counted as waiting.
+            now += d + 500 * US;
+            received += u64::from(a);
+            d = sleep_of(m.next(now, received, 1024));
         }
-        assert!((sleep - 100.0).abs() < 2.0, "{sleep}");
+        assert!((us(d) - 100.0).abs() < 2.0, "{d:?}");
     }
 
     #[test]
-    fn traffic_too_slow_for_the_bound_and_no_traffic_wait_in_poll() {
+    fn traffic_too_slow_for_the_bound_and_a_sleep_that_brought_nothing_poll() {
         let mut m = Moderator::new(Coalesce::new(200));
         let t0 = Instant::now();
         m.next(t0, 0, 1024);
         // 10 frames in 1 ms: 512 frames would take 51 ms.
         assert_eq!(m.next(t0 + 1000 * US, 10, 1024), Wait::Poll);
-        // Fast again, then nothing at all since the last wait.
-        sleep_us(m.next(t0 + 1100 * US, 1010, 1024));
-        assert_eq!(m.next(t0 + 1200 * US, 1010, 1024), Wait::Poll);
+        // Fast since that poll: a sleep; it brings nothing: poll again.
+        let d = sleep_of(m.next(t0 + 1100 * US, 1010, 1024));
+        m.slept(d, 0, 1024);
+        assert_eq!(m.next(t0 + 1300 * US, 1010, 1024), Wait::Poll);
     }
 
     #[test]
-    fn a_sleep_that_overran_is_followed_by_a_shorter_one() {
+    fn sleeps_that_ran_the_fill_ring_dry_shrink_until_they_do_not() {
         let mut m = Moderator::new(Coalesce::new(5000));
-        let mut now = Instant::now();
-        m.next(now, 0, 1024);
-        // The true rate is 10 frames/µs, but only the 1024 frames the
-        // kernel held ever arrive: each cycle sees 1024.
-        now += 1000 * US;
-        let mut last = sleep_us(m.next(now, 1024, 1024));
-        let mut received = 1024;
+        let t0 = Instant::now();
+        m.next(t0, 0, 1024);
+        // A first estimate of 0.5 frames/µs; the truth is 10: every sleep
+        // until the estimate catches up sees only the 1024 frames held.
+        let mut d = sleep_of(m.next(t0 + 2000 * US, 1000, 1024));
+        assert!((us(d) - 1024.0).abs() < 1.0, "{d:?}");
+        let mut shrinking = 0;
         for _ in 0..10 {
-            now += Duration::from_secs_f64(last / 1e6);
-            received += (10.0 * last).min(1024.0) as u64;
-            let s = sleep_us(m.next(now, received, 1024));
-            assert!(s <= last * 0.99 || s <= 52.0, "{s} after {last}");
-            last = s;
+            let a = arrivals(10.0, d, 1024);
+            m.slept(d, a, 1024);
+            let next = sleep_of(m.next(t0, 0, 1024));
+            if a >= 1024 {
+                assert!(us(next) <= us(d) / 2.0 + 0.01, "{next:?} after {d:?}");
+                shrinking += 1;
+            }
+            d = next;
         }
+        assert!(shrinking >= 3, "{shrinking}");
         // Settles where 512 frames arrive in a sleep: 51.2 µs.
-        assert!((last - 51.2).abs() < 2.0, "{last}");
+        assert!((us(d) - 51.2).abs() < 1.0, "{d:?}");
     }
 
     #[test]

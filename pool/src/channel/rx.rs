@@ -197,7 +197,10 @@ impl Channel {
     /// overrun by up to 50 µs.
     pub fn poll(&mut self, timeout_ms: i32) -> Result<bool> {
         self.refill()?;
-        if self.moderator.is_some() {
+        // Coalescing sleeps only with nothing waiting to be sent: in copy
+        // mode the TX ring is drained by this thread's syscalls — poll(2)
+        // among them — so a sleep would hold those frames back.
+        if self.moderator.is_some() && self.tx.outstanding() == 0 {
             if self.rx.pending() > 0 {
                 return Ok(true);
             }
@@ -212,16 +215,20 @@ impl Channel {
                     Err(_) => d,
                 };
                 if !d.is_zero() {
-                    self.coalesced_sleep(d);
-                    return Ok(self.rx.pending() > 0);
+                    let slept = self.coalesced_sleep(d);
+                    let arrived = self.rx.pending();
+                    if let Some(m) = self.moderator.as_mut() {
+                        m.slept(slept, arrived, held);
+                    }
+                    return Ok(arrived > 0);
                 }
             }
         }
         self.sock.poll_rx(timeout_ms)
     }
 
-    /// One sleep of receive coalescing.
-    fn coalesced_sleep(&mut self, d: Duration) {
+    /// One sleep of receive coalescing; returns how long it lasted.
+    fn coalesced_sleep(&mut self, d: Duration) -> Duration {
         if !self.timer_slack_set {
             self.timer_slack_set = true;
             if let Err(e) = rustix::thread::set_current_timer_slack(NonZeroU64::new(1000)) {
@@ -229,7 +236,9 @@ impl Channel {
             }
         }
         self.counters.coalesced_sleeps += 1;
+        let t0 = Instant::now();
         std::thread::sleep(d);
+        t0.elapsed()
     }
 
     /// Busy-polls: refills the fill ring, then makes one non-blocking
