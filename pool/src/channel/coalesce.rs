@@ -12,7 +12,7 @@
 //! So the channel moderates: it sleeps for as long as `target` frames
 //! should take to arrive — at most [`Coalesce::max_wait_us`] — and measures
 //! the arrival rate from what each sleep brought. The first estimate comes
-//! from the frames received between two polls. When traffic is too slow
+//! from the frames received after a poll returned. When traffic is too slow
 //! for the target to arrive within that bound, or a sleep brought nothing,
 //! it waits in `poll(2)` as before, so an idle channel costs nothing and a
 //! slow one adds no latency. A sleep that ran the kernel out of fill frames
@@ -22,6 +22,13 @@
 use std::time::{Duration, Instant};
 
 /// How a channel coalesces its receive wake-ups (see the module docs).
+///
+/// What it costs: up to `max_wait_us` of latency, and a burst larger than
+/// the frames the kernel holds beyond the target (by default half of
+/// them) that arrives while the thread sleeps is dropped by the kernel
+/// (counted: fill ring empty) — size the rings for the bursts you expect.
+/// Pin the thread: left to the scheduler, a thread that sleeps may be
+/// placed on the CPU that runs the interface's NAPI and wait there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Coalesce {
     /// The longest a single sleep may last, µs: the most coalescing adds to
@@ -64,8 +71,8 @@ pub(crate) struct Moderator {
     cfg: Coalesce,
     /// Frames per nanosecond, smoothed; 0 while unknown or idle.
     rate: f64,
-    /// When the last poll began and the received count then: the first
-    /// estimate is what arrived between two polls.
+    /// When the last poll returned and the received count then: the first
+    /// estimate is what was received from then to the next wait.
     last_poll: Option<(Instant, u64)>,
 }
 
@@ -96,13 +103,23 @@ impl Moderator {
         let ns = f64::from(target) / self.rate;
         if self.rate <= 0.0 || target == 0 || ns > f64::from(self.cfg.max_wait_us) * 1e3 {
             // Unknown, idle or too slow: poll, and estimate afresh from
-            // what arrives until the next wait.
+            // what arrives after it (see `polled`).
             self.rate = 0.0;
-            self.last_poll = Some((now, received));
+            self.last_poll = None;
             return Wait::Poll;
         }
         self.last_poll = None;
         Wait::Sleep(Duration::from_nanos(ns as u64).max(MIN_SLEEP))
+    }
+
+    /// The poll that [`next`](Self::next) asked for returned at `now`,
+    /// with `received` frames received in all. The frames received from
+    /// here to the next wait, over that time, are the first estimate:
+    /// counted from the poll's *end*, so a burst after a quiet spell is not
+    /// diluted by the quiet (time spent on the frames makes it err high,
+    /// towards shorter sleeps, never towards overrunning ones).
+    pub(crate) fn polled(&mut self, now: Instant, received: u64) {
+        self.last_poll = Some((now, received));
     }
 
     /// A sleep of `slept` brought `arrived` frames while the kernel held
@@ -148,12 +165,14 @@ mod tests {
     }
 
     #[test]
-    fn the_first_waits_poll_then_sleep_for_the_target_at_the_rate_between_polls() {
+    fn the_first_wait_polls_then_sleeps_for_the_target_at_the_rate_after_the_poll() {
         let mut m = Moderator::new(Coalesce::new(1000));
         let t0 = Instant::now();
         assert_eq!(m.next(t0, 0, 1024), Wait::Poll);
-        // 100 frames in 50 µs: 2 frames/µs; half of 1024 takes 256 µs.
-        let s = us(sleep_of(m.next(t0 + 50 * US, 100, 1024)));
+        // The poll returned after a quiet millisecond; then 100 frames in
+        // 50 µs: 2 frames/µs; half of 1024 takes 256 µs.
+        m.polled(t0 + 1000 * US, 0);
+        let s = us(sleep_of(m.next(t0 + 1050 * US, 100, 1024)));
         assert!((s - 256.0).abs() < 1.0, "{s}");
     }
 
@@ -166,8 +185,9 @@ mod tests {
         let mut now = Instant::now();
         let mut received = 0;
         m.next(now, received, 1024);
-        // A slow first estimate: 1 frame/µs over a poll cycle padded by
-        // 200 µs of work. The true rate is 3 frames/µs.
+        m.polled(now, received);
+        // A slow first estimate: 1 frame/µs over a cycle padded by 200 µs
+        // of work. The true rate is 3 frames/µs.
         now += 300 * US;
         received += 300;
         let mut d = sleep_of(m.next(now, received, 1024));
@@ -187,8 +207,10 @@ mod tests {
         let mut m = Moderator::new(Coalesce::new(200));
         let t0 = Instant::now();
         m.next(t0, 0, 1024);
+        m.polled(t0, 0);
         // 10 frames in 1 ms: 512 frames would take 51 ms.
         assert_eq!(m.next(t0 + 1000 * US, 10, 1024), Wait::Poll);
+        m.polled(t0 + 1000 * US, 10);
         // Fast since that poll: a sleep; it brings nothing: poll again.
         let d = sleep_of(m.next(t0 + 1100 * US, 1010, 1024));
         m.slept(d, 0, 1024);
@@ -200,6 +222,7 @@ mod tests {
         let mut m = Moderator::new(Coalesce::new(5000));
         let t0 = Instant::now();
         m.next(t0, 0, 1024);
+        m.polled(t0, 0);
         // A first estimate of 0.5 frames/µs; the truth is 10: every sleep
         // until the estimate catches up sees only the 1024 frames held.
         let mut d = sleep_of(m.next(t0 + 2000 * US, 1000, 1024));
@@ -228,6 +251,7 @@ mod tests {
         });
         let t0 = Instant::now();
         m.next(t0, 0, 512);
+        m.polled(t0, 0);
         // 1000 frames/µs: the 512 frames held take 0.5 µs.
         assert_eq!(m.next(t0 + US, 1000, 512), Wait::Sleep(MIN_SLEEP));
         // Nothing held (everything with the application): poll.

@@ -223,6 +223,12 @@ impl Channel {
                     return Ok(arrived > 0);
                 }
             }
+            let readable = self.sock.poll_rx(timeout_ms)?;
+            let received = self.counters.rx_packets;
+            if let Some(m) = self.moderator.as_mut() {
+                m.polled(Instant::now(), received);
+            }
+            return Ok(readable);
         }
         self.sock.poll_rx(timeout_ms)
     }
