@@ -37,6 +37,8 @@ pub enum Wait {
     BusyPoll,
     /// Spin on the rings.
     Spin,
+    /// `poll()` with receive coalescing (`--coalesce`).
+    Coalesce,
 }
 
 /// `skmemctl fwd` options.
@@ -103,6 +105,8 @@ impl FwdArgs {
             Wait::BusyPoll
         } else if self.spin {
             Wait::Spin
+        } else if self.coalesce.is_some() {
+            Wait::Coalesce
         } else {
             Wait::Poll
         }
@@ -151,6 +155,19 @@ struct Summary {
     xdp_seen: u64,
     xdp_redirected: u64,
     frames_accounted: bool,
+    wait: Wait,
+    wakeups: Wakeups,
+}
+
+/// The channels' syscalls and sleeps over the run, summed.
+#[derive(Debug, Default, Serialize)]
+struct Wakeups {
+    /// Syscalls made because a ring asked for one (NEED_WAKEUP).
+    kernel_wakeups: u64,
+    /// Busy-poll syscalls (`--busy-poll`).
+    busy_polls: u64,
+    /// Sleeps of receive coalescing (`--coalesce`).
+    coalesced_sleeps: u64,
 }
 
 /// Builds the UDP frame txonly sends (broadcast destination).
@@ -215,7 +232,8 @@ fn run_queue(
                         ch.complete();
                     }
                     match wait {
-                        Wait::Poll => {
+                        // The channel coalesces inside poll when asked to.
+                        Wait::Poll | Wait::Coalesce => {
                             ch.poll(100)?;
                         }
                         // The kernel busy-polls only inside a syscall.
@@ -266,7 +284,7 @@ fn run_queue(
                 shared
                     .tx_bytes
                     .fetch_add(q as u64 * frame.len() as u64, Ordering::Relaxed);
-                if q == 0 && wait == Wait::Poll {
+                if q == 0 && matches!(wait, Wait::Poll | Wait::Coalesce) {
                     std::thread::yield_now();
                 }
             }
@@ -401,6 +419,8 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     }
     stop.store(true, Ordering::Relaxed);
     let mut accounted = true;
+    let mut wakeups = Wakeups::default();
+    let mut dropped = 0;
     for h in handles {
         let mut ch = h
             .join()
@@ -409,6 +429,13 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             eprintln!("frame accounting failed: {e}");
             accounted = false;
         }
+        // The kernel's final drop count: the threads publish theirs only
+        // twice a second.
+        dropped += ch.xsk_stats()?.rx_dropped;
+        let c = ch.counters();
+        wakeups.kernel_wakeups += c.wakeups;
+        wakeups.busy_polls += c.busy_polls;
+        wakeups.coalesced_sleeps += c.coalesced_sleeps;
     }
     let secs = start.elapsed().as_secs_f64();
     let sum = |f: fn(&Shared) -> u64| shared.iter().map(|s| f(s)).sum::<u64>();
@@ -424,10 +451,12 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         tx_packets: sum(|s| s.tx.load(Ordering::Relaxed)),
         rx_pps: sum(|s| s.rx.load(Ordering::Relaxed)) as f64 / secs,
         tx_pps: sum(|s| s.tx.load(Ordering::Relaxed)) as f64 / secs,
-        rx_dropped: sum(|s| s.dropped.load(Ordering::Relaxed)),
+        rx_dropped: dropped,
         xdp_seen: xdp.seen,
         xdp_redirected: xdp.redirected,
         frames_accounted: accounted,
+        wait: args.wait(),
+        wakeups,
     };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -444,6 +473,13 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             summary.xdp_redirected,
             if accounted { "yes" } else { "NO" }
         );
+        if args.coalesce.is_some() {
+            println!(
+                "coalescing: {} sleeps ({:.0} frames a sleep)",
+                summary.wakeups.coalesced_sleeps,
+                summary.rx_packets as f64 / summary.wakeups.coalesced_sleeps.max(1) as f64
+            );
+        }
     }
     if !accounted {
         bail!("frame accounting failed");
