@@ -116,8 +116,9 @@ impl Moderator {
     /// with `received` frames received in all. The frames received from
     /// here to the next wait, over that time, are the first estimate:
     /// counted from the poll's *end*, so a burst after a quiet spell is not
-    /// diluted by the quiet (time spent on the frames makes it err high,
-    /// towards shorter sleeps, never towards overrunning ones).
+    /// diluted by the quiet. It is rough — frames that queued during the
+    /// poll make it high, an application slower than the traffic makes it
+    /// low — and the first sleep measures the rate itself.
     pub(crate) fn polled(&mut self, now: Instant, received: u64) {
         self.last_poll = Some((now, received));
     }
