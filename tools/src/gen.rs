@@ -57,7 +57,10 @@ pub struct GenArgs {
     /// Frames per kernel batch (1..=256).
     #[arg(long, default_value_t = 64)]
     pub batch: u32,
-    /// Frames per second (0 = as fast as the kernel goes).
+    /// Frames per second (0 = as fast as the kernel goes). Paced per run
+    /// of a hundredth of a second's worth, each sent at full speed: the
+    /// receiver sees bursts of rate/100 frames (each run has a fixed cost
+    /// of milliseconds in the kernel, so runs cannot be much shorter).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
     /// Stop after this many frames (0 = no limit).
