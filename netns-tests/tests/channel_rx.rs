@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skmem::arena::Arena;
-use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, RxFrame};
+use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, RxFrame, TxFrame};
 use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT};
 use skmem_xdp::{AttachMode, AttachedMode, XdpFilter, XdpProgram};
 
@@ -215,6 +215,89 @@ fn l2fwd_coalescing_returns_every_frame_with_swapped_macs() {
         target_frames: 16,
     }));
     assert!(sleeps > 0);
+}
+
+/// In copy mode only this thread's syscalls send what the TX ring holds:
+/// a coalescing channel with frames waiting there polls (which sends
+/// them) instead of sleeping, even when its rate estimate says sleep.
+#[test]
+fn coalescing_never_sleeps_on_frames_waiting_to_be_sent() {
+    skmem_netns_tests::require_root!();
+    let pair = pair();
+    let ifname = pair.ifname(Side::A).to_owned();
+    let spec = pair.frame_spec(Side::B, 64).unwrap();
+    let ready = AtomicBool::new(false);
+    let (before, after, sleeps) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            pair.in_ns(Side::A, || {
+                let filter =
+                    XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
+                let mut prog =
+                    XdpProgram::attach(&ifname, AttachMode::Native, Some(filter)).unwrap();
+                // A 64-entry TX ring and a budget of 32: one sendto sends
+                // half of a full ring.
+                let (_arena, mut ch) = open_with(&ifname, 512, |cp| {
+                    cp.ring_entries = 64;
+                    cp.umem_ring_entries = 64;
+                    cp.tx_budget = Some(32);
+                    cp.coalesce = Some(Coalesce {
+                        max_wait_us: 100_000,
+                        target_frames: 1,
+                    });
+                });
+                prog.add_socket(0, ch.fd()).unwrap();
+                ready.store(true, Ordering::Release);
+                // Receive B's 32 frames: the poll that wakes for them gives
+                // the moderator its first estimate, which would now say
+                // sleep (one frame at a burst's rate is a short sleep).
+                let mut rx = vec![RxFrame::default(); 64];
+                let mut got = 0;
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while got < 32 && Instant::now() < deadline {
+                    let n = ch.rx_burst(&mut rx).unwrap();
+                    if n == 0 {
+                        ch.poll(10).unwrap();
+                        continue;
+                    }
+                    let pkts: Vec<u32> = rx[..n].iter().map(|f| f.pkt).collect();
+                    ch.free_rx(&pkts).unwrap();
+                    got += n;
+                }
+                assert_eq!(got, 32);
+                let mut pkts = [0u32; 64];
+                assert_eq!(ch.alloc_tx(&mut pkts), 64);
+                let frames: Vec<TxFrame> = pkts
+                    .iter()
+                    .map(|&pkt| TxFrame {
+                        pkt,
+                        offset: 0,
+                        len: 60,
+                        ..TxFrame::default()
+                    })
+                    .collect();
+                assert_eq!(ch.tx_burst(&frames).unwrap(), 64);
+                let before = ch.account().tx_ring;
+                let sleeps = ch.counters().coalesced_sleeps;
+                ch.poll(10).unwrap();
+                let after = ch.account().tx_ring;
+                (before, after, ch.counters().coalesced_sleeps - sleeps)
+            })
+        });
+        while !ready.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        pair.in_ns(Side::B, || {
+            let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
+            for i in 0..32 {
+                tx.send_frame(&spec.build(i).unwrap()).unwrap();
+            }
+        });
+        a.join().unwrap()
+    });
+    // The premise: the first sendto left half the frames in the TX ring.
+    assert_eq!(before, 32);
+    assert_eq!(sleeps, 0, "slept with frames waiting to be sent");
+    assert_eq!(after, 0, "the poll did not send them");
 }
 
 /// l2fwd of 4096 frames from B and back; returns coalescing's sleeps.
