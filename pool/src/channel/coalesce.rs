@@ -66,7 +66,7 @@ const MIN_SLEEP: Duration = Duration::from_micros(2);
 
 /// The rate estimate and the decision it leads to. Pure: given the times
 /// and the counts it is told, it decides, so it is tested without a socket.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Moderator {
     cfg: Coalesce,
     /// Frames per nanosecond, smoothed; 0 while unknown or idle.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::pool::{PacketIndex, PacketState};
 
-use super::coalesce::Wait;
+use super::coalesce::{Moderator, Wait};
 use super::{Channel, RxFrame, XdpDesc, MAX_FRAGS};
 
 impl Channel {
@@ -197,40 +197,41 @@ impl Channel {
     /// overrun by up to 50 µs.
     pub fn poll(&mut self, timeout_ms: i32) -> Result<bool> {
         self.refill()?;
-        // Coalescing sleeps only with nothing waiting to be sent: in copy
-        // mode the TX ring is drained by this thread's syscalls — poll(2)
-        // among them — so a sleep would hold those frames back.
-        if self.moderator.is_some() && self.tx.outstanding() == 0 {
-            if self.rx.pending() > 0 {
-                return Ok(true);
-            }
-            let (received, held) = (self.counters.rx_packets, self.rx_held);
-            let wait = self
-                .moderator
-                .as_mut()
-                .map_or(Wait::Poll, |m| m.next(Instant::now(), received, held));
-            if let Wait::Sleep(d) = wait {
-                let d = match u64::try_from(timeout_ms) {
-                    Ok(ms) => d.min(Duration::from_millis(ms)),
-                    Err(_) => d,
-                };
-                if !d.is_zero() {
-                    let slept = self.coalesced_sleep(d);
-                    let arrived = self.rx.pending();
-                    if let Some(m) = self.moderator.as_mut() {
-                        m.slept(slept, arrived, held);
-                    }
-                    return Ok(arrived > 0);
-                }
-            }
-            let readable = self.sock.poll_rx(timeout_ms)?;
-            let received = self.counters.rx_packets;
-            if let Some(m) = self.moderator.as_mut() {
-                m.polled(Instant::now(), received);
-            }
-            return Ok(readable);
+        match self.moderator {
+            // Coalescing sleeps only with nothing waiting to be sent: in
+            // copy mode the TX ring is drained by this thread's syscalls —
+            // poll(2) among them — so a sleep would hold those frames back.
+            Some(m) if self.tx.outstanding() == 0 => self.coalesced_wait(m, timeout_ms),
+            _ => self.sock.poll_rx(timeout_ms),
         }
-        self.sock.poll_rx(timeout_ms)
+    }
+
+    /// [`poll`](Self::poll) with receive coalescing: sleep or poll as the
+    /// moderator `m` says, then tell it what the wait brought.
+    fn coalesced_wait(&mut self, mut m: Moderator, timeout_ms: i32) -> Result<bool> {
+        if self.rx.pending() > 0 {
+            return Ok(true);
+        }
+        let held = self.rx_held;
+        let sleep = match m.next(Instant::now(), self.counters.rx_packets, held) {
+            Wait::Sleep(d) => match u64::try_from(timeout_ms) {
+                Ok(ms) => d.min(Duration::from_millis(ms)),
+                Err(_) => d,
+            },
+            Wait::Poll => Duration::ZERO,
+        };
+        let readable = if sleep.is_zero() {
+            let readable = self.sock.poll_rx(timeout_ms);
+            m.polled(Instant::now(), self.counters.rx_packets);
+            readable
+        } else {
+            let slept = self.coalesced_sleep(sleep);
+            let arrived = self.rx.pending();
+            m.slept(slept, arrived, held);
+            Ok(arrived > 0)
+        };
+        self.moderator = Some(m);
+        readable
     }
 
     /// One sleep of receive coalescing; returns how long it lasted.
