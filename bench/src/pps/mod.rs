@@ -1372,12 +1372,9 @@ fn run_one(
         Implementation::SkmemCoalesce => Wait::Coalesce,
         _ => p.wait,
     };
-    // skmem-coalesce's loops read their wait mode from the parameters.
-    let p = if imp == Implementation::SkmemCoalesce {
-        ProgParams { wait, ..p }
-    } else {
-        p
-    };
+    // The programs read their wait mode from the parameters (testpmd's
+    // runner reads none).
+    let p = ProgParams { wait, ..p };
     let size = p.pkt_size;
     let mut outside = Vec::new();
     let mut source = XdpSource::SkmemXdp;
