@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skmem::arena::Arena;
-use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, RxFrame, TxFrame};
-use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT};
-use skmem_xdp::{AttachMode, AttachedMode, XdpFilter, XdpProgram};
+use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, RxFrame};
+use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side};
+use skmem_xdp::{AttachMode, AttachedMode};
 
 mod common;
 
@@ -48,13 +48,7 @@ fn settle(ch: &mut Channel) -> FrameAccount {
 
 #[test]
 fn coalescing_without_a_longest_wait_is_refused_with_a_typed_error() {
-    // Parameters are checked before the interface is looked at.
-    let mut np = skmem::arena::NexusParams::new("coalesce0");
-    np.pool.packets = 256;
-    let arena = Arena::create_nexus(&np).unwrap();
-    let mut cp = ChannelParams::new("lo", 0);
-    cp.coalesce = Some(Coalesce::new(0));
-    let e = Channel::open(&arena, &cp).unwrap_err();
+    let e = common::open_refused("coalesce0", |cp| cp.coalesce = Some(Coalesce::new(0)));
     assert!(
         matches!(&e, skmem::Error::InvalidArenaParams { rule, .. } if rule.contains("coalescing")),
         "{e}"
@@ -91,10 +85,7 @@ fn rxdrop_4096(wait: Wait) {
     let (account, counters, xdp, errors) = std::thread::scope(|s| {
         let a = s.spawn(|| {
             pair.in_ns(Side::A, || {
-                let filter =
-                    XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
-                let mut prog =
-                    XdpProgram::attach(&ifname, AttachMode::Native, Some(filter)).unwrap();
+                let mut prog = common::udp_redirect(&ifname, AttachMode::Native);
                 assert_eq!(prog.mode(), AttachedMode::Native);
                 let (_arena, mut ch) = open_with(&ifname, 2048, |cp| {
                     match wait {
@@ -230,10 +221,7 @@ fn coalescing_never_sleeps_on_frames_waiting_to_be_sent() {
     let (before, after, sleeps) = std::thread::scope(|s| {
         let a = s.spawn(|| {
             pair.in_ns(Side::A, || {
-                let filter =
-                    XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
-                let mut prog =
-                    XdpProgram::attach(&ifname, AttachMode::Native, Some(filter)).unwrap();
+                let mut prog = common::udp_redirect(&ifname, AttachMode::Native);
                 // A 64-entry TX ring and a budget of 32: one sendto sends
                 // half of a full ring.
                 let (_arena, mut ch) = open_with(&ifname, 512, |cp| {
@@ -264,18 +252,7 @@ fn coalescing_never_sleeps_on_frames_waiting_to_be_sent() {
                     got += n;
                 }
                 assert_eq!(got, 32);
-                let mut pkts = [0u32; 64];
-                assert_eq!(ch.alloc_tx(&mut pkts), 64);
-                let frames: Vec<TxFrame> = pkts
-                    .iter()
-                    .map(|&pkt| TxFrame {
-                        pkt,
-                        offset: 0,
-                        len: 60,
-                        ..TxFrame::default()
-                    })
-                    .collect();
-                assert_eq!(ch.tx_burst(&frames).unwrap(), 64);
+                common::queue_fresh_frames(&mut ch, 64, 60);
                 let before = ch.account().tx_ring;
                 let sleeps = ch.counters().coalesced_sleeps;
                 ch.poll(10).unwrap();
@@ -312,9 +289,7 @@ fn l2fwd_4096(coalesce: Option<Coalesce>) -> u64 {
     let ((account, sleeps), errors) = std::thread::scope(|s| {
         let fwd = s.spawn(|| {
             pair.in_ns(Side::A, || {
-                let filter =
-                    XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
-                let mut prog = XdpProgram::attach(&ifname, AttachMode::Auto, Some(filter)).unwrap();
+                let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
                 let (_arena, mut ch) = open_with(&ifname, 2048, |cp| cp.coalesce = coalesce);
                 prog.add_socket(0, ch.fd()).unwrap();
                 ready.store(true, Ordering::Release);

@@ -104,13 +104,7 @@ fn txonly_frames_reach_the_peer_in_order_and_every_frame_is_accounted() {
 
 #[test]
 fn a_tx_budget_below_32_is_refused_with_a_typed_error() {
-    // Parameters are checked before the interface is looked at.
-    let mut np = skmem::arena::NexusParams::new("txbudget16");
-    np.pool.packets = 256;
-    let arena = skmem::arena::Arena::create_nexus(&np).unwrap();
-    let mut cp = skmem::channel::ChannelParams::new("lo", 0);
-    cp.tx_budget = Some(16);
-    let e = skmem::channel::Channel::open(&arena, &cp).unwrap_err();
+    let e = common::open_refused("txbudget16", |cp| cp.tx_budget = Some(16));
     assert!(
         matches!(&e, skmem::Error::InvalidArenaParams { rule, .. } if rule.contains("TX budget")),
         "{e}"
@@ -130,19 +124,7 @@ fn a_tx_budget_above_the_tx_ring_is_clamped_and_the_channel_sends() {
             cp.umem_ring_entries = 256;
             assert!(cp.tx_budget.is_some_and(|b| b > 256));
         });
-        let mut pkts = [0u32; 64];
-        let n = ch.alloc_tx(&mut pkts);
-        assert_eq!(n, 64);
-        let frames: Vec<TxFrame> = pkts
-            .iter()
-            .map(|&pkt| TxFrame {
-                pkt,
-                offset: 0,
-                len: 60,
-                ..TxFrame::default()
-            })
-            .collect();
-        assert_eq!(ch.tx_burst(&frames).unwrap(), 64);
+        common::queue_fresh_frames(&mut ch, 64, 60);
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut done = 0;
         while done < 64 && Instant::now() < deadline {

@@ -14,7 +14,7 @@ use skmem_netns_tests::{
     check_payload, frame::ipv4_checksum, NetnsPair, PairConfig, Receiver, RxFilter, Side,
     DEFAULT_UDP_PORT,
 };
-use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
+use skmem_xdp::AttachMode;
 
 mod common;
 use common::round_trip_from_b;
@@ -81,9 +81,7 @@ fn unaligned_chunks_of_3000_byte_buffers_carry_every_frame_both_ways() {
     let ((account, offsets_seen, bad), errors) = std::thread::scope(|s| {
         let fwd = s.spawn(|| {
             pair.in_ns(Side::A, || {
-                let filter =
-                    XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
-                let mut prog = XdpProgram::attach(&ifname, AttachMode::Auto, Some(filter)).unwrap();
+                let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
                 let arena = truncated_arena("unaligned", 1024, 3000);
                 let mut cp = ChannelParams::new(&ifname, 0);
                 cp.mode = BindMode::Copy;
@@ -328,9 +326,7 @@ fn multi_buffer_jumbo_frames_arrive_as_chains_and_go_back_whole() {
     let ((account, chains, bad), errors) = std::thread::scope(|s| {
         let fwd = s.spawn(|| {
             pair.in_ns(Side::A, || {
-                let filter =
-                    XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
-                let mut prog = XdpProgram::attach(&ifname, AttachMode::Auto, Some(filter)).unwrap();
+                let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
                 let (_arena, mut ch) = common::copy_channel("multibuf", &ifname, 2048, |cp| {
                     cp.multi_buffer = true;
                 });

@@ -211,3 +211,43 @@ pub fn copy_channel(
     let ch = skmem::channel::Channel::open(&arena, &cp).unwrap();
     (arena, ch)
 }
+
+/// Attaches skmem's XDP program to `ifname` (in the current namespace),
+/// redirecting the harness's UDP flow (`DEFAULT_UDP_PORT`) and passing the
+/// rest.
+pub fn udp_redirect(ifname: &str, mode: skmem_xdp::AttachMode) -> skmem_xdp::XdpProgram {
+    let filter = skmem_xdp::XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
+    skmem_xdp::XdpProgram::attach(ifname, mode, Some(filter)).unwrap()
+}
+
+/// The error opening a channel on "lo" over a fresh 256-packet nexus
+/// arena `name` gives once `tweak` has set a bad parameter (parameters are
+/// checked before the interface is looked at, so no root is needed).
+pub fn open_refused(
+    name: &str,
+    tweak: impl FnOnce(&mut skmem::channel::ChannelParams),
+) -> skmem::Error {
+    let mut np = skmem::arena::NexusParams::new(name);
+    np.pool.packets = 256;
+    let arena = skmem::arena::Arena::create_nexus(&np).unwrap();
+    let mut cp = skmem::channel::ChannelParams::new("lo", 0);
+    tweak(&mut cp);
+    skmem::channel::Channel::open(&arena, &cp).unwrap_err()
+}
+
+/// Takes `n` frames for TX and queues them all, `len` bytes each from the
+/// start of their buffers (whatever the buffers hold).
+pub fn queue_fresh_frames(ch: &mut skmem::channel::Channel, n: usize, len: u32) {
+    let mut pkts = vec![0u32; n];
+    assert_eq!(ch.alloc_tx(&mut pkts), n);
+    let frames: Vec<skmem::channel::TxFrame> = pkts
+        .iter()
+        .map(|&pkt| skmem::channel::TxFrame {
+            pkt,
+            offset: 0,
+            len,
+            ..skmem::channel::TxFrame::default()
+        })
+        .collect();
+    assert_eq!(ch.tx_burst(&frames).unwrap(), n);
+}
