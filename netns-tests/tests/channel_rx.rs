@@ -2,11 +2,13 @@
 //! redirecting to the channel: every frame arrives in order and intact,
 //! and every UMEM frame is accounted for at the end.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skmem::arena::Arena;
-use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, RxFrame};
+use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, RxFrame, XdpDesc};
+use skmem::region::RegionId;
+use skmem::schema::{RingKind, SchemaView};
 use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side};
 use skmem_xdp::{AttachMode, AttachedMode};
 
@@ -58,22 +60,37 @@ fn coalescing_without_a_longest_wait_is_refused_with_a_typed_error() {
 #[test]
 fn rxdrop_receives_4096_frames_in_order_and_intact() {
     skmem_netns_tests::require_root!();
-    rxdrop_4096(Wait::Poll);
+    rxdrop_4096(Wait::Poll, Recv::Burst);
 }
 
 #[test]
 fn rxdrop_busy_polling_receives_4096_frames_in_order_and_intact() {
     skmem_netns_tests::require_root!();
-    rxdrop_4096(Wait::BusyPoll);
+    rxdrop_4096(Wait::BusyPoll, Recv::Burst);
 }
 
 #[test]
 fn rxdrop_coalescing_receives_4096_frames_in_order_and_intact() {
     skmem_netns_tests::require_root!();
-    rxdrop_4096(Wait::Coalesce);
+    rxdrop_4096(Wait::Coalesce, Recv::Burst);
 }
 
-fn rxdrop_4096(wait: Wait) {
+/// How the receiving loop takes frames.
+#[derive(Clone, Copy, PartialEq)]
+enum Recv {
+    /// `rx_burst`, read with `rx_data`, then `free_rx`.
+    Burst,
+    /// `inspect_rx`: shown in place and given straight back.
+    Inspect,
+}
+
+#[test]
+fn inspect_rx_shows_4096_frames_in_order_and_intact_and_keeps_none() {
+    skmem_netns_tests::require_root!();
+    rxdrop_4096(Wait::Poll, Recv::Inspect);
+}
+
+fn rxdrop_4096(wait: Wait, recv: Recv) {
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
@@ -108,11 +125,24 @@ fn rxdrop_4096(wait: Wait) {
                 let mut errors = Vec::new();
                 let mut frames = vec![RxFrame::default(); 64];
                 let mut pkts = vec![0u32; 64];
-                let pool = ch.pool().clone();
                 let deadline = Instant::now() + Duration::from_secs(20);
                 let mut got = 0u64;
                 while got < FRAMES && Instant::now() < deadline {
-                    let n = ch.rx_burst(&mut frames).unwrap();
+                    let n = if recv == Recv::Inspect {
+                        ch.inspect_rx(64, |_, data| {
+                            if let Err(e) = seq.check(data) {
+                                errors.push(e.to_string());
+                            }
+                        })
+                        .unwrap()
+                    } else {
+                        ch.rx_burst(&mut frames).unwrap()
+                    };
+                    if n > 0 && recv == Recv::Inspect {
+                        got += n as u64;
+                        received.store(got, Ordering::Release);
+                        continue;
+                    }
                     if n == 0 {
                         if wait == Wait::BusyPoll {
                             ch.busy_poll().unwrap();
@@ -125,18 +155,15 @@ fn rxdrop_4096(wait: Wait) {
                         continue;
                     }
                     for (p, f) in pkts.iter_mut().zip(&frames[..n]) {
-                        let (base, _) = pool.buffer_ptr(f.pkt).unwrap();
-                        let off = (f.addr - pool.buf_addr_of(f.pkt)) as usize;
-                        // SAFETY: the frame is ours until freed; its data is
-                        // `len` bytes at `off` of its buffer.
-                        let data =
-                            unsafe { std::slice::from_raw_parts(base.add(off), f.len as usize) };
+                        let data = ch.rx_data(f).expect("a frame just received is ours");
                         if let Err(e) = seq.check(data) {
                             errors.push(e.to_string());
                         }
                         *p = f.pkt;
                     }
                     ch.free_rx(&pkts[..n]).unwrap();
+                    // Given back: its data is no longer the application's.
+                    assert_eq!(ch.rx_data(&frames[0]), None);
                     got += n as u64;
                     received.store(got, Ordering::Release);
                 }
@@ -320,4 +347,90 @@ fn l2fwd_4096(coalesce: Option<Coalesce>) -> u64 {
     account.check(true).unwrap();
     assert_eq!(account.app, 0);
     sleeps
+}
+
+/// Writes `descs` into the RX ring and publishes them, as another process
+/// mapping the arena could: the ring is found through the span's schema.
+fn forge_rx(ch: &Channel, descs: &[XdpDesc]) {
+    let m = ch.mapping();
+    let (_, len) = m.region(RegionId::Schema).unwrap();
+    let mut bytes = vec![0; len];
+    m.read_region(RegionId::Schema, 0, &mut bytes).unwrap();
+    let rx = SchemaView::parse(&bytes, m.size() as u64)
+        .unwrap()
+        .ring(RingKind::Rx)
+        .unwrap();
+    assert_eq!(rx.desc_size as usize, std::mem::size_of::<XdpDesc>());
+    let base = m.addr();
+    // SAFETY: the schema's producer offset is a 4-aligned u32 inside the
+    // span, in the RX ring this channel mapped there and keeps mapped.
+    let producer = unsafe { &*base.add(rx.producer as usize).cast::<AtomicU32>() };
+    let mut prod = producer.load(Ordering::Acquire);
+    for d in descs {
+        let slot = (prod & (rx.entries - 1)) as usize;
+        // SAFETY: the slot is inside the ring's descriptor array (masked by
+        // its size), which the schema places inside the span; no XDP
+        // program redirects to this socket, so the kernel writes no slot.
+        unsafe {
+            base.add(rx.desc as usize + slot * rx.desc_size as usize)
+                .cast::<XdpDesc>()
+                .write_unaligned(*d)
+        };
+        prod = prod.wrapping_add(1);
+    }
+    producer.store(prod, Ordering::Release);
+}
+
+/// Descriptors forged into the RX ring are counted as bad and never
+/// handed out, by either receive path: one names a frame the application
+/// already holds (it would be handed out twice), one an address past the
+/// UMEM (no frame at all). Nothing is lost: the frames all add up after.
+#[test]
+fn forged_rx_descriptors_are_counted_and_never_handed_out() {
+    skmem_netns_tests::require_root!();
+    let pair = pair();
+    let ifname = pair.ifname(Side::A).to_owned();
+    pair.in_ns(Side::A, || {
+        let (_arena, mut ch) = open_with(&ifname, 256, |_| {});
+        let mut held = [0u32; 1];
+        assert_eq!(ch.alloc_tx(&mut held), 1);
+        let pool = ch.pool().clone();
+        let held_addr = pool.buf_addr(held[0]).unwrap();
+        let past_end = u64::from(pool.packet_count()) * pool.buf_size() as u64;
+        let forged = [
+            XdpDesc {
+                addr: held_addr,
+                len: 64,
+                options: 0,
+            },
+            XdpDesc {
+                addr: past_end,
+                len: 64,
+                options: 0,
+            },
+        ];
+        let mut frames = vec![RxFrame::default(); 64];
+        for recv in [Recv::Burst, Recv::Inspect] {
+            ch.refill().unwrap();
+            forge_rx(&ch, &forged);
+            let before = ch.counters();
+            let mut shown = 0;
+            let n = match recv {
+                Recv::Burst => ch.rx_burst(&mut frames).unwrap(),
+                Recv::Inspect => ch.inspect_rx(64, |_, _| shown += 1).unwrap(),
+            };
+            assert_eq!((n, shown), (0, 0));
+            let after = ch.counters();
+            assert_eq!(after.bad_descs - before.bad_descs, 2);
+            assert_eq!(after.rx_packets, before.rx_packets);
+            // The forged entries were consumed: the ring is empty again.
+            assert_eq!(ch.account().rx_ring, 0);
+        }
+        // The held frame is still the application's alone.
+        let account = ch.account();
+        assert_eq!(account.app, 1);
+        account.check(true).unwrap();
+        assert_eq!(ch.free(&held), 1);
+        ch.account().check(true).unwrap();
+    });
 }

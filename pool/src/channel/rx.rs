@@ -125,6 +125,84 @@ impl Channel {
         got
     }
 
+    /// Receives up to `max` frames and shows each to `f` where it lies in
+    /// the UMEM, then gives them all straight back to the fill ring: the
+    /// whole receive path of a capture tool, a drop counter or a monitor,
+    /// which look at frames and keep none. Returns how many frames `f` saw.
+    ///
+    /// A frame never leaves the channel, so nothing is copied and nothing
+    /// needs freeing: each descriptor is read in place from the RX ring and
+    /// its address written in place into the fill ring — what
+    /// [`rx_burst`](Self::rx_burst) then [`free_rx`](Self::free_rx) do
+    /// with the frames handed out and taken back in between. A descriptor
+    /// naming a frame the kernel was not given, or data outside its
+    /// buffer, is counted in `bad_descs` and not shown. In multi-buffer
+    /// channels `f` sees each fragment, with [`RxFrame::more`] set on all
+    /// but a packet's last.
+    pub fn inspect_rx<F>(&mut self, max: usize, mut f: F) -> Result<usize>
+    where
+        F: FnMut(&RxFrame, &[u8]),
+    {
+        self.refill()?;
+        // Every frame taken goes back in the same call, so take no more
+        // than the fill ring has room for.
+        let want = (max.min(u32::MAX as usize) as u32).min(self.fill.free(max as u32));
+        let n = self.rx.peek(want);
+        let mut shown = 0;
+        let mut bytes = 0;
+        for k in 0..n {
+            let Some(d) = self.rx.desc_at(k) else {
+                break;
+            };
+            let Some(frame) = self.receive(d) else {
+                continue;
+            };
+            match self.rx_data(&frame) {
+                Some(data) => {
+                    f(&frame, data);
+                    bytes += u64::from(frame.len);
+                }
+                None => self.counters.bad_descs += 1,
+            }
+            // Straight back: the slot is free (at most `fill.free` taken).
+            let back = self.fill_direct(frame.pkt, PacketState::Allocated, shown);
+            debug_assert!(back, "the frame was just received");
+            shown += 1;
+        }
+        self.rx.release(n);
+        self.took_from_rx(n);
+        if shown > 0 {
+            self.publish_fill(shown);
+            self.wake_fill_if_asked()?;
+        }
+        self.counters.rx_packets += u64::from(shown);
+        self.counters.rx_bytes += bytes;
+        Ok(shown as usize)
+    }
+
+    /// The data of a frame the application holds (received and not yet
+    /// freed or sent): `len` bytes at its address, or `None` when the
+    /// frame is not the application's or its data does not lie inside its
+    /// buffer.
+    #[inline]
+    pub fn rx_data(&self, frame: &RxFrame) -> Option<&[u8]> {
+        if !self.states.is(frame.pkt, PacketState::Allocated) {
+            return None;
+        }
+        let (base, size) = self.pool.buffer_ptr(frame.pkt).ok()?;
+        let off = frame.addr.checked_sub(self.addr_of(frame.pkt))?;
+        let end = off.checked_add(u64::from(frame.len))?;
+        if end > size as u64 {
+            return None;
+        }
+        // SAFETY: `off..end` lies inside packet `frame.pkt`'s buffer in the
+        // owner's view (checked just above), and the packet is the
+        // application's: the kernel neither writes nor reads its buffer
+        // until the channel gives it back, which takes `&mut self` — so not
+        // while the returned borrow of `self` lives.
+        Some(unsafe { std::slice::from_raw_parts(base.add(off as usize), frame.len as usize) })
+    }
+
     /// One descriptor from the RX ring: the frame it names, moved from the
     /// fill path to the application — or `None`, counted, when it names a
     /// frame that is not where the ring says (a lying descriptor).
