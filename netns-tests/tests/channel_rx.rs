@@ -2,13 +2,12 @@
 //! redirecting to the channel: every frame arrives in order and intact,
 //! and every UMEM frame is accounted for at the end.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skmem::arena::Arena;
 use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, RxFrame, XdpDesc};
-use skmem::region::RegionId;
-use skmem::schema::{RingKind, SchemaView};
+use skmem::schema::RingKind;
 use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side};
 use skmem_xdp::{AttachMode, AttachedMode};
 
@@ -349,38 +348,6 @@ fn l2fwd_4096(coalesce: Option<Coalesce>) -> u64 {
     sleeps
 }
 
-/// Writes `descs` into the RX ring and publishes them, as another process
-/// mapping the arena could: the ring is found through the span's schema.
-fn forge_rx(ch: &Channel, descs: &[XdpDesc]) {
-    let m = ch.mapping();
-    let (_, len) = m.region(RegionId::Schema).unwrap();
-    let mut bytes = vec![0; len];
-    m.read_region(RegionId::Schema, 0, &mut bytes).unwrap();
-    let rx = SchemaView::parse(&bytes, m.size() as u64)
-        .unwrap()
-        .ring(RingKind::Rx)
-        .unwrap();
-    assert_eq!(rx.desc_size as usize, std::mem::size_of::<XdpDesc>());
-    let base = m.addr();
-    // SAFETY: the schema's producer offset is a 4-aligned u32 inside the
-    // span, in the RX ring this channel mapped there and keeps mapped.
-    let producer = unsafe { &*base.add(rx.producer as usize).cast::<AtomicU32>() };
-    let mut prod = producer.load(Ordering::Acquire);
-    for d in descs {
-        let slot = (prod & (rx.entries - 1)) as usize;
-        // SAFETY: the slot is inside the ring's descriptor array (masked by
-        // its size), which the schema places inside the span; no XDP
-        // program redirects to this socket, so the kernel writes no slot.
-        unsafe {
-            base.add(rx.desc as usize + slot * rx.desc_size as usize)
-                .cast::<XdpDesc>()
-                .write_unaligned(*d)
-        };
-        prod = prod.wrapping_add(1);
-    }
-    producer.store(prod, Ordering::Release);
-}
-
 /// Descriptors forged into the RX ring are counted as bad and never
 /// handed out, by either receive path: one names a frame the application
 /// already holds (it would be handed out twice), one an address past the
@@ -412,7 +379,7 @@ fn forged_rx_descriptors_are_counted_and_never_handed_out() {
         let mut frames = vec![RxFrame::default(); 64];
         for recv in [Recv::Burst, Recv::Inspect] {
             ch.refill().unwrap();
-            forge_rx(&ch, &forged);
+            common::forge_ring(&ch, RingKind::Rx, &forged);
             let before = ch.counters();
             let mut shown = 0;
             let n = match recv {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use skmem::channel::{RxFrame, TxFrame};
+use skmem::schema::RingKind;
 use skmem_netns_tests::{NetnsPair, Receiver, RxFilter, SequenceChecker, Side, DEFAULT_UDP_PORT};
 
 mod common;
@@ -237,5 +238,37 @@ fn reflect_refuses_lying_frames_swaps_the_rest_and_loses_none() {
         let a = ch.account();
         assert_eq!((a.app, a.kernel_tx), (0, 0), "{a:?}");
         a.check(true).unwrap();
+    });
+}
+
+/// Entries forged into the completion ring are counted as bad, not as
+/// completions: one names a frame the application holds (never sent), one
+/// an address past the UMEM. The held frame stays the application's and
+/// nothing is lost.
+#[test]
+fn forged_completions_are_counted_and_free_nothing() {
+    skmem_netns_tests::require_root!();
+    let pair = NetnsPair::new().unwrap();
+    let ifname = pair.ifname(Side::A).to_owned();
+    pair.in_ns(Side::A, || {
+        let (_arena, mut ch) = common::copy_channel("forgecq", &ifname, 256, |_| {});
+        let mut held = [0u32; 1];
+        assert_eq!(ch.alloc_tx(&mut held), 1);
+        let pool = ch.pool().clone();
+        let forged = [
+            pool.buf_addr(held[0]).unwrap(),
+            u64::from(pool.packet_count()) * pool.buf_size() as u64,
+        ];
+        common::forge_ring(&ch, RingKind::Completion, &forged);
+        let before = ch.counters();
+        assert_eq!(ch.complete(), 0);
+        let after = ch.counters();
+        assert_eq!(after.bad_descs - before.bad_descs, 2);
+        assert_eq!(after.tx_completed, before.tx_completed);
+        let account = ch.account();
+        assert_eq!((account.app, account.completion_ring), (1, 0));
+        account.check(true).unwrap();
+        assert_eq!(ch.free(&held), 1);
+        ch.account().check(true).unwrap();
     });
 }

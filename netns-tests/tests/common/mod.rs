@@ -251,3 +251,45 @@ pub fn queue_fresh_frames(ch: &mut skmem::channel::Channel, n: usize, len: u32) 
         .collect();
     assert_eq!(ch.tx_burst(&frames).unwrap(), n);
 }
+
+/// Writes `entries` into ring `kind` of `ch` and publishes them, as
+/// another process mapping the arena could: the ring is found through the
+/// span's schema. `T` is the ring's descriptor (`XdpDesc` for RX and TX, a
+/// `u64` UMEM address for fill and completion). Only for rings the kernel
+/// is not writing meanwhile (no traffic on the channel's queue).
+pub fn forge_ring<T: Copy>(
+    ch: &skmem::channel::Channel,
+    kind: skmem::schema::RingKind,
+    entries: &[T],
+) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let m = ch.mapping();
+    let id = skmem::region::RegionId::Schema;
+    let (_, len) = m.region(id).unwrap();
+    let mut bytes = vec![0; len];
+    m.read_region(id, 0, &mut bytes).unwrap();
+    let ring = skmem::schema::SchemaView::parse(&bytes, m.size() as u64)
+        .unwrap()
+        .ring(kind)
+        .unwrap();
+    assert_eq!(ring.desc_size as usize, std::mem::size_of::<T>());
+    let base = m.addr();
+    // SAFETY: the schema's producer offset is a 4-aligned u32 inside the
+    // span, in a ring this channel mapped there and keeps mapped.
+    let producer = unsafe { &*base.add(ring.producer as usize).cast::<AtomicU32>() };
+    let mut prod = producer.load(Ordering::Acquire);
+    for e in entries {
+        let slot = (prod & (ring.entries - 1)) as usize;
+        // SAFETY: the slot is inside the ring's descriptor array (masked
+        // by its size), which the schema places inside the span; the
+        // kernel writes no slot of this ring meanwhile (the caller's
+        // promise).
+        unsafe {
+            base.add(ring.desc as usize + slot * ring.desc_size as usize)
+                .cast::<T>()
+                .write_unaligned(*e)
+        };
+        prod = prod.wrapping_add(1);
+    }
+    producer.store(prod, Ordering::Release);
+}

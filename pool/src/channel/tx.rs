@@ -369,9 +369,11 @@ impl Channel {
     /// `complete_tx_l2fwd`), then to the TX-allocation slots (for
     /// [`alloc_tx`](Self::alloc_tx)), then the RX-free slots (for the fill
     /// ring later), the rest to the pool.
-    /// Returns how many completed.
+    /// Returns how many completed. An entry naming no frame, or a frame
+    /// that was not sent, is counted in `bad_descs`, not here.
     pub fn complete(&mut self) -> usize {
         let mut total = 0;
+        let bad_before = self.counters.bad_descs;
         loop {
             // Read in place; at most a batch, the room the slot path below
             // has in `scratch_pkts`.
@@ -423,6 +425,8 @@ impl Channel {
             }
             total += n as usize;
         }
+        // Forged entries are not completions.
+        total -= (self.counters.bad_descs - bad_before) as usize;
         self.counters.tx_completed += total as u64;
         // Copy mode transmits only inside a syscall: frames still in the TX
         // ring need another kick, or they would wait for the next burst.
