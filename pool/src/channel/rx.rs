@@ -136,7 +136,7 @@ impl Channel {
     /// [`rx_burst`](Self::rx_burst) then [`free_rx`](Self::free_rx) do
     /// with the frames handed out and taken back in between. A descriptor
     /// naming a frame the kernel was not given, or data outside its
-    /// buffer, is counted in `bad_descs` and not shown. In multi-buffer
+    /// buffer, is counted in `bad_descs` and not shown, as in `rx_burst`. In multi-buffer
     /// channels `f` sees each fragment, with [`RxFrame::more`] set on all
     /// but a packet's last.
     pub fn inspect_rx<F>(&mut self, max: usize, mut f: F) -> Result<usize>
@@ -157,12 +157,10 @@ impl Channel {
             let Some(frame) = self.receive(d) else {
                 continue;
             };
-            match self.rx_data(&frame) {
-                Some(data) => {
-                    f(&frame, data);
-                    bytes += u64::from(frame.len);
-                }
-                None => self.counters.bad_descs += 1,
+            // `receive` checked that the data lies inside the buffer.
+            if let Some(data) = self.rx_data(&frame) {
+                f(&frame, data);
+                bytes += u64::from(frame.len);
             }
             // Straight back: the slot is free (at most `fill.free` taken).
             let back = self.fill_direct(frame.pkt, PacketState::Allocated, shown);
@@ -204,8 +202,10 @@ impl Channel {
     }
 
     /// One descriptor from the RX ring: the frame it names, moved from the
-    /// fill path to the application — or `None`, counted, when it names a
-    /// frame that is not where the ring says (a lying descriptor).
+    /// fill path to the application — or `None`, counted, when it lies:
+    /// when it names a frame that is not where the ring says, or data that
+    /// runs past the frame's buffer (that frame goes back to the fill
+    /// path, so the lie loses nothing).
     #[inline(always)]
     fn receive(&mut self, d: XdpDesc) -> Option<RxFrame> {
         let addr = self.linear(d.addr);
@@ -213,11 +213,19 @@ impl Channel {
             self.states
                 .transition(p, PacketState::Fill, PacketState::Allocated)
         });
-        if pkt.is_none() {
+        let Some(pkt) = pkt else {
             self.counters.bad_descs += 1;
+            return None;
+        };
+        // The data starts inside the buffer (pkt_of), so only its end can
+        // lie beyond.
+        if addr - self.addr_of(pkt) + u64::from(d.len) > self.buf_size {
+            self.counters.bad_descs += 1;
+            self.give_back(pkt);
+            return None;
         }
         Some(RxFrame {
-            pkt: pkt?,
+            pkt,
             addr,
             len: d.len,
             options: d.options,

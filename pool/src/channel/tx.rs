@@ -209,7 +209,7 @@ impl Channel {
 
     /// Returns an application-held frame to the fill path (RX-free slots,
     /// else the pool).
-    fn give_back(&mut self, pkt: PacketIndex) {
+    pub(super) fn give_back(&mut self, pkt: PacketIndex) {
         if self
             .states
             .transition(pkt, PacketState::Allocated, PacketState::Staged)
