@@ -139,6 +139,27 @@ impl Channel {
     /// buffer, is counted in `bad_descs` and not shown, as in `rx_burst`. In multi-buffer
     /// channels `f` sees each fragment, with [`RxFrame::more`] set on all
     /// but a packet's last.
+    ///
+    /// ```no_run
+    /// # use skmem::arena::{Arena, NexusParams};
+    /// # use skmem::channel::{Channel, ChannelParams};
+    /// # let arena = Arena::create_nexus(&NexusParams::new("capture"))?;
+    /// let mut ch = Channel::open(&arena, &ChannelParams::new("veth0", 0))?;
+    /// // Count IPv4 frames (EtherType 0x0800); every frame goes straight back.
+    /// let mut ipv4 = 0u64;
+    /// loop {
+    ///     let n = ch.inspect_rx(64, |_, data| {
+    ///         if data.get(12..14) == Some(&[0x08, 0x00][..]) {
+    ///             ipv4 += 1;
+    ///         }
+    ///     })?;
+    ///     if n == 0 {
+    ///         ch.poll(100)?;
+    ///     }
+    /// #   break;
+    /// }
+    /// # Ok::<(), skmem::Error>(())
+    /// ```
     pub fn inspect_rx<F>(&mut self, max: usize, mut f: F) -> Result<usize>
     where
         F: FnMut(&RxFrame, &[u8]),
