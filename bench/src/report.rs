@@ -110,7 +110,8 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
         "Run of {} (`pps --matrix`): {} round(s), each running every program of a cell in turn \
          (alternating order) with warm-up {} s and {} × {} s; ratios are medians of the per-round \
          ratios (range in brackets); batch {}, \
-         generator `{}` on cpu{}, programs on cpu{}; whole run {:.0} s; loadavg before {}, after {}.\n",
+         generator `{}` on cpu{}, programs on cpu{}; autogroup scheduling {}; whole run {:.0} s; \
+         loadavg before {}, after {}.\n",
         report["date"].as_str().unwrap_or("the date in the commit"),
         c["rounds"].as_u64().unwrap_or(1),
         c["warmup_s"],
@@ -120,6 +121,9 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
         c["generator"].as_str().unwrap_or("?"),
         c["gen_cpu"],
         c["prog_cpu"],
+        // Reports from before the harness turned it off say nothing: it
+        // was on.
+        report["autogroup"].as_str().unwrap_or("on"),
         report["elapsed_s"].as_f64().unwrap_or(0.0),
         report["loadavg"][0].as_str().unwrap_or("?"),
         report["loadavg"][1].as_str().unwrap_or("?"),

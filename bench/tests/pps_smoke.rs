@@ -1,9 +1,11 @@
 //! Smoke test of the packets-per-second harness: `pps --quick` — every
 //! layout, workload and program kind (skmem, skmem with receive
 //! coalescing, the peers that can run here, the ceilings) briefly; each must have moved frames, the generator must
-//! have offered traffic, txonly's frames must have reached B. No assertion
-//! on speed. Needs root (skipped otherwise).
+//! have offered traffic, txonly's frames must have reached B; autogroup
+//! scheduling is off for the run and as it was after, even when a killed
+//! run left it off. No assertion on speed. Needs root (skipped otherwise).
 
+use skmem_bench::pps::sched::{self, Autogroup};
 use skmem_bench::pps::{self, Config, Implementation, Kind, Layout, Wait, Workload};
 
 #[test]
@@ -13,9 +15,32 @@ fn quick_run_moves_frames_through_every_program() {
         eprintln!("SKIPPED pps_smoke: {reason}");
         return;
     }
+    // Autogroup scheduling: as a killed run would have left it (off, with
+    // its marker), which this run must restore before turning it off for
+    // itself, and back on after.
+    let autogroup_before = std::fs::read_to_string(sched::SYSCTL).ok();
+    if autogroup_before.as_deref().map(str::trim) == Some("1") {
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = gone.id();
+        gone.wait().unwrap();
+        std::fs::write(sched::MARKER, format!("1 {dead_pid}")).unwrap();
+        std::fs::write(sched::SYSCTL, "0").unwrap();
+    }
     let mut log = |l: &str| eprintln!("{l}");
     let report = pps::run(&cfg, &mut log).expect("pps quick run");
     eprintln!("{}", report.to_table());
+    assert_eq!(
+        std::fs::read_to_string(sched::SYSCTL).ok(),
+        autogroup_before
+    );
+    assert!(!std::path::Path::new(sched::MARKER).exists());
+    let expected = match autogroup_before.as_deref().map(str::trim) {
+        Some("1") => Autogroup::TurnedOff,
+        Some("0") => Autogroup::AlreadyOff,
+        None => Autogroup::Absent,
+        Some(other) => panic!("kernel.sched_autogroup_enabled = {other}?"),
+    };
+    assert_eq!(report.autogroup, expected);
 
     // Every program asked for either ran in every cell it has something to
     // run in, or was left out with a reason.

@@ -86,6 +86,12 @@ struct Args {
     /// the kernel's default of 32).
     #[arg(long, default_value_t = 1024)]
     tx_budget: u32,
+    /// Leave autogroup scheduling on if the machine has it on. By default
+    /// the run turns it off, then back on: with it on, the program under
+    /// test shares a scheduling group with the generator, and on its CPU
+    /// weighs a fraction of a thread against A's NAPI kthread.
+    #[arg(long)]
+    keep_autogroup: bool,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -150,6 +156,7 @@ fn main() -> ExitCode {
     cfg.tx_budget = (a.tx_budget > 0).then_some(a.tx_budget);
     cfg.frames = a.frames;
     cfg.ring_entries = a.ring_entries;
+    cfg.keep_autogroup = a.keep_autogroup;
 
     if let Some(reason) = pps::skip_reason(&cfg) {
         eprintln!("pps: cannot run: {reason}");

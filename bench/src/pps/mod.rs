@@ -37,6 +37,7 @@ pub mod gen;
 pub mod meter;
 pub mod napi;
 mod peers;
+pub mod sched;
 mod skmem_prog;
 pub mod sys;
 pub mod testpmd;
@@ -394,6 +395,9 @@ pub struct Config {
     /// `XDP_MAX_TX_SKB_BUDGET` of the programs' sockets (skmem and
     /// xsk-rs); `None` leaves the kernel's default (32).
     pub tx_budget: Option<u32>,
+    /// Leave autogroup scheduling as the machine has it, rather than
+    /// turning it off for the run (see [`sched`]).
+    pub keep_autogroup: bool,
 }
 
 impl Default for Config {
@@ -418,6 +422,7 @@ impl Default for Config {
             frame_size: 2048,
             ring_entries: 1024,
             tx_budget: Some(1024),
+            keep_autogroup: false,
         }
     }
 }
@@ -818,6 +823,8 @@ pub struct Report {
     /// `/proc/loadavg` before and after the run: other work on the same
     /// CPUs (a compiler, say) skews every figure.
     pub loadavg: [String; 2],
+    /// What the run did about autogroup scheduling (see [`sched`]).
+    pub autogroup: sched::Autogroup,
 }
 
 fn loadavg() -> String {
@@ -929,6 +936,14 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
     for stale in skmem_netns_tests::cleanup_stale() {
         log(&format!("pps: removed stale {stale}"));
     }
+    // Before any thread of the run exists: a task's scheduling group is
+    // chosen when it is created. Restored when the guard drops, error or not.
+    let (_autogroup_guard, autogroup) = sched::AutogroupGuard::turn_off(cfg.keep_autogroup, log);
+    if let sched::Autogroup::CouldNotTurnOff(e) = &autogroup {
+        log(&format!(
+            "pps: autogroup scheduling stays on ({e}): threaded figures will show it"
+        ));
+    }
     let mut skipped = Vec::new();
     let mut imps = Vec::new();
     for imp in cfg.ordered_implementations() {
@@ -966,6 +981,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
         skipped,
         elapsed_s: t0.elapsed().as_secs_f64(),
         loadavg: [load_before, loadavg()],
+        autogroup,
     })
 }
 
@@ -2003,8 +2019,8 @@ impl Report {
              kthread (threaded), cpu% = the program CPU's non-idle share, everything on it \
              included; prog% = the program's own CPU time (its thread and child processes), \
              ns/pkt = that per frame counted, napins = NAPI kthread ns per frame)\ntotal {:.1} s; loadavg before: {}, \
-             after: {}",
-            self.elapsed_s, self.loadavg[0], self.loadavg[1]
+             after: {}; autogroup scheduling: {}",
+            self.elapsed_s, self.loadavg[0], self.loadavg[1], self.autogroup
         );
         s
     }
