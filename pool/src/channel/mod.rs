@@ -44,6 +44,7 @@ mod ring;
 mod rx;
 mod slots;
 mod tx;
+mod umem;
 mod xsk;
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -57,6 +58,7 @@ use slots::Slots;
 pub use xsk::{BindFlags, RingId, UmemOptions, XskSocket, XskStats};
 
 use ring::{Consumer, Producer, RingMem};
+use umem::UmemGeometry;
 
 use crate::arena::{Arena, ArenaMapping};
 use crate::error::{Error, Result};
@@ -190,16 +192,16 @@ pub struct Channel {
     /// to the fill ring only up to this: a channel that never receives
     /// keeps its completions for TX.
     rx_taken: u32,
-    /// log2 of the buffer size when it is a power of two: an address's
-    /// packet is then a shift away, else a division (unaligned chunks).
-    buf_shift: Option<u32>,
-    buf_size: u64,
-    /// The pool's packet count, kept here: [`pkt_of`](Self::pkt_of) runs
-    /// per frame, and reaching it through the pool is three dependent
-    /// loads the compiler cannot hoist past the state stores.
-    packet_count: u32,
+    /// The UMEM's layout, kept here: [`pkt_of`](Self::pkt_of) runs per
+    /// frame, and reaching the pool's packet count through the pool is
+    /// three dependent loads the compiler cannot hoist past the state
+    /// stores.
+    geo: UmemGeometry,
     /// The pool's state column, kept here for the same reason.
     states: StateColumn,
+    /// Start of BUF_DEF in the owner's view: the UMEM as registered, where
+    /// a plain UMEM address is an offset.
+    umem: *const u8,
     scratch_descs: Vec<XdpDesc>,
     scratch_pkts: Vec<PacketIndex>,
     scratch_tx: Vec<TxFrame>,
@@ -212,8 +214,8 @@ pub struct Channel {
 }
 
 // SAFETY: every raw pointer a Channel holds (rings, slot descriptors, the
-// statistics object) targets memory owned by the arena and mapping it
-// holds; a Channel is used from one thread at a time (`&mut self`).
+// statistics object, the UMEM) targets memory owned by the arena, mapping
+// and pool it holds; a Channel is used from one thread at a time (`&mut self`).
 unsafe impl Send for Channel {}
 
 impl std::fmt::Debug for Channel {
@@ -314,6 +316,7 @@ impl Channel {
             .region(RegionId::BufDef)
             .cloned()
             .ok_or_else(|| bad("no BUF_DEF region"))?;
+        let umem_base = umem.base().cast_const();
         sock.register_umem(
             umem,
             buf_size,
@@ -457,12 +460,9 @@ impl Channel {
             rx: Consumer::new(rx),
             tx: Producer::new(tx),
             worker,
-            buf_shift: buf_size
-                .is_power_of_two()
-                .then_some(buf_size.trailing_zeros()),
-            buf_size: buf_size as u64,
-            packet_count: pool.packet_count(),
+            geo: UmemGeometry::new(buf_size, pool.packet_count(), params.unaligned_chunks),
             states: pool.state_column(),
+            umem: umem_base,
             pool,
             rxf,
             txa,
@@ -530,31 +530,22 @@ impl Channel {
         self.rx.size().saturating_sub(self.rx_held) as usize
     }
 
-    /// The plain UMEM address of a descriptor's: with unaligned chunks the
-    /// kernel puts the data's offset in the top 16 bits.
+    /// The plain UMEM address of a descriptor's (see [`UmemGeometry`]).
     #[inline(always)]
     fn linear(&self, addr: u64) -> u64 {
-        if self.params.unaligned_chunks {
-            (addr & UNALIGNED_ADDR_MASK) + (addr >> UNALIGNED_OFFSET_SHIFT)
-        } else {
-            addr
-        }
+        self.geo.linear(addr)
     }
 
     /// The packet whose buffer holds plain UMEM address `addr`.
     #[inline(always)]
     fn pkt_of(&self, addr: u64) -> Option<PacketIndex> {
-        let pkt = match self.buf_shift {
-            Some(shift) => addr >> shift,
-            None => addr / self.buf_size,
-        };
-        (pkt < u64::from(self.packet_count)).then_some(pkt as u32)
+        self.geo.pkt_of(addr)
     }
 
     /// The UMEM address of packet `pkt`'s buffer.
     #[inline(always)]
     fn addr_of(&self, pkt: PacketIndex) -> u64 {
-        pkt as u64 * self.buf_size
+        self.geo.addr_of(pkt)
     }
 
     /// The kernel's statistics for this socket.
@@ -611,11 +602,6 @@ impl Channel {
         ]
     }
 }
-
-/// Unaligned chunks: the low 48 bits of a descriptor address are the
-/// chunk's address, the top 16 the data's offset in it.
-const UNALIGNED_OFFSET_SHIFT: u32 = 48;
-const UNALIGNED_ADDR_MASK: u64 = (1 << UNALIGNED_OFFSET_SHIFT) - 1;
 
 /// Cache objects taken during set-up, given back unless the channel was
 /// built (then the channel gives them back when dropped).

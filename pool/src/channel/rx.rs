@@ -166,36 +166,82 @@ impl Channel {
     {
         self.refill()?;
         // Every frame taken goes back in the same call, so take no more
-        // than the fill ring has room for.
-        let want = (max.min(u32::MAX as usize) as u32).min(self.fill.free(max as u32));
+        // than the fill ring has room for (nor than `scratch_pkts` holds,
+        // for the frames that could not go back, which cannot happen).
+        let want = (max.min(self.scratch_pkts.len()) as u32).min(self.fill.free(max as u32));
         let n = self.rx.peek(want);
-        let mut shown = 0;
-        let mut bytes = 0;
+        // The loop reaches the channel's parts through locals (disjoint
+        // borrows, the geometry copied), which the compiler keeps in
+        // registers: it is a drop counter's whole per-packet cost.
+        let geo = self.geo;
+        let umem = self.umem;
+        let (rx, fill, states, strays) = (
+            &self.rx,
+            &mut self.fill,
+            &self.states,
+            &mut self.scratch_pkts,
+        );
+        let (mut shown, mut bytes, mut bad, mut back, mut stray) = (0u32, 0u64, 0u64, 0u32, 0);
         for k in 0..n {
-            let Some(d) = self.rx.desc_at(k) else {
+            let Some(d) = rx.desc_at(k) else {
                 break;
             };
-            let Some(frame) = self.receive(d) else {
+            let addr = geo.linear(d.addr);
+            let Some(pkt) = geo
+                .pkt_of(addr)
+                .filter(|&p| states.transition(p, PacketState::Fill, PacketState::Allocated))
+            else {
+                // Not a frame the kernel held: not ours to show or give.
+                bad += 1;
                 continue;
             };
-            // `receive` checked that the data lies inside the buffer.
-            if let Some(data) = self.rx_data(&frame) {
+            if geo.fits(pkt, addr, d.len) {
+                let frame = RxFrame {
+                    pkt,
+                    addr,
+                    len: d.len,
+                    options: d.options,
+                };
+                // SAFETY: the data, `len` bytes at plain UMEM address
+                // `addr`, lies inside packet `pkt`'s buffer (`fits`), which
+                // lies inside BUF_DEF (`pkt < packet_count`), the region
+                // `umem` starts. The packet was just moved from the kernel
+                // to the application (`transition`), so the kernel neither
+                // writes nor reads it until it is back on the fill ring,
+                // after `f` returns.
+                let data =
+                    unsafe { std::slice::from_raw_parts(umem.add(addr as usize), d.len as usize) };
                 f(&frame, data);
-                bytes += u64::from(frame.len);
+                shown += 1;
+                bytes += u64::from(d.len);
+            } else {
+                // Data past its buffer: not shown, but the frame is ours.
+                bad += 1;
             }
-            // Straight back: the slot is free (at most `fill.free` taken).
-            let back = self.fill_direct(frame.pkt, PacketState::Allocated, shown);
-            debug_assert!(back, "the frame was just received");
-            shown += 1;
+            // Straight back: slot `back` is free (`back <= k < want`).
+            if fill.write_addr_at(back, geo.addr_of(pkt)) {
+                states.set(pkt, PacketState::Fill);
+                back += 1;
+            } else {
+                strays[stray] = pkt;
+                stray += 1;
+            }
         }
         self.rx.release(n);
         self.took_from_rx(n);
-        if shown > 0 {
-            self.publish_fill(shown);
-            self.wake_fill_if_asked()?;
+        if back > 0 {
+            self.publish_fill(back);
         }
+        for i in 0..stray {
+            let p = self.scratch_pkts[i];
+            self.give_back(p);
+        }
+        self.counters.bad_descs += bad;
         self.counters.rx_packets += u64::from(shown);
         self.counters.rx_bytes += bytes;
+        if back > 0 {
+            self.wake_fill_if_asked()?;
+        }
         Ok(shown as usize)
     }
 
@@ -238,9 +284,7 @@ impl Channel {
             self.counters.bad_descs += 1;
             return None;
         };
-        // The data starts inside the buffer (pkt_of), so only its end can
-        // lie beyond.
-        if addr - self.addr_of(pkt) + u64::from(d.len) > self.buf_size {
+        if !self.geo.fits(pkt, addr, d.len) {
             self.counters.bad_descs += 1;
             self.give_back(pkt);
             return None;

@@ -201,7 +201,7 @@ impl Channel {
     fn sendable(&self, pkt: PacketIndex, offset: u64, len: u32, min_offset: u64) -> bool {
         offset
             .checked_add(u64::from(len))
-            .is_some_and(|end| end <= self.buf_size)
+            .is_some_and(|end| end <= self.geo.buf_size())
             && len > 0
             && offset >= min_offset
             && self.states.is(pkt, PacketState::Allocated)
