@@ -226,7 +226,14 @@ fn run_queue(
     while !stop.load(Ordering::Relaxed) {
         match args.mode {
             Mode::Rxdrop | Mode::L2fwd => {
-                let n = ch.rx_burst(&mut rx)?;
+                // rxdrop keeps no frame: each is shown in place and goes
+                // straight back to the fill ring.
+                let mut dropped_bytes = 0u64;
+                let n = if args.mode == Mode::Rxdrop {
+                    ch.inspect_rx(batch, |f, _| dropped_bytes += u64::from(f.len))?
+                } else {
+                    ch.rx_burst(&mut rx)?
+                };
                 if n == 0 {
                     if args.mode == Mode::L2fwd {
                         ch.complete();
@@ -242,15 +249,14 @@ fn run_queue(
                     }
                     continue;
                 }
-                let bytes: u64 = rx[..n].iter().map(|f| f.len as u64).sum();
+                let bytes: u64 = if args.mode == Mode::Rxdrop {
+                    dropped_bytes
+                } else {
+                    rx[..n].iter().map(|f| f.len as u64).sum()
+                };
                 shared.rx.fetch_add(n as u64, Ordering::Relaxed);
                 shared.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
-                if args.mode == Mode::Rxdrop {
-                    for (p, f) in pkts.iter_mut().zip(&rx[..n]) {
-                        *p = f.pkt;
-                    }
-                    ch.free_rx(&pkts[..n])?;
-                } else {
+                if args.mode == Mode::L2fwd {
                     let q = ch.reflect(&rx[..n])?;
                     shared.tx.fetch_add(q as u64, Ordering::Relaxed);
                     shared.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
