@@ -34,8 +34,9 @@
 //! (fill ring, RX ring, giving frames back), the send side in `tx` (TX
 //! ring, `reflect`, completions), the slot descriptors in `slots`, the
 //! frame types in `frame`, counters and frame accounting in `account`,
-//! receive coalescing (waking once a batch) in `coalesce`, the rings in
-//! `ring` and the socket's syscalls in `xsk`.
+//! receive coalescing (waking once a batch) in `coalesce`, where frames lie
+//! in the UMEM in `umem`, the rings in `ring` and the socket's syscalls in
+//! `xsk`.
 
 mod account;
 mod coalesce;
