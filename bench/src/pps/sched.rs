@@ -27,7 +27,8 @@ use serde::Serialize;
 
 /// The kernel's switch.
 pub const SYSCTL: &str = "/proc/sys/kernel/sched_autogroup_enabled";
-/// Written while a run has autogroup off: "<value to restore> <pid>".
+/// Written while a run has autogroup off: the value to restore, then the
+/// run's pid.
 pub const MARKER: &str = "/run/skmem-pps-autogroup";
 
 /// What a run did about autogroup scheduling (in a report: the sentence
