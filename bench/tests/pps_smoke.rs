@@ -57,6 +57,7 @@ fn quick_run_moves_frames_through_every_program() {
     assert!(ran.contains(&Implementation::Skmem));
     assert!(ran.contains(&Implementation::SkmemCoalesce));
     assert!(ran.contains(&Implementation::Ceiling));
+    assert!(ran.contains(&Implementation::XskSink));
     let expected: usize = cfg
         .workloads
         .iter()
@@ -113,5 +114,18 @@ fn quick_run_moves_frames_through_every_program() {
         if r.layout == Layout::Threaded {
             assert!(!r.napi_threads.is_empty(), "{name}: no NAPI thread pinned");
         }
+        if r.implementation == Implementation::XskSink {
+            // What it counts are frames the kernel copied into the UMEM and
+            // then found no room for on the RX ring nobody reads.
+            assert_eq!(r.counters.rx_packets, 0, "{name}: it read its RX ring");
+            assert!(r.counters.xsk_rx_ring_full > 0, "{name}: nothing refused");
+        }
+    }
+    // Every goal says how far any AF_XDP program could get in this run
+    // (the sink ran for rxdrop, every sender for l2fwd's txonly bound).
+    assert!(!report.goals.is_empty());
+    for g in &report.goals {
+        let b = g.bound.unwrap_or_else(|| panic!("no bound for {g:?}"));
+        assert!(b > 0.0 && g.reachable == Some(b >= g.target), "{g:?}");
     }
 }

@@ -27,7 +27,7 @@ struct Args {
     quick: bool,
     /// The matrix: layouts default,threaded x workloads rxdrop,txonly,l2fwd
     /// x sizes 64,1500 x every program, live-frames generator, 5 rounds of
-    /// warm-up 0.5 s and 1 x 1.2 s (about 13 minutes). Other flags override
+    /// warm-up 0.5 s and 1 x 1.2 s (about 14 minutes). Other flags override
     /// its settings.
     #[arg(long)]
     matrix: bool,

@@ -172,6 +172,14 @@ pub enum Implementation {
     #[serde(rename = "testpmd")]
     #[value(name = "testpmd")]
     Testpmd,
+    /// The receive bound, rxdrop only: an AF_XDP socket whose RX ring
+    /// nobody reads, with frames to spare on its fill ring, so A's NAPI
+    /// copies every packet into the UMEM and then finds no room (counted
+    /// as `rx_ring_full`) — all of a receive's kernel work, with the CPU to
+    /// itself: more than any AF_XDP program can receive on this veth.
+    #[serde(rename = "xsk-sink")]
+    #[value(name = "xsk-sink")]
+    XskSink,
     /// The in-kernel ceiling of the workload: `xdp-drop` for rxdrop,
     /// `xdp-tx` for l2fwd (none for txonly).
     #[serde(rename = "ceiling")]
@@ -183,12 +191,13 @@ impl Implementation {
     /// Every implementation, in the order a cell runs them (programs that
     /// share skmem's redirecting XDP program first, then the ceiling, then
     /// testpmd, which needs A without it: two swaps per cell).
-    pub const ALL: [Implementation; 7] = [
+    pub const ALL: [Implementation; 8] = [
         Implementation::Skmem,
         Implementation::XskRs,
         Implementation::SkmemAgain,
         Implementation::SkmemCoalesce,
         Implementation::LibxdpC,
+        Implementation::XskSink,
         Implementation::Ceiling,
         Implementation::Testpmd,
     ];
@@ -202,6 +211,7 @@ impl Implementation {
             Implementation::XskRs => "xsk-rs",
             Implementation::LibxdpC => "libxdp-c",
             Implementation::Testpmd => "testpmd",
+            Implementation::XskSink => "xsk-sink",
             Implementation::Ceiling => "ceiling",
         }
     }
@@ -213,6 +223,7 @@ impl Implementation {
             Implementation::SkmemAgain => Kind::Control,
             Implementation::SkmemCoalesce => Kind::Tuned,
             Implementation::XskRs | Implementation::LibxdpC | Implementation::Testpmd => Kind::Peer,
+            Implementation::XskSink => Kind::Bound,
             Implementation::Ceiling => Kind::Ceiling,
         }
     }
@@ -226,6 +237,9 @@ impl Implementation {
             (Implementation::Ceiling, Workload::Txonly) => None,
             // Coalescing moderates receive wake-ups: txonly receives nothing.
             (Implementation::SkmemCoalesce, Workload::Txonly) => None,
+            // A bound on receiving; l2fwd's is the fastest txonly.
+            (Implementation::XskSink, Workload::Rxdrop) => Some("xsk-sink"),
+            (Implementation::XskSink, _) => None,
             _ => Some(self.name()),
         }
     }
@@ -252,6 +266,8 @@ pub enum Kind {
     Peer,
     /// An XDP program doing the workload without leaving the kernel.
     Ceiling,
+    /// The most any AF_XDP program can do here (`xsk-sink`).
+    Bound,
     /// skmem run a second time (`skmem-again`): the A/A control.
     Control,
     /// skmem with a setting no peer has (`skmem-coalesce`): reported
@@ -444,8 +460,8 @@ impl Config {
 
     /// The matrix: layouts {default, threaded} × workloads {rxdrop, txonly,
     /// l2fwd} × sizes {64, 1500} × every program, with the live-frames
-    /// generator; 5 rounds of warm-up 0.5 s and 1 × 1.2 s (380 program
-    /// runs, about 13 minutes here).
+    /// generator; 5 rounds of warm-up 0.5 s and 1 × 1.2 s (400 program
+    /// runs, about 14 minutes here).
     pub fn matrix() -> Self {
         Self {
             warmup_s: 0.5,
@@ -753,6 +769,19 @@ pub struct Cell {
     pub coalesce_vs_ceiling: Option<f64>,
     /// Per round.
     pub coalesce_vs_ceiling_rounds: Vec<f64>,
+    /// The receive bound (`xsk-sink`, rxdrop), median Mpps: more than any
+    /// AF_XDP program can receive here.
+    pub bound_mpps: Option<f64>,
+    /// The receive bound ÷ ceiling: the most any AF_XDP program's ratio
+    /// to the ceiling can be.
+    pub bound_vs_ceiling: Option<f64>,
+    /// Per round.
+    pub bound_vs_ceiling_rounds: Vec<f64>,
+    /// For l2fwd: the fastest txonly of any AF_XDP program in the same
+    /// layout and size, median Mpps. Forwarding sends every frame it
+    /// receives, through the same copy-mode TX path, on the same CPU, so
+    /// no program forwards faster than the fastest program only sends.
+    pub fastest_txonly_mpps: Option<f64>,
 }
 
 /// A project goal checked against a cell.
@@ -773,6 +802,13 @@ pub struct Goal {
     pub value: Option<f64>,
     /// Whether it was met (`null`: not measurable).
     pub met: Option<bool>,
+    /// The most the ratio can be on this machine, from the same run: the
+    /// receive bound (`xsk-sink`) or, for l2fwd, the fastest txonly, over
+    /// the ratio's denominator (`null`: the run lacks the bound).
+    pub bound: Option<f64>,
+    /// Whether the goal is within that bound (`false`: no AF_XDP program
+    /// can meet it here).
+    pub reachable: Option<bool>,
 }
 
 /// A program left out of the run.
@@ -1556,6 +1592,7 @@ fn run_program(
                     skmem_prog::run(&p, &mut register, &mut start, &stop)
                 }
                 Implementation::XskRs => xsk_prog::run(&p, &mut register, &mut start, &stop),
+                Implementation::XskSink => xsk_prog::sink(&p, &mut register, &mut start, &stop),
                 Implementation::LibxdpC => peers::run_cpeer(&p, &mut register, &mut start, &stop),
                 Implementation::Testpmd => peers::run_testpmd(&p, cpus, &mut start, &stop),
                 Implementation::Ceiling => bail!("the ceiling has no program thread"),
@@ -1769,6 +1806,23 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                 let (vs_xsk, vs_xsk_rounds) = paired_ratio(skmem, xsk);
                 let (vs_again, vs_again_rounds) = paired_ratio(skmem, of(Kind::Control));
                 let tuned = of(Kind::Tuned);
+                let bound = of(Kind::Bound);
+                let (bound_vs_ceiling, bound_vs_ceiling_rounds) =
+                    paired_ratio(bound, ceiling.copied());
+                let fastest_txonly = (workload == Workload::L2fwd)
+                    .then(|| {
+                        results
+                            .iter()
+                            .filter(|r| {
+                                r.layout == layout
+                                    && r.workload == Workload::Txonly
+                                    && r.size == size
+                                    && r.kind != Kind::Ceiling
+                            })
+                            .map(|r| r.mpps.median)
+                            .max_by(f64::total_cmp)
+                    })
+                    .flatten();
                 let (tuned_vs_best, tuned_vs_best_rounds) = paired_ratio(tuned, best.copied());
                 let (tuned_vs_ceiling, tuned_vs_ceiling_rounds) =
                     paired_ratio(tuned, ceiling.copied());
@@ -1794,6 +1848,10 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                     coalesce_vs_best_peer_rounds: tuned_vs_best_rounds,
                     coalesce_vs_ceiling: tuned_vs_ceiling,
                     coalesce_vs_ceiling_rounds: tuned_vs_ceiling_rounds,
+                    bound_mpps: bound.map(|r| r.mpps.median),
+                    bound_vs_ceiling,
+                    bound_vs_ceiling_rounds,
+                    fastest_txonly_mpps: fastest_txonly,
                 });
             }
         }
@@ -1803,11 +1861,24 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
 
 /// The project's goals: threaded-NAPI `poll()` rxdrop ≥ 1.05× the best
 /// peer and ≥ 0.75× the XDP-drop ceiling; l2fwd (both layouts) ≥ 1.2× the
-/// best peer.
+/// best peer. Each comes with the most its ratio can be here (see
+/// [`Goal::bound`]).
 fn goals(cells: &[Cell]) -> Vec<Goal> {
     let mut out = Vec::new();
     for c in cells {
+        // What no AF_XDP program can exceed in this cell: the receive
+        // bound for rxdrop, the fastest sender for l2fwd.
+        let most = match c.workload {
+            Workload::L2fwd => c.fastest_txonly_mpps,
+            _ => c.bound_mpps,
+        };
+        let vs_best_bound = ratio(most, c.best_peer_mpps);
         let mut goal = |ratio: &'static str, target: f64, value: Option<f64>| {
+            let bound = if ratio.ends_with("_vs_ceiling") {
+                c.bound_vs_ceiling
+            } else {
+                vs_best_bound
+            };
             out.push(Goal {
                 layout: c.layout,
                 workload: c.workload,
@@ -1816,6 +1887,8 @@ fn goals(cells: &[Cell]) -> Vec<Goal> {
                 target,
                 value,
                 met: value.map(|v| v >= target),
+                bound,
+                reachable: bound.map(|b| b >= target),
             });
         };
         // Each goal is checked for skmem waiting as the peers do, and for
@@ -1917,6 +1990,7 @@ impl Report {
                 Kind::Skmem => "skmem",
                 Kind::Peer => "peer",
                 Kind::Ceiling => "ceiling",
+                Kind::Bound => "bound",
                 Kind::Control => "control",
                 Kind::Tuned => "tuned",
             };
@@ -1993,7 +2067,7 @@ impl Report {
             for g in &self.goals {
                 let _ = writeln!(
                     s,
-                    "  {} {} {} B: {} >= {:.2}: {} {}",
+                    "  {} {} {} B: {} >= {:.2}: {} {}{}",
                     g.layout.name(),
                     g.workload.name(),
                     g.size,
@@ -2004,6 +2078,13 @@ impl Report {
                         Some(true) => "met",
                         Some(false) => "NOT met",
                         None => "n/a",
+                    },
+                    match (g.bound, g.reachable) {
+                        (Some(b), Some(false)) => {
+                            format!(" (out of reach here: no AF_XDP program can exceed {b:.2})")
+                        }
+                        (Some(b), _) => format!(" (at most {b:.2} here)"),
+                        _ => String::new(),
                     }
                 );
             }
@@ -2113,5 +2194,84 @@ mod tests {
         );
         assert!((r.unwrap() - 1.5).abs() < 1e-9 && per_round.is_empty());
         assert_eq!(paired_ratio(None, Some(&peer)).0, None);
+    }
+
+    #[test]
+    fn goals_say_how_far_any_program_could_get() {
+        let at = |layout, workload, imp, mpps| ProgramResult {
+            layout,
+            workload,
+            ..round(imp, mpps)
+        };
+        let results = vec![
+            at(
+                Layout::Threaded,
+                Workload::Rxdrop,
+                Implementation::Skmem,
+                2.0,
+            ),
+            at(
+                Layout::Threaded,
+                Workload::Rxdrop,
+                Implementation::XskRs,
+                2.0,
+            ),
+            at(
+                Layout::Threaded,
+                Workload::Rxdrop,
+                Implementation::XskSink,
+                3.0,
+            ),
+            at(
+                Layout::Threaded,
+                Workload::Rxdrop,
+                Implementation::Ceiling,
+                6.0,
+            ),
+            at(Layout::Default, Workload::L2fwd, Implementation::Skmem, 0.9),
+            at(Layout::Default, Workload::L2fwd, Implementation::XskRs, 1.0),
+            at(
+                Layout::Default,
+                Workload::Txonly,
+                Implementation::Skmem,
+                1.1,
+            ),
+            at(
+                Layout::Default,
+                Workload::Txonly,
+                Implementation::XskRs,
+                1.05,
+            ),
+        ];
+        let cfg = Config {
+            layouts: vec![Layout::Default, Layout::Threaded],
+            sizes: vec![64],
+            ..Config::matrix()
+        };
+        let cells = cells(&cfg, &results);
+        let goals = goals(&cells);
+        let find = |layout, workload, ratio| {
+            goals
+                .iter()
+                .find(|g| g.layout == layout && g.workload == workload && g.ratio == ratio)
+                .unwrap_or_else(|| panic!("no goal {ratio} in {goals:?}"))
+        };
+        // Receiving: the sink gets 3.0 of the ceiling's 6.0, so 0.75× the
+        // ceiling is out of any program's reach; 1.05× the peer is not.
+        let g = find(Layout::Threaded, Workload::Rxdrop, "skmem_vs_ceiling");
+        assert_eq!((g.met, g.reachable), (Some(false), Some(false)));
+        assert!((g.bound.unwrap() - 0.5).abs() < 1e-9);
+        let g = find(Layout::Threaded, Workload::Rxdrop, "skmem_vs_best_peer");
+        assert_eq!((g.met, g.reachable), (Some(false), Some(true)));
+        assert!((g.bound.unwrap() - 1.5).abs() < 1e-9);
+        // Forwarding: the fastest sender (1.1) over the best peer's l2fwd
+        // (1.0) is below 1.2.
+        let g = find(Layout::Default, Workload::L2fwd, "skmem_vs_best_peer");
+        assert_eq!(g.reachable, Some(false));
+        assert!((g.bound.unwrap() - 1.1).abs() < 1e-9);
+        // Without the bound's runs, nothing is claimed.
+        let cells = super::cells(&cfg, &results[..2]);
+        let g = &super::goals(&cells)[0];
+        assert_eq!((g.bound, g.reachable), (None, None));
     }
 }

@@ -33,10 +33,16 @@ fn err<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> anyhow::Erro
 }
 
 fn open(p: &ProgParams) -> Result<(Xsk, Vec<FrameDesc>)> {
+    open_with_fill(p, p.ring_entries)
+}
+
+/// [`open`] with a fill ring of `fill_entries` (the other three rings have
+/// `p.ring_entries`).
+fn open_with_fill(p: &ProgParams, fill_entries: u32) -> Result<(Xsk, Vec<FrameDesc>)> {
     let ring = QueueSize::new(p.ring_entries).map_err(err("ring size"))?;
     let umem_cfg = UmemConfig::builder()
         .frame_size(FrameSize::new(p.frame_size).map_err(err("frame size"))?)
-        .fill_queue_size(ring)
+        .fill_queue_size(QueueSize::new(fill_entries).map_err(err("fill ring size"))?)
         .comp_queue_size(ring)
         .build()
         .map_err(err("UMEM config"))?;
@@ -163,6 +169,69 @@ pub fn run(
 }
 
 type Counts = (Meter, u64, u64, u64);
+
+/// The receive bound (`xsk-sink`): a socket whose RX ring nobody reads.
+///
+/// Its fill ring holds twice as many frames as its RX ring, so once the RX
+/// ring is full the kernel still finds a frame for every packet: it copies
+/// the packet in, finds no room on the RX ring, counts `rx_ring_full` and
+/// frees the frame for the next packet. A's NAPI thus does all of a
+/// receive's work but the descriptor write and the wake-up, with no
+/// program competing for its CPU — so no AF_XDP program on this veth can
+/// receive more than this counts. The thread sleeps from boundary to
+/// boundary and reads the statistic at each.
+pub fn sink(
+    p: &ProgParams,
+    register: &mut dyn FnMut(BorrowedFd<'_>) -> Result<()>,
+    start: &mut dyn FnMut() -> Meter,
+    stop: &AtomicBool,
+) -> Result<ProgRun> {
+    let fill = p.ring_entries.saturating_mul(2);
+    if p.frames < fill {
+        bail!(
+            "xsk-sink: {} frames cannot fill a fill ring of {fill} (twice the RX ring)",
+            p.frames
+        );
+    }
+    let (mut x, descs) = super::retry_busy(|| open_with_fill(p, fill))?;
+    // SAFETY: the descriptors are this UMEM's frames, none in use yet.
+    let filled = unsafe { x.fq.produce(&descs[..fill as usize]) };
+    if filled != fill as usize {
+        bail!("xsk-sink: the fill ring took {filled} of {fill} frames");
+    }
+    let raw = x.rx.fd().as_raw_fd();
+    // SAFETY: `raw` is the socket's descriptor, open while `x` lives, and
+    // the borrow does not outlive this call.
+    register(unsafe { BorrowedFd::borrow_raw(raw) })?;
+    let mut meter = start();
+    for b in meter.bounds().to_vec() {
+        loop {
+            let now = std::time::Instant::now();
+            if now >= b || stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep((b - now).min(std::time::Duration::from_millis(50)));
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        meter.tick(x.rx.fd().xdp_statistics()?.rx_ring_full());
+    }
+    let s = x.rx.fd().xdp_statistics()?;
+    Ok(ProgRun {
+        samples: meter.into_samples(),
+        counters: ProgCounters {
+            // It receives nothing: every frame it counted was refused.
+            rx_packets: 0,
+            tx_queued: 0,
+            tx_completed: 0,
+            tx_unsent: 0,
+            xsk_rx_dropped: s.rx_dropped(),
+            xsk_rx_ring_full: s.rx_ring_full(),
+            xsk_fill_ring_empty: s.rx_fill_ring_empty_descs(),
+        },
+    })
+}
 
 fn rxdrop(x: &mut Xsk, p: &ProgParams, mut meter: Meter, stop: &AtomicBool) -> Result<Counts> {
     let mut descs = vec![FrameDesc::default(); p.batch];
