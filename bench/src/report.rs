@@ -111,7 +111,7 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
         "Run of {} (`pps --matrix`): {} round(s), each running every program of a cell in turn \
          (alternating order) with warm-up {} s and {} × {} s; ratios are medians of the per-round \
          ratios (range in brackets); batch {}, \
-         generator `{}` on cpu{}, programs on cpu{}; autogroup scheduling {}; whole run {:.0} s; \
+         generator `{}` on cpu{}, programs on cpu{}{}; autogroup scheduling {}; whole run {:.0} s; \
          loadavg before {}, after {}.\n",
         report["date"].as_str().unwrap_or("the date in the commit"),
         c["rounds"].as_u64().unwrap_or(1),
@@ -122,6 +122,10 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
         c["generator"].as_str().unwrap_or("?"),
         c["gen_cpu"],
         c["prog_cpu"],
+        c["prog_fifo"]
+            .as_u64()
+            .map(|p| format!(" at SCHED_FIFO {p}"))
+            .unwrap_or_default(),
         // Reports from before the harness turned it off say nothing: it
         // was on.
         report["autogroup"].as_str().unwrap_or("on"),

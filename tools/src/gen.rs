@@ -115,15 +115,6 @@ fn iface_mac(iface: &str) -> Result<[u8; 6]> {
     parse_mac(s.trim()).with_context(|| format!("{path} holds no MAC"))
 }
 
-fn pin(cpu: usize) -> Result<()> {
-    if cpu >= rustix::thread::CpuSet::MAX_CPU {
-        bail!("--cpu {cpu} is out of range");
-    }
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu);
-    rustix::thread::sched_setaffinity(None, &set).with_context(|| format!("pinning to cpu{cpu}"))
-}
-
 /// Runs the generator until `stop`, `--count` or `--duration`.
 pub fn run(args: GenArgs, stop: &AtomicBool) -> Result<()> {
     if args.batch == 0 || args.batch > MAX_BATCH {
@@ -133,7 +124,7 @@ pub fn run(args: GenArgs, stop: &AtomicBool) -> Result<()> {
         bail!("--size must be at most {MAX_FRAME} bytes (live-frames mode takes one page)");
     }
     if let Some(cpu) = args.cpu {
-        pin(cpu)?;
+        crate::thread::pin(cpu)?;
     }
     let src_mac = match args.src_mac {
         Some(m) => m,

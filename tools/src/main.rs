@@ -7,6 +7,7 @@ mod demo;
 mod fwd;
 mod gen;
 mod stats;
+mod thread;
 mod watch;
 
 use std::process::ExitCode;

@@ -1,14 +1,19 @@
 //! `skmemctl fwd` against a veth in namespaces the test made, as a user
-//! runs it: rxdrop with receive coalescing on A while `skmemctl fwd --mode
-//! txonly` sends from B. Every frame A's XDP program redirected was received or counted
-//! as a kernel drop, the frames are accounted, and coalescing slept.
+//! runs it, while `skmemctl fwd --mode txonly` sends from B: rxdrop with
+//! receive coalescing on A (every frame A's XDP program redirected was
+//! received or counted as a kernel drop, the frames are accounted, and
+//! coalescing slept), and l2fwd pinned at `SCHED_FIFO` (it forwards, says
+//! how its thread ran, and refuses scheduling options it cannot honour).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{ChildStdout, Command, Stdio};
 
 use skmem_netns_tests::{NetnsPair, PairConfig, Side};
 
 const FRAMES: u64 = 1_000_000;
+
+/// The tests pin to the same two CPUs and measure drops: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -29,40 +34,35 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[test]
-fn rxdrop_with_coalescing_receives_or_counts_every_redirected_frame() {
-    if !root() {
-        return;
-    }
-    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
-    // Pinned, as a user pins a receiver: left to the scheduler, a thread
-    // that sleeps is soon placed on the sender's CPU, which A's NAPI keeps
-    // busy, and drops what arrives while it waits for that CPU.
+/// Starts `skmemctl fwd --iface A --duration 30 --json` with `args` on A
+/// and returns once its first line of rates is out: the socket is bound and
+/// in the XSKMAP, so every frame reaching A from then on is redirected.
+fn start_fwd(pair: &NetnsPair, args: &[&str]) -> (KillOnDrop, Lines<BufReader<ChildStdout>>) {
     let mut fwd = KillOnDrop(
         Command::new("ip")
             .args(["netns", "exec", pair.ns_name(Side::A)])
-            .args(["taskset", "-c", "1"])
             .arg(env!("CARGO_BIN_EXE_skmemctl"))
-            .args(["fwd", "--mode", "rxdrop", "--iface", pair.ifname(Side::A)])
-            .args(["--coalesce", "1000", "--duration", "30", "--json"])
+            .args(["fwd", "--iface", pair.ifname(Side::A)])
+            .args(["--duration", "30", "--json"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap(),
     );
     let mut lines = BufReader::new(fwd.0.stdout.take().unwrap()).lines();
-    // The first line of rates comes once the socket is bound and in the
-    // XSKMAP: from then on every frame reaching A is redirected to it.
     // (Only the per-second lines carry `elapsed_s`; the summary does not.)
     let first = lines.next().expect("fwd printed nothing").unwrap();
     assert!(first.contains("elapsed_s"), "{first}");
+    (fwd, lines)
+}
 
-    // B sends with skmemctl's own AF_XDP txonly, pinned to the other CPU:
-    // a steady 0.4–0.9 Mpps here, fast enough that coalescing sleeps (half
-    // of 1024 frames arrive within its 1 ms bound). (`skmemctl gen
-    // --rate` paces in bursts of rate/100 frames at full speed, which no
-    // sleeping receiver absorbs with 1024 frames.)
-    let count = FRAMES.to_string();
+/// Sends `frames` from B with skmemctl's own AF_XDP txonly, pinned to
+/// cpu0: a steady 0.4–0.9 Mpps here. (`skmemctl gen --rate` paces in
+/// bursts of rate/100 frames at full speed, which no sleeping receiver
+/// absorbs with 1024 frames.)
+fn send_from_b(pair: &NetnsPair, frames: u64) {
+    let count = frames.to_string();
     let tx = pair
         .exec_ok(
             Side::B,
@@ -86,8 +86,11 @@ fn rxdrop_with_coalescing_receives_or_counts_every_redirected_frame() {
         .unwrap();
     let sent: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&tx.stdout).lines().last().unwrap()).unwrap();
-    assert_eq!(sent["tx_packets"].as_u64(), Some(FRAMES), "{sent}");
+    assert_eq!(sent["tx_packets"].as_u64(), Some(frames), "{sent}");
+}
 
+/// Stops `fwd` as Ctrl-C does and returns its summary.
+fn stop_fwd(mut fwd: KillOnDrop, lines: Lines<BufReader<ChildStdout>>) -> serde_json::Value {
     // SAFETY: kill has no memory preconditions; the pid is our child's
     // (`ip netns exec` execs skmemctl in place).
     assert_eq!(unsafe { libc::kill(fwd.0.id() as i32, libc::SIGINT) }, 0);
@@ -98,6 +101,27 @@ fn rxdrop_with_coalescing_receives_or_counts_every_redirected_frame() {
         .expect("no summary");
     assert!(fwd.0.wait().unwrap().success());
     eprintln!("fwd: {summary}");
+    summary
+}
+
+#[test]
+fn rxdrop_with_coalescing_receives_or_counts_every_redirected_frame() {
+    if !root() {
+        return;
+    }
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    // Pinned, as a user pins a receiver: left to the scheduler, a thread
+    // that sleeps is soon placed on the sender's CPU, which A's NAPI keeps
+    // busy, and drops what arrives while it waits for that CPU. Coalescing
+    // sleeps when half of 1024 frames arrive within its 1 ms bound, which
+    // B's steady rate does.
+    let (fwd, lines) = start_fwd(
+        &pair,
+        &["--mode", "rxdrop", "--cpu", "1", "--coalesce", "1000"],
+    );
+    send_from_b(&pair, FRAMES);
+    let summary = stop_fwd(fwd, lines);
 
     let rx = summary["rx_packets"].as_u64().unwrap();
     let dropped = summary["rx_dropped"].as_u64().unwrap();
@@ -109,8 +133,59 @@ fn rxdrop_with_coalescing_receives_or_counts_every_redirected_frame() {
     assert!(dropped * 100 < FRAMES, "{summary}");
     assert_eq!(summary["frames_accounted"], true, "{summary}");
     assert_eq!(summary["wait"], "coalesce", "{summary}");
+    assert_eq!(
+        summary["policy"],
+        serde_json::json!(["SCHED_OTHER"]),
+        "{summary}"
+    );
     assert!(
         summary["wakeups"]["coalesced_sleeps"].as_u64().unwrap() > 0,
         "{summary}"
     );
+}
+
+#[test]
+fn l2fwd_pinned_at_fifo_forwards_and_says_how_its_thread_ran() {
+    if !root() {
+        return;
+    }
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    let fwd_with = |extra: &[&str]| {
+        let mut args = vec!["fwd", "--mode", "l2fwd", "--iface", pair.ifname(Side::A)];
+        args.extend_from_slice(extra);
+        pair.exec(Side::A, env!("CARGO_BIN_EXE_skmemctl"), args)
+            .unwrap()
+    };
+    // What it cannot honour is refused, saying why, before it attaches.
+    for (extra, why, code) in [
+        (&["--cpu", "0", "--cpu", "1"][..], "give one per --queue", 1),
+        (&["--fifo", "0"][..], "1..=99", 1),
+        // A thread that never sleeps at SCHED_FIFO would starve its CPU.
+        (&["--fifo", "1", "--spin"][..], "cannot be used with", 2),
+    ] {
+        let out = fwd_with(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{extra:?}: {err}");
+        assert!(err.contains(why), "{extra:?}: {err}");
+    }
+
+    let (fwd, lines) = start_fwd(&pair, &["--mode", "l2fwd", "--cpu", "1", "--fifo", "1"]);
+    send_from_b(&pair, FRAMES / 4);
+    let summary = stop_fwd(fwd, lines);
+    assert_eq!(
+        summary["policy"],
+        serde_json::json!(["SCHED_FIFO"]),
+        "{summary}"
+    );
+    let rx = summary["rx_packets"].as_u64().unwrap();
+    let tx = summary["tx_packets"].as_u64().unwrap();
+    let dropped = summary["rx_dropped"].as_u64().unwrap();
+    assert_eq!(
+        rx + dropped,
+        summary["xdp_redirected"].as_u64().unwrap(),
+        "{summary}"
+    );
+    assert!(tx > 0 && tx <= rx, "{summary}");
+    assert_eq!(summary["frames_accounted"], true, "{summary}");
 }

@@ -92,6 +92,14 @@ struct Args {
     /// weighs a fraction of a thread against A's NAPI kthread.
     #[arg(long)]
     keep_autogroup: bool,
+    /// Run every program's thread (and the processes it starts) at
+    /// SCHED_FIFO with this priority (1-99). In the threaded layout the
+    /// program then runs whenever it has work and A's NAPI kthread in its
+    /// waits, instead of the two splitting the CPU (and NAPI spending its
+    /// half on frames the program has no fill frames for). Programs must
+    /// sleep: with the default layout, --wait poll; testpmd is left out.
+    #[arg(long, value_name = "PRIORITY")]
+    prog_fifo: Option<u8>,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -157,6 +165,7 @@ fn main() -> ExitCode {
     cfg.frames = a.frames;
     cfg.ring_entries = a.ring_entries;
     cfg.keep_autogroup = a.keep_autogroup;
+    cfg.prog_fifo = a.prog_fifo;
 
     if let Some(reason) = pps::skip_reason(&cfg) {
         eprintln!("pps: cannot run: {reason}");

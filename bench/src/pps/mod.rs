@@ -414,6 +414,14 @@ pub struct Config {
     /// Leave autogroup scheduling as the machine has it, rather than
     /// turning it off for the run (see [`sched`]).
     pub keep_autogroup: bool,
+    /// Run every program's thread (and the processes it starts) at
+    /// `SCHED_FIFO` with this priority instead of `SCHED_OTHER`. On a CPU
+    /// it shares with A's NAPI kthread (the threaded layout) the program
+    /// then runs whenever it has work, and NAPI in its waits, instead of
+    /// the two splitting the CPU: NAPI no longer spends CPU on frames the
+    /// program has no fill frames for. Programs must sleep (`poll`):
+    /// testpmd, which spins, is left out.
+    pub prog_fifo: Option<u8>,
 }
 
 impl Default for Config {
@@ -439,6 +447,7 @@ impl Default for Config {
             ring_entries: 1024,
             tx_budget: Some(1024),
             keep_autogroup: false,
+            prog_fifo: None,
         }
     }
 }
@@ -518,7 +527,40 @@ impl Config {
         if self.gen_cpu == self.prog_cpu {
             bail!("the generator and the program under test need different CPUs");
         }
+        if let Some(p) = self.prog_fifo {
+            if !(1..=99).contains(&p) {
+                bail!("--prog-fifo: a SCHED_FIFO priority is 1..=99");
+            }
+            if self.layouts.contains(&Layout::Default)
+                && matches!(self.wait, Wait::Spin | Wait::BusyPoll)
+            {
+                bail!(
+                    "--prog-fifo needs programs that sleep: with --wait {} a program at \
+                     SCHED_FIFO would keep everything else off its CPU (use --wait poll, or \
+                     --layouts threaded)",
+                    self.wait.name()
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// Why these settings leave `imp` out, if they do.
+    fn skip_reason(&self, imp: Implementation) -> Option<String> {
+        match imp {
+            Implementation::XskSink if self.frames < self.ring_entries.saturating_mul(2) => {
+                Some(format!(
+                    "its fill ring holds twice the RX ring's frames: needs --frames >= {}",
+                    self.ring_entries.saturating_mul(2)
+                ))
+            }
+            // Its PMD polls without sleeping: at SCHED_FIFO it would keep
+            // everything else off its CPU.
+            Implementation::Testpmd if self.prog_fifo.is_some() => {
+                Some("it spins, which at SCHED_FIFO would starve its CPU".to_owned())
+            }
+            _ => None,
+        }
     }
 
     /// The implementations to run, in cell order ([`Implementation::ALL`]).
@@ -983,7 +1025,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let mut skipped = Vec::new();
     let mut imps = Vec::new();
     for imp in cfg.ordered_implementations() {
-        match peers::skip_reason(imp) {
+        match cfg.skip_reason(imp).or_else(|| peers::skip_reason(imp)) {
             Some(reason) => {
                 log(&format!("pps: leaving {} out: {reason}", imp.name()));
                 skipped.push(Skipped {
@@ -1567,8 +1609,12 @@ fn run_program(
     let handle = {
         let (prog, stop) = (Arc::clone(&ctx.a.prog), Arc::clone(&stop));
         let cpus = (ctx.cfg.gen_cpu, ctx.cfg.prog_cpu);
+        let fifo = ctx.cfg.prog_fifo;
         ctx.pair.spawn_in_ns(Side::A, move || -> Result<ProgRun> {
             sys::pin_current_thread(cpus.1)?;
+            if let Some(priority) = fifo {
+                sched::run_fifo(priority)?;
+            }
             let _ = tid_tx.send(rustix::thread::gettid().as_raw_nonzero().get() as u32);
             let mut register = |fd: BorrowedFd<'_>| -> Result<()> {
                 lock(&prog)?
@@ -1924,7 +1970,8 @@ impl Report {
         let _ = writeln!(
             s,
             "pps: AF_XDP copy mode over a veth pair (one queue a side); settings: batch {}, {} B \
-             frames, UMEM {} x {} B, rings {}, TX budget {}; {} round(s) of warm-up {} s and {} x {} s",
+             frames, UMEM {} x {} B, rings {}, TX budget {}; {} round(s) of warm-up {} s and {} x {} s; \
+             programs at {}",
             c.batch,
             c.sizes
                 .iter()
@@ -1939,7 +1986,9 @@ impl Report {
             c.rounds,
             c.warmup_s,
             c.reps,
-            c.duration_s
+            c.duration_s,
+            c.prog_fifo
+                .map_or_else(|| "SCHED_OTHER".to_owned(), |p| format!("SCHED_FIFO {p}"))
         );
         for l in &self.layouts {
             let _ = writeln!(
@@ -2194,6 +2243,51 @@ mod tests {
         );
         assert!((r.unwrap() - 1.5).abs() < 1e-9 && per_round.is_empty());
         assert_eq!(paired_ratio(None, Some(&peer)).0, None);
+    }
+
+    #[test]
+    fn fifo_programs_must_sleep_and_the_sink_needs_spare_frames() {
+        let threaded = Config {
+            layouts: vec![Layout::Threaded],
+            prog_fifo: Some(1),
+            ..Config::matrix()
+        };
+        threaded.validate().unwrap();
+        let spinning = Config {
+            layouts: vec![Layout::Default],
+            wait: Wait::Spin,
+            ..threaded.clone()
+        };
+        let e = spinning.validate().unwrap_err().to_string();
+        assert!(e.contains("--wait poll"), "{e}");
+        Config {
+            wait: Wait::Poll,
+            ..spinning
+        }
+        .validate()
+        .unwrap();
+        for p in [0, 100] {
+            let c = Config {
+                prog_fifo: Some(p),
+                ..threaded.clone()
+            };
+            assert!(c.validate().is_err(), "priority {p}");
+        }
+        // testpmd spins: left out at SCHED_FIFO, run otherwise.
+        assert!(threaded.skip_reason(Implementation::Testpmd).is_some());
+        assert!(Config::matrix()
+            .skip_reason(Implementation::Testpmd)
+            .is_none());
+        // The sink's fill ring holds twice the RX ring.
+        let tight = Config {
+            frames: 1024,
+            ring_entries: 1024,
+            ..Config::matrix()
+        };
+        assert!(tight.skip_reason(Implementation::XskSink).is_some());
+        assert!(Config::matrix()
+            .skip_reason(Implementation::XskSink)
+            .is_none());
     }
 
     #[test]

@@ -19,6 +19,10 @@
 //!
 //! A run killed before it could restore the setting leaves a marker file
 //! saying what to restore; the next run restores it first.
+//!
+//! On request (`--prog-fifo`), the program under test runs at
+//! `SCHED_FIFO` ([`run_fifo`]), as a forwarder deployed beside the NAPI
+//! that feeds it may be: see [`super::Config::prog_fifo`].
 
 use std::path::Path;
 
@@ -144,4 +148,21 @@ fn stale_marker() -> Option<String> {
     let pid: u32 = words.next()?.parse().ok()?;
     let alive = Path::new(&format!("/proc/{pid}")).exists();
     (!alive && (value == "0" || value == "1")).then_some(value)
+}
+
+/// Runs the calling thread at `SCHED_FIFO` with `priority` (1–99): ahead
+/// of every `SCHED_OTHER` thread on its CPU whenever it is runnable; the
+/// processes it starts inherit it.
+pub fn run_fifo(priority: u8) -> Result<()> {
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: `param` is a valid `sched_param` that outlives the call; pid
+    // 0 names the calling thread.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("sched_setscheduler(SCHED_FIFO, {priority})"));
+    }
+    Ok(())
 }

@@ -1,0 +1,46 @@
+//! Where and how skmemctl's worker threads run: pinned to a CPU, and at
+//! `SCHED_FIFO` when asked.
+
+use anyhow::{bail, Context, Result};
+
+/// Pins the calling thread to `cpu`.
+pub fn pin(cpu: usize) -> Result<()> {
+    if cpu >= rustix::thread::CpuSet::MAX_CPU {
+        bail!("--cpu {cpu} is out of range");
+    }
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).with_context(|| format!("pinning to cpu{cpu}"))
+}
+
+/// Runs the calling thread at `SCHED_FIFO` with `priority` (1–99): it then
+/// runs whenever it is runnable, ahead of every `SCHED_OTHER` thread on its
+/// CPU — a threaded NAPI's kthread included.
+pub fn run_fifo(priority: u8) -> Result<()> {
+    if !(1..=99).contains(&priority) {
+        bail!("--fifo {priority}: a SCHED_FIFO priority is 1..=99");
+    }
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: `param` is a valid `sched_param` that outlives the call; pid
+    // 0 names the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("sched_setscheduler(SCHED_FIFO, {priority})"));
+    }
+    Ok(())
+}
+
+/// The calling thread's scheduling policy, as its name.
+pub fn policy() -> &'static str {
+    // SAFETY: no arguments but the calling thread's pid (0).
+    match unsafe { libc::sched_getscheduler(0) } {
+        libc::SCHED_FIFO => "SCHED_FIFO",
+        libc::SCHED_RR => "SCHED_RR",
+        libc::SCHED_OTHER => "SCHED_OTHER",
+        libc::SCHED_BATCH => "SCHED_BATCH",
+        libc::SCHED_IDLE => "SCHED_IDLE",
+        _ => "other",
+    }
+}
