@@ -19,9 +19,15 @@ impl Channel {
     pub fn refill(&mut self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let want = (self.fill.free(self.params.batch as u32) as usize)
-                .min(self.params.batch)
-                .min(self.rx_room());
+            // How many more frames the kernel may hold comes first: in a
+            // steady loop it already holds all it may, and the fill ring's
+            // consumer index — a line NAPI writes, from the other CPU in
+            // the default layout — is then not read at all.
+            let room = self.params.batch.min(self.rx_room());
+            if room == 0 {
+                break;
+            }
+            let want = (self.fill.free(room as u32) as usize).min(room);
             if want == 0 {
                 break;
             }
@@ -165,11 +171,17 @@ impl Channel {
         F: FnMut(&RxFrame, &[u8]),
     {
         self.refill()?;
+        // The RX ring first: a loop that finds it empty then reads only its
+        // producer index, as the peers' loops do, and not the fill ring's
+        // consumer index, which NAPI writes.
+        let ready = self.rx.peek(max.min(self.scratch_pkts.len()) as u32);
+        if ready == 0 {
+            return Ok(0);
+        }
         // Every frame taken goes back in the same call, so take no more
         // than the fill ring has room for (nor than `scratch_pkts` holds,
         // for the frames that could not go back, which cannot happen).
-        let want = (max.min(self.scratch_pkts.len()) as u32).min(self.fill.free(max as u32));
-        let n = self.rx.peek(want);
+        let n = ready.min(self.fill.free(ready));
         // The loop reaches the channel's parts through locals (disjoint
         // borrows, the geometry copied), which the compiler keeps in
         // registers: it is a drop counter's whole per-packet cost.
