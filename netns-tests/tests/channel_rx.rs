@@ -261,6 +261,10 @@ fn coalescing_never_sleeps_on_frames_waiting_to_be_sent() {
                     });
                 });
                 prog.add_socket(0, ch.fd()).unwrap();
+                // The fill ring is fed by the first receive call: feed it
+                // now, or B's frames can arrive to an empty one and be
+                // dropped (B sends only once).
+                assert!(ch.refill().unwrap() >= 32);
                 ready.store(true, Ordering::Release);
                 // Receive B's 32 frames: the poll that wakes for them gives
                 // the moderator its first estimate, which would now say
