@@ -250,6 +250,15 @@ pub fn ifindex(ifname: &str) -> Result<u32> {
 impl Channel {
     /// Opens a channel on `params.ifname`/`params.queue` over `arena` (a
     /// nexus arena that is not owner-only).
+    ///
+    /// The fill ring starts empty, as libxdp's sockets do: the first
+    /// receive call ([`rx_burst`](Self::rx_burst),
+    /// [`inspect_rx`](Self::inspect_rx), [`poll`](Self::poll)) or
+    /// [`refill`](Self::refill) feeds it, so a channel that only sends
+    /// lends the kernel no frames. Frames that reach the socket before then
+    /// are dropped for want of a fill frame (`XDP_STATISTICS`' fill-ring
+    /// empty count): call `refill` once the socket is in the XSKMAP if
+    /// traffic may already be flowing.
     pub fn open(arena: &Arena, params: &ChannelParams) -> Result<Channel> {
         let bad = |rule| Error::InvalidArenaParams {
             arena: arena.name().to_owned(),
