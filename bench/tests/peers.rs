@@ -7,9 +7,9 @@
 //!   reach B (txonly); skipped when testpmd is not installed.
 //!
 //! Counts and time are bounded; nothing about speed is asserted. The
-//! namespaces, XDP programs and child processes are gone at the end, also
-//! when an assertion fails (their owners clean up on drop, and the peers
-//! reap their children on every path).
+//! namespaces, XDP programs, child processes and libxdp's bpffs directory
+//! are gone at the end, also when an assertion fails (their owners clean
+//! up on drop, and the peers reap their children on every path).
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use skmem_bench::pps::meter::{Meter, Schedule};
-use skmem_bench::pps::{cpeer, testpmd, ProgParams, ProgRun, Wait, Workload};
+use skmem_bench::pps::{cpeer, peers, testpmd, ProgParams, ProgRun, Wait, Workload};
 use skmem_netns_tests::{
     NetnsPair, PairConfig, Receiver, RxFilter, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT,
 };
@@ -315,6 +315,9 @@ fn testpmd_rxonly_counts_frames() {
     let Some(cpus) = testpmd_cpus() else {
         return;
     };
+    // testpmd's net_af_xdp makes libxdp's bpffs directory; it goes when
+    // the last test that may have made it ends.
+    let _libxdp_state = peers::LibxdpStateGuard::new();
     const FRAMES: u64 = 4096;
     let pair = pair();
     let mut p = params(&pair, Workload::Rxdrop, (0.2, 1.0, 2));
@@ -353,6 +356,9 @@ fn testpmd_txonly_frames_reach_b() {
     let Some(cpus) = testpmd_cpus() else {
         return;
     };
+    // testpmd's net_af_xdp makes libxdp's bpffs directory; it goes when
+    // the last test that may have made it ends.
+    let _libxdp_state = peers::LibxdpStateGuard::new();
     let pair = pair();
     let Some(p) = txonly(params(&pair, Workload::Rxdrop, (0.1, 0.5, 1))) else {
         eprintln!("SKIPPED: the harness has no txonly workload in this build");
@@ -439,6 +445,9 @@ fn testpmd_failure_is_reported_and_the_child_reaped() {
     let Some(cpus) = testpmd_cpus() else {
         return;
     };
+    // testpmd's net_af_xdp makes libxdp's bpffs directory; it goes when
+    // the last test that may have made it ends.
+    let _libxdp_state = peers::LibxdpStateGuard::new();
     let ifname = format!("nosuch{}", std::process::id() % 100_000 + 1);
     let p = params_for(&ifname, Workload::Rxdrop);
     let stop = AtomicBool::new(false);
@@ -534,6 +543,9 @@ fn testpmd_stop_ends_the_run_early() {
     let Some(cpus) = testpmd_cpus() else {
         return;
     };
+    // testpmd's net_af_xdp makes libxdp's bpffs directory; it goes when
+    // the last test that may have made it ends.
+    let _libxdp_state = peers::LibxdpStateGuard::new();
     let pair = pair();
     let p = params(&pair, Workload::L2fwd, (0.2, 60.0, 2));
     pair.in_ns(Side::A, || {

@@ -3,8 +3,9 @@
 //! coalescing, the peers that can run here, the ceilings) briefly; each must have moved frames, the generator must
 //! have offered traffic, txonly's frames must have reached B; autogroup
 //! scheduling is off for the run and as it was after, even when a killed
-//! run left it off. No assertion on speed. Needs root (skipped otherwise).
+//! run left it off; libxdp's bpffs directory does not outlive the run. No assertion on speed. Needs root (skipped otherwise).
 
+use skmem_bench::pps::peers;
 use skmem_bench::pps::sched::{self, Autogroup};
 use skmem_bench::pps::{self, Config, Implementation, Kind, Layout, Wait, Workload};
 
@@ -26,8 +27,19 @@ fn quick_run_moves_frames_through_every_program() {
         std::fs::write(sched::MARKER, format!("1 {dead_pid}")).unwrap();
         std::fs::write(sched::SYSCTL, "0").unwrap();
     }
+    let libxdp_state = std::path::Path::new(peers::LIBXDP_STATE_DIR);
+    let libxdp_state_before = libxdp_state.exists();
     let mut log = |l: &str| eprintln!("{l}");
     let report = pps::run(&cfg, &mut log).expect("pps quick run");
+    // testpmd loads its XDP program through libxdp, which makes a
+    // directory in bpffs: the run removes it again if it made it.
+    if !libxdp_state_before {
+        assert!(
+            !libxdp_state.exists(),
+            "the run left {} behind",
+            peers::LIBXDP_STATE_DIR
+        );
+    }
     eprintln!("{}", report.to_table());
     assert_eq!(
         std::fs::read_to_string(sched::SYSCTL).ok(),

@@ -36,7 +36,7 @@ pub mod cpeer;
 pub mod gen;
 pub mod meter;
 pub mod napi;
-mod peers;
+pub mod peers;
 pub mod sched;
 mod skmem_prog;
 pub mod sys;
@@ -1025,6 +1025,9 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
     // Before any thread of the run exists: a task's scheduling group is
     // chosen when it is created. Restored when the guard drops, error or not.
     let (_autogroup_guard, autogroup) = sched::AutogroupGuard::turn_off(cfg.keep_autogroup, log);
+    // libxdp's bpffs directory, made by a peer that loads through libxdp,
+    // goes again when the run ends if the run made it.
+    let _libxdp_state = peers::LibxdpStateGuard::new();
     if let sched::Autogroup::CouldNotTurnOff(e) = &autogroup {
         log(&format!(
             "pps: autogroup scheduling stays on ({e}): threaded figures will show it"
