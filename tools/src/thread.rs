@@ -13,13 +13,11 @@ pub fn pin(cpu: usize) -> Result<()> {
     rustix::thread::sched_setaffinity(None, &set).with_context(|| format!("pinning to cpu{cpu}"))
 }
 
-/// Runs the calling thread at `SCHED_FIFO` with `priority` (1–99): it then
-/// runs whenever it is runnable, ahead of every `SCHED_OTHER` thread on its
-/// CPU — a threaded NAPI's kthread included.
+/// Runs the calling thread at `SCHED_FIFO` with `priority` (1–99, which
+/// `fwd` checks before it starts any thread; the kernel refuses others):
+/// it then runs whenever it is runnable, ahead of every `SCHED_OTHER`
+/// thread on its CPU — a threaded NAPI's kthread included.
 pub fn run_fifo(priority: u8) -> Result<()> {
-    if !(1..=99).contains(&priority) {
-        bail!("--fifo {priority}: a SCHED_FIFO priority is 1..=99");
-    }
     let param = libc::sched_param {
         sched_priority: i32::from(priority),
     };

@@ -24,6 +24,18 @@ fn root() -> bool {
     true
 }
 
+/// The test's turn (see [`ONE_AT_A_TIME`]) and a pair with one queue a
+/// side; `None` (skipped, saying why) without root. The pair is removed
+/// before the turn ends.
+fn serial_pair() -> Option<(std::sync::MutexGuard<'static, ()>, NetnsPair)> {
+    if !root() {
+        return None;
+    }
+    let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    Some((serial, pair))
+}
+
 /// Kills the child if the test fails half-way.
 struct KillOnDrop(std::process::Child);
 
@@ -106,11 +118,9 @@ fn stop_fwd(mut fwd: KillOnDrop, lines: Lines<BufReader<ChildStdout>>) -> serde_
 
 #[test]
 fn rxdrop_with_coalescing_receives_or_counts_every_redirected_frame() {
-    if !root() {
+    let Some((_serial, pair)) = serial_pair() else {
         return;
-    }
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    };
     // Pinned, as a user pins a receiver: left to the scheduler, a thread
     // that sleeps is soon placed on the sender's CPU, which A's NAPI keeps
     // busy, and drops what arrives while it waits for that CPU. Coalescing
@@ -146,11 +156,9 @@ fn rxdrop_with_coalescing_receives_or_counts_every_redirected_frame() {
 
 #[test]
 fn l2fwd_pinned_at_fifo_forwards_and_says_how_its_thread_ran() {
-    if !root() {
+    let Some((_serial, pair)) = serial_pair() else {
         return;
-    }
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    };
     let fwd_with = |extra: &[&str]| {
         let mut args = vec!["fwd", "--mode", "l2fwd", "--iface", pair.ifname(Side::A)];
         args.extend_from_slice(extra);

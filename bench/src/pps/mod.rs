@@ -548,10 +548,12 @@ impl Config {
     /// Why these settings leave `imp` out, if they do.
     fn skip_reason(&self, imp: Implementation) -> Option<String> {
         match imp {
-            Implementation::XskSink if self.frames < self.ring_entries.saturating_mul(2) => {
+            Implementation::XskSink
+                if self.frames < xsk_prog::sink_fill_entries(self.ring_entries) =>
+            {
                 Some(format!(
                     "its fill ring holds twice the RX ring's frames: needs --frames >= {}",
-                    self.ring_entries.saturating_mul(2)
+                    xsk_prog::sink_fill_entries(self.ring_entries)
                 ))
             }
             // Its PMD polls without sleeping: at SCHED_FIFO it would keep
@@ -819,19 +821,19 @@ pub struct Cell {
     pub bound_vs_ceiling: Option<f64>,
     /// Per round.
     pub bound_vs_ceiling_rounds: Vec<f64>,
-    /// The receive bound ÷ best peer: the most skmem ÷ best peer can be.
-    pub bound_vs_best_peer: Option<f64>,
     /// For l2fwd: the fastest txonly round of any AF_XDP program in the
     /// same layout and size, Mpps. Forwarding sends every frame it
     /// receives, through the same copy-mode TX path, on the same CPU, so
     /// no program forwards faster than the fastest program only sends.
     pub fastest_txonly_mpps: Option<f64>,
-    /// For l2fwd: [`fastest_txonly_mpps`](Self::fastest_txonly_mpps) ÷ the
-    /// best peer's fastest l2fwd round — the most skmem ÷ best peer can
-    /// be. Both are best rounds because they come from different cells,
-    /// run minutes apart on a host that changes speed between them: each
-    /// cell's fastest round is its measure in the host's fast mode.
-    pub l2fwd_bound: Option<f64>,
+    /// The most skmem ÷ best peer can be here. For rxdrop: the receive
+    /// bound ÷ best peer (median of the per-round ratios). For l2fwd:
+    /// [`fastest_txonly_mpps`](Self::fastest_txonly_mpps) ÷ the best peer's
+    /// fastest l2fwd round — best rounds, because the two come from
+    /// different cells, run minutes apart on a host that changes speed
+    /// between them: each cell's fastest round is its measure in the
+    /// host's fast mode.
+    pub bound_vs_best_peer: Option<f64>,
 }
 
 /// A project goal checked against a cell.
@@ -1866,7 +1868,6 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                 let bound = of(Kind::Bound);
                 let (bound_vs_ceiling, bound_vs_ceiling_rounds) =
                     paired_ratio(bound, ceiling.copied());
-                let (bound_vs_best_peer, _) = paired_ratio(bound, best.copied());
                 let fastest_txonly = (workload == Workload::L2fwd)
                     .then(|| {
                         results
@@ -1881,7 +1882,11 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                             .max_by(f64::total_cmp)
                     })
                     .flatten();
-                let l2fwd_bound = ratio(fastest_txonly, best.map(|r| r.mpps.max));
+                let bound_vs_best_peer = match workload {
+                    // Best rounds: see `Cell::bound_vs_best_peer`.
+                    Workload::L2fwd => ratio(fastest_txonly, best.map(|r| r.mpps.max)),
+                    _ => paired_ratio(bound, best.copied()).0,
+                };
                 let (tuned_vs_best, tuned_vs_best_rounds) = paired_ratio(tuned, best.copied());
                 let (tuned_vs_ceiling, tuned_vs_ceiling_rounds) =
                     paired_ratio(tuned, ceiling.copied());
@@ -1912,7 +1917,6 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                     bound_vs_ceiling_rounds,
                     bound_vs_best_peer,
                     fastest_txonly_mpps: fastest_txonly,
-                    l2fwd_bound,
                 });
             }
         }
@@ -1927,48 +1931,59 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
 fn goals(cells: &[Cell]) -> Vec<Goal> {
     let mut out = Vec::new();
     for c in cells {
-        // What no AF_XDP program can exceed in this cell, over the best
-        // peer: the fastest sender for l2fwd, the receive bound (the
-        // median of its per-round ratios) for rxdrop.
-        let vs_best_bound = match c.workload {
-            Workload::L2fwd => c.l2fwd_bound,
-            _ => c.bound_vs_best_peer,
-        };
-        let mut goal = |ratio: &'static str, target: f64, value: Option<f64>| {
-            let bound = if ratio.ends_with("_vs_ceiling") {
-                c.bound_vs_ceiling
-            } else {
-                vs_best_bound
+        // `bound`: what no AF_XDP program's ratio can exceed in this cell.
+        let mut goal =
+            |ratio: &'static str, target: f64, value: Option<f64>, bound: Option<f64>| {
+                out.push(Goal {
+                    layout: c.layout,
+                    workload: c.workload,
+                    size: c.size,
+                    ratio,
+                    target,
+                    value,
+                    met: value.map(|v| v >= target),
+                    bound,
+                    reachable: bound.map(|b| b >= target),
+                });
             };
-            out.push(Goal {
-                layout: c.layout,
-                workload: c.workload,
-                size: c.size,
-                ratio,
-                target,
-                value,
-                met: value.map(|v| v >= target),
-                bound,
-                reachable: bound.map(|b| b >= target),
-            });
-        };
         // Each goal is checked for skmem waiting as the peers do, and for
         // skmem-coalesce where it ran (a wait mode no peer has: reported
         // beside, never instead).
         let tuned = c.coalesce_mpps.is_some();
         match (c.layout, c.workload) {
             (Layout::Threaded, Workload::Rxdrop) => {
-                goal("skmem_vs_best_peer", 1.05, c.skmem_vs_best_peer);
-                goal("skmem_vs_ceiling", 0.75, c.skmem_vs_ceiling);
+                let (vs_best, vs_ceiling) = (c.bound_vs_best_peer, c.bound_vs_ceiling);
+                goal("skmem_vs_best_peer", 1.05, c.skmem_vs_best_peer, vs_best);
+                goal("skmem_vs_ceiling", 0.75, c.skmem_vs_ceiling, vs_ceiling);
                 if tuned {
-                    goal("coalesce_vs_best_peer", 1.05, c.coalesce_vs_best_peer);
-                    goal("coalesce_vs_ceiling", 0.75, c.coalesce_vs_ceiling);
+                    goal(
+                        "coalesce_vs_best_peer",
+                        1.05,
+                        c.coalesce_vs_best_peer,
+                        vs_best,
+                    );
+                    goal(
+                        "coalesce_vs_ceiling",
+                        0.75,
+                        c.coalesce_vs_ceiling,
+                        vs_ceiling,
+                    );
                 }
             }
             (_, Workload::L2fwd) => {
-                goal("skmem_vs_best_peer", 1.2, c.skmem_vs_best_peer);
+                goal(
+                    "skmem_vs_best_peer",
+                    1.2,
+                    c.skmem_vs_best_peer,
+                    c.bound_vs_best_peer,
+                );
                 if tuned {
-                    goal("coalesce_vs_best_peer", 1.2, c.coalesce_vs_best_peer);
+                    goal(
+                        "coalesce_vs_best_peer",
+                        1.2,
+                        c.coalesce_vs_best_peer,
+                        c.bound_vs_best_peer,
+                    );
                 }
             }
             _ => {}

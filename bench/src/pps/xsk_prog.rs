@@ -186,7 +186,7 @@ pub fn sink(
     start: &mut dyn FnMut() -> Meter,
     stop: &AtomicBool,
 ) -> Result<ProgRun> {
-    let fill = p.ring_entries.saturating_mul(2);
+    let fill = sink_fill_entries(p.ring_entries);
     if p.frames < fill {
         bail!(
             "xsk-sink: {} frames cannot fill a fill ring of {fill} (twice the RX ring)",
@@ -231,6 +231,13 @@ pub fn sink(
             xsk_fill_ring_empty: s.rx_fill_ring_empty_descs(),
         },
     })
+}
+
+/// The sink's fill ring, and the frames it needs: twice its RX ring
+/// (`ring_entries`), so frames remain for the kernel once the RX ring is
+/// full.
+pub fn sink_fill_entries(ring_entries: u32) -> u32 {
+    ring_entries.saturating_mul(2)
 }
 
 fn rxdrop(x: &mut Xsk, p: &ProgParams, mut meter: Meter, stop: &AtomicBool) -> Result<Counts> {
