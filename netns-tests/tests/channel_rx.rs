@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skmem::arena::Arena;
-use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, RxFrame, XdpDesc};
-use skmem::pool::PacketState;
+use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, XdpDesc};
+use skmem::pool::{BufIndex, PacketIndex, PacketState};
 use skmem::schema::RingKind;
 use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side};
 use skmem_xdp::{AttachMode, AttachedMode};
@@ -119,12 +119,14 @@ fn rxdrop_4096(wait: Wait, recv: Recv) {
                     }
                 });
                 prog.add_socket(0, ch.fd()).unwrap();
+                // Frames on the fill ring before B sends: the first to
+                // arrive would otherwise find none, and be dropped.
+                ch.refill().unwrap();
                 received.store(u64::MAX - FRAMES, Ordering::Release); // ready
                 let mut busy_polls = 0u64;
                 let mut seq = SequenceChecker::new();
                 let mut errors = Vec::new();
-                let mut frames = vec![RxFrame::default(); 64];
-                let mut pkts = vec![0u32; 64];
+                let mut frames = Vec::with_capacity(64);
                 let deadline = Instant::now() + Duration::from_secs(20);
                 let mut got = 0u64;
                 while got < FRAMES && Instant::now() < deadline {
@@ -136,7 +138,7 @@ fn rxdrop_4096(wait: Wait, recv: Recv) {
                         })
                         .unwrap()
                     } else {
-                        ch.rx_burst(&mut frames).unwrap()
+                        ch.rx_burst(&mut frames, 64).unwrap()
                     };
                     if n > 0 && recv == Recv::Inspect {
                         got += n as u64;
@@ -154,16 +156,14 @@ fn rxdrop_4096(wait: Wait, recv: Recv) {
                         }
                         continue;
                     }
-                    for (p, f) in pkts.iter_mut().zip(&frames[..n]) {
-                        let data = ch.rx_data(f).expect("a frame just received is ours");
+                    for f in &frames {
+                        let data = ch.data(f).expect("a frame just received is ours");
                         if let Err(e) = seq.check(data) {
                             errors.push(e.to_string());
                         }
-                        *p = f.pkt;
                     }
-                    ch.free_rx(&pkts[..n]).unwrap();
-                    // Given back: its data is no longer the application's.
-                    assert_eq!(ch.rx_data(&frames[0]), None);
+                    ch.free_rx(&mut frames).unwrap();
+                    assert!(frames.is_empty(), "every frame given back");
                     got += n as u64;
                     received.store(got, Ordering::Release);
                 }
@@ -269,17 +269,16 @@ fn coalescing_never_sleeps_on_frames_waiting_to_be_sent() {
                 // Receive B's 32 frames: the poll that wakes for them gives
                 // the moderator its first estimate, which would now say
                 // sleep (one frame at a burst's rate is a short sleep).
-                let mut rx = vec![RxFrame::default(); 64];
+                let mut rx = Vec::with_capacity(64);
                 let mut got = 0;
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while got < 32 && Instant::now() < deadline {
-                    let n = ch.rx_burst(&mut rx).unwrap();
+                    let n = ch.rx_burst(&mut rx, 64).unwrap();
                     if n == 0 {
                         ch.poll(10).unwrap();
                         continue;
                     }
-                    let pkts: Vec<u32> = rx[..n].iter().map(|f| f.pkt).collect();
-                    ch.free_rx(&pkts).unwrap();
+                    ch.free_rx(&mut rx).unwrap();
                     got += n;
                 }
                 assert_eq!(got, 32);
@@ -323,17 +322,19 @@ fn l2fwd_4096(coalesce: Option<Coalesce>) -> u64 {
                 let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
                 let (_arena, mut ch) = open_with(&ifname, 2048, |cp| cp.coalesce = coalesce);
                 prog.add_socket(0, ch.fd()).unwrap();
+                ch.refill().unwrap();
                 ready.store(true, Ordering::Release);
-                let mut rx = vec![RxFrame::default(); 64];
+                let mut rx = Vec::with_capacity(64);
                 let deadline = Instant::now() + Duration::from_secs(30);
                 while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
                     ch.complete();
-                    let n = ch.rx_burst(&mut rx).unwrap();
+                    let n = ch.rx_burst(&mut rx, 64).unwrap();
                     if n == 0 {
                         ch.poll(5).unwrap();
                         continue;
                     }
-                    ch.reflect(&rx[..n]).unwrap();
+                    ch.reflect(&mut rx).unwrap();
+                    assert!(rx.is_empty(), "reflect takes every frame");
                 }
                 (settle(&mut ch), ch.counters().coalesced_sleeps)
             })
@@ -366,10 +367,10 @@ fn forged_rx_descriptors_are_counted_and_never_handed_out() {
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {
         let (_arena, mut ch) = open_with(&ifname, 256, |_| {});
-        let mut held = [0u32; 1];
-        assert_eq!(ch.alloc_tx(&mut held), 1);
+        let mut held = Vec::new();
+        assert_eq!(ch.alloc_tx(&mut held, 1), 1);
         let pool = ch.pool().clone();
-        let held_addr = pool.buf_addr(held[0]).unwrap();
+        let held_addr = ch.frame_addr(&held[0]);
         let past_end = u64::from(pool.packet_count()) * pool.buf_size() as u64;
         let forged = [
             XdpDesc {
@@ -383,14 +384,15 @@ fn forged_rx_descriptors_are_counted_and_never_handed_out() {
                 options: 0,
             },
         ];
-        let mut frames = vec![RxFrame::default(); 64];
+        let mut frames = Vec::new();
         for recv in [Recv::Burst, Recv::Inspect] {
             ch.refill().unwrap();
             let in_fill = (0..pool.packet_count())
+                .map(PacketIndex::new)
                 .find(|&p| pool.state(p).unwrap() == PacketState::Fill)
                 .unwrap();
             let too_long = XdpDesc {
-                addr: pool.buf_addr(in_fill).unwrap(),
+                addr: pool.buf_addr_of(BufIndex::new(in_fill.get())),
                 len: pool.buf_size() as u32 + 1,
                 options: 0,
             };
@@ -398,7 +400,7 @@ fn forged_rx_descriptors_are_counted_and_never_handed_out() {
             let before = ch.counters();
             let mut shown = 0;
             let n = match recv {
-                Recv::Burst => ch.rx_burst(&mut frames).unwrap(),
+                Recv::Burst => ch.rx_burst(&mut frames, 64).unwrap(),
                 Recv::Inspect => ch.inspect_rx(64, |_, _| shown += 1).unwrap(),
             };
             assert_eq!((n, shown), (0, 0));
@@ -423,7 +425,8 @@ fn forged_rx_descriptors_are_counted_and_never_handed_out() {
         let account = ch.account();
         assert_eq!(account.app, 1);
         account.check(false).unwrap();
-        assert_eq!(ch.free(&held), 1);
+        ch.free(&mut held).unwrap();
+        assert!(held.is_empty());
         ch.account().check(false).unwrap();
     });
 }

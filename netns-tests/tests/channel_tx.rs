@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use skmem::channel::{RxFrame, TxFrame};
+use skmem::channel::Frame;
+use skmem::pool::{PacketPool, PoolParams};
+use skmem::region::RegionId;
 use skmem::schema::RingKind;
 use skmem_netns_tests::{NetnsPair, Receiver, RxFilter, SequenceChecker, Side, DEFAULT_UDP_PORT};
 
@@ -51,9 +53,8 @@ fn txonly_frames_reach_the_peer_in_order_and_every_frame_is_accounted() {
     let account = pair.in_ns(Side::A, move || {
         let (_arena, mut ch) = common::copy_channel("txonly", &ifname, 1024, |_| {});
         assert!(!ch.zero_copy());
-        let pool = ch.pool().clone();
         let mut next = 0u64;
-        let mut pkts = [0u32; 32];
+        let mut frames = Vec::with_capacity(32);
         let deadline = Instant::now() + Duration::from_secs(20);
         while next < FRAMES && Instant::now() < deadline {
             ch.complete();
@@ -63,23 +64,16 @@ fn txonly_frames_reach_the_peer_in_order_and_every_frame_is_accounted() {
                 std::thread::yield_now();
                 continue;
             }
-            let n = ch.alloc_tx(&mut pkts[..want]);
-            let mut frames = Vec::with_capacity(n);
-            for (i, &p) in pkts[..n].iter().enumerate() {
-                let (ptr, len) = pool.buffer_ptr(p).unwrap();
-                // SAFETY: packet p is ours (just allocated), its buffer is
-                // `len` bytes of the pool's UMEM.
-                let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
-                let size = spec.write(next + i as u64, buf).unwrap();
-                frames.push(TxFrame {
-                    pkt: p,
-                    offset: 0,
-                    len: size as u32,
-                    more: false,
-                });
+            ch.alloc_tx(&mut frames, want);
+            for (i, f) in frames.iter_mut().enumerate() {
+                // Built in place, in the frame's own buffer.
+                let size = spec
+                    .write(next + i as u64, ch.buffer_mut(f).unwrap())
+                    .unwrap();
+                f.len = size as u32;
             }
-            let q = ch.tx_burst(&frames).unwrap();
-            ch.free(&pkts[q..n]);
+            let q = ch.tx_burst(&mut frames).unwrap();
+            ch.free(&mut frames).unwrap();
             next += q as u64;
         }
         // Let every completion come home.
@@ -140,6 +134,24 @@ fn a_tx_budget_above_the_tx_ring_is_clamped_and_the_channel_sends() {
     });
 }
 
+/// A frame of a second pool (the only frame safe code can hand a channel
+/// that it did not hand out).
+fn stranger(name: &str) -> (std::sync::Arc<PacketPool>, Frame) {
+    let pool = PacketPool::create(
+        name,
+        &PoolParams {
+            packets: 64,
+            workers: 1,
+            ..PoolParams::default()
+        },
+    )
+    .unwrap();
+    let pkt = pool.worker().unwrap().alloc().unwrap();
+    let mut f = Frame::from_packet(pkt);
+    f.len = 64;
+    (pool, f)
+}
+
 #[test]
 fn bad_tx_frames_are_refused_counted_and_never_lost() {
     skmem_netns_tests::require_root!();
@@ -147,33 +159,24 @@ fn bad_tx_frames_are_refused_counted_and_never_lost() {
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, move || {
         let (_arena, mut ch) = common::copy_channel("badtx", &ifname, 256, |_| {});
-        let mut pkts = [0u32; 2];
-        assert_eq!(ch.alloc_tx(&mut pkts), 2);
+        let mut frames = Vec::new();
+        assert_eq!(ch.alloc_tx(&mut frames, 2), 2);
         let buf = ch.pool().buf_size() as u32;
-        let frames = [
-            // Overruns its buffer: refused, given back to the fill path.
-            TxFrame {
-                pkt: pkts[0],
-                offset: buf - 10,
-                len: 64,
-                more: false,
-            },
-            // Never handed to the application: refused, nothing moves.
-            TxFrame {
-                pkt: 12345,
-                offset: 0,
-                len: 64,
-                more: false,
-            },
-            // Empty: refused, given back.
-            TxFrame {
-                pkt: pkts[1],
-                offset: 0,
-                len: 0,
-                more: false,
-            },
-        ];
-        ch.tx_burst(&frames).unwrap();
+        // Overruns its buffer: refused, given back to the fill path.
+        frames[0].offset = buf - 10;
+        frames[0].len = 64;
+        // Empty: refused, given back.
+        frames[1].len = 0;
+        // Another pool's: refused, and left with the caller.
+        let (other, f) = stranger("badtx.other");
+        frames.insert(1, f);
+        let e = ch.tx_burst(&mut frames).unwrap_err();
+        assert!(matches!(e, skmem::Error::ForeignPacket { .. }), "{e}");
+        assert_eq!(frames.len(), 1, "the stranger stays the caller's");
+        assert!(
+            other.buffer(frames[0].as_packet()).is_ok(),
+            "and is other's"
+        );
         // Nothing was queued: the TX ring has room at once.
         assert!(ch.poll_tx(0).unwrap(), "an empty TX ring is writable");
         let c = ch.counters();
@@ -183,48 +186,41 @@ fn bad_tx_frames_are_refused_counted_and_never_lost() {
         assert_eq!(a.app, 0, "{a:?}");
         assert_eq!(a.kernel_tx, 0);
         a.check(true).unwrap();
+        // The stranger goes home whole.
+        other
+            .worker()
+            .unwrap()
+            .free(frames.pop().unwrap().into_packet())
+            .unwrap();
+        assert_eq!(other.packets_in_use(), 0);
     });
 }
 
 #[test]
-fn reflect_refuses_lying_frames_swaps_the_rest_and_loses_none() {
+fn reflect_refuses_bad_frames_swaps_the_rest_and_loses_none() {
     skmem_netns_tests::require_root!();
     let pair = NetnsPair::new().unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, move || {
         let (_arena, mut ch) = common::copy_channel("reflect", &ifname, 256, |_| {});
-        let pool = ch.pool().clone();
-        let mut pkts = [0u32; 2];
-        assert_eq!(ch.alloc_tx(&mut pkts), 2);
+        let mut frames = Vec::new();
+        assert_eq!(ch.alloc_tx(&mut frames, 2), 2);
         let mut frame = [0u8; 64];
         frame[..6].fill(0xd5); // destination
         frame[6..12].fill(0x5a); // source
-        pool.write_buffer(pkts[0], 0, &frame).unwrap();
-        let buf = pool.buf_size() as u64;
-        let at = |pkt: u32, off: u64, len: u32| RxFrame {
-            pkt,
-            addr: pool.buf_addr_of(pkt) + off,
-            len,
-            options: 0,
-        };
-        let frames = [
-            at(pkts[0], 0, 64),
-            // The same packet again: no longer the application's once the
-            // first is queued, so refused (never sent twice).
-            at(pkts[0], 0, 64),
-            // Never handed to the application.
-            RxFrame {
-                pkt: 200,
-                addr: pool.buf_addr_of(200),
-                len: 64,
-                options: 0,
-            },
-            // Overruns its buffer: refused, given back to the fill path.
-            at(pkts[1], buf - 10, 64),
-        ];
-        assert_eq!(ch.reflect(&frames).unwrap(), frames.len());
+        ch.set_data(&mut frames[0], &frame).unwrap();
+        let sent_at = ch.frame_addr(&frames[0]) as usize;
+        // Overruns its buffer: refused, given back to the fill path.
+        frames[1].offset = ch.pool().buf_size() as u32 - 10;
+        frames[1].len = 64;
+        // Another pool's: refused, left with the caller.
+        let (_other, f) = stranger("reflect.other");
+        frames.insert(1, f);
+        let e = ch.reflect(&mut frames).unwrap_err();
+        assert!(matches!(e, skmem::Error::ForeignPacket { .. }), "{e}");
+        assert_eq!(frames.len(), 1, "only the stranger is left");
         let c = ch.counters();
-        assert_eq!((c.tx_packets, c.tx_refused), (1, 3), "{c:?}");
+        assert_eq!((c.tx_packets, c.tx_refused), (1, 2), "{c:?}");
         let deadline = Instant::now() + Duration::from_secs(5);
         while ch.account().kernel_tx > 0 && Instant::now() < deadline {
             ch.complete();
@@ -232,7 +228,9 @@ fn reflect_refuses_lying_frames_swaps_the_rest_and_loses_none() {
         }
         assert_eq!(ch.counters().tx_completed, 1);
         let mut sent = [0u8; 12];
-        pool.read_buffer(pkts[0], 0, &mut sent).unwrap();
+        ch.mapping()
+            .read_region(RegionId::BufDef, sent_at, &mut sent)
+            .unwrap();
         assert_eq!(sent[..6], [0x5a; 6], "destination is the old source");
         assert_eq!(sent[6..], [0xd5; 6], "source is the old destination");
         let a = ch.account();
@@ -252,11 +250,11 @@ fn forged_completions_are_counted_and_free_nothing() {
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {
         let (_arena, mut ch) = common::copy_channel("forgecq", &ifname, 256, |_| {});
-        let mut held = [0u32; 1];
-        assert_eq!(ch.alloc_tx(&mut held), 1);
+        let mut held = Vec::new();
+        assert_eq!(ch.alloc_tx(&mut held, 1), 1);
         let pool = ch.pool().clone();
         let forged = [
-            pool.buf_addr(held[0]).unwrap(),
+            ch.frame_addr(&held[0]),
             u64::from(pool.packet_count()) * pool.buf_size() as u64,
         ];
         common::forge_ring(&ch, RingKind::Completion, &forged);
@@ -268,7 +266,7 @@ fn forged_completions_are_counted_and_free_nothing() {
         let account = ch.account();
         assert_eq!((account.app, account.completion_ring), (1, 0));
         account.check(true).unwrap();
-        assert_eq!(ch.free(&held), 1);
+        ch.free(&mut held).unwrap();
         ch.account().check(true).unwrap();
     });
 }

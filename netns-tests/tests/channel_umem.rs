@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{
-    BindMode, Channel, ChannelParams, FrameAccount, RxFrame, TxFrame, TxMetadata, TX_METADATA_SIZE,
+    BindMode, Channel, ChannelParams, FrameAccount, TxMetadata, TX_METADATA_SIZE,
 };
 use skmem::Error;
 use skmem_netns_tests::{
@@ -93,25 +93,30 @@ fn unaligned_chunks_of_3000_byte_buffers_carry_every_frame_both_ways() {
                 let buf_size = ch.pool().buf_size() as u64;
                 assert!((3000..3072).contains(&buf_size), "{buf_size}");
                 prog.add_socket(0, ch.fd()).unwrap();
+                ch.refill().unwrap();
                 ready.store(true, Ordering::Release);
-                let pool = ch.pool().clone();
-                let mut rx = vec![RxFrame::default(); 64];
+                let mut rx = Vec::with_capacity(64);
                 let mut offsets = std::collections::BTreeSet::new();
                 let deadline = Instant::now() + Duration::from_secs(30);
                 while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
                     ch.complete();
-                    let n = ch.rx_burst(&mut rx).unwrap();
+                    let n = ch.rx_burst(&mut rx, 64).unwrap();
                     if n == 0 {
                         ch.poll(5).unwrap();
                         continue;
                     }
-                    for f in &rx[..n] {
+                    for f in &rx {
                         // A plain UMEM address inside the frame's own buffer.
-                        let off = f.addr - pool.buf_addr_of(f.pkt);
-                        assert!(off + f.len as u64 <= buf_size, "{f:?}");
+                        let off = u64::from(f.offset);
+                        assert_eq!(
+                            ch.frame_addr(f) - off,
+                            u64::from(f.packet().get()) * buf_size
+                        );
+                        assert!(off + u64::from(f.len) <= buf_size, "{f:?}");
+                        assert_eq!(ch.data(f).unwrap().len(), f.len as usize);
                         offsets.insert(off);
                     }
-                    ch.reflect(&rx[..n]).unwrap();
+                    ch.reflect(&mut rx).unwrap();
                 }
                 (settle(&mut ch), offsets, ch.counters().bad_descs)
             })
@@ -204,36 +209,30 @@ fn tx_metadata_checksum_requests_are_completed_by_the_kernel() {
                 cp.tx_metadata_len = TX_METADATA_SIZE;
                 cp.tx_sw_csum = true;
             });
-            let pool = ch.pool().clone();
             // Room for the metadata in front of the data.
             let offset = 64u32;
-            let mut pkt = [0u32; 1];
+            let mut one = Vec::with_capacity(1);
             for round in 0..2u64 {
                 for i in 0..FRAMES {
                     let no = round * FRAMES + i;
-                    while ch.alloc_tx(&mut pkt) == 0 {
+                    while ch.alloc_tx(&mut one, 1) == 0 {
                         ch.complete();
                     }
                     let mut frame = spec.build(no).unwrap();
                     let seed = pseudo_seed(&frame);
                     frame[ETH_HLEN + IPV4_HLEN + 6..ETH_HLEN + IPV4_HLEN + 8]
                         .copy_from_slice(&seed.to_be_bytes());
-                    pool.write_buffer(pkt[0], offset as usize, &frame).unwrap();
-                    let f = TxFrame {
-                        pkt: pkt[0],
-                        offset,
-                        len: frame.len() as u32,
-                        more: false,
-                    };
+                    one[0].offset = offset;
+                    ch.set_data(&mut one[0], &frame).unwrap();
                     let sent = if round == 0 {
                         let meta = TxMetadata {
                             checksum: Some(((ETH_HLEN + IPV4_HLEN) as u16, 6)),
                             ..Default::default()
                         };
-                        ch.write_tx_metadata(pkt[0], offset, &meta).unwrap();
-                        ch.tx_burst_with_metadata(&[f]).unwrap()
+                        ch.write_tx_metadata(&mut one[0], &meta).unwrap();
+                        ch.tx_burst_with_metadata(&mut one).unwrap()
                     } else {
-                        ch.tx_burst(&[f]).unwrap()
+                        ch.tx_burst(&mut one).unwrap()
                     };
                     assert_eq!(sent, 1);
                     // Keep the receiver within reach: a window of 32.
@@ -248,19 +247,16 @@ fn tx_metadata_checksum_requests_are_completed_by_the_kernel() {
             }
             // Metadata that does not fit in front of the data is refused,
             // counted and the frame is not lost.
-            assert_eq!(ch.alloc_tx(&mut pkt), 1);
+            assert_eq!(ch.alloc_tx(&mut one, 1), 1);
+            one[0].offset = 8;
+            one[0].len = 64;
             let e = ch
-                .write_tx_metadata(pkt[0], 8, &TxMetadata::default())
+                .write_tx_metadata(&mut one[0], &TxMetadata::default())
                 .unwrap_err();
             assert!(matches!(e, Error::RegionMisuse { .. }), "{e}");
             let refused = ch.counters().tx_refused;
-            let f = TxFrame {
-                pkt: pkt[0],
-                offset: 8,
-                len: 64,
-                more: false,
-            };
-            assert_eq!(ch.tx_burst_with_metadata(&[f]).unwrap(), 1);
+            assert_eq!(ch.tx_burst_with_metadata(&mut one).unwrap(), 1);
+            assert!(one.is_empty());
             assert_eq!(ch.counters().tx_refused, refused + 1);
             assert_eq!(ch.counters().tx_packets, 2 * FRAMES);
             settle(&mut ch)
@@ -286,22 +282,18 @@ fn tx_metadata_needs_a_channel_that_registered_it() {
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {
         let (_arena, mut ch) = common::copy_channel("nometa", &ifname, 64, |_| {});
-        let mut pkt = [0u32; 1];
-        assert_eq!(ch.alloc_tx(&mut pkt), 1);
+        let mut one = Vec::new();
+        assert_eq!(ch.alloc_tx(&mut one, 1), 1);
+        one[0].offset = 64;
+        one[0].len = 64;
         let e = ch
-            .write_tx_metadata(pkt[0], 64, &TxMetadata::default())
+            .write_tx_metadata(&mut one[0], &TxMetadata::default())
             .unwrap_err();
         assert!(matches!(e, Error::InvalidArenaParams { .. }), "{e}");
-        let f = TxFrame {
-            pkt: pkt[0],
-            offset: 64,
-            len: 64,
-            more: false,
-        };
-        assert!(ch.tx_burst_with_metadata(&[f]).is_err());
+        assert!(ch.tx_burst_with_metadata(&mut one).is_err());
         // Nothing moved: the packet is still the application's.
-        assert_eq!(ch.account().app, 1);
-        assert_eq!(ch.free(&pkt), 1);
+        assert_eq!((one.len(), ch.account().app), (1, 1));
+        ch.free(&mut one).unwrap();
         ch.account().check(true).unwrap();
     });
 }
@@ -331,16 +323,17 @@ fn multi_buffer_jumbo_frames_arrive_as_chains_and_go_back_whole() {
                     cp.multi_buffer = true;
                 });
                 // Too little room for a whole packet is refused.
-                let mut small = vec![RxFrame::default(); 4];
-                assert!(ch.rx_burst(&mut small).is_err());
+                let mut small = Vec::new();
+                assert!(ch.rx_burst(&mut small, 4).is_err());
                 prog.add_socket(0, ch.fd()).unwrap();
+                ch.refill().unwrap();
                 ready.store(true, Ordering::Release);
-                let mut rx = vec![RxFrame::default(); 64];
+                let mut rx = Vec::with_capacity(64);
                 let mut chains = std::collections::BTreeMap::<usize, u64>::new();
                 let deadline = Instant::now() + Duration::from_secs(30);
                 while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
                     ch.complete();
-                    let n = ch.rx_burst(&mut rx).unwrap();
+                    let n = ch.rx_burst(&mut rx, 64).unwrap();
                     if n == 0 {
                         ch.poll(5).unwrap();
                         continue;
@@ -348,14 +341,14 @@ fn multi_buffer_jumbo_frames_arrive_as_chains_and_go_back_whole() {
                     // Whole packets only: the last frame ends one.
                     assert!(!rx[n - 1].more(), "rx_burst split a packet");
                     let mut len = 0;
-                    for f in &rx[..n] {
+                    for f in &rx {
                         len += 1;
                         if !f.more() {
                             *chains.entry(len).or_default() += 1;
                             len = 0;
                         }
                     }
-                    ch.reflect(&rx[..n]).unwrap();
+                    ch.reflect(&mut rx).unwrap();
                 }
                 (settle(&mut ch), chains, ch.counters().bad_descs)
             })
@@ -397,24 +390,22 @@ fn malformed_tx_chains_are_refused_whole_and_nothing_is_lost() {
             cp.mode = BindMode::Copy;
             cp.multi_buffer = multi_buffer;
             let mut ch = Channel::open(&arena, &cp).unwrap();
-            let mut p = [0u32; 5];
-            assert_eq!(ch.alloc_tx(&mut p), 5);
-            let f = |pkt, len, more| TxFrame {
-                pkt,
-                offset: 0,
-                len,
-                more,
-            };
-            let frames = [
-                // A chain whose middle frame overruns its buffer.
-                f(p[0], 100, true),
-                f(p[1], 100_000, true),
-                f(p[2], 100, false),
-                // A chain that never ends.
-                f(p[3], 100, true),
-                f(p[4], 100, true),
-            ];
-            assert_eq!(ch.tx_burst(&frames).unwrap(), 5);
+            let mut frames = Vec::new();
+            assert_eq!(ch.alloc_tx(&mut frames, 5), 5);
+            // A chain whose middle frame overruns its buffer, then a chain
+            // that never ends.
+            for (f, (len, more)) in frames.iter_mut().zip([
+                (100, true),
+                (100_000, true),
+                (100, false),
+                (100, true),
+                (100, true),
+            ]) {
+                f.len = len;
+                f.set_more(more);
+            }
+            assert_eq!(ch.tx_burst(&mut frames).unwrap(), 5);
+            assert!(frames.is_empty());
             let c = ch.counters();
             assert_eq!(c.tx_refused, 5);
             assert_eq!(c.tx_packets, 0);
@@ -423,9 +414,11 @@ fn malformed_tx_chains_are_refused_whole_and_nothing_is_lost() {
             assert_eq!(a.kernel_tx, 0);
             a.check(true).unwrap();
             // A well-formed chain goes out on a multi-buffer channel only.
-            assert_eq!(ch.alloc_tx(&mut p[..2]), 2);
-            let chain = [f(p[0], 100, true), f(p[1], 100, false)];
-            assert_eq!(ch.tx_burst(&chain).unwrap(), 2);
+            assert_eq!(ch.alloc_tx(&mut frames, 2), 2);
+            frames[0].len = 100;
+            frames[0].set_more(true);
+            frames[1].len = 100;
+            assert_eq!(ch.tx_burst(&mut frames).unwrap(), 2);
             assert_eq!(
                 ch.counters().tx_packets,
                 if multi_buffer { 2 } else { 0 },
@@ -450,11 +443,12 @@ fn free_rx_fills_the_fill_ring_first_then_stages() {
         });
         // Nothing has filled the fill ring yet: 64 freed frames go
         // straight onto it.
-        let mut held = vec![0u32; 64];
-        assert_eq!(ch.alloc_tx(&mut held), 64);
+        let mut held = Vec::new();
+        assert_eq!(ch.alloc_tx(&mut held, 64), 64);
         let empty = ch.account();
         assert_eq!(empty.fill_ring, 0, "{empty:?}");
-        ch.free_rx(&held).unwrap();
+        ch.free_rx(&mut held).unwrap();
+        assert!(held.is_empty());
         let a = ch.account();
         assert_eq!(
             (a.fill_ring, a.kernel_rx, a.staged),
@@ -463,19 +457,36 @@ fn free_rx_fills_the_fill_ring_first_then_stages() {
         );
         a.check(true).unwrap();
         // Hold 64 more, then top the fill ring up to full.
-        assert_eq!(ch.alloc_tx(&mut held), 64);
+        assert_eq!(ch.alloc_tx(&mut held, 64), 64);
         ch.refill().unwrap();
         let before = ch.account();
         assert_eq!(before.fill_ring, 1024, "{before:?}");
         // The fill ring is full: all 64 are staged.
-        ch.free_rx(&held).unwrap();
+        ch.free_rx(&mut held).unwrap();
         let a = ch.account();
         assert_eq!(a.app, 0);
         assert_eq!(a.staged, before.staged + 64, "{a:?}");
         a.check(true).unwrap();
-        // A frame that is not the application's is refused, nothing moves.
-        assert!(ch.free_rx(&held[..1]).is_err());
+        // A frame of another pool is refused and stays the caller's;
+        // nothing moves.
+        let other = skmem::pool::PacketPool::create(
+            "freerx.other",
+            &skmem::pool::PoolParams {
+                packets: 64,
+                workers: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut w = other.worker().unwrap();
+        held.push(skmem::channel::Frame::from_packet(w.alloc().unwrap()));
+        assert!(matches!(
+            ch.free_rx(&mut held),
+            Err(Error::ForeignPacket { .. })
+        ));
+        assert_eq!(held.len(), 1);
         assert_eq!(ch.account(), a);
+        w.free(held.pop().unwrap().into_packet()).unwrap();
         // The kernel never holds more RX frames than the RX ring has room
         // for, so excess traffic is dropped before the kernel copies it.
         ch.refill().unwrap();

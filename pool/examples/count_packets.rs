@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{Channel, ChannelParams, RxFrame};
+use skmem::channel::{Channel, ChannelParams};
 use skmem_xdp::{AttachMode, XdpProgram};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,22 +26,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut xdp = XdpProgram::attach(&iface, AttachMode::Auto, None)?;
     xdp.add_socket(queue, channel.fd())?;
 
-    let mut frames = vec![RxFrame::default(); 64];
-    let mut packets = vec![0u32; 64];
+    let mut frames = Vec::with_capacity(64);
     let (mut count, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(seconds) {
-        let n = channel.rx_burst(&mut frames)?;
+        let n = channel.rx_burst(&mut frames, 64)?;
         if n == 0 {
             channel.poll(100)?;
             continue;
         }
-        for (p, f) in packets.iter_mut().zip(&frames[..n]) {
-            *p = f.pkt;
-            bytes += f.len as u64;
+        for f in &frames {
+            bytes += channel.data(f)?.len() as u64; // the bytes, in place
         }
         count += n as u64;
-        channel.free_rx(&packets[..n])?; // back to the fill ring, no copy
+        channel.free_rx(&mut frames)?; // back to the fill ring, no copy
     }
     println!("{count} packets, {bytes} bytes on {iface} queue {queue} in {seconds} s");
     println!(

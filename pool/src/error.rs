@@ -82,6 +82,17 @@ pub enum Error {
         index: u32,
     },
 
+    /// A packet handed to a pool (or a channel over it) that is not one of
+    /// that pool's packets held by the application: a token of another
+    /// pool, or a packet no longer where its holder says.
+    #[error("pool {pool}: packet {index} is not one of its packets held by the application")]
+    ForeignPacket {
+        /// The pool's name.
+        pool: String,
+        /// The packet's index in the pool it came from.
+        index: u32,
+    },
+
     /// Every per-worker magazine slot of the cache is taken.
     #[error("cache {cache}: all {slots} worker slots are taken")]
     NoWorkerSlot {
@@ -175,6 +186,7 @@ impl Error {
             | Error::InvalidCacheParams { .. }
             | Error::ObjectOutOfRange { .. }
             | Error::NotAllocated { .. }
+            | Error::ForeignPacket { .. }
             | Error::RegionMisuse { .. } => libc::EINVAL,
             Error::InvalidArenaParams { .. } | Error::Schema(_) => libc::EINVAL,
             Error::RegionExhausted { .. } | Error::Injected { .. } => libc::ENOMEM,

@@ -79,7 +79,7 @@ pub(crate) fn snapshot(arena: &Arena) -> ArenaStats {
         .filter_map(|id| arena.region(id))
         .collect();
     let mut caches = Vec::new();
-    arena.with_nexus(|n| {
+    if let Some(n) = arena.nexus() {
         let pools = [n.rx_pool(), n.tx_pool()];
         let mut seen: Vec<*const crate::pool::PacketPool> = Vec::new();
         for p in pools.into_iter().flatten() {
@@ -100,8 +100,10 @@ pub(crate) fn snapshot(arena: &Arena) -> ArenaStats {
         {
             caches.push(c.stats());
         }
-    });
-    arena.with_necp(|n| caches.push(n.kstats_cache().stats()));
+    }
+    if let Some(n) = arena.necp() {
+        caches.push(n.kstats_cache().stats());
+    }
     let (mem_total, mem_inuse) = arena.mem_stats();
     ArenaStats {
         name: arena.name().to_owned(),

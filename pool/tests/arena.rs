@@ -58,13 +58,11 @@ fn create_for_nexus_builds_every_configured_region() {
             "{id}"
         );
     }
-    a.with_nexus(|n| {
-        assert!(n.stats_obj().is_some());
-        assert_eq!(n.flowadv_obj().unwrap().1, 512);
-        assert!(!n.external_pool());
-        assert!(n.txaksd_cache().is_some() && n.rxfksd_cache().is_some());
-    })
-    .unwrap();
+    let n = a.nexus().unwrap();
+    assert!(n.stats_region().is_some());
+    assert_eq!(n.flowadv_obj().unwrap().1, 512);
+    assert!(!n.external_pool());
+    assert!(n.txaksd_cache().is_some() && n.rxfksd_cache().is_some());
 }
 
 #[test]
@@ -229,7 +227,7 @@ fn create_for_nexus_checks_the_nexus_advisory() {
         a.region(RegionId::NexusAdv).unwrap().uuid(),
         adv.region.uuid()
     );
-    assert!(a.with_nexus(|n| n.nexus_advisory().is_some()).unwrap());
+    assert!(a.nexus().unwrap().nexus_advisory().is_some());
 }
 
 #[test]
@@ -250,7 +248,7 @@ fn external_pools_are_shared_never_copied() {
     let buf = pool.region(RegionId::BufDef).unwrap().uuid();
     assert_eq!(a.region(RegionId::BufDef).unwrap().uuid(), buf);
     assert_eq!(b.region(RegionId::BufDef).unwrap().uuid(), buf);
-    assert!(a.with_nexus(|n| n.external_pool()).unwrap());
+    assert!(a.nexus().unwrap().external_pool());
     drop(a);
     // The pool lives on in the other arena and with its creator.
     assert_eq!(b.region(RegionId::BufDef).unwrap().uuid(), buf);
@@ -353,20 +351,30 @@ fn mmap_gives_one_span_with_the_schema_after_the_head_guard() {
     assert_eq!(signal_in_child(|| poke(schema_at)), Some(libc::SIGSEGV));
     let txausd = m.region(RegionId::TxaUsd).unwrap().0;
     assert_eq!(signal_in_child(|| poke(txausd)), Some(libc::SIGSEGV));
-    let pool = a.with_nexus(|n| n.rx_pool().unwrap().clone()).unwrap();
-    pool.write_buffer(5, 0, b"hello").unwrap();
+    let pool = a.nexus().unwrap().rx_pool().unwrap().clone();
+    let mut w = pool.worker().unwrap();
+    let mut pkt = w.alloc().unwrap();
+    pool.write_buffer(&mut pkt, 0, b"hello").unwrap();
     let mut got = [0u8; 5];
-    m.read_region(RegionId::BufDef, pool.buf_addr_of(5) as usize, &mut got)
-        .unwrap();
+    m.read_region(
+        RegionId::BufDef,
+        pool.buf_addr(&pkt).unwrap() as usize,
+        &mut got,
+    )
+    .unwrap();
     assert_eq!(&got, b"hello");
+    w.free(pkt).unwrap();
 }
 
 #[test]
 fn mredirect_reads_zero_where_the_seed_redirects_and_keeps_the_schema() {
     let a = Arena::create_nexus(&small("redir")).unwrap();
     let m = a.map().unwrap();
-    let pool = a.with_nexus(|n| n.rx_pool().unwrap().clone()).unwrap();
-    pool.write_buffer(3, 0, b"payload").unwrap();
+    let pool = a.nexus().unwrap().rx_pool().unwrap().clone();
+    let mut w = pool.worker().unwrap();
+    let mut pkt = w.alloc().unwrap();
+    pool.write_buffer(&mut pkt, 0, b"payload").unwrap();
+    let addr = pool.buf_addr(&pkt).unwrap() as usize;
     let schema_len = m.region(RegionId::Schema).unwrap().1;
     let mut before = vec![0u8; schema_len];
     m.read_region(RegionId::Schema, 0, &mut before).unwrap();
@@ -375,12 +383,11 @@ fn mredirect_reads_zero_where_the_seed_redirects_and_keeps_the_schema() {
     assert!(need_defunct, "the only mapping was redirected");
     assert!(m.is_redirected());
     let mut got = [0xFFu8; 7];
-    m.read_region(RegionId::BufDef, pool.buf_addr_of(3) as usize, &mut got)
-        .unwrap();
+    m.read_region(RegionId::BufDef, addr, &mut got).unwrap();
     assert_eq!(got, [0; 7]);
     // The owner still sees its bytes: only the mapping was redirected.
     let mut own = [0u8; 7];
-    pool.read_buffer(3, 0, &mut own).unwrap();
+    pool.read_buffer(&pkt, 0, &mut own).unwrap();
     assert_eq!(&own, b"payload");
     let mut after = vec![0u8; schema_len];
     m.read_region(RegionId::Schema, 0, &mut after).unwrap();
@@ -460,12 +467,10 @@ fn defunct_releases_pool_stats_rings_and_slot_descriptors_but_keeps_schema_and_g
     assert!(a.is_defunct());
     use RegionId::*;
     assert_eq!(a.region_ids(), vec![GuardHead, Schema, GuardTail]);
-    a.with_nexus(|n| {
-        assert!(n.rx_pool().is_none() && n.stats_obj().is_none() && n.flowadv_obj().is_none());
-        assert!(n.ring_cache().is_none() && n.txaksd_cache().is_none());
-        assert!(n.schema_cache().is_some());
-    })
-    .unwrap();
+    let n = a.nexus().unwrap();
+    assert!(n.rx_pool().is_none() && n.stats_region().is_none() && n.flowadv_obj().is_none());
+    assert!(n.ring_cache().is_none() && n.txaksd_cache().is_none());
+    assert!(n.schema_cache().is_some());
     assert!(a.mem_total() < total_before / 10);
     // The redirected mapping still reads its (kept) schema.
     let mut magic = [0u8; 8];
@@ -477,7 +482,10 @@ fn defunct_releases_pool_stats_rings_and_slot_descriptors_but_keeps_schema_and_g
 fn defunct_keeps_slot_descriptors_while_a_no_idle_count_holds_them() {
     let a = Arena::create_nexus(&small("noidle")).unwrap();
     assert!(a.sd_idle());
-    a.sd_set_noidle(2).unwrap();
+    let holds = [
+        a.hold_slot_descriptors().unwrap(),
+        a.hold_slot_descriptors().unwrap(),
+    ];
     assert!(!a.sd_idle());
     let m = a.map().unwrap();
     m.redirect().unwrap();
@@ -487,10 +495,8 @@ fn defunct_keeps_slot_descriptors_while_a_no_idle_count_holds_them() {
         assert!(a.region(id).is_some(), "{id} kept");
     }
     assert!(a.region(BufDef).is_none());
-    a.sd_set_noidle(-2).unwrap();
+    drop(holds);
     assert!(a.sd_idle());
-    let e = a.sd_set_noidle(-1).unwrap_err();
-    assert_eq!(e.errno(), libc::EINVAL);
     let necp = Arena::create_necp(
         "noidle",
         &RegionParams::new(RegionId::UStats, 64, 8)
@@ -498,7 +504,7 @@ fn defunct_keeps_slot_descriptors_while_a_no_idle_count_holds_them() {
         &RegionParams::new(RegionId::KStats, 64, 8),
     )
     .unwrap();
-    assert!(necp.sd_set_noidle(1).is_err());
+    assert!(necp.hold_slot_descriptors().is_err());
 }
 
 #[test]
@@ -549,11 +555,11 @@ fn the_last_release_destroys_and_unregisters() {
 #[test]
 fn reap_and_purge_return_parked_packets_to_the_region() {
     let a = Arena::create_nexus(&small("reap")).unwrap();
-    let pool = a.with_nexus(|n| n.rx_pool().unwrap().clone()).unwrap();
+    let pool = a.nexus().unwrap().rx_pool().unwrap().clone();
     let mut w = pool.worker().unwrap();
-    let mut pkts = vec![0u32; 200];
-    assert_eq!(w.alloc_batch(&mut pkts), 200);
-    w.free_batch(&pkts).unwrap();
+    let mut pkts = Vec::new();
+    assert_eq!(w.alloc_batch(&mut pkts, 200), 200);
+    w.free_batch(&mut pkts).unwrap();
     let inuse = a.mem_inuse();
     assert!(pool.metadata_cache().stats().obj_in_magazines > 0);
     a.reap(true);
@@ -628,7 +634,7 @@ fn create_for_system_retains_the_one_sysctls_region() {
     assert_eq!(a.name(), "skmem.system.one");
     let ua = a.region(RegionId::Sysctls).unwrap().uuid();
     assert_eq!(ua, b.region(RegionId::Sysctls).unwrap().uuid());
-    let s = a.with_system(|s| s.sysctls()).unwrap();
+    let s = a.system().unwrap().sysctls();
     assert_eq!(s.buf_size, 2048);
     let m = a.map().unwrap();
     let (p, len) = m.region(RegionId::Sysctls).unwrap();

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use skmem::pool::{PacketPool, PoolParams, UserMeta, META_SIZE};
+use skmem::pool::{BufIndex, PacketIndex, PacketPool, PoolParams, UserMeta, META_SIZE};
 use skmem::region::{RegionFlags, RegionId};
 use skmem::Error;
 
@@ -25,26 +25,31 @@ fn single_buffer_pools_bind_buffer_i_to_packet_i_both_ways_in_o1() {
     assert_eq!(bufs.segs_in_use(), bufs.geometry().seg_count as u64);
     let mut w = pool.worker().unwrap();
     let mut seen = HashSet::new();
+    let mut held = Vec::new();
     for _ in 0..300 {
         let p = w.alloc().unwrap();
-        assert!(seen.insert(p));
-        let addr = pool.buf_addr(p).unwrap();
-        assert_eq!(addr, p as u64 * 2048);
-        assert_eq!(pool.packet_of_addr(addr).unwrap(), p);
+        assert!(seen.insert(p.index()));
+        let addr = pool.buf_addr(&p).unwrap();
+        assert_eq!(addr, u64::from(p.index().get()) * 2048);
+        assert_eq!(pool.packet_of_addr(addr).unwrap(), p.index());
         // Any byte inside the buffer (headroom, data) names the same packet.
-        assert_eq!(pool.packet_of_addr(addr + 2047).unwrap(), p);
-        assert_eq!(pool.buffers(p).unwrap(), vec![p]);
-        assert_eq!(pool.meta(p).unwrap().buf_addr, addr);
+        assert_eq!(pool.packet_of_addr(addr + 2047).unwrap(), p.index());
+        assert_eq!(
+            pool.buffers(&p).unwrap(),
+            vec![BufIndex::new(p.index().get())]
+        );
+        assert_eq!(pool.meta(&p).unwrap().buf_addr, addr);
+        held.push(p);
     }
     assert_eq!(pool.packets_in_use(), 300);
-    for p in seen {
+    for p in held {
         w.free(p).unwrap();
     }
     assert_eq!(pool.packets_in_use(), 0);
 }
 
 #[test]
-fn addresses_and_indices_from_outside_are_refused_not_trusted() {
+fn addresses_and_ranges_from_outside_are_refused_not_trusted() {
     let pool = PacketPool::create("bad", &params(64)).unwrap();
     let end = pool.region(RegionId::BufDef).unwrap().size() as u64;
     assert!(matches!(
@@ -52,73 +57,96 @@ fn addresses_and_indices_from_outside_are_refused_not_trusted() {
         Err(Error::ObjectOutOfRange { .. })
     ));
     assert!(pool.packet_of_addr(u64::MAX).is_err());
-    assert!(pool.buf_addr(u32::MAX).is_err());
-    assert!(pool.meta(u32::MAX).is_err());
-    assert!(pool.write_buffer(0, 2040, &[0; 16]).is_err());
-    assert!(pool.write_buffer(0, usize::MAX, &[0; 1]).is_err());
-    assert!(pool.read_buffer(u32::MAX, 0, &mut [0; 1]).is_err());
+    assert!(pool.state(PacketIndex::new(u32::MAX)).is_err());
+    let mut w = pool.worker().unwrap();
+    let mut p = w.alloc().unwrap();
+    assert!(pool.write_buffer(&mut p, 2040, &[0; 16]).is_err());
+    assert!(pool.write_buffer(&mut p, usize::MAX, &[0; 1]).is_err());
+    assert!(pool.read_buffer(&p, 2048, &mut [0; 1]).is_err());
+    w.free(p).unwrap();
 }
 
 #[test]
-fn double_free_and_never_allocated_packets_are_counted_drops() {
-    let pool = PacketPool::create("df", &params(64)).unwrap();
-    let mut w = pool.worker().unwrap();
-    let p = w.alloc().unwrap();
-    w.free(p).unwrap();
-    let e = w.free(p).unwrap_err();
+fn a_packet_of_another_pool_is_refused_counted_and_handed_back() {
+    let a = PacketPool::create("a", &params(64)).unwrap();
+    let b = PacketPool::create("b", &params(64)).unwrap();
+    let (mut wa, mut wb) = (a.worker().unwrap(), b.worker().unwrap());
+    let mut pa = wa.alloc().unwrap();
+    // Same index in both pools, different pools: b refuses a's packet.
+    assert!(matches!(
+        b.buffer_mut(&mut pa),
+        Err(Error::ForeignPacket { .. })
+    ));
+    assert!(b.meta(&pa).is_err());
+    let refused = wb.free(pa).unwrap_err();
     assert!(
-        matches!(e, Error::NotAllocated { index, .. } if index == p),
-        "{e}"
+        matches!(refused.error, Error::ForeignPacket { .. }),
+        "{refused}"
     );
-    assert!(w.free(u32::MAX).is_err());
-    assert_eq!(pool.refused_frees(), 2);
-    // A batch with bad entries frees the good ones and reports the first bad.
-    let mut pkts = [0u32; 4];
-    assert_eq!(w.alloc_batch(&mut pkts), 4);
-    let batch = [pkts[0], pkts[1], pkts[1], 99_999, pkts[2], pkts[3]];
-    assert!(w.free_batch(&batch).is_err());
-    assert_eq!(pool.refused_frees(), 4);
-    assert_eq!(pool.packets_in_use(), 0);
+    assert_eq!(b.refused_frees(), 3);
+    assert_eq!(b.packets_in_use(), 0);
+    // Handed back whole: its own pool takes it.
+    wa.free(refused.item).unwrap();
+    assert_eq!(a.packets_in_use(), 0);
+    // A batch frees its own and keeps the foreigners.
+    let mut batch = Vec::new();
+    wa.alloc_batch(&mut batch, 3);
+    wb.alloc_batch(&mut batch, 2);
+    assert!(matches!(
+        wb.free_batch(&mut batch),
+        Err(Error::ForeignPacket { .. })
+    ));
+    assert_eq!(batch.len(), 3, "a's three stay the caller's");
+    assert_eq!(b.packets_in_use(), 0);
+    wa.free_batch(&mut batch).unwrap();
+    assert!(batch.is_empty());
+    assert_eq!(a.packets_in_use(), 0);
 }
 
 #[test]
 fn metadata_round_trips_and_is_reset_for_a_fresh_packet() {
     let pool = PacketPool::create("meta", &params(64)).unwrap();
     let mut w = pool.worker().unwrap();
-    let p = w.alloc().unwrap();
+    let mut p = w.alloc().unwrap();
     let m = UserMeta {
         len: 60,
         data_off: 256,
-        buf_addr: pool.buf_addr(p).unwrap(),
+        buf_addr: pool.buf_addr(&p).unwrap(),
         flags: 1,
         nfrags: 0,
         timestamp_ns: 123_456_789,
     };
-    pool.set_meta(p, &m).unwrap();
-    assert_eq!(pool.meta(p).unwrap(), m);
+    pool.set_meta(&mut p, &m).unwrap();
+    assert_eq!(pool.meta(&p).unwrap(), m);
     // The metadata lives in UMD, the user-visible mirror of KMD.
     let umd = pool.region(RegionId::Umd).unwrap();
     assert!(umd.flags().contains(RegionFlags::MIRRORED));
     assert_eq!(umd.geometry().obj_size, META_SIZE);
+    let first = p.index();
     w.free(p).unwrap();
     pool.metadata_cache().purge();
     drop(w);
     pool.reap(true);
     let mut w = pool.worker().unwrap();
     let q = w.alloc().unwrap();
-    assert_eq!(q, p, "lowest object first after a purge");
-    assert_eq!(pool.meta(q).unwrap().len, 0, "constructed afresh");
+    assert_eq!(q.index(), first, "lowest object first after a purge");
+    assert_eq!(pool.meta(&q).unwrap().len, 0, "constructed afresh");
+    w.free(q).unwrap();
 }
 
 #[test]
 fn buffers_carry_bytes() {
     let pool = PacketPool::create("bytes", &params(64)).unwrap();
     let mut w = pool.worker().unwrap();
-    let p = w.alloc().unwrap();
-    pool.write_buffer(p, 100, b"abc").unwrap();
+    let mut p = w.alloc().unwrap();
+    pool.write_buffer(&mut p, 100, b"abc").unwrap();
     let mut out = [0u8; 3];
-    pool.read_buffer(p, 100, &mut out).unwrap();
+    pool.read_buffer(&p, 100, &mut out).unwrap();
     assert_eq!(&out, b"abc");
+    pool.buffer_mut(&mut p).unwrap()[2047] = 7;
+    assert_eq!(pool.buffer(&p).unwrap()[2047], 7);
+    assert_eq!(pool.buffer(&p).unwrap().len(), 2048);
+    w.free(p).unwrap();
 }
 
 #[test]
@@ -137,23 +165,29 @@ fn on_demand_pools_chain_buflets_up_to_max_frags() {
         assert!(pool.region(id).is_some(), "{id}");
     }
     let mut w = pool.worker().unwrap();
-    let p = w.alloc().unwrap();
-    assert!(pool.buf_addr(p).is_err(), "no buffer until one is attached");
-    let b0 = pool.attach_buffer(p).unwrap();
-    let b1 = pool.attach_buffer(p).unwrap();
-    let b2 = pool.attach_buffer(p).unwrap();
-    assert_eq!(pool.buffers(p).unwrap(), vec![b0, b1, b2]);
-    let e = pool.attach_buffer(p).unwrap_err();
+    let mut p = w.alloc().unwrap();
+    assert!(
+        pool.buf_addr(&p).is_err(),
+        "no buffer until one is attached"
+    );
+    let b0 = pool.attach_buffer(&mut p).unwrap();
+    let b1 = pool.attach_buffer(&mut p).unwrap();
+    let b2 = pool.attach_buffer(&mut p).unwrap();
+    assert_eq!(pool.buffers(&p).unwrap(), vec![b0, b1, b2]);
+    let e = pool.attach_buffer(&mut p).unwrap_err();
     assert!(e.to_string().contains("max_frags"), "{e}");
     for b in [b0, b1, b2] {
-        assert_eq!(pool.packet_of_addr(pool.buf_addr_of(b) + 7).unwrap(), p);
+        assert_eq!(
+            pool.packet_of_addr(pool.buf_addr_of(b) + 7).unwrap(),
+            p.index()
+        );
     }
-    assert_eq!(pool.buf_addr(p).unwrap(), pool.buf_addr_of(b0));
+    assert_eq!(pool.buf_addr(&p).unwrap(), pool.buf_addr_of(b0));
+    pool.write_buffer(&mut p, 0, b"head").unwrap();
     let bufs = pool.region(RegionId::BufDef).unwrap().clone();
     w.free(p).unwrap();
     // Freed buffers belong to nobody.
     assert!(pool.packet_of_addr(pool.buf_addr_of(b1)).is_err());
-    assert!(pool.attach_buffer(p).is_err(), "p is free");
     pool.reap(true);
     drop(w);
     pool.reap(true);

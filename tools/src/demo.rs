@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount, RxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount};
 use skmem_netns_tests::{
     NetnsPair, PairConfig, Receiver, RxFilter, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT,
 };
@@ -99,14 +99,17 @@ fn forward(pair: &NetnsPair, fwd: &Fwd, stop: &AtomicBool) -> Result<FrameAccoun
         cp.mode = BindMode::Auto;
         let mut ch = Channel::open(&arena, &cp)?;
         prog.add_socket(0, ch.fd())?;
+        // Frames on the fill ring before the generator starts: one that
+        // arrived first would find none, and be dropped.
+        ch.refill()?;
         fwd.ready.store(true, Ordering::Release);
-        let mut rx = vec![RxFrame::default(); 64];
+        let mut rx = Vec::with_capacity(64);
         let mut last = Instant::now();
         while !stop.load(Ordering::Acquire) {
             ch.complete();
-            let n = ch.rx_burst(&mut rx)?;
+            let n = ch.rx_burst(&mut rx, 64)?;
             if n > 0 {
-                let q = ch.reflect(&rx[..n])?;
+                let q = ch.reflect(&mut rx)?;
                 fwd.rx.fetch_add(n as u64, Ordering::Relaxed);
                 fwd.tx.fetch_add(q as u64, Ordering::Relaxed);
             } else {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce, RxFrame, TxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce};
 use skmem_xdp::{AttachMode, XdpProgram};
 
 /// What to do with frames.
@@ -231,9 +231,8 @@ fn run_queue(
     stop: &AtomicBool,
 ) -> Result<Channel> {
     let batch = args.batch;
-    let mut rx = vec![RxFrame::default(); batch];
-    let mut tx = vec![TxFrame::default(); batch];
-    let mut pkts = vec![0u32; batch];
+    let mut rx = Vec::with_capacity(batch);
+    let mut tx = Vec::with_capacity(batch);
     let frame = template(mac_of(&args.iface), args.size);
     let wait = args.wait();
     let mut sent_total = 0u64;
@@ -247,7 +246,7 @@ fn run_queue(
                 let n = if args.mode == Mode::Rxdrop {
                     ch.inspect_rx(batch, |f, _| dropped_bytes += u64::from(f.len))?
                 } else {
-                    ch.rx_burst(&mut rx)?
+                    ch.rx_burst(&mut rx, batch)?
                 };
                 if n == 0 {
                     if args.mode == Mode::L2fwd {
@@ -267,12 +266,12 @@ fn run_queue(
                 let bytes: u64 = if args.mode == Mode::Rxdrop {
                     dropped_bytes
                 } else {
-                    rx[..n].iter().map(|f| f.len as u64).sum()
+                    rx.iter().map(|f| u64::from(f.len)).sum()
                 };
                 shared.rx.fetch_add(n as u64, Ordering::Relaxed);
                 shared.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
                 if args.mode == Mode::L2fwd {
-                    let q = ch.reflect(&rx[..n])?;
+                    let q = ch.reflect(&mut rx)?;
                     shared.tx.fetch_add(q as u64, Ordering::Relaxed);
                     shared.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
                     ch.complete();
@@ -287,19 +286,12 @@ fn run_queue(
                         break;
                     }
                 }
-                let n = ch.alloc_tx(&mut pkts[..want]);
-                let pool = ch.pool().clone();
-                for (t, &p) in tx.iter_mut().zip(&pkts[..n]) {
-                    pool.write_buffer(p, 0, &frame)?;
-                    *t = TxFrame {
-                        pkt: p,
-                        offset: 0,
-                        len: frame.len() as u32,
-                        more: false,
-                    };
+                ch.alloc_tx(&mut tx, want);
+                for f in &mut tx {
+                    ch.set_data(f, &frame)?;
                 }
-                let q = ch.tx_burst(&tx[..n])?;
-                ch.free(&pkts[q..n]);
+                let q = ch.tx_burst(&mut tx)?;
+                ch.free(&mut tx)?;
                 sent_total += q as u64;
                 shared.tx.fetch_add(q as u64, Ordering::Relaxed);
                 shared

@@ -6,11 +6,10 @@
 //! and reaps completions.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, TxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams};
 use skmem_netns_tests::FrameSpec;
 use skmem_xdp::gen::{Generator, MAX_BATCH};
 
@@ -76,34 +75,25 @@ pub fn run(p: &GenParams, counters: &GenCounters, stop: &AtomicBool) -> Result<u
     cp.batch = p.batch;
     let mut ch =
         Channel::open(&arena, &cp).with_context(|| format!("generator channel on {}", p.ifname))?;
-    let pool = Arc::clone(ch.pool());
 
     // Write every buffer once: take all the packets, write, give them back.
-    let mut all = vec![0u32; p.packets];
-    let mut got = 0;
-    while got < all.len() {
-        let n = ch.alloc_tx(&mut all[got..]);
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    if got == 0 {
+    let mut all = Vec::with_capacity(p.packets);
+    ch.alloc_tx(&mut all, p.packets);
+    if all.is_empty() {
         bail!("the generator's pool gave no packet");
     }
     let mut frame = vec![0u8; p.spec.size];
-    for (i, &pkt) in all[..got].iter().enumerate() {
+    for (i, f) in all.iter_mut().enumerate() {
         let len = p
             .spec
             .write(i as u64, &mut frame)
             .map_err(|e| anyhow!("building frame {i}: {e}"))?;
-        pool.write_buffer(pkt, 0, &frame[..len])?;
+        ch.set_data(f, &frame[..len])?;
     }
-    ch.free(&all[..got]);
+    ch.free(&mut all)?;
     let len = p.spec.size as u32;
 
-    let mut pkts = vec![0u32; p.batch];
-    let mut tx = vec![TxFrame::default(); p.batch];
+    let mut tx = Vec::with_capacity(p.batch);
     let (mut queued, mut completed) = (0u64, 0u64);
     counters.running.store(true, Ordering::Release);
     while !stop.load(Ordering::Relaxed) {
@@ -112,23 +102,15 @@ pub fn run(p: &GenParams, counters: &GenCounters, stop: &AtomicBool) -> Result<u
             completed += c;
             counters.completed.store(completed, Ordering::Relaxed);
         }
-        let n = ch.alloc_tx(&mut pkts);
-        if n == 0 {
+        if ch.alloc_tx(&mut tx, p.batch) == 0 {
             continue;
         }
-        for (t, &pkt) in tx.iter_mut().zip(&pkts[..n]) {
-            // Other fields (added later) at their defaults.
-            *t = TxFrame {
-                pkt,
-                offset: 0,
-                len,
-                ..TxFrame::default()
-            };
+        // Every buffer already holds a frame: only its length is set.
+        for f in &mut tx {
+            f.len = len;
         }
-        let q = ch.tx_burst(&tx[..n])?;
-        if q < n {
-            ch.free(&pkts[q..n]);
-        }
+        let q = ch.tx_burst(&mut tx)?;
+        ch.free(&mut tx)?;
         queued += q as u64;
         counters.queued.store(queued, Ordering::Relaxed);
     }

@@ -1,13 +1,11 @@
 //! The programs under test on skmem's [`Channel`]: rxdrop, txonly and
 //! l2fwd, the loops of `skmemctl fwd`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use anyhow::{bail, Context, Result};
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce, RxFrame, TxFrame};
+use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce};
 use skmem::region::RegionId;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::meter::Meter;
 use super::{ProgCounters, ProgParams, ProgRun, Wait, Workload};
@@ -96,17 +94,17 @@ fn l2fwd(
     mut meter: Meter,
     stop: &AtomicBool,
 ) -> Result<(Meter, u64)> {
-    let mut rx = vec![RxFrame::default(); p.batch];
+    let mut rx = Vec::with_capacity(p.batch);
     let mut completed = 0u64;
     let mut unsent = 0u64;
     while !meter.tick(completed) && !stop.load(Ordering::Relaxed) {
-        let n = ch.rx_burst(&mut rx)?;
+        let n = ch.rx_burst(&mut rx, p.batch)?;
         if n == 0 {
             completed += ch.complete() as u64;
             idle(ch, p.wait)?;
             continue;
         }
-        let q = ch.reflect(&rx[..n])?;
+        let q = ch.reflect(&mut rx)?;
         unsent += (n - q) as u64;
         completed += ch.complete() as u64;
     }
@@ -131,24 +129,16 @@ fn idle(ch: &mut Channel, wait: Wait) -> Result<()> {
 /// Writes `frame` into every buffer the pool hands out, once, so the
 /// txonly loop only moves descriptors (as xdpsock's txonly does).
 fn write_all_buffers(ch: &mut Channel, frame: &[u8]) -> Result<()> {
-    let pool = Arc::clone(ch.pool());
-    let mut all = vec![0u32; pool.packet_count() as usize];
-    let mut got = 0;
-    while got < all.len() {
-        let n = ch.alloc_tx(&mut all[got..]);
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    if got == 0 {
+    let count = ch.pool().packet_count() as usize;
+    let mut all = Vec::with_capacity(count);
+    ch.alloc_tx(&mut all, count);
+    if all.is_empty() {
         bail!("skmem txonly: the pool gave no packet");
     }
-    for &pkt in &all[..got] {
-        pool.write_buffer(pkt, 0, frame)
-            .context("writing the txonly frame")?;
+    for f in &mut all {
+        ch.set_data(f, frame).context("writing the txonly frame")?;
     }
-    ch.free(&all[..got]);
+    ch.free(&mut all)?;
     Ok(())
 }
 
@@ -161,28 +151,22 @@ fn txonly(
     stop: &AtomicBool,
 ) -> Result<(Meter, u64)> {
     let len = p.frame.len() as u32;
-    let mut pkts = vec![0u32; p.batch];
-    let mut tx = vec![TxFrame::default(); p.batch];
+    let mut tx = Vec::with_capacity(p.batch);
     let (mut completed, mut unsent) = (0u64, 0u64);
     while !meter.tick(completed) && !stop.load(Ordering::Relaxed) {
         let c = ch.complete();
         completed += c as u64;
-        let n = ch.alloc_tx(&mut pkts);
+        let n = ch.alloc_tx(&mut tx, p.batch);
         let mut q = 0;
         if n > 0 {
-            for (t, &pkt) in tx.iter_mut().zip(&pkts[..n]) {
-                // Other fields (added later) at their defaults.
-                *t = TxFrame {
-                    pkt,
-                    offset: 0,
-                    len,
-                    ..TxFrame::default()
-                };
+            // Every buffer already holds the frame: only its length is set.
+            for f in &mut tx {
+                f.len = len;
             }
-            q = ch.tx_burst(&tx[..n])?;
-            if q < n {
-                ch.free(&pkts[q..n]);
-                unsent += (n - q) as u64;
+            q = ch.tx_burst(&mut tx)?;
+            if !tx.is_empty() {
+                unsent += tx.len() as u64;
+                ch.free(&mut tx)?;
             }
         }
         if q == 0 && c == 0 && p.wait == Wait::Poll {

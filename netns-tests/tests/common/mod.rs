@@ -238,18 +238,12 @@ pub fn open_refused(
 /// Takes `n` frames for TX and queues them all, `len` bytes each from the
 /// start of their buffers (whatever the buffers hold).
 pub fn queue_fresh_frames(ch: &mut skmem::channel::Channel, n: usize, len: u32) {
-    let mut pkts = vec![0u32; n];
-    assert_eq!(ch.alloc_tx(&mut pkts), n);
-    let frames: Vec<skmem::channel::TxFrame> = pkts
-        .iter()
-        .map(|&pkt| skmem::channel::TxFrame {
-            pkt,
-            offset: 0,
-            len,
-            ..skmem::channel::TxFrame::default()
-        })
-        .collect();
-    assert_eq!(ch.tx_burst(&frames).unwrap(), n);
+    let mut frames = Vec::new();
+    assert_eq!(ch.alloc_tx(&mut frames, n), n);
+    for f in &mut frames {
+        f.len = len;
+    }
+    assert_eq!(ch.tx_burst(&mut frames).unwrap(), n);
 }
 
 /// Writes `entries` into ring `kind` of `ch` and publishes them, as

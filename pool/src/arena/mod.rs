@@ -24,20 +24,20 @@
 //!
 //! // A nexus arena with Skywalk's defaults: 4096 packets of 2 KiB.
 //! let arena = Arena::create_nexus(&NexusParams::new("veth0q0"))?;
-//! let pool = arena.with_nexus(|n| n.rx_pool().cloned()).flatten().unwrap();
+//! let pool = arena.nexus().and_then(|n| n.rx_pool().cloned()).unwrap();
 //!
 //! // One handle per data-path thread.
 //! let mut worker = pool.worker()?;
-//! let pkt = worker.alloc().unwrap();
-//! pool.write_buffer(pkt, 0, b"hello")?;
-//! let umem_addr = pool.buf_addr(pkt)?; // what an AF_XDP descriptor carries
-//! assert_eq!(pool.packet_of_addr(umem_addr)?, pkt);
+//! let mut pkt = worker.alloc().unwrap(); // the packet's owning token
+//! pool.write_buffer(&mut pkt, 0, b"hello")?;
+//! let umem_addr = pool.buf_addr(&pkt)?; // what an AF_XDP descriptor carries
+//! assert_eq!(pool.packet_of_addr(umem_addr)?, pkt.index());
 //!
 //! // Map it as a mapper would: one span, regions in id order.
 //! let mapping = arena.map()?;
 //! let (bufs, _) = mapping.region(RegionId::BufDef).unwrap();
 //! assert_eq!(bufs as usize - mapping.addr() as usize, arena.region_offset(RegionId::BufDef));
-//! worker.free(pkt)?;
+//! worker.free(pkt)?; // consumed: a second free does not compile
 //!
 //! // Redirect the only mapping: the arena goes inactive and may be defuncted.
 //! assert!(mapping.redirect()?);
@@ -463,37 +463,47 @@ impl Arena {
         stats::snapshot(self)
     }
 
-    /// The nexus part, for nexus arenas (runs `f` under the arena lock).
-    pub fn with_nexus<R>(&self, f: impl FnOnce(&NexusState) -> R) -> Option<R> {
+    /// A snapshot of the nexus part, for nexus arenas. Taken under the
+    /// arena's lock and returned without it, so nothing done with it can
+    /// deadlock on the arena; its handles keep what they name alive while
+    /// it lives (drop it to let a defunct give the memory back).
+    pub fn nexus(&self) -> Option<NexusState> {
         match &self.state().kind {
-            KindState::Nexus(n) => Some(f(n)),
+            KindState::Nexus(n) => Some((**n).clone()),
             _ => None,
         }
     }
 
-    /// The NECP part, for NECP arenas (runs `f` under the arena lock).
-    pub fn with_necp<R>(&self, f: impl FnOnce(&NecpState) -> R) -> Option<R> {
+    /// A snapshot of the NECP part, for NECP arenas (as [`Arena::nexus`]).
+    pub fn necp(&self) -> Option<NecpState> {
         match &self.state().kind {
-            KindState::Necp(n) => Some(f(n)),
+            KindState::Necp(n) => Some(n.clone()),
             _ => None,
         }
     }
 
-    /// The system part, for system arenas (runs `f` under the arena lock).
-    pub fn with_system<R>(&self, f: impl FnOnce(&SystemState) -> R) -> Option<R> {
+    /// A snapshot of the system part, for system arenas (as
+    /// [`Arena::nexus`]).
+    pub fn system(&self) -> Option<SystemState> {
         match &self.state().kind {
-            KindState::System(s) => Some(f(s)),
+            KindState::System(s) => Some(s.clone()),
             _ => None,
         }
     }
 
-    /// Adds `cnt` (may be negative) to the count of users that keep the
-    /// slot descriptors alive through a defunct (the seed's
-    /// `skmem_arena_nexus_sd_set_noidle`). Nexus arenas only.
-    pub fn sd_set_noidle(&self, cnt: i32) -> Result<()> {
+    /// Keeps the slot descriptors through a defunct for as long as the
+    /// returned hold lives (the seed's `skmem_arena_nexus_sd_set_noidle`,
+    /// +1 now and −1 when the hold drops). Nexus arenas only.
+    pub fn hold_slot_descriptors(&self) -> Result<SlotHold> {
         let mut st = self.state();
         match &mut st.kind {
-            KindState::Nexus(n) => n.set_noidle(cnt, self.name()),
+            KindState::Nexus(n) => {
+                n.noidle_add(1);
+                drop(st);
+                Ok(SlotHold {
+                    arena: self.clone(),
+                })
+            }
             _ => Err(Error::InvalidArenaParams {
                 arena: self.name().to_owned(),
                 rule: "slot descriptors exist only in nexus arenas",
@@ -516,6 +526,21 @@ impl Arena {
             .iter()
             .map(|m| (m.pid, m.size, m.redirected))
             .collect()
+    }
+}
+
+/// A hold on a nexus arena's slot descriptors: they survive a defunct
+/// while it lives (see [`Arena::hold_slot_descriptors`]).
+#[derive(Debug)]
+pub struct SlotHold {
+    arena: Arena,
+}
+
+impl Drop for SlotHold {
+    fn drop(&mut self) {
+        if let KindState::Nexus(n) = &mut self.arena.state().kind {
+            n.noidle_add(-1);
+        }
     }
 }
 

@@ -12,8 +12,9 @@ use crate::cache::{Cache, CacheParams};
 use crate::error::{Error, Result};
 use crate::region::{Region, RegionFlags, RegionId, RegionParams};
 
-/// What an NECP arena keeps beside its regions.
-#[derive(Debug)]
+/// What an NECP arena keeps beside its regions ([`Arena::necp`] hands out
+/// a snapshot).
+#[derive(Debug, Clone)]
 pub struct NecpState {
     kstats_cache: Arc<Cache>,
 }
@@ -97,12 +98,13 @@ impl Arena {
     /// NECP: allocates one flow's statistics object (its index in KSTATS
     /// and USTATS).
     pub fn alloc_flow_stats(&self) -> Result<u32> {
-        let c = self.with_necp(|n| n.kstats_cache.clone()).ok_or_else(|| {
-            Error::InvalidArenaParams {
+        let c = self
+            .necp()
+            .map(|n| n.kstats_cache)
+            .ok_or_else(|| Error::InvalidArenaParams {
                 arena: self.name().to_owned(),
                 rule: "flow statistics exist only in NECP arenas",
-            }
-        })?;
+            })?;
         c.alloc().ok_or(Error::RegionExhausted {
             region: RegionId::KStats,
             segments: c.region().geometry().seg_count,
@@ -111,12 +113,13 @@ impl Arena {
 
     /// NECP: frees one flow's statistics object.
     pub fn free_flow_stats(&self, idx: u32) -> Result<()> {
-        let c = self.with_necp(|n| n.kstats_cache.clone()).ok_or_else(|| {
-            Error::InvalidArenaParams {
+        let c = self
+            .necp()
+            .map(|n| n.kstats_cache)
+            .ok_or_else(|| Error::InvalidArenaParams {
                 arena: self.name().to_owned(),
                 rule: "flow statistics exist only in NECP arenas",
-            }
-        })?;
+            })?;
         c.free(idx)
     }
 }

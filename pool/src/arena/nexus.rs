@@ -281,8 +281,10 @@ fn check_flags(p: &NexusParams) -> Result<()> {
     Ok(())
 }
 
-/// What a nexus arena keeps beside its regions.
-#[derive(Debug, Default)]
+/// What a nexus arena keeps beside its regions. [`Arena::nexus`] hands out
+/// a snapshot: a copy whose handles (pools, caches, regions) keep what
+/// they name alive while the copy lives.
+#[derive(Debug, Default, Clone)]
 pub struct NexusState {
     rx_pool: Option<Arc<PacketPool>>,
     tx_pool: Option<Arc<PacketPool>>,
@@ -340,9 +342,10 @@ impl NexusState {
         self.schema_cache.as_ref()
     }
 
-    /// Owner's address of the statistics object, while it exists.
-    pub fn stats_obj(&self) -> Option<*mut u8> {
-        self.stats_obj.as_ref().map(|r| r.base())
+    /// The statistics region (its one object is the channel's USTATS),
+    /// while it exists.
+    pub fn stats_region(&self) -> Option<&Arc<Region>> {
+        self.stats_obj.as_ref()
     }
 
     /// Owner's address of the flow-advisory table and its entry count.
@@ -361,16 +364,12 @@ impl NexusState {
         self.ksd_noidle
     }
 
-    pub(crate) fn set_noidle(&mut self, cnt: i32, arena: &str) -> Result<()> {
-        let n = self.ksd_noidle + cnt;
-        if n < 0 {
-            return Err(Error::InvalidArenaParams {
-                arena: arena.to_owned(),
-                rule: "the slot-descriptor no-idle count would go below zero",
-            });
-        }
-        self.ksd_noidle = n;
-        Ok(())
+    /// Adds `cnt` to the no-idle count; only [`SlotHold`](super::SlotHold)
+    /// calls it, +1 when made and −1 when dropped, so it never goes below
+    /// zero.
+    pub(crate) fn noidle_add(&mut self, cnt: i32) {
+        self.ksd_noidle += cnt;
+        debug_assert!(self.ksd_noidle >= 0);
     }
 
     fn caches(&self) -> impl Iterator<Item = &Arc<Cache>> {
@@ -689,6 +688,27 @@ impl Arena {
         Ok(arena)
     }
 
+    /// Records where a new channel's rings sit in the span and rewrites
+    /// the schema so mappers find them; refused while another channel's
+    /// are recorded (an arena is one port: one channel at a time).
+    pub(crate) fn claim_schema_rings(
+        &self,
+        rings: [Option<RingInfo>; RingKind::COUNT],
+    ) -> Result<()> {
+        {
+            let st = self.state();
+            if let KindState::Nexus(n) = &st.kind {
+                if n.rings.iter().any(Option::is_some) {
+                    return Err(Error::InvalidArenaParams {
+                        arena: self.name().to_owned(),
+                        rule: "the arena already has a channel (one port, one channel: share the pool with another arena instead)",
+                    });
+                }
+            }
+        }
+        self.set_schema_rings(rings)
+    }
+
     /// Records where a channel's rings sit in the span and rewrites the
     /// schema so mappers find them.
     pub fn set_schema_rings(&self, rings: [Option<RingInfo>; RingKind::COUNT]) -> Result<()> {
@@ -747,13 +767,9 @@ impl Arena {
             region: RegionId::Schema,
             rule: "no schema region",
         })?;
-        let ptr = schema.obj_ptr(obj)?;
-        let len = schema.geometry().obj_size;
-        // SAFETY: object `obj` of SCHEMA was just allocated for this purpose;
-        // `ptr..ptr+len` is inside the owner's read-write view, and mappers
-        // see it read-only.
-        let dst = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
-        schema::write_schema(&info, dst)?;
-        Ok(())
+        let o = schema.obj(obj)?;
+        let mut bytes = vec![0u8; o.len()];
+        schema::write_schema(&info, &mut bytes)?;
+        o.write(0, &bytes)
     }
 }

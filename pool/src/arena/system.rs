@@ -90,20 +90,17 @@ fn sysctls_region() -> Result<Arc<Region>> {
         &RegionParams::new(RegionId::Sysctls, Sysctls::SIZE, 1),
     )?;
     r.alloc_segment()?;
-    let bytes: Vec<u8> = Sysctls::default()
-        .fields()
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    // SAFETY: segment 0 (the one object) is ours, inside the owner's
-    // read-write view, and at least Sysctls::SIZE bytes long.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), r.base(), bytes.len()) };
+    let obj = r.obj(0)?;
+    for (i, v) in Sysctls::default().fields().into_iter().enumerate() {
+        obj.store_u32(i * 4, v)?;
+    }
     // A racing thread may have won; use whichever was stored.
     Ok(REGION.get_or_init(|| r).clone())
 }
 
-/// What a system arena keeps: the SYSCTLS object.
-#[derive(Debug)]
+/// What a system arena keeps: the SYSCTLS object ([`Arena::system`] hands
+/// out a snapshot).
+#[derive(Debug, Clone)]
 pub struct SystemState {
     sysctls: Arc<Region>,
 }
@@ -116,11 +113,14 @@ impl SystemState {
 
     /// The tunables.
     pub fn sysctls(&self) -> Sysctls {
-        let (p, len) = self.sysctls_obj();
-        // SAFETY: the object is `len` readable bytes in the owner's view,
-        // valid while the region is retained (by `self`).
-        let bytes = unsafe { std::slice::from_raw_parts(p, len) };
-        Sysctls::decode(bytes).unwrap_or_default()
+        let mut bytes = [0u8; Sysctls::SIZE];
+        match self.sysctls.obj(0).and_then(|o| o.read(0, &mut bytes)) {
+            Ok(()) => Sysctls::decode(&bytes).unwrap_or_default(),
+            Err(e) => {
+                tracing::error!(error = %e, "SYSCTLS unreadable; answering the defaults");
+                Sysctls::default()
+            }
+        }
     }
 }
 

@@ -291,14 +291,18 @@ impl Cache {
     pub(crate) fn slab_alloc(&self, out: &mut [u32]) -> usize {
         let n = lock(&self.slab).alloc_into(out);
         if let Some(ctor) = &self.constructor {
-            let size = self.region.geometry().obj_size;
+            let objects = self.region.objects();
             for &obj in &out[..n] {
-                if let Ok(ptr) = self.region.obj_ptr(obj) {
-                    // SAFETY: `obj` was just handed out by the slab layer, so
-                    // nobody else in this process holds it; `ptr..ptr+size`
-                    // lies inside the owner's read-write view of the region.
-                    let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, size) };
-                    ctor(obj, bytes);
+                let bytes = objects.get(obj).and_then(|o| {
+                    // SAFETY: `obj` was just handed out by the slab layer,
+                    // so nobody else holds it while the constructor runs.
+                    unsafe { o.slice_mut(0, o.len()) }
+                });
+                match bytes {
+                    Ok(bytes) => ctor(obj, bytes),
+                    Err(e) => {
+                        tracing::error!(cache = %self.name, error = %e, "object refused its constructor")
+                    }
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! What a channel counts, and where every frame of its UMEM is.
 
-use crate::pool::PacketState;
+use crate::pool::{PacketIndex, PacketState, Tag};
 
 use super::Channel;
 
@@ -31,13 +31,17 @@ pub struct ChannelCounters {
     pub coalesced_sleeps: u64,
 }
 
-/// Where every frame of the UMEM is: see [`Channel::account`].
+/// Where every frame of the UMEM is: see [`Channel::account`]. The
+/// places are this channel's, except `others`: frames that other channels
+/// sharing the pool hold (in their rings or slots).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FrameAccount {
     /// Frames in the UMEM.
     pub total: u64,
     /// In the pool's caches.
     pub pool: u64,
+    /// Held by other channels over the same pool.
+    pub others: u64,
     /// Parked in the RX-free and TX-allocation slot descriptors.
     pub staged: u64,
     /// Held by the application.
@@ -61,7 +65,8 @@ impl FrameAccount {
     /// to the total, and — when the rings are quiet — the frames the kernel
     /// holds are exactly the ring entries.
     pub fn check(&self, quiescent: bool) -> std::result::Result<(), String> {
-        let sum = self.pool + self.staged + self.app + self.kernel_rx + self.kernel_tx;
+        let sum =
+            self.pool + self.others + self.staged + self.app + self.kernel_rx + self.kernel_tx;
         if sum != self.total {
             return Err(format!(
                 "places add up to {sum}, not {}: {self:?}",
@@ -89,23 +94,43 @@ impl FrameAccount {
 }
 
 impl Channel {
-    /// Where every frame of the UMEM is, from the packets' own states and
+    /// Where every frame of the UMEM is, from the packets' own tags and
     /// the rings' indices.
     pub fn account(&mut self) -> FrameAccount {
-        let c = self.pool.state_counts();
-        let rx_ring = self.rx.pending() as u64;
-        let completion_ring = self.comp.pending() as u64;
-        FrameAccount {
-            total: self.pool.packet_count() as u64,
-            pool: c[PacketState::Free as usize],
-            staged: c[PacketState::Staged as usize],
-            app: c[PacketState::Allocated as usize],
-            kernel_rx: c[PacketState::Fill as usize],
-            kernel_tx: c[PacketState::Tx as usize],
-            fill_ring: self.fill.outstanding() as u64,
-            rx_ring,
-            tx_ring: self.tx.outstanding() as u64,
-            completion_ring,
+        let mut a = FrameAccount {
+            total: u64::from(self.states.len()),
+            fill_ring: u64::from(self.fill.outstanding()),
+            rx_ring: u64::from(self.rx.pending()),
+            tx_ring: u64::from(self.tx.outstanding()),
+            completion_ring: u64::from(self.comp.pending()),
+            ..FrameAccount::default()
+        };
+        for i in 0..self.states.len() {
+            let Some(t) = self.states.tag(PacketIndex::new(i)) else {
+                continue;
+            };
+            let place = match t {
+                Tag::FREE => &mut a.pool,
+                Tag::APP => &mut a.app,
+                t if t == self.tag.fill => &mut a.kernel_rx,
+                t if t == self.tag.tx => &mut a.kernel_tx,
+                t if t == self.tag.staged => &mut a.staged,
+                _ => &mut a.others,
+            };
+            *place += 1;
         }
+        a
+    }
+
+    /// How many frames this channel holds in `state` (its rings for Fill
+    /// and Tx, its slots for Staged; 0 for the others).
+    pub fn held(&self, state: PacketState) -> u64 {
+        let t = match state {
+            PacketState::Fill => self.tag.fill,
+            PacketState::Tx => self.tag.tx,
+            PacketState::Staged => self.tag.staged,
+            PacketState::Free | PacketState::Allocated => return 0,
+        };
+        self.states.tagged(t).count() as u64
     }
 }

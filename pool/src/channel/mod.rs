@@ -21,19 +21,28 @@
 //! returns sent frames straight to the fill ring in place of frames RX
 //! took (a forwarding loop's frames then go ring to ring).
 //!
-//! Every frame's place is kept in its metadata ([`PacketState`]), so a
-//! descriptor from the kernel that names a frame not where the ring says is
-//! dropped and counted, never double-freed, and [`Channel::account`] can
-//! prove that each frame is in exactly one place.
+//! The application holds frames as [`Frame`]s, which carry the packet's
+//! token ([`Packet`](crate::pool::Packet)): their bytes are read and
+//! written through the frame, so the borrow checker keeps a frame's data
+//! from changing while it is read, and what `rx_burst` hands out is what
+//! `free_rx`, `tx_burst` and `reflect` take back.
+//!
+//! Every frame's place is kept in the pool's state column
+//! ([`PacketState`], with this channel as its holder), so a descriptor
+//! from the kernel that names a frame not where the ring says is dropped
+//! and counted, never double-freed; a channel sharing its pool with others
+//! gives back only its own frames; and [`Channel::account`] can prove that
+//! each frame is in exactly one place.
 //!
 //! The per-packet path allocates nothing, takes no lock, and makes a
 //! syscall only when the ring asks for one (NEED_WAKEUP) — or, without
 //! need_wakeup, once per TX batch, as copy mode requires.
 //!
-//! Where things are: opening and binding here; the receive side in `rx`
+//! Where things are: the channel here; opening and binding, step by step,
+//! in `open`; the receive side in `rx`
 //! (fill ring, RX ring, giving frames back), the send side in `tx` (TX
-//! ring, `reflect`, completions), the slot descriptors in `slots`, the
-//! frame types in `frame`, counters and frame accounting in `account`,
+//! ring, `reflect`, completions), the slot descriptors in `slots`, frames
+//! and their bytes in `frame`, counters and frame accounting in `account`,
 //! receive coalescing (waking once a batch) in `coalesce`, where frames lie
 //! in the UMEM in `umem`, the rings in `ring` and the socket's syscalls in
 //! `xsk`.
@@ -41,6 +50,7 @@
 mod account;
 mod coalesce;
 mod frame;
+mod open;
 mod ring;
 mod rx;
 mod slots;
@@ -53,19 +63,21 @@ use std::sync::Arc;
 
 pub use account::{ChannelCounters, FrameAccount};
 pub use coalesce::Coalesce;
-pub use frame::{RxFrame, TxFrame, TxMetadata, MAX_FRAGS, TX_METADATA_SIZE, XDP_TX_METADATA};
+pub use frame::{Frame, TxMetadata, MAX_FRAGS, TX_METADATA_SIZE, XDP_TX_METADATA};
 pub use ring::{XdpDesc, XDP_PKT_CONTD};
 use slots::Slots;
 pub use xsk::{BindFlags, RingId, UmemOptions, XskSocket, XskStats};
 
-use ring::{Consumer, Producer, RingMem};
+use open::Claims;
+use ring::{Consumer, Producer};
 use umem::UmemGeometry;
 
 use crate::arena::{Arena, ArenaMapping};
 use crate::error::{Error, Result};
-use crate::pool::{PacketIndex, PacketPool, PacketState, PoolWorker, StateColumn};
-use crate::region::RegionId;
-use crate::schema::{RingInfo, RingKind};
+use crate::pool::{
+    Holder, PacketIndex, PacketPool, PacketState, PoolId, PoolWorker, StateColumn, Tag,
+};
+use crate::region::Region;
 
 /// The smallest `XDP_MAX_TX_SKB_BUDGET` the kernel accepts (its
 /// `TX_BATCH_SIZE`).
@@ -123,7 +135,7 @@ pub struct ChannelParams {
     pub tx_sw_csum: bool,
     /// Multi-buffer packets (`XDP_USE_SG`): a packet larger than a buffer
     /// arrives, and may be sent, as a chain of frames — every frame but
-    /// the last says [`RxFrame::more`] / [`TxFrame::more`]. The XDP
+    /// the last says [`Frame::more`]. The XDP
     /// program must be frags-aware (skmem's is). `rx_burst` then never
     /// splits a packet, and needs room for [`MAX_FRAGS`] frames.
     pub multi_buffer: bool,
@@ -158,23 +170,51 @@ impl ChannelParams {
     }
 }
 
+/// The tags of this channel's packets: each state a channel puts a packet
+/// in, with the channel as its holder. Kept precomputed, so a per-packet
+/// check is one compare.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tags {
+    /// In the fill or RX ring.
+    fill: Tag,
+    /// In the TX or completion ring.
+    tx: Tag,
+    /// In the slot descriptors.
+    staged: Tag,
+}
+
+impl Tags {
+    fn of(holder: Holder) -> Self {
+        Self {
+            fill: Tag::new(PacketState::Fill, holder),
+            tx: Tag::new(PacketState::Tx, holder),
+            staged: Tag::new(PacketState::Staged, holder),
+        }
+    }
+}
+
 /// An AF_XDP socket bound to a nexus arena: see the module docs.
 pub struct Channel {
     // Drop order matters: the socket is closed first, in `Drop` (the kernel
     // stops touching the UMEM and the rings), then the frames it held go
-    // back to the pool, then the fields drop — the mapping holding the
-    // rings among them.
+    // back to the pool, then the fields drop — the claims on the arena
+    // (objects, schema rings, slot hold, holder number) and the mapping
+    // holding the rings among them.
     sock: std::mem::ManuallyDrop<XskSocket>,
-    /// RING and slot-descriptor objects this channel took, to give back.
-    objs: Vec<(Arc<crate::cache::Cache>, u32)>,
     fill: Producer,
     comp: Consumer,
     rx: Consumer,
     tx: Producer,
     worker: PoolWorker,
     pool: Arc<PacketPool>,
+    /// The identity of the pool's packets, for the per-frame check.
+    pool_id: PoolId,
+    /// This channel's tags in the pool's state column.
+    tag: Tags,
     rxf: Slots,
     txa: Slots,
+    /// What opening took from the arena, each given back when dropped.
+    _claims: Claims,
     mapping: ArenaMapping,
     arena: Arena,
     params: ChannelParams,
@@ -200,13 +240,13 @@ pub struct Channel {
     geo: UmemGeometry,
     /// The pool's state column, kept here for the same reason.
     states: StateColumn,
-    /// Start of BUF_DEF in the owner's view: the UMEM as registered, where
-    /// a plain UMEM address is an offset.
-    umem: *const u8,
+    /// The UMEM: the pool's BUF_DEF region, whose owner view was
+    /// registered with the kernel.
+    buf_def: Arc<Region>,
     scratch_descs: Vec<XdpDesc>,
     scratch_pkts: Vec<PacketIndex>,
-    scratch_tx: Vec<TxFrame>,
-    stats_obj: Option<*mut u8>,
+    /// The arena's USTATS region, whose one object this channel publishes.
+    stats: Option<Arc<Region>>,
     /// Receive coalescing's rate estimate, when configured.
     moderator: Option<coalesce::Moderator>,
     /// Whether this channel has set its thread's timer slack (coalescing's
@@ -214,10 +254,8 @@ pub struct Channel {
     timer_slack_set: bool,
 }
 
-// SAFETY: every raw pointer a Channel holds (rings, slot descriptors, the
-// statistics object, the UMEM) targets memory owned by the arena, mapping
-// and pool it holds; a Channel is used from one thread at a time (`&mut self`).
-unsafe impl Send for Channel {}
+// Channel is Send without an unsafe impl: the rings' memory (`RingMem`) is
+// the one part that needs a justification, and carries its own.
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -247,253 +285,16 @@ pub fn ifindex(ifname: &str) -> Result<u32> {
     Ok(idx)
 }
 
-impl Channel {
-    /// Opens a channel on `params.ifname`/`params.queue` over `arena` (a
-    /// nexus arena that is not owner-only).
-    ///
-    /// The fill ring starts empty, as libxdp's sockets do: the first
-    /// receive call ([`rx_burst`](Self::rx_burst),
-    /// [`inspect_rx`](Self::inspect_rx), [`poll`](Self::poll)) or
-    /// [`refill`](Self::refill) feeds it, so a channel that only sends
-    /// lends the kernel no frames. Frames that reach the socket before then
-    /// are dropped for want of a fill frame (`XDP_STATISTICS`' fill-ring
-    /// empty count): call `refill` once the socket is in the XSKMAP if
-    /// traffic may already be flowing.
-    pub fn open(arena: &Arena, params: &ChannelParams) -> Result<Channel> {
-        let bad = |rule| Error::InvalidArenaParams {
-            arena: arena.name().to_owned(),
-            rule,
-        };
-        let (pool, ring_cache, txa_cache, rxf_cache, stats_obj) = arena
-            .with_nexus(|n| {
-                (
-                    n.rx_pool().cloned(),
-                    n.ring_cache().cloned(),
-                    n.txaksd_cache().cloned(),
-                    n.rxfksd_cache().cloned(),
-                    n.stats_obj(),
-                )
-            })
-            .ok_or_else(|| bad("a channel needs a nexus arena"))?;
-        let (Some(pool), Some(ring_cache), Some(txa_cache), Some(rxf_cache)) =
-            (pool, ring_cache, txa_cache, rxf_cache)
-        else {
-            return Err(bad(
-                "a channel needs the arena's pool, rings and slot descriptors",
-            ));
-        };
-        if pool.on_demand() {
-            return Err(bad(
-                "a channel's pool binds one buffer to each packet (no on-demand buffers)",
-            ));
-        }
-        for e in [params.umem_ring_entries, params.ring_entries] {
-            if !e.is_power_of_two() || e < 64 {
-                return Err(bad("ring entries must be a power of two, at least 64"));
-            }
-        }
-        if params.batch == 0 || params.batch > 4096 {
-            return Err(bad("batch must be 1..=4096"));
-        }
-        let buf_size = pool.buf_size() as u32;
-        if !buf_size.is_power_of_two() && !params.unaligned_chunks {
-            return Err(bad(
-                "AF_XDP aligned chunks need a power-of-two buffer size (or unaligned_chunks)",
-            ));
-        }
-        if !params.tx_metadata_len.is_multiple_of(8) || params.tx_metadata_len >= 256 {
-            return Err(bad("TX metadata length must be a multiple of 8 below 256"));
-        }
-        if params.tx_metadata_len >= buf_size / 2 {
-            return Err(bad("TX metadata must leave most of the frame for data"));
-        }
-        if params.headroom >= buf_size / 2 {
-            return Err(bad("headroom must leave most of the frame for data"));
-        }
-        if params.tx_budget.is_some_and(|b| b < TX_BUDGET_MIN) {
-            return Err(bad(
-                "a TX budget must be at least 32 (the kernel's own batch)",
-            ));
-        }
-        if params.coalesce.is_some_and(|c| c.max_wait_us == 0) {
-            return Err(bad("coalescing needs a longest wait above 0 µs"));
-        }
-        let ifindex = ifindex(&params.ifname)?;
-        let mapping = arena.map()?;
-
-        let mut sock = XskSocket::new()?;
-        let umem = pool
-            .region(RegionId::BufDef)
-            .cloned()
-            .ok_or_else(|| bad("no BUF_DEF region"))?;
-        let umem_base = umem.base().cast_const();
-        sock.register_umem(
-            umem,
-            buf_size,
-            params.headroom,
-            UmemOptions {
-                unaligned: params.unaligned_chunks,
-                tx_metadata_len: params.tx_metadata_len,
-                tx_sw_csum: params.tx_sw_csum,
-            },
-        )?;
-        sock.set_ring_size(RingId::Fill, params.umem_ring_entries)?;
-        sock.set_ring_size(RingId::Completion, params.umem_ring_entries)?;
-        sock.set_ring_size(RingId::Rx, params.ring_entries)?;
-        sock.set_ring_size(RingId::Tx, params.ring_entries)?;
-        let off = sock.mmap_offsets()?;
-
-        // One RING object per ring, inside the span.
-        let ring_region = arena
-            .region(RegionId::Ring)
-            .ok_or_else(|| bad("no RING region"))?;
-        let obj_size = ring_region.geometry().obj_size;
-        let (ring_base, _) = mapping
-            .region(RegionId::Ring)
-            .ok_or_else(|| bad("RING not mapped"))?;
-        let ring_span_off = ring_base as usize - mapping.addr() as usize;
-        let mut rings: [Option<RingInfo>; RingKind::COUNT] = Default::default();
-        let mut mems = Vec::with_capacity(4);
-        // Objects taken, given back if set-up fails half-way.
-        let mut objs = ObjGuard(Vec::new());
-        for (id, kind, o, entries) in [
-            (
-                RingId::Fill,
-                RingKind::Fill,
-                &off.fr,
-                params.umem_ring_entries,
-            ),
-            (
-                RingId::Completion,
-                RingKind::Completion,
-                &off.cr,
-                params.umem_ring_entries,
-            ),
-            (RingId::Rx, RingKind::Rx, &off.rx, params.ring_entries),
-            (RingId::Tx, RingKind::Tx, &off.tx, params.ring_entries),
-        ] {
-            let len = (o.desc as usize + entries as usize * id.desc_size())
-                .next_multiple_of(crate::sys::page_size());
-            if len > obj_size {
-                return Err(bad(
-                    "a ring does not fit a RING object: fewer entries, or a larger RING region",
-                ));
-            }
-            let obj = ring_cache
-                .alloc()
-                .ok_or_else(|| bad("no RING object left"))?;
-            objs.push((ring_cache.clone(), obj));
-            let at = ring_base.wrapping_add(obj as usize * obj_size);
-            // SAFETY: `at..at+len` is RING object `obj` (just allocated for
-            // this ring) inside this channel's own span, page-aligned since
-            // the object size is a multiple of the page; its old contents
-            // (the region's zero pages) are not used by anyone.
-            unsafe { sock.map_ring_at(id, at, len)? };
-            // SAFETY: `at` starts the ring mapping just made, `len` covers
-            // its descriptors, and the span outlives the ring (field order).
-            mems.push(unsafe { RingMem::new(at, o, entries) });
-            let base = (ring_span_off + obj as usize * obj_size) as u64;
-            rings[kind.index()] = Some(RingInfo {
-                entries,
-                producer: base + o.producer,
-                consumer: base + o.consumer,
-                desc: base + o.desc,
-                flags: base + o.flags.unwrap_or(o.producer),
-                desc_size: id.desc_size() as u32,
-            });
-        }
-        let mut mems = mems.into_iter();
-        let (Some(fr), Some(cr), Some(rx), Some(tx)) =
-            (mems.next(), mems.next(), mems.next(), mems.next())
-        else {
-            return Err(bad("ring set-up"));
-        };
-
-        let flags = |copy, zero_copy| BindFlags {
-            copy,
-            zero_copy,
-            need_wakeup: params.need_wakeup,
-            multi_buffer: params.multi_buffer,
-        };
-        match params.mode {
-            BindMode::Copy => sock.bind(ifindex, params.queue, flags(true, false))?,
-            BindMode::ZeroCopy => sock.bind(ifindex, params.queue, flags(false, true))?,
-            BindMode::Auto => {
-                if let Err(e) = sock.bind(ifindex, params.queue, flags(false, true)) {
-                    tracing::info!(ifname = %params.ifname, error = %e, "zero-copy bind refused, falling back to copy mode");
-                    sock.bind(ifindex, params.queue, flags(true, false))?;
-                }
-            }
-        }
-        let zero_copy = sock.zero_copy()?;
-        if let Some((usecs, budget)) = params.busy_poll {
-            sock.set_busy_poll(usecs, budget)?;
-        }
-        if let Some(b) = params.tx_budget {
-            if !sock.set_max_tx_budget(b.min(params.ring_entries))? {
-                tracing::info!("XDP_MAX_TX_SKB_BUDGET not supported by this kernel");
-            }
-        }
-        arena.set_schema_rings(rings)?;
-
-        let mut slots = |cache: &Arc<crate::cache::Cache>, usd: RegionId| -> Result<Slots> {
-            let obj = cache
-                .alloc()
-                .ok_or_else(|| bad("no slot-descriptor object left"))?;
-            objs.push((cache.clone(), obj));
-            let ksd = cache.obj_ptr(obj)?;
-            let usd = arena.region(usd).map(|r| r.obj_ptr(obj)).transpose()?;
-            Ok(Slots {
-                ksd,
-                usd,
-                cap: cache.region().geometry().obj_size / 8,
-                len: 0,
-            })
-        };
-        let rxf = slots(&rxf_cache, RegionId::RxfUsd)?;
-        let txa = slots(&txa_cache, RegionId::TxaUsd)?;
-        // The slot descriptors must outlive a defunct while we use them.
-        arena.sd_set_noidle(1)?;
-        let worker = pool.worker()?;
-        tracing::info!(ifname = %params.ifname, queue = params.queue, zero_copy, "channel bound");
-        arena.emit(
-            skmem_xdp_common::HookEvent::ChannelBind,
-            (mapping.addr() as usize, mapping.size()),
-            params.queue << 1 | zero_copy as u32,
-            0,
-        );
-        Ok(Channel {
-            sock: std::mem::ManuallyDrop::new(sock),
-            objs: std::mem::take(&mut objs.0),
-            fill: Producer::new(fr),
-            comp: Consumer::new(cr),
-            rx: Consumer::new(rx),
-            tx: Producer::new(tx),
-            worker,
-            geo: UmemGeometry::new(buf_size, pool.packet_count(), params.unaligned_chunks),
-            states: pool.state_column(),
-            umem: umem_base,
-            pool,
-            rxf,
-            txa,
-            mapping,
-            arena: arena.clone(),
-            // Room for a whole multi-buffer packet whatever the batch.
-            scratch_descs: vec![XdpDesc::default(); params.batch.max(MAX_FRAGS)],
-            scratch_pkts: vec![0; params.batch],
-            scratch_tx: vec![TxFrame::default(); params.batch + MAX_FRAGS],
-            params: params.clone(),
-            ifindex,
-            zero_copy,
-            counters: ChannelCounters::default(),
-            rx_held: 0,
-            rx_taken: 0,
-            stats_obj,
-            moderator: params.coalesce.map(coalesce::Moderator::new),
-            timer_slack_set: false,
-        })
+/// The refusal of a frame that is not one of `pool`'s (counted).
+fn foreign(pool: &PacketPool, f: &Frame) -> Error {
+    pool.count_refused();
+    Error::ForeignPacket {
+        pool: pool.name().to_owned(),
+        index: f.packet().get(),
     }
+}
 
+impl Channel {
     /// The socket, to add to an XSKMAP.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
@@ -514,7 +315,9 @@ impl Channel {
         &self.arena
     }
 
-    /// The owner's mapping of the arena, which holds the rings.
+    /// The owner's mapping of the arena, which holds the rings (it cannot
+    /// be redirected while the channel lives: see
+    /// [`ArenaMapping::redirect`]).
     pub fn mapping(&self) -> &ArenaMapping {
         &self.mapping
     }
@@ -558,6 +361,11 @@ impl Channel {
         self.geo.addr_of(pkt)
     }
 
+    /// The UMEM address of a frame's data (what its descriptor carries).
+    pub fn frame_addr(&self, frame: &Frame) -> u64 {
+        self.addr_of(frame.packet()) + u64::from(frame.offset)
+    }
+
     /// The kernel's statistics for this socket.
     pub fn xsk_stats(&self) -> Result<XskStats> {
         self.sock.statistics()
@@ -568,7 +376,7 @@ impl Channel {
     /// packets, tx bytes, tx completed, bad descriptors, tx refused, then
     /// `XDP_STATISTICS`' six counters).
     pub fn publish_stats(&self) -> Result<()> {
-        let Some(p) = self.stats_obj else {
+        let Some(stats) = &self.stats else {
             return Ok(());
         };
         let k = self.sock.statistics()?;
@@ -588,18 +396,38 @@ impl Channel {
             k.rx_fill_ring_empty_descs,
             k.tx_ring_empty_descs,
         ];
-        for (i, w) in words.iter().enumerate() {
-            // SAFETY: the statistics object is STATS_SIZE (256) bytes of the
-            // arena's USTATS region, held while the arena lives (the channel
-            // holds the arena); 13 words fit.
-            unsafe { std::ptr::write_volatile(p.add(i * 8).cast::<u64>(), w.to_le()) };
+        let obj = stats.obj(0)?;
+        for (i, w) in words.into_iter().enumerate() {
+            obj.store_u64(i * 8, w)?;
         }
         Ok(())
     }
 
-    /// Frees the application's packets straight to the pool.
-    pub fn free(&mut self, pkts: &[PacketIndex]) -> usize {
-        self.worker.free_batch_from(pkts, PacketState::Allocated)
+    /// Frees the application's frames straight to the pool. Frames of
+    /// another pool stay in `frames`, counted, and the first refusal is
+    /// returned.
+    pub fn free(&mut self, frames: &mut Vec<Frame>) -> Result<()> {
+        let mut refused = None;
+        let mut n = 0;
+        let pool_id = self.pool_id;
+        let (scratch, worker, pool) = (&mut self.scratch_pkts, &mut self.worker, &self.pool);
+        frames.retain(|f| {
+            if f.pool_id() != pool_id {
+                refused.get_or_insert_with(|| foreign(pool, f));
+                return true;
+            }
+            scratch[n] = f.packet();
+            n += 1;
+            if n == scratch.len() {
+                worker.free_from(&scratch[..n], Tag::APP);
+                n = 0;
+            }
+            false
+        });
+        if n > 0 {
+            self.worker.free_from(&self.scratch_pkts[..n], Tag::APP);
+        }
+        refused.map_or(Ok(()), Err)
     }
 
     /// Ring sizes (fill, completion, RX, TX).
@@ -613,44 +441,19 @@ impl Channel {
     }
 }
 
-/// Cache objects taken during set-up, given back unless the channel was
-/// built (then the channel gives them back when dropped).
-struct ObjGuard(Vec<(Arc<crate::cache::Cache>, u32)>);
-
-impl ObjGuard {
-    fn push(&mut self, o: (Arc<crate::cache::Cache>, u32)) {
-        self.0.push(o);
-    }
-}
-
-impl Drop for ObjGuard {
-    fn drop(&mut self) {
-        for (cache, obj) in self.0.drain(..) {
-            let _ = cache.free(obj);
-        }
-    }
-}
-
 impl Drop for Channel {
     fn drop(&mut self) {
         // SAFETY: `sock` is dropped exactly once, here, and never used
         // after (the remaining code touches only the pool and the arena).
         unsafe { std::mem::ManuallyDrop::drop(&mut self.sock) };
-        // The kernel no longer holds any frame: every frame it held, and
-        // every frame parked in our slots, goes back to the pool.
-        for state in [PacketState::Fill, PacketState::Tx, PacketState::Staged] {
-            let held: Vec<PacketIndex> = (0..self.pool.packet_count())
-                .filter(|&p| self.pool.state(p).ok() == Some(state))
-                .collect();
-            self.worker.free_batch_from(&held, state);
+        // The kernel no longer holds any frame of ours: every frame it held,
+        // and every frame parked in our slots, goes back to the pool — ours
+        // only, tagged with our holder: a pool shared with other channels
+        // keeps theirs.
+        for t in [self.tag.fill, self.tag.tx, self.tag.staged] {
+            let held: Vec<PacketIndex> = self.states.tagged(t).collect();
+            self.worker.free_from(&held, t);
         }
-        for (cache, obj) in self.objs.drain(..) {
-            let _ = cache.free(obj);
-        }
-        if let Err(e) = self.arena.sd_set_noidle(-1) {
-            tracing::warn!(error = %e, "no-idle count");
-        }
-        let _ = self.arena.set_schema_rings(Default::default());
         self.arena.emit(
             skmem_xdp_common::HookEvent::ChannelUnbind,
             (self.mapping.addr() as usize, self.mapping.size()),

@@ -6,10 +6,10 @@ use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::pool::{PacketIndex, PacketState};
+use crate::pool::{Packet, PacketIndex, Tag};
 
 use super::coalesce::{Moderator, Wait};
-use super::{Channel, RxFrame, XdpDesc, MAX_FRAGS};
+use super::{foreign, Channel, Frame, XdpDesc, MAX_FRAGS};
 
 impl Channel {
     /// Tops up the fill ring: first from the RX-free slots, then from the
@@ -39,10 +39,7 @@ impl Channel {
                 let Some(p) = self.rxf.pop().or_else(|| self.txa.pop()) else {
                     break;
                 };
-                if self
-                    .states
-                    .transition(p, PacketState::Staged, PacketState::Fill)
-                {
+                if self.states.transition(p, self.tag.staged, self.tag.fill) {
                     self.scratch_pkts[n] = p;
                     n += 1;
                 }
@@ -50,7 +47,7 @@ impl Channel {
             if n < want {
                 n += self
                     .worker
-                    .alloc_batch_as(&mut self.scratch_pkts[n..want], PacketState::Fill);
+                    .alloc_as(&mut self.scratch_pkts[n..want], self.tag.fill);
             }
             if n == 0 {
                 break;
@@ -72,11 +69,30 @@ impl Channel {
         Ok(total)
     }
 
-    /// Receives up to `out.len()` frames (refilling the fill ring first).
-    /// The frames are the application's until it frees them
-    /// ([`free_rx`](Self::free_rx)) or sends them ([`tx_burst`](Self::tx_burst)).
-    pub fn rx_burst(&mut self, out: &mut [RxFrame]) -> Result<usize> {
-        if self.params.multi_buffer && out.len() < MAX_FRAGS {
+    /// Receives up to `max` frames onto `out` (refilling the fill ring
+    /// first); returns how many. The frames are the application's until it
+    /// gives them back ([`free_rx`](Self::free_rx)) or sends them
+    /// ([`tx_burst`](Self::tx_burst), [`reflect`](Self::reflect)). `out`
+    /// grows past its capacity only if `max` asks it to: keep one vector
+    /// with room for a batch, and the receive path allocates nothing.
+    ///
+    /// ```no_run
+    /// # use skmem::arena::{Arena, NexusParams};
+    /// # use skmem::channel::{Channel, ChannelParams};
+    /// # let arena = Arena::create_nexus(&NexusParams::new("rx-doc"))?;
+    /// let mut ch = Channel::open(&arena, &ChannelParams::new("veth0", 0))?;
+    /// let mut frames = Vec::with_capacity(64);
+    /// ch.rx_burst(&mut frames, 64)?;
+    /// for f in &frames {
+    ///     let data = ch.data(f)?; // the bytes, in place in the UMEM
+    ///     println!("{} bytes", data.len());
+    /// }
+    /// ch.free_rx(&mut frames)?; // every frame back to the fill path
+    /// assert!(frames.is_empty());
+    /// # Ok::<(), skmem::Error>(())
+    /// ```
+    pub fn rx_burst(&mut self, out: &mut Vec<Frame>, max: usize) -> Result<usize> {
+        if self.params.multi_buffer && max < MAX_FRAGS {
             return Err(Error::InvalidArenaParams {
                 arena: self.arena.name().to_owned(),
                 rule: "a multi-buffer rx_burst needs room for MAX_FRAGS frames",
@@ -84,12 +100,12 @@ impl Channel {
         }
         self.refill()?;
         if !self.params.multi_buffer {
-            return Ok(self.rx_frames(out));
+            return Ok(self.rx_frames(out, max));
         }
         let mut got = 0;
         let mut bytes = 0;
-        while got < out.len() {
-            let want = (out.len() - got).min(self.scratch_descs.len());
+        while got < max {
+            let want = (max - got).min(self.scratch_descs.len());
             let n = self.rx.pop_packets(&mut self.scratch_descs[..want]);
             if n == 0 {
                 break;
@@ -97,9 +113,9 @@ impl Channel {
             self.took_from_rx(n as u32);
             for i in 0..n {
                 if let Some(f) = self.receive(self.scratch_descs[i]) {
-                    out[got] = f;
-                    got += 1;
                     bytes += u64::from(f.len);
+                    out.push(f);
+                    got += 1;
                 }
             }
         }
@@ -110,8 +126,8 @@ impl Channel {
 
     /// [`rx_burst`](Self::rx_burst) where every packet is one frame: the
     /// descriptors are read in place from the RX ring and released at once.
-    fn rx_frames(&mut self, out: &mut [RxFrame]) -> usize {
-        let n = self.rx.peek(out.len().min(u32::MAX as usize) as u32);
+    fn rx_frames(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
+        let n = self.rx.peek(max.min(u32::MAX as usize) as u32);
         let mut got = 0;
         let mut bytes = 0;
         for k in 0..n {
@@ -119,9 +135,9 @@ impl Channel {
                 break;
             };
             if let Some(f) = self.receive(d) {
-                out[got] = f;
-                got += 1;
                 bytes += u64::from(f.len);
+                out.push(f);
+                got += 1;
             }
         }
         self.rx.release(n);
@@ -143,7 +159,7 @@ impl Channel {
     /// with the frames handed out and taken back in between. A descriptor
     /// naming a frame the kernel was not given, or data outside its
     /// buffer, is counted in `bad_descs` and not shown, as in `rx_burst`. In multi-buffer
-    /// channels `f` sees each fragment, with [`RxFrame::more`] set on all
+    /// channels `f` sees each fragment, with [`Frame::more`] set on all
     /// but a packet's last.
     ///
     /// ```no_run
@@ -168,7 +184,7 @@ impl Channel {
     /// ```
     pub fn inspect_rx<F>(&mut self, max: usize, mut f: F) -> Result<usize>
     where
-        F: FnMut(&RxFrame, &[u8]),
+        F: FnMut(&Frame, &[u8]),
     {
         self.refill()?;
         // The RX ring first: a loop that finds it empty then reads only its
@@ -183,10 +199,12 @@ impl Channel {
         // for the frames that could not go back, which cannot happen).
         let n = ready.min(self.fill.free(ready));
         // The loop reaches the channel's parts through locals (disjoint
-        // borrows, the geometry copied), which the compiler keeps in
-        // registers: it is a drop counter's whole per-packet cost.
+        // borrows, the geometry and the buffer table copied), which the
+        // compiler keeps in registers: it is a drop counter's whole
+        // per-packet cost.
         let geo = self.geo;
-        let umem = self.umem;
+        let (pool_id, fill_tag) = (self.pool_id, self.tag.fill);
+        let bufs = self.buf_def.objects();
         let (rx, fill, states, strays) = (
             &self.rx,
             &mut self.fill,
@@ -201,28 +219,25 @@ impl Channel {
             let addr = geo.linear(d.addr);
             let Some(pkt) = geo
                 .pkt_of(addr)
-                .filter(|&p| states.transition(p, PacketState::Fill, PacketState::Allocated))
+                .filter(|&p| states.transition(p, fill_tag, Tag::APP))
             else {
-                // Not a frame the kernel held: not ours to show or give.
+                // Not a frame the kernel held for us: not ours to show or give.
                 bad += 1;
                 continue;
             };
-            if geo.fits(pkt, addr, d.len) {
-                let frame = RxFrame {
-                    pkt,
-                    addr,
-                    len: d.len,
-                    options: d.options,
-                };
-                // SAFETY: the data, `len` bytes at plain UMEM address
-                // `addr`, lies inside packet `pkt`'s buffer (`fits`), which
-                // lies inside BUF_DEF (`pkt < packet_count`), the region
-                // `umem` starts. The packet was just moved from the kernel
-                // to the application (`transition`), so the kernel neither
-                // writes nor reads it until it is back on the fill ring,
-                // after `f` returns.
-                let data =
-                    unsafe { std::slice::from_raw_parts(umem.add(addr as usize), d.len as usize) };
+            let off = addr - geo.addr_of(pkt);
+            // The frame is the application's while `f` looks at it: its
+            // token lives here and is retired below.
+            let frame = Frame::new(Packet::issue(pkt, pool_id), off as u32, d.len, d.options);
+            let data = bufs.get(pkt.get()).and_then(|b| {
+                // SAFETY: the packet just moved from the kernel to the
+                // application (`transition`), so the kernel neither writes
+                // nor reads its buffer until it is back on the fill ring,
+                // after `f` returns; `f` gets only `&Frame`, so nothing
+                // writes the bytes meanwhile.
+                unsafe { b.slice(off as usize, d.len as usize) }
+            });
+            if let Ok(data) = data {
                 f(&frame, data);
                 shown += 1;
                 bytes += u64::from(d.len);
@@ -230,9 +245,10 @@ impl Channel {
                 // Data past its buffer: not shown, but the frame is ours.
                 bad += 1;
             }
+            let pkt = frame.retire();
             // Straight back: slot `back` is free (`back <= k < want`).
             if fill.write_addr_at(back, geo.addr_of(pkt)) {
-                states.set(pkt, PacketState::Fill);
+                states.set(pkt, fill_tag);
                 back += 1;
             } else {
                 strays[stray] = pkt;
@@ -257,41 +273,18 @@ impl Channel {
         Ok(shown as usize)
     }
 
-    /// The data of a frame the application holds (received and not yet
-    /// freed or sent): `len` bytes at its address, or `None` when the
-    /// frame is not the application's or its data does not lie inside its
-    /// buffer.
-    #[inline]
-    pub fn rx_data(&self, frame: &RxFrame) -> Option<&[u8]> {
-        if !self.states.is(frame.pkt, PacketState::Allocated) {
-            return None;
-        }
-        let (base, size) = self.pool.buffer_ptr(frame.pkt).ok()?;
-        let off = frame.addr.checked_sub(self.addr_of(frame.pkt))?;
-        let end = off.checked_add(u64::from(frame.len))?;
-        if end > size as u64 {
-            return None;
-        }
-        // SAFETY: `off..end` lies inside packet `frame.pkt`'s buffer in the
-        // owner's view (checked just above), and the packet is the
-        // application's: the kernel neither writes nor reads its buffer
-        // until the channel gives it back, which takes `&mut self` — so not
-        // while the returned borrow of `self` lives.
-        Some(unsafe { std::slice::from_raw_parts(base.add(off as usize), frame.len as usize) })
-    }
-
     /// One descriptor from the RX ring: the frame it names, moved from the
     /// fill path to the application — or `None`, counted, when it lies:
     /// when it names a frame that is not where the ring says, or data that
     /// runs past the frame's buffer (that frame goes back to the fill
     /// path, so the lie loses nothing).
     #[inline(always)]
-    fn receive(&mut self, d: XdpDesc) -> Option<RxFrame> {
+    fn receive(&mut self, d: XdpDesc) -> Option<Frame> {
         let addr = self.linear(d.addr);
-        let pkt = self.pkt_of(addr).filter(|&p| {
-            self.states
-                .transition(p, PacketState::Fill, PacketState::Allocated)
-        });
+        let fill = self.tag.fill;
+        let pkt = self
+            .pkt_of(addr)
+            .filter(|&p| self.states.transition(p, fill, Tag::APP));
         let Some(pkt) = pkt else {
             self.counters.bad_descs += 1;
             return None;
@@ -301,12 +294,13 @@ impl Channel {
             self.give_back(pkt);
             return None;
         }
-        Some(RxFrame {
-            pkt,
-            addr,
-            len: d.len,
-            options: d.options,
-        })
+        let off = (addr - self.addr_of(pkt)) as u32;
+        Some(Frame::new(
+            Packet::issue(pkt, self.pool_id),
+            off,
+            d.len,
+            d.options,
+        ))
     }
 
     /// `n` descriptors were taken from the RX ring: the kernel holds that
@@ -317,16 +311,16 @@ impl Channel {
         self.rx_taken = self.rx_taken.saturating_add(n);
     }
 
-    /// Moves packet `pkt` from state `from` straight onto the fill ring, as
+    /// Moves packet `pkt` from tag `from` straight onto the fill ring, as
     /// its `k`-th unpublished slot (see [`publish_fill`](Self::publish_fill));
-    /// false, and nothing changed, when `pkt` is not in `from` or the slot
-    /// is not free.
+    /// false, and nothing changed, when `pkt` is not tagged `from` or the
+    /// slot is not free.
     #[inline(always)]
-    pub(super) fn fill_direct(&mut self, pkt: PacketIndex, from: PacketState, k: u32) -> bool {
+    pub(super) fn fill_direct(&mut self, pkt: PacketIndex, from: Tag, k: u32) -> bool {
         if !self.states.is(pkt, from) || !self.fill.write_addr_at(k, self.addr_of(pkt)) {
             return false;
         }
-        self.states.set(pkt, PacketState::Fill);
+        self.states.set(pkt, self.tag.fill);
         true
     }
 
@@ -426,51 +420,54 @@ impl Channel {
         self.sock.kick_rx()
     }
 
-    /// Gives received packets back: straight onto the fill ring while it
-    /// has room (one state change and no slot write per packet — rxdrop's
-    /// whole round trip is then two state changes), the rest onto the
-    /// RX-free slots (from which [`refill`](Self::refill) feeds the fill
-    /// ring later), the rest to the pool.
-    pub fn free_rx(&mut self, pkts: &[PacketIndex]) -> Result<()> {
+    /// Gives received frames back, emptying `frames`: straight onto the
+    /// fill ring while it has room (one state change and no slot write per
+    /// frame — rxdrop's whole round trip is then two state changes), the
+    /// rest onto the RX-free slots (from which [`refill`](Self::refill)
+    /// feeds the fill ring later), the rest to the pool. Frames of another
+    /// pool stay in `frames`, counted, and the first refusal is returned.
+    pub fn free_rx(&mut self, frames: &mut Vec<Frame>) -> Result<()> {
         let mut refused = None;
         let mut rest = 0;
         let mut to_fill = 0;
-        let mut room = (self.fill.free(pkts.len() as u32) as usize)
+        let mut room = (self.fill.free(frames.len() as u32) as usize)
             .min(self.rx_room())
-            .min(pkts.len());
-        for &p in pkts {
-            if room > 0 && self.fill_direct(p, PacketState::Allocated, to_fill) {
+            .min(frames.len());
+        frames.retain(|f| {
+            if f.pool_id() != self.pool_id {
+                refused.get_or_insert_with(|| foreign(&self.pool, f));
+                return true;
+            }
+            let p = f.packet();
+            if room > 0 && self.fill_direct(p, Tag::APP, to_fill) {
                 to_fill += 1;
                 room -= 1;
-                continue;
+                return false;
             }
-            if !self
-                .states
-                .transition(p, PacketState::Allocated, PacketState::Staged)
-            {
-                refused.get_or_insert(Error::NotAllocated {
-                    cache: self.pool.metadata_cache().name().to_owned(),
-                    index: p,
-                });
-                continue;
+            if !self.states.transition(p, Tag::APP, self.tag.staged) {
+                // A token of this pool whose packet is not the
+                // application's cannot exist; refuse it rather than move it.
+                refused.get_or_insert_with(|| foreign(&self.pool, f));
+                return false;
             }
             if !self.rxf.push(p, 0) {
                 self.scratch_pkts[rest] = p;
                 rest += 1;
                 if rest == self.scratch_pkts.len() {
                     self.worker
-                        .free_batch_from(&self.scratch_pkts[..rest], PacketState::Staged);
+                        .free_from(&self.scratch_pkts[..rest], self.tag.staged);
                     rest = 0;
                 }
             }
-        }
+            false
+        });
         if to_fill > 0 {
             self.publish_fill(to_fill);
             self.wake_fill_if_asked()?;
         }
         if rest > 0 {
             self.worker
-                .free_batch_from(&self.scratch_pkts[..rest], PacketState::Staged);
+                .free_from(&self.scratch_pkts[..rest], self.tag.staged);
         }
         refused.map_or(Ok(()), Err)
     }

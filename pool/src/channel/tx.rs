@@ -4,11 +4,11 @@
 //! pool.
 
 use crate::error::{Error, Result};
-use crate::pool::{PacketIndex, PacketState};
+use crate::pool::{Packet, PacketIndex, Tag};
 use crate::region::RegionId;
 
 use super::{
-    Channel, RxFrame, TxFrame, TxMetadata, XdpDesc, MAX_FRAGS, TX_METADATA_SIZE, XDP_PKT_CONTD,
+    foreign, Channel, Frame, TxMetadata, XdpDesc, MAX_FRAGS, TX_METADATA_SIZE, XDP_PKT_CONTD,
     XDP_TX_METADATA,
 };
 
@@ -18,31 +18,61 @@ use super::{
 const PREFETCH_AHEAD: usize = 8;
 
 impl Channel {
-    /// Packets for the application to fill and send: from the TX-allocation
-    /// slots (recycled completions) first, then the pool.
-    pub fn alloc_tx(&mut self, out: &mut [PacketIndex]) -> usize {
-        let mut n = 0;
-        while n < out.len() {
+    /// Frames for the application to fill and send, up to `n` onto `out`:
+    /// from the TX-allocation slots (recycled completions) first, then the
+    /// pool. Each starts empty at the start of its buffer; write it with
+    /// [`set_data`](Self::set_data) or [`buffer_mut`](Self::buffer_mut).
+    ///
+    /// ```no_run
+    /// # use skmem::arena::{Arena, NexusParams};
+    /// # use skmem::channel::{Channel, ChannelParams};
+    /// # let arena = Arena::create_nexus(&NexusParams::new("tx-doc"))?;
+    /// let mut ch = Channel::open(&arena, &ChannelParams::new("veth0", 0))?;
+    /// let mut frames = Vec::with_capacity(64);
+    /// ch.alloc_tx(&mut frames, 64);
+    /// for f in &mut frames {
+    ///     ch.set_data(f, &[0xff; 60])?; // 60 bytes at the frame's offset
+    /// }
+    /// ch.tx_burst(&mut frames)?; // what the TX ring had no room for stays
+    /// ch.complete();
+    /// # Ok::<(), skmem::Error>(())
+    /// ```
+    pub fn alloc_tx(&mut self, out: &mut Vec<Frame>, n: usize) -> usize {
+        let mut got = 0;
+        while got < n {
             let Some(p) = self.txa.pop() else { break };
-            if self
-                .states
-                .transition(p, PacketState::Staged, PacketState::Allocated)
-            {
-                out[n] = p;
-                n += 1;
+            if self.states.transition(p, self.tag.staged, Tag::APP) {
+                out.push(Frame::new(Packet::issue(p, self.pool_id), 0, 0, 0));
+                got += 1;
             }
         }
-        n + self
-            .worker
-            .alloc_batch_as(&mut out[n..], PacketState::Allocated)
+        while got < n {
+            let want = (n - got).min(self.scratch_pkts.len());
+            let k = self
+                .worker
+                .alloc_as(&mut self.scratch_pkts[..want], Tag::APP);
+            let pool_id = self.pool_id;
+            out.extend(
+                self.scratch_pkts[..k]
+                    .iter()
+                    .map(|&p| Frame::new(Packet::issue(p, pool_id), 0, 0, 0)),
+            );
+            got += k;
+            if k < want {
+                break;
+            }
+        }
+        got
     }
 
-    /// Queues frames for TX; returns how many were taken (the rest, if the
-    /// ring is full, stay the application's). Of those taken, a frame whose
-    /// data overruns its buffer is refused, counted and given back to the
-    /// fill path; a frame the application does not hold is refused and
-    /// counted (it is not ours to move).
-    pub fn tx_burst(&mut self, frames: &[TxFrame]) -> Result<usize> {
+    /// Queues frames for TX from the front of `frames`, whole packets at a
+    /// time, and takes them out of it; returns how many frames were taken.
+    /// What the ring has no room for stays in `frames`, in order. Of the
+    /// frames taken, a packet whose data overruns its buffer (or a chain
+    /// the channel cannot send) is refused, counted in `tx_refused`, and
+    /// goes back to the fill path. Frames of another pool are refused with
+    /// an error and stay in `frames`.
+    pub fn tx_burst(&mut self, frames: &mut Vec<Frame>) -> Result<usize> {
         self.tx_burst_options(frames, 0)
     }
 
@@ -51,7 +81,7 @@ impl Channel {
     /// channel must have `tx_metadata_len`, and a frame whose offset
     /// leaves no room for the metadata in its buffer is refused, counted
     /// and given back to the fill path.
-    pub fn tx_burst_with_metadata(&mut self, frames: &[TxFrame]) -> Result<usize> {
+    pub fn tx_burst_with_metadata(&mut self, frames: &mut Vec<Frame>) -> Result<usize> {
         if self.params.tx_metadata_len == 0 {
             return Err(Error::InvalidArenaParams {
                 arena: self.arena.name().to_owned(),
@@ -61,16 +91,10 @@ impl Channel {
         self.tx_burst_options(frames, XDP_TX_METADATA)
     }
 
-    /// Writes `meta` in front of the data at `offset` in packet `pkt`'s
-    /// buffer, where the kernel reads it for a frame sent with
-    /// [`tx_burst_with_metadata`](Self::tx_burst_with_metadata). The
-    /// packet must be the application's.
-    pub fn write_tx_metadata(
-        &mut self,
-        pkt: PacketIndex,
-        offset: u32,
-        meta: &TxMetadata,
-    ) -> Result<()> {
+    /// Writes `meta` in front of `frame`'s data, where the kernel reads it
+    /// for a frame sent with
+    /// [`tx_burst_with_metadata`](Self::tx_burst_with_metadata).
+    pub fn write_tx_metadata(&self, frame: &mut Frame, meta: &TxMetadata) -> Result<()> {
         let len = self.params.tx_metadata_len;
         if len < TX_METADATA_SIZE {
             return Err(Error::InvalidArenaParams {
@@ -78,82 +102,107 @@ impl Channel {
                 rule: "TX metadata needs tx_metadata_len of at least TX_METADATA_SIZE",
             });
         }
-        if self.pool.state(pkt)? != PacketState::Allocated {
-            return Err(Error::NotAllocated {
-                cache: self.pool.metadata_cache().name().to_owned(),
-                index: pkt,
-            });
-        }
-        if offset < len {
-            return Err(Error::RegionMisuse {
-                region: RegionId::BufDef,
-                rule: "TX metadata must fit in the buffer in front of the data",
-            });
-        }
-        self.pool
-            .write_buffer(pkt, (offset - len) as usize, &meta.to_bytes())
+        let at = frame.offset.checked_sub(len).ok_or(Error::RegionMisuse {
+            region: RegionId::BufDef,
+            rule: "TX metadata must fit in the buffer in front of the data",
+        })? as usize;
+        let bytes = meta.to_bytes();
+        self.buffer_mut(frame)?[at..at + bytes.len()].copy_from_slice(&bytes);
+        Ok(())
     }
 
-    fn tx_burst_options(&mut self, frames: &[TxFrame], options: u32) -> Result<usize> {
+    /// Queues whole packets from the front of `frames` with descriptor
+    /// `options`: see [`tx_burst`](Self::tx_burst).
+    fn tx_burst_options(&mut self, frames: &mut Vec<Frame>, options: u32) -> Result<usize> {
+        let (done, refused) = self.queue(frames, options);
+        self.take_done(frames, done, refused.is_some());
+        if done > 0 {
+            self.kick_tx_if_asked()?;
+        }
+        refused.map_or(Ok(done), Err)
+    }
+
+    /// Writes whole packets from the front of `frames` into the TX ring
+    /// and publishes them; returns how many frames it went through (queued
+    /// or refused), and the first frame of another pool met, if any. The
+    /// frames stay in `frames` (see [`take_done`](Self::take_done)).
+    fn queue(&mut self, frames: &[Frame], options: u32) -> (usize, Option<Error>) {
         // Metadata sits in the buffer, in front of the data.
         let min_offset = if options & XDP_TX_METADATA != 0 {
             self.params.tx_metadata_len as u64
         } else {
             0
         };
-        // Written in place into the TX ring, published once.
         let room = (self.tx.free(frames.len() as u32) as usize).min(frames.len());
+        let mut refused = None;
         let mut n = 0;
         let mut i = 0;
-        while i < room {
+        while i < frames.len() {
             // The packet starting at `i`: one frame, or a chain of frames
             // with `more` set ended by one without.
             let len = frames[i..]
                 .iter()
-                .position(|f| !f.more)
+                .position(|f| !f.more())
                 .map_or(frames.len() - i, |p| p + 1);
-            let ended = !frames[i + len - 1].more;
+            let chain = &frames[i..i + len];
+            let ended = !chain[len - 1].more();
             let well_formed = ended && (len == 1 || self.params.multi_buffer) && len <= MAX_FRAGS;
-            if well_formed && i + len > room {
+            if well_formed && n as usize + len > room {
                 // A whole packet goes into the ring or none of it: this one
                 // waits for room (it stays the caller's).
                 break;
             }
+            if let Some(f) = chain.iter().find(|f| f.pool_id() != self.pool_id) {
+                refused.get_or_insert_with(|| foreign(&self.pool, f));
+            }
             let valid = well_formed
-                && frames[i..i + len]
+                && chain
                     .iter()
-                    .all(|f| self.sendable(f.pkt, f.offset as u64, f.len, min_offset));
+                    .all(|f| self.sendable(f, f.offset as u64, min_offset));
             if !valid {
                 // Refused whole — a chain with a bad frame must not go out
-                // with a hole — and counted; the caller counts the frames as
-                // taken, so those it held go back to the fill path rather
-                // than strand (the others are not ours).
-                for f in &frames[i..i + len] {
+                // with a hole — and counted; the frames this pool's go back
+                // to the fill path (the others stay the caller's).
+                for f in chain {
                     self.counters.tx_refused += 1;
-                    self.give_back(f.pkt);
+                    if f.pool_id() == self.pool_id {
+                        self.give_back(f.packet());
+                    }
                 }
                 i += len;
                 continue;
             }
-            for f in &frames[i..i + len] {
-                let more = if f.more { XDP_PKT_CONTD } else { 0 };
-                let queued = self.queue_tx_at(n, f.pkt, f.offset as u64, f.len, options | more);
+            for f in chain {
+                let opts = options | (f.options & XDP_PKT_CONTD);
+                let queued = self.queue_tx_at(n, f.packet(), f.offset as u64, f.len, opts);
                 debug_assert!(queued, "free() said there was room");
                 n += 1;
             }
             i += len;
         }
         self.publish_tx(n);
-        let done = i;
-        if done > 0 {
-            self.kick_tx_if_asked()?;
+        (i, refused)
+    }
+
+    /// Removes the first `done` frames from `frames` — the ones
+    /// [`queue`](Self::queue) went through, now the kernel's or back on the
+    /// fill path — keeping, when `foreign`, those of another pool.
+    fn take_done(&self, frames: &mut Vec<Frame>, done: usize, foreign: bool) {
+        if !foreign {
+            frames.drain(..done);
+            return;
         }
-        Ok(done)
+        let mut k = 0;
+        frames.retain(|f| {
+            k += 1;
+            k > done || f.pool_id() != self.pool_id
+        });
     }
 
     /// Writes packet `pkt`'s frame (`len` bytes at `offset` of its buffer)
     /// into the `k`-th free TX slot, unpublished, and marks the packet as
-    /// the kernel's; false (nothing done) when the slot is not free.
+    /// in this channel's TX path; false (nothing done) when the slot is not
+    /// free.
     #[inline(always)]
     fn queue_tx_at(
         &mut self,
@@ -171,7 +220,7 @@ impl Channel {
         if !self.tx.write_desc_at(k, desc) {
             return false;
         }
-        self.states.set(pkt, PacketState::Tx);
+        self.states.set(pkt, self.tag.tx);
         self.counters.tx_bytes += u64::from(len);
         true
     }
@@ -194,37 +243,36 @@ impl Channel {
         Ok(())
     }
 
-    /// May the application send `len` bytes at `offset` of packet `pkt`'s
-    /// buffer? It must hold the packet, and the data must be non-empty,
-    /// inside the buffer and behind `min_offset` (the TX metadata).
+    /// May frame `f`'s data, `len` bytes at `offset` of its buffer, be
+    /// sent? It must be a frame of this pool the application holds, and the
+    /// data non-empty, inside the buffer and behind `min_offset` (the TX
+    /// metadata).
     #[inline(always)]
-    fn sendable(&self, pkt: PacketIndex, offset: u64, len: u32, min_offset: u64) -> bool {
+    fn sendable(&self, f: &Frame, offset: u64, min_offset: u64) -> bool {
         offset
-            .checked_add(u64::from(len))
+            .checked_add(u64::from(f.len))
             .is_some_and(|end| end <= self.geo.buf_size())
-            && len > 0
+            && f.len > 0
             && offset >= min_offset
-            && self.states.is(pkt, PacketState::Allocated)
+            && f.pool_id() == self.pool_id
+            && self.states.is(f.packet(), Tag::APP)
     }
 
-    /// Returns an application-held frame to the fill path (RX-free slots,
+    /// Returns an application-held packet to the fill path (RX-free slots,
     /// else the pool).
     pub(super) fn give_back(&mut self, pkt: PacketIndex) {
-        if self
-            .states
-            .transition(pkt, PacketState::Allocated, PacketState::Staged)
-            && !self.rxf.push(pkt, 0)
-        {
+        if self.states.transition(pkt, Tag::APP, self.tag.staged) && !self.rxf.push(pkt, 0) {
             self.worker
-                .free_batch_from(std::slice::from_ref(&pkt), PacketState::Staged);
+                .free_from(std::slice::from_ref(&pkt), self.tag.staged);
         }
     }
 
     /// l2fwd's step: sends received frames back out of this socket with
     /// their Ethernet destination and source swapped, without copying
-    /// them. Frames the TX ring has no room for go back to the fill path.
-    /// Returns how many were queued.
-    pub fn reflect(&mut self, frames: &[RxFrame]) -> Result<usize> {
+    /// them, emptying `frames`. Frames the TX ring has no room for go back
+    /// to the fill path; frames of another pool stay in `frames`, with an
+    /// error. Returns how many frames were queued.
+    pub fn reflect(&mut self, frames: &mut Vec<Frame>) -> Result<usize> {
         if !self.params.multi_buffer {
             return self.reflect_frames(frames);
         }
@@ -236,131 +284,110 @@ impl Channel {
         for f in frames.iter().take(PREFETCH_AHEAD) {
             self.prefetch_header(f);
         }
-        let mut queued = 0;
-        let mut i = 0;
         // Does frames[i] start a packet? (Multi-buffer: a packet is a run
         // of frames with `more`, ended by one without.)
         let mut first = true;
-        while i < frames.len() {
-            let mut tx = std::mem::take(&mut self.scratch_tx);
-            let mut n = 0;
-            // A batch at a time, never cutting a packet (the scratch has
-            // room for a batch plus a whole packet).
-            while i < frames.len() && (n < self.params.batch || !first) && n < tx.len() {
-                if let Some(ahead) = frames.get(i + PREFETCH_AHEAD) {
-                    self.prefetch_header(ahead);
-                }
-                let f = &frames[i];
-                let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt));
-                if first && f.len >= 12 {
-                    self.swap_macs(f.pkt, off, f.len);
-                }
-                // An offset that does not fit is refused by tx_burst, with
-                // the rest of its packet.
-                tx[n] = TxFrame {
-                    pkt: f.pkt,
-                    offset: u32::try_from(off).unwrap_or(u32::MAX),
-                    len: f.len,
-                    more: f.more(),
-                };
-                first = !f.more();
-                n += 1;
-                i += 1;
+        for i in 0..frames.len() {
+            if let Some(ahead) = frames.get(i + PREFETCH_AHEAD) {
+                self.prefetch_header(ahead);
             }
-            let sent = self.tx_burst(&tx[..n]);
-            let q = *sent.as_ref().unwrap_or(&0);
-            for t in &tx[q..n] {
-                self.give_back(t.pkt);
+            let f = &mut frames[i];
+            let more = f.more();
+            if first {
+                self.swap_macs(f);
             }
-            self.scratch_tx = tx;
-            queued += sent?;
-            // A packet longer than MAX_FRAGS was cut (and refused whole by
-            // tx_burst): its remaining frames go back too.
-            while !first && i < frames.len() {
-                self.counters.tx_refused += 1;
-                self.give_back(frames[i].pkt);
-                first = !frames[i].more();
-                i += 1;
+            first = !more;
+        }
+        let tx_before = self.counters.tx_packets;
+        let (done, refused) = self.queue(frames, 0);
+        self.take_done(frames, done, refused.is_some());
+        // What the ring had no room for goes back to the fill path; frames
+        // of another pool stay the caller's.
+        let pool_id = self.pool_id;
+        for f in frames.iter() {
+            if f.pool_id() == pool_id {
+                self.give_back(f.packet());
             }
         }
-        Ok(queued)
+        frames.retain(|f| f.pool_id() != pool_id);
+        if done > 0 {
+            self.kick_tx_if_asked()?;
+        }
+        let queued = (self.counters.tx_packets - tx_before) as usize;
+        refused.map_or(Ok(queued), Err)
     }
 
     /// [`reflect`](Self::reflect) where every packet is one frame: each is
     /// checked, swapped and written to the TX ring in one pass — what
-    /// `reflect` then `tx_burst` would do, without building the frames in
-    /// between or checking each twice.
-    fn reflect_frames(&mut self, frames: &[RxFrame]) -> Result<usize> {
+    /// `reflect` then `tx_burst` would do, without checking each twice.
+    fn reflect_frames(&mut self, frames: &mut Vec<Frame>) -> Result<usize> {
         for f in frames.iter().take(PREFETCH_AHEAD) {
             self.prefetch_header(f);
         }
         // Written in place into the TX ring, published once.
-        let room = (self.tx.free(frames.len() as u32) as usize).min(frames.len());
+        let room = self.tx.free(frames.len() as u32);
         let mut n = 0;
-        for i in 0..room {
+        let mut refused = None;
+        for i in 0..frames.len() {
             if let Some(ahead) = frames.get(i + PREFETCH_AHEAD) {
                 self.prefetch_header(ahead);
             }
-            let f = &frames[i];
-            let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt));
-            if f.more() || !self.sendable(f.pkt, off, f.len, 0) {
+            let f = &mut frames[i];
+            if f.pool_id() != self.pool_id {
+                self.counters.tx_refused += 1;
+                refused.get_or_insert_with(|| foreign(&self.pool, f));
+                continue;
+            }
+            let p = f.packet();
+            if n == room {
+                // The TX ring is full: back to the fill path.
+                self.give_back(p);
+                continue;
+            }
+            if f.more() || !self.sendable(f, f.offset as u64, 0) {
                 // A chain on a single-buffer channel, or a frame the
                 // application does not hold: refused and counted (as
                 // tx_burst does), held ones back to the fill path.
                 self.counters.tx_refused += 1;
-                self.give_back(f.pkt);
+                self.give_back(p);
                 continue;
             }
-            self.swap_macs(f.pkt, off, f.len);
-            let queued = self.queue_tx_at(n, f.pkt, off, f.len, 0);
+            self.swap_macs(f);
+            let queued = self.queue_tx_at(n, p, f.offset as u64, f.len, 0);
             debug_assert!(queued, "free() said there was room");
             n += 1;
         }
         self.publish_tx(n);
-        let done = room;
-        // The TX ring is full: the rest go back to the fill path.
-        for f in &frames[done..] {
-            self.give_back(f.pkt);
+        if refused.is_some() {
+            let pool_id = self.pool_id;
+            frames.retain(|f| f.pool_id() != pool_id);
+        } else {
+            frames.clear();
         }
-        if done > 0 {
+        if n > 0 {
             self.kick_tx_if_asked()?;
         }
-        Ok(done)
+        refused.map_or(Ok(n as usize), Err)
     }
 
-    /// Hints the CPU to fetch the first bytes of received frame `f`.
+    /// Hints the CPU to fetch the first bytes of frame `f`.
     #[inline(always)]
-    fn prefetch_header(&self, f: &RxFrame) {
-        let off = f.addr.wrapping_sub(self.pool.buf_addr_of(f.pkt));
-        if let Ok((base, _)) = self.pool.buffer_ptr(f.pkt) {
-            crate::sys::prefetch(base.wrapping_add(off as usize));
+    fn prefetch_header(&self, f: &Frame) {
+        if let Ok(b) = self.buf_def.obj(f.packet().get()) {
+            crate::sys::prefetch(b.addr(f.offset as usize));
         }
     }
 
-    /// Swaps the Ethernet destination and source of the frame at `off` in
-    /// packet `pkt`'s buffer, if the application holds it and the header
-    /// lies inside the buffer.
-    fn swap_macs(&mut self, pkt: PacketIndex, off: u64, len: u32) {
-        if !self.states.is(pkt, PacketState::Allocated) {
+    /// Swaps the Ethernet destination and source of frame `f`, if it is
+    /// one of this pool's the application holds and has a header.
+    fn swap_macs(&self, f: &mut Frame) {
+        if f.len < 12 {
             return;
         }
-        let Ok((base, size)) = self.pool.buffer_ptr(pkt) else {
-            return;
-        };
-        if len < 12
-            || off
-                .checked_add(u64::from(len))
-                .is_none_or(|end| end > size as u64)
-        {
-            return;
+        if let Ok(d) = self.data_mut(f) {
+            let (dst, src) = d[..12].split_at_mut(6);
+            dst.swap_with_slice(src);
         }
-        // SAFETY: the packet is the application's (received, not yet sent
-        // or freed: the kernel does not touch its buffer), and
-        // `off + len <= size` with `len >= 12`, so its first 12 bytes lie
-        // inside its buffer.
-        let hdr = unsafe { std::slice::from_raw_parts_mut(base.add(off as usize), 12) };
-        let (dst, src) = hdr.split_at_mut(6);
-        dst.swap_with_slice(src);
     }
 
     /// Drains the completion ring. Sent frames go straight back onto the
@@ -395,15 +422,12 @@ impl Channel {
                     self.counters.bad_descs += 1;
                     continue;
                 };
-                if room > 0 && self.fill_direct(p, PacketState::Tx, to_fill) {
+                if room > 0 && self.fill_direct(p, self.tag.tx, to_fill) {
                     to_fill += 1;
                     room -= 1;
                     continue;
                 }
-                if !self
-                    .states
-                    .transition(p, PacketState::Tx, PacketState::Staged)
-                {
+                if !self.states.transition(p, self.tag.tx, self.tag.staged) {
                     self.counters.bad_descs += 1;
                     continue;
                 }
@@ -421,7 +445,7 @@ impl Channel {
             }
             if rest > 0 {
                 self.worker
-                    .free_batch_from(&self.scratch_pkts[..rest], PacketState::Staged);
+                    .free_from(&self.scratch_pkts[..rest], self.tag.staged);
             }
             total += n as usize;
         }

@@ -63,13 +63,13 @@ impl UmemGeometry {
             Some(shift) => addr >> shift,
             None => addr / self.buf_size,
         };
-        (pkt < u64::from(self.packet_count)).then_some(pkt as u32)
+        (pkt < u64::from(self.packet_count)).then_some(PacketIndex::new(pkt as u32))
     }
 
     /// The UMEM address of packet `pkt`'s buffer.
     #[inline(always)]
     pub(crate) fn addr_of(&self, pkt: PacketIndex) -> u64 {
-        pkt as u64 * self.buf_size
+        u64::from(pkt.get()) * self.buf_size
     }
 
     /// Do `len` bytes at plain address `addr` end inside the buffer of
@@ -88,12 +88,13 @@ mod tests {
     #[test]
     fn aligned_addresses_map_to_their_packet_and_back() {
         let g = UmemGeometry::new(2048, 4, false);
-        assert_eq!(g.pkt_of(0), Some(0));
-        assert_eq!(g.pkt_of(2048 + 256), Some(1));
+        let p = PacketIndex::new;
+        assert_eq!(g.pkt_of(0), Some(p(0)));
+        assert_eq!(g.pkt_of(2048 + 256), Some(p(1)));
         assert_eq!(g.pkt_of(4 * 2048), None);
-        assert_eq!(g.addr_of(3), 3 * 2048);
-        assert!(g.fits(1, 2048 + 256, 2048 - 256));
-        assert!(!g.fits(1, 2048 + 256, 2048 - 255));
+        assert_eq!(g.addr_of(p(3)), 3 * 2048);
+        assert!(g.fits(p(1), 2048 + 256, 2048 - 256));
+        assert!(!g.fits(p(1), 2048 + 256, 2048 - 255));
     }
 
     #[test]
@@ -101,9 +102,9 @@ mod tests {
         let g = UmemGeometry::new(3000, 4, true);
         let addr = g.linear((100 << UNALIGNED_OFFSET_SHIFT) | 3000);
         assert_eq!(addr, 3100);
-        assert_eq!(g.pkt_of(addr), Some(1));
-        assert!(g.fits(1, addr, 2900));
-        assert!(!g.fits(1, addr, 2901));
+        assert_eq!(g.pkt_of(addr), Some(PacketIndex::new(1)));
+        assert!(g.fits(PacketIndex::new(1), addr, 2900));
+        assert!(!g.fits(PacketIndex::new(1), addr, 2901));
         assert_eq!(g.pkt_of(12_000), None);
     }
 }

@@ -138,6 +138,7 @@ pub struct XskSocket {
 impl XskSocket {
     /// Opens an AF_XDP socket.
     pub fn new() -> Result<Self> {
+        crate::failpoint::step("socket(AF_XDP)")?;
         let fd = rustix::net::socket_with(
             AddressFamily::XDP,
             SocketType::RAW,
@@ -169,6 +170,7 @@ impl XskSocket {
             // Since Linux 6.11 the length counts only with this flag.
             flags |= XdpUmemRegFlags::from_bits_retain(XDP_UMEM_TX_METADATA_LEN);
         }
+        crate::failpoint::step("XDP_UMEM_REG")?;
         let reg = XdpUmemReg {
             addr: region.base() as u64,
             len: region.size() as u64,
@@ -187,6 +189,7 @@ impl XskSocket {
     /// Sets the size (entries, a power of two) of a ring.
     pub fn set_ring_size(&self, ring: RingId, entries: u32) -> Result<()> {
         use rustix::net::sockopt as so;
+        crate::failpoint::step("setsockopt(XDP ring size)")?;
         match ring {
             RingId::Fill => so::set_xdp_umem_fill_ring_size(&self.fd, entries),
             RingId::Completion => so::set_xdp_umem_completion_ring_size(&self.fd, entries),
@@ -198,6 +201,7 @@ impl XskSocket {
 
     /// Where producer, consumer, flags and descriptors sit in each ring.
     pub fn mmap_offsets(&self) -> Result<XdpMmapOffsets> {
+        crate::failpoint::step("XDP_MMAP_OFFSETS")?;
         rustix::net::sockopt::xdp_mmap_offsets(&self.fd).map_err(sys("XDP_MMAP_OFFSETS"))
     }
 
@@ -209,6 +213,7 @@ impl XskSocket {
     /// nothing may rely on its old contents.
     pub unsafe fn map_ring_at(&self, ring: RingId, at: *mut u8, len: usize) -> Result<()> {
         use rustix::mm::{mmap, MapFlags, ProtFlags};
+        crate::failpoint::step("mmap(XDP ring)")?;
         // SAFETY: the caller's contract; MAP_FIXED replaces only that range.
         unsafe {
             mmap(
@@ -226,6 +231,7 @@ impl XskSocket {
 
     /// Binds to `queue` of interface `ifindex`.
     pub fn bind(&self, ifindex: u32, queue: u32, flags: BindFlags) -> Result<()> {
+        crate::failpoint::step("bind(AF_XDP)")?;
         let mut f = SocketAddrXdpFlags::empty();
         if flags.copy {
             f |= SocketAddrXdpFlags::XDP_COPY;
@@ -243,13 +249,20 @@ impl XskSocket {
             .map_err(sys("bind(AF_XDP)"))
     }
 
-    /// Binds sharing the UMEM of `owner` (`XDP_SHARED_UMEM`).
-    pub fn bind_shared(&self, ifindex: u32, queue: u32, owner: BorrowedFd<'_>) -> Result<()> {
+    /// Binds to `queue` of interface `ifindex` sharing the UMEM of `owner`
+    /// (`XDP_SHARED_UMEM`; the socket takes its bind options from the
+    /// owner's, and brings its own fill and completion rings unless it is
+    /// on the owner's queue).
+    pub fn bind_shared(&mut self, ifindex: u32, queue: u32, owner: &XskSocket) -> Result<()> {
+        crate::failpoint::step("bind(AF_XDP, shared UMEM)")?;
         let addr = SocketAddrXdpWithSharedUmem {
             addr: SocketAddrXdp::new(SocketAddrXdpFlags::XDP_SHARED_UMEM, ifindex, queue),
-            shared_umem_fd: owner,
+            shared_umem_fd: owner.fd.as_fd(),
         };
-        rustix::net::bind(&self.fd, &addr).map_err(sys("bind(AF_XDP, shared UMEM)"))
+        rustix::net::bind(&self.fd, &addr).map_err(sys("bind(AF_XDP, shared UMEM)"))?;
+        // The kernel shares the owner's registration: hold its region too.
+        self.umem = owner.umem.clone();
+        Ok(())
     }
 
     /// The kernel's statistics.
@@ -261,6 +274,7 @@ impl XskSocket {
 
     /// Is the socket in zero-copy mode?
     pub fn zero_copy(&self) -> Result<bool> {
+        crate::failpoint::step("XDP_OPTIONS")?;
         rustix::net::sockopt::xdp_options(&self.fd)
             .map(|o| o.contains(XdpOptionsFlags::XDP_OPTIONS_ZEROCOPY))
             .map_err(sys("XDP_OPTIONS"))
@@ -357,6 +371,7 @@ impl XskSocket {
     /// Sets `XDP_MAX_TX_SKB_BUDGET` (copy-mode TX descriptors per
     /// `sendto`); `Ok(false)` when the kernel lacks the option.
     pub fn set_max_tx_budget(&self, budget: u32) -> Result<bool> {
+        crate::failpoint::step("setsockopt(XDP_MAX_TX_SKB_BUDGET)")?;
         match self.setsockopt_int(libc::SOL_XDP, XDP_MAX_TX_SKB_BUDGET, budget as i32) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => Ok(false),
@@ -370,6 +385,7 @@ impl XskSocket {
     /// Turns on busy polling: `SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` (µs)
     /// and `SO_BUSY_POLL_BUDGET` (packets).
     pub fn set_busy_poll(&self, usecs: u32, budget: u32) -> Result<()> {
+        crate::failpoint::step("setsockopt(busy poll)")?;
         for (name, value, call) in [
             (SO_PREFER_BUSY_POLL, 1, "setsockopt(SO_PREFER_BUSY_POLL)"),
             (SO_BUSY_POLL, usecs as i32, "setsockopt(SO_BUSY_POLL)"),

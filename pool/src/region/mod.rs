@@ -14,6 +14,7 @@
 
 mod flags;
 mod id;
+mod object;
 mod params;
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub use flags::RegionFlags;
 pub use id::RegionId;
+pub(crate) use object::Obj;
 pub use params::{
     default_workers, RegionGeometry, RegionParams, CACHE_LINE, DEFAULT_SEG_SIZE, MAX_FRAGS,
     MAX_OBJ_SIZE, MAX_SEG_SIZE,
