@@ -1,8 +1,10 @@
 //! `skmemctl fwd`: rxdrop, txonly and l2fwd over AF_XDP on skmem's pool.
 //!
-//! One thread per queue, each with its own nexus arena and channel; the
-//! XDP program redirects every queue's frames to its socket. A line of
-//! rates per second, a summary at the end, JSON lines with `--json`.
+//! One thread per queue, each with its own nexus arena and channel (with
+//! `--shared-umem`, the arenas share one packet pool, registered once as
+//! the UMEM of every queue's socket); the XDP program redirects every
+//! queue's frames to its socket. A line of rates per second, a summary at
+//! the end, JSON lines with `--json`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce};
+use skmem::pool::{PacketPool, PoolParams};
 use skmem_xdp::{AttachMode, XdpProgram};
 
 /// What to do with frames.
@@ -46,6 +49,7 @@ pub enum Wait {
 #[command(after_help = "Examples:
   skmemctl fwd --mode rxdrop --iface veth0 --duration 10
   skmemctl fwd --mode l2fwd --iface veth0 --queue 0 --queue 1 --spin --json
+  skmemctl fwd --mode rxdrop --iface veth0 --queue 0 --queue 1 --shared-umem
   skmemctl fwd --mode rxdrop --iface veth0 --coalesce 1000
   skmemctl fwd --mode l2fwd --iface veth0 --cpu 1 --fifo 1
   skmemctl fwd --mode txonly --iface veth0 --size 64 --count 100000")]
@@ -92,9 +96,14 @@ pub struct FwdArgs {
     /// txonly: stop after this many frames (0 = no limit).
     #[arg(long, default_value_t = 0)]
     pub count: u64,
-    /// Packets in each arena's pool.
+    /// Packets in each arena's pool (with --shared-umem, in the one pool).
     #[arg(long, default_value_t = 4096)]
     pub packets: usize,
+    /// One packet pool for every queue, registered once as the UMEM of all
+    /// their sockets (XDP_SHARED_UMEM); each queue keeps its own fill and
+    /// completion rings.
+    #[arg(long)]
+    pub shared_umem: bool,
     /// Pin each queue's thread to a CPU: one --cpu per --queue, in order.
     #[arg(long = "cpu", value_name = "CPU")]
     pub cpus: Vec<usize>,
@@ -160,6 +169,8 @@ struct Summary {
     zero_copy: bool,
     seconds: f64,
     rx_packets: u64,
+    /// Frames received on each queue, in `queues` order.
+    rx_per_queue: Vec<u64>,
     tx_packets: u64,
     rx_pps: f64,
     tx_pps: f64,
@@ -167,6 +178,8 @@ struct Summary {
     xdp_seen: u64,
     xdp_redirected: u64,
     frames_accounted: bool,
+    /// One pool and UMEM for every queue (`--shared-umem`).
+    shared_umem: bool,
     wait: Wait,
     /// Each queue's thread's scheduling policy (`SCHED_OTHER`, or
     /// `SCHED_FIFO` with `--fifo`).
@@ -354,10 +367,25 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     let mut prog = XdpProgram::attach(&args.iface, AttachMode::Auto, None)
         .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
     let xdp_mode = format!("{:?}", prog.mode());
-    let mut channels = Vec::new();
+    // With --shared-umem, one pool: a worker slot for each queue's channel.
+    let pool = if args.shared_umem {
+        let params = PoolParams {
+            packets: args.packets,
+            workers: args.queues.len(),
+            ..PoolParams::default()
+        };
+        Some(PacketPool::create(
+            &format!("{}.shared", args.iface),
+            &params,
+        )?)
+    } else {
+        None
+    };
+    let mut channels: Vec<Channel> = Vec::new();
     for &q in &args.queues {
         let mut np = NexusParams::new(format!("{}q{q}", args.iface));
         np.pool.packets = args.packets;
+        np.rx_pool = pool.clone();
         let arena = Arena::create_nexus(&np)?;
         let mut cp = ChannelParams::new(&args.iface, q);
         cp.mode = mode;
@@ -366,19 +394,27 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             cp.busy_poll = Some((20, args.batch as u32));
         }
         cp.coalesce = args.coalesce.map(Coalesce::new);
-        let ch = Channel::open(&arena, &cp)
-            .with_context(|| format!("binding an AF_XDP socket to {} queue {q}", args.iface))?;
+        let ch = match (&pool, channels.first()) {
+            (Some(_), Some(first)) => Channel::open_shared(&arena, &cp, first),
+            _ => Channel::open(&arena, &cp),
+        }
+        .with_context(|| format!("binding an AF_XDP socket to {} queue {q}", args.iface))?;
         prog.add_socket(q, ch.fd())?;
         channels.push(ch);
     }
     let zero_copy = channels.iter().all(|c| c.zero_copy());
     if !args.json {
         eprintln!(
-            "skmemctl fwd: {:?} on {} queue(s) {:?}, XDP {xdp_mode}, {} mode",
+            "skmemctl fwd: {:?} on {} queue(s) {:?}, XDP {xdp_mode}, {} mode{}",
             args.mode,
             args.iface,
             args.queues,
-            if zero_copy { "zero-copy" } else { "copy" }
+            if zero_copy { "zero-copy" } else { "copy" },
+            if args.shared_umem {
+                ", one shared UMEM"
+            } else {
+                ""
+            }
         );
     }
     let shared: Vec<Arc<Shared>> = channels
@@ -485,6 +521,10 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         zero_copy,
         seconds: secs,
         rx_packets: sum(|s| s.rx.load(Ordering::Relaxed)),
+        rx_per_queue: shared
+            .iter()
+            .map(|s| s.rx.load(Ordering::Relaxed))
+            .collect(),
         tx_packets: sum(|s| s.tx.load(Ordering::Relaxed)),
         rx_pps: sum(|s| s.rx.load(Ordering::Relaxed)) as f64 / secs,
         tx_pps: sum(|s| s.tx.load(Ordering::Relaxed)) as f64 / secs,
@@ -492,6 +532,7 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         xdp_seen: xdp.seen,
         xdp_redirected: xdp.redirected,
         frames_accounted: accounted,
+        shared_umem: args.shared_umem,
         wait: args.wait(),
         policy,
         wakeups,

@@ -2,8 +2,9 @@
 //! runs it, while `skmemctl fwd --mode txonly` sends from B: rxdrop with
 //! receive coalescing on A (every frame A's XDP program redirected was
 //! received or counted as a kernel drop, the frames are accounted, and
-//! coalescing slept), and l2fwd pinned at `SCHED_FIFO` (it forwards, says
-//! how its thread ran, and refuses scheduling options it cannot honour).
+//! coalescing slept), l2fwd pinned at `SCHED_FIFO` (it forwards, says
+//! how its thread ran, and refuses scheduling options it cannot honour),
+//! and rxdrop on two queues sharing one pool as their UMEM.
 
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{ChildStdout, Command, Stdio};
@@ -24,16 +25,21 @@ fn root() -> bool {
     true
 }
 
-/// The test's turn (see [`ONE_AT_A_TIME`]) and a pair with one queue a
-/// side; `None` (skipped, saying why) without root. The pair is removed
-/// before the turn ends.
-fn serial_pair() -> Option<(std::sync::MutexGuard<'static, ()>, NetnsPair)> {
+/// The test's turn (see [`ONE_AT_A_TIME`]) and a pair with `queues`
+/// queues a side; `None` (skipped, saying why) without root. The pair is
+/// removed before the turn ends.
+fn serial_pair_with(queues: u32) -> Option<(std::sync::MutexGuard<'static, ()>, NetnsPair)> {
     if !root() {
         return None;
     }
     let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    let pair = NetnsPair::with_config(PairConfig::default().queues(queues, queues)).unwrap();
     Some((serial, pair))
+}
+
+/// [`serial_pair_with`] one queue a side.
+fn serial_pair() -> Option<(std::sync::MutexGuard<'static, ()>, NetnsPair)> {
+    serial_pair_with(1)
 }
 
 /// Kills the child if the test fails half-way.
@@ -74,31 +80,46 @@ fn start_fwd(pair: &NetnsPair, args: &[&str]) -> (KillOnDrop, Lines<BufReader<Ch
 /// bursts of rate/100 frames at full speed, which no sleeping receiver
 /// absorbs with 1024 frames.)
 fn send_from_b(pair: &NetnsPair, frames: u64) {
+    send_from_b_queues(pair, frames, 1);
+}
+
+/// [`send_from_b`] out of each of B's first `queues` TX queues (which veth
+/// hands to A's RX queue of the same number), queue `i`'s thread pinned to
+/// cpu `i`.
+fn send_from_b_queues(pair: &NetnsPair, frames: u64, queues: u32) {
     let count = frames.to_string();
-    let tx = pair
-        .exec_ok(
-            Side::B,
-            "taskset",
-            [
-                "-c",
-                "0",
-                env!("CARGO_BIN_EXE_skmemctl"),
-                "fwd",
-                "--mode",
-                "txonly",
-                "--iface",
-                pair.ifname(Side::B),
-                "--count",
-                &count,
-                "--duration",
-                "30",
-                "--json",
-            ],
-        )
-        .unwrap();
+    let mut args = vec![
+        "-c".to_owned(),
+        "0".to_owned(),
+        env!("CARGO_BIN_EXE_skmemctl").to_owned(),
+        "fwd".to_owned(),
+        "--mode".to_owned(),
+        "txonly".to_owned(),
+        "--iface".to_owned(),
+        pair.ifname(Side::B).to_owned(),
+        "--count".to_owned(),
+        count,
+        "--duration".to_owned(),
+        "30".to_owned(),
+        "--json".to_owned(),
+    ];
+    if queues > 1 {
+        // One thread per queue, each on its own CPU: the process may use
+        // them all.
+        args[1] = format!("0-{}", queues - 1);
+        for q in 0..queues {
+            args.extend(["--queue".to_owned(), q.to_string()]);
+            args.extend(["--cpu".to_owned(), q.to_string()]);
+        }
+    }
+    let tx = pair.exec_ok(Side::B, "taskset", &args).unwrap();
     let sent: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&tx.stdout).lines().last().unwrap()).unwrap();
-    assert_eq!(sent["tx_packets"].as_u64(), Some(frames), "{sent}");
+    assert_eq!(
+        sent["tx_packets"].as_u64(),
+        Some(frames * u64::from(queues)),
+        "{sent}"
+    );
 }
 
 /// Stops `fwd` as Ctrl-C does and returns its summary.
@@ -195,5 +216,44 @@ fn l2fwd_pinned_at_fifo_forwards_and_says_how_its_thread_ran() {
         "{summary}"
     );
     assert!(tx > 0 && tx <= rx, "{summary}");
+    assert_eq!(summary["frames_accounted"], true, "{summary}");
+}
+
+#[test]
+fn shared_umem_receives_on_two_queues_from_one_pool() {
+    let Some((_serial, pair)) = serial_pair_with(2) else {
+        return;
+    };
+    let (fwd, lines) = start_fwd(
+        &pair,
+        &[
+            "--mode",
+            "rxdrop",
+            "--queue",
+            "0",
+            "--queue",
+            "1",
+            "--shared-umem",
+            "--packets",
+            "8192",
+        ],
+    );
+    // A sender thread per queue, each on its own CPU.
+    send_from_b_queues(&pair, FRAMES / 4, 2);
+    let summary = stop_fwd(fwd, lines);
+    assert_eq!(summary["shared_umem"], true, "{summary}");
+    let per_queue: Vec<u64> = summary["rx_per_queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(per_queue.len(), 2, "{summary}");
+    assert!(per_queue.iter().all(|&n| n > 0), "{summary}");
+    let rx = summary["rx_packets"].as_u64().unwrap();
+    let dropped = summary["rx_dropped"].as_u64().unwrap();
+    let redirected = summary["xdp_redirected"].as_u64().unwrap();
+    assert_eq!(redirected, FRAMES / 2, "{summary}");
+    assert_eq!(rx + dropped, redirected, "{summary}");
     assert_eq!(summary["frames_accounted"], true, "{summary}");
 }

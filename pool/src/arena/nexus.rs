@@ -360,6 +360,11 @@ impl NexusState {
         self.nexus_advisory.as_ref()
     }
 
+    /// Does a channel's rings sit in the span (one channel per arena)?
+    pub fn has_channel(&self) -> bool {
+        self.rings.iter().any(Option::is_some)
+    }
+
     pub(crate) fn noidle(&self) -> i32 {
         self.ksd_noidle
     }
@@ -698,10 +703,10 @@ impl Arena {
         {
             let st = self.state();
             if let KindState::Nexus(n) = &st.kind {
-                if n.rings.iter().any(Option::is_some) {
+                if n.has_channel() {
                     return Err(Error::InvalidArenaParams {
                         arena: self.name().to_owned(),
-                        rule: "the arena already has a channel (one port, one channel: share the pool with another arena instead)",
+                        rule: crate::channel::ONE_CHANNEL,
                     });
                 }
             }

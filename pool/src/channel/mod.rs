@@ -79,6 +79,10 @@ use crate::pool::{
 };
 use crate::region::Region;
 
+/// Why a second channel on one arena is refused.
+pub(crate) const ONE_CHANNEL: &str =
+    "the arena already has a channel (one port, one channel: share the pool with another arena instead)";
+
 /// The smallest `XDP_MAX_TX_SKB_BUDGET` the kernel accepts (its
 /// `TX_BATCH_SIZE`).
 const TX_BUDGET_MIN: u32 = 32;

@@ -23,7 +23,7 @@ use super::umem::UmemGeometry;
 use super::xsk::{BindFlags, RingId, UmemOptions, XskSocket};
 use super::{
     coalesce, ifindex, BindMode, Channel, ChannelCounters, ChannelParams, Tags, XdpDesc, MAX_FRAGS,
-    TX_BUDGET_MIN,
+    ONE_CHANNEL, TX_BUDGET_MIN,
 };
 
 /// What an open channel holds of its arena and pool, each given back when
@@ -151,6 +151,9 @@ impl Parts {
             return Err(bad(
                 "a channel's pool binds one buffer to each packet (no on-demand buffers)",
             ));
+        }
+        if n.has_channel() {
+            return Err(bad(ONE_CHANNEL));
         }
         Ok(Parts {
             pool,
