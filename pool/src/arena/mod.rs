@@ -283,6 +283,7 @@ impl Arena {
     }
 
     fn map_inner(&self) -> Result<ArenaMapping> {
+        crate::failpoint::step("arena map")?;
         let mut st = self.state();
         if !st.active || st.defunct {
             return Err(Error::ArenaNotActive {
@@ -495,6 +496,7 @@ impl Arena {
     /// returned hold lives (the seed's `skmem_arena_nexus_sd_set_noidle`,
     /// +1 now and −1 when the hold drops). Nexus arenas only.
     pub fn hold_slot_descriptors(&self) -> Result<SlotHold> {
+        crate::failpoint::step("slot hold")?;
         let mut st = self.state();
         match &mut st.kind {
             KindState::Nexus(n) => {

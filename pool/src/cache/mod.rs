@@ -237,6 +237,7 @@ impl Cache {
     /// Claims a worker slot: the handle a data-path thread keeps and
     /// allocates through. Fails when every slot is taken.
     pub fn worker(self: &Arc<Self>) -> Result<CacheWorker> {
+        crate::failpoint::step("cache worker")?;
         for (i, slot) in self.slots.iter().enumerate() {
             if slot
                 .claimed

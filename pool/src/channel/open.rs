@@ -9,6 +9,7 @@
 //! channel needs for its whole life go into its [`Claims`].
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::arena::{Arena, SlotHold};
 use crate::cache::Cache;
@@ -336,6 +337,30 @@ fn map_rings(
     }
 }
 
+/// How long a bind waits for a queue whose last socket has just closed:
+/// the kernel lets go of the queue from a workqueue after `close`
+/// returns, and until then a bind to it is refused with EBUSY.
+const BIND_BUSY_WAIT: Duration = Duration::from_secs(1);
+
+/// [`bind`], retried while the queue is still being released (EBUSY), up
+/// to [`BIND_BUSY_WAIT`].
+fn bind_when_free(
+    sock: &mut XskSocket,
+    ifindex: u32,
+    params: &ChannelParams,
+    first: Option<&Channel>,
+) -> Result<()> {
+    let deadline = Instant::now() + BIND_BUSY_WAIT;
+    loop {
+        match bind(sock, ifindex, params, first) {
+            Err(e) if e.errno() == libc::EBUSY && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Binds `sock` as `params` say (falling back to copy mode in `Auto`), or
 /// to `first`'s UMEM.
 fn bind(
@@ -369,6 +394,7 @@ fn bind(
 /// A slot-descriptor stack in an object (taken into `objs`) of the
 /// owner-private `cache` and its user mirror `usd`.
 fn slots(arena: &Arena, cache: &Arc<Cache>, usd: RegionId, objs: &mut ObjGuard) -> Result<Slots> {
+    crate::failpoint::step("slot descriptors")?;
     let obj = objs.take(cache, "no slot-descriptor object left", arena)?;
     Ok(Slots::new(cache.region().clone(), arena.region(usd), obj))
 }
@@ -442,7 +468,7 @@ impl Channel {
         sock.set_ring_size(RingId::Tx, params.ring_entries)?;
         let mut objs = ObjGuard::default();
         let rings = map_rings(arena, &sock, &mapping, &parts.ring_cache, params, &mut objs)?;
-        bind(&mut sock, ifindex, params, first)?;
+        bind_when_free(&mut sock, ifindex, params, first)?;
         let zero_copy = sock.zero_copy()?;
         if let Some((usecs, budget)) = params.busy_poll {
             sock.set_busy_poll(usecs, budget)?;
