@@ -140,6 +140,17 @@ pub enum Error {
         arena: String,
     },
 
+    /// The mapping holds a live channel's rings, which a redirect would
+    /// replace with zero pages under the channel (EBUSY): close the channel
+    /// first.
+    #[error(
+        "arena {arena}: the mapping holds a live channel's rings; close the channel to redirect it"
+    )]
+    MappingHoldsChannel {
+        /// The arena's name.
+        arena: String,
+    },
+
     /// The arena is still active, so it cannot be defuncted (EBUSY).
     #[error("arena {arena}: still active (a mapping is not redirected)")]
     ArenaActive {
@@ -193,7 +204,7 @@ impl Error {
             Error::ArenaNotActive { .. } => libc::ENODEV,
             Error::AlreadyRedirected { .. } | Error::AlreadyDefunct { .. } => libc::EALREADY,
             Error::NotMapped { .. } => libc::ENXIO,
-            Error::ArenaActive { .. } => libc::EBUSY,
+            Error::ArenaActive { .. } | Error::MappingHoldsChannel { .. } => libc::EBUSY,
             Error::NoWorkerSlot { .. } => libc::EBUSY,
             Error::Sys { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         }

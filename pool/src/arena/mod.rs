@@ -314,6 +314,7 @@ impl Arena {
             arena: self.clone(),
             span: Some(span),
             id,
+            holds_channel: false,
         })
     }
 
@@ -554,6 +555,8 @@ pub struct ArenaMapping {
     /// `None` once unmapped.
     span: Option<Span>,
     id: u64,
+    /// A channel's rings are mapped inside: a redirect is refused.
+    holds_channel: bool,
 }
 
 impl ArenaMapping {
@@ -635,11 +638,24 @@ impl ArenaMapping {
             .any(|m| m.id == self.id && m.redirected)
     }
 
+    /// Marks this mapping as holding a channel's rings (the channel's own).
+    pub(crate) fn hold_channel(&mut self) {
+        self.holds_channel = true;
+    }
+
     /// Redirects this mapping (the seed's `skmem_arena_mredirect`): every
     /// region without NOREDIRECT now reads as zero pages, protections kept.
     /// EALREADY the second time, ENXIO when no longer mapped. Returns true
     /// when this was the last mapping still active: the arena is now
     /// inactive and ready for [`Arena::defunct`].
+    ///
+    /// The mapping a channel keeps its rings in (its
+    /// [`Channel::mapping`](crate::channel::Channel::mapping)) is refused
+    /// with [`Error::MappingHoldsChannel`] (EBUSY): zero pages would replace
+    /// the rings under the channel. So an arena with a live channel stays
+    /// active, and [`Arena::defunct`] answers EBUSY until the channel is
+    /// closed; closing it unmaps that mapping, which runs a postponed
+    /// defunct if every other mapping was redirected.
     pub fn redirect(&self) -> Result<bool> {
         let r = self.redirect_inner();
         let flags = r.as_ref().map_or(0, |&inactive| inactive as u32);
@@ -660,6 +676,9 @@ impl ArenaMapping {
         };
         if st.maps[pos].redirected {
             return Err(Error::AlreadyRedirected { arena: name() });
+        }
+        if self.holds_channel {
+            return Err(Error::MappingHoldsChannel { arena: name() });
         }
         span.redirect()?;
         st.maps[pos].redirected = true;

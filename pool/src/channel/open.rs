@@ -448,7 +448,8 @@ impl Channel {
         let ifindex = ifindex(&params.ifname)?;
 
         let holder = HolderClaim::take(&pool)?;
-        let mapping = arena.map()?;
+        let mut mapping = arena.map()?;
+        mapping.hold_channel();
         let mut sock = XskSocket::new()?;
         if first.is_none() {
             sock.register_umem(
