@@ -10,9 +10,15 @@
 //! Redirecting a span replaces every region without NOREDIRECT with
 //! anonymous zero pages of the same protection.
 
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::schema::{SchemaError, SchemaView, SCHEMA_GENERATION, SCHEMA_HEADER_SIZE};
+
+/// How long a mapper waits out the owner's rewrites of the schema before
+/// giving up on a copy.
+pub const SCHEMA_READ_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::region::{Region, RegionFlags, RegionId, View};
 use crate::sys::{Mapping, Protection};
 
@@ -142,6 +148,73 @@ impl Span {
             .iter()
             .find(|e| e.0 == id && e.3 != Protection::None)
             .map(|&(_, off, size, ..)| (self.addr().wrapping_add(off), size))
+    }
+
+    /// A whole copy of the schema (the SCHEMA region's bytes), taken under
+    /// its sequence lock: the generation is read (even), the bytes copied,
+    /// the generation read again, and the copy kept only when both agree —
+    /// so a rewrite by the owner (a channel binding or closing) is never
+    /// caught half-way. Rewrites in progress are waited out for up to
+    /// [`SCHEMA_READ_PATIENCE`]; past it (an owner that died half-way
+    /// through a rewrite leaves the generation odd for good),
+    /// [`SchemaError::BeingRewritten`].
+    pub fn copy_schema(&self) -> Result<Vec<u8>> {
+        let (base, size) = self.readable(RegionId::Schema).ok_or(Error::RegionMisuse {
+            region: RegionId::Schema,
+            rule: "the span has no readable schema",
+        })?;
+        let words = size / 8;
+        if words * 8 < SCHEMA_GENERATION + 8 || !(base as usize).is_multiple_of(8) {
+            return Err(Error::RegionMisuse {
+                region: RegionId::Schema,
+                rule: "the schema region is too small for a schema",
+            });
+        }
+        let word = |i: usize| {
+            // SAFETY: `i < words`, so the word lies inside the SCHEMA
+            // region's part of the span, mapped readable while `self`
+            // lives; `base` is page-aligned, so the word is 8-aligned. An
+            // atomic load: the owner rewrites these words with atomic
+            // stores, so the two never race.
+            unsafe { AtomicU64::from_ptr(base.add(i * 8).cast()) }
+        };
+        let gen = word(SCHEMA_GENERATION / 8);
+        let mut copy = vec![0u8; words * 8];
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let before = gen.load(Ordering::Acquire);
+            if before.is_multiple_of(2) {
+                // The header first, then as far as its total size says
+                // (bounded by the region): the rest of the page is not the
+                // schema's.
+                let copy_words = |copy: &mut [u8], from: usize, to: usize| {
+                    for i in from..to {
+                        let w = word(i).load(Ordering::Relaxed).to_ne_bytes();
+                        copy[i * 8..i * 8 + 8].copy_from_slice(&w);
+                    }
+                };
+                let header = SCHEMA_HEADER_SIZE.div_ceil(8).min(words);
+                copy_words(&mut copy, 0, header);
+                let total =
+                    SchemaView::total_size_of(&copy).map_or(words, |t| t.div_ceil(8).min(words));
+                copy_words(&mut copy, header, total.max(header));
+                fence(Ordering::Acquire);
+                if gen.load(Ordering::Relaxed) == before {
+                    copy.truncate(total.max(header) * 8);
+                    return Ok(copy);
+                }
+            }
+            attempt += 1;
+            if attempt.is_multiple_of(64) {
+                if started.elapsed() > SCHEMA_READ_PATIENCE {
+                    return Err(SchemaError::BeingRewritten { generation: before }.into());
+                }
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
     }
 
     /// Address and size of region `id` inside the span.

@@ -28,20 +28,21 @@
 //! [`RegionEntry`]s, `total_size` bytes in all. Bytes after `total_size`
 //! (the rest of the SCHEMA page) are ignored.
 //!
-//! [`SchemaHeader`], 296 bytes:
+//! [`SchemaHeader`], 304 bytes:
 //!
 //! | offset | size | field          | type             | value |
 //! |-------:|-----:|----------------|------------------|-------|
 //! |      0 |    8 | `magic`        | `[u8; 8]`        | `b"SKMEMSCH"` |
 //! |      8 |    4 | `version`      | `u32`            | [`SCHEMA_VERSION`] (1) |
-//! |     12 |    4 | `header_size`  | `u32`            | 296 |
+//! |     12 |    4 | `header_size`  | `u32`            | 304 |
 //! |     16 |    4 | `entry_size`   | `u32`            | 64 |
 //! |     20 |    4 | `region_count` | `u32`            | entries that follow, at most [`RegionId::COUNT`] |
-//! |     24 |    4 | `total_size`   | `u32`            | 296 + 64 × `region_count` |
+//! |     24 |    4 | `total_size`   | `u32`            | 304 + 64 × `region_count` |
 //! |     28 |    4 | `arena_kind`   | `u32`            | [`SchemaArenaKind`]: 1 nexus, 2 NECP, 3 system |
 //! |     32 |    8 | `span_size`    | `u64`            | bytes of the whole span |
 //! |     40 |   64 | `name`         | `[u8; 64]`       | arena name, UTF-8, NUL-terminated and NUL-padded |
 //! |    104 |  192 | `rings`        | `[RingEntry; 4]` | fill, completion, RX, TX ([`RingKind`] order) |
+//! |    296 |    8 | `generation`   | `u64`            | even; odd while the owner rewrites the schema (see below) |
 //!
 //! [`RingEntry`], 48 bytes (offsets inside the entry; the four ring offsets
 //! mirror Linux's `struct xdp_ring_offset`, but from the span base):
@@ -75,9 +76,18 @@
 //! # Reading from shared memory
 //!
 //! A [`SchemaView`] borrows a `&[u8]`, which Rust requires not to change
-//! while borrowed. A mapper should therefore copy the schema out of the
-//! shared mapping before parsing it, so that the owner (or anyone with the
-//! region writable) cannot change it between validation and use.
+//! while borrowed. A mapper therefore copies the schema out of the shared
+//! mapping before parsing it, so that the owner (or anyone with the region
+//! writable) cannot change it between validation and use.
+//!
+//! The owner rewrites the schema while mappers may read it (a channel's
+//! rings appear on bind and go on close), so the copy must not catch half
+//! a rewrite. `generation` is a sequence lock: the owner makes it odd,
+//! rewrites the rest word by word, then makes it even again, one more than
+//! the odd value; a reader reads it (even), copies the schema, reads it
+//! again, and keeps the copy only if both reads agree.
+//! [`ArenaMapping::schema`](crate::arena::ArenaMapping::schema) does that;
+//! the parser refuses an odd generation.
 
 use std::fmt;
 use std::mem::{offset_of, size_of};
@@ -88,7 +98,7 @@ use crate::region::{RegionFlags, RegionGeometry, RegionId};
 pub const SCHEMA_MAGIC: [u8; 8] = *b"SKMEMSCH";
 
 /// The layout version this module writes and the only one it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Longest arena name, in bytes: the name field is 64 bytes and always
 /// keeps a terminating NUL, so C readers can use it as a string.
@@ -99,6 +109,12 @@ const NAME_FIELD: usize = SCHEMA_NAME_MAX + 1;
 
 /// Bytes of a [`SchemaHeader`].
 const HEADER_SIZE: usize = size_of::<SchemaHeader>();
+
+/// Byte offset of the header's `generation`, the schema's sequence lock.
+pub const SCHEMA_GENERATION: usize = offset_of!(SchemaHeader, generation);
+
+/// Bytes of the header.
+pub const SCHEMA_HEADER_SIZE: usize = HEADER_SIZE;
 
 /// Bytes of a [`RegionEntry`].
 const ENTRY_SIZE: usize = size_of::<RegionEntry>();
@@ -136,6 +152,8 @@ pub struct SchemaHeader {
     pub name: [u8; 64],
     /// The rings, in [`RingKind`] order.
     pub rings: [RingEntry; 4],
+    /// The sequence lock's count: even when the schema is whole.
+    pub generation: u64,
 }
 
 /// Where one ring is in the span: Linux's `struct xdp_ring_offset` plus the
@@ -199,8 +217,10 @@ const _: () = {
     assert!(offset_of!(SchemaHeader, span_size) == 32);
     assert!(offset_of!(SchemaHeader, name) == 40);
     assert!(offset_of!(SchemaHeader, rings) == 104);
-    assert!(HEADER_SIZE == 104 + 4 * 48);
-    assert!(HEADER_SIZE == 296);
+    assert!(offset_of!(SchemaHeader, generation) == 296);
+    assert!(HEADER_SIZE == 104 + 4 * 48 + 8);
+    assert!(HEADER_SIZE == 304);
+    assert!(is_aligned(SCHEMA_GENERATION as u64, 8));
     assert!(is_aligned(HEADER_SIZE as u64, 8));
 
     assert!(offset_of!(RingEntry, present) == 0);
@@ -357,6 +377,7 @@ impl SchemaHeader {
             span_size: get_u64(b, offset_of!(SchemaHeader, span_size))?,
             name: get(b, offset_of!(SchemaHeader, name))?,
             rings,
+            generation: get_u64(b, offset_of!(SchemaHeader, generation))?,
         })
     }
 
@@ -373,7 +394,7 @@ impl SchemaHeader {
         for (i, ring) in self.rings.iter().enumerate() {
             ring.write(b.get_mut(Self::ring_offset(i)?..)?)?;
         }
-        Some(())
+        put_u64(b, offset_of!(SchemaHeader, generation), self.generation)
     }
 }
 
@@ -611,6 +632,8 @@ pub struct SchemaInfo {
     /// The rings, indexed by [`RingKind::index`]; `None` until the AF_XDP
     /// socket exists.
     pub rings: [Option<RingInfo>; RingKind::COUNT],
+    /// The sequence lock's count when the schema was written (even).
+    pub generation: u64,
 }
 
 impl SchemaInfo {
@@ -647,6 +670,14 @@ pub enum SchemaError {
     NameContainsNul {
         /// Byte position of the first NUL.
         at: usize,
+    },
+
+    /// The generation is odd: the bytes were copied while the owner was
+    /// rewriting the schema. Copy it again.
+    #[error("schema generation {generation} is odd: copied while being rewritten")]
+    BeingRewritten {
+        /// The generation read.
+        generation: u64,
     },
 
     /// Fewer bytes than a header.
@@ -1044,6 +1075,7 @@ pub fn write_schema(info: &SchemaInfo, dst: &mut [u8]) -> Result<usize, SchemaEr
         span_size: info.span_size,
         name: name_field,
         rings,
+        generation: info.generation,
     };
 
     if encode(&header, &info.regions, out).is_none() {
@@ -1095,6 +1127,7 @@ pub struct SchemaView<'a> {
     rings: [Option<RingInfo>; RingKind::COUNT],
     /// Exactly `region_count` entries, each already validated.
     entries: &'a [u8],
+    generation: u64,
 }
 
 impl<'a> SchemaView<'a> {
@@ -1156,6 +1189,11 @@ impl<'a> SchemaView<'a> {
                 expected: span_size,
             });
         }
+        if !h.generation.is_multiple_of(2) {
+            return Err(SchemaError::BeingRewritten {
+                generation: h.generation,
+            });
+        }
         let name_at = offset_of!(SchemaHeader, name);
         let name = parse_name(bytes.get(name_at..name_at + NAME_FIELD).unwrap_or(&[]))?;
         let kind = SchemaArenaKind::try_from(h.arena_kind)?;
@@ -1180,7 +1218,15 @@ impl<'a> SchemaView<'a> {
             span_size,
             rings,
             entries,
+            generation: h.generation,
         })
+    }
+
+    /// The header's `total_size` field, unchecked: how many bytes a copy of
+    /// the schema needs (`None` for bytes shorter than a header). For
+    /// copying only; [`parse`](Self::parse) checks it.
+    pub fn total_size_of(bytes: &[u8]) -> Option<usize> {
+        get_u32(bytes, offset_of!(SchemaHeader, total_size)).map(|t| t as usize)
     }
 
     /// The layout version: [`SCHEMA_VERSION`].
@@ -1191,6 +1237,11 @@ impl<'a> SchemaView<'a> {
     /// The arena's kind.
     pub fn kind(&self) -> SchemaArenaKind {
         self.kind
+    }
+
+    /// The sequence lock's count the schema was written with.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The arena's name.
@@ -1240,6 +1291,7 @@ impl<'a> SchemaView<'a> {
             span_size: self.span_size,
             regions: self.regions().collect(),
             rings: self.rings,
+            generation: self.generation,
         }
     }
 }
@@ -1459,7 +1511,7 @@ mod tests {
     /// struct's size, so no padding hides between or after them.
     #[test]
     fn structs_have_no_padding() {
-        let header_fields = [8, 4, 4, 4, 4, 4, 4, 8, 64, 4 * size_of::<RingEntry>()];
+        let header_fields = [8, 4, 4, 4, 4, 4, 4, 8, 64, 4 * size_of::<RingEntry>(), 8];
         assert_eq!(
             header_fields.iter().sum::<usize>(),
             size_of::<SchemaHeader>()
@@ -1472,12 +1524,12 @@ mod tests {
 
     #[test]
     fn sizes_match_the_documented_layout() {
-        assert_eq!(size_of::<SchemaHeader>(), 296);
+        assert_eq!(size_of::<SchemaHeader>(), 304);
         assert_eq!(size_of::<RingEntry>(), 48);
         assert_eq!(size_of::<RegionEntry>(), 64);
         assert_eq!(size_of::<SchemaHeader>() % 8, 0);
-        assert_eq!(schema_size(0), 296);
-        assert_eq!(schema_size(3), 296 + 3 * 64);
+        assert_eq!(schema_size(0), 304);
+        assert_eq!(schema_size(3), 304 + 3 * 64);
         assert_eq!(schema_size(usize::MAX), usize::MAX);
     }
 
@@ -1553,15 +1605,16 @@ mod tests {
                 None,
                 None,
             ],
+            generation: 0x0102_0304_0506_0708,
         };
         let mut b = [0xeeu8; 400];
-        assert_eq!(write_schema(&info, &mut b), Ok(360));
+        assert_eq!(write_schema(&info, &mut b), Ok(368));
         assert_eq!(&b[0..8], b"SKMEMSCH");
-        assert_eq!(b[8..12], 1u32.to_le_bytes());
-        assert_eq!(b[12..16], 296u32.to_le_bytes());
+        assert_eq!(b[8..12], 2u32.to_le_bytes());
+        assert_eq!(b[12..16], 304u32.to_le_bytes());
         assert_eq!(b[16..20], 64u32.to_le_bytes());
         assert_eq!(b[20..24], 1u32.to_le_bytes());
-        assert_eq!(b[24..28], 360u32.to_le_bytes());
+        assert_eq!(b[24..28], 368u32.to_le_bytes());
         assert_eq!(b[28..32], 2u32.to_le_bytes());
         assert_eq!(b[32..40], 0x1_0000_3000u64.to_le_bytes());
         assert_eq!(&b[40..43], b"ab\0");
@@ -1578,23 +1631,25 @@ mod tests {
         assert_eq!(b[192..196], 8u32.to_le_bytes());
         assert_eq!(b[196..200], [0; 4]);
         assert!(b[200..296].iter().all(|&x| x == 0));
-        // The region entry at 296.
-        assert_eq!(b[296..300], 0u32.to_le_bytes());
+        // The generation at 296.
+        assert_eq!(b[296..304], 0x0102_0304_0506_0708u64.to_le_bytes());
+        // The region entry at 304.
+        assert_eq!(b[304..308], 0u32.to_le_bytes());
         assert_eq!(
-            b[300..304],
+            b[308..312],
             RegionFlags::template(RegionId::GuardHead)
                 .bits()
                 .to_le_bytes()
         );
-        assert_eq!(b[304..312], 0u64.to_le_bytes());
-        assert_eq!(b[312..320], 0x1000u64.to_le_bytes());
+        assert_eq!(b[312..320], 0u64.to_le_bytes());
         assert_eq!(b[320..328], 0x1000u64.to_le_bytes());
-        assert_eq!(b[328..332], 1u32.to_le_bytes());
-        assert_eq!(b[332..336], 1u32.to_le_bytes());
-        assert_eq!(b[336..344], 0x1000u64.to_le_bytes());
-        assert_eq!(b[344..360], [7; 16]);
+        assert_eq!(b[328..336], 0x1000u64.to_le_bytes());
+        assert_eq!(b[336..340], 1u32.to_le_bytes());
+        assert_eq!(b[340..344], 1u32.to_le_bytes());
+        assert_eq!(b[344..352], 0x1000u64.to_le_bytes());
+        assert_eq!(b[352..368], [7; 16]);
         // Past the schema, untouched.
-        assert!(b[360..].iter().all(|&x| x == 0xee));
+        assert!(b[368..].iter().all(|&x| x == 0xee));
     }
 
     #[test]

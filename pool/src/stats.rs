@@ -21,8 +21,12 @@ pub(crate) fn register(inner: &Arc<ArenaInner>) {
     lock(&REGISTRY).push((inner.id, Arc::downgrade(inner)));
 }
 
-pub(crate) fn unregister(id: u64) {
-    lock(&REGISTRY).retain(|(i, _)| *i != id);
+/// Removes arena `id`; false when it was not registered.
+pub(crate) fn unregister(id: u64) -> bool {
+    let mut r = lock(&REGISTRY);
+    let before = r.len();
+    r.retain(|(i, _)| *i != id);
+    r.len() != before
 }
 
 /// Every live arena of this process, oldest first.

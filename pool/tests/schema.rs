@@ -85,6 +85,7 @@ fn nexus() -> SchemaInfo {
             Some(ring(4 * PAGE, 128, 16)),
             Some(ring(5 * PAGE, 128, 16)),
         ],
+        generation: 6,
     }
 }
 
@@ -147,7 +148,7 @@ fn with_u64(at: usize, v: u64) -> Result<(), SchemaError> {
 fn a_written_schema_parses_back_to_the_same_description() {
     let info = nexus();
     let b = encode(&info);
-    assert_eq!(b.len(), 296 + 6 * 64);
+    assert_eq!(b.len(), 304 + 6 * 64);
     let view = SchemaView::parse(&b, SPAN).unwrap();
     assert_eq!(view.to_info(), info);
     assert_eq!(view.version(), SCHEMA_VERSION);
@@ -185,9 +186,10 @@ fn a_schema_without_regions_or_rings_round_trips() {
         span_size: 0,
         regions: vec![],
         rings: [None; 4],
+        generation: 0,
     };
     let b = encode(&info);
-    assert_eq!(b.len(), 296);
+    assert_eq!(b.len(), 304);
     let view = SchemaView::parse(&b, 0).unwrap();
     assert_eq!(view.to_info(), info);
     assert_eq!(view.regions().count(), 0);
@@ -245,6 +247,7 @@ fn an_entry_from_a_configured_geometry_passes_validation() {
         span_size: entry.size,
         regions: vec![entry],
         rings: [None; 4],
+        generation: 2,
     };
     let b = encode(&info);
     assert_eq!(SchemaView::parse(&b, entry.size).unwrap().to_info(), info);
@@ -387,17 +390,17 @@ fn the_writer_refuses_what_a_reader_would_refuse() {
 fn a_buffer_shorter_than_the_header_is_refused() {
     let b = valid();
     assert_eq!(
-        parse_err(&b[..295]),
+        parse_err(&b[..303]),
         SchemaError::TooShortForHeader {
-            len: 295,
-            needed: 296
+            len: 303,
+            needed: 304
         }
     );
     assert_eq!(
         parse_err(&[]),
         SchemaError::TooShortForHeader {
             len: 0,
-            needed: 296
+            needed: 304
         }
     );
 }
@@ -416,24 +419,41 @@ fn bytes_without_the_magic_are_refused() {
 
 #[test]
 fn a_schema_from_another_version_is_refused() {
-    for found in [0, 2, u32::MAX] {
+    for found in [0, 1, 3, u32::MAX] {
         assert_eq!(
             with_u32(header_field(offset_of!(SchemaHeader, version)), found),
             Err(SchemaError::UnsupportedVersion {
                 found,
-                supported: 1
+                supported: 2
             })
         );
     }
 }
 
 #[test]
+fn a_schema_copied_while_being_rewritten_is_refused() {
+    for generation in [1, 7, u64::MAX] {
+        assert_eq!(
+            with_u64(
+                header_field(offset_of!(SchemaHeader, generation)),
+                generation
+            ),
+            Err(SchemaError::BeingRewritten { generation })
+        );
+    }
+    assert_eq!(
+        with_u64(header_field(offset_of!(SchemaHeader, generation)), 1 << 40),
+        Ok(())
+    );
+}
+
+#[test]
 fn a_header_of_another_size_is_refused() {
     assert_eq!(
-        with_u32(header_field(offset_of!(SchemaHeader, header_size)), 304),
+        with_u32(header_field(offset_of!(SchemaHeader, header_size)), 296),
         Err(SchemaError::HeaderSizeMismatch {
-            found: 304,
-            expected: 296
+            found: 296,
+            expected: 304
         })
     );
 }
@@ -464,7 +484,7 @@ fn more_regions_than_region_ids_are_refused() {
 
 #[test]
 fn a_total_size_that_disagrees_with_the_region_count_is_refused() {
-    let total = 296 + 6 * 64;
+    let total = 304 + 6 * 64;
     assert_eq!(
         with_u32(
             header_field(offset_of!(SchemaHeader, total_size)),
@@ -982,8 +1002,8 @@ fn every_truncation_of_a_valid_schema_is_refused() {
     let b = valid();
     for len in 0..b.len() {
         let e = SchemaView::parse(&b[..len], SPAN).unwrap_err();
-        if len < 296 {
-            assert_eq!(e, SchemaError::TooShortForHeader { len, needed: 296 });
+        if len < 304 {
+            assert_eq!(e, SchemaError::TooShortForHeader { len, needed: 304 });
         } else {
             assert_eq!(
                 e,
@@ -1004,10 +1024,10 @@ fn errors_say_what_was_wrong() {
         e.to_string(),
         "region buf_def: 3 segments of 32768 bytes do not make its 131072 bytes"
     );
-    let e = with_u32(header_field(offset_of!(SchemaHeader, version)), 2).unwrap_err();
+    let e = with_u32(header_field(offset_of!(SchemaHeader, version)), 3).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "schema version 2 is not supported (this reader knows version 1)"
+        "schema version 3 is not supported (this reader knows version 2)"
     );
 }
 
@@ -1117,8 +1137,9 @@ fn valid_info() -> impl Strategy<Value = SchemaInfo> {
         prop::array::uniform4(prop::option::of(ring_spec())),
         "[a-zA-Z0-9é._-]{0,31}",
         kind(),
+        any::<u32>(),
     )
-        .prop_map(|(specs, tail_pages, rings, name, kind)| {
+        .prop_map(|(specs, tail_pages, rings, name, kind, generation)| {
             let mut regions = Vec::new();
             let mut end = 0;
             for (&id, spec) in RegionId::ALL.iter().zip(specs) {
@@ -1170,6 +1191,7 @@ fn valid_info() -> impl Strategy<Value = SchemaInfo> {
                 span_size,
                 regions,
                 rings,
+                generation: 2 * u64::from(generation),
             }
         })
 }
@@ -1191,7 +1213,7 @@ proptest! {
     /// zeroed rings), random bytes reach the ring and region checks.
     #[test]
     fn random_bytes_behind_a_plausible_header_never_make_the_parser_panic(
-        mut bytes in prop::collection::vec(any::<u8>(), 296..2200),
+        mut bytes in prop::collection::vec(any::<u8>(), 304..2200),
         count in 0u32..=28,
         span in prop_oneof![any::<u64>(), 0u64..1 << 20],
         zero_rings in any::<bool>(),
@@ -1199,22 +1221,23 @@ proptest! {
     ) {
         bytes[..8].copy_from_slice(b"SKMEMSCH");
         set_u32(&mut bytes, offset_of!(SchemaHeader, version), SCHEMA_VERSION);
-        set_u32(&mut bytes, offset_of!(SchemaHeader, header_size), 296);
+        set_u32(&mut bytes, offset_of!(SchemaHeader, header_size), 304);
         set_u32(&mut bytes, offset_of!(SchemaHeader, entry_size), 64);
         set_u32(&mut bytes, offset_of!(SchemaHeader, region_count), count);
-        set_u32(&mut bytes, offset_of!(SchemaHeader, total_size), 296 + 64 * count);
+        set_u32(&mut bytes, offset_of!(SchemaHeader, total_size), 304 + 64 * count);
+        set_u64(&mut bytes, offset_of!(SchemaHeader, generation), 2 * u64::from(count));
         set_u32(&mut bytes, offset_of!(SchemaHeader, arena_kind), 1);
         set_u64(&mut bytes, offset_of!(SchemaHeader, span_size), span);
         let name = offset_of!(SchemaHeader, name);
         bytes[name..name + 64].fill(0);
         bytes[name] = b'p';
         if zero_rings {
-            bytes[offset_of!(SchemaHeader, rings)..296].fill(0);
+            bytes[offset_of!(SchemaHeader, rings)..offset_of!(SchemaHeader, generation)].fill(0);
         }
         if small_ids {
             // Ids of user-mappable regions with their template flags, so
             // the geometry checks run on random numbers.
-            for (i, entry) in bytes[296..].chunks_exact_mut(64).enumerate() {
+            for (i, entry) in bytes[304..].chunks_exact_mut(64).enumerate() {
                 let id = RegionId::ALL[i % 18];
                 set_u32(entry, 0, id.index() as u32);
                 set_u32(entry, 4, RegionFlags::template(id).bits());

@@ -258,14 +258,8 @@ pub fn forge_ring<T: Copy>(
 ) {
     use std::sync::atomic::{AtomicU32, Ordering};
     let m = ch.mapping();
-    let id = skmem::region::RegionId::Schema;
-    let (_, len) = m.region(id).unwrap();
-    let mut bytes = vec![0; len];
-    m.read_region(id, 0, &mut bytes).unwrap();
-    let ring = skmem::schema::SchemaView::parse(&bytes, m.size() as u64)
-        .unwrap()
-        .ring(kind)
-        .unwrap();
+    // Read as a mapper reads it: whole, under its sequence lock.
+    let ring = m.schema().unwrap().ring(kind).unwrap();
     assert_eq!(ring.desc_size as usize, std::mem::size_of::<T>());
     let base = m.addr();
     // SAFETY: the schema's producer offset is a 4-aligned u32 inside the

@@ -164,8 +164,11 @@ pub(crate) struct ArenaInner {
 impl Drop for ArenaInner {
     fn drop(&mut self) {
         // The last reference is gone: unregister, then tear down (dropping
-        // the state releases every region and cache still held).
-        stats::unregister(self.id);
+        // the state releases every region and cache still held). An arena
+        // whose creation failed before it was registered was never seen.
+        if !stats::unregister(self.id) {
+            return;
+        }
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         st.active = false;
         let who = Subject {
@@ -205,9 +208,12 @@ impl Arena {
             name: format!("skmem.{}.{name}", kind.name()),
             state: Mutex::new(state),
         });
-        stats::register(&inner);
-        tracing::debug!(arena = %inner.name, "arena created");
         let arena = Arena(inner);
+        // Whoever finds the arena in the registry may map it and read its
+        // schema at once: the schema is whole before it is registered.
+        arena.write_schema()?;
+        stats::register(&arena.0);
+        tracing::debug!(arena = %arena.name(), "arena created");
         arena.emit(HookEvent::ArenaCreate, (0, 0), 0, 0);
         Ok(arena)
     }
@@ -627,6 +633,16 @@ impl ArenaMapping {
             *b = unsafe { std::ptr::read_volatile(p.add(offset + i)) };
         }
         Ok(())
+    }
+
+    /// The schema this mapping shows, read as a mapper reads it: copied
+    /// whole under its sequence lock, then parsed as untrusted bytes.
+    pub fn schema(&self) -> Result<crate::schema::SchemaInfo> {
+        let span = self.span.as_ref().ok_or(Error::NotMapped {
+            arena: self.arena.name().to_owned(),
+        })?;
+        let bytes = span.copy_schema()?;
+        Ok(crate::schema::SchemaView::parse(&bytes, span.size() as u64)?.to_info())
     }
 
     /// Was this mapping redirected?

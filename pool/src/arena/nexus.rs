@@ -688,9 +688,7 @@ impl Arena {
         };
         n.schema_obj = schema_obj;
         st.kind = KindState::Nexus(Box::new(n));
-        let arena = Arena::finalize(ArenaKind::Nexus, &p.name, st)?;
-        arena.write_schema()?;
-        Ok(arena)
+        Arena::finalize(ArenaKind::Nexus, &p.name, st)
     }
 
     /// Records where a new channel's rings sit in the span and rewrites
@@ -734,7 +732,7 @@ impl Arena {
 
     /// Writes the schema object describing this arena's span (nothing for
     /// an arena without a schema).
-    fn write_schema(&self) -> Result<()> {
+    pub(super) fn write_schema(&self) -> Result<()> {
         let st = self.state();
         let (obj, rings) = match &st.kind {
             KindState::Nexus(n) => match n.schema_obj {
@@ -744,6 +742,13 @@ impl Arena {
             _ => return Ok(()),
         };
         let layout = &st.layout;
+        let schema = st.region(RegionId::Schema).ok_or(Error::RegionMisuse {
+            region: RegionId::Schema,
+            rule: "no schema region",
+        })?;
+        let o = schema.obj(obj)?;
+        // The sequence lock's next even count (0 before the first write).
+        let generation = (o.load_u64(schema::SCHEMA_GENERATION)? | 1) + 1;
         let info = SchemaInfo {
             kind: SchemaArenaKind::Nexus,
             name: self.name().to_owned(),
@@ -767,14 +772,11 @@ impl Arena {
                 })
                 .collect(),
             rings,
+            generation,
         };
-        let schema = st.region(RegionId::Schema).ok_or(Error::RegionMisuse {
-            region: RegionId::Schema,
-            rule: "no schema region",
-        })?;
-        let o = schema.obj(obj)?;
-        let mut bytes = vec![0u8; o.len()];
+        let mut bytes = vec![0u8; schema::schema_size(info.regions.len())];
         schema::write_schema(&info, &mut bytes)?;
-        o.write(0, &bytes)
+        // Mappers may be reading: rewritten under the sequence lock.
+        o.publish(schema::SCHEMA_GENERATION, &bytes)
     }
 }

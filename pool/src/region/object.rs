@@ -15,7 +15,7 @@
 //! little-endian, the layout every mapper reads.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use super::{Region, RegionId};
 use crate::error::{Error, Result};
@@ -184,23 +184,49 @@ impl<'r> Obj<'r> {
         Ok(())
     }
 
-    /// Copies `data` into the object at `off`.
-    ///
-    /// A plain copy: for objects nobody else writes meanwhile (the caller
-    /// holds the object, or publishes it under its own protocol).
-    pub(crate) fn write(&self, off: usize, data: &[u8]) -> Result<()> {
-        let p = self.at(off, data.len(), 1, true)?;
-        // SAFETY: `p..p+len` lies inside this object of the writable owner
-        // view (checked by `at`); `data` is a separate Rust slice, so the
-        // ranges do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+    /// Rewrites the object's first `bytes.len()` bytes under the sequence
+    /// lock whose count is the `u64` at `seq` (inside `bytes`, which hold
+    /// its new, even value): the count goes odd, the other words are
+    /// written, the count takes its new value — so a reader that copies the
+    /// bytes between two equal, even reads of the count has a whole copy
+    /// (see [`crate::schema`]). Words are written with atomic stores: a
+    /// concurrent reader races with nothing.
+    pub(crate) fn publish(&self, seq: usize, bytes: &[u8]) -> Result<()> {
+        if !bytes.len().is_multiple_of(8) || !seq.is_multiple_of(8) {
+            return Err(self.misuse("a sequence-locked object is written in whole words"));
+        }
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let next = bytes
+            .get(seq..seq + 8)
+            .map(|_| word(seq))
+            .filter(|n| n.is_multiple_of(2) && *n > 0)
+            .ok_or_else(|| self.misuse("the sequence count must be even and inside the bytes"))?;
+        // Checks the whole range once (inside, aligned, writable).
+        self.at(0, bytes.len(), 8, true)?;
+        self.store_u64(seq, next - 1)?;
+        fence(Ordering::Release);
+        for at in (0..bytes.len()).step_by(8).filter(|&at| at != seq) {
+            self.store_u64(at, word(at))?;
+        }
+        let p = self.at(seq, 8, 8, true)?;
+        // SAFETY: as in `store_u16`, 8-aligned; Release: the words above
+        // are visible to whoever sees the new count.
+        unsafe { AtomicU64::from_ptr(p.cast()) }.store(next.to_le(), Ordering::Release);
         Ok(())
     }
 
     /// Copies bytes of the object at `off` into `out`.
+    ///
+    /// A plain copy: for objects nobody writes meanwhile.
     pub(crate) fn read(&self, off: usize, out: &mut [u8]) -> Result<()> {
         let p = self.at(off, out.len(), 1, false)?;
-        // SAFETY: as in `write`, the source readable.
+        // SAFETY: `p..p+len` lies inside this object of the readable owner
+        // view (checked by `at`); `out` is a separate Rust slice, so the
+        // ranges do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(p, out.as_mut_ptr(), out.len()) };
         Ok(())
     }
@@ -300,13 +326,30 @@ mod tests {
         );
         assert!(o.load_u32(2).is_err(), "misaligned");
         assert!(o.store_u64(4, 1).is_err(), "misaligned");
-        assert!(o.write(60, &[0; 5]).is_err());
         assert!(o.read(0, &mut [0; 65]).is_err());
         // SAFETY: nobody else touches this region.
         assert!(unsafe { o.slice(1, 64) }.is_err());
-        o.write(60, &[7; 4]).unwrap();
+        // SAFETY: as above.
+        unsafe { o.slice_mut(60, 4) }.unwrap().fill(7);
         // SAFETY: as above.
         assert_eq!(unsafe { o.slice(60, 4) }.unwrap(), &[7; 4]);
+    }
+
+    #[test]
+    fn a_publish_leaves_an_even_count_and_refuses_odd_or_ragged_input() {
+        let r = region(None);
+        let o = r.obj(1).unwrap();
+        let mut bytes = [0u8; 32];
+        bytes[8..16].copy_from_slice(&4u64.to_le_bytes());
+        bytes[16] = 9;
+        o.publish(8, &bytes).unwrap();
+        assert_eq!(o.load_u64(8).unwrap(), 4);
+        assert_eq!(o.load_u64(16).unwrap(), 9);
+        bytes[8] = 5;
+        assert!(o.publish(8, &bytes).is_err(), "an odd count");
+        assert!(o.publish(8, &bytes[..12]).is_err(), "not whole words");
+        assert!(o.publish(32, &bytes).is_err(), "the count outside");
+        assert_eq!(o.load_u64(8).unwrap(), 4, "nothing written");
     }
 
     #[test]
@@ -318,6 +361,8 @@ mod tests {
         assert_eq!(o.load_u32(0).unwrap(), 0);
         assert!(matches!(o.store_u32(0, 1), Err(Error::RegionMisuse { .. })));
         assert!(o.fill(1).is_err());
-        assert!(o.write(0, &[1]).is_err());
+        // SAFETY: nobody else touches this region.
+        assert!(unsafe { o.slice_mut(0, 1) }.is_err());
+        assert!(o.publish(0, &[2, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
 }
