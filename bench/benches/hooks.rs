@@ -30,6 +30,7 @@ fn hooks(c: &mut Criterion) {
         name: [0; HOOK_NAME_LEN],
         mem_total: 0,
         mem_inuse: 0,
+        seq: 0,
     };
     let hook = black_box(hook_fn(HookEvent::ArenaMap));
     g.bench_function("hook-unattached", |b| b.iter(|| hook(black_box(&payload))));

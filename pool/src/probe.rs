@@ -78,6 +78,8 @@ pub(crate) struct Subject<'a> {
     /// The arena's region memory: (total bytes, bytes in use); zeros when
     /// unknown.
     pub(crate) mem: (usize, usize),
+    /// The event's number in the arena's sequence.
+    pub(crate) seq: u64,
 }
 
 /// Fires `event`'s hook.
@@ -102,6 +104,7 @@ pub(crate) fn emit(
         name,
         mem_total: who.mem.0 as u64,
         mem_inuse: who.mem.1 as u64,
+        seq: who.seq,
     };
     hook_fn(event)(&payload);
 }
@@ -131,21 +134,45 @@ mod tests {
         }
     }
 
+    /// Each hook runs and returns its own event code: the body that keeps
+    /// the linker from folding two hooks onto one address.
+    #[cfg(target_arch = "x86_64")]
     #[test]
-    fn hooks_can_be_called_with_a_payload() {
+    fn every_hook_runs_and_returns_its_own_code() {
+        let payload = HookPayload {
+            arena_id: 7,
+            span_addr: 0x1000,
+            span_size: 0x2000,
+            kind: 1,
+            pid: std::process::id(),
+            flags: 0,
+            error: 0,
+            name: [0; HOOK_NAME_LEN],
+            mem_total: 1 << 20,
+            mem_inuse: 4096,
+            seq: 3,
+        };
         for e in HookEvent::ALL {
-            emit(
-                e,
-                Subject {
-                    arena_id: 7,
-                    kind: 1,
-                    name: "skmem.nexus.test",
-                    mem: (1 << 20, 4096),
-                },
-                (0x1000, 0x2000),
-                0,
-                0,
-            );
+            // SAFETY: the hook is `mov eax, CODE; ret` after its nop, a
+            // function that returns an int in eax under the C ABI; reading
+            // it as one returning u32 reads that register.
+            let f: extern "C" fn(*const HookPayload) -> u32 =
+                unsafe { std::mem::transmute(hook_fn(e)) };
+            assert_eq!(f(&payload), e as u32, "{}", e.symbol());
         }
+        // And through `emit`, which builds the payload.
+        emit(
+            HookEvent::ArenaReap,
+            Subject {
+                arena_id: 7,
+                kind: 1,
+                name: "skmem.nexus.test",
+                mem: (1 << 20, 4096),
+                seq: 3,
+            },
+            (0x1000, 0x2000),
+            0,
+            0,
+        );
     }
 }

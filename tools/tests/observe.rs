@@ -468,3 +468,191 @@ fn an_arena_created_before_the_observer_is_picked_up_late() {
     assert_eq!(evs.len(), 1);
     kid.finish();
 }
+
+/// What the arena is, replayed from the events alone.
+#[derive(Debug, Default)]
+struct Replay {
+    active: bool,
+    defunct: bool,
+    /// Live mappings by span address: redirected?
+    maps: std::collections::HashMap<u64, bool>,
+}
+
+impl Replay {
+    fn state(&self) -> &'static str {
+        match (self.active, self.defunct) {
+            (_, true) => "DEFUNCT",
+            (true, false) => "ACTIVE",
+            (false, false) => "INACTIVE",
+        }
+    }
+
+    /// Applies one event, checking that what it says could happen in the
+    /// state the events before it left.
+    fn apply(&mut self, e: &serde_json::Value) {
+        let field = |k: &str| e[k].as_i64().unwrap_or(-1);
+        let (event, error, flags) = (e["event"].as_str().unwrap(), field("error"), field("flags"));
+        let span = e["span_addr"].as_u64().unwrap();
+        let errno = |n: i32| i64::from(n);
+        match (event, error) {
+            ("create", 0) => self.active = true,
+            ("map", 0) => {
+                assert!(
+                    self.active && !self.defunct,
+                    "mapped while {}: {e}",
+                    self.state()
+                );
+                assert!(self.maps.insert(span, false).is_none(), "{e}");
+            }
+            ("map", x) if x == errno(libc::ENODEV) => {
+                assert!(!self.active || self.defunct, "refused while active: {e}")
+            }
+            ("redirect", 0) => {
+                assert_eq!(self.maps.insert(span, true), Some(false), "{e}");
+                let all = self.maps.values().all(|&r| r);
+                assert_eq!(flags & 1 == 1, all, "{e}");
+                if all {
+                    self.active = false;
+                }
+            }
+            ("redirect", x) if x == errno(libc::EALREADY) => {
+                assert_eq!(self.maps.get(&span), Some(&true), "{e}")
+            }
+            ("unmap", 0) => {
+                let redirected = self.maps.remove(&span).expect("unmap of a live mapping");
+                let left = self.maps.len();
+                let left_redirected = self.maps.values().filter(|&&r| r).count();
+                let postponed = !redirected && left_redirected != 0 && left_redirected == left;
+                assert_eq!(flags & 1 == 1, postponed, "{e}");
+                if postponed {
+                    self.active = false;
+                }
+            }
+            ("defunct", 0) => {
+                assert!(
+                    !self.active && !self.defunct,
+                    "defunct while {}: {e}",
+                    self.state()
+                );
+                self.defunct = true;
+            }
+            ("defunct", x) if x == errno(libc::EBUSY) => assert!(self.active, "{e}"),
+            ("defunct", x) if x == errno(libc::EALREADY) => assert!(self.defunct, "{e}"),
+            ("reap", 0) | ("destroy", 0) => {}
+            _ => panic!("an event the state machine has no place for: {e}"),
+        }
+        if event != "destroy" {
+            // The probes' own live map agrees, event by event.
+            assert_eq!(e["state"], self.state(), "{e}");
+            assert_eq!(e["map_count"].as_u64(), Some(self.maps.len() as u64), "{e}");
+        }
+    }
+}
+
+/// `skmemctl watch --json` on a child whose threads map, redirect, unmap,
+/// reap and defunct one arena concurrently: every event arrives, numbered
+/// 0, 1, 2, … in arrival order, each one possible in the state the ones
+/// before it left (with the probes' live map agreeing), and the memory
+/// figures change only where the state says they do.
+#[test]
+fn concurrent_lifecycle_events_reach_watch_in_order_and_replay_as_the_seeds_state_machine() {
+    if !root() {
+        return;
+    }
+    let mut kid = Kid::spawn();
+    // Killed if the test fails half-way.
+    struct Watch(Child);
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut watch = Watch(
+        Command::new(SKMEMCTL)
+            .args(["watch", "--pid", &kid.pid.to_string(), "--json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = BufReader::new(watch.0.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |until: &mut dyn FnMut(&serde_json::Value) -> bool| {
+        let mut got = Vec::new();
+        loop {
+            let v = rx.recv_timeout(WAIT).expect("skmemctl watch went quiet");
+            let stop = until(&v);
+            got.push(v);
+            if stop {
+                return got;
+            }
+        }
+    };
+    // Attached once it reports a marker's creation: one a second until then.
+    for n in 0.. {
+        assert!(n < 10, "skmemctl watch never attached");
+        let marker = kid.ok_num(&format!("create system obs-marker{n}"), 0);
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(v) if v["event"] == "create" && v["arena_id"] == marker => break,
+            _ => {}
+        }
+    }
+    let id = kid.ok_num("stress obs-stress 4000 4", 0);
+    let evs: Vec<serde_json::Value> = next(&mut |v| v["event"] == "destroy" && v["arena_id"] == id)
+        .into_iter()
+        .filter(|v| v["arena_id"] == id)
+        .collect();
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(watch.0.id() as i32, libc::SIGINT) };
+    assert!(watch.0.wait().unwrap().success());
+    kid.finish();
+
+    // A verb on a thread that found no mapping to act on fires nothing.
+    assert!(evs.len() > 1000, "{} events", evs.len());
+    let mut replay = Replay::default();
+    let (mut mem, mut defuncts) = (None, 0);
+    for (i, e) in evs.iter().enumerate() {
+        assert_eq!(e["seq"].as_u64(), Some(i as u64), "lost or reordered: {e}");
+        replay.apply(e);
+        // One figure per state: the totals move at the defunct only.
+        let total = e["mem_total"].as_u64().unwrap();
+        if e["event"] == "destroy" {
+            assert_eq!(total, 0);
+        } else if e["event"] == "defunct" && e["error"] == 0 {
+            assert!(total < mem.unwrap(), "a defunct releases memory: {e}");
+            mem = Some(total);
+            defuncts += 1;
+        } else {
+            assert_eq!(*mem.get_or_insert(total), total, "{e}");
+        }
+    }
+    let count = |ev: &str, ok: bool| {
+        evs.iter()
+            .filter(|e| e["event"] == ev && (e["error"] == 0) == ok)
+            .count()
+    };
+    eprintln!(
+        "{} events: {} maps ({} refused), {} redirects ({} refused), {} unmaps, {} defuncts ({} refused)",
+        evs.len(),
+        count("map", true),
+        count("map", false),
+        count("redirect", true),
+        count("redirect", false),
+        count("unmap", true),
+        defuncts,
+        count("defunct", false)
+    );
+    // The run went through the whole machine.
+    assert!(count("map", true) > 10 && count("redirect", true) > 10 && count("unmap", true) > 10);
+    assert_eq!(defuncts, 1, "the arena was defuncted once");
+}

@@ -255,6 +255,9 @@ pub struct ObservedEvent {
     pub mem_total: u64,
     /// Hooks: bytes in use in the arena's regions at the event.
     pub mem_inuse: u64,
+    /// Hooks: the event's number in its arena's sequence (create is 0):
+    /// consecutive for an arena unless events were lost.
+    pub seq: u64,
     /// Exit: live arenas the process still had.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_arenas: Option<u32>,
@@ -340,6 +343,7 @@ impl ObservedEvent {
             map_count: raw.map_count,
             mem_total: raw.mem_total,
             mem_inuse: raw.mem_inuse,
+            seq: raw.seq,
             exit_arenas: exit.then_some(raw.exit_arenas),
             exit_mappings: exit.then_some(raw.exit_mappings),
             munmap_addr: munmap.then_some(raw.munmap_addr),

@@ -45,8 +45,10 @@
 //! # Ok::<(), skmem::Error>(())
 //! ```
 
+mod mapping;
 pub mod necp;
 pub mod nexus;
+mod nexus_params;
 pub mod system;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,8 +63,13 @@ use crate::probe::{self, Subject};
 use crate::region::{Region, RegionId};
 use crate::stats::{self, ArenaStats};
 
+pub use mapping::ArenaMapping;
 pub use necp::NecpState;
-pub use nexus::{NexusAdvisory, NexusAdvisoryKind, NexusParams, NexusState};
+pub use nexus::{NexusState, SlotHold};
+pub use nexus_params::{
+    NexusAdvisory, NexusAdvisoryKind, NexusParams, FLOWADV_ENTRY_SIZE, KSD_SIZE, RINGS, STATS_SIZE,
+    USD_SIZE,
+};
 pub use system::{Sysctls, SystemState};
 
 /// The three kinds of arena.
@@ -126,6 +133,8 @@ pub(crate) struct ArenaState {
     maps: Vec<MapRecord>,
     map_redirected: usize,
     mapsize: usize,
+    /// The number the next lifecycle event gets (create is 0).
+    seq: u64,
     pub(crate) kind: KindState,
 }
 
@@ -139,6 +148,7 @@ impl ArenaState {
             maps: Vec::new(),
             map_redirected: 0,
             mapsize: 0,
+            seq: 0,
             kind,
         }
     }
@@ -150,6 +160,47 @@ impl ArenaState {
     pub(crate) fn region(&self, id: RegionId) -> Option<&Arc<Region>> {
         self.regions[id.index()].as_ref()
     }
+
+    /// (total bytes, bytes in use) over the regions held.
+    fn mem_stats(&self) -> (usize, usize) {
+        self.regions
+            .iter()
+            .flatten()
+            .fold((0, 0), |(t, u), r| (t + r.size(), u + r.mem_inuse()))
+    }
+}
+
+/// Fires `event`'s hook about the arena `(id, kind, name)`, whose state is
+/// `st`, under its lock: the probes see an arena's events in the order its
+/// state changed, each with the memory figures of that state and the next
+/// number of the arena's sequence. `mem` overrides the figures (destroy
+/// has none left).
+fn fire(
+    who: (u64, ArenaKind, &str),
+    st: &mut ArenaState,
+    event: HookEvent,
+    at: Fired,
+    mem: Option<(usize, usize)>,
+) {
+    let seq = st.seq;
+    st.seq += 1;
+    let subject = Subject {
+        arena_id: who.0,
+        kind: who.1.code(),
+        name: who.2,
+        mem: mem.unwrap_or_else(|| st.mem_stats()),
+        seq,
+    };
+    probe::emit(event, subject, at.span, at.flags, at.error);
+}
+
+/// What a fired event says beside its arena: the span concerned, the
+/// event's flags and its errno (0 on success).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Fired {
+    pub(crate) span: (usize, usize),
+    pub(crate) flags: u32,
+    pub(crate) error: i32,
 }
 
 /// The shared body of an arena.
@@ -171,14 +222,15 @@ impl Drop for ArenaInner {
         }
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         st.active = false;
-        let who = Subject {
-            arena_id: self.id,
-            kind: self.kind.code(),
-            name: &self.name,
-            // Torn down: no memory left to report.
-            mem: (0, 0),
-        };
-        probe::emit(HookEvent::ArenaDestroy, who, (0, 0), 0, 0);
+        // Torn down: no memory left to report.
+        let who = (self.id, self.kind, self.name.as_str());
+        fire(
+            who,
+            st,
+            HookEvent::ArenaDestroy,
+            Fired::default(),
+            Some((0, 0)),
+        );
         tracing::debug!(arena = %self.name, "arena destroyed");
     }
 }
@@ -212,25 +264,28 @@ impl Arena {
         // Whoever finds the arena in the registry may map it and read its
         // schema at once: the schema is whole before it is registered.
         arena.write_schema()?;
+        // Registered and announced under the lock: no other event of the
+        // arena can come first.
+        let mut st = arena.state();
         stats::register(&arena.0);
         tracing::debug!(arena = %arena.name(), "arena created");
-        arena.emit(HookEvent::ArenaCreate, (0, 0), 0, 0);
+        arena.fire(&mut st, HookEvent::ArenaCreate, Fired::default());
+        drop(st);
         Ok(arena)
     }
 
-    /// Fires a lifecycle hook about this arena, with its current region
-    /// memory totals.
-    ///
-    /// Locks the arena's state (for [`Arena::mem_stats`]): never call it
-    /// with the state lock held.
+    /// Fires a lifecycle hook about this arena under its lock, held as
+    /// `st` (see [`fire`]).
+    pub(crate) fn fire(&self, st: &mut ArenaState, event: HookEvent, at: Fired) {
+        fire((self.id(), self.kind(), self.name()), st, event, at, None);
+    }
+
+    /// Fires a hook that changes no arena state (a channel binding or
+    /// closing): takes the lock for it.
     pub(crate) fn emit(&self, event: HookEvent, span: (usize, usize), flags: u32, error: i32) {
-        let who = Subject {
-            arena_id: self.id(),
-            kind: self.kind().code(),
-            name: self.name(),
-            mem: self.mem_stats(),
-        };
-        probe::emit(event, who, span, flags, error);
+        let mut st = self.state();
+        let at = Fired { span, flags, error };
+        self.fire(&mut st, event, at);
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, ArenaState> {
@@ -282,15 +337,24 @@ impl Arena {
     /// `skmem_arena_mmap`). Refused with ENODEV unless ACTIVE and not
     /// DEFUNCT.
     pub fn map(&self) -> Result<ArenaMapping> {
-        let r = self.map_inner();
+        let mut st = self.state();
+        let r = self.map_locked(&mut st);
         let span = r.as_ref().map_or((0, 0), |m| (m.addr() as usize, m.size()));
-        self.emit(HookEvent::ArenaMap, span, 0, errno(&r));
+        let error = errno(&r);
+        self.fire(
+            &mut st,
+            HookEvent::ArenaMap,
+            Fired {
+                span,
+                flags: 0,
+                error,
+            },
+        );
         r
     }
 
-    fn map_inner(&self) -> Result<ArenaMapping> {
+    fn map_locked(&self, st: &mut ArenaState) -> Result<ArenaMapping> {
         crate::failpoint::step("arena map")?;
-        let mut st = self.state();
         if !st.active || st.defunct {
             return Err(Error::ArenaNotActive {
                 arena: self.name().to_owned(),
@@ -314,7 +378,6 @@ impl Arena {
         if st.maps.len() == 1 {
             st.mapsize = size;
         }
-        drop(st);
         tracing::debug!(arena = %self.name(), addr = ?span.addr(), size, "mapped");
         Ok(ArenaMapping {
             arena: self.clone(),
@@ -375,11 +438,7 @@ impl Arena {
     /// (total bytes, bytes in use) over the regions held (the seed's
     /// `skmem_arena_get_stats`).
     pub fn mem_stats(&self) -> (usize, usize) {
-        let st = self.state();
-        st.regions
-            .iter()
-            .flatten()
-            .fold((0, 0), |(t, u), r| (t + r.size(), u + r.mem_inuse()))
+        self.state().mem_stats()
     }
 
     /// Total bytes of the regions held.
@@ -395,28 +454,40 @@ impl Arena {
     /// Trims every cache of the arena to its working set, or (`purge`)
     /// empties them, the per-worker magazines included.
     pub fn reap(&self, purge: bool) {
-        {
-            let st = self.state();
-            match &st.kind {
-                KindState::Nexus(n) => n.reap(purge),
-                KindState::Necp(n) => n.reap(purge),
-                KindState::System(_) => {}
-            }
+        let mut st = self.state();
+        match &st.kind {
+            KindState::Nexus(n) => n.reap(purge),
+            KindState::Necp(n) => n.reap(purge),
+            KindState::System(_) => {}
         }
-        self.emit(HookEvent::ArenaReap, (0, 0), purge as u32, 0);
+        let at = Fired {
+            flags: purge as u32,
+            ..Fired::default()
+        };
+        self.fire(&mut st, HookEvent::ArenaReap, at);
     }
 
     /// Defuncts the arena (the seed's `skmem_arena_defunct`): EALREADY when
     /// done, EBUSY while ACTIVE; otherwise purges the caches and releases
     /// the memory mappers can no longer reach, keeping the schema and guards.
     pub fn defunct(&self) -> Result<()> {
-        let r = self.defunct_inner();
-        self.emit(HookEvent::ArenaDefunct, (0, 0), 0, errno(&r));
+        let mut st = self.state();
+        self.defunct_locked(&mut st)
+    }
+
+    /// [`defunct`](Self::defunct) with the lock held as `st`; fires the
+    /// event.
+    fn defunct_locked(&self, st: &mut ArenaState) -> Result<()> {
+        let r = self.defunct_work(st);
+        let at = Fired {
+            error: errno(&r),
+            ..Fired::default()
+        };
+        self.fire(st, HookEvent::ArenaDefunct, at);
         r
     }
 
-    fn defunct_inner(&self) -> Result<()> {
-        let mut st = self.state();
+    fn defunct_work(&self, st: &mut ArenaState) -> Result<()> {
         if st.defunct {
             return Err(Error::AlreadyDefunct {
                 arena: self.name().to_owned(),
@@ -427,7 +498,6 @@ impl Arena {
                 arena: self.name().to_owned(),
             });
         }
-        let st = &mut *st;
         match &mut st.kind {
             KindState::Nexus(n) => {
                 n.reap(true);
@@ -442,28 +512,101 @@ impl Arena {
         Ok(())
     }
 
-    /// Removes a mapping's record (the seed's `skmem_arena_munmap_common`);
-    /// true when the postponed defunct must happen now.
-    fn unmap_record(&self, map_id: u64) -> bool {
+    /// Unmaps mapping `map_id`'s span, removes its record and fires the
+    /// event (the seed's `skmem_arena_munmap_common`), all under the lock —
+    /// so no other mapping can get the same address and announce it first;
+    /// if every other mapping was redirected but this one kept the arena
+    /// active, the arena goes inactive and the postponed defunct runs here,
+    /// under the same lock.
+    pub(crate) fn unmapped(&self, map_id: u64, span: Span) {
         let mut st = self.state();
+        let span = {
+            let at = (span.addr() as usize, span.size());
+            drop(span);
+            at
+        };
         let Some(pos) = st.maps.iter().position(|m| m.id == map_id) else {
-            return false;
+            return;
         };
         let rec = st.maps.remove(pos);
         if st.maps.is_empty() {
             st.mapsize = 0;
         }
-        if rec.redirected {
+        let postponed = if rec.redirected {
             st.map_redirected -= 1;
             false
-        } else if st.map_redirected != 0 && st.map_redirected == st.maps.len() {
-            // Every other mapping was redirected but the arena stayed active
-            // because of this one: finish the postponed work.
-            st.active = false;
-            true
         } else {
-            false
+            st.map_redirected != 0 && st.map_redirected == st.maps.len()
+        };
+        if postponed {
+            st.active = false;
         }
+        let at = Fired {
+            span,
+            flags: postponed as u32,
+            error: 0,
+        };
+        self.fire(&mut st, HookEvent::ArenaUnmap, at);
+        if postponed {
+            if let Err(e) = self.defunct_locked(&mut st) {
+                tracing::warn!(arena = %self.name(), error = %e, "postponed defunct failed");
+            }
+        }
+    }
+
+    /// Redirects mapping `map_id` of span `span` (the seed's
+    /// `skmem_arena_mredirect`) and fires the event, under the lock.
+    pub(crate) fn redirect(
+        &self,
+        map_id: u64,
+        span: Option<&Span>,
+        holds_channel: bool,
+    ) -> Result<bool> {
+        let mut st = self.state();
+        let r = self.redirect_locked(&mut st, map_id, span, holds_channel);
+        let at = Fired {
+            span: span.map_or((0, 0), |s| (s.addr() as usize, s.size())),
+            flags: r.as_ref().map_or(0, |&inactive| inactive as u32),
+            error: errno(&r),
+        };
+        self.fire(&mut st, HookEvent::ArenaRedirect, at);
+        r
+    }
+
+    fn redirect_locked(
+        &self,
+        st: &mut ArenaState,
+        map_id: u64,
+        span: Option<&Span>,
+        holds_channel: bool,
+    ) -> Result<bool> {
+        let name = || self.name().to_owned();
+        let (Some(span), Some(pos)) = (span, st.maps.iter().position(|m| m.id == map_id)) else {
+            return Err(Error::NotMapped { arena: name() });
+        };
+        if st.maps[pos].redirected {
+            return Err(Error::AlreadyRedirected { arena: name() });
+        }
+        if holds_channel {
+            return Err(Error::MappingHoldsChannel { arena: name() });
+        }
+        span.redirect()?;
+        st.maps[pos].redirected = true;
+        st.map_redirected += 1;
+        let need_defunct = st.map_redirected == st.maps.len();
+        if need_defunct {
+            st.active = false;
+        }
+        tracing::debug!(arena = %self.name(), need_defunct, "mapping redirected");
+        Ok(need_defunct)
+    }
+
+    /// Is mapping `map_id` redirected?
+    pub(crate) fn is_redirected(&self, map_id: u64) -> bool {
+        self.state()
+            .maps
+            .iter()
+            .any(|m| m.id == map_id && m.redirected)
     }
 
     /// A statistics snapshot.
@@ -499,27 +642,6 @@ impl Arena {
         }
     }
 
-    /// Keeps the slot descriptors through a defunct for as long as the
-    /// returned hold lives (the seed's `skmem_arena_nexus_sd_set_noidle`,
-    /// +1 now and −1 when the hold drops). Nexus arenas only.
-    pub fn hold_slot_descriptors(&self) -> Result<SlotHold> {
-        crate::failpoint::step("slot hold")?;
-        let mut st = self.state();
-        match &mut st.kind {
-            KindState::Nexus(n) => {
-                n.noidle_add(1);
-                drop(st);
-                Ok(SlotHold {
-                    arena: self.clone(),
-                })
-            }
-            _ => Err(Error::InvalidArenaParams {
-                arena: self.name().to_owned(),
-                rule: "slot descriptors exist only in nexus arenas",
-            }),
-        }
-    }
-
     /// True when nothing keeps the slot descriptors alive (the seed's
     /// `skmem_arena_nexus_sd_idle`); always true for other kinds.
     pub fn sd_idle(&self) -> bool {
@@ -535,184 +657,5 @@ impl Arena {
             .iter()
             .map(|m| (m.pid, m.size, m.redirected))
             .collect()
-    }
-}
-
-/// A hold on a nexus arena's slot descriptors: they survive a defunct
-/// while it lives (see [`Arena::hold_slot_descriptors`]).
-#[derive(Debug)]
-pub struct SlotHold {
-    arena: Arena,
-}
-
-impl Drop for SlotHold {
-    fn drop(&mut self) {
-        if let KindState::Nexus(n) = &mut self.arena.state().kind {
-            n.noidle_add(-1);
-        }
-    }
-}
-
-/// A mapping of an arena into this process: one contiguous span, unmapped
-/// when dropped. Holds a reference on the arena.
-#[derive(Debug)]
-pub struct ArenaMapping {
-    arena: Arena,
-    /// `None` once unmapped.
-    span: Option<Span>,
-    id: u64,
-    /// A channel's rings are mapped inside: a redirect is refused.
-    holds_channel: bool,
-}
-
-impl ArenaMapping {
-    /// The arena mapped.
-    pub fn arena(&self) -> &Arena {
-        &self.arena
-    }
-
-    /// Base address of the span (null once unmapped).
-    pub fn addr(&self) -> *mut u8 {
-        self.span
-            .as_ref()
-            .map_or(std::ptr::null_mut(), |s| s.addr())
-    }
-
-    /// Size of the span (0 once unmapped).
-    pub fn size(&self) -> usize {
-        self.span.as_ref().map_or(0, |s| s.size())
-    }
-
-    /// Address and size of region `id` in this span.
-    pub fn region(&self, id: RegionId) -> Option<(*mut u8, usize)> {
-        self.span.as_ref()?.region(id)
-    }
-
-    /// Is the span still mapped?
-    pub fn is_mapped(&self) -> bool {
-        self.span.is_some()
-    }
-
-    /// Unmaps the span now (the seed's `skmem_arena_munmap`); dropping the
-    /// mapping does the same. If every other mapping was redirected, the
-    /// postponed defunct happens here.
-    pub fn unmap(&mut self) {
-        let Some(span) = self.span.take() else {
-            return;
-        };
-        let at = (span.addr() as usize, span.size());
-        drop(span);
-        self.arena.emit(HookEvent::ArenaUnmap, at, 0, 0);
-        if self.arena.unmap_record(self.id) {
-            if let Err(e) = self.arena.defunct() {
-                tracing::warn!(arena = %self.arena.name(), error = %e, "postponed defunct failed");
-            }
-        }
-    }
-
-    /// The span's bytes of region `id`, copied (reads of a mapping that may
-    /// be redirected or written by others at any time).
-    pub fn read_region(&self, id: RegionId, offset: usize, out: &mut [u8]) -> Result<()> {
-        let span = self.span.as_ref().ok_or(Error::NotMapped {
-            arena: self.arena.name().to_owned(),
-        })?;
-        let (p, size) = span.readable(id).ok_or(Error::RegionMisuse {
-            region: id,
-            rule: "not a readable region of this span",
-        })?;
-        if offset.checked_add(out.len()).is_none_or(|e| e > size) {
-            return Err(Error::RegionMisuse {
-                region: id,
-                rule: "read past the end of the region",
-            });
-        }
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: p+offset+i lies inside the region's part of the span
-            // (checked above), which is readable (`readable` refuses
-            // guards) and stays mapped while `self` lives.
-            *b = unsafe { std::ptr::read_volatile(p.add(offset + i)) };
-        }
-        Ok(())
-    }
-
-    /// The schema this mapping shows, read as a mapper reads it: copied
-    /// whole under its sequence lock, then parsed as untrusted bytes.
-    pub fn schema(&self) -> Result<crate::schema::SchemaInfo> {
-        let span = self.span.as_ref().ok_or(Error::NotMapped {
-            arena: self.arena.name().to_owned(),
-        })?;
-        let bytes = span.copy_schema()?;
-        Ok(crate::schema::SchemaView::parse(&bytes, span.size() as u64)?.to_info())
-    }
-
-    /// Was this mapping redirected?
-    pub fn is_redirected(&self) -> bool {
-        self.arena
-            .state()
-            .maps
-            .iter()
-            .any(|m| m.id == self.id && m.redirected)
-    }
-
-    /// Marks this mapping as holding a channel's rings (the channel's own).
-    pub(crate) fn hold_channel(&mut self) {
-        self.holds_channel = true;
-    }
-
-    /// Redirects this mapping (the seed's `skmem_arena_mredirect`): every
-    /// region without NOREDIRECT now reads as zero pages, protections kept.
-    /// EALREADY the second time, ENXIO when no longer mapped. Returns true
-    /// when this was the last mapping still active: the arena is now
-    /// inactive and ready for [`Arena::defunct`].
-    ///
-    /// The mapping a channel keeps its rings in (its
-    /// [`Channel::mapping`](crate::channel::Channel::mapping)) is refused
-    /// with [`Error::MappingHoldsChannel`] (EBUSY): zero pages would replace
-    /// the rings under the channel. So an arena with a live channel stays
-    /// active, and [`Arena::defunct`] answers EBUSY until the channel is
-    /// closed; closing it unmaps that mapping, which runs a postponed
-    /// defunct if every other mapping was redirected.
-    pub fn redirect(&self) -> Result<bool> {
-        let r = self.redirect_inner();
-        let flags = r.as_ref().map_or(0, |&inactive| inactive as u32);
-        let at = (self.addr() as usize, self.size());
-        self.arena
-            .emit(HookEvent::ArenaRedirect, at, flags, errno(&r));
-        r
-    }
-
-    fn redirect_inner(&self) -> Result<bool> {
-        let name = || self.arena.name().to_owned();
-        let mut st = self.arena.state();
-        let (Some(span), Some(pos)) = (
-            self.span.as_ref(),
-            st.maps.iter().position(|m| m.id == self.id),
-        ) else {
-            return Err(Error::NotMapped { arena: name() });
-        };
-        if st.maps[pos].redirected {
-            return Err(Error::AlreadyRedirected { arena: name() });
-        }
-        if self.holds_channel {
-            return Err(Error::MappingHoldsChannel { arena: name() });
-        }
-        span.redirect()?;
-        st.maps[pos].redirected = true;
-        st.map_redirected += 1;
-        let need_defunct = st.map_redirected == st.maps.len();
-        if need_defunct {
-            st.active = false;
-        }
-        drop(st);
-        tracing::debug!(arena = %self.arena.name(), need_defunct, "mapping redirected");
-        Ok(need_defunct)
-    }
-}
-
-impl Drop for ArenaMapping {
-    fn drop(&mut self) {
-        // Settle the arena's books (and finish a postponed defunct, like the
-        // seed's channel unmap); the span unmaps itself.
-        self.unmap();
     }
 }

@@ -15,6 +15,10 @@
 //! reap ARENA_ID [purge]           -> ok
 //! mem ARENA_ID                    -> ok TOTAL INUSE   (`Arena::mem_stats`, bytes)
 //! drop ARENA_ID                   -> ok   (releases the test's reference: destroy once unmapped)
+//! stress NAME OPS THREADS         -> ok ARENA_ID  (THREADS threads map, redirect, unmap,
+//!                                    reap and defunct one new 256-packet nexus arena at random,
+//!                                    OPS verbs in all; then every mapping goes and the arena is
+//!                                    destroyed)
 //! exit                            -> (exits 0)
 //! ```
 
@@ -107,6 +111,10 @@ fn main() {
                 arenas.remove(&num(1));
                 Ok("ok".into())
             }
+            Some("stress") => {
+                let name = words.get(1).copied().unwrap_or("stress");
+                stress(name, num(2), num(3).max(1) as usize)
+            }
             Some("exit") => std::process::exit(0),
             _ => Ok(format!("err 22 unknown command {line:?}")),
         };
@@ -117,4 +125,100 @@ fn main() {
         writeln!(out, "{text}").unwrap();
         out.flush().unwrap();
     }
+}
+
+/// One arena, `threads` threads doing `ops` of its lifecycle verbs at
+/// random between them (a xorshift per thread: no dependency, and each
+/// thread's own sequence), in two halves: in the first the threads keep
+/// the arena active (a redirect or an unmap that would leave no mapping
+/// active is not made), in the second anything goes. Then whatever is
+/// left is redirected and the arena defuncted (if it is not yet), every
+/// mapping unmapped and the arena destroyed: its life always ends with one
+/// defunct. At most 12 mappings live at once (the probes track 16 spans a
+/// process). Returns `ok ARENA_ID`.
+fn stress(name: &str, ops: u64, threads: usize) -> skmem::Result<String> {
+    let mut p = NexusParams::new(name);
+    p.pool.packets = 256;
+    let arena = Arena::create_nexus(&p)?;
+    let id = arena.id();
+    let maps = std::sync::Mutex::new(Vec::<ArenaMapping>::new());
+    let left = std::sync::atomic::AtomicI64::new(ops as i64);
+    let half = (ops / 2) as i64;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (arena, maps, left) = (&arena, &maps, &left);
+            s.spawn(move || {
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (t as u64 + 1);
+                let mut next = move || {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x
+                };
+                let lock = || maps.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    let n = left.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    if n <= 0 {
+                        break;
+                    }
+                    let careful = n > half;
+                    let r = next();
+                    // Would losing mapping `i`'s activity leave none active?
+                    let last_active = |v: &[ArenaMapping], i: usize| {
+                        !v[i].is_redirected()
+                            && v.iter()
+                                .enumerate()
+                                .all(|(j, m)| j == i || m.is_redirected())
+                    };
+                    match r % 20 {
+                        0..=6 => {
+                            if lock().len() < 12 {
+                                if let Ok(m) = arena.map() {
+                                    lock().push(m);
+                                }
+                            }
+                        }
+                        7..=10 => {
+                            let v = lock();
+                            if !v.is_empty() {
+                                let i = (r >> 8) as usize % v.len();
+                                if !(careful && last_active(&v, i)) {
+                                    let _ = v[i].redirect();
+                                }
+                            }
+                        }
+                        11..=17 => {
+                            let gone = {
+                                let mut v = lock();
+                                let n = v.len();
+                                let i = (r >> 8) as usize % n.max(1);
+                                (n > 0 && !(careful && last_active(&v, i)))
+                                    .then(|| v.swap_remove(i))
+                            };
+                            drop(gone);
+                        }
+                        18 => arena.reap(r & 1 << 40 != 0),
+                        _ => {
+                            let _ = arena.defunct();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut maps = maps.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !arena.is_defunct() {
+        if maps.is_empty() && arena.is_active() {
+            maps.push(arena.map()?);
+        }
+        for m in &maps {
+            if !m.is_redirected() {
+                m.redirect()?;
+            }
+        }
+        arena.defunct()?;
+    }
+    drop(maps);
+    drop(arena);
+    Ok(format!("ok {id}"))
 }

@@ -285,7 +285,9 @@ pub enum HookEvent {
     ArenaDestroy = 2,
     /// A mapping was made (or refused: `error` set).
     ArenaMap = 3,
-    /// A mapping was unmapped.
+    /// A mapping was unmapped; `flags` bit 0 = it was the last one not
+    /// redirected, so the arena became inactive (its postponed defunct
+    /// follows).
     ArenaUnmap = 4,
     /// A mapping was redirected (or refused); `flags` bit 0 = the arena
     /// became inactive.
@@ -365,8 +367,14 @@ impl HookEvent {
 pub const HOOK_NAME_LEN: usize = 64;
 
 /// What every hook receives (its only argument is a pointer to one): the
-/// arena, the process, the span, how it went, and the arena's region
-/// memory totals. 120 bytes, no padding.
+/// arena, the process, the span, how it went, the arena's region memory
+/// totals, and the event's number in the arena's sequence. 128 bytes, no
+/// padding.
+///
+/// The library fires a hook under the arena's lock, with what was true
+/// under it: an arena's events reach the probes in the order its state
+/// changed, numbered 0, 1, 2, … (`seq`), so an observer can tell a lost
+/// event from a late one.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HookPayload {
@@ -391,9 +399,11 @@ pub struct HookPayload {
     pub mem_total: u64,
     /// Bytes of the segments in use in those regions.
     pub mem_inuse: u64,
+    /// The event's number in its arena's sequence (create is 0).
+    pub seq: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<HookPayload>() == 120);
+const _: () = assert!(core::mem::size_of::<HookPayload>() == 128);
 
 // ---------------------------------------------------------------------------
 // Observation (`skmem-observe` object): uprobes on the hooks, tracepoints,
@@ -579,7 +589,7 @@ pub struct ProcState {
     pub spans: [SpanSlot; PROC_SPANS_MAX],
 }
 
-/// One record of [`EVENTS_MAP`]. 184 bytes.
+/// One record of [`EVENTS_MAP`]. 192 bytes.
 ///
 /// Common fields describe the event's process and arena; `state` and
 /// `map_count` are the arena's as the live map has them *after* the event
@@ -637,6 +647,9 @@ pub struct Event {
     pub mem_total: u64,
     /// Hooks: the arena's region bytes in use (the payload's); else 0.
     pub mem_inuse: u64,
+    /// Hooks: the event's number in its arena's sequence (the payload's);
+    /// else 0.
+    pub seq: u64,
 }
 
 const _: () = {
@@ -648,7 +661,8 @@ const _: () = {
     assert!(core::mem::offset_of!(LiveArena, mem_inuse) == 160);
     assert!(core::mem::size_of::<SpanSlot>() == 24);
     assert!(core::mem::size_of::<ProcState>() == 640);
-    assert!(core::mem::size_of::<Event>() == 184);
+    assert!(core::mem::size_of::<Event>() == 192);
+    assert!(core::mem::offset_of!(Event, seq) == 184);
     assert!(core::mem::offset_of!(Event, name) == 64);
     assert!(core::mem::offset_of!(Event, exit_arenas) == 128);
     assert!(core::mem::offset_of!(Event, xdp_prog_id) == 152);
@@ -659,6 +673,7 @@ const _: () = {
     assert!(core::mem::offset_of!(HookPayload, name) == 40);
     assert!(core::mem::offset_of!(HookPayload, mem_total) == 104);
     assert!(core::mem::offset_of!(HookPayload, mem_inuse) == 112);
+    assert!(core::mem::offset_of!(HookPayload, seq) == 120);
 };
 
 #[cfg(feature = "user")]

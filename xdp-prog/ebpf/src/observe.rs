@@ -198,6 +198,7 @@ fn on_hook(ctx: &ProbeContext, event: HookEvent) -> u32 {
         (*ev).name = p.name;
         (*ev).mem_total = p.mem_total;
         (*ev).mem_inuse = p.mem_inuse;
+        (*ev).seq = p.seq;
     }
     entry.submit(0);
     0
@@ -269,9 +270,8 @@ fn update_live(event: HookEvent, tgid: u32, p: &HookPayload, now: u64) -> (u32, 
         return (STATE_NONE, 0);
     };
     // SAFETY: `e` points at the map's value for `key`; fields are plain
-    // integers. Updates are not atomic: hooks of two threads on one arena
-    // at the same instant could lose a count (BPF has no 32-bit atomics
-    // before ISA v3, which the default target CPU lacks).
+    // integers. Updates are not atomic, and need not be: the library fires
+    // an arena's hooks under the arena's lock, one at a time.
     unsafe {
         if p.error == 0 {
             match event {
@@ -300,6 +300,9 @@ fn update_live(event: HookEvent, tgid: u32, p: &HookPayload, now: u64) -> (u32, 
                         }
                     }
                     proc_remove_span(tgid, p.span_addr);
+                    if p.flags & 1 != 0 && (*e).state == STATE_ACTIVE {
+                        (*e).state = STATE_INACTIVE;
+                    }
                 }
                 HookEvent::ArenaRedirect if p.flags & 1 != 0 && (*e).state == STATE_ACTIVE => {
                     (*e).state = STATE_INACTIVE;
