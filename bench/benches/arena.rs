@@ -4,6 +4,10 @@
 //!
 //! Run: `cargo bench -p skmem-bench --bench arena` (or `cargo xtask bench`).
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

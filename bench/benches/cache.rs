@@ -21,6 +21,10 @@
 //! Run: `cargo bench -p skmem-bench --bench cache` (or `cargo xtask bench`,
 //! which also rewrites the table in BENCHMARKS.md).
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::hint::black_box;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};

@@ -24,6 +24,10 @@
 //!
 //! Run: `cargo bench -p skmem-bench --bench ring`.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 #[path = "../../pool/src/channel/ring.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ring;

@@ -1,6 +1,10 @@
 //! The mempool comparison: skmem's side runs and gives sane rates; the
 //! parser reads real `dpdk-test` output. No speed is asserted.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use skmem_bench::mempool::dpdk::{Parser, Phase};
 use skmem_bench::mempool::{self, skmem, Case};
 

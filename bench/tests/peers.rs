@@ -11,6 +11,10 @@
 //! are gone at the end, also when an assertion fails (their owners clean
 //! up on drop, and the peers reap their children on every path).
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -30,7 +34,7 @@ macro_rules! require_cpeer {
     () => {
         skmem_netns_tests::require_root!();
         if let Some(r) = cpeer::skip_reason() {
-            eprintln!("SKIPPED {}:{}: {r}", file!(), line!());
+            skmem_netns_tests::skip(concat!(file!(), ":", line!()), &r);
             return;
         }
     };
@@ -258,7 +262,7 @@ fn cpeer_txonly_frames_reach_b() {
     // harness's `Workload` does not name it yet.
     let p = txonly(p);
     let Some(p) = p else {
-        eprintln!("SKIPPED: the harness has no txonly workload in this build");
+        skmem_netns_tests::skip("peers", "the harness has no txonly workload in this build");
         return;
     };
     let mut rxb = Receiver::open(&pair, Side::B, RxFilter::udp_port(DEFAULT_UDP_PORT)).unwrap();
@@ -299,12 +303,12 @@ fn txonly(mut p: ProgParams) -> Option<ProgParams> {
 /// Skips (with the reason printed) unless root, testpmd and two CPUs.
 fn testpmd_cpus() -> Option<(usize, usize)> {
     if let Some(r) = skmem_netns_tests::skip_reason().or_else(testpmd::skip_reason) {
-        eprintln!("SKIPPED testpmd: {r}");
+        skmem_netns_tests::skip("testpmd", &r);
         return None;
     }
     let cpus = skmem_bench::pps::sys::allowed_cpus();
     if cpus.len() < 2 {
-        eprintln!("SKIPPED testpmd: needs two CPUs, has {cpus:?}");
+        skmem_netns_tests::skip("testpmd", &format!("needs two CPUs, has {cpus:?}"));
         return None;
     }
     Some((cpus[0], cpus[1]))
@@ -361,7 +365,7 @@ fn testpmd_txonly_frames_reach_b() {
     let _libxdp_state = peers::LibxdpStateGuard::new();
     let pair = pair();
     let Some(p) = txonly(params(&pair, Workload::Rxdrop, (0.1, 0.5, 1))) else {
-        eprintln!("SKIPPED: the harness has no txonly workload in this build");
+        skmem_netns_tests::skip("peers", "the harness has no txonly workload in this build");
         return;
     };
     let mut rxb = Receiver::open(&pair, Side::B, RxFilter::udp_port(DEFAULT_UDP_PORT)).unwrap();
@@ -427,7 +431,7 @@ fn check_failure(run: Result<ProgRun>, expect: &str, needle: &str, comm: &str) {
 #[test]
 fn cpeer_failure_is_reported_and_the_child_reaped() {
     if let Some(r) = cpeer::skip_reason() {
-        eprintln!("SKIPPED: {r}");
+        skmem_netns_tests::skip("cpeer", &r);
         return;
     }
     let ifname = format!("nosuch{}", std::process::id() % 100_000);

@@ -5,6 +5,10 @@
 //! scheduling is off for the run and as it was after, even when a killed
 //! run left it off; libxdp's bpffs directory does not outlive the run. No assertion on speed. Needs root (skipped otherwise).
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use skmem_bench::pps::peers;
 use skmem_bench::pps::sched::{self, Autogroup};
 use skmem_bench::pps::{self, Config, Implementation, Kind, Layout, Wait, Workload};
@@ -13,7 +17,7 @@ use skmem_bench::pps::{self, Config, Implementation, Kind, Layout, Wait, Workloa
 fn quick_run_moves_frames_through_every_program() {
     let cfg = Config::quick();
     if let Some(reason) = pps::skip_reason(&cfg) {
-        eprintln!("SKIPPED pps_smoke: {reason}");
+        skmem_netns_tests::skip("pps_smoke", &reason);
         return;
     }
     // Autogroup scheduling: as a killed run would have left it (off, with

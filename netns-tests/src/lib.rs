@@ -40,11 +40,15 @@
 //! ```
 
 #![warn(missing_docs)]
+// The unit-test build of a library sees its package's dev-dependencies,
+// which the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod error;
 pub mod frame;
 mod netns;
 mod packet;
+mod skip;
 mod sys;
 
 pub use error::{Error, Result};
@@ -53,10 +57,11 @@ pub use frame::{
 };
 pub use netns::{
     cleanup_own_process, cleanup_stale, format_mac, harness_namespaces, names_for, parse_mac,
-    pid_of_name, skip_reason, NetnsPair, PairConfig, Side, SideConfig, IF_PREFIX, MAX_IFNAME,
-    NETNS_DIR, NS_PREFIX,
+    pid_of_name, NetnsPair, PairConfig, Side, SideConfig, IF_PREFIX, MAX_IFNAME, NETNS_DIR,
+    NS_PREFIX,
 };
 pub use packet::{Pacing, Receiver, RxFilter, SendReport, Sender, DEFAULT_RCVBUF};
+pub use skip::{skip, skip_reason, NO_SKIP_ENV};
 
 /// Interface index of `name` in the calling thread's network namespace
 /// (inside [`NetnsPair::in_ns`]: the namespace's own numbering, where both

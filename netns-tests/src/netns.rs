@@ -142,47 +142,6 @@ impl PairConfig {
     }
 }
 
-/// Why the harness's tests cannot run here, or `None` when they can:
-/// they need root (`CAP_SYS_ADMIN`, `CAP_NET_ADMIN`, `CAP_NET_RAW`) and
-/// iproute2's `ip`. Computed once per process.
-pub fn skip_reason() -> Option<String> {
-    static REASON: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    REASON
-        .get_or_init(|| {
-            let euid = sys::geteuid();
-            if euid != 0 {
-                return Some(format!(
-                    "needs root to create network namespaces (euid {euid})"
-                ));
-            }
-            match Command::new("ip").arg("-V").output() {
-                Ok(o) if o.status.success() => None,
-                Ok(o) => Some(format!(
-                    "`ip -V` failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                )),
-                Err(e) => Some(format!("iproute2 `ip` not runnable: {e}")),
-            }
-        })
-        .clone()
-}
-
-/// Returns early from the calling test (printing why) when the harness
-/// cannot run here; see [`skip_reason`]. `require_root!()` returns `()`,
-/// `require_root!(value)` returns `value` (e.g. `Ok(())`).
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        $crate::require_root!(())
-    };
-    ($ret:expr) => {
-        if let Some(reason) = $crate::skip_reason() {
-            eprintln!("SKIPPED {}:{}: {}", file!(), line!(), reason);
-            return $ret;
-        }
-    };
-}
-
 /// Serialises `ip netns add`/`del` within the process: concurrent first
 /// uses of `ip netns add` race on making `/var/run/netns` a shared mount.
 static NETNS_LOCK: Mutex<()> = Mutex::new(());

@@ -3,6 +3,10 @@
 //! the channel), so an arena with a live channel stays active and refuses
 //! defunct; once the channel closes, the postponed defunct runs.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::time::{Duration, Instant};
 
 use skmem::arena::Arena;

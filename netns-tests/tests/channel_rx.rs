@@ -2,6 +2,10 @@
 //! redirecting to the channel: every frame arrives in order and intact,
 //! and every UMEM frame is accounted for at the end.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

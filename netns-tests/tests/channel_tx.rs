@@ -1,6 +1,10 @@
 //! AF_XDP TX on skmem's pool: frames sent by a channel on side A arrive at
 //! side B in order and intact, and every UMEM frame is accounted for.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

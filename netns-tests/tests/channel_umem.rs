@@ -2,6 +2,10 @@
 //! chunks (a truncated, non-power-of-two buffer pool as the UMEM) and TX
 //! metadata (checksum offload computed by the kernel in copy mode).
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,10 @@
 //! test binary of its own: in a shared one it would remove the pairs of
 //! tests running in parallel.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use skmem_netns_tests::{cleanup_own_process, NetnsPair, Side};

@@ -1,5 +1,9 @@
 //! Running code and commands inside a pair's namespaces (needs root).
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use std::os::unix::fs::MetadataExt;

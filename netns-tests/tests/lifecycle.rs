@@ -1,5 +1,9 @@
 //! Creating and removing namespace pairs (needs root; skipped otherwise).
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use std::collections::HashSet;

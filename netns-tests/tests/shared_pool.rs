@@ -8,6 +8,10 @@
 //! hands a frame sent on B's queue i to A's queue i, so flow i reaches
 //! queue i's channel.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,10 @@
 //! Traffic from B to A through the AF_PACKET sender and receiver (needs
 //! root).
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use std::time::{Duration, Instant};

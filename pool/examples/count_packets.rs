@@ -5,6 +5,10 @@
 //! ```
 //! (root: it attaches skmem's XDP program and binds an AF_XDP socket.)
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::time::{Duration, Instant};
 
 use skmem::arena::{Arena, NexusParams};

@@ -37,6 +37,9 @@
 //! ```
 
 #![warn(missing_docs)]
+// The unit-test build of a library sees its package's dev-dependencies,
+// which the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod arena;
 pub mod cache;

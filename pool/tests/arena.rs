@@ -1,6 +1,10 @@
 //! Arenas, named after the seed's functions and cases: create (nexus,
 //! NECP, system), mmap, munmap, mredirect, defunct, teardown, reap, stats.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use common::{peek, poke, signal_in_child};

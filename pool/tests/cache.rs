@@ -2,6 +2,10 @@
 //! invariants under concurrency (no object handed out twice, every freed
 //! object comes back, in use + free = total).
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};

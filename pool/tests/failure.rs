@@ -4,6 +4,10 @@
 //! This binary holds one test so that nothing else in the process opens
 //! files or maps memory while it counts.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use skmem::arena::{Arena, NexusAdvisory, NexusAdvisoryKind, NexusParams};
 use skmem::region::{RegionFlags, RegionId, RegionParams};
 use skmem::{failpoint, Error};

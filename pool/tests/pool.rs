@@ -1,5 +1,9 @@
 //! The packet pool: packets, buffers, buflets, metadata, and bad input.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::collections::HashSet;
 
 use skmem::pool::{BufIndex, PacketIndex, PacketPool, PoolParams, UserMeta, META_SIZE};

@@ -1,5 +1,9 @@
 //! Regions: segments, statistics, mirroring, views and their protections.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use common::{peek, poke, signal_in_child};

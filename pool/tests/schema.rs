@@ -4,6 +4,10 @@
 //! exactly the field that rule guards, and checks the exact error. Proptests
 //! throw random and randomly damaged bytes at the parser.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::mem::{offset_of, size_of};
 
 use proptest::prelude::*;

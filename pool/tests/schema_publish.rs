@@ -3,6 +3,10 @@
 //! before it is whole (an arena is registered only after its schema is
 //! written).
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

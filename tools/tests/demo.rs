@@ -1,15 +1,15 @@
 //! `skmemctl demo` in a short run: every frame comes back, in order, and
 //! every UMEM frame is accounted for; nothing is left behind.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::process::Command;
 
 #[test]
 fn a_short_demo_returns_every_frame_and_leaves_nothing_behind() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: the demo needs root (namespaces, XDP)");
-        return;
-    }
+    skmem_netns_tests::require_root!();
     let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
         .args(["demo", "--duration", "2", "--json"])
         .output()

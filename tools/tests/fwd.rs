@@ -6,6 +6,10 @@
 //! how its thread ran, and refuses scheduling options it cannot honour),
 //! and rxdrop on two queues sharing one pool as their UMEM.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{ChildStdout, Command, Stdio};
 
@@ -17,12 +21,13 @@ const FRAMES: u64 = 1_000_000;
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: skmemctl fwd needs root (namespaces, XDP)");
-        return false;
+    match skmem_netns_tests::skip_reason() {
+        Some(r) => {
+            skmem_netns_tests::skip("skmemctl fwd", &r);
+            false
+        }
+        None => true,
     }
-    true
 }
 
 /// The test's turn (see [`ONE_AT_A_TIME`]) and a pair with `queues`

@@ -1,18 +1,23 @@
 //! `skmemctl gen` over a real veth: every frame it reports sent reaches
 //! the peer's XDP program, `--rate` paces, bad options fail cleanly.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::time::Instant;
 
 use skmem_netns_tests::{format_mac, NetnsPair, PairConfig, Side, DEFAULT_UDP_PORT};
 use skmem_xdp::{AttachMode, XdpAction, XdpFilter, XdpProgram};
 
 fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: skmemctl gen needs root (namespaces, XDP)");
-        return false;
+    match skmem_netns_tests::skip_reason() {
+        Some(r) => {
+            skmem_netns_tests::skip("skmemctl gen", &r);
+            false
+        }
+        None => true,
     }
-    true
 }
 
 fn gen(pair: &NetnsPair, extra: &[&str]) -> std::process::Output {

@@ -5,6 +5,10 @@
 //!
 //! Without root every test prints why and passes.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -20,7 +24,7 @@ fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        eprintln!("skipped: needs root (uprobes, tracepoints, bpffs)");
+        skmem_netns_tests::skip("observe", "needs root (uprobes, tracepoints, bpffs)");
     }
     root
 }

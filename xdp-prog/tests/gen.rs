@@ -3,6 +3,10 @@
 //! skmem's XDP program on end `a` (no socket) sees and passes every frame.
 //! Without root the test prints why and passes.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 mod support;
 
 use std::time::Instant;

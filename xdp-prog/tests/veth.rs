@@ -6,6 +6,10 @@
 //! are removed by drop guards, also when a test fails. Without root the
 //! tests print why and pass.
 
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
 mod support;
 
 use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};

@@ -10,6 +10,9 @@
 //! sudo target/release/pps --layouts threaded --workloads rxdrop --programs skmem,ceiling --gen xdp
 //! ```
 
+// A thin binary over its package's library: it sees every dependency
+// of the package, and uses few.
+#![allow(unused_crate_dependencies)]
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -6,6 +6,9 @@
 //! target/release/pps-report target/pps-report.json --update BENCHMARKS.md --svg bench/pps.svg
 //! ```
 
+// A thin binary over its package's library: it sees every dependency
+// of the package, and uses few.
+#![allow(unused_crate_dependencies)]
 use std::path::PathBuf;
 use std::process::ExitCode;
 

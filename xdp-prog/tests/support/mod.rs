@@ -18,12 +18,20 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// True when the tests can run (root); otherwise prints why they skip.
+/// True when the tests can run (root); otherwise prints why they skip —
+/// or fails, where `SKMEM_TEST_NO_SKIP` (set by `cargo xtask test`) says
+/// this run may not skip.
 pub fn can_run(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        eprintln!("skipped {test}: needs root (network namespaces, XDP)");
+        let reason = "needs root (network namespaces, XDP)";
+        if std::env::var_os("SKMEM_TEST_NO_SKIP").is_some() {
+            panic!(
+                "{test}: would skip ({reason}), but SKMEM_TEST_NO_SKIP says this run may not skip"
+            );
+        }
+        eprintln!("skipped {test}: {reason}");
     }
     root
 }
