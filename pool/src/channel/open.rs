@@ -350,6 +350,12 @@ fn bind_when_free(
     params: &ChannelParams,
     first: Option<&Channel>,
 ) -> Result<()> {
+    // One creation step, however many times the bind is retried.
+    crate::failpoint::step(if first.is_some() {
+        "bind(AF_XDP, shared UMEM)"
+    } else {
+        "bind(AF_XDP)"
+    })?;
     let deadline = Instant::now() + BIND_BUSY_WAIT;
     loop {
         match bind(sock, ifindex, params, first) {

@@ -231,7 +231,6 @@ impl XskSocket {
 
     /// Binds to `queue` of interface `ifindex`.
     pub fn bind(&self, ifindex: u32, queue: u32, flags: BindFlags) -> Result<()> {
-        crate::failpoint::step("bind(AF_XDP)")?;
         let mut f = SocketAddrXdpFlags::empty();
         if flags.copy {
             f |= SocketAddrXdpFlags::XDP_COPY;
@@ -254,7 +253,6 @@ impl XskSocket {
     /// owner's, and brings its own fill and completion rings unless it is
     /// on the owner's queue).
     pub fn bind_shared(&mut self, ifindex: u32, queue: u32, owner: &XskSocket) -> Result<()> {
-        crate::failpoint::step("bind(AF_XDP, shared UMEM)")?;
         let addr = SocketAddrXdpWithSharedUmem {
             addr: SocketAddrXdp::new(SocketAddrXdpFlags::XDP_SHARED_UMEM, ifindex, queue),
             shared_umem_fd: owner.fd.as_fd(),
