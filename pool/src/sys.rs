@@ -8,7 +8,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-use rustix::fs::{ftruncate, memfd_create, MemfdFlags};
+use rustix::fs::{
+    fallocate, fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, memfd_create, FallocateFlags,
+    MemfdFlags, SealFlags,
+};
 use rustix::mm::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
 
 use crate::error::{Error, Result};
@@ -22,7 +25,11 @@ pub fn page_size() -> usize {
 ///
 /// A memfd (rather than anonymous memory) is what lets a region be mapped
 /// a second time — into the same process as a mapper's span, or into
-/// another process after the fd crosses a Unix socket.
+/// another process after the fd crosses a Unix socket. So that whoever
+/// holds it cannot break the owner, its size is sealed as it is made
+/// (`F_SEAL_SHRINK | F_SEAL_GROW`: a truncated UMEM would be a SIGBUS in
+/// the owner), and a region mappers may only read is sealed against every
+/// new write ([`Memfd::seal`]).
 #[derive(Debug)]
 pub struct Memfd {
     fd: OwnedFd,
@@ -38,10 +45,54 @@ impl Memfd {
             .chars()
             .map(|c| if c == '\0' { '_' } else { c })
             .collect();
-        let fd = memfd_create(name.as_str(), MemfdFlags::CLOEXEC)
-            .map_err(|e| Error::sys("memfd_create", e))?;
+        let fd = memfd_create(
+            name.as_str(),
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(|e| Error::sys("memfd_create", e))?;
         ftruncate(&fd, len as u64).map_err(|e| Error::sys("ftruncate(memfd)", e))?;
+        fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW)
+            .map_err(|e| Error::sys("fcntl(F_ADD_SEALS, size)", e))?;
         Ok(Self { fd, len })
+    }
+
+    /// Closes the list of seals (`F_SEAL_SEAL`: nobody holding the file may
+    /// add one — a mapper could otherwise seal a region the owner still
+    /// maps anew), after sealing it, when `read_only`, against every new
+    /// write: a `write(2)`, a new writable mapping, an `mprotect` to
+    /// writable, by anyone holding it, while writable mappings made before
+    /// keep writing (`F_SEAL_FUTURE_WRITE`). The owner's view exists by
+    /// then, so the owner keeps writing a region its mappers can only read.
+    pub fn seal(&self, read_only: bool) -> Result<()> {
+        let mut seals = SealFlags::SEAL;
+        if read_only {
+            seals |= SealFlags::FUTURE_WRITE;
+        }
+        fcntl_add_seals(&self.fd, seals).map_err(|e| Error::sys("fcntl(F_ADD_SEALS)", e))
+    }
+
+    /// The seals on the file.
+    pub fn seals(&self) -> Result<SealFlags> {
+        fcntl_get_seals(&self.fd).map_err(|e| Error::sys("fcntl(F_GET_SEALS)", e))
+    }
+
+    /// Gives the pages of `offset..offset+len` back to the system: they read
+    /// as zeros until written again (`FALLOC_FL_PUNCH_HOLE`). Refused (EPERM)
+    /// on a file sealed against writes.
+    pub fn punch_hole(&self, offset: usize, len: usize) -> Result<()> {
+        fallocate(
+            &self.fd,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            offset as u64,
+            len as u64,
+        )
+        .map_err(|e| Error::sys("fallocate(PUNCH_HOLE)", e))
+    }
+
+    /// Bytes of memory the file holds now (its allocated blocks).
+    pub fn resident(&self) -> Result<u64> {
+        let st = fstat(&self.fd).map_err(|e| Error::sys("fstat(memfd)", e))?;
+        Ok(st.st_blocks as u64 * 512)
     }
 
     /// Size in bytes.

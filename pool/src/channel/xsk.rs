@@ -182,6 +182,7 @@ impl XskSocket {
         rustix::net::sockopt::set_xdp_umem_reg(&self.fd, reg).map_err(sys("XDP_UMEM_REG"))?;
         // The kernel pins the pages; holding the region keeps the owner's
         // view (the registered address) mapped for as long as the socket.
+        region.pin();
         self.umem = Some(region);
         Ok(())
     }

@@ -53,7 +53,8 @@ impl RegionFlags {
             }
             Umd | Ubft => Self::MMAPOK.bits(),
             TxaUsd | RxfUsd => Self::MMAPOK.bits() | Self::UREADONLY.bits(),
-            UStats => Self::MMAPOK.bits() | Self::MONOLITHIC.bits(),
+            // Counters the owner publishes: mappers read them.
+            UStats => Self::MMAPOK.bits() | Self::UREADONLY.bits() | Self::MONOLITHIC.bits(),
             FlowAdv | NexusAdv => {
                 Self::MMAPOK.bits() | Self::UREADONLY.bits() | Self::MONOLITHIC.bits()
             }

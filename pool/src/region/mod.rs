@@ -83,6 +83,10 @@ pub struct Region {
     mirror: OnceLock<Arc<Region>>,
     is_mirror: AtomicBool,
     has_cache: AtomicBool,
+    /// Registered with the kernel as a UMEM: its pages are pinned, and an
+    /// emptied segment keeps them (punching a hole under a pin would part
+    /// the kernel's pages from the file's).
+    pinned: AtomicBool,
     seg_allocs: AtomicU64,
     seg_frees: AtomicU64,
     segs_in_use: AtomicU64,
@@ -105,6 +109,10 @@ impl Region {
                 Protection::ReadWrite
             };
             let view = Mapping::shared(memfd.as_fd(), size, prot)?;
+            // The owner's view exists: from now on a region mappers only
+            // read takes no new write from anyone, and no holder of the fd
+            // may add a seal.
+            memfd.seal(params.flags.contains(RegionFlags::UREADONLY))?;
             (Some(memfd), view)
         };
         let seg_count = geom.seg_count as usize;
@@ -123,6 +131,7 @@ impl Region {
             mirror: OnceLock::new(),
             is_mirror: AtomicBool::new(false),
             has_cache: AtomicBool::new(false),
+            pinned: AtomicBool::new(false),
             seg_allocs: AtomicU64::new(0),
             seg_frees: AtomicU64::new(0),
             segs_in_use: AtomicU64::new(0),
@@ -226,6 +235,7 @@ impl Region {
             s.in_use[seg as usize] = false;
             s.free.push(seg);
         }
+        self.release_pages(seg);
         self.account_free();
         if let Some(m) = self.mirror.get() {
             m.shadow(seg, false);
@@ -243,8 +253,39 @@ impl Region {
         if used {
             self.account_alloc();
         } else {
+            self.release_pages(seg);
             self.account_free();
         }
+    }
+
+    /// Gives free segment `seg`'s pages back to the system (a hole punched
+    /// in the memfd: it reads as zeros when next allocated) — except in a
+    /// pinned region, and in one sealed against writes (the kernel refuses
+    /// the punch there; such regions are small and go whole at teardown).
+    fn release_pages(&self, seg: SegIndex) {
+        let Some(fd) = &self.memfd else { return };
+        if self.pinned.load(Ordering::Acquire) || self.params.flags.contains(RegionFlags::UREADONLY)
+        {
+            return;
+        }
+        let size = self.geom.seg_size;
+        if let Err(e) = fd.punch_hole(seg as usize * size, size) {
+            tracing::warn!(region = %self.name, segment = seg, error = %e, "pages of a free segment kept");
+        }
+    }
+
+    /// Marks the region as registered with the kernel as a UMEM, which pins
+    /// its pages: emptied segments keep them from now on.
+    pub(crate) fn pin(&self) {
+        self.pinned.store(true, Ordering::Release);
+    }
+
+    /// Bytes of memory the region's memfd holds now (0 for a guard).
+    pub fn resident(&self) -> u64 {
+        self.memfd
+            .as_ref()
+            .and_then(|m| m.resident().ok())
+            .unwrap_or(0)
     }
 
     fn account_alloc(&self) {
