@@ -29,10 +29,8 @@ fn no_holder_can_resize_a_region_or_add_a_seal() {
         assert_eq!(errno(), libc::EPERM);
     }
     // SAFETY: fcntl on an fd this test holds.
-    assert_eq!(
-        unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_WRITE) },
-        -1
-    );
+    let added = unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_WRITE) };
+    assert_eq!(added, -1);
     assert_eq!(errno(), libc::EPERM, "F_SEAL_SEAL closes the list");
     // A writable region still maps writable.
     // SAFETY: a fresh shared mapping of the fd, unmapped at once.
