@@ -11,7 +11,7 @@
 //! anonymous zero pages of the same protection.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::error::{Error, Result};
 use crate::schema::{SchemaError, SchemaView, SCHEMA_GENERATION, SCHEMA_HEADER_SIZE};
@@ -19,7 +19,7 @@ use crate::schema::{SchemaError, SchemaView, SCHEMA_GENERATION, SCHEMA_HEADER_SI
 /// How long a mapper waits out the owner's rewrites of the schema before
 /// giving up on a copy.
 pub const SCHEMA_READ_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
-use crate::region::{Region, RegionFlags, RegionId, View};
+use crate::region::{Region, RegionFlags, RegionGeometry, RegionId, View};
 use crate::sys::{Mapping, Protection};
 
 /// One region's place in a span.
@@ -35,8 +35,16 @@ pub struct SpanEntry {
     pub prot: Protection,
     /// Whether a redirect replaces it (no NOREDIRECT flag).
     pub redirectable: bool,
-    /// The region, for its memfd.
-    pub region: Arc<Region>,
+    /// The region's flags (as a mapper reads them in the schema).
+    pub flags: RegionFlags,
+    /// The region's geometry.
+    pub geometry: RegionGeometry,
+    /// The region's uuid.
+    pub uuid: uuid::Uuid,
+    /// The region, for its memfd, while the arena holds it: the layout
+    /// does not keep a region alive, so a defunct that releases one gives
+    /// its memory back.
+    pub region: Weak<Region>,
 }
 
 /// Where each user-mappable region sits in a span.
@@ -63,7 +71,10 @@ impl SpanLayout {
                 size: r.size(),
                 prot: r.protection(View::User),
                 redirectable: !r.flags().contains(RegionFlags::NOREDIRECT),
-                region: r.clone(),
+                flags: r.flags(),
+                geometry: *r.geometry(),
+                uuid: r.uuid(),
+                region: Arc::downgrade(r),
             });
             offset += r.size();
         }
@@ -104,7 +115,11 @@ impl Span {
     pub fn map(layout: &SpanLayout) -> Result<Span> {
         let reservation = Mapping::inaccessible(layout.size())?;
         for e in layout.entries() {
-            if let Some(fd) = e.region.fd() {
+            let region = e.region.upgrade().ok_or(Error::RegionMisuse {
+                region: e.id,
+                rule: "the region was released (the arena is defunct)",
+            })?;
+            if let Some(fd) = region.fd() {
                 reservation.overlay_shared(e.offset, e.size, e.prot, fd)?;
             }
             // Guards have no fd: they stay part of the inaccessible

@@ -105,8 +105,8 @@ pub(crate) fn snapshot(arena: &Arena) -> ArenaStats {
             caches.push(c.stats());
         }
     }
-    if let Some(n) = arena.necp() {
-        caches.push(n.kstats_cache().stats());
+    if let Some(c) = arena.necp().as_ref().and_then(|n| n.kstats_cache()) {
+        caches.push(c.stats());
     }
     let (mem_total, mem_inuse) = arena.mem_stats();
     ArenaStats {

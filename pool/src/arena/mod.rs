@@ -503,7 +503,10 @@ impl Arena {
                 n.reap(true);
                 n.teardown_for_defunct(&mut st.regions);
             }
-            KindState::Necp(n) => n.reap(true),
+            KindState::Necp(n) => {
+                n.reap(true);
+                n.teardown_for_defunct(&mut st.regions);
+            }
             // Nothing to release for a system arena during defunct.
             KindState::System(_) => {}
         }

@@ -16,21 +16,30 @@ use crate::region::{Region, RegionFlags, RegionId, RegionParams};
 /// a snapshot).
 #[derive(Debug, Clone)]
 pub struct NecpState {
-    kstats_cache: Arc<Cache>,
+    /// `None` once defunct.
+    kstats_cache: Option<Arc<Cache>>,
 }
 
 impl NecpState {
-    /// The KSTATS cache (no magazines, with a constructor).
-    pub fn kstats_cache(&self) -> &Arc<Cache> {
-        &self.kstats_cache
+    /// The KSTATS cache (no magazines, with a constructor), until defunct.
+    pub fn kstats_cache(&self) -> Option<&Arc<Cache>> {
+        self.kstats_cache.as_ref()
     }
 
     pub(crate) fn reap(&self, purge: bool) {
-        if purge {
-            self.kstats_cache.purge();
-        } else {
-            self.kstats_cache.reap();
+        match &self.kstats_cache {
+            Some(c) if purge => c.purge(),
+            Some(c) => c.reap(),
+            None => {}
         }
+    }
+
+    /// The seed's NECP teardown in defunct context: the statistics regions
+    /// and their cache go.
+    pub(crate) fn teardown_for_defunct(&mut self, regions: &mut [Option<Arc<Region>>]) {
+        self.kstats_cache = None;
+        regions[RegionId::UStats.index()] = None;
+        regions[RegionId::KStats.index()] = None;
     }
 }
 
@@ -88,7 +97,7 @@ impl Arena {
             }),
         )?;
         let mut st = ArenaState::new(KindState::Necp(NecpState {
-            kstats_cache: cache,
+            kstats_cache: Some(cache),
         }));
         st.set(RegionId::UStats, u);
         st.set(RegionId::KStats, k);
@@ -98,13 +107,7 @@ impl Arena {
     /// NECP: allocates one flow's statistics object (its index in KSTATS
     /// and USTATS).
     pub fn alloc_flow_stats(&self) -> Result<u32> {
-        let c = self
-            .necp()
-            .map(|n| n.kstats_cache)
-            .ok_or_else(|| Error::InvalidArenaParams {
-                arena: self.name().to_owned(),
-                rule: "flow statistics exist only in NECP arenas",
-            })?;
+        let c = self.flow_stats_cache()?;
         c.alloc().ok_or(Error::RegionExhausted {
             region: RegionId::KStats,
             segments: c.region().geometry().seg_count,
@@ -113,13 +116,17 @@ impl Arena {
 
     /// NECP: frees one flow's statistics object.
     pub fn free_flow_stats(&self, idx: u32) -> Result<()> {
-        let c = self
-            .necp()
-            .map(|n| n.kstats_cache)
-            .ok_or_else(|| Error::InvalidArenaParams {
-                arena: self.name().to_owned(),
-                rule: "flow statistics exist only in NECP arenas",
-            })?;
-        c.free(idx)
+        self.flow_stats_cache()?.free(idx)
+    }
+
+    /// The KSTATS cache of an NECP arena that is not defunct.
+    fn flow_stats_cache(&self) -> Result<Arc<Cache>> {
+        let n = self.necp().ok_or_else(|| Error::InvalidArenaParams {
+            arena: self.name().to_owned(),
+            rule: "flow statistics exist only in NECP arenas",
+        })?;
+        n.kstats_cache.ok_or_else(|| Error::AlreadyDefunct {
+            arena: self.name().to_owned(),
+        })
     }
 }

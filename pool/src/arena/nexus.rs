@@ -534,17 +534,17 @@ impl Arena {
                 .entries()
                 .iter()
                 .map(|e| {
-                    let g = e.region.geometry();
+                    let g = e.geometry;
                     RegionEntryInfo {
                         id: e.id,
-                        flags: e.region.flags(),
+                        flags: e.flags,
                         offset: e.offset as u64,
                         size: e.size as u64,
                         obj_size: g.obj_size as u64,
                         obj_count: g.obj_count,
                         seg_count: g.seg_count,
                         seg_size: g.seg_size as u64,
-                        uuid: *e.region.uuid().as_bytes(),
+                        uuid: *e.uuid.as_bytes(),
                     }
                 })
                 .collect(),
