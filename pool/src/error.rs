@@ -158,6 +158,39 @@ pub enum Error {
         arena: String,
     },
 
+    /// A hand-over message or the memfds with it were refused: malformed,
+    /// out of protocol, or not what the schema says (EPROTO).
+    #[error("hand-over: {what}")]
+    Handover {
+        /// What was wrong.
+        what: String,
+    },
+
+    /// The owner refused this mapper, saying why (EACCES).
+    #[error("the owner refused the mapping: {reason}")]
+    MapperRefused {
+        /// The owner's reason.
+        reason: String,
+    },
+
+    /// The mapping was redirected by its owner: its memory reads as zeros
+    /// and may no longer be used (ENXIO).
+    #[error("arena {arena}: this mapping was redirected by its owner")]
+    Redirected {
+        /// The arena's name.
+        arena: String,
+    },
+
+    /// A mapper did not answer a redirect in time and was cut off: its
+    /// record is gone, its socket closed (ETIMEDOUT).
+    #[error("mapper {pid} did not acknowledge the redirect within {millis} ms and was cut off")]
+    MapperCutOff {
+        /// The mapper's pid.
+        pid: u32,
+        /// How long it was given.
+        millis: u64,
+    },
+
     /// A fault injected by a test at a named creation step (ENOMEM, as the
     /// seed answers for any creation failure).
     #[error("injected failure at {step}")]
@@ -203,7 +236,10 @@ impl Error {
             Error::RegionExhausted { .. } | Error::Injected { .. } => libc::ENOMEM,
             Error::ArenaNotActive { .. } => libc::ENODEV,
             Error::AlreadyRedirected { .. } | Error::AlreadyDefunct { .. } => libc::EALREADY,
-            Error::NotMapped { .. } => libc::ENXIO,
+            Error::NotMapped { .. } | Error::Redirected { .. } => libc::ENXIO,
+            Error::Handover { .. } => libc::EPROTO,
+            Error::MapperRefused { .. } => libc::EACCES,
+            Error::MapperCutOff { .. } => libc::ETIMEDOUT,
             Error::ArenaActive { .. } | Error::MappingHoldsChannel { .. } => libc::EBUSY,
             Error::NoWorkerSlot { .. } => libc::EBUSY,
             Error::Sys { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),

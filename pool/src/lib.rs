@@ -16,6 +16,8 @@
 //! * [`arena`] — nexus, NECP and system arenas and their lifecycle (map,
 //!   redirect, defunct);
 //! * [`mapper`] — an arena's user-mappable regions as one contiguous span;
+//! * [`lend`] — an arena offered to other processes on a Unix socket, and
+//!   mapped by them;
 //! * [`schema`] — the versioned layout page a mapper reads first;
 //! * [`stats`] — the registry of live arenas and their statistics;
 //! * [`sys`] — the memory syscalls, where the `unsafe` lives;
@@ -47,6 +49,7 @@ pub mod channel;
 pub mod error;
 #[doc(hidden)]
 pub mod failpoint;
+pub mod lend;
 pub mod mapper;
 pub mod pool;
 pub mod probe;

@@ -10,17 +10,18 @@
 //! Redirecting a span replaces every region without NOREDIRECT with
 //! anonymous zero pages of the same protection.
 
+use std::os::fd::AsFd;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::error::{Error, Result};
-use crate::schema::{SchemaError, SchemaView, SCHEMA_GENERATION, SCHEMA_HEADER_SIZE};
+use crate::region::{Region, RegionFlags, RegionGeometry, RegionId, View};
+use crate::schema::{SchemaError, SchemaInfo, SchemaView, SCHEMA_GENERATION, SCHEMA_HEADER_SIZE};
+use crate::sys::{Mapping, Protection};
 
 /// How long a mapper waits out the owner's rewrites of the schema before
 /// giving up on a copy.
 pub const SCHEMA_READ_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
-use crate::region::{Region, RegionFlags, RegionGeometry, RegionId, View};
-use crate::sys::{Mapping, Protection};
 
 /// One region's place in a span.
 #[derive(Debug, Clone)]
@@ -178,58 +179,112 @@ impl Span {
             region: RegionId::Schema,
             rule: "the span has no readable schema",
         })?;
-        let words = size / 8;
-        if words * 8 < SCHEMA_GENERATION + 8 || !(base as usize).is_multiple_of(8) {
+        // SAFETY: the SCHEMA region's part of the span, mapped readable
+        // while `self` lives (and this borrow of it does).
+        unsafe { copy_schema_at(base, size) }
+    }
+
+    /// Builds a span from a schema a mapper was given and the memfds that
+    /// came with it — the hand-over's side of [`Span::map`]: every region
+    /// where the schema puts it, guards inaccessible, read-only regions
+    /// read-only, each memfd checked to be as long as its region. A memfd
+    /// the schema does not name, or a region without one, is refused.
+    pub fn from_schema(
+        schema: &SchemaInfo,
+        mut fds: std::collections::HashMap<RegionId, std::os::fd::OwnedFd>,
+    ) -> Result<Span> {
+        let refuse = |what: String| Error::Handover { what };
+        let reservation = Mapping::inaccessible(schema.span_size as usize)?;
+        let mut entries = Vec::with_capacity(schema.regions.len());
+        for r in &schema.regions {
+            let (offset, size) = (r.offset as usize, r.size as usize);
+            let prot = if r.flags.contains(RegionFlags::GUARD) {
+                Protection::None
+            } else if r.flags.contains(RegionFlags::UREADONLY) {
+                Protection::Read
+            } else {
+                Protection::ReadWrite
+            };
+            match (fds.remove(&r.id), prot) {
+                (None, Protection::None) => {}
+                (Some(_), Protection::None) => {
+                    return Err(refuse(format!("a memfd came for guard {}", r.id)))
+                }
+                (None, _) => return Err(refuse(format!("no memfd came for {}", r.id))),
+                (Some(fd), _) => {
+                    let len = rustix::fs::fstat(&fd)
+                        .map_err(|e| Error::sys("fstat(lent memfd)", e))?
+                        .st_size as u64;
+                    if len != r.size {
+                        return Err(refuse(format!(
+                            "{}'s memfd is {len} bytes, the schema says {}",
+                            r.id, r.size
+                        )));
+                    }
+                    reservation.overlay_shared(offset, size, prot, fd.as_fd())?;
+                }
+            }
+            let redirectable = !r.flags.contains(RegionFlags::NOREDIRECT);
+            entries.push((r.id, offset, size, prot, redirectable));
+        }
+        if let Some(id) = fds.keys().next() {
+            return Err(refuse(format!(
+                "a memfd came for {id}, which the schema does not name"
+            )));
+        }
+        Ok(Span {
+            reservation,
+            entries,
+        })
+    }
+
+    /// Copies bytes of region `id` from `offset` into `out` (reads of a
+    /// mapping others may write, or redirect, at any time).
+    pub fn read(&self, id: RegionId, offset: usize, out: &mut [u8]) -> Result<()> {
+        let (p, size) = self.readable(id).ok_or(Error::RegionMisuse {
+            region: id,
+            rule: "not a readable region of this span",
+        })?;
+        if offset.checked_add(out.len()).is_none_or(|e| e > size) {
             return Err(Error::RegionMisuse {
-                region: RegionId::Schema,
-                rule: "the schema region is too small for a schema",
+                region: id,
+                rule: "read past the end of the region",
             });
         }
-        let word = |i: usize| {
-            // SAFETY: `i < words`, so the word lies inside the SCHEMA
-            // region's part of the span, mapped readable while `self`
-            // lives; `base` is page-aligned, so the word is 8-aligned. An
-            // atomic load: the owner rewrites these words with atomic
-            // stores, so the two never race.
-            unsafe { AtomicU64::from_ptr(base.add(i * 8).cast()) }
-        };
-        let gen = word(SCHEMA_GENERATION / 8);
-        let mut copy = vec![0u8; words * 8];
-        let started = std::time::Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            let before = gen.load(Ordering::Acquire);
-            if before.is_multiple_of(2) {
-                // The header first, then as far as its total size says
-                // (bounded by the region): the rest of the page is not the
-                // schema's.
-                let copy_words = |copy: &mut [u8], from: usize, to: usize| {
-                    for i in from..to {
-                        let w = word(i).load(Ordering::Relaxed).to_ne_bytes();
-                        copy[i * 8..i * 8 + 8].copy_from_slice(&w);
-                    }
-                };
-                let header = SCHEMA_HEADER_SIZE.div_ceil(8).min(words);
-                copy_words(&mut copy, 0, header);
-                let total =
-                    SchemaView::total_size_of(&copy).map_or(words, |t| t.div_ceil(8).min(words));
-                copy_words(&mut copy, header, total.max(header));
-                fence(Ordering::Acquire);
-                if gen.load(Ordering::Relaxed) == before {
-                    copy.truncate(total.max(header) * 8);
-                    return Ok(copy);
-                }
-            }
-            attempt += 1;
-            if attempt.is_multiple_of(64) {
-                if started.elapsed() > SCHEMA_READ_PATIENCE {
-                    return Err(SchemaError::BeingRewritten { generation: before }.into());
-                }
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: p+offset+i lies inside the region's part of the span
+            // (checked above), which is readable (`readable` refuses
+            // guards) and stays mapped while `self` lives. Volatile: other
+            // processes write shared regions at any time.
+            *b = unsafe { std::ptr::read_volatile(p.add(offset + i)) };
         }
+        Ok(())
+    }
+
+    /// Copies `data` into region `id` at `offset`, when the span maps the
+    /// region writable.
+    pub fn write(&self, id: RegionId, offset: usize, data: &[u8]) -> Result<()> {
+        let (p, size) = self
+            .entries
+            .iter()
+            .find(|e| e.0 == id && e.3 == Protection::ReadWrite)
+            .map(|&(_, off, size, ..)| (self.addr().wrapping_add(off), size))
+            .ok_or(Error::RegionMisuse {
+                region: id,
+                rule: "not a writable region of this span",
+            })?;
+        if offset.checked_add(data.len()).is_none_or(|e| e > size) {
+            return Err(Error::RegionMisuse {
+                region: id,
+                rule: "write past the end of the region",
+            });
+        }
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: p+offset+i lies inside the region's part of the span
+            // (checked above), mapped read-write while `self` lives.
+            unsafe { std::ptr::write_volatile(p.add(offset + i), b) };
+        }
+        Ok(())
     }
 
     /// Address and size of region `id` inside the span.
@@ -238,5 +293,64 @@ impl Span {
             .iter()
             .find(|e| e.0 == id)
             .map(|&(_, off, size, ..)| (self.addr().wrapping_add(off), size))
+    }
+}
+
+/// A whole copy of the schema at `base` (`size` bytes, the SCHEMA region's
+/// object), taken under its sequence lock: see [`Span::copy_schema`].
+///
+/// # Safety
+/// `base..base+size` must be mapped readable for the call's duration.
+pub(crate) unsafe fn copy_schema_at(base: *const u8, size: usize) -> Result<Vec<u8>> {
+    let words = size / 8;
+    if words * 8 < SCHEMA_GENERATION + 8 || !(base as usize).is_multiple_of(8) {
+        return Err(Error::RegionMisuse {
+            region: RegionId::Schema,
+            rule: "the schema region is too small for a schema",
+        });
+    }
+    let word = |i: usize| {
+        // SAFETY: `i < words`, so the word lies inside `base..base+size`,
+        // mapped readable (the caller's contract), and 8-aligned (checked).
+        // An atomic load: the owner rewrites these words with atomic
+        // stores, so the two never race.
+        unsafe { AtomicU64::from_ptr(base.add(i * 8).cast_mut().cast()) }
+    };
+    let gen = word(SCHEMA_GENERATION / 8);
+    let mut copy = vec![0u8; words * 8];
+    let started = std::time::Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let before = gen.load(Ordering::Acquire);
+        if before.is_multiple_of(2) {
+            // The header first, then as far as its total size says
+            // (bounded by the region): the rest of the page is not the
+            // schema's.
+            let copy_words = |copy: &mut [u8], from: usize, to: usize| {
+                for i in from..to {
+                    let w = word(i).load(Ordering::Relaxed).to_ne_bytes();
+                    copy[i * 8..i * 8 + 8].copy_from_slice(&w);
+                }
+            };
+            let header = SCHEMA_HEADER_SIZE.div_ceil(8).min(words);
+            copy_words(&mut copy, 0, header);
+            let total =
+                SchemaView::total_size_of(&copy).map_or(words, |t| t.div_ceil(8).min(words));
+            copy_words(&mut copy, header, total.max(header));
+            fence(Ordering::Acquire);
+            if gen.load(Ordering::Relaxed) == before {
+                copy.truncate(total.max(header) * 8);
+                return Ok(copy);
+            }
+        }
+        attempt += 1;
+        if attempt.is_multiple_of(64) {
+            if started.elapsed() > SCHEMA_READ_PATIENCE {
+                return Err(SchemaError::BeingRewritten { generation: before }.into());
+            }
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
     }
 }

@@ -80,6 +80,8 @@ pub(crate) struct Subject<'a> {
     pub(crate) mem: (usize, usize),
     /// The event's number in the arena's sequence.
     pub(crate) seq: u64,
+    /// The process the event is about: this one, or a mapper.
+    pub(crate) pid: u32,
 }
 
 /// Fires `event`'s hook.
@@ -98,7 +100,7 @@ pub(crate) fn emit(
         span_addr: span.0 as u64,
         span_size: span.1 as u64,
         kind: who.kind,
-        pid: std::process::id(),
+        pid: who.pid,
         flags,
         error,
         name,
@@ -169,6 +171,7 @@ mod tests {
                 name: "skmem.nexus.test",
                 mem: (1 << 20, 4096),
                 seq: 3,
+                pid: std::process::id(),
             },
             (0x1000, 0x2000),
             0,

@@ -296,6 +296,37 @@ fn name_anonymous(ptr: *mut std::ffi::c_void, len: usize) {
     };
 }
 
+/// A pidfd of the process at the other end of Unix socket `sock`: from
+/// the socket itself (`SO_PEERPIDFD`, Linux 6.5+: the process that
+/// connected, with no window for its pid to be reused), else opened from
+/// `pid` (`pidfd_open`). Readable once the process has exited.
+pub fn peer_pidfd(sock: BorrowedFd<'_>, pid: u32) -> Result<OwnedFd> {
+    const SO_PEERPIDFD: libc::c_int = 77;
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes (an int) into `fd`,
+    // which lives across the call; `sock` is an open socket.
+    let rc = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&mut fd as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 && fd >= 0 {
+        // SAFETY: the kernel just made `fd` for us; nothing else owns it.
+        return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    }
+    let pid = rustix::process::Pid::from_raw(pid as i32).ok_or(Error::Sys {
+        call: "pidfd_open",
+        source: std::io::Error::from_raw_os_error(libc::ESRCH),
+    })?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(|e| Error::sys("pidfd_open", e))
+}
+
 /// Is the process-wide expedited membarrier available? Registered once.
 fn membarrier_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();

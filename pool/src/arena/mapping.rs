@@ -64,23 +64,7 @@ impl ArenaMapping {
         let span = self.span.as_ref().ok_or(Error::NotMapped {
             arena: self.arena.name().to_owned(),
         })?;
-        let (p, size) = span.readable(id).ok_or(Error::RegionMisuse {
-            region: id,
-            rule: "not a readable region of this span",
-        })?;
-        if offset.checked_add(out.len()).is_none_or(|e| e > size) {
-            return Err(Error::RegionMisuse {
-                region: id,
-                rule: "read past the end of the region",
-            });
-        }
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: p+offset+i lies inside the region's part of the span
-            // (checked above), which is readable (`readable` refuses
-            // guards) and stays mapped while `self` lives.
-            *b = unsafe { std::ptr::read_volatile(p.add(offset + i)) };
-        }
-        Ok(())
+        span.read(id, offset, out)
     }
 
     /// The schema this mapping shows, read as a mapper reads it: copied

@@ -45,6 +45,7 @@
 //! # Ok::<(), skmem::Error>(())
 //! ```
 
+mod lent;
 mod mapping;
 pub mod necp;
 pub mod nexus;
@@ -161,6 +162,56 @@ impl ArenaState {
         self.regions[id.index()].as_ref()
     }
 
+    /// Adds a mapping's record (by `pid`, `size` bytes); returns its id.
+    fn add_map(&mut self, pid: i32, size: usize) -> u64 {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        self.maps.push(MapRecord {
+            id,
+            pid,
+            size,
+            redirected: false,
+        });
+        if self.maps.len() == 1 {
+            self.mapsize = size;
+        }
+        id
+    }
+
+    /// Removes mapping `map_id`'s record (the seed's
+    /// `skmem_arena_munmap_common`); `None` when there is none, else
+    /// whether its going makes the arena inactive — every other mapping was
+    /// redirected but this one kept the arena active — so that the
+    /// postponed defunct is due.
+    fn remove_map(&mut self, map_id: u64) -> Option<bool> {
+        let pos = self.maps.iter().position(|m| m.id == map_id)?;
+        let rec = self.maps.remove(pos);
+        if self.maps.is_empty() {
+            self.mapsize = 0;
+        }
+        let postponed = if rec.redirected {
+            self.map_redirected -= 1;
+            false
+        } else {
+            self.map_redirected != 0 && self.map_redirected == self.maps.len()
+        };
+        if postponed {
+            self.active = false;
+        }
+        Some(postponed)
+    }
+
+    /// Marks the record at `pos` redirected; true when every mapping now
+    /// is, and the arena goes inactive.
+    fn mark_redirected(&mut self, pos: usize) -> bool {
+        self.maps[pos].redirected = true;
+        self.map_redirected += 1;
+        let inactive = self.map_redirected == self.maps.len();
+        if inactive {
+            self.active = false;
+        }
+        inactive
+    }
+
     /// (total bytes, bytes in use) over the regions held.
     fn mem_stats(&self) -> (usize, usize) {
         self.regions
@@ -190,17 +241,20 @@ fn fire(
         name: who.2,
         mem: mem.unwrap_or_else(|| st.mem_stats()),
         seq,
+        pid: at.pid.unwrap_or_else(std::process::id),
     };
     probe::emit(event, subject, at.span, at.flags, at.error);
 }
 
 /// What a fired event says beside its arena: the span concerned, the
-/// event's flags and its errno (0 on success).
+/// event's flags, its errno (0 on success), and the process it is about
+/// when that is not this one (a mapper).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Fired {
     pub(crate) span: (usize, usize),
     pub(crate) flags: u32,
     pub(crate) error: i32,
+    pub(crate) pid: Option<u32>,
 }
 
 /// The shared body of an arena.
@@ -284,7 +338,12 @@ impl Arena {
     /// closing): takes the lock for it.
     pub(crate) fn emit(&self, event: HookEvent, span: (usize, usize), flags: u32, error: i32) {
         let mut st = self.state();
-        let at = Fired { span, flags, error };
+        let at = Fired {
+            span,
+            flags,
+            error,
+            pid: None,
+        };
         self.fire(&mut st, event, at);
     }
 
@@ -341,15 +400,12 @@ impl Arena {
         let r = self.map_locked(&mut st);
         let span = r.as_ref().map_or((0, 0), |m| (m.addr() as usize, m.size()));
         let error = errno(&r);
-        self.fire(
-            &mut st,
-            HookEvent::ArenaMap,
-            Fired {
-                span,
-                flags: 0,
-                error,
-            },
-        );
+        let at = Fired {
+            span,
+            error,
+            ..Fired::default()
+        };
+        self.fire(&mut st, HookEvent::ArenaMap, at);
         r
     }
 
@@ -367,17 +423,8 @@ impl Arena {
             });
         }
         let span = Span::map(&st.layout)?;
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let size = span.size();
-        st.maps.push(MapRecord {
-            id,
-            pid: std::process::id() as i32,
-            size,
-            redirected: false,
-        });
-        if st.maps.len() == 1 {
-            st.mapsize = size;
-        }
+        let id = st.add_map(std::process::id() as i32, size);
         tracing::debug!(arena = %self.name(), addr = ?span.addr(), size, "mapped");
         Ok(ArenaMapping {
             arena: self.clone(),
@@ -528,30 +575,24 @@ impl Arena {
             drop(span);
             at
         };
-        let Some(pos) = st.maps.iter().position(|m| m.id == map_id) else {
-            return;
-        };
-        let rec = st.maps.remove(pos);
-        if st.maps.is_empty() {
-            st.mapsize = 0;
-        }
-        let postponed = if rec.redirected {
-            st.map_redirected -= 1;
-            false
-        } else {
-            st.map_redirected != 0 && st.map_redirected == st.maps.len()
-        };
-        if postponed {
-            st.active = false;
-        }
         let at = Fired {
             span,
-            flags: postponed as u32,
-            error: 0,
+            ..Fired::default()
         };
-        self.fire(&mut st, HookEvent::ArenaUnmap, at);
+        self.unmap_locked(&mut st, map_id, at);
+    }
+
+    /// Removes mapping `map_id`'s record and fires its unmap event (`at`,
+    /// with bit 0 of the flags set when the postponed defunct is due),
+    /// then runs that defunct — all under the lock held as `st`.
+    fn unmap_locked(&self, st: &mut ArenaState, map_id: u64, mut at: Fired) {
+        let Some(postponed) = st.remove_map(map_id) else {
+            return;
+        };
+        at.flags |= postponed as u32;
+        self.fire(st, HookEvent::ArenaUnmap, at);
         if postponed {
-            if let Err(e) = self.defunct_locked(&mut st) {
+            if let Err(e) = self.defunct_locked(st) {
                 tracing::warn!(arena = %self.name(), error = %e, "postponed defunct failed");
             }
         }
@@ -571,6 +612,7 @@ impl Arena {
             span: span.map_or((0, 0), |s| (s.addr() as usize, s.size())),
             flags: r.as_ref().map_or(0, |&inactive| inactive as u32),
             error: errno(&r),
+            pid: None,
         };
         self.fire(&mut st, HookEvent::ArenaRedirect, at);
         r
@@ -594,12 +636,7 @@ impl Arena {
             return Err(Error::MappingHoldsChannel { arena: name() });
         }
         span.redirect()?;
-        st.maps[pos].redirected = true;
-        st.map_redirected += 1;
-        let need_defunct = st.map_redirected == st.maps.len();
-        if need_defunct {
-            st.active = false;
-        }
+        let need_defunct = st.mark_redirected(pos);
         tracing::debug!(arena = %self.name(), need_defunct, "mapping redirected");
         Ok(need_defunct)
     }
