@@ -18,7 +18,6 @@ use std::time::Duration;
 use skmem::arena::{Arena, NexusParams};
 use skmem::lend::{ArenaOffer, OfferPolicy};
 use skmem::pool::META_SIZE;
-use skmem::region::RegionId;
 
 const MAPPER: &str = env!("CARGO_BIN_EXE_skmem-mapper-child");
 const WAIT: Duration = Duration::from_secs(10);
