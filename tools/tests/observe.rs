@@ -660,3 +660,85 @@ fn concurrent_lifecycle_events_reach_watch_in_order_and_replay_as_the_seeds_stat
     assert!(count("map", true) > 10 && count("redirect", true) > 10 && count("unmap", true) > 10);
     assert_eq!(defuncts, 1, "the arena was defuncted once");
 }
+
+/// A mapper the owner lends to shows up as itself: `watch` reports its
+/// map, redirect and going against the owner's arena, naming its pid, and
+/// `stats` lists it among the mapped pids beside the owner.
+#[test]
+fn a_lent_arenas_mapper_is_seen_by_watch_and_stats() {
+    if !root() {
+        return;
+    }
+    let mut obs = observer();
+    let mut kid = Kid::spawn();
+    let owner = kid.pid;
+    let id = kid.ok_num("create nexus obs-lent", 0);
+    kid.cmd(&format!("map {id}"));
+    let path = std::env::temp_dir().join(format!("skmem-obs-{}.sock", std::process::id()));
+    let path = path.to_str().unwrap().to_owned();
+    assert_eq!(kid.cmd(&format!("offer {id} {path}")), Vec::<String>::new());
+    let mut mapper = Command::new(env!("CARGO_BIN_EXE_skmem-mapper-child"))
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(mapper.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("ready"), "{first}");
+    let mpid = mapper.id();
+    kid.cmd("wait-mappers 1");
+
+    let out = Command::new(SKMEMCTL)
+        .args(["stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let arena = json["arenas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["pid"] == owner && a["arena_id"] == id)
+        .unwrap_or_else(|| panic!("{json}"))
+        .clone();
+    let mut pids: Vec<u64> = arena["mapped_pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    pids.sort();
+    let mut want = vec![u64::from(owner), u64::from(mpid)];
+    want.sort();
+    assert_eq!(pids, want, "{arena}");
+
+    assert_eq!(kid.cmd(&format!("redirect-mapper {mpid}")), ["0"]);
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(mpid as i32, libc::SIGKILL) };
+    let _ = mapper.wait();
+    let evs = events_until(&mut obs, owner, |e| {
+        e.event == "unmap" && e.mapper_pid == Some(mpid)
+    });
+    let lent: Vec<(&str, u32)> = evs
+        .iter()
+        .filter(|e| e.mapper_pid == Some(mpid))
+        .map(|e| (e.event, e.flags))
+        .collect();
+    assert_eq!(
+        lent,
+        [("map", 0), ("redirect", 0), ("unmap", 2)],
+        "{evs:#?}"
+    );
+    let gone = evs.last().unwrap();
+    assert_eq!(gone.arena_id, id);
+    assert!(gone.line().contains(&format!("mapper={mpid}")) && gone.line().contains("mapper gone"));
+    // The owner's own events carry no mapper.
+    assert!(evs
+        .iter()
+        .any(|e| e.event == "map" && e.mapper_pid.is_none()));
+    kid.finish();
+    let _ = std::fs::remove_file(&path);
+}

@@ -258,6 +258,10 @@ pub struct ObservedEvent {
     /// Hooks: the event's number in its arena's sequence (create is 0):
     /// consecutive for an arena unless events were lost.
     pub seq: u64,
+    /// Hooks about a mapping another process holds (a mapper the owner,
+    /// `pid`, lends the arena to): the mapper's pid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapper_pid: Option<u32>,
     /// Exit: live arenas the process still had.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_arenas: Option<u32>,
@@ -344,6 +348,8 @@ impl ObservedEvent {
             mem_total: raw.mem_total,
             mem_inuse: raw.mem_inuse,
             seq: raw.seq,
+            mapper_pid: (raw.subject_pid != 0 && raw.subject_pid != raw.pid)
+                .then_some(raw.subject_pid),
             exit_arenas: exit.then_some(raw.exit_arenas),
             exit_mappings: exit.then_some(raw.exit_mappings),
             munmap_addr: munmap.then_some(raw.munmap_addr),
@@ -392,9 +398,20 @@ impl ObservedEvent {
                 if self.span_size != 0 {
                     d.push(span());
                 }
+                if let Some(m) = self.mapper_pid {
+                    d.push(format!("mapper={m}"));
+                }
                 match self.hook() {
                     Some(HookEvent::ArenaRedirect) if self.error == 0 && self.flags & 1 != 0 => {
                         d.push("arena now inactive".into())
+                    }
+                    Some(HookEvent::ArenaUnmap) => {
+                        if self.flags & 2 != 0 {
+                            d.push("mapper gone".into());
+                        }
+                        if self.flags & 1 != 0 {
+                            d.push("arena now inactive".into());
+                        }
                     }
                     Some(HookEvent::ArenaReap) => {
                         d.push(if self.flags & 1 != 0 { "purge" } else { "trim" }.into())

@@ -15,6 +15,9 @@
 //! reap ARENA_ID [purge]           -> ok
 //! mem ARENA_ID                    -> ok TOTAL INUSE   (`Arena::mem_stats`, bytes)
 //! drop ARENA_ID                   -> ok   (releases the test's reference: destroy once unmapped)
+//! offer ARENA_ID PATH             -> ok   (lends the arena to mappers at PATH, root only)
+//! wait-mappers N                  -> ok   (until N mappers have mapped, 10 s at most)
+//! redirect-mapper PID             -> ok INACTIVE(0|1)
 //! stress NAME OPS THREADS         -> ok ARENA_ID  (THREADS threads map, redirect, unmap,
 //!                                    reap and defunct one new 256-packet nexus arena at random,
 //!                                    OPS verbs in all; then every mapping goes and the arena is
@@ -37,6 +40,7 @@ fn main() {
     let mut out = std::io::stdout().lock();
     let mut arenas: HashMap<u64, Arena> = HashMap::new();
     let mut maps: Vec<Option<ArenaMapping>> = Vec::new();
+    let mut offer: Option<skmem::lend::ArenaOffer> = None;
     writeln!(out, "ready {}", std::process::id()).unwrap();
     out.flush().unwrap();
     for line in stdin.lock().lines() {
@@ -115,6 +119,35 @@ fn main() {
                 arenas.remove(&num(1));
                 Ok("ok".into())
             }
+            Some("offer") => match arenas.get(&num(1)) {
+                Some(a) => skmem::lend::ArenaOffer::serve(
+                    a,
+                    words.get(2).copied().unwrap_or("/tmp/skmem-child.sock"),
+                    skmem::lend::OfferPolicy::root_only(),
+                )
+                .map(|o| {
+                    offer = Some(o);
+                    "ok".to_owned()
+                }),
+                None => Ok("err 2 no such arena".into()),
+            },
+            Some("wait-mappers") => match &offer {
+                Some(o) => {
+                    let n = num(1) as usize;
+                    let done =
+                        o.wait_until(std::time::Duration::from_secs(10), |m, _| m.len() == n);
+                    Ok(if done {
+                        "ok".into()
+                    } else {
+                        "err 110 timed out".into()
+                    })
+                }
+                None => Ok("err 2 no offer".into()),
+            },
+            Some("redirect-mapper") => match &offer {
+                Some(o) => o.redirect(num(1) as u32).map(|i| format!("ok {}", i as u8)),
+                None => Ok("err 2 no offer".into()),
+            },
             Some("stress") => {
                 let name = words.get(1).copied().unwrap_or("stress");
                 stress(name, num(2), num(3).max(1) as usize)

@@ -287,7 +287,8 @@ pub enum HookEvent {
     ArenaMap = 3,
     /// A mapping was unmapped; `flags` bit 0 = it was the last one not
     /// redirected, so the arena became inactive (its postponed defunct
-    /// follows).
+    /// follows); bit 1 = the mapper holding it is gone (exited, closed its
+    /// socket, or was cut off) rather than having unmapped.
     ArenaUnmap = 4,
     /// A mapping was redirected (or refused); `flags` bit 0 = the arena
     /// became inactive.
@@ -642,7 +643,9 @@ pub struct Event {
     /// xdp_exception: interface index.
     pub xdp_ifindex: i32,
     /// Reserved, 0.
-    pub _pad: u32,
+    /// Hooks: the process the event is about (the payload's pid): the
+    /// owner for its own mappings, the mapper for one it lends to; else 0.
+    pub subject_pid: u32,
     /// Hooks: the arena's total region bytes (the payload's); else 0.
     pub mem_total: u64,
     /// Hooks: the arena's region bytes in use (the payload's); else 0.

@@ -199,6 +199,7 @@ fn on_hook(ctx: &ProbeContext, event: HookEvent) -> u32 {
         (*ev).mem_total = p.mem_total;
         (*ev).mem_inuse = p.mem_inuse;
         (*ev).seq = p.seq;
+        (*ev).subject_pid = p.pid;
     }
     entry.submit(0);
     0
@@ -278,13 +279,17 @@ fn update_live(event: HookEvent, tgid: u32, p: &HookPayload, now: u64) -> (u32, 
                 HookEvent::ArenaMap => {
                     (*e).map_count += 1;
                     (*e).map_size = p.span_size;
+                    // The mapper: this process, or one it lends to.
                     for i in 0..MAPPED_PIDS_MAX {
                         if (*e).pids[i] == 0 {
-                            (*e).pids[i] = tgid;
+                            (*e).pids[i] = p.pid;
                             break;
                         }
                     }
-                    proc_add_span(tgid, p.span_addr, p.span_size, p.arena_id);
+                    // A span in this process's address space only.
+                    if p.pid == tgid {
+                        proc_add_span(tgid, p.span_addr, p.span_size, p.arena_id);
+                    }
                 }
                 HookEvent::ArenaUnmap => {
                     if (*e).map_count > 0 {
@@ -294,12 +299,14 @@ fn update_live(event: HookEvent, tgid: u32, p: &HookPayload, now: u64) -> (u32, 
                         (*e).map_size = 0;
                     }
                     for i in 0..MAPPED_PIDS_MAX {
-                        if (*e).pids[i] == tgid {
+                        if (*e).pids[i] == p.pid {
                             (*e).pids[i] = 0;
                             break;
                         }
                     }
-                    proc_remove_span(tgid, p.span_addr);
+                    if p.pid == tgid {
+                        proc_remove_span(tgid, p.span_addr);
+                    }
                     if p.flags & 1 != 0 && (*e).state == STATE_ACTIVE {
                         (*e).state = STATE_INACTIVE;
                     }
