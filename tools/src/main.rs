@@ -6,6 +6,7 @@
 mod demo;
 mod fwd;
 mod gen;
+mod lend;
 mod stats;
 mod thread;
 mod watch;
@@ -15,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
-/// Set by SIGINT/SIGTERM: every loop checks it and winds down cleanly.
+/// Set by SIGINT/SIGTERM/SIGHUP: every loop checks it and winds down
+/// cleanly.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -24,7 +26,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: `on_signal` is an `extern "C" fn(c_int)` that only stores
         // to an atomic, which is async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
@@ -55,6 +57,10 @@ enum Cmd {
     Watch(watch::WatchArgs),
     /// List every live arena on the host (from the observers' pinned map; root).
     Stats(stats::StatsArgs),
+    /// Lend a nexus arena to mapper processes on a Unix socket (the owner).
+    Offer(lend::OfferArgs),
+    /// Map an arena another process offers (the mapper).
+    Map(lend::MapArgs),
 }
 
 fn is_root() -> bool {
@@ -105,6 +111,8 @@ fn main() -> ExitCode {
             watch::run(args, &STOP)
         }
         Cmd::Stats(args) => stats::run(args),
+        Cmd::Offer(args) => lend::run_offer(args, &STOP),
+        Cmd::Map(args) => lend::run_map(args, &STOP),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -380,3 +380,98 @@ fn a_mapper_that_does_not_answer_a_redirect_is_cut_off() {
     assert_eq!(arena.map_count(), 0);
     m.signal(libc::SIGCONT);
 }
+
+/// Reads lines from `out` until one contains `what`; panics (with what came)
+/// after WAIT.
+fn expect_line(out: &std::sync::mpsc::Receiver<String>, what: &str) -> String {
+    let mut seen = Vec::new();
+    loop {
+        match out.recv_timeout(WAIT) {
+            Ok(l) if l.contains(what) => return l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no line with {what:?}; got {seen:#?}"),
+        }
+    }
+}
+
+/// The lines a child prints, from a thread.
+fn lines_of(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in out.lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// `skmemctl offer` and `skmemctl map` as a person runs them in two
+/// terminals: the mapper prints its span and regions, the owner sees it
+/// come, a typed `redirect all` reaches it, `defunct` gives the memory
+/// back, Ctrl-C ends both cleanly and the socket file goes.
+#[test]
+fn skmemctl_offer_and_map_show_a_mapping_a_redirect_and_a_defunct() {
+    if !root() {
+        return;
+    }
+    let _serial = serial();
+    let bin = env!("CARGO_BIN_EXE_skmemctl");
+    let p = path("cli");
+    let bad = Command::new(bin).args(["offer"]).output().unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a missing --path is a usage error"
+    );
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut owner = Kill(
+        Command::new(bin)
+            .args(["offer", "--path", p.to_str().unwrap(), "--packets", "512"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let owner_out = lines_of(&mut owner.0);
+    expect_line(&owner_out, "offering skmem.nexus.offer");
+    let mut mapper = Kill(
+        Command::new(bin)
+            .args(["map", "--path", p.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mapper_out = lines_of(&mut mapper.0);
+    expect_line(&mapper_out, "schema version 2");
+    expect_line(&mapper_out, "buf_def");
+    let came = expect_line(&owner_out, &format!("mapper {} ", mapper.0.id()));
+    assert!(came.contains("mapped its span"), "{came}");
+    let mut stdin = owner.0.stdin.take().unwrap();
+    writeln!(stdin, "redirect all").unwrap();
+    expect_line(&mapper_out, "redirected by the owner");
+    expect_line(&owner_out, "arena INACTIVE");
+    writeln!(stdin, "defunct").unwrap();
+    expect_line(&owner_out, "defunct: the owner let go");
+    // SAFETY: kill has no memory preconditions; the pids are our children's.
+    unsafe { libc::kill(mapper.0.id() as i32, libc::SIGINT) };
+    assert!(mapper.0.wait().unwrap().success());
+    expect_line(&owner_out, "gone");
+    // SAFETY: as above.
+    unsafe { libc::kill(owner.0.id() as i32, libc::SIGINT) };
+    let ends = expect_line(&owner_out, "offer ends");
+    assert!(
+        ends.contains("1 mapped") && ends.contains("DEFUNCT"),
+        "{ends}"
+    );
+    assert!(owner.0.wait().unwrap().success());
+    assert!(!p.exists(), "the socket file outlived the offer");
+}
