@@ -23,6 +23,16 @@ pub enum Error {
         rule: &'static str,
     },
 
+    /// A tunable's value is out of what the arenas and the kernel accept
+    /// (EINVAL).
+    #[error("sysctl {setting}: {rule}")]
+    InvalidSysctl {
+        /// The setting refused: `name=value`, or what was given for one.
+        setting: String,
+        /// The rule it breaks, in words.
+        rule: &'static str,
+    },
+
     /// Two regions cannot be paired as master and mirror.
     #[error("regions {master} and {mirror} cannot be mirrored: {rule}")]
     InvalidMirror {
@@ -226,6 +236,7 @@ impl Error {
     pub fn errno(&self) -> i32 {
         match self {
             Error::InvalidRegionParams { .. }
+            | Error::InvalidSysctl { .. }
             | Error::InvalidMirror { .. }
             | Error::InvalidCacheParams { .. }
             | Error::ObjectOutOfRange { .. }

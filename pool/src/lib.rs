@@ -57,5 +57,6 @@ pub mod region;
 pub mod schema;
 pub mod stats;
 pub mod sys;
+pub mod sysctls;
 
 pub use error::{Error, Result};

@@ -648,7 +648,7 @@ fn create_for_system_retains_the_one_sysctls_region() {
     assert!(m.redirect().unwrap());
     let mut bytes = vec![0u8; skmem::arena::Sysctls::SIZE];
     m.read_region(RegionId::Sysctls, 0, &mut bytes).unwrap();
-    assert_eq!(skmem::arena::Sysctls::decode(&bytes), Some(s));
+    assert_eq!(skmem::arena::Sysctls::decode(&bytes).unwrap(), s);
     a.defunct().unwrap();
     assert!(
         a.region(RegionId::Sysctls).is_some(),

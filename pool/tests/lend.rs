@@ -206,11 +206,38 @@ fn a_fake_owners_malformed_schema_or_short_fd_list_is_a_typed_error() {
         regions,
     };
     // Garbage where the schema should be: a schema error, not a panic.
-    let fds = regions.iter().map(|_| memfd(4096)).collect();
+    // (Each welcome's memfds end with the SYSCTLS one.)
+    let sysctls = || {
+        let fd = memfd(0);
+        let lent = skmem::sysctls::Sysctls::default().to_bytes();
+        rustix::io::write(&fd, &lent).unwrap();
+        fd
+    };
+    let fds = regions
+        .iter()
+        .map(|_| memfd(4096))
+        .chain([sysctls()])
+        .collect();
     let e = fake_owner("garbage", welcome(regions.clone()), fds);
     assert!(matches!(e, Error::Schema(_)), "{e}");
+    // Garbage where the sysctls should be.
+    let fds = regions
+        .iter()
+        .map(|_| memfd(4096))
+        .chain([memfd(4096)])
+        .collect();
+    let e = fake_owner("sysctls", welcome(regions.clone()), fds);
+    assert!(
+        matches!(&e, Error::Handover { what } if what.contains("sysctls")),
+        "{e}"
+    );
     // Fewer memfds than the welcome names.
-    let fds = regions.iter().skip(1).map(|_| memfd(4096)).collect();
+    let fds = regions
+        .iter()
+        .skip(1)
+        .map(|_| memfd(4096))
+        .chain([sysctls()])
+        .collect();
     let e = fake_owner("short", welcome(regions.clone()), fds);
     assert!(matches!(e, Error::Handover { .. }), "{e}");
     // The real schema's bytes, but memfds of the wrong sizes.
@@ -223,6 +250,7 @@ fn a_fake_owners_malformed_schema_or_short_fd_list_is_a_typed_error() {
     rustix::io::write(&schema, bytes).unwrap();
     let mut fds = vec![schema];
     fds.extend(regions.iter().skip(1).map(|_| memfd(4096)));
+    fds.push(sysctls());
     let e = fake_owner("sizes", welcome(regions.clone()), fds);
     assert!(
         matches!(&e, Error::Handover { what } if what.contains("bytes")),

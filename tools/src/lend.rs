@@ -21,23 +21,34 @@ stdin: `redirect PID` (or `redirect all`) asks a mapper to redirect its
 span to zero pages; `defunct` gives the memory back once every mapping is
 redirected; `mappers` lists who maps it.
 
+The tunables (--sysctl NAME=VALUE) are the process's sysctls: they set the
+arena's defaults and every mapper reads them, read-only. Names:
+ring_entries umem_ring_entries batch need_wakeup busy_poll_us
+busy_poll_budget packets buf_size slot_descs max_flows guard_pages
+max_mappers redirect_timeout_ms ready_timeout_ms
+
 Examples:
   skmemctl offer --path /run/skmem-demo.sock
-  skmemctl offer --path /tmp/lent.sock --allow-uid 1000 --packets 1024"
+  skmemctl offer --path /tmp/lent.sock --allow-uid 1000 --packets 1024
+  skmemctl offer --path /tmp/lent.sock --sysctl batch=32 --sysctl max_mappers=2"
 )]
 pub struct OfferArgs {
     /// Unix socket to serve on (made by the offer, removed when it ends).
     #[arg(long)]
     pub path: PathBuf,
-    /// Packets in the arena's pool.
-    #[arg(long, default_value_t = 4096)]
-    pub packets: usize,
+    /// Packets in the arena's pool (default: the `packets` sysctl).
+    #[arg(long)]
+    pub packets: Option<usize>,
     /// Also let this uid map (root always may).
     #[arg(long = "allow-uid", value_name = "UID")]
     pub allow_uids: Vec<u32>,
-    /// Seconds a mapper has to answer a redirect before it is cut off.
-    #[arg(long, default_value_t = 1.0)]
-    pub redirect_timeout: f64,
+    /// Seconds a mapper has to answer a redirect before it is cut off
+    /// (default: the `redirect_timeout_ms` sysctl).
+    #[arg(long)]
+    pub redirect_timeout: Option<f64>,
+    /// Set a tunable before the arena is made (repeatable).
+    #[arg(long = "sysctl", value_name = "NAME=VALUE")]
+    pub sysctls: Vec<String>,
     /// Seconds to run (0 = until Ctrl-C or end of input).
     #[arg(long, default_value_t = 0.0)]
     pub duration: f64,
@@ -68,14 +79,28 @@ fn deadline(secs: f64) -> Option<Instant> {
 
 /// `skmemctl offer`.
 pub fn run_offer(args: OfferArgs, stop: &'static AtomicBool) -> Result<()> {
-    if !(0.01..=3600.0).contains(&args.redirect_timeout) {
+    if args
+        .redirect_timeout
+        .is_some_and(|t| !(0.01..=3600.0).contains(&t))
+    {
         bail!("--redirect-timeout: give 0.01 to 3600 seconds");
     }
+    if !args.sysctls.is_empty() {
+        let mut tuned = skmem::sysctls::current();
+        for a in &args.sysctls {
+            tuned.set_from_str(a).context("--sysctl")?;
+        }
+        skmem::sysctls::tune(|s| *s = tuned).context("--sysctl")?;
+    }
     let mut np = NexusParams::new("offer");
-    np.pool.packets = args.packets;
+    if let Some(packets) = args.packets {
+        np.pool.packets = packets;
+    }
     let arena = Arena::create_nexus(&np).context("creating the arena")?;
-    let mut policy =
-        OfferPolicy::root_only().redirect_timeout(Duration::from_secs_f64(args.redirect_timeout));
+    let mut policy = OfferPolicy::root_only();
+    if let Some(t) = args.redirect_timeout {
+        policy = policy.redirect_timeout(Duration::from_secs_f64(t));
+    }
     for &uid in &args.allow_uids {
         policy = policy.allow_uid(uid);
     }
@@ -88,6 +113,7 @@ pub fn run_offer(args: OfferArgs, stop: &'static AtomicBool) -> Result<()> {
         arena.region_ids().len(),
         args.path.display()
     );
+    print_sysctls(&skmem::sysctls::current());
     println!("commands: redirect PID | redirect all | defunct | mappers (Ctrl-C to stop)");
     let lines = stdin_lines();
     let end = deadline(args.duration);
@@ -220,6 +246,20 @@ fn human(bytes: usize) -> String {
     }
 }
 
+/// Prints the tunables, as many `name=value` as fit an 80-column line.
+fn print_sysctls(s: &skmem::sysctls::Sysctls) {
+    let mut line = String::from("sysctls:");
+    for (name, value) in s.entries() {
+        let item = format!(" {name}={value}");
+        if line.len() + item.len() > 78 {
+            println!("{line}");
+            line = String::from("        ");
+        }
+        line.push_str(&item);
+    }
+    println!("{line}");
+}
+
 /// `skmemctl map`.
 pub fn run_map(args: MapArgs, stop: &'static AtomicBool) -> Result<()> {
     let remote = RemoteArena::connect(&args.path)
@@ -256,6 +296,7 @@ pub fn run_map(args: MapArgs, stop: &'static AtomicBool) -> Result<()> {
             r.size
         );
     }
+    print_sysctls(&remote.sysctls().context("reading the owner's sysctls")?);
     let _ = std::io::stdout().flush();
     let end = deadline(args.duration);
     let mut told = false;

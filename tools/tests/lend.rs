@@ -420,6 +420,19 @@ fn skmemctl_offer_and_map_show_a_mapping_a_redirect_and_a_defunct() {
     let _serial = serial();
     let bin = env!("CARGO_BIN_EXE_skmemctl");
     let p = path("cli");
+    let bad = Command::new(bin)
+        .args([
+            "offer",
+            "--path",
+            p.to_str().unwrap(),
+            "--sysctl",
+            "batch=0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1), "a refused tunable is an error");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("sysctl batch=0"), "{err}");
     let bad = Command::new(bin).args(["offer"]).output().unwrap();
     assert_eq!(
         bad.status.code(),
@@ -436,6 +449,7 @@ fn skmemctl_offer_and_map_show_a_mapping_a_redirect_and_a_defunct() {
     let mut owner = Kill(
         Command::new(bin)
             .args(["offer", "--path", p.to_str().unwrap(), "--packets", "512"])
+            .args(["--sysctl", "batch=32", "--sysctl", "max_mappers=1"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -453,8 +467,19 @@ fn skmemctl_offer_and_map_show_a_mapping_a_redirect_and_a_defunct() {
     let mapper_out = lines_of(&mut mapper.0);
     expect_line(&mapper_out, "schema version 2");
     expect_line(&mapper_out, "buf_def");
+    // The mapper reads the owner's tunables from the lent SYSCTLS region.
+    expect_line(&mapper_out, "batch=32");
+    expect_line(&mapper_out, "max_mappers=1");
     let came = expect_line(&owner_out, &format!("mapper {} ", mapper.0.id()));
     assert!(came.contains("mapped its span"), "{came}");
+    // A second mapper is one more than the tunable allows.
+    let second = Command::new(bin)
+        .args(["map", "--path", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("at most 1 mappers"), "{err}");
     let mut stdin = owner.0.stdin.take().unwrap();
     writeln!(stdin, "redirect all").unwrap();
     expect_line(&mapper_out, "redirected by the owner");

@@ -93,17 +93,21 @@ pub struct NexusParams {
 }
 
 impl NexusParams {
-    /// Defaults: a pool of 4096 × 2 KiB packets, rings of 1024 entries, 256 slot descriptors per path, 512 flow advisories,
-    /// statistics, one guard page at each end.
+    /// Defaults from the process's [sysctls](crate::sysctls) (unless
+    /// tuned: a pool of 4096 × 2 KiB packets, RING objects for rings of
+    /// 1024 entries, 256 slot descriptors per path, 512 flow advisories,
+    /// one guard page at each end), and statistics.
     pub fn new(name: impl Into<String>) -> Self {
         let page = page_size();
-        let ring_entries = 1024;
-        let slots = 256;
+        let t = crate::sysctls::current();
+        let ring_entries = t.ring_entries.max(t.umem_ring_entries) as usize;
+        let slots = t.slot_descs as usize;
+        let guard = page * t.guard_pages as usize;
         let sized = |id: RegionId, size: usize, count: usize| RegionParams::new(id, size, count);
         let regions = RegionId::ALL
             .iter()
             .map(|&id| match id {
-                RegionId::GuardHead | RegionId::GuardTail => sized(id, page, 1),
+                RegionId::GuardHead | RegionId::GuardTail => sized(id, guard, 1),
                 RegionId::Schema => sized(
                     id,
                     schema::schema_size(RegionId::COUNT).next_multiple_of(page),
@@ -115,7 +119,7 @@ impl NexusParams {
                 RegionId::TxaUsd | RegionId::RxfUsd => sized(id, slots * USD_SIZE, 1),
                 RegionId::TxaKsd | RegionId::RxfKsd => sized(id, slots * KSD_SIZE, 1),
                 RegionId::UStats => sized(id, STATS_SIZE, 1),
-                RegionId::FlowAdv => sized(id, 512 * FLOWADV_ENTRY_SIZE, 1),
+                RegionId::FlowAdv => sized(id, t.max_flows as usize * FLOWADV_ENTRY_SIZE, 1),
                 // Pool regions: sized by the pool, flags checked here.
                 RegionId::BufDef
                 | RegionId::BufLarge

@@ -151,20 +151,23 @@ pub struct ChannelParams {
 }
 
 impl ChannelParams {
-    /// Defaults: copy-or-zero-copy, need_wakeup, no headroom, 1024-entry
-    /// rings, batches of 64, a TX budget of the whole TX ring.
+    /// Defaults: copy-or-zero-copy, no headroom, and the ring sizes, batch
+    /// and waiting mode the process's [sysctls](crate::sysctls) say (1024-entry
+    /// rings, batches of 64, NEED_WAKEUP, no busy polling unless tuned), a
+    /// TX budget of the whole TX ring.
     pub fn new(ifname: impl Into<String>, queue: u32) -> Self {
+        let t = crate::sysctls::current();
         Self {
             ifname: ifname.into(),
             queue,
             mode: BindMode::Auto,
-            need_wakeup: true,
+            need_wakeup: t.need_wakeup == 1,
             headroom: 0,
-            umem_ring_entries: 1024,
-            ring_entries: 1024,
-            batch: 64,
-            busy_poll: None,
-            tx_budget: Some(1024),
+            umem_ring_entries: t.umem_ring_entries,
+            ring_entries: t.ring_entries,
+            batch: t.batch as usize,
+            busy_poll: t.busy_poll(),
+            tx_budget: Some(t.ring_entries),
             unaligned_chunks: false,
             tx_metadata_len: 0,
             tx_sw_csum: false,

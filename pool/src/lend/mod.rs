@@ -15,6 +15,11 @@
 //! one out: every region at the schema's offset, guards inaccessible,
 //! read-only regions read-only, each memfd checked against its region.
 //!
+//! Every hand-over also sends the owner's SYSCTLS region, sealed
+//! read-only: [`RemoteArena::sysctls`] reads the tunables that govern the
+//! arena (ring sizes, batch, waiting mode, limits; see [`crate::sysctls`]),
+//! as Skywalk's tasks read the kernel's.
+//!
 //! The memfds protect the owner whoever holds them: their size is sealed
 //! (a truncated UMEM would be a SIGBUS in the owner), a region mappers only
 //! read is sealed against every new write (no `mmap(PROT_WRITE)`, no
@@ -82,16 +87,22 @@ pub struct OfferPolicy {
     pub redirect_timeout: Duration,
     /// How long a mapper has, once welcomed, to say it has mapped.
     pub ready_timeout: Duration,
+    /// Most mappers served at once; one more is refused.
+    pub max_mappers: usize,
 }
 
 impl OfferPolicy {
-    /// Root only; a mapper has 1 s to answer a redirect and 5 s to map.
+    /// Root only, with the limits of the process's
+    /// [sysctls](crate::sysctls) (unless tuned: 64 mappers, 1 s to answer a
+    /// redirect, 5 s to map).
     pub fn root_only() -> Self {
+        let t = crate::sysctls::current();
         Self {
             uids: Vec::new(),
             gids: Vec::new(),
-            redirect_timeout: Duration::from_secs(1),
-            ready_timeout: Duration::from_secs(5),
+            redirect_timeout: Duration::from_millis(t.redirect_timeout_ms.into()),
+            ready_timeout: Duration::from_millis(t.ready_timeout_ms.into()),
+            max_mappers: t.max_mappers as usize,
         }
     }
 

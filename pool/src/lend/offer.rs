@@ -408,6 +408,13 @@ impl Server {
         if let Err(reason) = self.policy.check(uid, gid) {
             return self.refuse(&sock, pid, reason);
         }
+        if self.conns.len() >= self.policy.max_mappers {
+            let reason = format!(
+                "the owner serves at most {} mappers at once",
+                self.policy.max_mappers
+            );
+            return self.refuse(&sock, pid, reason);
+        }
         let pidfd = match crate::sys::peer_pidfd(sock.as_fd(), pid) {
             Ok(p) => p,
             Err(e) => return self.refuse(&sock, pid, format!("cannot watch pid {pid}: {e}")),
@@ -416,7 +423,17 @@ impl Server {
             Ok(l) => l,
             Err(e) => return self.refuse(&sock, pid, e.to_string()),
         };
-        let fds: Vec<BorrowedFd<'_>> = lent.regions.iter().filter_map(|(_, r)| r.fd()).collect();
+        let sysctls = match crate::sysctls::region() {
+            Ok(r) => r,
+            Err(e) => return self.refuse(&sock, pid, format!("no sysctls to lend: {e}")),
+        };
+        let fds: Vec<BorrowedFd<'_>> = lent
+            .regions
+            .iter()
+            .map(|(_, r)| r)
+            .chain([&sysctls])
+            .filter_map(|r| r.fd())
+            .collect();
         let welcome = Msg::Welcome {
             arena_id: lent.arena_id,
             owner_pid: std::process::id(),

@@ -18,6 +18,7 @@ use crate::mapper::{copy_schema_at, Span};
 use crate::region::RegionId;
 use crate::schema::{SchemaInfo, SchemaView};
 use crate::sys::{Mapping, Protection};
+use crate::sysctls::Sysctls;
 
 /// An arena another process owns, mapped into this one: see the module
 /// docs. Dropping it unmaps the span and closes the socket, which the
@@ -36,6 +37,8 @@ struct Inner {
     schema: SchemaInfo,
     arena_id: u64,
     owner_pid: u32,
+    /// The owner's SYSCTLS region, mapped read-only.
+    sysctls: Mapping,
     redirected: AtomicBool,
     owner_gone: AtomicBool,
     /// Notified when `redirected` or `owner_gone` changes.
@@ -79,6 +82,12 @@ impl RemoteArena {
                 })
             }
         };
+        let mut fds = fds;
+        // `wire::recv` checked the count: one per region, then SYSCTLS.
+        let sysctls = fds.pop().ok_or_else(|| Error::Handover {
+            what: "no memfd came for the sysctls".into(),
+        })?;
+        let sysctls = crate::sysctls::map_lent(sysctls.as_fd())?;
         let fds: HashMap<RegionId, OwnedFd> = regions.into_iter().zip(fds).collect();
         let schema = read_schema(&fds, span_size)?;
         let span = Span::from_schema(&schema, fds)?;
@@ -95,6 +104,7 @@ impl RemoteArena {
             schema,
             arena_id,
             owner_pid,
+            sysctls,
             redirected: AtomicBool::new(false),
             owner_gone: AtomicBool::new(false),
             changed: (Mutex::new(()), Condvar::new()),
@@ -136,6 +146,12 @@ impl RemoteArena {
     /// The owner's pid.
     pub fn owner_pid(&self) -> u32 {
         self.inner.owner_pid
+    }
+
+    /// The owner's tunables as they are now ([`crate::sysctls`]): what
+    /// governs the arena this maps. Readable even once redirected.
+    pub fn sysctls(&self) -> Result<Sysctls> {
+        crate::sysctls::read_lent(&self.inner.sysctls)
     }
 
     /// The span's base address in this process.

@@ -12,7 +12,7 @@
 //!
 //! | kind | from | fields |
 //! |---|---|---|
-//! | 1 welcome | owner | arena id `u64`, owner pid `u32`, region count `u32`, span size `u64`, then a region id `u32` per memfd, in span order; the memfds ride along |
+//! | 1 welcome | owner | arena id `u64`, owner pid `u32`, region count `u32`, span size `u64`, then a region id `u32` per region, in span order; the regions' memfds ride along, then one more: the owner's SYSCTLS region ([`crate::sysctls`]) |
 //! | 2 refused | owner | reason length `u32`, reason (UTF-8) |
 //! | 3 redirect | owner | request `u64` |
 //! | 4 goodbye | owner | — |
@@ -34,21 +34,23 @@ use crate::region::RegionId;
 /// The first eight bytes of every message.
 const MAGIC: [u8; 8] = *b"SKMEMLND";
 /// The protocol version this module speaks.
-pub const LEND_VERSION: u32 = 1;
+pub const LEND_VERSION: u32 = 2;
 /// Bytes of the header: magic, version, kind.
 const HEADER: usize = 16;
 /// Longest message (a welcome naming every region is 32 + 4 × 28).
 pub(crate) const MAX_MSG: usize = 512;
 /// Longest reason a refusal carries.
 const MAX_REASON: usize = 256;
-/// Most memfds one message carries: one per region.
-pub(crate) const MAX_FDS: usize = RegionId::COUNT;
+/// Most memfds one message carries: one per region, and the SYSCTLS
+/// region's.
+pub(crate) const MAX_FDS: usize = RegionId::COUNT + 1;
 
 /// One message of the hand-over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
     /// The owner accepts: the arena and, in span order, the region each
-    /// memfd that rides along is.
+    /// memfd that rides along is; one more memfd follows them, the owner's
+    /// SYSCTLS region.
     Welcome {
         /// The arena's id in the owner.
         arena_id: u64,
@@ -289,7 +291,7 @@ pub fn recv(sock: BorrowedFd<'_>) -> Result<Option<(Msg, Vec<OwnedFd>)>> {
     }
     let msg = Msg::decode(&buf[..r.bytes])?;
     let expected = match &msg {
-        Msg::Welcome { regions, .. } => regions.len(),
+        Msg::Welcome { regions, .. } => regions.len() + 1,
         _ => 0,
     };
     if fds.len() != expected {

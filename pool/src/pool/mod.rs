@@ -87,11 +87,13 @@ pub struct PoolParams {
 }
 
 impl Default for PoolParams {
-    /// Skywalk's flowswitch defaults: 4096 packets of 2 KiB, one buffer each.
+    /// The process's [sysctls](crate::sysctls) (Skywalk's flowswitch
+    /// defaults unless tuned: 4096 packets of 2 KiB), one buffer each.
     fn default() -> Self {
+        let t = crate::sysctls::current();
         Self {
-            packets: 4096,
-            buf_size: 2048,
+            packets: t.packets as usize,
+            buf_size: t.buf_size as usize,
             buffers: 0,
             large_buf_size: 0,
             large_buffers: 0,

@@ -221,7 +221,9 @@ impl<'r> Obj<'r> {
 
     /// Copies bytes of the object at `off` into `out`.
     ///
-    /// A plain copy: for objects nobody writes meanwhile.
+    /// A plain copy: for objects nobody writes meanwhile (the tests' view
+    /// of an object; the library reads under sequence locks or by words).
+    #[cfg(test)]
     pub(crate) fn read(&self, off: usize, out: &mut [u8]) -> Result<()> {
         let p = self.at(off, out.len(), 1, false)?;
         // SAFETY: `p..p+len` lies inside this object of the readable owner
