@@ -31,6 +31,10 @@ const ARENA: &[(&str, &str)] = &[
     ("nexus-create-destroy", "create + destroy"),
     ("nexus-map-unmap", "map + unmap"),
     ("nexus-map-redirect-unmap", "map + redirect + unmap"),
+    (
+        "nexus-handover-map-unmap",
+        "hand-over to a mapper + its map + unmap",
+    ),
 ];
 
 /// Criterion's median for one benchmark, in nanoseconds per iteration.
@@ -189,6 +193,16 @@ pub fn table(root: &Path) -> Result<String> {
         if ok { "✅" } else { "❌" },
         cycle / 1e3
     )?;
+    if let Some(h) = median_ns(root, &["arena", "nexus-handover-map-unmap"])? {
+        let map = median_ns(root, &["arena", "nexus-map-unmap"])?.unwrap_or(f64::NAN);
+        writeln!(
+            out,
+            "- {} hand-over + map + unmap: {:.0} µs < 2 ms ({:.1}× the in-process map + unmap; the mapper's span checked byte for byte against the owner's)",
+            if h < 2e6 { "✅" } else { "❌" },
+            h / 1e3,
+            h / map
+        )?;
+    }
     writeln!(out)?;
     writeln!(out, "### Lifecycle hook, no probe attached")?;
     writeln!(out)?;
