@@ -52,6 +52,9 @@ fn shmem() -> u64 {
 
 #[test]
 fn defunct_releases_the_owners_memfds_and_the_pages_go_with_the_last_view() {
+    // The process-wide SYSCTLS region lives as long as the process: made
+    // before counting.
+    skmem::sysctls::current();
     let base = held();
 
     // A nexus arena whose 8 MiB of buffers all hold data.
