@@ -460,9 +460,11 @@ impl Server {
 
     fn refuse(&mut self, sock: &OwnedFd, pid: u32, reason: String) {
         tracing::warn!(pid, arena = self.arena.name(), %reason, "mapper refused");
-        let _ = wire::send_plain(sock, &Msg::Refused { reason });
+        // Counted before the mapper hears it: whoever it tells, or whoever
+        // waited for its refusal, then sees the count.
         self.counters.refused += 1;
         self.publish();
+        let _ = wire::send_plain(sock, &Msg::Refused { reason });
     }
 
     /// A message from connection `i` (or its end).
