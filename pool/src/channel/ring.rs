@@ -111,10 +111,23 @@ impl Producer {
             .consumer()
             .load(Ordering::Acquire)
             .wrapping_add(mem.size);
-        Self {
+        let mut p = Self {
             mem,
             cached_prod,
             cached_cons,
+        };
+        p.distrust();
+        p
+    }
+
+    /// A consumer index no honest consumer could have written (more free
+    /// slots than the ring has: a worker process, say, writing garbage)
+    /// counts as a full ring. The kernel never trips it; a hostile peer
+    /// only stops its own ring.
+    #[inline(always)]
+    fn distrust(&mut self) {
+        if self.cached_cons.wrapping_sub(self.cached_prod) > self.mem.size {
+            self.cached_cons = self.cached_prod;
         }
     }
 
@@ -131,6 +144,7 @@ impl Producer {
             .consumer()
             .load(Ordering::Acquire)
             .wrapping_add(self.mem.size);
+        self.distrust();
         self.cached_cons.wrapping_sub(self.cached_prod)
     }
 
@@ -210,10 +224,22 @@ impl Consumer {
     pub(crate) fn new(mem: RingMem) -> Self {
         let cached_cons = mem.consumer().load(Ordering::Relaxed);
         let cached_prod = mem.producer().load(Ordering::Acquire);
-        Self {
+        let mut c = Self {
             mem,
             cached_prod,
             cached_cons,
+        };
+        c.distrust();
+        c
+    }
+
+    /// A producer index no honest producer could have written (more
+    /// entries than the ring has) counts as an empty ring: see
+    /// [`Producer`]'s.
+    #[inline(always)]
+    fn distrust(&mut self) {
+        if self.cached_prod.wrapping_sub(self.cached_cons) > self.mem.size {
+            self.cached_prod = self.cached_cons;
         }
     }
 
@@ -226,6 +252,7 @@ impl Consumer {
             return n;
         }
         self.cached_prod = self.mem.producer().load(Ordering::Acquire);
+        self.distrust();
         self.cached_prod.wrapping_sub(self.cached_cons)
     }
 
@@ -382,6 +409,31 @@ mod tests {
         assert_eq!(p.free(ENTRIES), 7);
         assert!(p.write_addr_at(6, 1));
         assert!(!p.write_addr_at(7, 1));
+    }
+
+    #[test]
+    fn indices_no_honest_peer_writes_count_as_a_full_or_empty_ring() {
+        let mut f = FakeRing::new();
+        // A consumer index ahead of the producer: "more free than the ring
+        // has" is a full ring, nothing written.
+        f.set_word(64, 100);
+        let mut p = Producer::new(f.ring());
+        assert_eq!(p.free(1), 0);
+        assert!(!p.write_addr_at(0, 1));
+        // Honest again: the ring works.
+        f.set_word(64, 0);
+        assert_eq!(p.free(ENTRIES), ENTRIES);
+        // A producer index claiming more entries than the ring holds: an
+        // empty ring, nothing read.
+        let mut g = FakeRing::new();
+        let mut c = Consumer::new(g.ring());
+        g.set_word(0, ENTRIES + 1);
+        assert_eq!(c.peek(u32::MAX), 0);
+        assert_eq!(c.desc_at(0), None);
+        g.set_word(0, u32::MAX);
+        assert_eq!(c.pending(), 0);
+        g.set_word(0, 2);
+        assert_eq!(c.peek(8), 2);
     }
 
     #[test]
