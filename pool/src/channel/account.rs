@@ -42,6 +42,8 @@ pub struct FrameAccount {
     pub pool: u64,
     /// Held by other channels over the same pool.
     pub others: u64,
+    /// Lent to worker processes (their frames, until handed back).
+    pub lent: u64,
     /// Parked in the RX-free and TX-allocation slot descriptors.
     pub staged: u64,
     /// Held by the application.
@@ -65,8 +67,13 @@ impl FrameAccount {
     /// to the total, and — when the rings are quiet — the frames the kernel
     /// holds are exactly the ring entries.
     pub fn check(&self, quiescent: bool) -> std::result::Result<(), String> {
-        let sum =
-            self.pool + self.others + self.staged + self.app + self.kernel_rx + self.kernel_tx;
+        let sum = self.pool
+            + self.others
+            + self.lent
+            + self.staged
+            + self.app
+            + self.kernel_rx
+            + self.kernel_tx;
         if sum != self.total {
             return Err(format!(
                 "places add up to {sum}, not {}: {self:?}",
@@ -115,6 +122,7 @@ impl Channel {
                 t if t == self.tag.fill => &mut a.kernel_rx,
                 t if t == self.tag.tx => &mut a.kernel_tx,
                 t if t == self.tag.staged => &mut a.staged,
+                t if t.state() == PacketState::Lent => &mut a.lent,
                 _ => &mut a.others,
             };
             *place += 1;
@@ -129,7 +137,7 @@ impl Channel {
             PacketState::Fill => self.tag.fill,
             PacketState::Tx => self.tag.tx,
             PacketState::Staged => self.tag.staged,
-            PacketState::Free | PacketState::Allocated => return 0,
+            PacketState::Free | PacketState::Allocated | PacketState::Lent => return 0,
         };
         self.states.tagged(t).count() as u64
     }

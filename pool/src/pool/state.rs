@@ -26,16 +26,21 @@ pub enum PacketState {
     /// Parked in a channel's slot descriptors (RX-free or TX-allocation
     /// path), on its way back to the rings.
     Staged = 4,
+    /// Lent to a worker process (the holder is the worker's number): its
+    /// descriptor went into the worker's ring, and only the owner can take
+    /// it back — when the worker hands it back, or when the worker is gone.
+    Lent = 5,
 }
 
 impl PacketState {
     /// Every state, in code order.
-    pub const ALL: [PacketState; 5] = [
+    pub const ALL: [PacketState; 6] = [
         PacketState::Free,
         PacketState::Allocated,
         PacketState::Fill,
         PacketState::Tx,
         PacketState::Staged,
+        PacketState::Lent,
     ];
 
     fn from_bits(v: u16) -> PacketState {
@@ -44,6 +49,7 @@ impl PacketState {
             2 => PacketState::Fill,
             3 => PacketState::Tx,
             4 => PacketState::Staged,
+            5 => PacketState::Lent,
             _ => PacketState::Free,
         }
     }
@@ -57,9 +63,11 @@ const STATE_MASK: u16 = (1 << STATE_BITS) - 1;
 /// state in a column entry, less the "nobody" holder 0.
 pub const MAX_HOLDERS: usize = (1 << (16 - STATE_BITS)) - 1;
 
-/// Who holds a packet that is in a channel's hands (Fill, Tx, Staged): each
-/// channel over a pool is one holder, so that a channel sharing its pool
-/// with others gives back only its own frames and refuses the others'.
+/// Who holds a packet that is in a channel's hands (Fill, Tx, Staged) or
+/// lent to a worker (Lent): each channel over a pool is one holder, and so
+/// is each worker, so that a channel sharing its pool with others gives
+/// back only its own frames and refuses the others', and a worker hands
+/// back only what was lent to it.
 /// Free and Allocated packets belong to no holder ([`Holder::NONE`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Holder(u16);
@@ -254,6 +262,30 @@ mod tests {
         c.release_holder(a);
         assert_eq!(c.claim_holder("t").unwrap(), a);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_lent_packet_comes_back_once_and_only_from_its_worker() {
+        let c = StateColumn::new(8);
+        let (w1, w2) = (c.claim_holder("t").unwrap(), c.claim_holder("t").unwrap());
+        let (lent1, lent2) = (
+            Tag::new(PacketState::Lent, w1),
+            Tag::new(PacketState::Lent, w2),
+        );
+        let p = PacketIndex::new(5);
+        c.set(p, Tag::APP);
+        assert!(c.transition(p, Tag::APP, lent1));
+        assert_eq!(c.get(p), Some(PacketState::Lent));
+        // Another worker cannot hand it back; its own worker can, once.
+        assert!(!c.transition(p, lent2, Tag::APP));
+        assert!(c.transition(p, lent1, Tag::APP));
+        assert!(!c.transition(p, lent1, Tag::APP), "handed back twice");
+        // A gone worker's packets are found by its tag alone.
+        for i in [1, 3, 6] {
+            c.set(PacketIndex::new(i), lent2);
+        }
+        let held: Vec<u32> = c.tagged(lent2).map(PacketIndex::get).collect();
+        assert_eq!(held, [1, 3, 6]);
     }
 
     #[test]
