@@ -58,5 +58,6 @@ pub mod schema;
 pub mod stats;
 pub mod sys;
 pub mod sysctls;
+pub mod workers;
 
 pub use error::{Error, Result};

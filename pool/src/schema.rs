@@ -16,7 +16,7 @@
 //! schema has one encoding and a corrupted one is refused rather than
 //! half-understood.
 //!
-//! # Layout (version 1)
+//! # Layout (version 3)
 //!
 //! All integers are little-endian. No field has implicit padding: every gap
 //! is an explicit reserved field, and compile-time assertions below hold
@@ -25,24 +25,27 @@
 //! neither needs `unsafe` nor trusts alignment.
 //!
 //! The bytes are a [`SchemaHeader`] followed by `region_count`
-//! [`RegionEntry`]s, `total_size` bytes in all. Bytes after `total_size`
-//! (the rest of the SCHEMA page) are ignored.
+//! [`RegionEntry`]s and `worker_count` [`WorkerEntry`]s, `total_size`
+//! bytes in all. Bytes after `total_size` (the rest of the SCHEMA page) are
+//! ignored.
 //!
-//! [`SchemaHeader`], 304 bytes:
+//! [`SchemaHeader`], 312 bytes:
 //!
 //! | offset | size | field          | type             | value |
 //! |-------:|-----:|----------------|------------------|-------|
 //! |      0 |    8 | `magic`        | `[u8; 8]`        | `b"SKMEMSCH"` |
-//! |      8 |    4 | `version`      | `u32`            | [`SCHEMA_VERSION`] (1) |
-//! |     12 |    4 | `header_size`  | `u32`            | 304 |
+//! |      8 |    4 | `version`      | `u32`            | [`SCHEMA_VERSION`] (3) |
+//! |     12 |    4 | `header_size`  | `u32`            | 312 |
 //! |     16 |    4 | `entry_size`   | `u32`            | 64 |
 //! |     20 |    4 | `region_count` | `u32`            | entries that follow, at most [`RegionId::COUNT`] |
-//! |     24 |    4 | `total_size`   | `u32`            | 304 + 64 × `region_count` |
+//! |     24 |    4 | `total_size`   | `u32`            | 312 + 64 × `region_count` + 96 × `worker_count` |
 //! |     28 |    4 | `arena_kind`   | `u32`            | [`SchemaArenaKind`]: 1 nexus, 2 NECP, 3 system |
 //! |     32 |    8 | `span_size`    | `u64`            | bytes of the whole span |
 //! |     40 |   64 | `name`         | `[u8; 64]`       | arena name, UTF-8, NUL-terminated and NUL-padded |
 //! |    104 |  192 | `rings`        | `[RingEntry; 4]` | fill, completion, RX, TX ([`RingKind`] order) |
 //! |    296 |    8 | `generation`   | `u64`            | even; odd while the owner rewrites the schema (see below) |
+//! |    304 |    4 | `worker_count` | `u32`            | worker entries after the regions, at most [`SCHEMA_MAX_WORKERS`] |
+//! |    308 |    4 | `worker_entry_size` | `u32`       | 96 |
 //!
 //! [`RingEntry`], 48 bytes (offsets inside the entry; the four ring offsets
 //! mirror Linux's `struct xdp_ring_offset`, but from the span base):
@@ -73,6 +76,12 @@
 //! |     40 |    8 | `seg_size`  | `u64`      | bytes of one segment; `seg_size × seg_count = size` |
 //! |     48 |   16 | `uuid`      | `[u8; 16]` | the region's uuid, for statistics |
 //!
+//! [`WorkerEntry`], 96 bytes, one per worker slot of the arena (see
+//! [`crate::workers`]): two [`RingEntry`]s, both present, with 16-byte
+//! descriptors — `to_worker` (the owner produces received packets, the
+//! worker consumes: the worker's RX ring) then `from_worker` (the worker
+//! produces packets to send or free, the owner consumes: its TX ring).
+//!
 //! # Reading from shared memory
 //!
 //! A [`SchemaView`] borrows a `&[u8]`, which Rust requires not to change
@@ -98,7 +107,11 @@ use crate::region::{RegionFlags, RegionGeometry, RegionId};
 pub const SCHEMA_MAGIC: [u8; 8] = *b"SKMEMSCH";
 
 /// The layout version this module writes and the only one it reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// Most worker slots a schema describes (what fits the SCHEMA page beside
+/// every region).
+pub const SCHEMA_MAX_WORKERS: usize = 16;
 
 /// Longest arena name, in bytes: the name field is 64 bytes and always
 /// keeps a terminating NUL, so C readers can use it as a string.
@@ -122,6 +135,9 @@ const ENTRY_SIZE: usize = size_of::<RegionEntry>();
 /// Bytes of a [`RingEntry`].
 const RING_SIZE: usize = size_of::<RingEntry>();
 
+/// Bytes of a [`WorkerEntry`].
+const WORKER_SIZE: usize = size_of::<WorkerEntry>();
+
 /// Bytes a ring index (producer, consumer, flags) must have inside the span.
 /// The kernel's indices are `u32`, but room for a `u64` keeps the check
 /// independent of that choice.
@@ -136,7 +152,7 @@ pub struct SchemaHeader {
     pub magic: [u8; 8],
     /// [`SCHEMA_VERSION`].
     pub version: u32,
-    /// `size_of::<SchemaHeader>()`: 296.
+    /// `size_of::<SchemaHeader>()`: 312.
     pub header_size: u32,
     /// `size_of::<RegionEntry>()`: 64.
     pub entry_size: u32,
@@ -154,6 +170,20 @@ pub struct SchemaHeader {
     pub rings: [RingEntry; 4],
     /// The sequence lock's count: even when the schema is whole.
     pub generation: u64,
+    /// Number of [`WorkerEntry`]s after the region entries.
+    pub worker_count: u32,
+    /// `size_of::<WorkerEntry>()`: 96.
+    pub worker_entry_size: u32,
+}
+
+/// One worker slot's two rings.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkerEntry {
+    /// Owner → worker: received packets.
+    pub to_worker: RingEntry,
+    /// Worker → owner: packets to send or to free.
+    pub from_worker: RingEntry,
 }
 
 /// Where one ring is in the span: Linux's `struct xdp_ring_offset` plus the
@@ -218,8 +248,12 @@ const _: () = {
     assert!(offset_of!(SchemaHeader, name) == 40);
     assert!(offset_of!(SchemaHeader, rings) == 104);
     assert!(offset_of!(SchemaHeader, generation) == 296);
-    assert!(HEADER_SIZE == 104 + 4 * 48 + 8);
-    assert!(HEADER_SIZE == 304);
+    assert!(offset_of!(SchemaHeader, worker_count) == 304);
+    assert!(offset_of!(SchemaHeader, worker_entry_size) == 308);
+    assert!(HEADER_SIZE == 104 + 4 * 48 + 8 + 8);
+    assert!(HEADER_SIZE == 312);
+    assert!(offset_of!(WorkerEntry, from_worker) == 48);
+    assert!(WORKER_SIZE == 96);
     assert!(is_aligned(SCHEMA_GENERATION as u64, 8));
     assert!(is_aligned(HEADER_SIZE as u64, 8));
 
@@ -246,14 +280,16 @@ const _: () = {
 
     assert!(NAME_FIELD == 64);
     assert!(RingKind::COUNT == 4);
-    // The largest schema's total_size must fit its u32 field.
-    assert!(HEADER_SIZE + RegionId::COUNT * ENTRY_SIZE <= u32::MAX as usize);
+    // The largest schema's total_size must fit its u32 field, and a page.
+    assert!(HEADER_SIZE + RegionId::COUNT * ENTRY_SIZE + SCHEMA_MAX_WORKERS * WORKER_SIZE <= 4096);
 };
 
 /// `HEADER_SIZE` as stored in the header (fits: asserted above).
 const HEADER_SIZE_U32: u32 = HEADER_SIZE as u32;
 /// `ENTRY_SIZE` as stored in the header.
 const ENTRY_SIZE_U32: u32 = ENTRY_SIZE as u32;
+/// `WORKER_SIZE` as stored in the header.
+const WORKER_SIZE_U32: u32 = WORKER_SIZE as u32;
 
 /// Is `v` a multiple of `align` (a power of two)? A mask rather than
 /// `is_multiple_of`, which is newer than the workspace's rust-version.
@@ -378,6 +414,8 @@ impl SchemaHeader {
             name: get(b, offset_of!(SchemaHeader, name))?,
             rings,
             generation: get_u64(b, offset_of!(SchemaHeader, generation))?,
+            worker_count: get_u32(b, offset_of!(SchemaHeader, worker_count))?,
+            worker_entry_size: get_u32(b, offset_of!(SchemaHeader, worker_entry_size))?,
         })
     }
 
@@ -394,7 +432,27 @@ impl SchemaHeader {
         for (i, ring) in self.rings.iter().enumerate() {
             ring.write(b.get_mut(Self::ring_offset(i)?..)?)?;
         }
-        put_u64(b, offset_of!(SchemaHeader, generation), self.generation)
+        put_u64(b, offset_of!(SchemaHeader, generation), self.generation)?;
+        put_u32(b, offset_of!(SchemaHeader, worker_count), self.worker_count)?;
+        put_u32(
+            b,
+            offset_of!(SchemaHeader, worker_entry_size),
+            self.worker_entry_size,
+        )
+    }
+}
+
+impl WorkerEntry {
+    fn read(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            to_worker: RingEntry::read(b)?,
+            from_worker: RingEntry::read(b.get(RING_SIZE..)?)?,
+        })
+    }
+
+    fn write(&self, b: &mut [u8]) -> Option<()> {
+        self.to_worker.write(b)?;
+        self.from_worker.write(b.get_mut(RING_SIZE..)?)
     }
 }
 
@@ -634,6 +692,18 @@ pub struct SchemaInfo {
     pub rings: [Option<RingInfo>; RingKind::COUNT],
     /// The sequence lock's count when the schema was written (even).
     pub generation: u64,
+    /// The worker slots' rings, by slot (empty for an arena without
+    /// worker slots).
+    pub workers: Vec<WorkerRings>,
+}
+
+/// Where one worker slot's two rings are (see [`WorkerEntry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WorkerRings {
+    /// Owner → worker: received packets (the worker's RX ring).
+    pub to_worker: RingInfo,
+    /// Worker → owner: packets to send or free (the worker's TX ring).
+    pub from_worker: RingInfo,
 }
 
 impl SchemaInfo {
@@ -732,8 +802,11 @@ pub enum SchemaError {
         max: usize,
     },
 
-    /// `total_size` is not header plus `region_count` entries.
-    #[error("schema total size is {found}, but {region_count} regions need {expected}")]
+    /// `total_size` is not header plus `region_count` entries plus
+    /// `worker_count` worker entries.
+    #[error(
+        "schema total size is {found}, but {region_count} regions and its workers need {expected}"
+    )]
     TotalSizeMismatch {
         /// The value in the header.
         found: u32,
@@ -741,6 +814,41 @@ pub enum SchemaError {
         region_count: u32,
         /// Header plus entries.
         expected: u32,
+    },
+
+    /// More worker slots than a schema describes.
+    #[error("schema names {count} worker slots, at most {max} exist")]
+    TooManyWorkers {
+        /// The count given.
+        count: u64,
+        /// [`SCHEMA_MAX_WORKERS`].
+        max: usize,
+    },
+
+    /// The header's `worker_entry_size` is not this layout's.
+    #[error("schema worker entry size is {found}, expected {expected}")]
+    WorkerEntrySizeMismatch {
+        /// The value in the header.
+        found: u32,
+        /// `size_of::<WorkerEntry>()`.
+        expected: u32,
+    },
+
+    /// A worker slot lacks one of its rings.
+    #[error("worker slot {slot}: a ring is absent")]
+    WorkerRingAbsent {
+        /// The slot.
+        slot: u32,
+    },
+
+    /// A worker slot's ring is refused (its RX ring is the owner → worker
+    /// one, its TX ring the worker → owner one).
+    #[error("worker slot {slot}: {source}")]
+    WorkerRing {
+        /// The slot.
+        slot: u32,
+        /// What is wrong with the ring.
+        source: Box<SchemaError>,
     },
 
     /// The bytes end before the last region entry.
@@ -852,6 +960,17 @@ pub enum SchemaError {
     RingDescSizeZero {
         /// The ring.
         ring: RingKind,
+    },
+
+    /// A ring's descriptor size is not the one its kind has.
+    #[error("{ring} ring: descriptors of {found} bytes, expected {expected}")]
+    RingDescSizeMismatch {
+        /// The ring.
+        ring: RingKind,
+        /// The size given.
+        found: u32,
+        /// The size this ring's descriptors have.
+        expected: u32,
     },
 
     /// A ring's descriptor array does not fit inside the span.
@@ -1008,15 +1127,17 @@ pub enum SchemaError {
     },
 }
 
-/// Bytes of a schema describing `region_count` regions. Saturates rather
-/// than overflowing for absurd counts.
-pub fn schema_size(region_count: usize) -> usize {
-    HEADER_SIZE.saturating_add(region_count.saturating_mul(ENTRY_SIZE))
+/// Bytes of a schema describing `region_count` regions and `worker_count`
+/// worker slots. Saturates rather than overflowing for absurd counts.
+pub fn schema_size(region_count: usize, worker_count: usize) -> usize {
+    HEADER_SIZE
+        .saturating_add(region_count.saturating_mul(ENTRY_SIZE))
+        .saturating_add(worker_count.saturating_mul(WORKER_SIZE))
 }
 
 /// Writes the schema `info` describes at the start of `dst` and returns the
-/// number of bytes written ([`schema_size`] of its region count). Bytes of
-/// `dst` past that are left alone.
+/// number of bytes written ([`schema_size`] of its region and worker
+/// counts). Bytes of `dst` past that are left alone.
 ///
 /// The writer refuses whatever a reader would refuse: after encoding it
 /// parses its own output, so an owner never publishes a schema its mappers
@@ -1040,14 +1161,25 @@ pub fn write_schema(info: &SchemaInfo, dst: &mut [u8]) -> Result<usize, SchemaEr
             max: RegionId::COUNT,
         });
     }
-    let needed = schema_size(count);
+    let workers = info.workers.len();
+    if workers > SCHEMA_MAX_WORKERS {
+        return Err(SchemaError::TooManyWorkers {
+            count: u64::try_from(workers).unwrap_or(u64::MAX),
+            max: SCHEMA_MAX_WORKERS,
+        });
+    }
+    let needed = schema_size(count, workers);
     let too_small = SchemaError::BufferTooSmall {
         len: dst.len(),
         needed,
     };
-    // Both fit u32: count ≤ RegionId::COUNT, and the largest schema's size
-    // is asserted to fit at compile time.
-    let (Ok(count_u32), Ok(total_u32)) = (u32::try_from(count), u32::try_from(needed)) else {
+    // All fit u32: count ≤ RegionId::COUNT, workers ≤ SCHEMA_MAX_WORKERS,
+    // and the largest schema's size is asserted to fit at compile time.
+    let (Ok(count_u32), Ok(total_u32), Ok(workers_u32)) = (
+        u32::try_from(count),
+        u32::try_from(needed),
+        u32::try_from(workers),
+    ) else {
         return Err(too_small);
     };
     let Some(out) = dst.get_mut(..needed) else {
@@ -1076,9 +1208,11 @@ pub fn write_schema(info: &SchemaInfo, dst: &mut [u8]) -> Result<usize, SchemaEr
         name: name_field,
         rings,
         generation: info.generation,
+        worker_count: workers_u32,
+        worker_entry_size: WORKER_SIZE_U32,
     };
 
-    if encode(&header, &info.regions, out).is_none() {
+    if encode(&header, &info.regions, &info.workers, out).is_none() {
         return Err(too_small);
     }
 
@@ -1086,13 +1220,28 @@ pub fn write_schema(info: &SchemaInfo, dst: &mut [u8]) -> Result<usize, SchemaEr
     Ok(needed)
 }
 
-/// Writes `header` and `regions` into `out`. `out` is exactly header plus
-/// entries long, so no write misses; the Option only avoids indexing.
-fn encode(header: &SchemaHeader, regions: &[RegionEntryInfo], out: &mut [u8]) -> Option<()> {
+/// Writes `header`, `regions` and `workers` into `out`. `out` is exactly
+/// header plus entries long, so no write misses; the Option only avoids
+/// indexing.
+fn encode(
+    header: &SchemaHeader,
+    regions: &[RegionEntryInfo],
+    workers: &[WorkerRings],
+    out: &mut [u8],
+) -> Option<()> {
     header.write(out)?;
-    let entries = out.get_mut(HEADER_SIZE..)?;
+    let (entries, slots) = out
+        .get_mut(HEADER_SIZE..)?
+        .split_at_mut_checked(regions.len().checked_mul(ENTRY_SIZE)?)?;
     for (chunk, region) in entries.chunks_exact_mut(ENTRY_SIZE).zip(regions) {
         region.to_entry().write(chunk)?;
+    }
+    for (chunk, w) in slots.chunks_exact_mut(WORKER_SIZE).zip(workers) {
+        WorkerEntry {
+            to_worker: w.to_worker.to_entry(),
+            from_worker: w.from_worker.to_entry(),
+        }
+        .write(chunk)?;
     }
     Some(())
 }
@@ -1127,6 +1276,8 @@ pub struct SchemaView<'a> {
     rings: [Option<RingInfo>; RingKind::COUNT],
     /// Exactly `region_count` entries, each already validated.
     entries: &'a [u8],
+    /// Exactly `worker_count` worker entries, each already validated.
+    workers: &'a [u8],
     generation: u64,
 }
 
@@ -1160,6 +1311,12 @@ impl<'a> SchemaView<'a> {
                 expected: ENTRY_SIZE_U32,
             });
         }
+        if h.worker_entry_size != WORKER_SIZE_U32 {
+            return Err(SchemaError::WorkerEntrySizeMismatch {
+                found: h.worker_entry_size,
+                expected: WORKER_SIZE_U32,
+            });
+        }
         let count = usize::try_from(h.region_count)
             .ok()
             .filter(|&n| n <= RegionId::COUNT)
@@ -1167,8 +1324,15 @@ impl<'a> SchemaView<'a> {
                 count: u64::from(h.region_count),
                 max: RegionId::COUNT,
             })?;
+        let worker_count = usize::try_from(h.worker_count)
+            .ok()
+            .filter(|&n| n <= SCHEMA_MAX_WORKERS)
+            .ok_or(SchemaError::TooManyWorkers {
+                count: u64::from(h.worker_count),
+                max: SCHEMA_MAX_WORKERS,
+            })?;
         // At most the largest schema, which fits u32 (asserted above).
-        let expected = u32::try_from(schema_size(count)).unwrap_or(u32::MAX);
+        let expected = u32::try_from(schema_size(count, worker_count)).unwrap_or(u32::MAX);
         if h.total_size != expected {
             return Err(SchemaError::TotalSizeMismatch {
                 found: h.total_size,
@@ -1176,13 +1340,16 @@ impl<'a> SchemaView<'a> {
                 expected,
             });
         }
-        let entries =
-            bytes
-                .get(HEADER_SIZE..schema_size(count))
-                .ok_or(SchemaError::TooShortForEntries {
-                    len: bytes.len(),
-                    total_size: h.total_size,
-                })?;
+        let short = SchemaError::TooShortForEntries {
+            len: bytes.len(),
+            total_size: h.total_size,
+        };
+        let entries = bytes
+            .get(HEADER_SIZE..schema_size(count, 0))
+            .ok_or(short.clone())?;
+        let workers = bytes
+            .get(schema_size(count, 0)..schema_size(count, worker_count))
+            .ok_or(short)?;
         if h.span_size != span_size {
             return Err(SchemaError::SpanSizeMismatch {
                 found: h.span_size,
@@ -1210,6 +1377,10 @@ impl<'a> SchemaView<'a> {
             let entry = parse_region(index, &raw, previous.as_ref(), span_size)?;
             previous = Some(entry);
         }
+        for (slot, chunk) in (0u32..).zip(workers.chunks_exact(WORKER_SIZE)) {
+            let raw = WorkerEntry::read(chunk).unwrap_or_default();
+            parse_worker(slot, &raw, span_size)?;
+        }
 
         Ok(Self {
             version: h.version,
@@ -1218,6 +1389,7 @@ impl<'a> SchemaView<'a> {
             span_size,
             rings,
             entries,
+            workers,
             generation: h.generation,
         })
     }
@@ -1256,7 +1428,19 @@ impl<'a> SchemaView<'a> {
 
     /// Bytes the schema occupies: header plus entries.
     pub fn total_size(&self) -> usize {
-        HEADER_SIZE.saturating_add(self.entries.len())
+        HEADER_SIZE
+            .saturating_add(self.entries.len())
+            .saturating_add(self.workers.len())
+    }
+
+    /// The worker slots' rings, by slot, decoded.
+    pub fn workers(&self) -> impl Iterator<Item = WorkerRings> + 'a {
+        let span_size = self.span_size;
+        // Every entry was validated by `parse`, so none is skipped.
+        self.workers
+            .chunks_exact(WORKER_SIZE)
+            .filter_map(WorkerEntry::read)
+            .filter_map(move |w| parse_worker(0, &w, span_size).ok())
     }
 
     /// Number of regions in the span.
@@ -1292,6 +1476,7 @@ impl<'a> SchemaView<'a> {
             regions: self.regions().collect(),
             rings: self.rings,
             generation: self.generation,
+            workers: self.workers().collect(),
         }
     }
 }
@@ -1400,6 +1585,32 @@ fn parse_ring(
         flags: raw.flags,
         desc_size: raw.desc_size,
     }))
+}
+
+/// A worker slot's entry: both rings present, valid, with 16-byte
+/// descriptors.
+fn parse_worker(slot: u32, raw: &WorkerEntry, span_size: u64) -> Result<WorkerRings, SchemaError> {
+    let ring = |kind, raw: &RingEntry| -> Result<RingInfo, SchemaError> {
+        let wrap = |source| SchemaError::WorkerRing {
+            slot,
+            source: Box::new(source),
+        };
+        let info = parse_ring(kind, raw, span_size)
+            .map_err(wrap)?
+            .ok_or(SchemaError::WorkerRingAbsent { slot })?;
+        if info.desc_size != 16 {
+            return Err(wrap(SchemaError::RingDescSizeMismatch {
+                ring: kind,
+                found: info.desc_size,
+                expected: 16,
+            }));
+        }
+        Ok(info)
+    };
+    Ok(WorkerRings {
+        to_worker: ring(RingKind::Rx, &raw.to_worker)?,
+        from_worker: ring(RingKind::Tx, &raw.from_worker)?,
+    })
 }
 
 fn parse_region(
@@ -1511,7 +1722,21 @@ mod tests {
     /// struct's size, so no padding hides between or after them.
     #[test]
     fn structs_have_no_padding() {
-        let header_fields = [8, 4, 4, 4, 4, 4, 4, 8, 64, 4 * size_of::<RingEntry>(), 8];
+        let header_fields = [
+            8,
+            4,
+            4,
+            4,
+            4,
+            4,
+            4,
+            8,
+            64,
+            4 * size_of::<RingEntry>(),
+            8,
+            4,
+            4,
+        ];
         assert_eq!(
             header_fields.iter().sum::<usize>(),
             size_of::<SchemaHeader>()
@@ -1524,13 +1749,13 @@ mod tests {
 
     #[test]
     fn sizes_match_the_documented_layout() {
-        assert_eq!(size_of::<SchemaHeader>(), 304);
+        assert_eq!(size_of::<SchemaHeader>(), 312);
         assert_eq!(size_of::<RingEntry>(), 48);
         assert_eq!(size_of::<RegionEntry>(), 64);
         assert_eq!(size_of::<SchemaHeader>() % 8, 0);
-        assert_eq!(schema_size(0), 304);
-        assert_eq!(schema_size(3), 304 + 3 * 64);
-        assert_eq!(schema_size(usize::MAX), usize::MAX);
+        assert_eq!(schema_size(0, 0), 312);
+        assert_eq!(schema_size(3, 2), 312 + 3 * 64 + 2 * 96);
+        assert_eq!(schema_size(usize::MAX, 0), usize::MAX);
     }
 
     #[test]
@@ -1606,15 +1831,33 @@ mod tests {
                 None,
             ],
             generation: 0x0102_0304_0506_0708,
+            workers: vec![WorkerRings {
+                to_worker: RingInfo {
+                    entries: 0x40,
+                    producer: 0x2100,
+                    consumer: 0x2140,
+                    desc: 0x2200,
+                    flags: 0x2180,
+                    desc_size: 16,
+                },
+                from_worker: RingInfo {
+                    entries: 0x40,
+                    producer: 0x2700,
+                    consumer: 0x2740,
+                    desc: 0x2800,
+                    flags: 0x2780,
+                    desc_size: 16,
+                },
+            }],
         };
-        let mut b = [0xeeu8; 400];
-        assert_eq!(write_schema(&info, &mut b), Ok(368));
+        let mut b = [0xeeu8; 520];
+        assert_eq!(write_schema(&info, &mut b), Ok(472));
         assert_eq!(&b[0..8], b"SKMEMSCH");
-        assert_eq!(b[8..12], 2u32.to_le_bytes());
-        assert_eq!(b[12..16], 304u32.to_le_bytes());
+        assert_eq!(b[8..12], 3u32.to_le_bytes());
+        assert_eq!(b[12..16], 312u32.to_le_bytes());
         assert_eq!(b[16..20], 64u32.to_le_bytes());
         assert_eq!(b[20..24], 1u32.to_le_bytes());
-        assert_eq!(b[24..28], 368u32.to_le_bytes());
+        assert_eq!(b[24..28], 472u32.to_le_bytes());
         assert_eq!(b[28..32], 2u32.to_le_bytes());
         assert_eq!(b[32..40], 0x1_0000_3000u64.to_le_bytes());
         assert_eq!(&b[40..43], b"ab\0");
@@ -1631,25 +1874,34 @@ mod tests {
         assert_eq!(b[192..196], 8u32.to_le_bytes());
         assert_eq!(b[196..200], [0; 4]);
         assert!(b[200..296].iter().all(|&x| x == 0));
-        // The generation at 296.
+        // The generation at 296, the worker count and entry size after it.
         assert_eq!(b[296..304], 0x0102_0304_0506_0708u64.to_le_bytes());
-        // The region entry at 304.
-        assert_eq!(b[304..308], 0u32.to_le_bytes());
+        assert_eq!(b[304..308], 1u32.to_le_bytes());
+        assert_eq!(b[308..312], 96u32.to_le_bytes());
+        // The region entry at 312.
+        assert_eq!(b[312..316], 0u32.to_le_bytes());
         assert_eq!(
-            b[308..312],
+            b[316..320],
             RegionFlags::template(RegionId::GuardHead)
                 .bits()
                 .to_le_bytes()
         );
-        assert_eq!(b[312..320], 0u64.to_le_bytes());
-        assert_eq!(b[320..328], 0x1000u64.to_le_bytes());
+        assert_eq!(b[320..328], 0u64.to_le_bytes());
         assert_eq!(b[328..336], 0x1000u64.to_le_bytes());
-        assert_eq!(b[336..340], 1u32.to_le_bytes());
-        assert_eq!(b[340..344], 1u32.to_le_bytes());
-        assert_eq!(b[344..352], 0x1000u64.to_le_bytes());
-        assert_eq!(b[352..368], [7; 16]);
+        assert_eq!(b[336..344], 0x1000u64.to_le_bytes());
+        assert_eq!(b[344..348], 1u32.to_le_bytes());
+        assert_eq!(b[348..352], 1u32.to_le_bytes());
+        assert_eq!(b[352..360], 0x1000u64.to_le_bytes());
+        assert_eq!(b[360..376], [7; 16]);
+        // The worker entry at 376: its two rings, 48 bytes each.
+        assert_eq!(b[376..380], 1u32.to_le_bytes());
+        assert_eq!(b[384..392], 0x2100u64.to_le_bytes());
+        assert_eq!(b[416..420], 16u32.to_le_bytes());
+        assert_eq!(b[424..428], 1u32.to_le_bytes());
+        assert_eq!(b[432..440], 0x2700u64.to_le_bytes());
+        assert_eq!(b[448..456], 0x2800u64.to_le_bytes());
         // Past the schema, untouched.
-        assert!(b[368..].iter().all(|&x| x == 0xee));
+        assert!(b[472..].iter().all(|&x| x == 0xee));
     }
 
     #[test]

@@ -689,3 +689,57 @@ fn a_name_too_long_for_the_schema_is_refused() {
     let e = Arena::create_nexus(&small(&"n".repeat(60))).unwrap_err();
     assert!(matches!(e, Error::InvalidArenaParams { .. }), "{e}");
 }
+
+#[test]
+fn worker_slots_are_rings_of_their_own_in_the_ring_region_recorded_in_the_schema() {
+    let p = small("workers").with_worker_slots(3);
+    let a = Arena::create_nexus(&p).unwrap();
+    let m = a.map().unwrap();
+    let schema = m.schema().unwrap();
+    assert_eq!(schema.workers.len(), 3);
+    let ring = schema
+        .regions
+        .iter()
+        .find(|r| r.id == RegionId::Ring)
+        .unwrap();
+    let mut objs = Vec::new();
+    for w in &schema.workers {
+        for r in [w.to_worker, w.from_worker] {
+            assert_eq!(r.entries, p.worker_ring_entries);
+            assert_eq!(r.desc_size, 16);
+            // Inside RING, on an object boundary, ending inside the object.
+            let off = r.producer - ring.offset;
+            assert!(r.producer >= ring.offset && off % ring.obj_size == 0);
+            assert!(r.desc + u64::from(r.entries) * 16 <= r.producer + ring.obj_size);
+            objs.push(off / ring.obj_size);
+        }
+    }
+    objs.sort_unstable();
+    objs.dedup();
+    assert_eq!(objs.len(), 6, "each ring has an object of its own");
+    // The mapper may write them (the worker produces into one of each
+    // pair), and they start empty.
+    let w0 = schema.workers[0].from_worker;
+    let mut idx = [0u8; 4];
+    m.read_region(
+        RegionId::Ring,
+        (w0.producer - ring.offset) as usize,
+        &mut idx,
+    )
+    .unwrap();
+    assert_eq!(idx, [0; 4]);
+
+    // The rules: room in RING, at most 16 slots, no slots without a span.
+    let mut bad = small("workers-bad");
+    bad.worker_slots = 2;
+    let e = Arena::create_nexus(&bad).unwrap_err();
+    assert!(matches!(e, Error::InvalidArenaParams { .. }), "{e}");
+    let e = Arena::create_nexus(&small("workers-many").with_worker_slots(17)).unwrap_err();
+    assert!(e.to_string().contains("at most 16"), "{e}");
+    let mut owner_only = small("workers-owner").with_worker_slots(1);
+    owner_only.owner_only = true;
+    assert!(Arena::create_nexus(&owner_only).is_err());
+    let mut odd = small("workers-odd").with_worker_slots(1);
+    odd.worker_ring_entries = 100;
+    assert!(Arena::create_nexus(&odd).is_err());
+}

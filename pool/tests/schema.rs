@@ -90,11 +90,12 @@ fn nexus() -> SchemaInfo {
             Some(ring(5 * PAGE, 128, 16)),
         ],
         generation: 6,
+        workers: Vec::new(),
     }
 }
 
 fn encode(info: &SchemaInfo) -> Vec<u8> {
-    let mut b = vec![0; schema_size(info.regions.len())];
+    let mut b = vec![0; schema_size(info.regions.len(), info.workers.len())];
     assert_eq!(write_schema(info, &mut b), Ok(b.len()));
     b
 }
@@ -152,7 +153,7 @@ fn with_u64(at: usize, v: u64) -> Result<(), SchemaError> {
 fn a_written_schema_parses_back_to_the_same_description() {
     let info = nexus();
     let b = encode(&info);
-    assert_eq!(b.len(), 304 + 6 * 64);
+    assert_eq!(b.len(), 312 + 6 * 64);
     let view = SchemaView::parse(&b, SPAN).unwrap();
     assert_eq!(view.to_info(), info);
     assert_eq!(view.version(), SCHEMA_VERSION);
@@ -191,9 +192,10 @@ fn a_schema_without_regions_or_rings_round_trips() {
         regions: vec![],
         rings: [None; 4],
         generation: 0,
+        workers: Vec::new(),
     };
     let b = encode(&info);
-    assert_eq!(b.len(), 304);
+    assert_eq!(b.len(), 312);
     let view = SchemaView::parse(&b, 0).unwrap();
     assert_eq!(view.to_info(), info);
     assert_eq!(view.regions().count(), 0);
@@ -221,7 +223,7 @@ fn the_writer_leaves_bytes_past_the_schema_alone_and_the_reader_ignores_them() {
     let info = nexus();
     let mut page = vec![0xab; PAGE as usize];
     let n = write_schema(&info, &mut page).unwrap();
-    assert_eq!(n, schema_size(6));
+    assert_eq!(n, schema_size(6, 0));
     assert!(page[n..].iter().all(|&x| x == 0xab));
     let view = SchemaView::parse(&page, SPAN).unwrap();
     assert_eq!(view.to_info(), info);
@@ -252,6 +254,7 @@ fn an_entry_from_a_configured_geometry_passes_validation() {
         regions: vec![entry],
         rings: [None; 4],
         generation: 2,
+        workers: Vec::new(),
     };
     let b = encode(&info);
     assert_eq!(SchemaView::parse(&b, entry.size).unwrap().to_info(), info);
@@ -299,7 +302,7 @@ fn rings_are_ordered_fill_completion_rx_tx() {
 #[test]
 fn a_destination_too_small_is_refused_and_left_untouched() {
     let info = nexus();
-    let needed = schema_size(6);
+    let needed = schema_size(6, 0);
     let mut dst = vec![0x5a; needed - 1];
     assert_eq!(
         write_schema(&info, &mut dst),
@@ -397,14 +400,14 @@ fn a_buffer_shorter_than_the_header_is_refused() {
         parse_err(&b[..303]),
         SchemaError::TooShortForHeader {
             len: 303,
-            needed: 304
+            needed: 312
         }
     );
     assert_eq!(
         parse_err(&[]),
         SchemaError::TooShortForHeader {
             len: 0,
-            needed: 304
+            needed: 312
         }
     );
 }
@@ -423,12 +426,12 @@ fn bytes_without_the_magic_are_refused() {
 
 #[test]
 fn a_schema_from_another_version_is_refused() {
-    for found in [0, 1, 3, u32::MAX] {
+    for found in [0, 1, 2, 4, u32::MAX] {
         assert_eq!(
             with_u32(header_field(offset_of!(SchemaHeader, version)), found),
             Err(SchemaError::UnsupportedVersion {
                 found,
-                supported: 2
+                supported: 3
             })
         );
     }
@@ -457,7 +460,7 @@ fn a_header_of_another_size_is_refused() {
         with_u32(header_field(offset_of!(SchemaHeader, header_size)), 296),
         Err(SchemaError::HeaderSizeMismatch {
             found: 296,
-            expected: 304
+            expected: 312
         })
     );
 }
@@ -488,7 +491,7 @@ fn more_regions_than_region_ids_are_refused() {
 
 #[test]
 fn a_total_size_that_disagrees_with_the_region_count_is_refused() {
-    let total = 304 + 6 * 64;
+    let total = 312 + 6 * 64;
     assert_eq!(
         with_u32(
             header_field(offset_of!(SchemaHeader, total_size)),
@@ -1006,8 +1009,8 @@ fn every_truncation_of_a_valid_schema_is_refused() {
     let b = valid();
     for len in 0..b.len() {
         let e = SchemaView::parse(&b[..len], SPAN).unwrap_err();
-        if len < 304 {
-            assert_eq!(e, SchemaError::TooShortForHeader { len, needed: 304 });
+        if len < 312 {
+            assert_eq!(e, SchemaError::TooShortForHeader { len, needed: 312 });
         } else {
             assert_eq!(
                 e,
@@ -1028,10 +1031,10 @@ fn errors_say_what_was_wrong() {
         e.to_string(),
         "region buf_def: 3 segments of 32768 bytes do not make its 131072 bytes"
     );
-    let e = with_u32(header_field(offset_of!(SchemaHeader, version)), 3).unwrap_err();
+    let e = with_u32(header_field(offset_of!(SchemaHeader, version)), 2).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "schema version 3 is not supported (this reader knows version 2)"
+        "schema version 2 is not supported (this reader knows version 3)"
     );
 }
 
@@ -1081,7 +1084,21 @@ fn check_invariants(view: &SchemaView<'_>, bytes: &[u8], span: u64) {
             );
         }
     }
+    let workers: Vec<_> = view.workers().collect();
+    assert!(workers.len() <= skmem::schema::SCHEMA_MAX_WORKERS);
+    for w in &workers {
+        for r in [w.to_worker, w.from_worker] {
+            assert!(r.entries.is_power_of_two());
+            assert_eq!(r.desc_size, 16);
+            for at in [r.producer, r.consumer, r.flags] {
+                assert!(u128::from(at) + 8 <= u128::from(span));
+                assert_eq!(at % 4, 0);
+            }
+            assert!(u128::from(r.desc) + u128::from(r.entries) * 16 <= u128::from(span));
+        }
+    }
     let info = view.to_info();
+    assert_eq!(info.workers, workers);
     let mut again = vec![0; view.total_size()];
     assert_eq!(write_schema(&info, &mut again), Ok(again.len()));
     assert_eq!(&again[..], &bytes[..view.total_size()]);
@@ -1196,6 +1213,7 @@ fn valid_info() -> impl Strategy<Value = SchemaInfo> {
                 regions,
                 rings,
                 generation: 2 * u64::from(generation),
+                workers: Vec::new(),
             }
         })
 }
@@ -1217,18 +1235,21 @@ proptest! {
     /// zeroed rings), random bytes reach the ring and region checks.
     #[test]
     fn random_bytes_behind_a_plausible_header_never_make_the_parser_panic(
-        mut bytes in prop::collection::vec(any::<u8>(), 304..2200),
+        mut bytes in prop::collection::vec(any::<u8>(), 312..2400),
         count in 0u32..=28,
+        workers in 0u32..=2,
         span in prop_oneof![any::<u64>(), 0u64..1 << 20],
         zero_rings in any::<bool>(),
         small_ids in any::<bool>(),
     ) {
         bytes[..8].copy_from_slice(b"SKMEMSCH");
         set_u32(&mut bytes, offset_of!(SchemaHeader, version), SCHEMA_VERSION);
-        set_u32(&mut bytes, offset_of!(SchemaHeader, header_size), 304);
+        set_u32(&mut bytes, offset_of!(SchemaHeader, header_size), 312);
         set_u32(&mut bytes, offset_of!(SchemaHeader, entry_size), 64);
         set_u32(&mut bytes, offset_of!(SchemaHeader, region_count), count);
-        set_u32(&mut bytes, offset_of!(SchemaHeader, total_size), 304 + 64 * count);
+        set_u32(&mut bytes, offset_of!(SchemaHeader, total_size), 312 + 64 * count + 96 * workers);
+        set_u32(&mut bytes, offset_of!(SchemaHeader, worker_count), workers);
+        set_u32(&mut bytes, offset_of!(SchemaHeader, worker_entry_size), 96);
         set_u64(&mut bytes, offset_of!(SchemaHeader, generation), 2 * u64::from(count));
         set_u32(&mut bytes, offset_of!(SchemaHeader, arena_kind), 1);
         set_u64(&mut bytes, offset_of!(SchemaHeader, span_size), span);
@@ -1241,7 +1262,7 @@ proptest! {
         if small_ids {
             // Ids of user-mappable regions with their template flags, so
             // the geometry checks run on random numbers.
-            for (i, entry) in bytes[304..].chunks_exact_mut(64).enumerate() {
+            for (i, entry) in bytes[312..].chunks_exact_mut(64).enumerate() {
                 let id = RegionId::ALL[i % 18];
                 set_u32(entry, 0, id.index() as u32);
                 set_u32(entry, 4, RegionFlags::template(id).bits());
@@ -1254,7 +1275,7 @@ proptest! {
 
     #[test]
     fn any_valid_schema_round_trips(info in valid_info()) {
-        let mut b = vec![0; schema_size(info.regions.len())];
+        let mut b = vec![0; schema_size(info.regions.len(), info.workers.len())];
         prop_assert_eq!(write_schema(&info, &mut b), Ok(b.len()));
         let view = SchemaView::parse(&b, info.span_size).unwrap();
         check_invariants(&view, &b, info.span_size);
@@ -1279,4 +1300,105 @@ proptest! {
             check_invariants(&view, &page, info.span_size);
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Worker slots.
+
+/// The nexus schema with two worker slots, their rings in UMD's pages (the
+/// parser checks rings against the span, not against a region).
+fn with_workers() -> SchemaInfo {
+    let mut info = nexus();
+    info.workers = (0..2)
+        .map(|i| skmem::schema::WorkerRings {
+            to_worker: ring((38 + 2 * i) * PAGE, 128, 16),
+            from_worker: ring((39 + 2 * i) * PAGE, 128, 16),
+        })
+        .collect();
+    info
+}
+
+/// Byte position of a field of worker slot `slot`'s ring (0 to the
+/// worker, 1 from it).
+fn worker_field(slot: usize, which: usize, field: usize) -> usize {
+    size_of::<SchemaHeader>()
+        + 6 * size_of::<RegionEntry>()
+        + slot * 2 * size_of::<RingEntry>()
+        + which * size_of::<RingEntry>()
+        + field
+}
+
+#[test]
+fn worker_slots_round_trip_after_the_regions() {
+    let info = with_workers();
+    let b = encode(&info);
+    assert_eq!(b.len(), 312 + 6 * 64 + 2 * 96);
+    let view = SchemaView::parse(&b, SPAN).unwrap();
+    assert_eq!(view.to_info(), info);
+    assert_eq!(view.workers().count(), 2);
+    check_invariants(&view, &b, SPAN);
+}
+
+#[test]
+fn a_damaged_worker_slot_is_refused_with_its_slot() {
+    let parse = |b: &[u8]| SchemaView::parse(b, SPAN).map(|v| v.to_info());
+    // A ring of slot 1 outside the span.
+    let mut b = encode(&with_workers());
+    set_u64(
+        &mut b,
+        worker_field(1, 1, offset_of!(RingEntry, desc)),
+        SPAN,
+    );
+    assert!(matches!(
+        parse(&b),
+        Err(SchemaError::WorkerRing { slot: 1, .. })
+    ));
+    // Descriptors of the wrong size.
+    let mut b = encode(&with_workers());
+    set_u32(
+        &mut b,
+        worker_field(0, 0, offset_of!(RingEntry, desc_size)),
+        8,
+    );
+    let e = parse(&b).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "worker slot 0: rx ring: descriptors of 8 bytes, expected 16"
+    );
+    // An absent ring.
+    let mut b = encode(&with_workers());
+    let at = worker_field(0, 1, 0);
+    b[at..at + size_of::<RingEntry>()].fill(0);
+    assert_eq!(
+        parse(&b).unwrap_err(),
+        SchemaError::WorkerRingAbsent { slot: 0 }
+    );
+    // More slots than exist, another entry size, a count the size disagrees
+    // with.
+    let mut b = encode(&with_workers());
+    set_u32(&mut b, offset_of!(SchemaHeader, worker_count), 17);
+    assert!(matches!(
+        parse(&b),
+        Err(SchemaError::TooManyWorkers { count: 17, .. })
+    ));
+    let mut b = encode(&with_workers());
+    set_u32(&mut b, offset_of!(SchemaHeader, worker_entry_size), 95);
+    assert!(matches!(
+        parse(&b),
+        Err(SchemaError::WorkerEntrySizeMismatch { found: 95, .. })
+    ));
+    let mut b = encode(&with_workers());
+    set_u32(&mut b, offset_of!(SchemaHeader, worker_count), 1);
+    assert!(matches!(
+        parse(&b),
+        Err(SchemaError::TotalSizeMismatch { .. })
+    ));
+    // And the writer refuses too many.
+    let mut info = with_workers();
+    info.workers = vec![info.workers[0]; 17];
+    let mut out = vec![0; 8192];
+    assert!(matches!(
+        write_schema(&info, &mut out),
+        Err(SchemaError::TooManyWorkers { .. })
+    ));
 }

@@ -465,7 +465,7 @@ fn skmemctl_offer_and_map_show_a_mapping_a_redirect_and_a_defunct() {
             .unwrap(),
     );
     let mapper_out = lines_of(&mut mapper.0);
-    expect_line(&mapper_out, "schema version 2");
+    expect_line(&mapper_out, "schema version 3");
     expect_line(&mapper_out, "buf_def");
     // The mapper reads the owner's tunables from the lent SYSCTLS region.
     expect_line(&mapper_out, "batch=32");

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use super::nexus_params::{check_flags, NexusParams, FLOWADV_ENTRY_SIZE};
+use super::nexus_params::{check_flags, NexusParams, FLOWADV_ENTRY_SIZE, RINGS};
 use super::{Arena, ArenaKind, ArenaState, KindState, NexusAdvisory};
 use crate::cache::{Cache, CacheParams};
 use crate::error::{Error, Result};
@@ -45,6 +45,10 @@ pub struct NexusState {
     /// The schema's object in SCHEMA, and the rings it describes.
     schema_obj: Option<u32>,
     rings: [Option<RingInfo>; RingKind::COUNT],
+    /// Each worker slot's two RING objects (to the worker, from it).
+    worker_objs: Vec<[u32; 2]>,
+    /// Entries of each worker ring.
+    worker_ring_entries: u32,
 }
 
 impl NexusState {
@@ -352,6 +356,7 @@ impl Arena {
             });
         }
         check_flags(p)?;
+        check_workers(p)?;
         let mut st = ArenaState::new(KindState::Nexus(Box::default()));
         let mut n = NexusState::default();
         pool_setup(p, &mut st, &mut n)?;
@@ -426,6 +431,21 @@ impl Arena {
                     ..CacheParams::new(format!("ring.{}", p.name))
                 },
             )?);
+        }
+        if let Some(c) = &n.ring_cache {
+            // The worker slots' rings: taken once, for the arena's life
+            // (fresh memfd pages: indices and flags start at 0).
+            for _ in 0..p.worker_slots {
+                let mut pair = [0u32; 2];
+                for obj in &mut pair {
+                    *obj = c.alloc().ok_or(Error::RegionExhausted {
+                        region: RegionId::Ring,
+                        segments: c.region().geometry().seg_count,
+                    })?;
+                }
+                n.worker_objs.push(pair);
+            }
+            n.worker_ring_entries = p.worker_ring_entries;
         }
         if let Some(r) = st.region(RegionId::UStats) {
             n.stats_obj = Some(singleton(r)?);
@@ -511,9 +531,9 @@ impl Arena {
     /// an arena without a schema).
     pub(super) fn write_schema(&self) -> Result<()> {
         let st = self.state();
-        let (obj, rings) = match &st.kind {
+        let (obj, rings, worker_objs, worker_entries) = match &st.kind {
             KindState::Nexus(n) => match n.schema_obj {
-                Some(obj) => (obj, n.rings),
+                Some(obj) => (obj, n.rings, n.worker_objs.clone(), n.worker_ring_entries),
                 None => return Ok(()),
             },
             _ => return Ok(()),
@@ -550,10 +570,83 @@ impl Arena {
                 .collect(),
             rings,
             generation,
+            workers: worker_rings(layout, &worker_objs, worker_entries)?,
         };
-        let mut bytes = vec![0u8; schema::schema_size(info.regions.len())];
+        let mut bytes = vec![0u8; schema::schema_size(info.regions.len(), info.workers.len())];
         schema::write_schema(&info, &mut bytes)?;
         // Mappers may be reading: rewritten under the sequence lock.
         o.publish(schema::SCHEMA_GENERATION, &bytes)
     }
+}
+
+/// The worker-slot rules: not for an owner-only arena, at most what a
+/// schema describes, a power-of-two ring that fits a RING object, and a
+/// RING region with room for every slot's two rings.
+fn check_workers(p: &NexusParams) -> Result<()> {
+    if p.worker_slots == 0 {
+        return Ok(());
+    }
+    let bad = |rule| {
+        Err(Error::InvalidArenaParams {
+            arena: p.name.clone(),
+            rule,
+        })
+    };
+    if p.owner_only {
+        return bad("an owner-only arena has no worker slots: nothing of it is mapped");
+    }
+    if p.worker_slots > schema::SCHEMA_MAX_WORKERS {
+        return bad("at most 16 worker slots (what the schema describes)");
+    }
+    if !p.worker_ring_entries.is_power_of_two() || p.worker_ring_entries < 64 {
+        return bad("worker rings have a power-of-two number of entries, at least 64");
+    }
+    let ring = p.region(RegionId::Ring);
+    if ring.obj_count < RINGS + 2 * p.worker_slots {
+        return bad("the RING region needs 4 objects plus 2 per worker slot (NexusParams::with_worker_slots)");
+    }
+    if ring.obj_size < crate::workers::ring::bytes(p.worker_ring_entries) {
+        return bad(
+            "a worker ring does not fit a RING object: fewer entries, or larger RING objects",
+        );
+    }
+    Ok(())
+}
+
+/// Where each worker slot's rings are in the span.
+fn worker_rings(
+    layout: &crate::mapper::SpanLayout,
+    objs: &[[u32; 2]],
+    entries: u32,
+) -> Result<Vec<schema::WorkerRings>> {
+    use crate::workers::ring;
+    if objs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let e = layout
+        .entries()
+        .iter()
+        .find(|e| e.id == RegionId::Ring)
+        .ok_or(Error::RegionMisuse {
+            region: RegionId::Ring,
+            rule: "worker slots without a RING region in the span",
+        })?;
+    let at = |obj: u32| {
+        let base = (e.offset + obj as usize * e.geometry.obj_size) as u64;
+        RingInfo {
+            entries,
+            producer: base + ring::PRODUCER,
+            consumer: base + ring::CONSUMER,
+            desc: base + ring::DESC,
+            flags: base + ring::FLAGS,
+            desc_size: ring::DESC_SIZE as u32,
+        }
+    };
+    Ok(objs
+        .iter()
+        .map(|&[to, from]| schema::WorkerRings {
+            to_worker: at(to),
+            from_worker: at(from),
+        })
+        .collect())
 }

@@ -90,6 +90,13 @@ pub struct NexusParams {
     pub user_packet_pool: bool,
     /// Optional nexus advisory.
     pub nexus_advisory: Option<NexusAdvisory>,
+    /// Worker slots: each is two rings in the RING region (see
+    /// [`crate::workers`]), which must then hold [`RINGS`] + 2 × this many
+    /// objects — [`with_worker_slots`](Self::with_worker_slots) sees to it.
+    pub worker_slots: usize,
+    /// Entries of each worker ring (a power of two; each ring must fit a
+    /// RING object).
+    pub worker_ring_entries: u32,
 }
 
 impl NexusParams {
@@ -110,7 +117,8 @@ impl NexusParams {
                 RegionId::GuardHead | RegionId::GuardTail => sized(id, guard, 1),
                 RegionId::Schema => sized(
                     id,
-                    schema::schema_size(RegionId::COUNT).next_multiple_of(page),
+                    schema::schema_size(RegionId::COUNT, schema::SCHEMA_MAX_WORKERS)
+                        .next_multiple_of(page),
                     1,
                 ),
                 // Room for one ring's producer/consumer/flags page and its
@@ -151,7 +159,16 @@ impl NexusParams {
             truncated_buf: false,
             user_packet_pool: false,
             nexus_advisory: None,
+            worker_slots: 0,
+            worker_ring_entries: t.ring_entries,
         }
+    }
+
+    /// Sets `n` worker slots, and room for their rings in the RING region.
+    pub fn with_worker_slots(mut self, n: usize) -> Self {
+        self.worker_slots = n;
+        self.region_mut(RegionId::Ring).obj_count = RINGS + 2 * n;
+        self
     }
 
     /// The parameters of region `id`.

@@ -1,0 +1,44 @@
+//! A worker ring: a single-producer, single-consumer queue of descriptors
+//! in one RING object of the arena's span, shared by the owner and one
+//! worker process.
+//!
+//! The layout follows AF_XDP's rings, so the same producer and consumer
+//! code drives both (`channel::ring`): a producer index, a consumer index
+//! and a flags word, each on its own cache line, then `entries` 16-byte
+//! descriptors ([`XdpDesc`]: the UMEM address of the data, its length,
+//! options).
+//!
+//! | offset | what |
+//! |---|---|
+//! | 0 | producer index `u32` (free-running) |
+//! | 64 | consumer index `u32` (free-running) |
+//! | 128 | flags `u32`: bit 0, [`NEED_WAKEUP`] — the consumer sleeps |
+//! | 256 | descriptors |
+//!
+//! The other side of a worker ring is another process, so neither side
+//! trusts the indices it reads: an index that claims more than the ring
+//! holds is clamped to the ring's size (see `channel::ring`), and every
+//! descriptor a worker hands back is checked by the owner before it means
+//! anything.
+
+use crate::channel::XdpDesc;
+
+/// Offset of the producer index.
+pub(crate) const PRODUCER: u64 = 0;
+/// Offset of the consumer index.
+pub(crate) const CONSUMER: u64 = 64;
+/// Offset of the flags word.
+pub(crate) const FLAGS: u64 = 128;
+/// Offset of the descriptors.
+pub(crate) const DESC: u64 = 256;
+
+/// The consumer is asleep (or about to be): the producer must wake it.
+pub const NEED_WAKEUP: u32 = 1;
+
+/// Bytes of one descriptor.
+pub(crate) const DESC_SIZE: usize = std::mem::size_of::<XdpDesc>();
+
+/// Bytes a ring of `entries` descriptors needs.
+pub(crate) const fn bytes(entries: u32) -> usize {
+    DESC as usize + entries as usize * DESC_SIZE
+}
