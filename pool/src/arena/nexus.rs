@@ -100,6 +100,12 @@ impl NexusState {
             .map(|r| (r.base(), self.flowadv_entries))
     }
 
+    /// Each worker slot's two RING objects (to the worker, from it), and
+    /// the entries of each worker ring.
+    pub(crate) fn worker_slots(&self) -> (&[[u32; 2]], u32) {
+        (&self.worker_objs, self.worker_ring_entries)
+    }
+
     /// The nexus advisory, while held.
     pub fn nexus_advisory(&self) -> Option<&NexusAdvisory> {
         self.nexus_advisory.as_ref()

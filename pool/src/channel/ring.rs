@@ -89,6 +89,19 @@ impl RingMem {
         unsafe { &*self.flags }.load(Ordering::Relaxed) & NEED_WAKEUP != 0
     }
 
+    /// Sets or clears NEED_WAKEUP: what a consumer that is about to sleep
+    /// says to its producer (worker rings only; the kernel sets its own).
+    #[inline(always)]
+    pub(crate) fn set_need_wakeup(&self, on: bool) {
+        // SAFETY: as for `producer`.
+        let f = unsafe { &*self.flags };
+        if on {
+            f.fetch_or(NEED_WAKEUP, Ordering::Relaxed);
+        } else {
+            f.fetch_and(!NEED_WAKEUP, Ordering::Relaxed);
+        }
+    }
+
     /// Entries.
     pub(crate) fn size(&self) -> u32 {
         self.size
@@ -320,6 +333,12 @@ impl Consumer {
             .map_or(0, |p| p + 1);
         self.release(k as u32);
         k
+    }
+
+    /// Says the consumer sleeps (or no longer does): see
+    /// [`RingMem::set_need_wakeup`].
+    pub(crate) fn set_need_wakeup(&self, on: bool) {
+        self.mem.set_need_wakeup(on);
     }
 
     /// Entries waiting (refreshes the kernel's index).

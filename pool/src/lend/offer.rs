@@ -16,6 +16,7 @@ use super::OfferPolicy;
 use crate::arena::Arena;
 use crate::cache::lock;
 use crate::error::{Error, Result};
+use crate::workers::WorkerTable;
 
 /// A mapper the owner lends to: its process and its mapping's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -49,6 +50,8 @@ pub struct OfferCounters {
 #[derive(Debug)]
 pub struct ArenaOffer {
     path: PathBuf,
+    /// The arena's worker slots, when it has any.
+    workers: Option<Arc<WorkerTable>>,
     shared: Arc<Shared>,
     wake: Arc<OwnedFd>,
     server: Option<JoinHandle<()>>,
@@ -85,8 +88,10 @@ impl ArenaOffer {
                 .map_err(|e| Error::sys("eventfd", e))?,
         );
         let shared = Arc::new(Shared::default());
+        let workers = WorkerTable::of(arena)?;
         let server = Server {
             arena: arena.clone(),
+            workers: workers.clone(),
             listener,
             wake: wake.clone(),
             policy,
@@ -105,6 +110,7 @@ impl ArenaOffer {
         tracing::info!(arena = arena.name(), path = %path.display(), "arena offered");
         Ok(ArenaOffer {
             path,
+            workers,
             shared,
             wake,
             server: Some(handle),
@@ -114,6 +120,12 @@ impl ArenaOffer {
     /// The socket's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The arena's worker slots, when it was made with some (what a
+    /// [`WorkerHub`](crate::workers::WorkerHub) lends through).
+    pub fn worker_table(&self) -> Option<Arc<WorkerTable>> {
+        self.workers.clone()
     }
 
     /// The mappers that have mapped the arena and are still there.
@@ -248,11 +260,14 @@ struct Conn {
     /// A redirect asked and not answered: its number, its deadline, where
     /// the answer goes.
     redirect: Option<(u64, Instant, mpsc::Sender<Result<bool>>)>,
+    /// The worker slot it holds, once it joined.
+    slot: Option<usize>,
 }
 
 /// The offer's thread.
 struct Server {
     arena: Arena,
+    workers: Option<Arc<WorkerTable>>,
     listener: OwnedFd,
     wake: Arc<OwnedFd>,
     policy: OfferPolicy,
@@ -455,6 +470,7 @@ impl Server {
             ready_by: Instant::now() + self.policy.ready_timeout,
             redirected: false,
             redirect: None,
+            slot: None,
         });
     }
 
@@ -503,11 +519,21 @@ impl Server {
                     }),
                 };
                 c.redirected = r.is_ok();
+                // A redirected worker processes nothing more: what was lent
+                // to it comes back.
+                if let (Some(slot), Some(t)) = (c.slot.take(), &self.workers) {
+                    t.leave(slot);
+                }
                 // Published before the answer: the asker sees it at once.
                 self.publish();
                 if let Some(reply) = reply {
                     let _ = reply.send(r);
                 }
+            }
+            Ok(Some((Msg::Join, _)))
+                if self.conns[i].map.is_some() && self.conns[i].slot.is_none() =>
+            {
+                self.join(i)
             }
             Ok(None) => self.end(i, End::Gone),
             Ok(Some((other, _))) => {
@@ -517,6 +543,45 @@ impl Server {
             Err(e) => {
                 tracing::warn!(pid, error = %e, "offer: a broken message; the mapper is cut loose");
                 self.end(i, End::Gone);
+            }
+        }
+    }
+
+    /// Connection `i` asks for a worker slot: given with the eventfds, or
+    /// refused (and the connection ended) when the arena has none free.
+    fn join(&mut self, i: usize) {
+        let pid = self.conns[i].pid;
+        let slot = match &self.workers {
+            None => Err("the arena has no worker slots".to_owned()),
+            Some(t) if self.conns[i].redirected => {
+                let _ = t;
+                Err("a redirected mapper cannot be a worker".to_owned())
+            }
+            Some(t) => match t.join(pid) {
+                Ok(Some(slot)) => Ok((t.clone(), slot)),
+                Ok(None) => Err(format!("all {} worker slots are taken", t.len())),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        match slot {
+            Ok((t, slot)) => {
+                let fds = [t.wake_fd(slot), t.owner_wake_fd()];
+                let joined = Msg::Joined { slot: slot as u32 };
+                if let Err(e) = wire::send(self.conns[i].sock.as_fd(), &joined, &fds) {
+                    tracing::warn!(pid, error = %e, "offer: the worker's slot did not go out");
+                    t.leave(slot);
+                    return self.end(i, End::Gone);
+                }
+                self.conns[i].slot = Some(slot);
+                tracing::info!(pid, slot, arena = self.arena.name(), "worker joined");
+            }
+            Err(reason) => {
+                let c = self.conns.remove(i);
+                if let Some((id, addr)) = c.map {
+                    let span = (addr as usize, c.span_size as usize);
+                    self.arena.unmapped_lent(id, c.pid, span, true);
+                }
+                self.refuse(&c.sock, pid, reason);
             }
         }
     }
@@ -537,6 +602,9 @@ impl Server {
     /// offer stops), a waiting redirect is answered.
     fn end(&mut self, i: usize, why: End) {
         let c = self.conns.remove(i);
+        if let (Some(slot), Some(t)) = (c.slot, &self.workers) {
+            t.leave(slot);
+        }
         if why == End::Stop {
             let _ = wire::send_plain(&c.sock, &Msg::Goodbye);
         }

@@ -20,6 +20,10 @@ use crate::schema::{SchemaInfo, SchemaView};
 use crate::sys::{Mapping, Protection};
 use crate::sysctls::Sysctls;
 
+/// A worker slot as the owner gave it: the slot, the worker's eventfd, the
+/// owner's.
+pub(crate) type Joined = (u32, OwnedFd, OwnedFd);
+
 /// An arena another process owns, mapped into this one: see the module
 /// docs. Dropping it unmaps the span and closes the socket, which the
 /// owner counts as an unmap.
@@ -51,6 +55,13 @@ impl RemoteArena {
     /// reason; anything malformed on the way (the messages, the memfds, the
     /// schema) as [`Error::Handover`] or [`Error::Schema`].
     pub fn connect(path: impl AsRef<Path>) -> Result<RemoteArena> {
+        Ok(Self::connect_as(path.as_ref(), false)?.0)
+    }
+
+    /// [`connect`](Self::connect), then, for `join`, asks for a worker
+    /// slot before the mapper's thread starts listening: the slot and its
+    /// two eventfds (the worker's, the owner's).
+    pub(crate) fn connect_as(path: &Path, join: bool) -> Result<(RemoteArena, Option<Joined>)> {
         let sock = rustix::net::socket_with(
             AddressFamily::UNIX,
             SocketType::SEQPACKET,
@@ -58,7 +69,7 @@ impl RemoteArena {
             None,
         )
         .map_err(|e| Error::sys("socket(AF_UNIX)", e))?;
-        let addr = SocketAddrUnix::new(path.as_ref()).map_err(|e| Error::sys("sockaddr_un", e))?;
+        let addr = SocketAddrUnix::new(path).map_err(|e| Error::sys("sockaddr_un", e))?;
         rustix::net::connect(&sock, &addr).map_err(|e| Error::sys("connect(arena offer)", e))?;
         let (arena_id, owner_pid, span_size, regions, fds) = match wire::recv(sock.as_fd())? {
             Some((
@@ -98,6 +109,35 @@ impl RemoteArena {
             },
             &[],
         )?;
+        let worker = if join {
+            wire::send(sock.as_fd(), &Msg::Join, &[])?;
+            match wire::recv(sock.as_fd())? {
+                Some((Msg::Joined { slot }, fds)) => {
+                    let mut fds = fds.into_iter();
+                    match (fds.next(), fds.next()) {
+                        (Some(mine), Some(owner)) => Some((slot, mine, owner)),
+                        _ => {
+                            return Err(Error::Handover {
+                                what: "a worker slot came without its eventfds".into(),
+                            })
+                        }
+                    }
+                }
+                Some((Msg::Refused { reason }, _)) => return Err(Error::MapperRefused { reason }),
+                Some((other, _)) => {
+                    return Err(Error::Handover {
+                        what: format!("expected a worker slot, got {other:?}"),
+                    })
+                }
+                None => {
+                    return Err(Error::Handover {
+                        what: "the owner closed the connection before giving a worker slot".into(),
+                    })
+                }
+            }
+        } else {
+            None
+        };
         let inner = Arc::new(Inner {
             sock,
             span,
@@ -120,10 +160,13 @@ impl RemoteArena {
                 })?
         };
         tracing::info!(arena = %inner.schema.name, owner = owner_pid, "arena mapped from its owner");
-        Ok(RemoteArena {
-            inner,
-            listener: Some(listener),
-        })
+        Ok((
+            RemoteArena {
+                inner,
+                listener: Some(listener),
+            },
+            worker,
+        ))
     }
 
     /// The schema the span was built from.

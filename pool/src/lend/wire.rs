@@ -16,8 +16,10 @@
 //! | 2 refused | owner | reason length `u32`, reason (UTF-8) |
 //! | 3 redirect | owner | request `u64` |
 //! | 4 goodbye | owner | — |
+//! | 5 joined | owner | worker slot `u32`; two eventfds ride along: the worker's (the owner writes it when the worker sleeps) and the owner's (the worker writes it when the owner sleeps) |
 //! | 10 ready | mapper | the span's base address in the mapper `u64` |
 //! | 11 redirected | mapper | request `u64` |
+//! | 12 join | mapper | — (asks for a worker slot: [`crate::workers`]) |
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -73,6 +75,11 @@ pub enum Msg {
     },
     /// The owner stops lending: the mapper keeps what it mapped.
     Goodbye,
+    /// The owner gives the mapper a worker slot.
+    Joined {
+        /// The slot: its rings are the schema's worker entry of this index.
+        slot: u32,
+    },
     /// The mapper has built its span.
     Ready {
         /// The span's base address in the mapper (for observation).
@@ -83,6 +90,8 @@ pub enum Msg {
         /// The request answered.
         request: u64,
     },
+    /// The mapper asks to be a worker.
+    Join,
 }
 
 fn bad(what: &str) -> Error {
@@ -98,8 +107,10 @@ impl Msg {
             Msg::Refused { .. } => 2,
             Msg::Redirect { .. } => 3,
             Msg::Goodbye => 4,
+            Msg::Joined { .. } => 5,
             Msg::Ready { .. } => 10,
             Msg::Redirected { .. } => 11,
+            Msg::Join => 12,
         }
     }
 
@@ -132,7 +143,8 @@ impl Msg {
             Msg::Redirect { request } | Msg::Redirected { request } => {
                 b.extend_from_slice(&request.to_le_bytes())
             }
-            Msg::Goodbye => {}
+            Msg::Goodbye | Msg::Join => {}
+            Msg::Joined { slot } => b.extend_from_slice(&slot.to_le_bytes()),
             Msg::Ready { span_addr } => b.extend_from_slice(&span_addr.to_le_bytes()),
         }
         b
@@ -214,6 +226,13 @@ impl Msg {
                 },
             ),
             4 => exact(HEADER, Msg::Goodbye),
+            5 => exact(
+                HEADER + 4,
+                Msg::Joined {
+                    slot: u32_at(HEADER)?,
+                },
+            ),
+            12 => exact(HEADER, Msg::Join),
             10 => exact(
                 HEADER + 8,
                 Msg::Ready {
@@ -292,6 +311,7 @@ pub fn recv(sock: BorrowedFd<'_>) -> Result<Option<(Msg, Vec<OwnedFd>)>> {
     let msg = Msg::decode(&buf[..r.bytes])?;
     let expected = match &msg {
         Msg::Welcome { regions, .. } => regions.len() + 1,
+        Msg::Joined { .. } => 2,
         _ => 0,
     };
     if fds.len() != expected {
@@ -331,6 +351,8 @@ mod tests {
             Msg::Goodbye,
             Msg::Ready { span_addr: 0x7f00 },
             Msg::Redirected { request: 3 },
+            Msg::Joined { slot: 2 },
+            Msg::Join,
         ] {
             assert_eq!(Msg::decode(&m.encode()).unwrap(), m);
         }

@@ -18,6 +18,13 @@
 //! descriptor a worker hands back is checked against what was lent to it,
 //! and a worker that is gone has everything lent to it taken back.
 
+mod flow;
+mod hub;
 pub(crate) mod ring;
+pub(crate) mod table;
+mod worker;
 
-pub use ring::NEED_WAKEUP;
+pub use hub::{Spread, WorkerCounters, WorkerHub};
+pub use ring::{FREE, NEED_WAKEUP};
+pub use table::WorkerTable;
+pub use worker::{WorkerChannel, WorkerFrame, WorkerStats};

@@ -21,6 +21,9 @@
 //! descriptor a worker hands back is checked by the owner before it means
 //! anything.
 
+use rustix::net::xdp::XdpRingOffset;
+
+use crate::channel::ring::{Consumer, Producer, RingMem};
 use crate::channel::XdpDesc;
 
 /// Offset of the producer index.
@@ -35,10 +38,53 @@ pub(crate) const DESC: u64 = 256;
 /// The consumer is asleep (or about to be): the producer must wake it.
 pub const NEED_WAKEUP: u32 = 1;
 
+/// In a descriptor a worker hands back: free the frame (without it, the
+/// owner sends it).
+pub const FREE: u32 = 1 << 31;
+
 /// Bytes of one descriptor.
 pub(crate) const DESC_SIZE: usize = std::mem::size_of::<XdpDesc>();
 
 /// Bytes a ring of `entries` descriptors needs.
 pub(crate) const fn bytes(entries: u32) -> usize {
     DESC as usize + entries as usize * DESC_SIZE
+}
+
+/// The offsets, as the AF_XDP ring code takes them.
+fn offsets() -> XdpRingOffset {
+    XdpRingOffset {
+        producer: PRODUCER,
+        consumer: CONSUMER,
+        desc: DESC,
+        flags: Some(FLAGS),
+    }
+}
+
+/// The ring at `base`.
+///
+/// # Safety
+/// `base` must be the start of a worker ring of `entries` (a power of two)
+/// descriptors — [`bytes`]`(entries)` mapped read-write, 8-aligned — that
+/// stays mapped for the value's life.
+pub(crate) unsafe fn mem(base: *mut u8, entries: u32) -> RingMem {
+    // SAFETY: the caller's contract is `RingMem::new`'s, with our offsets.
+    unsafe { RingMem::new(base, &offsets(), entries) }
+}
+
+/// The producer side of the ring at `base` (see [`mem`]).
+///
+/// # Safety
+/// As for [`mem`].
+pub(crate) unsafe fn producer(base: *mut u8, entries: u32) -> Producer {
+    // SAFETY: the caller's contract.
+    Producer::new(unsafe { mem(base, entries) })
+}
+
+/// The consumer side of the ring at `base` (see [`mem`]).
+///
+/// # Safety
+/// As for [`mem`].
+pub(crate) unsafe fn consumer(base: *mut u8, entries: u32) -> Consumer {
+    // SAFETY: the caller's contract.
+    Consumer::new(unsafe { mem(base, entries) })
 }
