@@ -25,6 +25,16 @@ fn sock(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("skmem-workers-{}-{tag}.sock", std::process::id()))
 }
 
+/// Waits for the owner to serve its offer at `path` (the socket appears
+/// once it has).
+fn wait_offer(path: &std::path::Path) {
+    let by = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < by, "no offer");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A worker thread's loop: l2fwd in place until `stop`.
 fn l2fwd_worker(path: &std::path::Path, stop: &AtomicBool) -> u64 {
     let mut w = WorkerChannel::connect(path).unwrap();
@@ -110,12 +120,7 @@ fn l2fwd_through(workers: usize, spread: Spread, tag: &str) -> Vec<WorkerCounter
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
-                    // The offer's socket appears once the owner has served it.
-                    let by = Instant::now() + Duration::from_secs(10);
-                    while !path.exists() {
-                        assert!(Instant::now() < by, "no offer");
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
+                    wait_offer(&path);
                     l2fwd_worker(&path, &stop_workers)
                 })
             })
@@ -170,4 +175,168 @@ fn l2fwd_through_two_workers_by_flow_keeps_the_flow_on_one() {
     let mut lent: Vec<u64> = c.iter().map(|c| c.lent).collect();
     lent.sort_unstable();
     assert_eq!(lent, [0, FRAMES], "{c:?}");
+}
+
+/// A hostile worker's hand-backs: an address past the UMEM, every frame
+/// not lent to it, one of its own twice, one with data past its buffer,
+/// one with a fragment flag. Returns how many frames it was lent.
+fn hostile_worker(path: &std::path::Path) -> u64 {
+    use skmem::channel::{XdpDesc, XDP_PKT_CONTD};
+    use skmem::workers::FREE;
+    let mut w = WorkerChannel::connect(path).unwrap();
+    let umem = w.arena().region(skmem::region::RegionId::BufDef).unwrap().1 as u64;
+    let mut own = Vec::new();
+    let by = Instant::now() + Duration::from_secs(20);
+    while own.len() < 4 {
+        assert!(Instant::now() < by, "the hostile worker got no frames");
+        if w.rx_burst(&mut own, 64).unwrap() == 0 {
+            w.wait(5).unwrap();
+        }
+    }
+    let desc = |addr, len, options| XdpDesc { addr, len, options };
+    let bufs: Vec<u64> = own.iter().map(|f| f.addr() & !2047).collect();
+    let mut bad = vec![desc(umem + 100, 64, FREE)];
+    bad.extend(
+        (0..umem)
+            .step_by(2048)
+            .filter(|b| !bufs.contains(b))
+            .map(|b| desc(b, 60, FREE)),
+    );
+    bad.push(desc(own[0].addr(), own[0].len, FREE));
+    bad.push(desc(own[0].addr(), own[0].len, FREE));
+    bad.push(desc(own[1].addr(), 4096, FREE));
+    bad.push(desc(own[2].addr(), own[2].len, XDP_PKT_CONTD));
+    let mut rest = &bad[..];
+    while !rest.is_empty() {
+        let n = w.hand_back_raw(rest).unwrap();
+        rest = &rest[n..];
+        if n == 0 {
+            std::thread::yield_now();
+        }
+    }
+    let mut honest: Vec<_> = own.drain(3..).collect();
+    while !honest.is_empty() {
+        w.free(&mut honest).unwrap();
+    }
+    w.stats().received
+}
+
+/// A hostile worker beside an honest one: each bad descriptor is counted
+/// against the hostile one, the honest one forwards throughout, and every
+/// frame is accounted for at the end.
+#[test]
+fn a_hostile_workers_bad_descriptors_are_counted_and_hurt_no_one_else() {
+    skmem_netns_tests::require_root!();
+    use skmem_netns_tests::{Receiver, RxFilter, Sender, DEFAULT_UDP_PORT};
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    let ifname = pair.ifname(Side::A).to_owned();
+    let spec = pair.frame_spec(Side::B, 64).unwrap();
+    let path = sock("hostile");
+    let ready = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+    let stop_good = AtomicBool::new(false);
+    let (counters, returned, good) = std::thread::scope(|s| {
+        let owner = s.spawn(|| {
+            pair.in_ns(Side::A, || {
+                let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
+                let mut np = NexusParams::new("wkhostile").with_worker_slots(2);
+                np.pool.packets = 2048;
+                let arena = Arena::create_nexus(&np).unwrap();
+                let mut cp = ChannelParams::new(&ifname, 0);
+                cp.mode = BindMode::Copy;
+                let mut ch = Channel::open(&arena, &cp).unwrap();
+                prog.add_socket(0, ch.fd()).unwrap();
+                ch.refill().unwrap();
+                let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only()).unwrap();
+                let mut hub = WorkerHub::new(ch, &offer, Spread::RoundRobin).unwrap();
+                let joined_by = Instant::now() + Duration::from_secs(10);
+                while hub.workers().iter().flatten().count() < 2 {
+                    assert!(Instant::now() < joined_by, "workers did not join");
+                    hub.poll().unwrap();
+                    std::thread::yield_now();
+                }
+                ready.store(true, Ordering::Release);
+                let deadline = Instant::now() + Duration::from_secs(40);
+                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                    if hub.poll().unwrap() == 0 {
+                        hub.wait(5).unwrap();
+                    }
+                }
+                let gone_by = Instant::now() + Duration::from_secs(10);
+                while hub.workers().iter().flatten().count() > 0 || hub.lent() > 0 {
+                    assert!(
+                        Instant::now() < gone_by,
+                        "frames still lent: {}",
+                        hub.lent()
+                    );
+                    hub.poll().unwrap();
+                    std::thread::yield_now();
+                }
+                let settle_by = Instant::now() + Duration::from_secs(5);
+                while hub.channel_mut().account().kernel_tx > 0 && Instant::now() < settle_by {
+                    hub.poll().unwrap();
+                }
+                let account = hub.channel_mut().account();
+                account.check(true).unwrap();
+                assert_eq!((account.app, account.lent), (0, 0), "{account:?}");
+                hub.counters().to_vec()
+            })
+        });
+        let good = s.spawn(|| {
+            wait_offer(&path);
+            l2fwd_worker(&path, &stop_good)
+        });
+        let hostile = s.spawn(|| {
+            wait_offer(&path);
+            hostile_worker(&path)
+        });
+        while !ready.load(Ordering::Acquire) {
+            assert!(
+                !owner.is_finished(),
+                "the owner stopped before it was ready"
+            );
+            std::thread::yield_now();
+        }
+        // B sends 2048 frames, 32 at a time, and takes what comes back
+        // until the path is quiet.
+        let returned = pair.in_ns(Side::B, || {
+            let mut rx = Receiver::open_in_current_ns(
+                pair.ifindex(Side::B),
+                RxFilter::udp_port(DEFAULT_UDP_PORT),
+            )
+            .unwrap();
+            let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
+            let mut back = 0u64;
+            for round in 0..64u64 {
+                for i in 0..32 {
+                    tx.send_frame(&spec.build(round * 32 + i).unwrap()).unwrap();
+                }
+                while let Some(f) = rx.recv(Duration::from_millis(20)).unwrap() {
+                    assert!(skmem_netns_tests::check_payload(f).is_ok());
+                    back += 1;
+                }
+            }
+            while rx.recv(Duration::from_millis(200)).unwrap().is_some() {
+                back += 1;
+            }
+            back
+        });
+        let lent_hostile = hostile.join().unwrap();
+        assert!(lent_hostile >= 4);
+        stop_good.store(true, Ordering::Release);
+        let good = good.join().unwrap();
+        stop.store(true, Ordering::Release);
+        (owner.join().unwrap(), returned, good)
+    });
+    let (hostile, honest): (Vec<&WorkerCounters>, Vec<&WorkerCounters>) =
+        counters.iter().partition(|c| c.bad() > 0);
+    assert_eq!((hostile.len(), honest.len()), (1, 1), "{counters:?}");
+    let (h, g) = (hostile[0], honest[0]);
+    assert_eq!(h.bad_range, 1, "{h:?}");
+    assert!(h.bad_not_lent + h.bad_other_worker > 1000, "{h:?}");
+    assert_eq!((h.bad_twice, h.bad_length, h.bad_chain), (1, 1, 1), "{h:?}");
+    // The honest worker forwarded throughout, and all it sent came back.
+    assert_eq!(g.sent, good);
+    assert_eq!(returned, good);
+    assert!(good > 1000, "the honest worker forwarded only {good}");
 }

@@ -319,6 +319,20 @@ impl WorkerChannel {
         Ok(n)
     }
 
+    /// Writes raw descriptors into the ring back to the owner, as a
+    /// hostile or broken worker could (it owns the ring's memory): for
+    /// tests of the owner's checks. [`FREE`] in `options` asks for a free.
+    #[doc(hidden)]
+    pub fn hand_back_raw(&mut self, descs: &[XdpDesc]) -> Result<usize> {
+        self.check()?;
+        let n = (self.tx.free(descs.len().min(u32::MAX as usize) as u32) as usize).min(descs.len());
+        for (k, &d) in descs.iter().take(n).enumerate() {
+            self.tx.write_desc_at(k as u32, d);
+        }
+        self.tx.submit(n as u32);
+        Ok(n)
+    }
+
     /// Hands frames back to be sent, from the front of `frames`; how many.
     /// What the ring has no room for stays in `frames`.
     pub fn tx_burst(&mut self, frames: &mut Vec<WorkerFrame>) -> Result<usize> {
