@@ -14,7 +14,7 @@ pub(crate) enum Refusal {
     OutOfRange,
     /// Its frame is lent to another worker.
     OtherWorker,
-    /// Its frame was already handed back (in this round).
+    /// Its frame was lent to this worker and already handed back.
     Twice,
     /// Its frame is not lent to any worker.
     NotLent,
@@ -24,6 +24,17 @@ pub(crate) enum Refusal {
     /// A fragment flag on a channel whose packets are one frame each (the
     /// frame is taken back and freed).
     BrokenChain,
+}
+
+/// A descriptor a worker handed back and the owner refused: why, the
+/// frame it names (when it names one), and that frame, taken back, when it
+/// was the worker's to give (data past the buffer, a broken chain: the
+/// owner frees it).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub(crate) why: Refusal,
+    pub(crate) pkt: Option<PacketIndex>,
+    pub(crate) frame: Option<Frame>,
 }
 
 impl Channel {
@@ -57,22 +68,27 @@ impl Channel {
     /// descriptor is untrusted: its address must name a frame lent to this
     /// worker, and its data stay in that frame's buffer.
     #[inline(always)]
-    pub(crate) fn take_back(
-        &self,
-        d: XdpDesc,
-        from: Tag,
-    ) -> std::result::Result<Frame, (Refusal, Option<Frame>)> {
+    pub(crate) fn take_back(&self, d: XdpDesc, from: Tag) -> std::result::Result<Frame, Refused> {
         let addr = self.linear(d.addr);
         let Some(pkt) = self.pkt_of(addr) else {
-            return Err((Refusal::OutOfRange, None));
+            return Err(Refused {
+                why: Refusal::OutOfRange,
+                pkt: None,
+                frame: None,
+            });
         };
         if !self.states.transition(pkt, from, Tag::APP) {
+            // The column says where the frame is; whether this worker had
+            // it before (handed back twice) only the lender knows.
             let why = match self.states.tag(pkt) {
-                Some(Tag::APP) => Refusal::Twice,
                 Some(t) if t.state() == PacketState::Lent => Refusal::OtherWorker,
                 _ => Refusal::NotLent,
             };
-            return Err((why, None));
+            return Err(Refused {
+                why,
+                pkt: Some(pkt),
+                frame: None,
+            });
         }
         let frame = |len| {
             Frame::new(
@@ -82,11 +98,16 @@ impl Channel {
                 0,
             )
         };
+        let taken = |why| Refused {
+            why,
+            pkt: Some(pkt),
+            frame: Some(frame(0)),
+        };
         if !self.geo.fits(pkt, addr, d.len) {
-            return Err((Refusal::PastBuffer, Some(frame(0))));
+            return Err(taken(Refusal::PastBuffer));
         }
         if d.options & XDP_PKT_CONTD != 0 && !self.params.multi_buffer {
-            return Err((Refusal::BrokenChain, Some(frame(0))));
+            return Err(taken(Refusal::BrokenChain));
         }
         let mut f = frame(d.len);
         f.options = d.options & XDP_PKT_CONTD;

@@ -65,7 +65,7 @@ use std::sync::Arc;
 pub use account::{ChannelCounters, FrameAccount};
 pub use coalesce::Coalesce;
 pub use frame::{Frame, TxMetadata, MAX_FRAGS, TX_METADATA_SIZE, XDP_TX_METADATA};
-pub(crate) use loan::Refusal;
+pub(crate) use loan::{Refusal, Refused};
 pub use ring::{XdpDesc, XDP_PKT_CONTD};
 use slots::Slots;
 pub use xsk::{BindFlags, RingId, UmemOptions, XskSocket, XskStats};

@@ -10,7 +10,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use super::ring::{self, FREE};
 use super::table::{WorkerTable, ACTIVE, LEAVING};
 use crate::channel::ring::{Consumer, Producer};
-use crate::channel::{Channel, Frame, Refusal, XdpDesc};
+use crate::channel::{Channel, Frame, Refusal, Refused, XdpDesc};
 use crate::error::{Error, Result};
 use crate::lend::ArenaOffer;
 use crate::pool::{Holder, PacketState, Tag};
@@ -140,6 +140,9 @@ pub struct WorkerHub {
     free: Vec<Frame>,
     /// Frames received with no worker to take them (freed).
     no_worker: u64,
+    /// Owner-private: by packet, the slot (+1) it was last lent to — what
+    /// tells a frame handed back twice from one never lent.
+    last_lent: Vec<u8>,
 }
 
 impl WorkerHub {
@@ -198,6 +201,7 @@ impl WorkerHub {
             tx: Vec::with_capacity(batch),
             free: Vec::with_capacity(batch),
             no_worker: 0,
+            last_lent: vec![0; ch.pool().packet_count() as usize],
             ch,
         };
         hub.sync()?;
@@ -298,6 +302,10 @@ impl WorkerHub {
                     self.free.push(f);
                     continue;
                 }
+                if let Some(l) = self.last_lent.get_mut(f.packet().get() as usize) {
+                    // At most 16 slots: fits.
+                    *l = slot as u8 + 1;
+                }
                 let d = self.ch.lend(f, self.tags[slot]);
                 // Room was checked just above.
                 lane.to.write_desc_at(k, d);
@@ -362,41 +370,52 @@ impl WorkerHub {
     fn take_handed_back(&mut self) -> usize {
         let mut moved = 0;
         for ai in 0..self.active.len() {
-            let s = self.active[ai];
-            let Some(lane) = self.lanes[s].as_mut() else {
-                continue;
+            moved += self.take_from(self.active[ai]);
+        }
+        moved
+    }
+
+    /// Up to a batch of what slot `s`'s worker handed back.
+    fn take_from(&mut self, s: usize) -> usize {
+        let Some(lane) = self.lanes[s].as_mut() else {
+            return 0;
+        };
+        let n = lane.from.peek(self.batch as u32);
+        for k in 0..n {
+            let Some(d) = lane.from.desc_at(k) else {
+                break;
             };
-            let n = lane.from.peek(self.batch as u32);
-            for k in 0..n {
-                let Some(d) = lane.from.desc_at(k) else {
-                    break;
-                };
-                let free = d.options & FREE != 0;
-                let d = XdpDesc {
-                    options: d.options & !FREE,
-                    ..d
-                };
-                match self.ch.take_back(d, self.tags[s]) {
-                    Ok(f) if free => {
-                        self.counters[s].freed += 1;
+            let free = d.options & FREE != 0;
+            let d = XdpDesc {
+                options: d.options & !FREE,
+                ..d
+            };
+            match self.ch.take_back(d, self.tags[s]) {
+                Ok(f) if free => {
+                    self.counters[s].freed += 1;
+                    self.free.push(f);
+                }
+                Ok(f) => {
+                    self.counters[s].sent += 1;
+                    self.tx.push(f);
+                }
+                Err(Refused { why, pkt, frame }) => {
+                    let had_it = pkt
+                        .and_then(|p| self.last_lent.get(p.get() as usize))
+                        .is_some_and(|&l| usize::from(l) == s + 1);
+                    let why = match why {
+                        Refusal::NotLent if had_it => Refusal::Twice,
+                        why => why,
+                    };
+                    self.counters[s].count(why);
+                    if let Some(f) = frame {
                         self.free.push(f);
-                    }
-                    Ok(f) => {
-                        self.counters[s].sent += 1;
-                        self.tx.push(f);
-                    }
-                    Err((why, f)) => {
-                        self.counters[s].count(why);
-                        if let Some(f) = f {
-                            self.free.push(f);
-                        }
                     }
                 }
             }
-            lane.from.release(n);
-            moved += n as usize;
         }
-        moved
+        lane.from.release(n);
+        n as usize
     }
 
     /// Takes up workers that came, takes back the frames of workers that
@@ -409,6 +428,18 @@ impl WorkerHub {
             let (state, generation, pid) = self.table.slot(i);
             let ours = self.lanes[i].as_ref().map(|l| l.generation);
             if ours.is_some() && (state != ACTIVE || ours != Some(generation)) {
+                // What it handed back before it went are its last words:
+                // taken (checked) before the rest is reclaimed.
+                // Bounded by one ring's worth: a worker that kept its
+                // memfds could go on writing.
+                let mut left = self.table.ring_entries() as usize;
+                while left > 0 {
+                    let n = self.take_from(i);
+                    if n == 0 {
+                        break;
+                    }
+                    left = left.saturating_sub(n);
+                }
                 let gone = self.lanes[i].take().map_or(0, |l| l.pid);
                 let n = self.ch.reclaim(self.tags[i])? as u64;
                 self.counters[i].reclaimed += n;

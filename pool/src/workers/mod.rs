@@ -18,6 +18,34 @@
 //! descriptor a worker hands back is checked against what was lent to it,
 //! and a worker that is gone has everything lent to it taken back.
 
+//!
+//! # Who may break what
+//!
+//! Every descriptor a worker hands back is untrusted: an address outside
+//! the UMEM, a frame not lent to this worker (or lent to another), one
+//! handed back twice, data past the frame's buffer, a fragment flag where
+//! packets are one frame — each is a counted drop ([`WorkerCounters`]),
+//! never a double free and never a write into owner-private memory (the
+//! state column and the metadata stay in the owner). A worker that exits,
+//! is killed, is redirected or is cut off has every frame lent to it taken
+//! back; the owner keeps lending to the others throughout, and a new
+//! worker takes the slot. What workers cannot be kept from is each other's
+//! packets: they map one UMEM and one RING region, read-write, so a
+//! hostile worker can read or scribble on another's frames and rings (it
+//! can stall that worker, not the owner's accounting). Workers that must
+//! not see each other need arenas of their own.
+//!
+//! # Spreading, waking
+//!
+//! Received packets go to the workers by a hash of their flow
+//! ([`Spread::FlowHash`], the default: a flow's packets stay in order and
+//! on one worker) or round-robin ([`Spread::RoundRobin`]: even load, but a
+//! flow may be reordered). One worker per queue is one hub per channel.
+//! A side that sleeps sets NEED_WAKEUP on the ring it consumes and waits
+//! on its eventfd (handed over with the slot); the other side writes the
+//! eventfd only when the flag is set — no syscall per packet, none at all
+//! while both are busy.
+
 mod flow;
 mod hub;
 pub(crate) mod ring;
