@@ -1,6 +1,7 @@
 //! Worker processes on the data path: packets lent, in place, to
 //! processes that map the arena (Skywalk's user tasks processing a
-//! channel's packets), each isolated from the others.
+//! channel's packets): none can break the owner, and one that crashes
+//! loses no frame.
 //!
 //! A nexus arena made with worker slots
 //! ([`NexusParams::with_worker_slots`](crate::arena::NexusParams::with_worker_slots))
@@ -17,7 +18,6 @@
 //! the worker's number in the pool's owner-private state column, so every
 //! descriptor a worker hands back is checked against what was lent to it,
 //! and a worker that is gone has everything lent to it taken back.
-
 //!
 //! # Who may break what
 //!
