@@ -118,6 +118,14 @@ pub struct FwdArgs {
     /// JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Lend the queue's packets to N worker processes (`skmemctl worker`,
+    /// started and restarted by this one) instead of processing them here:
+    /// rxdrop or l2fwd, one --queue.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=16))]
+    pub workers: u16,
+    /// With --workers: spread packets round-robin instead of by flow.
+    #[arg(long, requires = "workers")]
+    pub round_robin: bool,
 }
 
 impl FwdArgs {
@@ -344,6 +352,9 @@ fn run_queue(
 pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     if args.batch == 0 || args.batch > 4096 {
         bail!("--batch must be 1..=4096");
+    }
+    if args.workers > 0 {
+        return crate::workers::run_fwd(&args, stop);
     }
     if !args.cpus.is_empty() && args.cpus.len() != args.queues.len() {
         bail!(

@@ -10,6 +10,7 @@ mod lend;
 mod stats;
 mod thread;
 mod watch;
+mod workers;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,6 +62,8 @@ enum Cmd {
     Offer(lend::OfferArgs),
     /// Map an arena another process offers (the mapper).
     Map(lend::MapArgs),
+    /// Process the packets an owner lends (skmemctl fwd --workers): one worker.
+    Worker(workers::WorkerArgs),
 }
 
 fn is_root() -> bool {
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         Cmd::Stats(args) => stats::run(args),
         Cmd::Offer(args) => lend::run_offer(args, &STOP),
         Cmd::Map(args) => lend::run_map(args, &STOP),
+        Cmd::Worker(args) => workers::run_worker(args, &STOP),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

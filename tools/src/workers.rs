@@ -1,0 +1,373 @@
+//! Worker processes: `skmemctl worker` (one worker: maps an owner's arena,
+//! takes a worker slot, runs rxdrop or l2fwd on the packets lent to it) and
+//! `skmemctl fwd --workers N` (the owner: one queue's channel lent to N
+//! `skmemctl worker` processes it starts, with live rates for each).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use skmem::arena::{Arena, NexusParams};
+use skmem::channel::{BindMode, Channel, ChannelParams};
+use skmem::lend::{ArenaOffer, OfferPolicy};
+use skmem::workers::{Spread, WorkerChannel, WorkerCounters, WorkerHub};
+use skmem_xdp::{AttachMode, XdpProgram};
+
+use crate::fwd::{FwdArgs, Mode};
+
+/// What a worker does with the packets lent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkMode {
+    /// Look at each packet and free it.
+    Rxdrop,
+    /// Swap the Ethernet addresses in place and hand it back to send.
+    L2fwd,
+}
+
+/// `skmemctl worker` options.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Maps the arena an owner offers (skmemctl fwd --workers), takes a
+worker slot, and processes the packets lent to it in place until Ctrl-C,
+--duration, or the owner goes. Prints `worker PID slot N` once it has a
+slot, then a summary line.
+
+Examples:
+  skmemctl worker --path /run/skmem-fwd.sock --mode l2fwd"
+)]
+pub struct WorkerArgs {
+    /// The owner's Unix socket.
+    #[arg(long)]
+    pub path: PathBuf,
+    /// What to do with each packet.
+    #[arg(long, value_enum, default_value = "l2fwd")]
+    pub mode: WorkMode,
+    /// Packets per burst.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub batch: u16,
+    /// Seconds to run (0 = until Ctrl-C or the owner goes).
+    #[arg(long, default_value_t = 0)]
+    pub duration: u64,
+}
+
+/// `skmemctl worker`.
+pub fn run_worker(args: WorkerArgs, stop: &'static AtomicBool) -> Result<()> {
+    let mut w = WorkerChannel::connect(&args.path)
+        .with_context(|| format!("joining the owner at {}", args.path.display()))?;
+    println!("worker {} slot {}", std::process::id(), w.slot());
+    let _ = std::io::stdout().flush();
+    let batch = usize::from(args.batch);
+    let end = (args.duration > 0).then(|| Instant::now() + Duration::from_secs(args.duration));
+    let mut frames = Vec::with_capacity(batch);
+    while !stop.load(Ordering::Relaxed) && end.is_none_or(|e| Instant::now() < e) {
+        if w.arena().owner_gone() || w.arena().is_redirected() {
+            break;
+        }
+        let n = match args.mode {
+            WorkMode::Rxdrop => w.inspect_rx(batch, |_, _| {}),
+            WorkMode::L2fwd => w.rx_burst(&mut frames, batch),
+        };
+        let n = match n {
+            Ok(n) => n,
+            // Redirected between the check and the call: done.
+            Err(skmem::Error::Redirected { .. }) => break,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            w.wait(100)?;
+            continue;
+        }
+        if args.mode == WorkMode::L2fwd {
+            for f in &mut frames {
+                let d = w.data_mut(f)?;
+                if d.len() >= 12 {
+                    for i in 0..6 {
+                        d.swap(i, i + 6);
+                    }
+                }
+            }
+            while !frames.is_empty() {
+                if w.tx_burst(&mut frames)? == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+    let s = w.stats();
+    println!(
+        "worker {} done: {} received, {} sent, {} freed, {} bad from the owner",
+        std::process::id(),
+        s.received,
+        s.sent,
+        s.freed,
+        s.bad_descs
+    );
+    Ok(())
+}
+
+/// One worker process of `fwd --workers`.
+struct WorkerProc {
+    child: Child,
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory preconditions; the pid is our child's
+        // (not yet waited for, so not reused).
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let by = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < by {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a `skmemctl worker` on `path`.
+fn spawn_worker(path: &Path, mode: WorkMode, batch: usize) -> Result<WorkerProc> {
+    let exe = std::env::current_exe().context("finding skmemctl itself")?;
+    let mode = match mode {
+        WorkMode::Rxdrop => "rxdrop",
+        WorkMode::L2fwd => "l2fwd",
+    };
+    let child = Command::new(exe)
+        .args(["worker", "--path"])
+        .arg(path)
+        .args(["--mode", mode, "--batch", &batch.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting a worker process")?;
+    Ok(WorkerProc { child })
+}
+
+/// One line of `fwd --workers` rates.
+#[derive(Debug, Serialize)]
+struct Line {
+    elapsed_s: f64,
+    rx_pps: f64,
+    tx_pps: f64,
+    no_worker: u64,
+    workers: Vec<WorkerLine>,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerLine {
+    slot: usize,
+    pid: Option<u32>,
+    lent_pps: f64,
+    back_pps: f64,
+    dropped_full: u64,
+    bad: u64,
+    reclaimed: u64,
+    joins: u64,
+}
+
+/// The end of a `fwd --workers` run.
+#[derive(Debug, Serialize)]
+struct Summary {
+    mode: Mode,
+    iface: String,
+    queue: u32,
+    workers: usize,
+    seconds: f64,
+    rx_packets: u64,
+    tx_packets: u64,
+    no_worker: u64,
+    per_worker: Vec<WorkerCounters>,
+    frames_accounted: bool,
+}
+
+/// `skmemctl fwd --workers N`: the owner of one queue, lending to N worker
+/// processes it starts (and restarts, when one dies).
+pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
+    let n = usize::from(args.workers);
+    if args.queues.len() != 1 {
+        bail!("--workers: give one --queue (the workers share its channel)");
+    }
+    let mode = match args.mode {
+        Mode::Rxdrop => WorkMode::Rxdrop,
+        Mode::L2fwd => WorkMode::L2fwd,
+        Mode::Txonly => bail!("--workers: rxdrop or l2fwd (workers process received packets)"),
+    };
+    let q = args.queues[0];
+    let mut prog = XdpProgram::attach(&args.iface, AttachMode::Auto, None)
+        .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
+    let mut np = NexusParams::new(format!("{}q{q}", args.iface)).with_worker_slots(n);
+    np.pool.packets = args.packets;
+    let arena = Arena::create_nexus(&np)?;
+    let mut cp = ChannelParams::new(&args.iface, q);
+    cp.mode = if args.copy {
+        BindMode::Copy
+    } else if args.zero_copy {
+        BindMode::ZeroCopy
+    } else {
+        BindMode::Auto
+    };
+    cp.batch = args.batch;
+    let mut ch = Channel::open(&arena, &cp)
+        .with_context(|| format!("binding an AF_XDP socket to {} queue {q}", args.iface))?;
+    prog.add_socket(q, ch.fd())?;
+    ch.refill()?;
+    let path = std::env::temp_dir().join(format!("skmemctl-fwd-{}.sock", std::process::id()));
+    let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only())?;
+    let spread = if args.round_robin {
+        Spread::RoundRobin
+    } else {
+        Spread::FlowHash
+    };
+    let mut hub = WorkerHub::new(ch, &offer, spread)?;
+    let mut procs = (0..n)
+        .map(|_| spawn_worker(&path, mode, args.batch))
+        .collect::<Result<Vec<_>>>()?;
+    if !args.json {
+        eprintln!(
+            "skmemctl fwd: {:?} on {} queue {q} through {n} worker process(es) ({:?}), socket {}",
+            args.mode,
+            args.iface,
+            spread,
+            path.display()
+        );
+    }
+    let started = Instant::now();
+    let end = started + Duration::from_secs(args.duration);
+    let mut last = (
+        Instant::now(),
+        hub.channel().counters(),
+        hub.counters().to_vec(),
+    );
+    let mut next_line = Instant::now() + Duration::from_secs(1);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+        if hub.poll()? == 0 && !args.spin {
+            hub.wait(50)?;
+        }
+        // A worker that died is restarted: its frames are back already.
+        for p in &mut procs {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                eprintln!(
+                    "skmemctl fwd: worker {} ended ({status}); starting another",
+                    p.child.id()
+                );
+                *p = spawn_worker(&path, mode, args.batch)?;
+            }
+        }
+        if Instant::now() >= next_line {
+            next_line += Duration::from_secs(1);
+            let now = (
+                Instant::now(),
+                hub.channel().counters(),
+                hub.counters().to_vec(),
+            );
+            print_line(&last, &now, &hub, started, args.json);
+            last = now;
+        }
+    }
+    drop(procs);
+    // The workers are gone: every frame they held comes back.
+    let by = Instant::now() + Duration::from_secs(5);
+    while (hub.lent() > 0 || hub.channel_mut().account().kernel_tx > 0) && Instant::now() < by {
+        hub.poll()?;
+        std::thread::yield_now();
+    }
+    let account = hub.channel_mut().account();
+    let c = hub.channel().counters();
+    let summary = Summary {
+        mode: args.mode,
+        iface: args.iface.clone(),
+        queue: q,
+        workers: n,
+        seconds: started.elapsed().as_secs_f64(),
+        rx_packets: c.rx_packets,
+        tx_packets: c.tx_packets,
+        no_worker: hub.no_worker(),
+        per_worker: hub.counters().to_vec(),
+        frames_accounted: account.check(true).is_ok() && account.lent == 0,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "{:?} through {n} workers: {} received, {} sent in {:.1} s; frames {}",
+            args.mode,
+            summary.rx_packets,
+            summary.tx_packets,
+            summary.seconds,
+            if summary.frames_accounted {
+                "all accounted for"
+            } else {
+                "NOT all accounted for"
+            }
+        );
+        for (i, w) in summary.per_worker.iter().enumerate() {
+            println!(
+                "  slot {i}: {} joins, {} lent, {} sent, {} freed, {} reclaimed, {} dropped (ring full), {} bad",
+                w.joins, w.lent, w.sent, w.freed, w.reclaimed, w.dropped_full, w.bad()
+            );
+        }
+    }
+    drop(hub);
+    drop(offer);
+    if !summary.frames_accounted {
+        bail!("frames not accounted for: {account:?}");
+    }
+    Ok(())
+}
+
+type Snapshot = (
+    Instant,
+    skmem::channel::ChannelCounters,
+    Vec<WorkerCounters>,
+);
+
+fn print_line(last: &Snapshot, now: &Snapshot, hub: &WorkerHub, started: Instant, json: bool) {
+    let dt = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
+    let pids = hub.workers();
+    let line = Line {
+        elapsed_s: now.0.duration_since(started).as_secs_f64(),
+        rx_pps: (now.1.rx_packets - last.1.rx_packets) as f64 / dt,
+        tx_pps: (now.1.tx_packets - last.1.tx_packets) as f64 / dt,
+        no_worker: hub.no_worker(),
+        workers: now
+            .2
+            .iter()
+            .zip(&last.2)
+            .enumerate()
+            .map(|(slot, (n, l))| WorkerLine {
+                slot,
+                pid: pids.get(slot).copied().flatten(),
+                lent_pps: (n.lent - l.lent) as f64 / dt,
+                back_pps: ((n.sent + n.freed) - (l.sent + l.freed)) as f64 / dt,
+                dropped_full: n.dropped_full,
+                bad: n.bad(),
+                reclaimed: n.reclaimed,
+                joins: n.joins,
+            })
+            .collect(),
+    };
+    if json {
+        if let Ok(s) = serde_json::to_string(&line) {
+            println!("{s}");
+        }
+        return;
+    }
+    println!(
+        "{:>6.1}s owner rx {:>10.0} pps tx {:>10.0} pps",
+        line.elapsed_s, line.rx_pps, line.tx_pps
+    );
+    for w in &line.workers {
+        let pid = w.pid.map_or("-".to_owned(), |p| p.to_string());
+        println!(
+            "        w{} pid {:>7} lent {:>9.0} pps back {:>9.0} pps drop {} bad {} reclaimed {}",
+            w.slot, pid, w.lent_pps, w.back_pps, w.dropped_full, w.bad, w.reclaimed
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! `skmemctl fwd --workers`: l2fwd through worker processes, one of them
+//! stopped, then SIGKILLed mid-traffic: its frames come back (nothing
+//! lost from the accounting), the owner keeps forwarding for the other
+//! worker throughout, and the replacement it starts forwards again.
+
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use skmem_netns_tests::{NetnsPair, PairConfig, Side};
+
+fn root() -> bool {
+    match skmem_netns_tests::skip_reason() {
+        Some(r) => {
+            skmem_netns_tests::skip("skmemctl fwd --workers", &r);
+            false
+        }
+        None => true,
+    }
+}
+
+/// Kills the child if the test fails half-way.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory preconditions.
+    let r = unsafe { libc::kill(pid as i32, sig) };
+    assert_eq!(r, 0, "kill {pid} {sig}");
+}
+
+/// A worker's part of one line of rates.
+#[derive(Debug, Clone, Copy)]
+struct W {
+    pid: Option<u32>,
+    back: f64,
+    dropped_full: u64,
+    reclaimed: u64,
+    joins: u64,
+}
+
+fn workers_of(line: &serde_json::Value) -> Vec<W> {
+    line["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| W {
+            pid: w["pid"].as_u64().map(|p| p as u32),
+            back: w["back_pps"].as_f64().unwrap(),
+            dropped_full: w["dropped_full"].as_u64().unwrap(),
+            reclaimed: w["reclaimed"].as_u64().unwrap(),
+            joins: w["joins"].as_u64().unwrap(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_killed_mid_traffic_loses_no_frame_and_its_replacement_forwards() {
+    if !root() {
+        return;
+    }
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    let bin = env!("CARGO_BIN_EXE_skmemctl");
+    let mut owner = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", pair.ns_name(Side::A), bin, "fwd"])
+            .args(["--iface", pair.ifname(Side::A), "--mode", "l2fwd", "--copy"])
+            .args([
+                "--workers",
+                "2",
+                "--round-robin",
+                "--duration",
+                "60",
+                "--json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(owner.0.stdout.take().unwrap()).lines();
+    let mut next = || -> serde_json::Value {
+        let l = lines.next().expect("fwd ended early").unwrap();
+        serde_json::from_str(&l).unwrap()
+    };
+    // Both workers joined.
+    let by = Instant::now() + Duration::from_secs(20);
+    let mut line = next();
+    while workers_of(&line).iter().any(|w| w.pid.is_none()) {
+        assert!(Instant::now() < by, "workers did not join: {line}");
+        line = next();
+    }
+    let _traffic = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", pair.ns_name(Side::B), bin, "fwd"])
+            .args([
+                "--iface",
+                pair.ifname(Side::B),
+                "--mode",
+                "txonly",
+                "--copy",
+            ])
+            .args(["--duration", "40", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Traffic through both.
+    while !workers_of(&line).iter().all(|w| w.back > 0.0) {
+        assert!(
+            Instant::now() < by,
+            "no traffic through both workers: {line}"
+        );
+        line = next();
+    }
+    let victim = workers_of(&line)[0].pid.unwrap();
+    // Stopped, it holds what was lent to it and its ring fills.
+    signal(victim, libc::SIGSTOP);
+    let full_at = workers_of(&line)[0].dropped_full;
+    while workers_of(&line)[0].dropped_full == full_at {
+        assert!(
+            Instant::now() < by + Duration::from_secs(10),
+            "w0's ring never filled: {line}"
+        );
+        line = next();
+    }
+    // The other worker kept forwarding meanwhile.
+    assert!(workers_of(&line)[1].back > 0.0, "{line}");
+    signal(victim, libc::SIGKILL);
+    // Its frames come back, and a replacement joins the slot and forwards.
+    let by = Instant::now() + Duration::from_secs(20);
+    loop {
+        let w = workers_of(&line);
+        if w[0].joins == 2 && w[0].pid.is_some_and(|p| p != victim) && w[0].back > 0.0 {
+            assert!(
+                w[0].reclaimed > 0,
+                "nothing lent to the killed worker came back: {line}"
+            );
+            assert!(w[1].back > 0.0, "{line}");
+            break;
+        }
+        assert!(Instant::now() < by, "no replacement forwarding: {line}");
+        line = next();
+    }
+    // Ctrl-C: the summary says every frame is accounted for.
+    signal(owner.0.id(), libc::SIGINT);
+    let summary = loop {
+        let l = next();
+        if l.get("frames_accounted").is_some() {
+            break l;
+        }
+    };
+    assert_eq!(summary["frames_accounted"], true, "{summary}");
+    let per = summary["per_worker"].as_array().unwrap();
+    assert_eq!(per[0]["joins"], 2, "{summary}");
+    assert!(per[0]["reclaimed"].as_u64().unwrap() > 0, "{summary}");
+    for w in per {
+        assert_eq!(w["bad_range"], 0);
+        assert_eq!(w["bad_not_lent"], 0);
+    }
+    assert!(owner.0.wait().unwrap().success());
+}
