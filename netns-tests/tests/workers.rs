@@ -340,3 +340,112 @@ fn a_hostile_workers_bad_descriptors_are_counted_and_hurt_no_one_else() {
     assert_eq!(returned, good);
     assert!(good > 1000, "the honest worker forwarded only {good}");
 }
+
+/// A worker that falls behind: its ring fills, the owner drops for it and
+/// says so in the flow advisory (its flow controlled) and the nexus
+/// advisory (its drops, its ring's occupancy, its pid); once it catches
+/// up the flow is no longer controlled.
+#[test]
+fn a_worker_that_falls_behind_reads_its_flow_controlled_then_released() {
+    skmem_netns_tests::require_root!();
+    use skmem_netns_tests::Sender;
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    let ifname = pair.ifname(Side::A).to_owned();
+    let spec = pair.frame_spec(Side::B, 64).unwrap();
+    let path = sock("adv");
+    let ready = AtomicBool::new(false);
+    let sent = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+    // The owner stops whatever happens here (a failed assertion too).
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    std::thread::scope(|s| {
+        let owner = s.spawn(|| {
+            pair.in_ns(Side::A, || {
+                let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
+                let mut np = NexusParams::new("wkadv").with_worker_slots(1);
+                np.pool.packets = 4096;
+                np.worker_ring_entries = 256;
+                let arena = Arena::create_nexus(&np).unwrap();
+                let mut cp = ChannelParams::new(&ifname, 0);
+                cp.mode = BindMode::Copy;
+                let mut ch = Channel::open(&arena, &cp).unwrap();
+                prog.add_socket(0, ch.fd()).unwrap();
+                ch.refill().unwrap();
+                let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only()).unwrap();
+                let mut hub = WorkerHub::new(ch, &offer, Spread::FlowHash).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(40);
+                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                    if hub.workers()[0].is_some() {
+                        ready.store(true, Ordering::Release);
+                    }
+                    if hub.poll().unwrap() == 0 {
+                        hub.wait(2).unwrap();
+                    }
+                }
+                hub.counters()[0]
+            })
+        });
+        let _stop = StopOnDrop(&stop);
+        wait_offer(&path);
+        let mut w = WorkerChannel::connect(&path).unwrap();
+        while !ready.load(Ordering::Acquire) {
+            assert!(!owner.is_finished());
+            std::thread::yield_now();
+        }
+        s.spawn(|| {
+            pair.in_ns(Side::B, || {
+                let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
+                for i in 0..1024 {
+                    tx.send_frame(&spec.build(i).unwrap()).unwrap();
+                }
+            });
+            sent.store(true, Ordering::Release);
+        });
+        // The worker reads nothing: its ring (256) fills, the rest drops.
+        let by = Instant::now() + Duration::from_secs(20);
+        let (nexus, flows) = loop {
+            let (nexus, flows) = w.advisories().unwrap();
+            let nexus = nexus.expect("a worker arena has a nexus advisory");
+            if sent.load(Ordering::Acquire) && nexus.slots[0].dropped_full > 0 && !flows.is_empty()
+            {
+                break (nexus, flows);
+            }
+            assert!(Instant::now() < by, "no advisory: {nexus:?} {flows:?}");
+            std::thread::yield_now();
+        };
+        assert_eq!(nexus.slots.len(), 1);
+        assert_eq!(nexus.slots[0].pid, std::process::id());
+        assert!(nexus.slots[0].occupancy > 0, "{nexus:?}");
+        assert_eq!(flows.len(), 1, "one flow: {flows:?}");
+        assert!(
+            flows[0].controlled && flows[0].drops > 0 && flows[0].slot == 0,
+            "{flows:?}"
+        );
+        // It catches up: the flow is released.
+        let mut frames = Vec::new();
+        loop {
+            let (_, flows) = w.advisories().unwrap();
+            if flows.iter().all(|f| !f.controlled) {
+                assert!(flows[0].drops > 0, "the drops stay counted");
+                break;
+            }
+            assert!(Instant::now() < by, "the flow stayed controlled: {flows:?}");
+            w.rx_burst(&mut frames, 64).unwrap();
+            while !frames.is_empty() {
+                w.free(&mut frames).unwrap();
+            }
+        }
+        drop(w);
+        stop.store(true, Ordering::Release);
+        let c = owner.join().unwrap();
+        assert!(
+            c.dropped_full > 0 && c.lent + c.dropped_full >= 1024 - 64,
+            "{c:?}"
+        );
+    });
+}

@@ -12,19 +12,92 @@ use skmem_xdp::observe::{human_bytes, pinned_arenas, ArenaInfo, ObserveError};
 observers; start one first, e.g. `skmemctl watch &`. Arenas created before
 the observer attached show up at their next event, marked late (*).
 
+With --offer PATH it maps the arena an owner offers there instead (as a
+mapper would) and shows its advisories: the owner's per-queue state and
+each worker's (lent, handed back, dropped for a full ring, ring occupancy)
+and the flows it is dropping (flow-controlled).
+
 Examples:
   sudo skmemctl stats
-  sudo skmemctl stats --json | jq '.arenas[] | select(.state == \"DEFUNCT\")'"
+  sudo skmemctl stats --json | jq '.arenas[] | select(.state == \"DEFUNCT\")'
+  sudo skmemctl stats --offer /tmp/skmemctl-fwd-1234.sock"
 )]
 pub struct StatsArgs {
     /// JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Show the advisories of the arena offered at this socket.
+    #[arg(long, value_name = "PATH")]
+    pub offer: Option<std::path::PathBuf>,
+}
+
+/// `skmemctl stats --offer PATH`.
+fn advisories(path: &std::path::Path, json: bool) -> Result<()> {
+    use anyhow::Context;
+    let remote = skmem::lend::RemoteArena::connect(path)
+        .with_context(|| format!("mapping the arena offered at {}", path.display()))?;
+    let (nexus, flows) = skmem::workers::advisories(&remote)?;
+    if json {
+        let v = serde_json::json!({
+            "type": "advisories",
+            "arena": remote.schema().name,
+            "owner_pid": remote.owner_pid(),
+            "nexus": nexus,
+            "flows": flows,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "{} (owner pid {})",
+        remote.schema().name,
+        remote.owner_pid()
+    );
+    match nexus {
+        None => println!("  no nexus advisory (an arena without worker slots)"),
+        Some(n) => {
+            println!(
+                "  owner: {} received, {} sent, {} with no worker",
+                n.rx_packets, n.tx_packets, n.no_worker
+            );
+            println!(
+                "  {:<5} {:>8} {:>12} {:>12} {:>10} {:>10} {:>8} {:>6}",
+                "SLOT", "PID", "LENT", "BACK", "DROPPED", "RECLAIMED", "IN RING", "BAD"
+            );
+            for (i, w) in n.slots.iter().enumerate() {
+                let pid = if w.pid == 0 {
+                    "-".to_owned()
+                } else {
+                    w.pid.to_string()
+                };
+                println!(
+                    "  {:<5} {:>8} {:>12} {:>12} {:>10} {:>10} {:>8} {:>6}",
+                    i, pid, w.lent, w.back, w.dropped_full, w.reclaimed, w.occupancy, w.bad
+                );
+            }
+        }
+    }
+    if flows.is_empty() {
+        println!("  no flow advisories");
+    }
+    for f in &flows {
+        println!(
+            "  flow {:08x} -> slot {}: {} dropped{}",
+            f.flow,
+            f.slot,
+            f.drops,
+            if f.controlled { ", CONTROLLED now" } else { "" }
+        );
+    }
+    Ok(())
 }
 
 /// Exit status of `stats`: refused (non-root) is a failure, no observer is
 /// not.
 pub fn run(args: StatsArgs) -> Result<()> {
+    if let Some(path) = &args.offer {
+        return advisories(path, args.json);
+    }
     let found = match pinned_arenas() {
         Ok(f) => f,
         Err(e @ ObserveError::NotRoot { .. }) => {

@@ -99,6 +99,26 @@ impl Mapper {
         // SAFETY: kill has no memory preconditions; the pid is our child's.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
     }
+
+    /// Stops the mapper and returns once every thread of it is stopped
+    /// (`kill` returns before the signal has reached them all).
+    fn stop(&self) {
+        self.signal(libc::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let by = std::time::Instant::now() + WAIT;
+        loop {
+            let stopped = std::fs::read_dir(&tasks).unwrap().flatten().all(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                // The state follows the parenthesised command name.
+                stat.rsplit(") ").next().is_some_and(|r| r.starts_with('T'))
+            });
+            if stopped {
+                return;
+            }
+            assert!(std::time::Instant::now() < by, "the mapper did not stop");
+            std::thread::yield_now();
+        }
+    }
 }
 
 impl Drop for Mapper {
@@ -367,7 +387,7 @@ fn a_mapper_that_does_not_answer_a_redirect_is_cut_off() {
     let m = Mapper::spawn(offer.path(), None);
     assert!(offer.wait_until(WAIT, |ms, _| ms.len() == 1));
     // Stopped, it cannot answer.
-    m.signal(libc::SIGSTOP);
+    m.stop();
     let e = offer.redirect(m.pid()).unwrap_err();
     assert!(
         matches!(e, skmem::Error::MapperCutOff { pid, millis: 300 } if pid == m.pid()),

@@ -125,6 +125,24 @@ fn a_worker_killed_mid_traffic_loses_no_frame_and_its_replacement_forwards() {
         line = next();
     }
     let victim = workers_of(&line)[0].pid.unwrap();
+    // `skmemctl stats --offer` maps the arena and reads the owner's
+    // advisory: both workers, by pid, with what was lent to them.
+    let sock = std::env::temp_dir().join(format!("skmemctl-fwd-{}.sock", owner.0.id()));
+    let out = Command::new(bin)
+        .args(["stats", "--json", "--offer"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let adv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(adv["type"], "advisories", "{adv}");
+    let slots = adv["nexus"]["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 2, "{adv}");
+    assert_eq!(slots[0]["pid"].as_u64(), Some(u64::from(victim)), "{adv}");
     // Stopped, it holds what was lent to it and its ring fills.
     signal(victim, libc::SIGSTOP);
     let full_at = workers_of(&line)[0].dropped_full;

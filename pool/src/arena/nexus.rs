@@ -93,6 +93,11 @@ impl NexusState {
         self.stats_obj.as_ref()
     }
 
+    /// The flow-advisory region and its entry count.
+    pub(crate) fn flowadv_region(&self) -> Option<(&Arc<Region>, usize)> {
+        self.flowadv_obj.as_ref().map(|r| (r, self.flowadv_entries))
+    }
+
     /// Owner's address of the flow-advisory table and its entry count.
     pub fn flowadv_obj(&self) -> Option<(*mut u8, usize)> {
         self.flowadv_obj
@@ -386,6 +391,16 @@ impl Arena {
             }
             st.set(RegionId::NexusAdv, r.clone());
             n.nexus_advisory = Some(adv.clone());
+        } else if p.worker_slots > 0 && !p.owner_only {
+            // Worker arenas publish the owner's per-queue state to their
+            // workers (`workers::advisory`).
+            let adv = NexusAdvisory::new(
+                &p.name,
+                super::NexusAdvisoryKind::Flowswitch,
+                crate::workers::advisory::nexus_bytes(p.worker_slots),
+            )?;
+            st.set(RegionId::NexusAdv, adv.region.clone());
+            n.nexus_advisory = Some(adv);
         }
 
         sd_setup(p, &mut st, &mut n, true)?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rustix::event::{poll, PollFd, PollFlags};
 
+use super::advisory::{FlowAdvisories, NexusAdvisoryState, SlotAdvisory};
 use super::ring::{self, FREE};
 use super::table::{WorkerTable, ACTIVE, LEAVING};
 use crate::channel::ring::{Consumer, Producer};
@@ -14,6 +15,10 @@ use crate::channel::{Channel, Frame, Refusal, Refused, XdpDesc};
 use crate::error::{Error, Result};
 use crate::lend::ArenaOffer;
 use crate::pool::{Holder, PacketState, Tag};
+use crate::region::Region;
+
+/// Polls between two publications of the nexus advisory.
+const PUBLISH_EVERY: u64 = 128;
 
 /// How received packets are spread over the workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -97,6 +102,8 @@ struct Lane {
     from: Consumer,
     /// Descriptors written into `to` this round, not yet submitted.
     pending: u32,
+    /// Its flows are flow-controlled (its ring was full).
+    controlled: bool,
 }
 
 /// A channel whose received packets are processed by worker processes:
@@ -143,6 +150,14 @@ pub struct WorkerHub {
     /// Owner-private: by packet, the slot (+1) it was last lent to — what
     /// tells a frame handed back twice from one never lent.
     last_lent: Vec<u8>,
+    /// FLOWADV, when the arena has it.
+    flowadv: Option<FlowAdvisories>,
+    /// NEXUSADV, and what goes in it (kept: no allocation per publish).
+    nexusadv: Option<Arc<Region>>,
+    adv_state: NexusAdvisoryState,
+    adv_bytes: Vec<u8>,
+    adv_seq: u64,
+    polls: u64,
 }
 
 impl WorkerHub {
@@ -182,6 +197,14 @@ impl WorkerHub {
         }
         let batch = ch.params().batch.max(1);
         let n = table.len();
+        let nexus = ch.arena().nexus();
+        let flowadv = nexus
+            .as_ref()
+            .and_then(|x| x.flowadv_region().map(|(r, e)| (r.clone(), e)))
+            .and_then(|(r, e)| FlowAdvisories::new(r, e));
+        let nexusadv = nexus
+            .as_ref()
+            .and_then(|x| x.nexus_advisory().map(|a| a.region.clone()));
         let mut hub = WorkerHub {
             tags: holders
                 .iter()
@@ -202,9 +225,19 @@ impl WorkerHub {
             free: Vec::with_capacity(batch),
             no_worker: 0,
             last_lent: vec![0; ch.pool().packet_count() as usize],
+            flowadv,
+            nexusadv,
+            adv_state: NexusAdvisoryState {
+                slots: vec![SlotAdvisory::default(); n],
+                ..NexusAdvisoryState::default()
+            },
+            adv_bytes: Vec::with_capacity(super::advisory::nexus_bytes(n)),
+            adv_seq: 0,
+            polls: 0,
             ch,
         };
         hub.sync()?;
+        hub.publish_advisory()?;
         Ok(hub)
     }
 
@@ -272,7 +305,38 @@ impl WorkerHub {
             r?;
         }
         moved += self.ch.complete();
+        self.polls += 1;
+        if self.polls.is_multiple_of(PUBLISH_EVERY) {
+            self.publish_advisory()?;
+        }
         Ok(moved)
+    }
+
+    /// Writes the owner's per-queue state into NEXUSADV.
+    fn publish_advisory(&mut self) -> Result<()> {
+        let Some(r) = &self.nexusadv else {
+            return Ok(());
+        };
+        let c = self.ch.counters();
+        self.adv_state.rx_packets = c.rx_packets;
+        self.adv_state.tx_packets = c.tx_packets;
+        self.adv_state.no_worker = self.no_worker;
+        for (i, s) in self.adv_state.slots.iter_mut().enumerate() {
+            let w = &self.counters[i];
+            let lane = self.lanes[i].as_ref();
+            *s = SlotAdvisory {
+                lent: w.lent,
+                back: w.sent + w.freed,
+                dropped_full: w.dropped_full,
+                reclaimed: w.reclaimed,
+                occupancy: lane.map_or(0, |l| l.to.outstanding()),
+                pid: lane.map_or(0, |l| l.pid),
+                bad: w.bad(),
+            };
+        }
+        self.adv_seq += 2;
+        self.adv_state.encode(self.adv_seq, &mut self.adv_bytes);
+        r.obj(0)?.publish(0, &self.adv_bytes)
     }
 
     fn counters_tx_full(&mut self, n: u64) {
@@ -299,6 +363,12 @@ impl WorkerHub {
                 let k = lane.pending;
                 if lane.to.free(k + 1) <= k {
                     self.counters[slot].dropped_full += 1;
+                    lane.controlled = true;
+                    if let (Some(adv), Ok(bytes)) = (&self.flowadv, self.ch.data(&f)) {
+                        if let Err(e) = adv.dropped(super::flow::hash(bytes), slot) {
+                            tracing::warn!(error = %e, "flow advisory not written");
+                        }
+                    }
                     self.free.push(f);
                     continue;
                 }
@@ -328,6 +398,19 @@ impl WorkerHub {
                     lane.to.submit(lane.pending);
                     lane.pending = 0;
                     any = true;
+                }
+            }
+        }
+        // A worker whose ring was full and is half empty again has caught
+        // up: its flows are no longer controlled.
+        for &s in &self.active {
+            if let Some(lane) = self.lanes[s].as_mut() {
+                let size = lane.to.size();
+                if lane.controlled && lane.to.free(size) >= size / 2 {
+                    lane.controlled = false;
+                    if let Some(adv) = &self.flowadv {
+                        adv.caught_up(s)?;
+                    }
                 }
             }
         }
@@ -468,6 +551,7 @@ impl WorkerHub {
                     to,
                     from,
                     pending: 0,
+                    controlled: false,
                 });
                 self.counters[i].joins += 1;
                 tracing::info!(slot = i, pid, "worker joined");

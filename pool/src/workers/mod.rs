@@ -46,13 +46,26 @@
 //! eventfd only when the flag is set — no syscall per packet, none at all
 //! while both are busy.
 
+pub mod advisory;
 mod flow;
 mod hub;
 pub(crate) mod ring;
 pub(crate) mod table;
 mod worker;
 
+pub use advisory::{
+    FlowAdvisory, NexusAdvisoryState, SlotAdvisory, FLOW_CONTROLLED, NEXUS_ADVISORY_VERSION,
+};
 pub use hub::{Spread, WorkerCounters, WorkerHub};
 pub use ring::{FREE, NEED_WAKEUP};
 pub use table::WorkerTable;
 pub use worker::{WorkerChannel, WorkerFrame, WorkerStats};
+
+/// The advisories of an arena a mapper maps: the owner's per-queue state
+/// (NEXUSADV, when the arena has worker slots) and the flow advisories set
+/// now or before (FLOWADV). See [`advisory`]'s layout.
+pub fn advisories(
+    remote: &crate::lend::RemoteArena,
+) -> crate::Result<(Option<NexusAdvisoryState>, Vec<FlowAdvisory>)> {
+    advisory::read(remote)
+}

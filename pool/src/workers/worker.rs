@@ -8,6 +8,7 @@ use std::sync::atomic::{fence, Ordering};
 
 use rustix::event::{poll, PollFd, PollFlags};
 
+use super::advisory::{FlowAdvisory, NexusAdvisoryState};
 use super::ring::{self, FREE};
 use crate::channel::ring::{Consumer, Producer};
 use crate::channel::{XdpDesc, XDP_PKT_CONTD};
@@ -128,7 +129,7 @@ fn ring_in_span(remote: &RemoteArena, r: &RingInfo, what: &str) -> Result<*mut u
         return Err(bad("not laid out as a worker ring"));
     }
     let end = base + ring::bytes(r.entries) as u64;
-    if base % 8 != 0 || base < region.offset || end > region.offset + region.size {
+    if !base.is_multiple_of(8) || base < region.offset || end > region.offset + region.size {
         return Err(bad("outside the RING region"));
     }
     Ok(remote.addr().wrapping_add(base as usize))
@@ -209,6 +210,13 @@ impl WorkerChannel {
     /// What this worker counted.
     pub fn stats(&self) -> WorkerStats {
         self.stats
+    }
+
+    /// The owner's advisories: its per-queue state, and the flows it
+    /// dropped because a worker's ring was full — to back off (see
+    /// [`advisory`](super::advisory)).
+    pub fn advisories(&self) -> Result<(Option<NexusAdvisoryState>, Vec<FlowAdvisory>)> {
+        super::advisory::read(&self.remote)
     }
 
     fn check(&self) -> Result<()> {
