@@ -449,3 +449,97 @@ fn a_worker_that_falls_behind_reads_its_flow_controlled_then_released() {
         );
     });
 }
+
+/// The owner redirects a worker that holds frames: the worker's span goes
+/// to zero pages and its next call is an error, not a crash; every frame
+/// lent to it comes back to the owner.
+#[test]
+fn a_redirected_worker_errs_and_its_frames_come_back() {
+    skmem_netns_tests::require_root!();
+    use skmem_netns_tests::Sender;
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    let ifname = pair.ifname(Side::A).to_owned();
+    let spec = pair.frame_spec(Side::B, 64).unwrap();
+    let path = sock("redirect");
+    // How many frames the worker holds (0: not yet), and whether the
+    // owner has seen its frames come back.
+    let held = std::sync::atomic::AtomicUsize::new(0);
+    let back = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let owner = s.spawn(|| {
+            pair.in_ns(Side::A, || {
+                let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
+                let mut np = NexusParams::new("wkredir").with_worker_slots(1);
+                np.pool.packets = 2048;
+                let arena = Arena::create_nexus(&np).unwrap();
+                let mut cp = ChannelParams::new(&ifname, 0);
+                cp.mode = BindMode::Copy;
+                let mut ch = Channel::open(&arena, &cp).unwrap();
+                prog.add_socket(0, ch.fd()).unwrap();
+                ch.refill().unwrap();
+                let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only()).unwrap();
+                let mut hub = WorkerHub::new(ch, &offer, Spread::FlowHash).unwrap();
+                // The worker holds what it took: wait for its count.
+                let by = Instant::now() + Duration::from_secs(20);
+                let held = loop {
+                    hub.poll().unwrap();
+                    match held.load(Ordering::Acquire) {
+                        0 => assert!(Instant::now() < by, "the worker never held its frames"),
+                        n => break n,
+                    }
+                    std::thread::yield_now();
+                };
+                assert_eq!(hub.lent() as usize, held);
+                assert!(
+                    !offer.redirect(std::process::id()).unwrap(),
+                    "the channel's mapping stays"
+                );
+                let by = Instant::now() + Duration::from_secs(10);
+                while hub.lent() > 0 || hub.workers()[0].is_some() {
+                    assert!(Instant::now() < by, "still lent: {}", hub.lent());
+                    hub.poll().unwrap();
+                    std::thread::yield_now();
+                }
+                back.store(true, Ordering::Release);
+                let account = hub.channel_mut().account();
+                account.check(true).unwrap();
+                assert_eq!(account.lent, 0);
+                hub.counters()[0]
+            })
+        });
+        wait_offer(&path);
+        let mut w = WorkerChannel::connect(&path).unwrap();
+        pair.in_ns(Side::B, || {
+            let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
+            for i in 0..64 {
+                tx.send_frame(&spec.build(i).unwrap()).unwrap();
+            }
+        });
+        let mut frames = Vec::new();
+        let by = Instant::now() + Duration::from_secs(10);
+        while frames.len() < 64 {
+            assert!(Instant::now() < by, "only {} frames came", frames.len());
+            if w.rx_burst(&mut frames, 64).unwrap() == 0 {
+                w.wait(5).unwrap();
+            }
+        }
+        held.store(frames.len(), Ordering::Release);
+        while !back.load(Ordering::Acquire) {
+            assert!(!owner.is_finished(), "the owner stopped");
+            std::thread::yield_now();
+        }
+        assert!(w.arena().is_redirected());
+        let e = w.rx_burst(&mut frames, 64).unwrap_err();
+        assert!(matches!(e, skmem::Error::Redirected { .. }), "{e}");
+        assert!(matches!(
+            w.data(&frames[0]),
+            Err(skmem::Error::Redirected { .. })
+        ));
+        assert!(matches!(
+            w.tx_burst(&mut frames),
+            Err(skmem::Error::Redirected { .. })
+        ));
+        let c = owner.join().unwrap();
+        assert_eq!((c.lent, c.reclaimed), (64, 64), "{c:?}");
+    });
+}
