@@ -71,6 +71,13 @@ fn a_worker_killed_mid_traffic_loses_no_frame_and_its_replacement_forwards() {
     }
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
     let bin = env!("CARGO_BIN_EXE_skmemctl");
+    // The eBPF observer on skmemctl: it sees the workers' mappings of the
+    // owner's arena come and go.
+    let mut obs =
+        skmem_xdp::observe::Observer::attach(skmem_xdp::observe::ObserveTarget::binaries([
+            std::path::PathBuf::from(bin),
+        ]))
+        .unwrap();
     let mut owner = KillOnDrop(
         Command::new("ip")
             .args(["netns", "exec", pair.ns_name(Side::A), bin, "fwd"])
@@ -187,5 +194,23 @@ fn a_worker_killed_mid_traffic_loses_no_frame_and_its_replacement_forwards() {
         assert_eq!(w["bad_range"], 0);
         assert_eq!(w["bad_not_lent"], 0);
     }
+    let owner_pid = owner.0.id();
     assert!(owner.0.wait().unwrap().success());
+    // The watch's view: the killed worker's map, then its mapping gone
+    // (unmapped as a mapper that died), against the owner's arena.
+    let mut seen = Vec::new();
+    let by = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < by {
+        let evs = obs.next_events(Duration::from_millis(100)).unwrap();
+        if evs.is_empty() && !seen.is_empty() {
+            break;
+        }
+        seen.extend(
+            evs.into_iter()
+                .filter(|e| e.pid == owner_pid && e.mapper_pid == Some(victim)),
+        );
+    }
+    let kinds: Vec<&str> = seen.iter().map(|e| e.event).collect();
+    assert_eq!(kinds, ["map", "unmap"], "{seen:#?}");
+    assert!(seen[1].line().contains("mapper gone"), "{}", seen[1].line());
 }
