@@ -28,9 +28,18 @@ use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
 
 /// `skmemctl demo` options.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
+#[command(
+    after_help = "With --workers N, the l2fwd runs in N worker processes that map the
+forwarder's arena (skmemctl worker): halfway through, the demo SIGKILLs the
+busy one and starts a replacement — the frames it held come back to the
+pool, the eBPF events show its mapping come and go, and the traffic
+carries on through the others and then the replacement.
+
+Examples:
   skmemctl demo                  # 20 s of l2fwd on a veth pair made for the occasion
-  skmemctl demo --duration 5 --json")]
+  skmemctl demo --workers 2      # the same through worker processes, one killed halfway
+  skmemctl demo --duration 5 --json"
+)]
 pub struct DemoArgs {
     /// Seconds of traffic.
     #[arg(long, default_value_t = 20)]
@@ -44,6 +53,10 @@ pub struct DemoArgs {
     /// JSON lines instead of a live display.
     #[arg(long)]
     pub json: bool,
+    /// Forward through this many worker processes (one is killed halfway
+    /// and replaced).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=8))]
+    pub workers: u16,
 }
 
 /// What the forwarder shares with the display.
@@ -56,6 +69,13 @@ struct Fwd {
     mem_total: AtomicU64,
     ready: AtomicBool,
     xdp_mode: Mutex<String>,
+    /// With workers: frames the owner took back from a killed worker or
+    /// dropped for a full worker ring — accounted, not forwarded.
+    lost: AtomicU64,
+    /// With workers: each slot's pid and counters, for the display.
+    workers: Mutex<Vec<(Option<u32>, skmem::workers::WorkerCounters)>>,
+    /// With workers: the socket they join on.
+    socket: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// One line of the display.
@@ -70,6 +90,8 @@ struct Tick {
     frames: FrameAccount,
     region_mem_inuse: u64,
     region_mem_total: u64,
+    /// With workers: (slot, pid, lent, handed back, reclaimed).
+    workers: Vec<(usize, Option<u32>, u64, u64, u64)>,
 }
 
 /// The end of the run.
@@ -83,16 +105,90 @@ struct Summary {
     xdp_mode: String,
     events_seen: Vec<String>,
     errors: Vec<String>,
+    /// With workers: frames taken back from the killed worker or dropped
+    /// for a full ring (in the pool again, not forwarded).
+    lost_to_workers: u64,
+    /// With workers: the worker killed halfway, and its replacement.
+    killed: Option<u32>,
+    replacement: Option<u32>,
 }
 
-fn forward(pair: &NetnsPair, fwd: &Fwd, stop: &AtomicBool) -> Result<FrameAccount> {
+/// The forwarder's loop with workers: the owner lends, the workers (other
+/// processes, started by the display thread) swap and hand back.
+fn forward_through_workers(
+    ch: Channel,
+    arena: &Arena,
+    workers: usize,
+    fwd: &Fwd,
+    stop: &AtomicBool,
+) -> Result<FrameAccount> {
+    use skmem::lend::{ArenaOffer, OfferPolicy};
+    use skmem::workers::{Spread, WorkerHub};
+    let path = std::env::temp_dir().join(format!("skmemctl-demo-{}.sock", std::process::id()));
+    let offer = ArenaOffer::serve(arena, &path, OfferPolicy::root_only())?;
+    let mut hub = WorkerHub::new(ch, &offer, Spread::FlowHash)?;
+    *fwd.socket.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
+    // Ready once every worker has joined.
+    let mut last = Instant::now() - Duration::from_secs(1);
+    while !stop.load(Ordering::Acquire) {
+        if hub.poll()? == 0 {
+            hub.wait(10)?;
+        }
+        let joined = hub.workers().iter().flatten().count();
+        if joined == workers {
+            fwd.ready.store(true, Ordering::Release);
+        }
+        if last.elapsed() >= Duration::from_millis(250) {
+            last = Instant::now();
+            let c = hub.channel().counters();
+            fwd.rx.store(c.rx_packets, Ordering::Relaxed);
+            fwd.tx.store(c.tx_packets, Ordering::Relaxed);
+            let per = hub.counters();
+            fwd.lost.store(
+                per.iter()
+                    .map(|w| w.reclaimed + w.dropped_full + w.bad())
+                    .sum::<u64>()
+                    + hub.no_worker(),
+                Ordering::Relaxed,
+            );
+            *fwd.workers.lock().unwrap_or_else(|e| e.into_inner()) =
+                hub.workers().into_iter().zip(per.iter().copied()).collect();
+            *fwd.account.lock().unwrap_or_else(|e| e.into_inner()) = hub.channel_mut().account();
+            let (total, inuse) = arena.mem_stats();
+            fwd.mem_inuse.store(inuse as u64, Ordering::Relaxed);
+            fwd.mem_total.store(total as u64, Ordering::Relaxed);
+        }
+    }
+    // The workers are told to go by the display; what they held comes back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (hub.lent() > 0 || hub.channel_mut().account().kernel_tx > 0) && Instant::now() < deadline
+    {
+        hub.poll()?;
+        std::thread::yield_now();
+    }
+    let per = hub.counters();
+    fwd.lost.store(
+        per.iter()
+            .map(|w| w.reclaimed + w.dropped_full + w.bad())
+            .sum::<u64>()
+            + hub.no_worker(),
+        Ordering::Relaxed,
+    );
+    let account = hub.channel_mut().account();
+    *fwd.account.lock().unwrap_or_else(|e| e.into_inner()) = account;
+    drop(hub);
+    drop(offer);
+    Ok(account)
+}
+
+fn forward(pair: &NetnsPair, fwd: &Fwd, stop: &AtomicBool, workers: usize) -> Result<FrameAccount> {
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || -> Result<FrameAccount> {
         let filter = XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
         let mut prog = XdpProgram::attach(&ifname, AttachMode::Auto, Some(filter))
             .with_context(|| format!("attaching skmem's XDP program to {ifname}"))?;
         *fwd.xdp_mode.lock().unwrap_or_else(|e| e.into_inner()) = prog.mode().to_string();
-        let mut np = NexusParams::new(format!("demo.{ifname}"));
+        let mut np = NexusParams::new(format!("demo.{ifname}")).with_worker_slots(workers);
         np.pool.packets = 4096;
         let arena = Arena::create_nexus(&np)?;
         let mut cp = ChannelParams::new(&ifname, 0);
@@ -102,6 +198,9 @@ fn forward(pair: &NetnsPair, fwd: &Fwd, stop: &AtomicBool) -> Result<FrameAccoun
         // Frames on the fill ring before the generator starts: one that
         // arrived first would find none, and be dropped.
         ch.refill()?;
+        if workers > 0 {
+            return forward_through_workers(ch, &arena, workers, fwd, stop);
+        }
         fwd.ready.store(true, Ordering::Release);
         let mut rx = Vec::with_capacity(64);
         let mut last = Instant::now();
@@ -178,10 +277,12 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
     let sent = AtomicU64::new(0);
     let back = AtomicU64::new(0);
     let start = Instant::now();
+    // With workers: the one killed halfway, and its replacement.
+    let mut killed: (Option<u32>, Option<u32>) = (None, None);
     let (account, gen) = std::thread::scope(|s| {
         let fwd_done = &fwd_done;
         let fwd_thread = s.spawn(|| {
-            let r = forward(&pair, &fwd, &fwd_stop);
+            let r = forward(&pair, &fwd, &fwd_stop, usize::from(args.workers));
             fwd_done.store(true, Ordering::Release);
             r
         });
@@ -198,18 +299,29 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
                     RxFilter::udp_port(DEFAULT_UDP_PORT),
                 )?;
                 let tx = Sender::open_in_current_ns(pair.ifindex(Side::B))?;
+                // Quiet receives in a row after sending stopped.
+                let mut quiet = 0u32;
+                let waited_out = |q: &mut u32| {
+                    *q += 1;
+                    *q >= if args.workers > 0 { 3 } else { 1 }
+                };
                 let mut seq = SequenceChecker::new();
+                // With workers, frames a killed worker held are taken back
+                // by the owner, not forwarded: the rest must come back in
+                // order, with gaps where those were.
+                let mut last_no: Option<u16> = None;
                 let mut errors = Vec::new();
                 let end = start + Duration::from_secs(args.duration);
                 let mut n = 0u64;
+                let gone = || back.load(Ordering::Relaxed) + fwd.lost.load(Ordering::Relaxed);
                 loop {
                     let sending = Instant::now() < end && !stop.load(Ordering::Relaxed);
-                    while sending && n - back.load(Ordering::Relaxed) < args.window {
+                    while sending && n.saturating_sub(gone()) < args.window {
                         tx.send_frame(&spec.build(n)?)?;
                         n += 1;
                         sent.store(n, Ordering::Relaxed);
                     }
-                    if !sending && back.load(Ordering::Relaxed) == n {
+                    if !sending && gone() >= n {
                         break;
                     }
                     match rxb.recv(Duration::from_millis(200))? {
@@ -217,17 +329,35 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
                             if f[0..6] != mac_b || f[6..12] != mac_a {
                                 errors.push("a frame came back without its MACs swapped".into());
                             }
-                            if let Err(e) = seq.check(f) {
-                                errors.push(e.to_string());
+                            if args.workers == 0 {
+                                if let Err(e) = seq.check(f) {
+                                    errors.push(e.to_string());
+                                }
+                            } else {
+                                match skmem_netns_tests::check_payload(f) {
+                                    Err(e) => errors.push(e.to_string()),
+                                    Ok(info) => {
+                                        let ahead =
+                                            last_no.map_or(1, |l| info.packet_no.wrapping_sub(l));
+                                        if !(1..32768).contains(&ahead) {
+                                            errors.push(format!(
+                                                "packet {} came back after {:?}",
+                                                info.packet_no, last_no
+                                            ));
+                                        }
+                                        last_no = Some(info.packet_no);
+                                    }
+                                }
                             }
                             back.fetch_add(1, Ordering::Relaxed);
                         }
                         // Nothing for 200 ms after sending stopped: the rest
-                        // is lost; say so rather than wait forever.
-                        None if !sending => {
+                        // is lost; say so rather than wait forever (the
+                        // owner's count of what it took back lags 250 ms).
+                        None if !sending && waited_out(&mut quiet) => {
                             errors.push(format!(
                                 "{} frames did not come back",
-                                n - back.load(Ordering::Relaxed)
+                                n.saturating_sub(gone())
                             ));
                             break;
                         }
@@ -238,10 +368,19 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
                 Ok(errors)
             })
         });
-        // The display.
+        // The display (and, with workers, their processes: started once
+        // the forwarder offers its arena, one killed and replaced halfway).
         let mut last = (0u64, 0u64, Instant::now());
         let mut lines = 0;
+        let mut procs: Vec<std::process::Child> = Vec::new();
+        let half = start + Duration::from_secs(args.duration) / 2;
         while !gen.is_finished() {
+            if args.workers > 0 {
+                if let Err(e) = tend_workers(&args, &fwd, &mut procs, half, &mut killed) {
+                    eprintln!("skmemctl demo: {e:#}");
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
             match observer.as_mut() {
                 Some(o) => seen.extend(
                     o.next_events(Duration::from_millis(100))
@@ -273,9 +412,25 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
                 frames: *fwd.account.lock().unwrap_or_else(|e| e.into_inner()),
                 region_mem_inuse: fwd.mem_inuse.load(Ordering::Relaxed),
                 region_mem_total: fwd.mem_total.load(Ordering::Relaxed),
+                workers: fwd
+                    .workers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (pid, c))| (i, *pid, c.lent, c.sent + c.freed, c.reclaimed))
+                    .collect(),
             };
             last = (rx, tx, Instant::now());
             show(&tick, args.json, live, &mut lines);
+        }
+        for p in &mut procs {
+            // SAFETY: kill has no memory preconditions; the pid is our
+            // child's, not yet waited for.
+            unsafe { libc::kill(p.id() as i32, libc::SIGTERM) };
+        }
+        for p in &mut procs {
+            let _ = p.wait();
         }
         let gen = gen
             .join()
@@ -312,6 +467,9 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
             .clone(),
         events_seen: seen.iter().map(|e| e.event.to_owned()).collect(),
         errors,
+        lost_to_workers: fwd.lost.load(Ordering::Relaxed),
+        killed: killed.0,
+        replacement: killed.1,
     };
     drop(pair);
     if args.json {
@@ -323,21 +481,34 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
             summary.seconds, summary.xdp_mode
         );
         println!("  frames sent      {}", summary.sent);
-        println!(
-            "  frames returned  {} {}",
-            summary.returned,
-            tick_mark(summary.sent == summary.returned)
-        );
+        if args.workers > 0 {
+            println!(
+                "  frames returned  {} + {} taken back from the killed worker or dropped for a full ring {}",
+                summary.returned,
+                summary.lost_to_workers,
+                tick_mark(summary.sent == summary.returned + summary.lost_to_workers)
+            );
+            if let (Some(k), Some(r)) = (summary.killed, summary.replacement) {
+                println!("  worker {k} SIGKILLed halfway; worker {r} took its slot");
+            }
+        } else {
+            println!(
+                "  frames returned  {} {}",
+                summary.returned,
+                tick_mark(summary.sent == summary.returned)
+            );
+        }
         println!(
             "  in order, intact {}",
             tick_mark(summary.in_order_and_intact)
         );
         println!(
-            "  frames accounted {} (pool {} + slots {} + app {} + kernel RX {} + kernel TX {} = {})",
+            "  frames accounted {} (pool {} + slots {} + app {} + lent {} + kernel RX {} + kernel TX {} = {})",
             tick_mark(summary.frames_accounted),
             account.pool,
             account.staged,
             account.app,
+            account.lent,
             account.kernel_rx,
             account.kernel_tx,
             account.total
@@ -357,9 +528,57 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
         }
         println!("  namespaces and veth removed");
     }
-    if summary.sent != summary.returned || !summary.in_order_and_intact || !summary.frames_accounted
-    {
+    let all_back = summary.sent == summary.returned + summary.lost_to_workers;
+    let replaced = args.workers == 0 || summary.replacement.is_some();
+    if !all_back || !summary.in_order_and_intact || !summary.frames_accounted || !replaced {
         bail!("the demo found a problem (see above)");
+    }
+    Ok(())
+}
+
+/// With workers: starts them once the forwarder offers its arena, and at
+/// `half` SIGKILLs the busiest and starts its replacement (`killed`: the
+/// two pids).
+fn tend_workers(
+    args: &DemoArgs,
+    fwd: &Fwd,
+    procs: &mut Vec<std::process::Child>,
+    half: Instant,
+    killed: &mut (Option<u32>, Option<u32>),
+) -> Result<()> {
+    let Some(path) = fwd.socket.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+        return Ok(());
+    };
+    let spawn = || -> Result<std::process::Child> {
+        std::process::Command::new(std::env::current_exe()?)
+            .args(["worker", "--mode", "l2fwd", "--path"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting a worker process")
+    };
+    while procs.len() < usize::from(args.workers) {
+        procs.push(spawn()?);
+    }
+    if killed.0.is_none() && Instant::now() >= half {
+        // The busiest worker: the one lent the most.
+        let busiest = fwd
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|(pid, c)| pid.map(|p| (c.lent, p)))
+            .max()
+            .map(|(_, p)| p);
+        if let Some(pid) = busiest {
+            if let Some(i) = procs.iter().position(|c| c.id() == pid) {
+                procs[i].kill().context("SIGKILL of a worker")?;
+                let _ = procs[i].wait();
+                procs[i] = spawn()?;
+                *killed = (Some(pid), Some(procs[i].id()));
+            }
+        }
     }
     Ok(())
 }
@@ -394,8 +613,14 @@ fn show(t: &Tick, json: bool, live: bool, lines: &mut usize) {
             t.region_mem_inuse as f64 / (1 << 20) as f64,
             t.region_mem_total as f64 / (1 << 20) as f64
         ),
-        "        events (eBPF):".to_owned(),
     ];
+    for (slot, pid, lent, back, reclaimed) in &t.workers {
+        text.push(format!(
+            "        worker {slot}: pid {:>7}  lent {lent:>9}  back {back:>9}  reclaimed {reclaimed:>5}",
+            pid.map_or("-".to_owned(), |p| p.to_string())
+        ));
+    }
+    text.push("        events (eBPF):".to_owned());
     for i in 0..3 {
         text.push(format!(
             "          {}",

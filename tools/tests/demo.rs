@@ -57,3 +57,57 @@ fn a_short_demo_returns_every_frame_and_leaves_nothing_behind() {
         .collect();
     assert!(ours.is_empty(), "left behind: {ours:?}");
 }
+
+/// `skmemctl demo --workers 2`: the l2fwd runs in worker processes, the
+/// busiest is SIGKILLed halfway and replaced; every frame is back or was
+/// taken back from the killed worker, and every UMEM frame is accounted.
+#[test]
+fn a_demo_through_workers_survives_a_killed_worker() {
+    skmem_netns_tests::require_root!();
+    let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
+        .args(["demo", "--duration", "4", "--workers", "2", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let (sent, returned, lost) = (
+        summary["sent"].as_u64().unwrap(),
+        summary["returned"].as_u64().unwrap(),
+        summary["lost_to_workers"].as_u64().unwrap(),
+    );
+    assert!(sent > 1000, "{summary}");
+    assert_eq!(returned + lost, sent, "{summary}");
+    assert!(lost < 1024, "more lost than a worker ring holds: {summary}");
+    assert_eq!(summary["frames_accounted"], true);
+    assert_eq!(summary["in_order_and_intact"], true);
+    let (killed, replacement) = (summary["killed"].as_u64(), summary["replacement"].as_u64());
+    assert!(
+        killed.is_some() && replacement.is_some() && killed != replacement,
+        "{summary}"
+    );
+    // The probes saw the killed worker's mapping go.
+    let events: Vec<&str> = summary["events_seen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert!(
+        events.iter().filter(|e| **e == "map").count() >= 4,
+        "{events:?}"
+    );
+    // The last tick shows both slots worked by a worker.
+    let tick: serde_json::Value =
+        serde_json::from_str(stdout.lines().rev().nth(1).unwrap()).unwrap();
+    let workers = tick["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{tick}");
+    assert!(
+        workers.iter().all(|w| w[1].as_u64().is_some()),
+        "a slot without its worker: {tick}"
+    );
+}

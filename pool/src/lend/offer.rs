@@ -262,6 +262,10 @@ struct Conn {
     redirect: Option<(u64, Instant, mpsc::Sender<Result<bool>>)>,
     /// The worker slot it holds, once it joined.
     slot: Option<usize>,
+    /// It asked for a slot while the only free one was still being
+    /// emptied (its last worker's frames not yet back): asked again until
+    /// this deadline.
+    join_by: Option<Instant>,
 }
 
 /// The offer's thread.
@@ -309,6 +313,18 @@ impl Server {
                 }
             }
             self.deadlines();
+            self.retry_joins();
+        }
+    }
+
+    /// Asks again for the slots of workers that joined while their slot
+    /// was being emptied (a replacement that started as the worker it
+    /// replaces died).
+    fn retry_joins(&mut self) {
+        for i in (0..self.conns.len()).rev() {
+            if self.conns[i].join_by.is_some() {
+                self.join(i);
+            }
         }
     }
 
@@ -350,6 +366,8 @@ impl Server {
             .filter_map(|c| match (&c.map, &c.redirect) {
                 (None, _) => Some(c.ready_by),
                 (Some(_), Some((_, by, _))) => Some(*by),
+                // A pending join is asked again soon.
+                _ if c.join_by.is_some() => Some(Instant::now() + Duration::from_millis(5)),
                 _ => None,
             })
             .min()
@@ -471,6 +489,7 @@ impl Server {
             redirected: false,
             redirect: None,
             slot: None,
+            join_by: None,
         });
     }
 
@@ -559,10 +578,23 @@ impl Server {
             }
             Some(t) => match t.join(pid) {
                 Ok(Some(slot)) => Ok((t.clone(), slot)),
+                Ok(None) if t.emptying() => {
+                    // A slot is being emptied: ask again shortly, within
+                    // the time a mapper has to map.
+                    let c = &mut self.conns[i];
+                    let by = *c
+                        .join_by
+                        .get_or_insert(Instant::now() + self.policy.ready_timeout);
+                    if Instant::now() < by {
+                        return;
+                    }
+                    Err(format!("all {} worker slots are taken", t.len()))
+                }
                 Ok(None) => Err(format!("all {} worker slots are taken", t.len())),
                 Err(e) => Err(e.to_string()),
             },
         };
+        self.conns[i].join_by = None;
         match slot {
             Ok((t, slot)) => {
                 let fds = [t.wake_fd(slot), t.owner_wake_fd()];

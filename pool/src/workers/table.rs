@@ -192,6 +192,14 @@ impl WorkerTable {
         Ok(None)
     }
 
+    /// Is a slot LEAVING (about to be VACANT once the hub has its frames
+    /// back)?
+    pub(crate) fn emptying(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.state.load(Ordering::Acquire) == LEAVING)
+    }
+
     /// Slot `i`'s worker is gone (exited, killed, redirected, cut off):
     /// LEAVING for the hub to take its frames back, or VACANT at once when
     /// no hub lends.
