@@ -15,10 +15,12 @@ use plotters::prelude::*;
 use serde_json::Value;
 
 /// The programs in the order tables and the plot show them.
-pub const PROGRAMS: [&str; 8] = [
+pub const PROGRAMS: [&str; 10] = [
     "skmem",
     "skmem-again",
     "skmem-coalesce",
+    "skmem-w1",
+    "skmem-w2",
     "xsk-rs",
     "libxdp-c",
     "testpmd",
@@ -181,6 +183,18 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
             head.push_str(" skmem-coalesce ÷ best peer |");
             rule.push_str("---|");
         }
+        // Owner + worker processes against single-process skmem.
+        let workers: Vec<(&str, &str)> = [
+            ("skmem-w1", "workers1_vs_skmem"),
+            ("skmem-w2", "workers2_vs_skmem"),
+        ]
+        .into_iter()
+        .filter(|(p, _)| present.contains(p))
+        .collect();
+        for (p, _) in &workers {
+            write!(head, " {p} ÷ skmem |")?;
+            rule.push_str("---|");
+        }
         writeln!(s, "{head}\n{rule}")?;
         for (l, w, size) in all_cells.iter().filter(|(l, _, _)| l == layout) {
             let mut line = format!("| {w} | {size} B |");
@@ -215,6 +229,12 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
             if tuned {
                 match info {
                     Some(ci) => write!(line, " {} |", ranged(ci, "coalesce_vs_best_peer"))?,
+                    None => line.push_str(" – |"),
+                }
+            }
+            for (_, key) in &workers {
+                match info {
+                    Some(ci) => write!(line, " {} |", ranged(ci, key))?,
                     None => line.push_str(" – |"),
                 }
             }
@@ -279,6 +299,9 @@ const COLOURS: [RGBColor; PROGRAMS.len()] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0x9e, 0xc5, 0xe8),
     RGBColor(0x17, 0xbe, 0xcf),
+    // skmem with workers: skmem's blue, darker.
+    RGBColor(0x0b, 0x3c, 0x5d),
+    RGBColor(0x3a, 0x5f, 0x8a),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0x94, 0x67, 0xbd),

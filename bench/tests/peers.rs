@@ -478,6 +478,7 @@ fn params_for(ifname: &str, workload: Workload) -> ProgParams {
         reps: 1,
         pkt_size: 64,
         frame: vec![0; 64],
+        worker_exe: None,
     }
 }
 

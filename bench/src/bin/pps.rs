@@ -122,6 +122,17 @@ fn install_signal_handlers() {
 }
 
 fn main() -> ExitCode {
+    // A worker process of the skmem-w1/w2 programs (this executable again).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(pps::skmem_prog::WORKER_ARG) {
+        return match pps::skmem_prog::worker_main(&argv[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pps worker: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let a = Args::parse();
     install_signal_handlers();
     let mut cfg = if a.quick {

@@ -38,7 +38,7 @@ pub mod meter;
 pub mod napi;
 pub mod peers;
 pub mod sched;
-mod skmem_prog;
+pub mod skmem_prog;
 pub mod sys;
 pub mod testpmd;
 mod xsk_prog;
@@ -158,6 +158,17 @@ pub enum Implementation {
     #[serde(rename = "skmem-coalesce")]
     #[value(name = "skmem-coalesce")]
     SkmemCoalesce,
+    /// skmem's channel owned by this process, the packets lent to one
+    /// worker process that maps its arena ([`skmem::workers`]): the worker
+    /// drops (rxdrop) or swaps and hands back (l2fwd), both processes on
+    /// the program CPU — the cost of the isolation, beside `skmem`.
+    #[serde(rename = "skmem-w1")]
+    #[value(name = "skmem-w1")]
+    SkmemW1,
+    /// The same with two worker processes (round-robin).
+    #[serde(rename = "skmem-w2")]
+    #[value(name = "skmem-w2")]
+    SkmemW2,
     /// xsk-rs 0.11 (libxdp's xsk.c underneath), in process.
     #[serde(rename = "xsk-rs")]
     #[value(name = "xsk-rs")]
@@ -191,11 +202,13 @@ impl Implementation {
     /// Every implementation, in the order a cell runs them (programs that
     /// share skmem's redirecting XDP program first, then the ceiling, then
     /// testpmd, which needs A without it: two swaps per cell).
-    pub const ALL: [Implementation; 8] = [
+    pub const ALL: [Implementation; 10] = [
         Implementation::Skmem,
         Implementation::XskRs,
         Implementation::SkmemAgain,
         Implementation::SkmemCoalesce,
+        Implementation::SkmemW1,
+        Implementation::SkmemW2,
         Implementation::LibxdpC,
         Implementation::XskSink,
         Implementation::Ceiling,
@@ -208,6 +221,8 @@ impl Implementation {
             Implementation::Skmem => "skmem",
             Implementation::SkmemAgain => "skmem-again",
             Implementation::SkmemCoalesce => "skmem-coalesce",
+            Implementation::SkmemW1 => "skmem-w1",
+            Implementation::SkmemW2 => "skmem-w2",
             Implementation::XskRs => "xsk-rs",
             Implementation::LibxdpC => "libxdp-c",
             Implementation::Testpmd => "testpmd",
@@ -222,6 +237,7 @@ impl Implementation {
             Implementation::Skmem => Kind::Skmem,
             Implementation::SkmemAgain => Kind::Control,
             Implementation::SkmemCoalesce => Kind::Tuned,
+            Implementation::SkmemW1 | Implementation::SkmemW2 => Kind::Workers,
             Implementation::XskRs | Implementation::LibxdpC | Implementation::Testpmd => Kind::Peer,
             Implementation::XskSink => Kind::Bound,
             Implementation::Ceiling => Kind::Ceiling,
@@ -237,6 +253,8 @@ impl Implementation {
             (Implementation::Ceiling, Workload::Txonly) => None,
             // Coalescing moderates receive wake-ups: txonly receives nothing.
             (Implementation::SkmemCoalesce, Workload::Txonly) => None,
+            // Workers process received packets.
+            (Implementation::SkmemW1 | Implementation::SkmemW2, Workload::Txonly) => None,
             // A bound on receiving; l2fwd's is the fastest txonly.
             (Implementation::XskSink, Workload::Rxdrop) => Some("xsk-sink"),
             (Implementation::XskSink, _) => None,
@@ -273,6 +291,9 @@ pub enum Kind {
     /// skmem with a setting no peer has (`skmem-coalesce`): reported
     /// beside skmem's own ratios, never in place of them.
     Tuned,
+    /// skmem's owner with worker processes (`skmem-w1`, `skmem-w2`):
+    /// compared with single-process skmem.
+    Workers,
 }
 
 /// Where the receive side's work runs.
@@ -422,6 +443,11 @@ pub struct Config {
     /// program has no fill frames for. Programs must sleep (`poll`):
     /// testpmd, which spins, is left out.
     pub prog_fifo: Option<u8>,
+    /// The executable the skmem-w1/w2 programs start as worker processes
+    /// (it must handle [`skmem_prog::WORKER_ARG`]): `pps` itself when
+    /// `None`; a test that runs the harness in process gives `pps`'s path.
+    #[serde(skip)]
+    pub worker_exe: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -448,6 +474,7 @@ impl Default for Config {
             tx_budget: Some(1024),
             keep_autogroup: false,
             prog_fifo: None,
+            worker_exe: None,
         }
     }
 }
@@ -635,6 +662,8 @@ pub struct ProgParams {
     /// A ready frame of `pkt_size` bytes from A to B (UDP to the filter's
     /// port, payload pattern of packet 0): what a txonly program sends.
     pub frame: Vec<u8>,
+    /// See [`Config::worker_exe`].
+    pub worker_exe: Option<std::path::PathBuf>,
 }
 
 /// Median (min–max) of a rate, in Mpps.
@@ -805,6 +834,15 @@ pub struct Cell {
     pub skmem_vs_skmem_again_rounds: Vec<f64>,
     /// skmem with receive coalescing (`skmem-coalesce`), median Mpps.
     pub coalesce_mpps: Option<f64>,
+    /// skmem-w1 ÷ skmem (paired by round): the owner and one worker
+    /// process against the single-process program.
+    pub workers1_vs_skmem: Option<f64>,
+    /// Its per-round values.
+    pub workers1_vs_skmem_rounds: Vec<f64>,
+    /// skmem-w2 ÷ skmem (paired by round).
+    pub workers2_vs_skmem: Option<f64>,
+    /// Its per-round values.
+    pub workers2_vs_skmem_rounds: Vec<f64>,
     /// skmem-coalesce ÷ best peer.
     pub coalesce_vs_best_peer: Option<f64>,
     /// Per round.
@@ -1332,6 +1370,7 @@ fn run_attempt(
         reps: cfg.reps,
         pkt_size: size,
         frame: tx_frame.to_vec(),
+        worker_exe: cfg.worker_exe.clone(),
     };
     let ctx = RunCtx {
         pair: rig.pair,
@@ -1650,6 +1689,12 @@ fn run_program(
                 | Implementation::SkmemCoalesce => {
                     skmem_prog::run(&p, &mut register, &mut start, &stop)
                 }
+                Implementation::SkmemW1 => {
+                    skmem_prog::run_workers(&p, 1, cpus.1, &mut register, &mut start, &stop)
+                }
+                Implementation::SkmemW2 => {
+                    skmem_prog::run_workers(&p, 2, cpus.1, &mut register, &mut start, &stop)
+                }
                 Implementation::XskRs => xsk_prog::run(&p, &mut register, &mut start, &stop),
                 Implementation::XskSink => xsk_prog::sink(&p, &mut register, &mut start, &stop),
                 Implementation::LibxdpC => peers::run_cpeer(&p, &mut register, &mut start, &stop),
@@ -1888,6 +1933,10 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                     _ => paired_ratio(bound, best.copied()).0,
                 };
                 let (tuned_vs_best, tuned_vs_best_rounds) = paired_ratio(tuned, best.copied());
+                let by_imp =
+                    |i: Implementation| here.iter().copied().find(|r| r.implementation == i);
+                let (w1, w1_rounds) = paired_ratio(by_imp(Implementation::SkmemW1), skmem);
+                let (w2, w2_rounds) = paired_ratio(by_imp(Implementation::SkmemW2), skmem);
                 let (tuned_vs_ceiling, tuned_vs_ceiling_rounds) =
                     paired_ratio(tuned, ceiling.copied());
                 out.push(Cell {
@@ -1908,6 +1957,10 @@ fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                     skmem_vs_skmem_again: vs_again,
                     skmem_vs_skmem_again_rounds: vs_again_rounds,
                     coalesce_mpps: tuned.map(|r| r.mpps.median),
+                    workers1_vs_skmem: w1,
+                    workers1_vs_skmem_rounds: w1_rounds,
+                    workers2_vs_skmem: w2,
+                    workers2_vs_skmem_rounds: w2_rounds,
                     coalesce_vs_best_peer: tuned_vs_best,
                     coalesce_vs_best_peer_rounds: tuned_vs_best_rounds,
                     coalesce_vs_ceiling: tuned_vs_ceiling,
@@ -1977,6 +2030,7 @@ fn goals(cells: &[Cell]) -> Vec<Goal> {
                     c.skmem_vs_best_peer,
                     c.bound_vs_best_peer,
                 );
+
                 if tuned {
                     goal(
                         "coalesce_vs_best_peer",
@@ -1987,6 +2041,17 @@ fn goals(cells: &[Cell]) -> Vec<Goal> {
                 }
             }
             _ => {}
+        }
+        // Owner + one worker process against the single-process program
+        // (issue 19's floors), in every layout: no bound is known beyond
+        // the A/A spread the cell reports.
+        let target = match c.workload {
+            Workload::Rxdrop => Some(0.95),
+            Workload::L2fwd => Some(0.9),
+            Workload::Txonly => None,
+        };
+        if let (Some(t), Some(_)) = (target, c.workers1_vs_skmem) {
+            goal("workers1_vs_skmem", t, c.workers1_vs_skmem, None);
         }
     }
     out
@@ -2072,6 +2137,7 @@ impl Report {
                 Kind::Bound => "bound",
                 Kind::Control => "control",
                 Kind::Tuned => "tuned",
+                Kind::Workers => "workers",
             };
             let _ = writeln!(
                 s,
@@ -2103,7 +2169,7 @@ impl Report {
         let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
         let _ = writeln!(
             s,
-            "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19}",
+            "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19} {:>19} {:>19}",
             "layout",
             "work",
             "size",
@@ -2114,12 +2180,14 @@ impl Report {
             "÷ceiling",
             "÷xsk-rs",
             "÷skmem-again (A/A)",
-            "coalesce ÷peer"
+            "coalesce ÷peer",
+            "w1 ÷skmem",
+            "w2 ÷skmem"
         );
         for cl in &self.cells {
             let _ = writeln!(
                 s,
-                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19}",
+                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19} {:>19} {:>19}",
                 cl.layout.name(),
                 cl.workload.name(),
                 cl.size,
@@ -2138,7 +2206,9 @@ impl Report {
                 with_range(cl.skmem_vs_ceiling, &cl.skmem_vs_ceiling_rounds),
                 with_range(cl.skmem_vs_xsk_rs, &cl.skmem_vs_xsk_rs_rounds),
                 with_range(cl.skmem_vs_skmem_again, &cl.skmem_vs_skmem_again_rounds),
-                with_range(cl.coalesce_vs_best_peer, &cl.coalesce_vs_best_peer_rounds)
+                with_range(cl.coalesce_vs_best_peer, &cl.coalesce_vs_best_peer_rounds),
+                with_range(cl.workers1_vs_skmem, &cl.workers1_vs_skmem_rounds),
+                with_range(cl.workers2_vs_skmem, &cl.workers2_vs_skmem_rounds)
             );
         }
         if !self.goals.is_empty() {

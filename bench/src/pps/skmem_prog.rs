@@ -189,3 +189,173 @@ fn drain(ch: &mut Channel) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// The hidden first argument that makes `pps` a worker process of
+/// [`run_workers`].
+pub const WORKER_ARG: &str = "__skmem-worker";
+
+/// The owner with `n` worker processes: the channel's packets are lent to
+/// them ([`skmem::workers::WorkerHub`], round-robin), they drop (rxdrop) or
+/// swap and hand back (l2fwd). The workers are this executable again
+/// ([`worker_main`]), pinned to the program CPU `cpu` with the owner.
+pub fn run_workers(
+    p: &ProgParams,
+    n: usize,
+    cpu: usize,
+    register: &mut dyn FnMut(std::os::fd::BorrowedFd<'_>) -> Result<()>,
+    start: &mut dyn FnMut() -> Meter,
+    stop: &AtomicBool,
+) -> Result<ProgRun> {
+    use skmem::lend::{ArenaOffer, OfferPolicy};
+    use skmem::workers::{Spread, WorkerHub};
+    if p.workload == Workload::Txonly {
+        bail!("workers process received packets: no txonly");
+    }
+    let mut np = NexusParams::new(p.arena_name.clone()).with_worker_slots(n);
+    np.pool.packets = p.frames as usize;
+    let ring = np.region_mut(RegionId::Ring);
+    ring.obj_size = ring
+        .obj_size
+        .max(skmem::sys::page_size() + p.ring_entries as usize * 16);
+    np.worker_ring_entries = p.ring_entries;
+    let arena = Arena::create_nexus(&np).context("skmem arena")?;
+    let mut cp = ChannelParams::new(&p.ifname, 0);
+    cp.mode = BindMode::Copy;
+    cp.batch = p.batch;
+    cp.umem_ring_entries = p.ring_entries;
+    cp.ring_entries = p.ring_entries;
+    cp.tx_budget = p.tx_budget;
+    let mut ch = super::retry_busy(|| {
+        Channel::open(&arena, &cp).with_context(|| format!("skmem channel on {}", p.ifname))
+    })?;
+    register(ch.fd())?;
+    ch.refill()?;
+    let path = std::env::temp_dir().join(format!(
+        "skmem-pps-{}-{}.sock",
+        std::process::id(),
+        p.arena_name
+    ));
+    let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only())?;
+    let mut hub = WorkerHub::new(ch, &offer, Spread::RoundRobin)?;
+    struct Workers(Vec<std::process::Child>);
+    impl Drop for Workers {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let exe = match &p.worker_exe {
+        Some(e) => e.clone(),
+        None => std::env::current_exe().context("finding pps itself")?,
+    };
+    let mode = if p.workload == Workload::Rxdrop {
+        "rxdrop"
+    } else {
+        "l2fwd"
+    };
+    let spin = if p.wait == Wait::Spin { "spin" } else { "wait" };
+    let mut workers = Workers(Vec::new());
+    for _ in 0..n {
+        workers.0.push(
+            std::process::Command::new(&exe)
+                .arg(WORKER_ARG)
+                .arg(&path)
+                .args([mode, spin, &cpu.to_string(), &p.batch.to_string()])
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .context("starting a worker process")?,
+        );
+    }
+    let joined_by = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while hub.workers().iter().flatten().count() < n {
+        if std::time::Instant::now() > joined_by {
+            bail!("the worker processes did not join");
+        }
+        hub.poll()?;
+        std::thread::yield_now();
+    }
+    let mut meter = start();
+    let done = |hub: &WorkerHub| -> u64 {
+        match p.workload {
+            Workload::Rxdrop => hub.counters().iter().map(|c| c.freed).sum(),
+            _ => hub.channel().counters().tx_completed,
+        }
+    };
+    while !meter.tick(done(&hub)) && !stop.load(Ordering::Relaxed) {
+        if hub.poll()? == 0 {
+            match p.wait {
+                // The owner shares the CPU with its workers: a turn for
+                // them rather than a spin.
+                Wait::Spin => std::thread::yield_now(),
+                _ => {
+                    hub.wait(super::POLL_TIMEOUT_MS)?;
+                }
+            }
+        }
+    }
+    drop(workers);
+    let k = hub.channel().xsk_stats()?;
+    let c = hub.channel().counters();
+    let unsent = hub
+        .counters()
+        .iter()
+        .map(|w| w.tx_full + w.dropped_full)
+        .sum();
+    Ok(ProgRun {
+        samples: meter.into_samples(),
+        counters: ProgCounters {
+            rx_packets: c.rx_packets,
+            tx_queued: c.tx_packets,
+            tx_completed: c.tx_completed,
+            tx_unsent: unsent,
+            xsk_rx_dropped: k.rx_dropped,
+            xsk_rx_ring_full: k.rx_ring_full,
+            xsk_fill_ring_empty: k.rx_fill_ring_empty_descs,
+        },
+    })
+}
+
+/// A worker process of [`run_workers`]: `SOCKET rxdrop|l2fwd spin|wait CPU
+/// BATCH`. Runs until the owner goes (or a signal ends it).
+pub fn worker_main(args: &[String]) -> Result<()> {
+    use skmem::workers::WorkerChannel;
+    let [path, mode, wait, cpu, batch] = args else {
+        bail!("usage: {WORKER_ARG} SOCKET rxdrop|l2fwd spin|wait CPU BATCH");
+    };
+    super::sys::pin_current_thread(cpu.parse()?)?;
+    let batch: usize = batch.parse()?;
+    let spin = wait == "spin";
+    let mut w = WorkerChannel::connect(path)?;
+    let mut frames = Vec::with_capacity(batch);
+    while !w.arena().owner_gone() && !w.arena().is_redirected() {
+        let n = if mode == "rxdrop" {
+            w.inspect_rx(batch, |_, _| {})?
+        } else {
+            w.rx_burst(&mut frames, batch)?
+        };
+        if n == 0 {
+            if spin {
+                std::thread::yield_now();
+            } else {
+                w.wait(super::POLL_TIMEOUT_MS)?;
+            }
+            continue;
+        }
+        if mode != "rxdrop" {
+            for f in &mut frames {
+                let d = w.data_mut(f)?;
+                for i in 0..6 {
+                    d.swap(i, i + 6);
+                }
+            }
+            while !frames.is_empty() {
+                if w.tx_burst(&mut frames)? == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -93,6 +93,8 @@ pub struct WorkerChannel {
     umem: *mut u8,
     umem_len: u64,
     stats: WorkerStats,
+    /// `inspect_rx`'s frames, kept: no allocation per call.
+    scratch: Vec<WorkerFrame>,
 }
 
 // SAFETY: the raw pointers are into the span `remote` keeps mapped for
@@ -194,6 +196,7 @@ impl WorkerChannel {
             umem,
             umem_len: umem_len as u64,
             stats: WorkerStats::default(),
+            scratch: Vec::new(),
         })
     }
 
@@ -359,18 +362,23 @@ impl WorkerChannel {
     where
         F: FnMut(&WorkerFrame, &[u8]),
     {
-        let mut frames = Vec::with_capacity(max.min(256));
-        let n = self.rx_burst(&mut frames, max)?;
-        for fr in &frames {
-            f(fr, self.data(fr)?);
-        }
-        while !frames.is_empty() {
-            if self.free(&mut frames)? == 0 {
-                // The ring back is full: the owner is behind; let it run.
-                std::thread::yield_now();
+        let mut frames = std::mem::take(&mut self.scratch);
+        frames.clear();
+        let r = self.rx_burst(&mut frames, max).and_then(|n| {
+            for fr in &frames {
+                f(fr, self.data(fr)?);
             }
-        }
-        Ok(n)
+            while !frames.is_empty() {
+                if self.free(&mut frames)? == 0 {
+                    // The ring back is full: the owner is behind; let it
+                    // run.
+                    std::thread::yield_now();
+                }
+            }
+            Ok(n)
+        });
+        self.scratch = frames;
+        r
     }
 
     /// Sleeps up to `timeout_ms` (−1: no limit) until the owner lends
