@@ -132,17 +132,23 @@ impl Drop for WorkerProc {
     }
 }
 
+impl WorkMode {
+    /// The name on the command line.
+    fn name(self) -> &'static str {
+        match self {
+            WorkMode::Rxdrop => "rxdrop",
+            WorkMode::L2fwd => "l2fwd",
+        }
+    }
+}
+
 /// Starts a `skmemctl worker` on `path`.
 fn spawn_worker(path: &Path, mode: WorkMode, batch: usize) -> Result<WorkerProc> {
     let exe = std::env::current_exe().context("finding skmemctl itself")?;
-    let mode = match mode {
-        WorkMode::Rxdrop => "rxdrop",
-        WorkMode::L2fwd => "l2fwd",
-    };
     let child = Command::new(exe)
         .args(["worker", "--path"])
         .arg(path)
-        .args(["--mode", mode, "--batch", &batch.to_string()])
+        .args(["--mode", mode.name(), "--batch", &batch.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -231,10 +237,14 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     if !args.json {
         eprintln!(
-            "skmemctl fwd: {:?} on {} queue {q} through {n} worker process(es) ({:?}), socket {}",
-            args.mode,
+            "skmemctl fwd: {} on {} queue {q}, {n} worker process{} ({})\n  socket {}",
+            mode.name(),
             args.iface,
-            spread,
+            if n == 1 { "" } else { "es" },
+            match spread {
+                Spread::FlowHash => "flow hash",
+                Spread::RoundRobin => "round-robin",
+            },
             path.display()
         );
     }
@@ -296,11 +306,15 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!(
-            "{:?} through {n} workers: {} received, {} sent in {:.1} s; frames {}",
-            args.mode,
+            "{} through {n} worker{} in {:.1} s: {} received, {} sent",
+            mode.name(),
+            if n == 1 { "" } else { "s" },
+            summary.seconds,
             summary.rx_packets,
             summary.tx_packets,
-            summary.seconds,
+        );
+        println!(
+            "frames {}",
             if summary.frames_accounted {
                 "all accounted for"
             } else {
@@ -309,8 +323,14 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         );
         for (i, w) in summary.per_worker.iter().enumerate() {
             println!(
-                "  slot {i}: {} joins, {} lent, {} sent, {} freed, {} reclaimed, {} dropped (ring full), {} bad",
-                w.joins, w.lent, w.sent, w.freed, w.reclaimed, w.dropped_full, w.bad()
+                "  slot {i}: lent {}, sent {}, freed {}, reclaimed {}",
+                w.lent, w.sent, w.freed, w.reclaimed
+            );
+            println!(
+                "          joins {}, dropped (ring full) {}, bad {}",
+                w.joins,
+                w.dropped_full,
+                w.bad()
             );
         }
     }
@@ -360,13 +380,13 @@ fn print_line(last: &Snapshot, now: &Snapshot, hub: &WorkerHub, started: Instant
         return;
     }
     println!(
-        "{:>6.1}s owner rx {:>10.0} pps tx {:>10.0} pps",
+        "{:>6.1}s owner rx {:>9.0} pps  tx {:>9.0} pps",
         line.elapsed_s, line.rx_pps, line.tx_pps
     );
     for w in &line.workers {
         let pid = w.pid.map_or("-".to_owned(), |p| p.to_string());
         println!(
-            "        w{} pid {:>7} lent {:>9.0} pps back {:>9.0} pps drop {} bad {} reclaimed {}",
+            "  w{} pid {:>7} lent {:>8.0} back {:>8.0} pps drop {} bad {} reclaimed {}",
             w.slot, pid, w.lent_pps, w.back_pps, w.dropped_full, w.bad, w.reclaimed
         );
     }

@@ -35,6 +35,15 @@
 //! can stall that worker, not the owner's accounting). Workers that must
 //! not see each other need arenas of their own.
 //!
+//! # No direct mode
+//!
+//! A worker never drives the AF_XDP rings itself: the owner moves every
+//! descriptor between the socket's rings and the worker's. That is a hop
+//! per packet (BENCHMARKS.md measures it: `skmem-w1` beside `skmem`), and
+//! it is what keeps the accounting exact — a worker holding the socket's
+//! rings could hand the kernel any UMEM address, and a frame it sent would
+//! come back on the completion ring with no one to tell whose it was.
+//!
 //! # Spreading, waking
 //!
 //! Received packets go to the workers by a hash of their flow
