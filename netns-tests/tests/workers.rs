@@ -379,6 +379,9 @@ fn a_worker_that_falls_behind_reads_its_flow_controlled_then_released() {
                 let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only()).unwrap();
                 let mut hub = WorkerHub::new(ch, &offer, Spread::FlowHash).unwrap();
                 let deadline = Instant::now() + Duration::from_secs(40);
+                // Whether the hub said the worker was behind while its
+                // ring was full.
+                let mut behind_when_full = false;
                 while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
                     if hub.workers()[0].is_some() {
                         ready.store(true, Ordering::Release);
@@ -386,8 +389,16 @@ fn a_worker_that_falls_behind_reads_its_flow_controlled_then_released() {
                     if hub.poll().unwrap() == 0 {
                         hub.wait(2).unwrap();
                     }
+                    if hub.counters()[0].dropped_full > 0 && hub.lent() >= 256 {
+                        behind_when_full |= hub.behind();
+                    }
                 }
-                hub.counters()[0]
+                // The worker went: nobody is behind.
+                while hub.workers()[0].is_some() && Instant::now() < deadline {
+                    hub.poll().unwrap();
+                    hub.wait(2).unwrap();
+                }
+                (hub.counters()[0], behind_when_full, hub.behind())
             })
         });
         let _stop = StopOnDrop(&stop);
@@ -442,11 +453,13 @@ fn a_worker_that_falls_behind_reads_its_flow_controlled_then_released() {
         }
         drop(w);
         stop.store(true, Ordering::Release);
-        let c = owner.join().unwrap();
+        let (c, behind_when_full, behind_after) = owner.join().unwrap();
         assert!(
             c.dropped_full > 0 && c.lent + c.dropped_full >= 1024 - 64,
             "{c:?}"
         );
+        assert!(behind_when_full, "a full ring is a worker behind");
+        assert!(!behind_after, "no worker, nobody behind");
     });
 }
 

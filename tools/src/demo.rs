@@ -133,6 +133,9 @@ fn forward_through_workers(
     while !stop.load(Ordering::Acquire) {
         if hub.poll()? == 0 {
             hub.wait(10)?;
+        } else if hub.behind() {
+            // A worker's turn on the CPU before its ring fills.
+            std::thread::yield_now();
         }
         let joined = hub.workers().iter().flatten().count();
         if joined == workers {

@@ -257,8 +257,13 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     );
     let mut next_line = Instant::now() + Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-        if hub.poll()? == 0 && !args.spin {
+        let moved = hub.poll()?;
+        if moved == 0 && !args.spin {
             hub.wait(50)?;
+        } else if hub.behind() {
+            // A worker's ring is half full: its turn on the CPU before
+            // the ring fills and packets are dropped for it.
+            std::thread::yield_now();
         }
         // A worker that died is restarted: its frames are back already.
         for p in &mut procs {

@@ -284,7 +284,12 @@ pub fn run_workers(
         }
     };
     while !meter.tick(done(&hub)) && !stop.load(Ordering::Relaxed) {
-        if hub.poll()? == 0 {
+        let moved = hub.poll()?;
+        if moved > 0 && hub.behind() {
+            // The workers share this CPU: their turn before their rings
+            // fill.
+            std::thread::yield_now();
+        } else if moved == 0 {
             match p.wait {
                 // The owner shares the CPU with its workers: a turn for
                 // them rather than a spin.

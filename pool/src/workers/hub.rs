@@ -275,6 +275,20 @@ impl WorkerHub {
         self.tags.iter().map(|&t| self.ch.count_tagged(t)).sum()
     }
 
+    /// A worker's ring from the owner is at least half full: that worker is
+    /// falling behind, and once its ring is full what is received for it is
+    /// dropped (counted as `dropped_full`, its flows marked in the flow
+    /// advisory). An owner that shares a CPU with its workers should give
+    /// them the CPU now (`std::thread::yield_now`) rather than lend more —
+    /// otherwise it fills their rings while they wait for the CPU.
+    pub fn behind(&self) -> bool {
+        self.active.iter().any(|&s| {
+            self.lanes[s]
+                .as_ref()
+                .is_some_and(|l| l.to.outstanding() >= l.to.size() / 2)
+        })
+    }
+
     /// One round of the owner's work: received packets into the workers'
     /// rings, what they handed back onto the TX ring or the fill path, TX
     /// completions; workers that came or went are taken up or have their
@@ -563,6 +577,13 @@ impl WorkerHub {
         Ok(())
     }
 
+    /// A worker handed something back that is not taken yet.
+    fn handed_back(&mut self) -> bool {
+        self.active
+            .iter()
+            .any(|&s| self.lanes[s].as_mut().is_some_and(|l| l.from.pending() > 0))
+    }
+
     /// Sleeps up to `timeout_ms` (−1: no limit) until a packet arrives or
     /// a worker hands something back — or a worker comes or goes. The
     /// workers are told the owner sleeps (NEED_WAKEUP on their rings to
@@ -575,11 +596,7 @@ impl WorkerHub {
         }
         // As in `submit`, mirrored: our flag stores before the index loads.
         fence(Ordering::SeqCst);
-        let ready = self
-            .active
-            .iter()
-            .any(|&s| self.lanes[s].as_mut().is_some_and(|l| l.from.pending() > 0));
-        let woke = if ready || self.table.epoch() != self.epoch {
+        let woke = if self.handed_back() || self.table.epoch() != self.epoch {
             true
         } else {
             let (xsk, owner) = (self.ch.fd(), self.table.owner_wake_fd());
