@@ -42,13 +42,13 @@ Examples:
 )]
 pub struct DemoArgs {
     /// Seconds of traffic.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = crate::check::seconds)]
     pub duration: u64,
     /// Frames kept in flight by the generator.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = crate::check::window)]
     pub window: u64,
-    /// Frame size in bytes.
-    #[arg(long, default_value_t = 64)]
+    /// Frame size in bytes on the wire (60-2048).
+    #[arg(long, default_value_t = 64, value_parser = crate::check::fwd_frame)]
     pub size: usize,
     /// JSON lines instead of a live display.
     #[arg(long)]
@@ -240,10 +240,8 @@ fn forward(pair: &NetnsPair, fwd: &Fwd, stop: &AtomicBool, workers: usize) -> Re
 
 /// `skmemctl demo`.
 pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
-    if args.window == 0 || args.window > 1024 {
-        bail!("--window must be 1..=1024");
-    }
     let live = !args.json && std::io::stdout().is_terminal();
+    crate::stale::remove("demo");
     // Watch ourselves with eBPF before any arena exists, so every
     // lifecycle event is seen.
     let mut observer = match Observer::attach(ObserveTarget {
@@ -476,36 +474,37 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
     };
     drop(pair);
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        crate::output::json("demo_summary", &summary)?;
     } else {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "summary ({:.1} s, XDP {}):",
-            summary.seconds, summary.xdp_mode
+            summary.seconds,
+            summary.xdp_mode
         );
-        println!("  frames sent      {}", summary.sent);
+        outln!("  frames sent      {}", summary.sent);
         if args.workers > 0 {
-            println!(
+            outln!(
                 "  frames returned  {} + {} taken back from the killed worker or dropped for a full ring {}",
                 summary.returned,
                 summary.lost_to_workers,
                 tick_mark(summary.sent == summary.returned + summary.lost_to_workers)
             );
             if let (Some(k), Some(r)) = (summary.killed, summary.replacement) {
-                println!("  worker {k} SIGKILLed halfway; worker {r} took its slot");
+                outln!("  worker {k} SIGKILLed halfway; worker {r} took its slot");
             }
         } else {
-            println!(
+            outln!(
                 "  frames returned  {} {}",
                 summary.returned,
                 tick_mark(summary.sent == summary.returned)
             );
         }
-        println!(
+        outln!(
             "  in order, intact {}",
             tick_mark(summary.in_order_and_intact)
         );
-        println!(
+        outln!(
             "  frames accounted {} (pool {} + slots {} + app {} + lent {} + kernel RX {} + kernel TX {} = {})",
             tick_mark(summary.frames_accounted),
             account.pool,
@@ -517,7 +516,7 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
             account.total
         );
         if observer.is_some() {
-            println!(
+            outln!(
                 "  lifecycle events the probes saw: {}",
                 if summary.events_seen.is_empty() {
                     "none".to_owned()
@@ -527,9 +526,9 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
             );
         }
         for e in &summary.errors {
-            println!("  error: {e}");
+            outln!("  error: {e}");
         }
-        println!("  namespaces and veth removed");
+        outln!("  namespaces and veth removed");
     }
     let all_back = summary.sent == summary.returned + summary.lost_to_workers;
     let replaced = args.workers == 0 || summary.replacement.is_some();
@@ -596,8 +595,8 @@ fn tick_mark(ok: bool) -> &'static str {
 
 fn show(t: &Tick, json: bool, live: bool, lines: &mut usize) {
     if json {
-        if let Ok(s) = serde_json::to_string(t) {
-            println!("{s}");
+        if let Err(e) = crate::output::json("demo_tick", t) {
+            tracing::warn!(error = %e, "a tick not written");
         }
         return;
     }

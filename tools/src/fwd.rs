@@ -44,6 +44,37 @@ pub enum Wait {
     Coalesce,
 }
 
+/// How the XDP program is attached (`--xdp-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdpMode {
+    /// In the driver (XDP_FLAGS_DRV_MODE); fails where the driver has no XDP.
+    Native,
+    /// In the stack on an skb (XDP_FLAGS_SKB_MODE): every device, slower.
+    Skb,
+    /// Native, and skb if native fails.
+    Auto,
+}
+
+impl XdpMode {
+    /// The loader's mode.
+    pub fn attach_mode(self) -> AttachMode {
+        match self {
+            XdpMode::Native => AttachMode::Native,
+            XdpMode::Skb => AttachMode::Generic,
+            XdpMode::Auto => AttachMode::Auto,
+        }
+    }
+}
+
+/// Seconds between lines: 0.1 to an hour.
+fn interval(s: &str) -> Result<f64, String> {
+    let v = crate::check::seconds_f64(s)?;
+    if !(0.1..=3600.0).contains(&v) {
+        return Err(format!("{s} is out of range (seconds: 0.1..=3600)"));
+    }
+    Ok(v)
+}
+
 /// `skmemctl fwd` options.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -58,13 +89,13 @@ pub struct FwdArgs {
     #[arg(long, value_enum)]
     pub mode: Mode,
     /// Interface to bind.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::check::iface)]
     pub iface: String,
     /// Queue(s) to bind, one thread each.
     #[arg(long = "queue", default_values_t = [0u32])]
     pub queues: Vec<u32>,
-    /// Descriptors per ring operation.
-    #[arg(long, default_value_t = 64)]
+    /// Descriptors per ring operation (1-4096).
+    #[arg(long, default_value_t = 64, value_parser = crate::check::batch)]
     pub batch: usize,
     /// Wait with poll() (default).
     #[arg(long, conflicts_with_all = ["busy_poll", "spin"])]
@@ -88,16 +119,29 @@ pub struct FwdArgs {
     #[arg(long)]
     pub zero_copy: bool,
     /// Seconds to run (0 = until Ctrl-C).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::check::seconds)]
     pub duration: u64,
-    /// txonly: frame size in bytes.
-    #[arg(long, default_value_t = 64)]
+    /// Seconds between lines of rates.
+    #[arg(long, default_value_t = 1.0, value_parser = interval)]
+    pub interval: f64,
+    /// How the XDP program is attached: native (driver), skb (generic),
+    /// or auto (native, else skb).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub xdp_mode: XdpMode,
+    /// Only frames matching this go to AF_XDP, the rest to the kernel
+    /// stack (so SSH keeps working on a real interface): comma-separated
+    /// terms that must all hold — ipv4, ipv6, arp, ether:0xNNNN, udp, tcp,
+    /// icmpv6, proto:N, udp:PORT, udp:LO-HI. Default: every frame.
+    #[arg(long, value_parser = crate::check::filter)]
+    pub filter: Option<skmem_xdp::XdpFilter>,
+    /// txonly: frame size in bytes on the wire (60-2048).
+    #[arg(long, default_value_t = 64, value_parser = crate::check::fwd_frame)]
     pub size: usize,
     /// txonly: stop after this many frames (0 = no limit).
     #[arg(long, default_value_t = 0)]
     pub count: u64,
     /// Packets in each arena's pool (with --shared-umem, in the one pool).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = crate::check::packets)]
     pub packets: usize,
     /// One packet pool for every queue, registered once as the UMEM of all
     /// their sockets (XDP_SHARED_UMEM); each queue keeps its own fill and
@@ -105,7 +149,7 @@ pub struct FwdArgs {
     #[arg(long)]
     pub shared_umem: bool,
     /// Pin each queue's thread to a CPU: one --cpu per --queue, in order.
-    #[arg(long = "cpu", value_name = "CPU")]
+    #[arg(long = "cpu", value_name = "CPU", value_parser = crate::check::cpu)]
     pub cpus: Vec<usize>,
     /// Run the queues' threads at SCHED_FIFO with this priority (1-99).
     /// Where a thread shares its CPU with the NAPI that feeds it (threaded
@@ -113,7 +157,8 @@ pub struct FwdArgs {
     /// half the CPU and spending it on frames the thread has no fill frames
     /// for (l2fwd over a veth here: about 1.4x). The thread must sleep when
     /// idle, so not with --spin or --busy-poll.
-    #[arg(long, value_name = "PRIORITY", conflicts_with_all = ["busy_poll", "spin"])]
+    #[arg(long, value_name = "PRIORITY", value_parser = crate::check::fifo,
+          conflicts_with_all = ["busy_poll", "spin"])]
     pub fifo: Option<u8>,
     /// JSON lines instead of text.
     #[arg(long)]
@@ -350,23 +395,18 @@ fn run_queue(
 
 /// `skmemctl fwd`.
 pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
-    if args.batch == 0 || args.batch > 4096 {
-        bail!("--batch must be 1..=4096");
-    }
+    // What only the machine can say, before anything is attached.
+    crate::check::queues(&args.iface, &args.queues)?;
     if args.workers > 0 {
         return crate::workers::run_fwd(&args, stop);
     }
     if !args.cpus.is_empty() && args.cpus.len() != args.queues.len() {
-        bail!(
+        return Err(crate::check::Usage(format!(
             "--cpu: give one per --queue ({} queue(s), {} CPU(s))",
             args.queues.len(),
             args.cpus.len()
-        );
-    }
-    if let Some(p) = args.fifo {
-        if !(1..=99).contains(&p) {
-            bail!("--fifo {p}: a SCHED_FIFO priority is 1..=99");
-        }
+        ))
+        .into());
     }
     let mode = if args.copy {
         BindMode::Copy
@@ -375,7 +415,7 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     } else {
         BindMode::Auto
     };
-    let mut prog = XdpProgram::attach(&args.iface, AttachMode::Auto, None)
+    let mut prog = XdpProgram::attach(&args.iface, args.xdp_mode.attach_mode(), args.filter)
         .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
     let xdp_mode = format!("{:?}", prog.mode());
     // With --shared-umem, one pool: a worker slot for each queue's channel.
@@ -458,7 +498,7 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
         let done = args.duration > 0 && start.elapsed() >= Duration::from_secs(args.duration);
         let finished = handles.iter().all(|h| h.is_finished());
-        if tick.elapsed() >= Duration::from_secs(1) || done || finished {
+        if tick.elapsed() >= Duration::from_secs_f64(args.interval) || done || finished {
             let dt = tick.elapsed().as_secs_f64();
             tick = Instant::now();
             let sum = |f: fn(&Shared) -> u64| shared.iter().map(|s| f(s)).sum::<u64>();
@@ -480,9 +520,9 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             };
             last = now;
             if args.json {
-                println!("{}", serde_json::to_string(&line)?);
+                crate::output::json("fwd_rate", &line)?;
             } else {
-                println!(
+                outln!(
                     "{:>6.1}s  rx {:>10.0} pps {:>8.1} Mb/s  tx {:>10.0} pps {:>8.1} Mb/s  dropped {:>6}  fill-empty {:>6}  in use {:>5}",
                     line.elapsed_s,
                     line.rx_pps,
@@ -549,9 +589,9 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         wakeups,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        crate::output::json("fwd_summary", &summary)?;
     } else {
-        println!(
+        outln!(
             "summary: {:.1} s, rx {} ({:.0} pps), tx {} ({:.0} pps), dropped {}, XDP saw {} redirected {}, frames accounted: {}",
             summary.seconds,
             summary.rx_packets,
@@ -564,7 +604,7 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             if accounted { "yes" } else { "NO" }
         );
         if args.coalesce.is_some() {
-            println!(
+            outln!(
                 "coalescing: {} sleeps ({:.0} frames a sleep)",
                 summary.wakeups.coalesced_sleeps,
                 summary.rx_packets as f64 / summary.wakeups.coalesced_sleeps.max(1) as f64
@@ -581,7 +621,7 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
                     None => format!("queue {q} {p}"),
                 })
                 .collect();
-            println!("threads: {}", threads.join(", "));
+            outln!("threads: {}", threads.join(", "));
         }
     }
     if !accounted {

@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use skmem_netns_tests::{parse_mac, FrameSpec, DEFAULT_UDP_PORT};
 use skmem_xdp::gen::{Generator, MAX_BATCH, MAX_FRAME};
@@ -31,7 +31,7 @@ use skmem_xdp::gen::{Generator, MAX_BATCH, MAX_FRAME};
   ip netns exec B skmemctl gen --iface vethB --dst-mac $(ip netns exec A cat /sys/class/net/vethA/address) --cpu 0")]
 pub struct GenArgs {
     /// Interface the frames go out of.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::check::iface)]
     pub iface: String,
     /// Destination MAC (the receiver's); default: broadcast.
     #[arg(long, value_parser = mac_arg)]
@@ -52,10 +52,10 @@ pub struct GenArgs {
     #[arg(long, default_value_t = DEFAULT_UDP_PORT)]
     pub dst_port: u16,
     /// Frame size in bytes, Ethernet header included, FCS excluded.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = gen_frame)]
     pub size: usize,
     /// Frames per kernel batch (1..=256).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = gen_batch)]
     pub batch: u32,
     /// Frames per second (0 = as fast as the kernel goes). Paced per run
     /// of a hundredth of a second's worth, each sent at full speed: the
@@ -67,7 +67,7 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 0)]
     pub count: u64,
     /// Seconds to run (0 = until Ctrl-C or --count).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::check::seconds)]
     pub duration: u64,
     /// Frames per BPF_PROG_RUN call when not paced (each call has a fixed
     /// set-up cost in the kernel; larger runs amortize it but notice
@@ -75,7 +75,7 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 65_536)]
     pub run_frames: u32,
     /// Pin the generator to this CPU.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::check::cpu)]
     pub cpu: Option<usize>,
     /// JSON lines instead of text.
     #[arg(long)]
@@ -108,6 +108,33 @@ struct Summary {
     kernel_ns_per_frame: f64,
 }
 
+/// A generator frame: 60 bytes (the Ethernet minimum without FCS) to
+/// [`MAX_FRAME`] (live-frames mode takes one page).
+fn gen_frame(s: &str) -> Result<usize, String> {
+    let v: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number (frame bytes: 60..={MAX_FRAME})"))?;
+    if !(crate::check::MIN_FRAME..=MAX_FRAME).contains(&v) {
+        return Err(format!(
+            "{v} is out of range (frame bytes: 60..={MAX_FRAME})"
+        ));
+    }
+    Ok(v)
+}
+
+/// Frames per BPF_PROG_RUN batch.
+fn gen_batch(s: &str) -> Result<u32, String> {
+    let v: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number (frames: 1..={MAX_BATCH})"))?;
+    if !(1..=MAX_BATCH).contains(&v) {
+        return Err(format!("{v} is out of range (frames: 1..={MAX_BATCH})"));
+    }
+    Ok(v)
+}
+
 /// The interface's own MAC, from sysfs of the calling thread's namespace.
 fn iface_mac(iface: &str) -> Result<[u8; 6]> {
     let path = format!("/sys/class/net/{iface}/address");
@@ -117,11 +144,15 @@ fn iface_mac(iface: &str) -> Result<[u8; 6]> {
 
 /// Runs the generator until `stop`, `--count` or `--duration`.
 pub fn run(args: GenArgs, stop: &AtomicBool) -> Result<()> {
-    if args.batch == 0 || args.batch > MAX_BATCH {
-        bail!("--batch must be 1..={MAX_BATCH}");
-    }
-    if args.size > MAX_FRAME {
-        bail!("--size must be at most {MAX_FRAME} bytes (live-frames mode takes one page)");
+    if !std::path::Path::new("/sys/class/net")
+        .join(&args.iface)
+        .exists()
+    {
+        return Err(crate::check::Usage(format!(
+            "--iface {}: no such interface in this network namespace",
+            args.iface
+        ))
+        .into());
     }
     if let Some(cpu) = args.cpu {
         crate::thread::pin(cpu)?;
@@ -203,9 +234,9 @@ pub fn run(args: GenArgs, stop: &AtomicBool) -> Result<()> {
         kernel_ns_per_frame: last_ns,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&s)?);
+        crate::output::json("gen_summary", &s)?;
     } else {
-        println!(
+        outln!(
             "sent {} frames of {} B out of {} in {:.2} s: {:.3} Mpps (kernel: {:.1} ns per frame)",
             s.sent,
             s.size,
@@ -220,9 +251,9 @@ pub fn run(args: GenArgs, stop: &AtomicBool) -> Result<()> {
 
 fn print_tick(args: &GenArgs, t: &Tick) -> Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string(t)?);
+        crate::output::json("gen_rate", t)?;
     } else {
-        println!(
+        outln!(
             "{:>6.1} s  {:>8.3} Mpps  {:>8.3} Gbit/s  sent {}",
             t.elapsed_s,
             t.pps / 1e6,

@@ -37,20 +37,20 @@ pub struct OfferArgs {
     #[arg(long)]
     pub path: PathBuf,
     /// Packets in the arena's pool (default: the `packets` sysctl).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::check::packets)]
     pub packets: Option<usize>,
     /// Also let this uid map (root always may).
     #[arg(long = "allow-uid", value_name = "UID")]
     pub allow_uids: Vec<u32>,
     /// Seconds a mapper has to answer a redirect before it is cut off
     /// (default: the `redirect_timeout_ms` sysctl).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::check::seconds_f64)]
     pub redirect_timeout: Option<f64>,
     /// Set a tunable before the arena is made (repeatable).
     #[arg(long = "sysctl", value_name = "NAME=VALUE")]
     pub sysctls: Vec<String>,
     /// Seconds to run (0 = until Ctrl-C or end of input).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::check::seconds_f64)]
     pub duration: f64,
 }
 
@@ -68,7 +68,7 @@ pub struct MapArgs {
     #[arg(long)]
     pub path: PathBuf,
     /// Seconds to wait (0 = until the owner redirects or goes, or Ctrl-C).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::check::seconds_f64)]
     pub duration: f64,
 }
 
@@ -106,7 +106,7 @@ pub fn run_offer(args: OfferArgs, stop: &'static AtomicBool) -> Result<()> {
     }
     let offer = ArenaOffer::serve(&arena, &args.path, policy)
         .with_context(|| format!("offering the arena at {}", args.path.display()))?;
-    println!(
+    outln!(
         "offering {} ({:.1} MiB span, {} regions) at {}",
         arena.name(),
         arena.span_size() as f64 / f64::from(1 << 20),
@@ -114,7 +114,7 @@ pub fn run_offer(args: OfferArgs, stop: &'static AtomicBool) -> Result<()> {
         args.path.display()
     );
     print_sysctls(&skmem::sysctls::current());
-    println!("commands: redirect PID | redirect all | defunct | mappers (Ctrl-C to stop)");
+    outln!("commands: redirect PID | redirect all | defunct | mappers (Ctrl-C to stop)");
     let lines = stdin_lines();
     let end = deadline(args.duration);
     let mut last: Vec<MapperInfo> = Vec::new();
@@ -134,7 +134,7 @@ pub fn run_offer(args: OfferArgs, stop: &'static AtomicBool) -> Result<()> {
         }
     }
     let c = offer.counters();
-    println!(
+    outln!(
         "offer ends: {} mapped, {} refused, {} gone, {} cut off; arena {}",
         c.accepted,
         c.refused,
@@ -171,7 +171,7 @@ fn stdin_lines() -> mpsc::Receiver<String> {
 fn report_changes(before: &[MapperInfo], now: &[MapperInfo], arena: &Arena) {
     for m in now {
         match before.iter().find(|b| b.pid == m.pid) {
-            None => println!(
+            None => outln!(
                 "mapper {} (uid {}) mapped its span at {:#x}; mapped pids now {:?}",
                 m.pid,
                 m.uid,
@@ -179,14 +179,14 @@ fn report_changes(before: &[MapperInfo], now: &[MapperInfo], arena: &Arena) {
                 arena.mapped_pids()
             ),
             Some(b) if m.redirected && !b.redirected => {
-                println!("mapper {} redirected; arena {}", m.pid, state(arena))
+                outln!("mapper {} redirected; arena {}", m.pid, state(arena))
             }
             _ => {}
         }
     }
     for b in before {
         if !now.iter().any(|m| m.pid == b.pid) {
-            println!(
+            outln!(
                 "mapper {} gone; mapped pids now {:?}; arena {}",
                 b.pid,
                 arena.mapped_pids(),
@@ -202,7 +202,7 @@ fn command(line: &str, offer: &ArenaOffer, arena: &Arena) {
         [] => {}
         ["mappers"] => {
             for m in offer.mappers() {
-                println!(
+                outln!(
                     "  pid {} uid {} span {:#x}{}",
                     m.pid,
                     m.uid,
@@ -217,23 +217,23 @@ fn command(line: &str, offer: &ArenaOffer, arena: &Arena) {
                 pid => pid.parse().into_iter().collect(),
             };
             if pids.is_empty() {
-                println!("redirect: no such mapper ({who})");
+                outln!("redirect: no such mapper ({who})");
             }
             for pid in pids {
                 // A success shows as the mapper's change, below.
                 if let Err(e) = offer.redirect(pid) {
-                    println!("redirect {pid}: {e}");
+                    outln!("redirect {pid}: {e}");
                 }
             }
         }
         ["defunct"] => match arena.defunct() {
-            Ok(()) => println!(
+            Ok(()) => outln!(
                 "defunct: the owner let go; it holds {} (the schema)",
                 human(arena.mem_total())
             ),
-            Err(e) => println!("defunct: {e}"),
+            Err(e) => outln!("defunct: {e}"),
         },
-        _ => println!("commands: redirect PID | redirect all | defunct | mappers"),
+        _ => outln!("commands: redirect PID | redirect all | defunct | mappers"),
     }
     let _ = std::io::stdout().flush();
 }
@@ -252,12 +252,12 @@ fn print_sysctls(s: &skmem::sysctls::Sysctls) {
     for (name, value) in s.entries() {
         let item = format!(" {name}={value}");
         if line.len() + item.len() > 78 {
-            println!("{line}");
+            outln!("{line}");
             line = String::from("        ");
         }
         line.push_str(&item);
     }
-    println!("{line}");
+    outln!("{line}");
 }
 
 /// `skmemctl map`.
@@ -265,21 +265,24 @@ pub fn run_map(args: MapArgs, stop: &'static AtomicBool) -> Result<()> {
     let remote = RemoteArena::connect(&args.path)
         .with_context(|| format!("mapping the arena offered at {}", args.path.display()))?;
     let s = remote.schema();
-    println!(
+    outln!(
         "mapped {}, arena {} of pid {}",
         s.name,
         remote.arena_id(),
         remote.owner_pid()
     );
-    println!(
+    outln!(
         "span {:#x}+{}, schema version {}",
         remote.addr() as usize,
         human(remote.size()),
         skmem::schema::SCHEMA_VERSION
     );
-    println!(
+    outln!(
         "  {:<12} {:>10} {:>10}  {:<10}",
-        "REGION", "OFFSET", "BYTES", "ACCESS"
+        "REGION",
+        "OFFSET",
+        "BYTES",
+        "ACCESS"
     );
     for r in &s.regions {
         let access = if r.flags.contains(RegionFlags::GUARD) {
@@ -289,7 +292,7 @@ pub fn run_map(args: MapArgs, stop: &'static AtomicBool) -> Result<()> {
         } else {
             "read-write"
         };
-        println!(
+        outln!(
             "  {:<12} {:>#10x} {:>10}  {access}",
             r.id.to_string(),
             r.offset,
@@ -305,17 +308,17 @@ pub fn run_map(args: MapArgs, stop: &'static AtomicBool) -> Result<()> {
             told = true;
             let mut word = [0u8; 8];
             let refused = remote.read(skmem::region::RegionId::BufDef, 0, &mut word);
-            println!("redirected by the owner: the buffers read as zeros");
+            outln!("redirected by the owner: the buffers read as zeros");
             if let Err(e) = refused {
-                println!("  a read now fails (errno {})", e.errno());
+                outln!("  a read now fails (errno {})", e.errno());
             }
             if let Ok(schema) = remote.current_schema() {
-                println!("  the schema still reads: {}", schema.name);
+                outln!("  the schema still reads: {}", schema.name);
             }
-            println!("(the span stays mapped until Ctrl-C: the pages go with it)");
+            outln!("(the span stays mapped until Ctrl-C: the pages go with it)");
         }
         if remote.owner_gone() {
-            println!("the owner stopped lending; the span stays mapped until this process ends");
+            outln!("the owner stopped lending; the span stays mapped until this process ends");
             return Ok(());
         }
     }

@@ -1,12 +1,25 @@
 //! `skmemctl`: the command-line face of skmem.
 //!
 //! Exit codes: 0 success; 1 failure (the message says what to do); 2 bad
-//! command line (clap's).
+//! command line (clap's, or a value the machine refuses: [`check::Usage`]).
 
+/// `println!` that survives a closed stdout: see [`output::line`].
+macro_rules! outln {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($t:tt)*) => {
+        $crate::output::line(format_args!($($t)*))
+    };
+}
+
+mod check;
 mod demo;
 mod fwd;
 mod gen;
 mod lend;
+mod output;
+mod stale;
 mod stats;
 mod thread;
 mod watch;
@@ -42,6 +55,10 @@ fn install_signal_handlers() {
     about = "skmem: an AF_XDP packet buffer pool on Skywalk's memory model"
 )]
 struct Cli {
+    /// More log lines on stderr: -v info, -vv debug, -vvv trace (RUST_LOG,
+    /// when set, decides instead, e.g. RUST_LOG=skmem=debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -64,65 +81,139 @@ enum Cmd {
     Map(lend::MapArgs),
     /// Process the packets an owner lends (skmemctl fwd --workers): one worker.
     Worker(workers::WorkerArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of skmemctl, or of one command.
+    Man {
+        /// The command (fwd, gen, ...); none: skmemctl's own page.
+        command: Option<String>,
+    },
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+impl Cmd {
+    /// Whether the command was asked for JSON (then errors are JSON too).
+    fn json(&self) -> bool {
+        match self {
+            Cmd::Demo(a) => a.json,
+            Cmd::Fwd(a) => a.json,
+            Cmd::Gen(a) => a.json,
+            Cmd::Watch(a) => a.json,
+            Cmd::Stats(a) => a.json,
+            _ => false,
+        }
+    }
+
+    /// The capabilities the command needs, for an EPERM's message.
+    fn capabilities(&self) -> &'static str {
+        match self {
+            Cmd::Demo(_) => "CAP_SYS_ADMIN (namespaces), CAP_NET_ADMIN, CAP_BPF and CAP_PERFMON",
+            Cmd::Fwd(_) | Cmd::Gen(_) => "CAP_NET_ADMIN and CAP_BPF",
+            Cmd::Watch(_) | Cmd::Stats(_) => "CAP_BPF and CAP_PERFMON",
+            _ => "the owner's permission (see --allow-uid of skmemctl offer)",
+        }
+    }
+}
+
+/// Whether an error chain ends in "permission denied" from the kernel.
+fn is_eperm(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::PermissionDenied;
+        }
+        let s = c.to_string();
+        s.contains("Operation not permitted") || s.contains("EPERM")
+    })
+}
+
+/// Logging to stderr: RUST_LOG if set, else by -v; colour only on a
+/// terminal.
+fn init_logging(verbose: u8) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `skmemctl man [COMMAND]`.
+fn print_man(command: Option<&str>) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let page = match command {
+        None => cmd,
+        Some(name) => cmd
+            .find_subcommand(name)
+            .cloned()
+            .map(|c| {
+                // The page's title; clap takes a `&'static str`, and this
+                // process prints one page and exits.
+                let full: &'static str = Box::leak(format!("skmemctl-{name}").into_boxed_str());
+                c.name(full)
+            })
+            .ok_or_else(|| check::Usage(format!("man: no command `{name}`")))?,
+    };
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(page).render(&mut buf)?;
+    outln!("{}", String::from_utf8_lossy(&buf).trim_end());
+    Ok(())
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SKMEM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     install_signal_handlers();
+    // Permission is found out by trying: each command's first privileged
+    // step fails with EPERM, and the message below names what it needs.
+    let json = cli.cmd.json();
+    let caps = cli.cmd.capabilities();
     let result = match cli.cmd {
-        Cmd::Demo(args) => {
-            if !is_root() {
-                eprintln!("skmemctl demo needs root (it creates network namespaces and attaches XDP): run it with sudo");
-                return ExitCode::FAILURE;
-            }
-            demo::run(args, &STOP)
-        }
-        Cmd::Fwd(args) => {
-            if !is_root() {
-                eprintln!("skmemctl fwd needs root (CAP_NET_ADMIN, CAP_BPF): run it with sudo");
-                return ExitCode::FAILURE;
-            }
-            fwd::run(args, &STOP)
-        }
-        Cmd::Gen(args) => {
-            if !is_root() {
-                eprintln!("skmemctl gen needs root (CAP_BPF, CAP_NET_ADMIN): run it with sudo");
-                return ExitCode::FAILURE;
-            }
-            gen::run(args, &STOP)
-        }
-        Cmd::Watch(args) => {
-            if !is_root() {
-                eprintln!(
-                    "skmemctl watch needs root (CAP_BPF, CAP_PERFMON): operation not permitted \
-                     (EPERM); run it with sudo"
-                );
-                return ExitCode::FAILURE;
-            }
-            watch::run(args, &STOP)
-        }
+        Cmd::Demo(args) => demo::run(args, &STOP),
+        Cmd::Fwd(args) => fwd::run(args, &STOP),
+        Cmd::Gen(args) => gen::run(args, &STOP),
+        Cmd::Watch(args) => watch::run(args, &STOP),
         Cmd::Stats(args) => stats::run(args),
         Cmd::Offer(args) => lend::run_offer(args, &STOP),
         Cmd::Map(args) => lend::run_map(args, &STOP),
         Cmd::Worker(args) => workers::run_worker(args, &STOP),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("skmemctl: {e:#}");
-            ExitCode::FAILURE
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "skmemctl", &mut out);
+            outln!("{}", String::from_utf8_lossy(&out).trim_end());
+            Ok(())
         }
+        Cmd::Man { command } => print_man(command.as_deref()),
+    };
+    let Err(e) = result else {
+        return ExitCode::SUCCESS;
+    };
+    let (message, code) = if e.downcast_ref::<check::Usage>().is_some() {
+        (format!("{e:#}"), 2)
+    } else if is_eperm(&e) && !format!("{e:#}").contains("needs root") {
+        (
+            format!("{e:#}\n  (EPERM: this needs {caps}; run it as root, e.g. with sudo)"),
+            1,
+        )
+    } else {
+        (format!("{e:#}"), 1)
+    };
+    if json {
+        output::json_error(&message, code);
+    } else {
+        eprintln!("skmemctl: {message}");
     }
+    ExitCode::from(code)
 }

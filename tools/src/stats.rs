@@ -3,7 +3,7 @@
 //! /sys/fs/bpf/skmem.
 
 use anyhow::Result;
-use skmem_xdp::observe::{human_bytes, pinned_arenas, ArenaInfo, ObserveError};
+use skmem_xdp::observe::{human_bytes, pinned_arenas, ArenaInfo};
 
 /// `skmemctl stats` options.
 #[derive(Debug, clap::Args)]
@@ -45,24 +45,33 @@ fn advisories(path: &std::path::Path, json: bool) -> Result<()> {
             "nexus": nexus,
             "flows": flows,
         });
-        println!("{v}");
+        outln!("{v}");
         return Ok(());
     }
-    println!(
+    outln!(
         "{} (owner pid {})",
         remote.schema().name,
         remote.owner_pid()
     );
     match nexus {
-        None => println!("  no nexus advisory (an arena without worker slots)"),
+        None => outln!("  no nexus advisory (an arena without worker slots)"),
         Some(n) => {
-            println!(
+            outln!(
                 "  owner: {} received, {} sent, {} with no worker",
-                n.rx_packets, n.tx_packets, n.no_worker
+                n.rx_packets,
+                n.tx_packets,
+                n.no_worker
             );
-            println!(
+            outln!(
                 "  {:<5} {:>8} {:>12} {:>12} {:>10} {:>10} {:>8} {:>6}",
-                "SLOT", "PID", "LENT", "BACK", "DROPPED", "RECLAIMED", "IN RING", "BAD"
+                "SLOT",
+                "PID",
+                "LENT",
+                "BACK",
+                "DROPPED",
+                "RECLAIMED",
+                "IN RING",
+                "BAD"
             );
             for (i, w) in n.slots.iter().enumerate() {
                 let pid = if w.pid == 0 {
@@ -70,18 +79,25 @@ fn advisories(path: &std::path::Path, json: bool) -> Result<()> {
                 } else {
                     w.pid.to_string()
                 };
-                println!(
+                outln!(
                     "  {:<5} {:>8} {:>12} {:>12} {:>10} {:>10} {:>8} {:>6}",
-                    i, pid, w.lent, w.back, w.dropped_full, w.reclaimed, w.occupancy, w.bad
+                    i,
+                    pid,
+                    w.lent,
+                    w.back,
+                    w.dropped_full,
+                    w.reclaimed,
+                    w.occupancy,
+                    w.bad
                 );
             }
         }
     }
     if flows.is_empty() {
-        println!("  no flow advisories");
+        outln!("  no flow advisories");
     }
     for f in &flows {
-        println!(
+        outln!(
             "  flow {:08x} -> slot {}: {} dropped{}",
             f.flow,
             f.slot,
@@ -98,19 +114,13 @@ pub fn run(args: StatsArgs) -> Result<()> {
     if let Some(path) = &args.offer {
         return advisories(path, args.json);
     }
-    let found = match pinned_arenas() {
-        Ok(f) => f,
-        Err(e @ ObserveError::NotRoot { .. }) => {
-            anyhow::bail!("{e}: the live arena statistics are root-only, run it with sudo")
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let found = pinned_arenas()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&found)?);
+        crate::output::json("arenas", &found)?;
         return Ok(());
     }
     if found.pins.is_empty() {
-        println!(
+        outln!(
             "no skmem observer is running (nothing pinned under {}): start `skmemctl watch` \
              (as root) to track arenas",
             skmem_xdp::observe::PIN_DIR
@@ -118,7 +128,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
         return Ok(());
     }
     if found.arenas.is_empty() {
-        println!(
+        outln!(
             "no live skmem arenas ({} observer(s) running)",
             found.pins.len()
         );

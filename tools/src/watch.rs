@@ -40,11 +40,12 @@ pub struct WatchArgs {
     #[arg(long)]
     pub json: bool,
     /// Stop after this many seconds (default: until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::check::seconds_f64)]
     pub duration: Option<f64>,
 }
 
 pub fn run(args: WatchArgs, stop: &AtomicBool) -> Result<()> {
+    crate::stale::remove("watch");
     let target = ObserveTarget {
         pid: args.pid,
         binaries: args.binaries.clone(),
@@ -83,7 +84,7 @@ pub fn run(args: WatchArgs, stop: &AtomicBool) -> Result<()> {
         }
         for ev in obs.next_events(wait)? {
             let line = if args.json {
-                serde_json::to_string(&ev)?
+                crate::output::record("event", &ev)?
             } else {
                 ev.line()
             };

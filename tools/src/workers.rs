@@ -15,7 +15,7 @@ use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams};
 use skmem::lend::{ArenaOffer, OfferPolicy};
 use skmem::workers::{Spread, WorkerChannel, WorkerCounters, WorkerHub};
-use skmem_xdp::{AttachMode, XdpProgram};
+use skmem_xdp::XdpProgram;
 
 use crate::fwd::{FwdArgs, Mode};
 
@@ -51,7 +51,7 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub batch: u16,
     /// Seconds to run (0 = until Ctrl-C or the owner goes).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::check::seconds)]
     pub duration: u64,
 }
 
@@ -59,7 +59,7 @@ pub struct WorkerArgs {
 pub fn run_worker(args: WorkerArgs, stop: &'static AtomicBool) -> Result<()> {
     let mut w = WorkerChannel::connect(&args.path)
         .with_context(|| format!("joining the owner at {}", args.path.display()))?;
-    println!("worker {} slot {}", std::process::id(), w.slot());
+    outln!("worker {} slot {}", std::process::id(), w.slot());
     let _ = std::io::stdout().flush();
     let batch = usize::from(args.batch);
     let end = (args.duration > 0).then(|| Instant::now() + Duration::from_secs(args.duration));
@@ -99,7 +99,7 @@ pub fn run_worker(args: WorkerArgs, stop: &'static AtomicBool) -> Result<()> {
         }
     }
     let s = w.stats();
-    println!(
+    outln!(
         "worker {} done: {} received, {} sent, {} freed, {} bad from the owner",
         std::process::id(),
         s.received,
@@ -198,15 +198,23 @@ struct Summary {
 pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     let n = usize::from(args.workers);
     if args.queues.len() != 1 {
-        bail!("--workers: give one --queue (the workers share its channel)");
+        return Err(crate::check::Usage(
+            "--workers: give one --queue (the workers share its channel)".into(),
+        )
+        .into());
     }
     let mode = match args.mode {
         Mode::Rxdrop => WorkMode::Rxdrop,
         Mode::L2fwd => WorkMode::L2fwd,
-        Mode::Txonly => bail!("--workers: rxdrop or l2fwd (workers process received packets)"),
+        Mode::Txonly => {
+            return Err(crate::check::Usage(
+                "--workers: rxdrop or l2fwd (workers process received packets)".into(),
+            )
+            .into())
+        }
     };
     let q = args.queues[0];
-    let mut prog = XdpProgram::attach(&args.iface, AttachMode::Auto, None)
+    let mut prog = XdpProgram::attach(&args.iface, args.xdp_mode.attach_mode(), args.filter)
         .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
     let mut np = NexusParams::new(format!("{}q{q}", args.iface)).with_worker_slots(n);
     np.pool.packets = args.packets;
@@ -249,14 +257,16 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         );
     }
     let started = Instant::now();
-    let end = started + Duration::from_secs(args.duration);
+    // 0: until Ctrl-C.
+    let end = (args.duration > 0).then(|| started + Duration::from_secs(args.duration));
     let mut last = (
         Instant::now(),
         hub.channel().counters(),
         hub.counters().to_vec(),
     );
-    let mut next_line = Instant::now() + Duration::from_secs(1);
-    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+    let every = Duration::from_secs_f64(args.interval);
+    let mut next_line = Instant::now() + every;
+    while !stop.load(Ordering::Relaxed) && end.is_none_or(|end| Instant::now() < end) {
         let moved = hub.poll()?;
         if moved == 0 && !args.spin {
             hub.wait(50)?;
@@ -276,7 +286,7 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             }
         }
         if Instant::now() >= next_line {
-            next_line += Duration::from_secs(1);
+            next_line += every;
             let now = (
                 Instant::now(),
                 hub.channel().counters(),
@@ -308,9 +318,9 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         frames_accounted: account.check(true).is_ok() && account.lent == 0,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        crate::output::json("workers_summary", &summary)?;
     } else {
-        println!(
+        outln!(
             "{} through {n} worker{} in {:.1} s: {} received, {} sent",
             mode.name(),
             if n == 1 { "" } else { "s" },
@@ -318,7 +328,7 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             summary.rx_packets,
             summary.tx_packets,
         );
-        println!(
+        outln!(
             "frames {}",
             if summary.frames_accounted {
                 "all accounted for"
@@ -327,11 +337,14 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             }
         );
         for (i, w) in summary.per_worker.iter().enumerate() {
-            println!(
+            outln!(
                 "  slot {i}: lent {}, sent {}, freed {}, reclaimed {}",
-                w.lent, w.sent, w.freed, w.reclaimed
+                w.lent,
+                w.sent,
+                w.freed,
+                w.reclaimed
             );
-            println!(
+            outln!(
                 "          joins {}, dropped (ring full) {}, bad {}",
                 w.joins,
                 w.dropped_full,
@@ -379,20 +392,28 @@ fn print_line(last: &Snapshot, now: &Snapshot, hub: &WorkerHub, started: Instant
             .collect(),
     };
     if json {
-        if let Ok(s) = serde_json::to_string(&line) {
-            println!("{s}");
+        if let Err(e) = crate::output::json("workers_rate", &line) {
+            tracing::warn!(error = %e, "a line not written");
         }
         return;
     }
-    println!(
+    outln!(
         "{:>6.1}s owner rx {:>9.0} pps  tx {:>9.0} pps",
-        line.elapsed_s, line.rx_pps, line.tx_pps
+        line.elapsed_s,
+        line.rx_pps,
+        line.tx_pps
     );
     for w in &line.workers {
         let pid = w.pid.map_or("-".to_owned(), |p| p.to_string());
-        println!(
+        outln!(
             "  w{} pid {:>7} lent {:>8.0} back {:>8.0} pps drop {} bad {} reclaimed {}",
-            w.slot, pid, w.lent_pps, w.back_pps, w.dropped_full, w.bad, w.reclaimed
+            w.slot,
+            pid,
+            w.lent_pps,
+            w.back_pps,
+            w.dropped_full,
+            w.bad,
+            w.reclaimed
         );
     }
 }

@@ -111,3 +111,93 @@ fn a_demo_through_workers_survives_a_killed_worker() {
         "a slot without its worker: {tick}"
     );
 }
+
+/// Namespaces named after `pid` (the harness names them `skm<pid>…`).
+fn namespaces_of(pid: u32) -> Vec<String> {
+    skmem_netns_tests::harness_namespaces()
+        .into_iter()
+        .filter(|(_, p)| *p == pid)
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// Starts `skmemctl demo --duration 30 --json` and returns once its first
+/// tick is out (namespaces made, traffic flowing).
+fn demo_running() -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead as _;
+    let mut kid = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
+        .args(["demo", "--duration", "30", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(kid.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("demo printed nothing").unwrap();
+    assert!(first.contains("demo_tick"), "{first}");
+    (kid, lines)
+}
+
+/// SIGHUP (the terminal closed), SIGTERM and SIGINT each end the demo
+/// cleanly: exit 0 with its summary, nothing of it left.
+#[test]
+fn every_stopping_signal_tears_the_demo_down() {
+    skmem_netns_tests::require_root!();
+    for sig in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
+        let (mut kid, lines) = demo_running();
+        let pid = kid.id();
+        assert!(
+            !namespaces_of(pid).is_empty(),
+            "the demo made its namespaces"
+        );
+        // SAFETY: kill has no memory preconditions; the pid is our child's.
+        assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+        let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+        let status = kid.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "signal {sig}: {status}");
+        assert!(
+            rest.last().is_some_and(|l| l.contains("demo_summary")),
+            "signal {sig}: no summary"
+        );
+        assert!(
+            namespaces_of(pid).is_empty(),
+            "signal {sig}: namespaces left"
+        );
+    }
+}
+
+/// A SIGKILLed demo cannot tear down; the next one removes what it left
+/// and says so.
+#[test]
+fn the_next_demo_removes_what_a_sigkilled_one_left() {
+    skmem_netns_tests::require_root!();
+    let (mut kid, _lines) = demo_running();
+    let pid = kid.id();
+    kid.kill().unwrap();
+    kid.wait().unwrap();
+    let left = namespaces_of(pid);
+    assert!(!left.is_empty(), "SIGKILL leaves the namespaces");
+    let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
+        .args(["demo", "--duration", "1", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("removed the network namespaces a dead run left") && err.contains(&left[0]),
+        "{err}"
+    );
+    assert!(namespaces_of(pid).is_empty());
+    // Its observer's pin went too (the fresh demo read the pins).
+    let pins: Vec<_> = std::fs::read_dir("/sys/fs/bpf/skmem")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("arenas_{pid}_")))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(pins.is_empty(), "{pins:?}");
+}

@@ -103,7 +103,8 @@ fn bad_options_fail_with_a_message() {
         (&["--size", "10"][..], "--size"),
     ] {
         let out = gen(&pair, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        // A bad command line: exit 2, as clap's own errors.
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
     }
@@ -115,6 +116,6 @@ fn bad_options_fail_with_a_message() {
             ["gen", "--iface", "nosuchif0", "--count", "1"],
         )
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuchif0"));
 }

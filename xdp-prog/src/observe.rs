@@ -1024,6 +1024,9 @@ pub struct PinnedArenas {
     /// Every live arena, merged over the pins (an arena seen by two
     /// observers is listed once), by pid then id.
     pub arenas: Vec<ArenaInfo>,
+    /// Pins of observers that died without cleaning up (SIGKILL), removed
+    /// by this call.
+    pub removed: Vec<PathBuf>,
 }
 
 /// Reads every pinned live-arena map (one per running observer), removing
@@ -1066,7 +1069,9 @@ pub fn pinned_arenas() -> Result<PinnedArenas, ObserveError> {
             .and_then(|pid| pid.parse::<u32>().ok());
         if owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
             debug!(pin = %path.display(), "removing the pin of a dead observer");
-            let _ = fs::remove_file(&path);
+            if fs::remove_file(&path).is_ok() {
+                out.removed.push(path);
+            }
             continue;
         }
         let data = match MapData::from_pin(&path) {

@@ -22,6 +22,10 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     // Per-queue XDP counters (`ethtool -S`) that tests and the demo read.
     "ethtool",
+    // Ordinary traffic beside AF_XDP in the `fwd --filter` test: ping
+    // and an HTTP transfer across the veth reach the kernel stack.
+    "iputils-ping",
+    "curl",
     // Needed by the bundled libxdp build of xsk-rs (the comparison peer).
     "m4",
     // xsk-rs builds its bundled libxdp with clang and bindgen (libclang).

@@ -1,0 +1,27 @@
+//! What a dead run left behind, removed at the start of the next one.
+//!
+//! A run killed with SIGKILL cannot tear down: its network namespaces
+//! (`skm<pid>…`) and its observer's pinned map (`/sys/fs/bpf/skmem/
+//! arenas_<pid>_…`) stay. The next `demo` or `watch` removes those whose
+//! process is gone and says so on stderr.
+
+/// Removes dead runs' namespaces and observer pins; prints what went.
+pub fn remove(cmd: &str) {
+    let namespaces = skmem_netns_tests::cleanup_stale();
+    if !namespaces.is_empty() {
+        eprintln!(
+            "skmemctl {cmd}: removed the network namespaces a dead run left: {}",
+            namespaces.join(", ")
+        );
+    }
+    // Reading the pins removes those of dead observers (root only: a
+    // refusal here is reported by the command itself later).
+    if let Ok(found) = skmem_xdp::observe::pinned_arenas() {
+        for pin in &found.removed {
+            eprintln!(
+                "skmemctl {cmd}: removed the pin a dead observer left: {}",
+                pin.display()
+            );
+        }
+    }
+}
