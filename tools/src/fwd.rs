@@ -165,7 +165,8 @@ pub struct FwdArgs {
     pub json: bool,
     /// Lend the queue's packets to N worker processes (`skmemctl worker`,
     /// started and restarted by this one) instead of processing them here:
-    /// rxdrop or l2fwd, one --queue.
+    /// rxdrop or l2fwd. With several --queue, each queue gets its own N
+    /// workers (one worker per queue: --workers 1).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=16))]
     pub workers: u16,
     /// With --workers: spread packets round-robin instead of by flow.

@@ -3,7 +3,7 @@
 //! Exit codes: 0 success; 1 failure (the message says what to do); 2 bad
 //! command line (clap's, or a value the machine refuses: [`check::Usage`]).
 
-/// `println!` that survives a closed stdout: see [`output::line`].
+/// `println!` that survives a closed stdout: see [`output::line()`].
 macro_rules! outln {
     () => {
         $crate::output::line(format_args!(""))

@@ -2,7 +2,7 @@
 //! with a `type`, errors as JSON under `--json`.
 //!
 //! `println!` panics when stdout is a pipe whose reader went away
-//! (`skmemctl fwd | head -1`). Every line goes through [`line`] instead: a
+//! (`skmemctl fwd | head -1`). Every line goes through [`line()`] instead: a
 //! closed stdout stops the run as Ctrl-C does — the loops wind down and
 //! tear down what they made — and nothing more is printed.
 

@@ -20,7 +20,7 @@ and the flows it is dropping (flow-controlled).
 Examples:
   sudo skmemctl stats
   sudo skmemctl stats --json | jq '.arenas[] | select(.state == \"DEFUNCT\")'
-  sudo skmemctl stats --offer /tmp/skmemctl-fwd-1234.sock"
+  sudo skmemctl stats --offer /tmp/skmemctl-fwd-1234-q0.sock"
 )]
 pub struct StatsArgs {
     /// JSON instead of a table.

@@ -1,6 +1,6 @@
 //! Worker processes: `skmemctl worker` (one worker: maps an owner's arena,
 //! takes a worker slot, runs rxdrop or l2fwd on the packets lent to it) and
-//! `skmemctl fwd --workers N` (the owner: one queue's channel lent to N
+//! `skmemctl fwd --workers N` (the owner: each queue's channel lent to N
 //! `skmemctl worker` processes it starts, with live rates for each).
 
 use std::io::Write;
@@ -159,6 +159,9 @@ fn spawn_worker(path: &Path, mode: WorkMode, batch: usize) -> Result<WorkerProc>
 /// One line of `fwd --workers` rates.
 #[derive(Debug, Serialize)]
 struct Line {
+    /// The queue, when `fwd --workers` owns several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<u32>,
     elapsed_s: f64,
     rx_pps: f64,
     tx_pps: f64,
@@ -178,7 +181,7 @@ struct WorkerLine {
     joins: u64,
 }
 
-/// The end of a `fwd --workers` run.
+/// The end of a `fwd --workers` run, one per queue.
 #[derive(Debug, Serialize)]
 struct Summary {
     mode: Mode,
@@ -193,16 +196,24 @@ struct Summary {
     frames_accounted: bool,
 }
 
-/// `skmemctl fwd --workers N`: the owner of one queue, lending to N worker
-/// processes it starts (and restarts, when one dies).
+/// One queue of `fwd --workers`: its own arena, channel, offer and hub,
+/// and the worker processes lent to.
+struct QueueOwner {
+    queue: u32,
+    path: PathBuf,
+    hub: WorkerHub,
+    // Dropped after the hub: the offer serves the arena the hub's channel
+    // lives in.
+    _offer: ArenaOffer,
+    _arena: Arena,
+}
+
+/// `skmemctl fwd --workers N`: the owner of each `--queue`, each lending
+/// its channel to N worker processes it starts (and restarts, when one
+/// dies): one worker per queue with `--workers 1`, several on one queue
+/// with one `--queue`. Each queue runs in its own thread.
 pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     let n = usize::from(args.workers);
-    if args.queues.len() != 1 {
-        return Err(crate::check::Usage(
-            "--workers: give one --queue (the workers share its channel)".into(),
-        )
-        .into());
-    }
     let mode = match args.mode {
         Mode::Rxdrop => WorkMode::Rxdrop,
         Mode::L2fwd => WorkMode::L2fwd,
@@ -213,49 +224,103 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             .into())
         }
     };
-    let q = args.queues[0];
-    let mut prog = XdpProgram::attach(&args.iface, args.xdp_mode.attach_mode(), args.filter)
-        .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
-    let mut np = NexusParams::new(format!("{}q{q}", args.iface)).with_worker_slots(n);
-    np.pool.packets = args.packets;
-    let arena = Arena::create_nexus(&np)?;
-    let mut cp = ChannelParams::new(&args.iface, q);
-    cp.mode = if args.copy {
-        BindMode::Copy
-    } else if args.zero_copy {
-        BindMode::ZeroCopy
-    } else {
-        BindMode::Auto
-    };
-    cp.batch = args.batch;
-    let mut ch = Channel::open(&arena, &cp)
-        .with_context(|| format!("binding an AF_XDP socket to {} queue {q}", args.iface))?;
-    prog.add_socket(q, ch.fd())?;
-    ch.refill()?;
-    let path = std::env::temp_dir().join(format!("skmemctl-fwd-{}.sock", std::process::id()));
-    let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only())?;
     let spread = if args.round_robin {
         Spread::RoundRobin
     } else {
         Spread::FlowHash
     };
-    let mut hub = WorkerHub::new(ch, &offer, spread)?;
-    let mut procs = (0..n)
-        .map(|_| spawn_worker(&path, mode, args.batch))
-        .collect::<Result<Vec<_>>>()?;
-    if !args.json {
-        eprintln!(
-            "skmemctl fwd: {} on {} queue {q}, {n} worker process{} ({})\n  socket {}",
-            mode.name(),
-            args.iface,
-            if n == 1 { "" } else { "es" },
-            match spread {
-                Spread::FlowHash => "flow hash",
-                Spread::RoundRobin => "round-robin",
-            },
-            path.display()
-        );
+    let mut prog = XdpProgram::attach(&args.iface, args.xdp_mode.attach_mode(), args.filter)
+        .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
+    let mut owners = Vec::new();
+    for &q in &args.queues {
+        let mut np = NexusParams::new(format!("{}q{q}", args.iface)).with_worker_slots(n);
+        np.pool.packets = args.packets;
+        let arena = Arena::create_nexus(&np)?;
+        let mut cp = ChannelParams::new(&args.iface, q);
+        cp.mode = if args.copy {
+            BindMode::Copy
+        } else if args.zero_copy {
+            BindMode::ZeroCopy
+        } else {
+            BindMode::Auto
+        };
+        cp.batch = args.batch;
+        let mut ch = Channel::open(&arena, &cp)
+            .with_context(|| format!("binding an AF_XDP socket to {} queue {q}", args.iface))?;
+        prog.add_socket(q, ch.fd())?;
+        ch.refill()?;
+        let path =
+            std::env::temp_dir().join(format!("skmemctl-fwd-{}-q{q}.sock", std::process::id()));
+        let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only())?;
+        let hub = WorkerHub::new(ch, &offer, spread)?;
+        if !args.json {
+            eprintln!(
+                "skmemctl fwd: {} on {} queue {q}, {n} worker process{} ({})\n  socket {}",
+                mode.name(),
+                args.iface,
+                if n == 1 { "" } else { "es" },
+                match spread {
+                    Spread::FlowHash => "flow hash",
+                    Spread::RoundRobin => "round-robin",
+                },
+                path.display()
+            );
+        }
+        owners.push(QueueOwner {
+            queue: q,
+            path,
+            hub,
+            _offer: offer,
+            _arena: arena,
+        });
     }
+    let many = owners.len() > 1;
+    let results: Vec<Result<Summary>> = std::thread::scope(|s| {
+        let threads: Vec<_> = owners
+            .iter_mut()
+            .map(|o| s.spawn(move || run_queue(args, o, mode, n, many, stop)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a queue's owner thread panicked")))
+            })
+            .collect()
+    });
+    // Torn down in order: each hub before its offer and arena, then the
+    // XDP program.
+    drop(owners);
+    drop(prog);
+    let mut bad = Vec::new();
+    for r in results {
+        let summary = r?;
+        print_summary(&summary, mode, args.json)?;
+        if !summary.frames_accounted {
+            bad.push(summary.queue);
+        }
+    }
+    if !bad.is_empty() {
+        bail!("frames not accounted for on queue(s) {bad:?}");
+    }
+    Ok(())
+}
+
+/// One queue's owner loop: lends, takes back, restarts dead workers,
+/// prints its lines; at the end takes every frame back.
+fn run_queue(
+    args: &FwdArgs,
+    o: &mut QueueOwner,
+    mode: WorkMode,
+    n: usize,
+    many: bool,
+    stop: &AtomicBool,
+) -> Result<Summary> {
+    let q = o.queue;
+    let hub = &mut o.hub;
+    let mut procs = (0..n)
+        .map(|_| spawn_worker(&o.path, mode, args.batch))
+        .collect::<Result<Vec<_>>>()?;
     let started = Instant::now();
     // 0: until Ctrl-C.
     let end = (args.duration > 0).then(|| started + Duration::from_secs(args.duration));
@@ -279,10 +344,10 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         for p in &mut procs {
             if let Ok(Some(status)) = p.child.try_wait() {
                 eprintln!(
-                    "skmemctl fwd: worker {} ended ({status}); starting another",
+                    "skmemctl fwd: worker {} of queue {q} ended ({status}); starting another",
                     p.child.id()
                 );
-                *p = spawn_worker(&path, mode, args.batch)?;
+                *p = spawn_worker(&o.path, mode, args.batch)?;
             }
         }
         if Instant::now() >= next_line {
@@ -292,7 +357,7 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
                 hub.channel().counters(),
                 hub.counters().to_vec(),
             );
-            print_line(&last, &now, &hub, started, args.json);
+            print_line(&last, &now, hub, started, many.then_some(q), args.json);
             last = now;
         }
     }
@@ -317,45 +382,49 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         per_worker: hub.counters().to_vec(),
         frames_accounted: account.check(true).is_ok() && account.lent == 0,
     };
-    if args.json {
-        crate::output::json("workers_summary", &summary)?;
-    } else {
-        outln!(
-            "{} through {n} worker{} in {:.1} s: {} received, {} sent",
-            mode.name(),
-            if n == 1 { "" } else { "s" },
-            summary.seconds,
-            summary.rx_packets,
-            summary.tx_packets,
-        );
-        outln!(
-            "frames {}",
-            if summary.frames_accounted {
-                "all accounted for"
-            } else {
-                "NOT all accounted for"
-            }
-        );
-        for (i, w) in summary.per_worker.iter().enumerate() {
-            outln!(
-                "  slot {i}: lent {}, sent {}, freed {}, reclaimed {}",
-                w.lent,
-                w.sent,
-                w.freed,
-                w.reclaimed
-            );
-            outln!(
-                "          joins {}, dropped (ring full) {}, bad {}",
-                w.joins,
-                w.dropped_full,
-                w.bad()
-            );
-        }
-    }
-    drop(hub);
-    drop(offer);
     if !summary.frames_accounted {
-        bail!("frames not accounted for: {account:?}");
+        tracing::warn!(queue = q, ?account, "frames not accounted for");
+    }
+    Ok(summary)
+}
+
+/// A queue's summary: a `workers_summary` record, or lines.
+fn print_summary(summary: &Summary, mode: WorkMode, json: bool) -> Result<()> {
+    if json {
+        return crate::output::json("workers_summary", summary);
+    }
+    let n = summary.workers;
+    outln!(
+        "{} on queue {} through {n} worker{} in {:.1} s: {} received, {} sent",
+        mode.name(),
+        summary.queue,
+        if n == 1 { "" } else { "s" },
+        summary.seconds,
+        summary.rx_packets,
+        summary.tx_packets,
+    );
+    outln!(
+        "frames {}",
+        if summary.frames_accounted {
+            "all accounted for"
+        } else {
+            "NOT all accounted for"
+        }
+    );
+    for (i, w) in summary.per_worker.iter().enumerate() {
+        outln!(
+            "  slot {i}: lent {}, sent {}, freed {}, reclaimed {}",
+            w.lent,
+            w.sent,
+            w.freed,
+            w.reclaimed
+        );
+        outln!(
+            "          joins {}, dropped (ring full) {}, bad {}",
+            w.joins,
+            w.dropped_full,
+            w.bad()
+        );
     }
     Ok(())
 }
@@ -366,10 +435,19 @@ type Snapshot = (
     Vec<WorkerCounters>,
 );
 
-fn print_line(last: &Snapshot, now: &Snapshot, hub: &WorkerHub, started: Instant, json: bool) {
+/// One block of rates; `queue` names the queue when there are several.
+fn print_line(
+    last: &Snapshot,
+    now: &Snapshot,
+    hub: &WorkerHub,
+    started: Instant,
+    queue: Option<u32>,
+    json: bool,
+) {
     let dt = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
     let pids = hub.workers();
     let line = Line {
+        queue,
         elapsed_s: now.0.duration_since(started).as_secs_f64(),
         rx_pps: (now.1.rx_packets - last.1.rx_packets) as f64 / dt,
         tx_pps: (now.1.tx_packets - last.1.tx_packets) as f64 / dt,
@@ -397,23 +475,18 @@ fn print_line(last: &Snapshot, now: &Snapshot, hub: &WorkerHub, started: Instant
         }
         return;
     }
-    outln!(
-        "{:>6.1}s owner rx {:>9.0} pps  tx {:>9.0} pps",
-        line.elapsed_s,
-        line.rx_pps,
-        line.tx_pps
+    // One block, printed at once: the queues' threads do not interleave.
+    let who = queue.map_or("owner".to_owned(), |q| format!("q{q:<4}"));
+    let mut block = format!(
+        "{:>6.1}s {who} rx {:>9.0} pps  tx {:>9.0} pps",
+        line.elapsed_s, line.rx_pps, line.tx_pps
     );
     for w in &line.workers {
         let pid = w.pid.map_or("-".to_owned(), |p| p.to_string());
-        outln!(
-            "  w{} pid {:>7} lent {:>8.0} back {:>8.0} pps drop {} bad {} reclaimed {}",
-            w.slot,
-            pid,
-            w.lent_pps,
-            w.back_pps,
-            w.dropped_full,
-            w.bad,
-            w.reclaimed
-        );
+        block.push_str(&format!(
+            "\n  w{} pid {:>7} lent {:>8.0} back {:>8.0} pps drop {} bad {} reclaimed {}",
+            w.slot, pid, w.lent_pps, w.back_pps, w.dropped_full, w.bad, w.reclaimed
+        ));
     }
+    outln!("{block}");
 }

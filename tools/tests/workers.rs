@@ -134,7 +134,7 @@ fn a_worker_killed_mid_traffic_loses_no_frame_and_its_replacement_forwards() {
     let victim = workers_of(&line)[0].pid.unwrap();
     // `skmemctl stats --offer` maps the arena and reads the owner's
     // advisory: both workers, by pid, with what was lent to them.
-    let sock = std::env::temp_dir().join(format!("skmemctl-fwd-{}.sock", owner.0.id()));
+    let sock = std::env::temp_dir().join(format!("skmemctl-fwd-{}-q0.sock", owner.0.id()));
     let out = Command::new(bin)
         .args(["stats", "--json", "--offer"])
         .arg(&sock)
@@ -213,4 +213,91 @@ fn a_worker_killed_mid_traffic_loses_no_frame_and_its_replacement_forwards() {
     let kinds: Vec<&str> = seen.iter().map(|e| e.event).collect();
     assert_eq!(kinds, ["map", "unmap"], "{seen:#?}");
     assert!(seen[1].line().contains("mapper gone"), "{}", seen[1].line());
+}
+
+/// `fwd --workers 1` on two queues: one worker per queue, each queue with
+/// its own arena and hub; both forward, and each queue's frames are all
+/// accounted for at the end.
+#[test]
+fn one_worker_per_queue_on_two_queues() {
+    if !root() {
+        return;
+    }
+    let pair = NetnsPair::with_config(PairConfig::default().queues(2, 2)).unwrap();
+    let bin = env!("CARGO_BIN_EXE_skmemctl");
+    let mut owner = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", pair.ns_name(Side::A), bin, "fwd"])
+            .args([
+                "--iface",
+                pair.ifname(Side::A),
+                "--mode",
+                "rxdrop",
+                "--copy",
+            ])
+            .args(["--queue", "0", "--queue", "1", "--workers", "1"])
+            .args(["--duration", "60", "--json", "--interval", "0.2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(owner.0.stdout.take().unwrap()).lines();
+    let mut next = || -> serde_json::Value {
+        let l = lines.next().expect("fwd ended early").unwrap();
+        serde_json::from_str(&l).unwrap()
+    };
+    // Each queue's worker joined: a rate line per queue with its pid.
+    let by = Instant::now() + Duration::from_secs(20);
+    let mut joined = [None, None];
+    while joined.iter().any(Option::is_none) {
+        assert!(Instant::now() < by, "workers did not join: {joined:?}");
+        let line = next();
+        let q = line["queue"].as_u64().expect("a queue on every line") as usize;
+        joined[q] = workers_of(&line)[0].pid;
+    }
+    assert_ne!(joined[0], joined[1], "a worker process per queue");
+    // Traffic on both queues (B's TX queue i reaches A's RX queue i).
+    let tx = pair
+        .exec_ok(
+            Side::B,
+            bin,
+            [
+                "fwd",
+                "--iface",
+                pair.ifname(Side::B),
+                "--mode",
+                "txonly",
+                "--copy",
+                "--queue",
+                "0",
+                "--queue",
+                "1",
+                "--count",
+                "20000",
+                "--duration",
+                "30",
+                "--json",
+            ],
+        )
+        .unwrap();
+    assert!(tx.status.success());
+    signal(owner.0.id(), libc::SIGINT);
+    let mut summaries = Vec::new();
+    while summaries.len() < 2 {
+        let l = next();
+        if l["type"] == "workers_summary" {
+            summaries.push(l);
+        }
+    }
+    assert!(owner.0.wait().unwrap().success());
+    summaries.sort_by_key(|s| s["queue"].as_u64());
+    for (q, s) in summaries.iter().enumerate() {
+        assert_eq!(s["queue"].as_u64(), Some(q as u64), "{s}");
+        assert_eq!(s["frames_accounted"], true, "{s}");
+        let w = &s["per_worker"][0];
+        let (lent, freed) = (w["lent"].as_u64().unwrap(), w["freed"].as_u64().unwrap());
+        assert!(lent > 0, "queue {q}'s worker got nothing: {s}");
+        assert_eq!(lent, freed, "queue {q}: every frame lent was freed: {s}");
+    }
 }
