@@ -264,7 +264,7 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
     let spec = pair.frame_spec(Side::B, args.size)?;
     let (mac_a, mac_b) = (pair.mac(Side::A), pair.mac(Side::B));
     eprintln!(
-        "  {} ({}) ⇄ {} ({}): l2fwd over AF_XDP in {}, generator in {}",
+        "  {} ({}) ⇄ {} ({})\n  l2fwd over AF_XDP in {}, generator in {}",
         pair.ifname(Side::A),
         pair.ns_name(Side::A),
         pair.ifname(Side::B),
@@ -485,7 +485,7 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
         outln!("  frames sent      {}", summary.sent);
         if args.workers > 0 {
             outln!(
-                "  frames returned  {} + {} taken back from the killed worker or dropped for a full ring {}",
+                "  frames returned  {} + {} {}\n    (+ taken back from the killed worker or dropped for a full ring)",
                 summary.returned,
                 summary.lost_to_workers,
                 tick_mark(summary.sent == summary.returned + summary.lost_to_workers)
@@ -505,7 +505,7 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
             tick_mark(summary.in_order_and_intact)
         );
         outln!(
-            "  frames accounted {} (pool {} + slots {} + app {} + lent {} + kernel RX {} + kernel TX {} = {})",
+            "  frames accounted {} (pool {} + slots {} + app {} + lent {}\n    + kernel RX {} + kernel TX {} = {})",
             tick_mark(summary.frames_accounted),
             account.pool,
             account.staged,
@@ -516,14 +516,12 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
             account.total
         );
         if observer.is_some() {
-            outln!(
-                "  lifecycle events the probes saw: {}",
-                if summary.events_seen.is_empty() {
-                    "none".to_owned()
-                } else {
-                    summary.events_seen.join(", ")
-                }
-            );
+            let seen = if summary.events_seen.is_empty() {
+                "none".to_owned()
+            } else {
+                wrap(&summary.events_seen.join(", "), 40, "\n    ")
+            };
+            outln!("  lifecycle events the probes saw: {seen}");
         }
         for e in &summary.errors {
             outln!("  error: {e}");
@@ -593,6 +591,30 @@ fn tick_mark(ok: bool) -> &'static str {
     }
 }
 
+/// `text` cut at spaces into lines of at most `width` characters (a word
+/// longer than that stays whole), joined by `sep`.
+fn wrap(text: &str, width: usize, sep: &str) -> String {
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in text.split(' ') {
+        let last = lines.last_mut().expect("never empty");
+        if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_owned());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines.join(sep)
+}
+
+/// The width of the terminal on stdout, if it is one.
+fn terminal_columns() -> Option<usize> {
+    let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
+    (ws.ws_col > 0).then_some(usize::from(ws.ws_col))
+}
+
 fn show(t: &Tick, json: bool, live: bool, lines: &mut usize) {
     if json {
         if let Err(e) = crate::output::json("demo_tick", t) {
@@ -601,33 +623,50 @@ fn show(t: &Tick, json: bool, live: bool, lines: &mut usize) {
         return;
     }
     let f = &t.frames;
+    // Every line fits 80 columns; narrower terminals cut them (below).
     let mut text = vec![
         format!(
-            "{:>5.1}s  sent {:>9}  returned {:>9}  l2fwd in {:>8.0} pps  out {:>8.0} pps",
-            t.elapsed_s, t.sent, t.returned, t.fwd_rx_pps, t.fwd_tx_pps
+            "{:>5.1}s sent {:>9} back {:>9} | l2fwd in {} out {}",
+            t.elapsed_s,
+            t.sent,
+            t.returned,
+            crate::units::mpps(t.fwd_rx_pps),
+            crate::units::mpps(t.fwd_tx_pps)
         ),
         format!(
-            "        frames: pool {:>5}  slots {:>4}  fill+RX {:>5}  app {:>3}  TX+completion {:>4}  (of {})",
+            "  frames: pool {:>5} slots {:>4} fill+RX {:>5} app {:>3} TX+cq {:>4} of {}",
             f.pool, f.staged, f.kernel_rx, f.app, f.kernel_tx, f.total
         ),
         format!(
-            "        regions: {:.1} MiB in use of {:.1} MiB",
+            "  regions: {:.1} MiB in use of {:.1} MiB",
             t.region_mem_inuse as f64 / (1 << 20) as f64,
             t.region_mem_total as f64 / (1 << 20) as f64
         ),
     ];
     for (slot, pid, lent, back, reclaimed) in &t.workers {
         text.push(format!(
-            "        worker {slot}: pid {:>7}  lent {lent:>9}  back {back:>9}  reclaimed {reclaimed:>5}",
+            "  worker {slot}: pid {:>7} lent {lent:>9} back {back:>9} reclaimed {reclaimed:>5}",
             pid.map_or("-".to_owned(), |p| p.to_string())
         ));
     }
-    text.push("        events (eBPF):".to_owned());
+    text.push("  events (eBPF):".to_owned());
     for i in 0..3 {
         text.push(format!(
-            "          {}",
+            "    {}",
             t.events.get(i).map_or("", String::as_str)
         ));
+    }
+    if live {
+        // A line longer than the terminal wraps, and the redraw (which
+        // moves up one row per line) would then land on the wrong rows:
+        // cut every line to the width, read again at every refresh so a
+        // resized window (SIGWINCH) is followed.
+        let cols = terminal_columns().unwrap_or(80);
+        for l in &mut text {
+            if l.chars().count() >= cols {
+                *l = l.chars().take(cols.saturating_sub(1)).collect();
+            }
+        }
     }
     let mut out = std::io::stdout().lock();
     if live && *lines > 0 {
@@ -643,4 +682,25 @@ fn show(t: &Tick, json: bool, live: bool, lines: &mut usize) {
     }
     *lines = text.len();
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_cuts_at_spaces_within_the_width() {
+        let w = wrap("create, map, bind, map, unmap, unbind, destroy", 20, "\n");
+        for line in w.lines() {
+            assert!(line.chars().count() <= 20, "{line}");
+        }
+        assert_eq!(
+            w.replace('\n', " "),
+            "create, map, bind, map, unmap, unbind, destroy"
+        );
+        assert_eq!(
+            wrap("averyveryverylongword x", 5, "|"),
+            "averyveryverylongword|x"
+        );
+    }
 }

@@ -523,13 +523,15 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             if args.json {
                 crate::output::json("fwd_rate", &line)?;
             } else {
+                use crate::units::{gbits, mpps};
+                // Two lines of at most 80 columns.
                 outln!(
-                    "{:>6.1}s  rx {:>10.0} pps {:>8.1} Mb/s  tx {:>10.0} pps {:>8.1} Mb/s  dropped {:>6}  fill-empty {:>6}  in use {:>5}",
+                    "{:>6.1}s rx {} {}  tx {} {}\n        dropped {} fill-empty {} in use {}",
                     line.elapsed_s,
-                    line.rx_pps,
-                    line.rx_bps / 1e6,
-                    line.tx_pps,
-                    line.tx_bps / 1e6,
+                    mpps(line.rx_pps),
+                    gbits(line.rx_bps),
+                    mpps(line.tx_pps),
+                    gbits(line.tx_bps),
                     line.rx_dropped,
                     line.fill_ring_empty,
                     line.frames_in_use
@@ -593,12 +595,12 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         crate::output::json("fwd_summary", &summary)?;
     } else {
         outln!(
-            "summary: {:.1} s, rx {} ({:.0} pps), tx {} ({:.0} pps), dropped {}, XDP saw {} redirected {}, frames accounted: {}",
+            "summary: {:.1} s, rx {} ({}), tx {} ({})\n  dropped {}, XDP saw {} redirected {}, frames accounted: {}",
             summary.seconds,
             summary.rx_packets,
-            summary.rx_pps,
+            crate::units::mpps(summary.rx_pps).trim_start(),
             summary.tx_packets,
-            summary.tx_pps,
+            crate::units::mpps(summary.tx_pps).trim_start(),
             summary.rx_dropped,
             summary.xdp_seen,
             summary.xdp_redirected,

@@ -254,10 +254,10 @@ fn print_tick(args: &GenArgs, t: &Tick) -> Result<()> {
         crate::output::json("gen_rate", t)?;
     } else {
         outln!(
-            "{:>6.1} s  {:>8.3} Mpps  {:>8.3} Gbit/s  sent {}",
+            "{:>6.1}s {} {}  sent {}",
             t.elapsed_s,
-            t.pps / 1e6,
-            t.bps / 1e9,
+            crate::units::mpps(t.pps),
+            crate::units::gbits(t.bps),
             t.sent
         );
     }

@@ -22,6 +22,7 @@ mod output;
 mod stale;
 mod stats;
 mod thread;
+mod units;
 mod watch;
 mod workers;
 

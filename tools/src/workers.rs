@@ -477,15 +477,24 @@ fn print_line(
     }
     // One block, printed at once: the queues' threads do not interleave.
     let who = queue.map_or("owner".to_owned(), |q| format!("q{q:<4}"));
+    use crate::units::mpps;
     let mut block = format!(
-        "{:>6.1}s {who} rx {:>9.0} pps  tx {:>9.0} pps",
-        line.elapsed_s, line.rx_pps, line.tx_pps
+        "{:>6.1}s {who} rx {}  tx {}",
+        line.elapsed_s,
+        mpps(line.rx_pps),
+        mpps(line.tx_pps)
     );
     for w in &line.workers {
         let pid = w.pid.map_or("-".to_owned(), |p| p.to_string());
         block.push_str(&format!(
-            "\n  w{} pid {:>7} lent {:>8.0} back {:>8.0} pps drop {} bad {} reclaimed {}",
-            w.slot, pid, w.lent_pps, w.back_pps, w.dropped_full, w.bad, w.reclaimed
+            "\n  w{} pid {:>7} lent {} back {} drop {} bad {} reclaimed {}",
+            w.slot,
+            pid,
+            mpps(w.lent_pps),
+            mpps(w.back_pps),
+            w.dropped_full,
+            w.bad,
+            w.reclaimed
         ));
     }
     outln!("{block}");

@@ -201,3 +201,99 @@ fn the_next_demo_removes_what_a_sigkilled_one_left() {
         .unwrap_or_default();
     assert!(pins.is_empty(), "{pins:?}");
 }
+
+/// A tmux server of the test's own (its socket named after the test
+/// process), killed when the test ends.
+struct Tmux(String);
+
+impl Tmux {
+    fn new(tag: &str) -> Tmux {
+        Tmux(format!("skmem-test-{}-{tag}", std::process::id()))
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.0])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// The live view in a real terminal of 80 and of 132 columns (tmux): after
+/// a few refreshes, every row of the screen fits the width (a wrapped row
+/// would break the in-place redraw) and the block is on the screen once —
+/// redrawn in place, not scrolled or left in fragments.
+#[test]
+fn the_live_view_fits_80_and_132_columns_and_redraws_in_place() {
+    skmem_netns_tests::require_root!();
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: no tmux (cargo xtask setup installs it)");
+        return;
+    }
+    for width in [80usize, 132] {
+        let tmux = Tmux::new(&width.to_string());
+        let script = format!(
+            "{} demo --duration 4; echo DEMO-EXIT=$?; sleep 120",
+            env!("CARGO_BIN_EXE_skmemctl")
+        );
+        let out = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-x",
+            &width.to_string(),
+            "-y",
+            "50",
+            "-s",
+            "demo",
+            &script,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The screen as the user sees it, with wrapped rows joined (-J),
+        // once the demo has ended.
+        let by = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        let screen = loop {
+            let out = tmux.cmd(&["capture-pane", "-p", "-J", "-t", "demo"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.contains("DEMO-EXIT=") {
+                break text;
+            }
+            assert!(
+                std::time::Instant::now() < by,
+                "the demo did not end:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        assert!(screen.contains("DEMO-EXIT=0"), "{width} columns:\n{screen}");
+        for row in screen.lines() {
+            assert!(
+                row.chars().count() <= width,
+                "{width} columns: a row wrapped ({} chars): {row}",
+                row.chars().count()
+            );
+        }
+        let blocks = screen
+            .lines()
+            .filter(|l| l.contains(" sent ") && l.contains(" back "))
+            .count();
+        assert_eq!(
+            blocks, 1,
+            "{width} columns: the live block redrawn in place:\n{screen}"
+        );
+        let events = screen
+            .lines()
+            .filter(|l| l.contains("events (eBPF)"))
+            .count();
+        assert_eq!(events, 1, "{width} columns:\n{screen}");
+    }
+}

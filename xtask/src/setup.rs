@@ -26,6 +26,8 @@ const PACKAGES: &[&str] = &[
     // and an HTTP transfer across the veth reach the kernel stack.
     "iputils-ping",
     "curl",
+    // A terminal of a chosen width for the demo's live-view test.
+    "tmux",
     // Needed by the bundled libxdp build of xsk-rs (the comparison peer).
     "m4",
     // xsk-rs builds its bundled libxdp with clang and bindgen (libclang).
