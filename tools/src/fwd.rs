@@ -457,10 +457,16 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     let zero_copy = channels.iter().all(|c| c.zero_copy());
     if !args.json {
         eprintln!(
-            "skmemctl fwd: {:?} on {} queue(s) {:?}, XDP {xdp_mode}, {} mode{}",
-            args.mode,
+            "skmemctl fwd: {} on {} queue{} {}, XDP {}, {} mode{}",
+            format!("{:?}", args.mode).to_lowercase(),
             args.iface,
-            args.queues,
+            if args.queues.len() == 1 { "" } else { "s" },
+            args.queues
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            xdp_mode.to_lowercase(),
             if zero_copy { "zero-copy" } else { "copy" },
             if args.shared_umem {
                 ", one shared UMEM"
