@@ -113,7 +113,7 @@ const SKMEMCTL_DEMO: Option<&str> = Some("demo");
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
-        Task::Setup => setup::run(),
+        Task::Setup => setup::run(setup::Job::All),
         Task::Test => test(),
         Task::Demo { args } => demo(&args),
         Task::Bench {
@@ -155,7 +155,7 @@ fn main() -> ExitCode {
 /// straight from stdout.
 fn test() -> Result<()> {
     header("setup");
-    setup::run()?;
+    setup::run(setup::Job::Test)?;
     let total = TEST_STEPS.len();
     let mut tally = cmd::Tally::default();
     for (i, (name, args)) in TEST_STEPS.iter().enumerate() {
@@ -186,7 +186,8 @@ fn test() -> Result<()> {
 /// `cargo xtask demo [ARGS...]`: setup, then skmemctl in release mode.
 fn demo(args: &[String]) -> Result<()> {
     header("setup");
-    setup::run()?;
+    // Only what the demo needs: no DPDK, libxdp or libpcap (the peers).
+    setup::run(setup::Job::Demo)?;
     let mut cargo_args = vec!["run", "--release", "-p", "skmem-tools", "--bin", "skmemctl"];
     cargo_args.push("--");
     match SKMEMCTL_DEMO {

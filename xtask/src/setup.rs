@@ -15,47 +15,65 @@ use anyhow::{bail, Context, Result};
 
 use crate::cmd;
 
-/// Debian packages that builds and tests need; a missing one fails setup.
-const PACKAGES: &[&str] = &[
-    // `ip netns` and veth pairs: the network-namespace tests build their
-    // topology with it.
-    "iproute2",
+/// What a setup is for: each job installs what it needs and no more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Job {
+    /// `cargo xtask demo`: build skmemctl (with the eBPF program) and run
+    /// the demo.
+    Demo,
+    /// `cargo xtask test`: the whole workspace, its peers and every test.
+    Test,
+    /// `cargo xtask setup` and `bench`: everything, profiling tools too.
+    All,
+}
+
+/// Debian packages, each with the first job that needs it (every later job
+/// needs it too); a missing one fails setup.
+const PACKAGES: &[(&str, Job)] = &[
+    // `ip netns` and veth pairs: the demo and the network-namespace tests
+    // build their topology with it.
+    ("iproute2", Job::Demo),
     // Per-queue XDP counters (`ethtool -S`) that tests and the demo read.
-    "ethtool",
-    // Ordinary traffic beside AF_XDP in the `fwd --filter` test: ping
-    // and an HTTP transfer across the veth reach the kernel stack.
-    "iputils-ping",
-    "curl",
-    // A terminal of a chosen width for the demo's live-view test.
-    "tmux",
+    ("ethtool", Job::Demo),
     // Needed by the bundled libxdp build of xsk-rs (the comparison peer).
-    "m4",
+    ("m4", Job::Test),
     // xsk-rs builds its bundled libxdp with clang and bindgen (libclang).
-    "clang",
-    "libclang-dev",
+    ("clang", Job::Test),
+    ("libclang-dev", Job::Test),
     // libbpf/libxdp builds link libelf and zlib and find them via pkg-config.
-    "libelf-dev",
-    "zlib1g-dev",
-    "pkg-config",
+    ("libelf-dev", Job::Test),
+    ("zlib1g-dev", Job::Test),
+    ("pkg-config", Job::Test),
     // xsk-rs's bundled libxdp includes <pcap/dlt.h>.
-    "libpcap-dev",
+    ("libpcap-dev", Job::Test),
     // The libxdp C peer of the pps harness (bench/csrc, built by
     // bench/build.rs) links Debian's libxdp and libbpf.
-    "libxdp-dev",
-    "libbpf-dev",
+    ("libxdp-dev", Job::Test),
+    ("libbpf-dev", Job::Test),
+    // Ordinary traffic beside AF_XDP in the `fwd --filter` test: ping
+    // and an HTTP transfer across the veth reach the kernel stack.
+    ("iputils-ping", Job::Test),
+    ("curl", Job::Test),
+    // A terminal of a chosen width for the demo's live-view test.
+    ("tmux", Job::Test),
 ];
 
 /// Debian packages that are nice to have: if one cannot be installed (e.g.
-/// its name differs on this release), setup only warns.
-const OPTIONAL_PACKAGES: &[&str] = &[
-    // `perf` for profiling the benchmarks; nothing in CI depends on it.
-    "linux-perf",
+/// its name differs on this release), setup only warns, and records it so
+/// that later runs do not try again (see [`UNAVAILABLE`]).
+const OPTIONAL_PACKAGES: &[(&str, Job)] = &[
     // DPDK 22.11 peers: `dpdk-testpmd` with net_af_xdp in the pps harness,
     // `dpdk-test` (mempool_perf_autotest) beside the pool benchmark. Both
     // are skipped with a message when absent.
-    "dpdk",
-    "dpdk-dev",
+    ("dpdk", Job::Test),
+    ("dpdk-dev", Job::Test),
+    // `perf` for profiling the benchmarks; nothing in CI depends on it.
+    ("linux-perf", Job::All),
 ];
+
+/// Where setup records optional packages that could not be installed, one
+/// name a line (under the workspace's `target/`, so `cargo clean` retries).
+const UNAVAILABLE: &str = "target/xtask/optional-packages-unavailable";
 
 /// The bpf-linker release the eBPF crate is built with. Newer releases need
 /// a newer Rust; older ones do not know the toolchain's LLVM.
@@ -94,8 +112,8 @@ const MOUNTS: &[Mount] = &[
     },
 ];
 
-/// Checks every item and installs what is missing.
-pub fn run() -> Result<()> {
+/// Checks every item `job` needs and installs what is missing.
+pub fn run(job: Job) -> Result<()> {
     let started = Instant::now();
     let root = is_root();
     if !root {
@@ -104,7 +122,7 @@ pub fn run() -> Result<()> {
              reported but not installed (run `sudo cargo xtask setup`)"
         );
     }
-    debian_packages(root)?;
+    debian_packages(root, job)?;
     rust_src()?;
     bpf_linker()?;
     mounts(root)?;
@@ -126,18 +144,57 @@ fn is_root() -> bool {
         == Some("0")
 }
 
-/// Installs the missing packages of [`PACKAGES`] and [`OPTIONAL_PACKAGES`].
-fn debian_packages(root: bool) -> Result<()> {
+/// The packages of `list` that `job` needs.
+fn for_job(list: &[(&'static str, Job)], job: Job) -> Vec<&'static str> {
+    list.iter()
+        .filter(|(_, first)| *first <= job)
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Optional packages an earlier run could not install.
+fn unavailable() -> Vec<String> {
+    fs::read_to_string(workspace_root().join(UNAVAILABLE))
+        .map(|s| s.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Installs the missing packages of [`PACKAGES`] and [`OPTIONAL_PACKAGES`]
+/// that `job` needs.
+fn debian_packages(root: bool, job: Job) -> Result<()> {
+    let packages = for_job(PACKAGES, job);
     if cmd::stdout_of(Command::new("dpkg-query").arg("--version")).is_none() {
         println!(
             "skipped: Debian packages (no dpkg-query: not a Debian system; \
              install the equivalents of {} by hand)",
-            PACKAGES.join(", ")
+            packages.join(", ")
         );
         return Ok(());
     }
-    let required = missing_packages(PACKAGES, "");
-    let optional = missing_packages(OPTIONAL_PACKAGES, " (optional)");
+    let required = missing_packages(&packages, "");
+    // Optional packages an earlier run could not install are said once
+    // more, not tried again (no `apt-get update` on every run for them).
+    let known_unavailable = unavailable();
+    let optional: Vec<&str> = missing_packages(&for_job(OPTIONAL_PACKAGES, job), " (optional)")
+        .into_iter()
+        .filter(|name| {
+            let known = known_unavailable.iter().any(|u| u == name);
+            if known {
+                println!(
+                    "skipped: optional package {name}: not installable on an earlier run \
+                     (remove {UNAVAILABLE} to try again)"
+                );
+            }
+            !known
+        })
+        .collect();
     if required.is_empty() && optional.is_empty() {
         return Ok(());
     }
@@ -160,6 +217,17 @@ fn debian_packages(root: bool) -> Result<()> {
         // cannot stop the required ones from installing.
         if let Err(err) = apt_install(&optional) {
             println!("warning: optional packages not installed: {err:#}");
+            // Those still missing are recorded, not retried on every run.
+            let still = missing_packages(&optional, " (optional)");
+            let path = workspace_root().join(UNAVAILABLE);
+            let mut all = unavailable();
+            all.extend(still.iter().map(|s| (*s).to_owned()));
+            if let Some(dir) = path.parent() {
+                let _ = fs::create_dir_all(dir);
+            }
+            if let Err(e) = fs::write(&path, all.join("\n") + "\n") {
+                println!("warning: could not record {}: {e}", path.display());
+            }
         }
     }
     Ok(())
@@ -485,5 +553,25 @@ mod tests {
     fn bare_program_name_counts_as_on_path() {
         assert!(on_path(Path::new("bpf-linker")));
         assert_eq!(where_is(Path::new("bpf-linker")), "on PATH");
+    }
+}
+
+#[cfg(test)]
+mod job_tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_installs_only_what_it_needs() {
+        let demo = for_job(PACKAGES, Job::Demo);
+        assert!(demo.contains(&"iproute2"));
+        for peer in ["libxdp-dev", "libpcap-dev", "clang", "tmux"] {
+            assert!(!demo.contains(&peer), "{peer}");
+        }
+        assert!(for_job(OPTIONAL_PACKAGES, Job::Demo).is_empty(), "no DPDK");
+        let test = for_job(PACKAGES, Job::Test);
+        assert!(test.contains(&"libxdp-dev") && test.contains(&"tmux"));
+        assert!(for_job(OPTIONAL_PACKAGES, Job::Test).contains(&"dpdk"));
+        assert!(!for_job(OPTIONAL_PACKAGES, Job::Test).contains(&"linux-perf"));
+        assert!(for_job(OPTIONAL_PACKAGES, Job::All).contains(&"linux-perf"));
     }
 }
