@@ -10,5 +10,6 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod mempool;
+pub mod plot;
 pub mod pps;
 pub mod report;

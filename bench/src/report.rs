@@ -1,7 +1,7 @@
 //! Turns a `pps --json` report into what BENCHMARKS.md shows: tables of
-//! medians and ratios per CPU layout, the goals, and an SVG bar chart of
-//! packets per second per workload per program (plotters, SVG backend: no
-//! fonts or system libraries needed).
+//! medians and ratios per CPU layout, the goals, and the plot of the
+//! ratios ([`crate::plot`]: plotters, SVG backend, no fonts or system
+//! libraries needed).
 //!
 //! It reads the report as plain JSON (the field names documented on
 //! [`crate::pps::ProgramResult`], [`crate::pps::Cell`], [`crate::pps::Goal`])
@@ -10,8 +10,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
-use plotters::prelude::*;
+use anyhow::{anyhow, Result};
 use serde_json::Value;
 
 /// The programs in the order tables and the plot show them.
@@ -294,117 +293,9 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
     Ok(s)
 }
 
-/// Colours of the programs, in [`PROGRAMS`] order.
-const COLOURS: [RGBColor; PROGRAMS.len()] = [
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0x9e, 0xc5, 0xe8),
-    RGBColor(0x17, 0xbe, 0xcf),
-    // skmem with workers: skmem's blue, darker.
-    RGBColor(0x0b, 0x3c, 0x5d),
-    RGBColor(0x3a, 0x5f, 0x8a),
-    RGBColor(0xff, 0x7f, 0x0e),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0x94, 0x67, 0xbd),
-    RGBColor(0xbc, 0xbd, 0x22),
-    RGBColor(0x7f, 0x7f, 0x7f),
-];
-
-/// Writes the bar chart: one group of bars per cell (layout, workload,
-/// size), one bar per program (median), a whisker from min to max.
+/// Writes the plot: ratio panels, one per layout ([`crate::plot`]).
 pub fn svg(report: &Value, path: &Path) -> Result<()> {
-    let rows = rows(report)?;
-    let cells = cells(&rows);
-    if cells.is_empty() {
-        return Err(anyhow!("nothing to plot: the report has no results"));
-    }
-    let present: Vec<(usize, &str)> = PROGRAMS
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, p)| rows.iter().any(|r| r.implementation == *p))
-        .collect();
-    let top = rows
-        .iter()
-        .map(|r| if r.max.is_finite() { r.max } else { r.median })
-        .fold(0.0f64, f64::max)
-        * 1.1;
-    let width = (160 * cells.len() as u32).max(640);
-    let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let n = cells.len();
-    let labels: Vec<String> = cells
-        .iter()
-        .map(|(l, w, s)| format!("{l} {w} {s}B"))
-        .collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "AF_XDP over veth (copy mode): Mpps, median of the run",
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0f64..n as f64, 0f64..top.max(0.1))
-        .map_err(|e| anyhow!("{e}"))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(0)
-        .y_desc("Mpps")
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    // One label per group, under the top edge (plotters places its own
-    // ticks, not one per group).
-    chart
-        .draw_series(labels.iter().enumerate().map(|(i, l)| {
-            Text::new(
-                l.clone(),
-                (i as f64 + 0.1, top.max(0.1) * 0.97),
-                ("sans-serif", 12),
-            )
-        }))
-        .map_err(|e| anyhow!("{e}"))?;
-    let k = present.len() as f64;
-    let bar = 0.8 / k;
-    for (slot, (pi, p)) in present.iter().enumerate() {
-        let colour = COLOURS[*pi];
-        let mut bars = Vec::new();
-        let mut whiskers = Vec::new();
-        for (ci, (l, w, s)) in cells.iter().enumerate() {
-            if let Some(r) = rows.iter().find(|r| {
-                &r.layout == l && &r.workload == w && r.size == *s && r.implementation == *p
-            }) {
-                let x0 = ci as f64 + 0.1 + slot as f64 * bar;
-                bars.push(Rectangle::new(
-                    [(x0, 0.0), (x0 + bar * 0.9, r.median)],
-                    colour.filled(),
-                ));
-                if r.min.is_finite() && r.max.is_finite() {
-                    let xm = x0 + bar * 0.45;
-                    whiskers.push(PathElement::new(
-                        vec![(xm, r.min), (xm, r.max)],
-                        BLACK.stroke_width(1),
-                    ));
-                }
-            }
-        }
-        chart
-            .draw_series(bars)
-            .map_err(|e| anyhow!("{e}"))?
-            .label(*p)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
-        chart.draw_series(whiskers).map_err(|e| anyhow!("{e}"))?;
-    }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    root.present()
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    crate::plot::ratios(report, path)
 }
 
 /// Replaces the text between [`BEGIN`] and [`END`] in `doc` with `section`;
@@ -476,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn svg_draws_a_bar_per_result() {
+    fn svg_draws_the_ratio_panels() {
         let dir = std::env::temp_dir().join(format!("skmem-report-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("pps.svg");
@@ -484,9 +375,8 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(text.starts_with("<svg"), "{}", &text[..80.min(text.len())]);
-        // Three results: three filled bars (plus the legend's swatches).
-        assert!(text.matches("<rect").count() >= 3);
-        assert!(text.contains("skmem") && text.contains("ceiling"));
+        // The cell's ratios, in its layout's panel.
+        assert!(text.contains("threaded layout") && text.contains("2.00"));
     }
 
     #[test]
