@@ -123,7 +123,8 @@ pub fn ratios(report: &Value, path: &Path) -> Result<()> {
                 ("sans-serif", 13),
             ))
             .map_err(|e| anyhow!("{e}"))?;
-        x += 24 + 8 * name.chars().count() as i32;
+        // About 6.5 px a character at this size.
+        x += 30 + (13 * name.chars().count() as i32) / 2;
     }
     legend
         .draw(&Rectangle::new(
