@@ -272,3 +272,45 @@ fn a_fake_owners_malformed_schema_or_short_fd_list_is_a_typed_error() {
     let e = fake_owner("other", Msg::Goodbye, vec![]);
     assert!(matches!(e, Error::Handover { .. }), "{e}");
 }
+
+/// A mapper that connects the moment the socket file appears is never
+/// refused: the file appears only once the offer listens (bound under a
+/// temporary name, then renamed), and with its mode already set.
+#[test]
+fn the_socket_appears_only_once_it_listens() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    use std::os::unix::fs::PermissionsExt as _;
+    let arena = small("lend-appear");
+    for round in 0..200 {
+        let p = path(&format!("appear{round}"));
+        let watcher = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                // Spin until the file exists, then connect at once.
+                let by = std::time::Instant::now() + Duration::from_secs(10);
+                while !p.exists() {
+                    assert!(std::time::Instant::now() < by, "no socket");
+                    std::hint::spin_loop();
+                }
+                let mode = std::fs::metadata(&p).map(|m| m.permissions().mode() & 0o777);
+                let fd = rustix::net::socket_with(
+                    AddressFamily::UNIX,
+                    SocketType::SEQPACKET,
+                    SocketFlags::CLOEXEC,
+                    None,
+                )
+                .unwrap();
+                (
+                    rustix::net::connect(&fd, &SocketAddrUnix::new(&p).unwrap()),
+                    mode,
+                )
+            })
+        };
+        let offer = ArenaOffer::serve(&arena, &p, OfferPolicy::root_only()).unwrap();
+        let (connected, mode) = watcher.join().unwrap();
+        assert_eq!(connected, Ok(()), "round {round}: refused");
+        assert_eq!(mode.ok(), Some(0o600), "round {round}: the mode");
+        drop(offer);
+        assert!(!p.exists());
+    }
+}

@@ -231,16 +231,46 @@ fn listen(path: &Path, open: bool) -> Result<OwnedFd> {
         None,
     )
     .map_err(sys("socket(AF_UNIX)"))?;
-    rustix::net::bind(&fd, &addr).map_err(sys("bind(AF_UNIX)"))?;
+    // Bound under a temporary name, given its mode, listening — and only
+    // then renamed into place: a mapper that connects as soon as the path
+    // exists is never refused (ECONNREFUSED between bind and listen), and
+    // never finds the socket with the umask's mode. (A path too long for
+    // the temporary name is bound in place.)
+    let tmp = {
+        let mut t = path.as_os_str().to_owned();
+        t.push(".new");
+        std::path::PathBuf::from(t)
+    };
+    let (bound, tmp_addr) = match SocketAddrUnix::new(&tmp) {
+        Ok(a) => (tmp.as_path(), a),
+        Err(_) => (path, addr),
+    };
+    if bound != path {
+        // Left by an owner that died between bind and rename.
+        let _ = std::fs::remove_file(bound);
+    }
+    rustix::net::bind(&fd, &tmp_addr).map_err(sys("bind(AF_UNIX)"))?;
     let mode = if open { 0o666 } else { 0o600 };
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-        Error::Sys {
+    let placed = std::fs::set_permissions(bound, std::fs::Permissions::from_mode(mode))
+        .map_err(|source| Error::Sys {
             call: "chmod(socket)",
             source,
-        }
-    })?;
-    rustix::net::listen(&fd, 16).map_err(sys("listen"))?;
+        })
+        .and_then(|()| rustix::net::listen(&fd, 16).map_err(sys("listen")))
+        .and_then(|()| {
+            if bound == path {
+                return Ok(());
+            }
+            std::fs::rename(bound, path).map_err(|source| Error::Sys {
+                call: "rename(socket)",
+                source,
+            })
+        });
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(bound);
+        return Err(e);
+    }
     Ok(fd)
 }
 
