@@ -118,6 +118,23 @@ impl Cmd {
     }
 }
 
+/// The error and its causes, each said once: a cause whose text its
+/// parent already ends with (`connect: ENOENT` above `ENOENT`) is left out.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Whether an error chain ends in "permission denied" from the kernel.
 fn is_eperm(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -201,15 +218,16 @@ fn main() -> ExitCode {
     let Err(e) = result else {
         return ExitCode::SUCCESS;
     };
+    let said = message(&e);
     let (message, code) = if e.downcast_ref::<check::Usage>().is_some() {
-        (format!("{e:#}"), 2)
-    } else if is_eperm(&e) && !format!("{e:#}").contains("needs root") {
+        (said, 2)
+    } else if is_eperm(&e) && !said.contains("needs root") {
         (
-            format!("{e:#}\n  (EPERM: this needs {caps}; run it as root, e.g. with sudo)"),
+            format!("{said}\n  (EPERM: this needs {caps}; run it as root, e.g. with sudo)"),
             1,
         )
     } else {
-        (format!("{e:#}"), 1)
+        (said, 1)
     };
     if json {
         output::json_error(&message, code);

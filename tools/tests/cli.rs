@@ -194,3 +194,12 @@ fn without_privilege_fwd_says_eperm_and_the_capabilities() {
         "{err}"
     );
 }
+
+#[test]
+fn a_kernel_error_is_said_once() {
+    let sock = std::env::temp_dir().join(format!("skmem-cli-{}-nope.sock", std::process::id()));
+    let o = run(&["map", "--path", sock.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
