@@ -64,6 +64,33 @@ fn workers_of(line: &serde_json::Value) -> Vec<W> {
         .collect()
 }
 
+/// Starts `skmemctl fwd --copy --json ARGS` on A as the owner; returns it
+/// (killed if the test fails) and a reader of its next JSON record.
+fn start_owner(pair: &NetnsPair, args: &[&str]) -> (KillOnDrop, impl FnMut() -> serde_json::Value) {
+    let mut owner = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", pair.ns_name(Side::A)])
+            .args([
+                env!("CARGO_BIN_EXE_skmemctl"),
+                "fwd",
+                "--iface",
+                pair.ifname(Side::A),
+            ])
+            .args(["--copy", "--json"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(owner.0.stdout.take().unwrap()).lines();
+    let next = move || -> serde_json::Value {
+        let l = lines.next().expect("fwd ended early").unwrap();
+        serde_json::from_str(&l).unwrap()
+    };
+    (owner, next)
+}
+
 #[test]
 fn a_worker_killed_mid_traffic_loses_no_frame_and_its_replacement_forwards() {
     if !root() {
@@ -78,28 +105,18 @@ fn a_worker_killed_mid_traffic_loses_no_frame_and_its_replacement_forwards() {
             std::path::PathBuf::from(bin),
         ]))
         .unwrap();
-    let mut owner = KillOnDrop(
-        Command::new("ip")
-            .args(["netns", "exec", pair.ns_name(Side::A), bin, "fwd"])
-            .args(["--iface", pair.ifname(Side::A), "--mode", "l2fwd", "--copy"])
-            .args([
-                "--workers",
-                "2",
-                "--round-robin",
-                "--duration",
-                "60",
-                "--json",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
+    let (mut owner, mut next) = start_owner(
+        &pair,
+        &[
+            "--mode",
+            "l2fwd",
+            "--workers",
+            "2",
+            "--round-robin",
+            "--duration",
+            "60",
+        ],
     );
-    let mut lines = BufReader::new(owner.0.stdout.take().unwrap()).lines();
-    let mut next = || -> serde_json::Value {
-        let l = lines.next().expect("fwd ended early").unwrap();
-        serde_json::from_str(&l).unwrap()
-    };
     // Both workers joined.
     let by = Instant::now() + Duration::from_secs(20);
     let mut line = next();
@@ -225,28 +242,23 @@ fn one_worker_per_queue_on_two_queues() {
     }
     let pair = NetnsPair::with_config(PairConfig::default().queues(2, 2)).unwrap();
     let bin = env!("CARGO_BIN_EXE_skmemctl");
-    let mut owner = KillOnDrop(
-        Command::new("ip")
-            .args(["netns", "exec", pair.ns_name(Side::A), bin, "fwd"])
-            .args([
-                "--iface",
-                pair.ifname(Side::A),
-                "--mode",
-                "rxdrop",
-                "--copy",
-            ])
-            .args(["--queue", "0", "--queue", "1", "--workers", "1"])
-            .args(["--duration", "60", "--json", "--interval", "0.2"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
+    let (mut owner, mut next) = start_owner(
+        &pair,
+        &[
+            "--mode",
+            "rxdrop",
+            "--queue",
+            "0",
+            "--queue",
+            "1",
+            "--workers",
+            "1",
+            "--duration",
+            "60",
+            "--interval",
+            "0.2",
+        ],
     );
-    let mut lines = BufReader::new(owner.0.stdout.take().unwrap()).lines();
-    let mut next = || -> serde_json::Value {
-        let l = lines.next().expect("fwd ended early").unwrap();
-        serde_json::from_str(&l).unwrap()
-    };
     // Each queue's worker joined: a rate line per queue with its pid.
     let by = Instant::now() + Duration::from_secs(20);
     let mut joined = [None, None];
