@@ -35,6 +35,36 @@ fn wait_offer(path: &std::path::Path) {
     }
 }
 
+/// An owner in A's namespace: the XDP program, a nexus arena with worker
+/// slots, its channel on queue 0 (copy mode, fill ring primed), the offer
+/// at `path` and the hub lending to the workers. Dropped hub first.
+struct Owner {
+    hub: WorkerHub,
+    offer: ArenaOffer,
+    _arena: Arena,
+    _prog: skmem_xdp::XdpProgram,
+}
+
+impl Owner {
+    fn serve(ifname: &str, path: &std::path::Path, np: &NexusParams, spread: Spread) -> Owner {
+        let mut prog = common::udp_redirect(ifname, AttachMode::Auto);
+        let arena = Arena::create_nexus(np).unwrap();
+        let mut cp = ChannelParams::new(ifname, 0);
+        cp.mode = BindMode::Copy;
+        let mut ch = Channel::open(&arena, &cp).unwrap();
+        prog.add_socket(0, ch.fd()).unwrap();
+        ch.refill().unwrap();
+        let offer = ArenaOffer::serve(&arena, path, OfferPolicy::root_only()).unwrap();
+        let hub = WorkerHub::new(ch, &offer, spread).unwrap();
+        Owner {
+            hub,
+            offer,
+            _arena: arena,
+            _prog: prog,
+        }
+    }
+}
+
 /// A worker thread's loop: l2fwd in place until `stop`.
 fn l2fwd_worker(path: &std::path::Path, stop: &AtomicBool) -> u64 {
     let mut w = WorkerChannel::connect(path).unwrap();
@@ -73,17 +103,10 @@ fn l2fwd_through(workers: usize, spread: Spread, tag: &str) -> Vec<WorkerCounter
     let (counters, errors, per_worker) = std::thread::scope(|s| {
         let owner = s.spawn(|| {
             pair.in_ns(Side::A, || {
-                let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
                 let mut np = NexusParams::new(format!("wk{tag}")).with_worker_slots(workers);
                 np.pool.packets = 2048;
-                let arena = Arena::create_nexus(&np).unwrap();
-                let mut cp = ChannelParams::new(&ifname, 0);
-                cp.mode = BindMode::Copy;
-                let mut ch = Channel::open(&arena, &cp).unwrap();
-                prog.add_socket(0, ch.fd()).unwrap();
-                ch.refill().unwrap();
-                let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only()).unwrap();
-                let mut hub = WorkerHub::new(ch, &offer, spread).unwrap();
+                let mut owner = Owner::serve(&ifname, &path, &np, spread);
+                let hub = &mut owner.hub;
                 let joined_by = Instant::now() + Duration::from_secs(10);
                 while hub.workers().iter().flatten().count() < workers {
                     assert!(Instant::now() < joined_by, "workers did not join");
@@ -238,17 +261,10 @@ fn a_hostile_workers_bad_descriptors_are_counted_and_hurt_no_one_else() {
     let (counters, returned, good) = std::thread::scope(|s| {
         let owner = s.spawn(|| {
             pair.in_ns(Side::A, || {
-                let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
                 let mut np = NexusParams::new("wkhostile").with_worker_slots(2);
                 np.pool.packets = 2048;
-                let arena = Arena::create_nexus(&np).unwrap();
-                let mut cp = ChannelParams::new(&ifname, 0);
-                cp.mode = BindMode::Copy;
-                let mut ch = Channel::open(&arena, &cp).unwrap();
-                prog.add_socket(0, ch.fd()).unwrap();
-                ch.refill().unwrap();
-                let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only()).unwrap();
-                let mut hub = WorkerHub::new(ch, &offer, Spread::RoundRobin).unwrap();
+                let mut owner = Owner::serve(&ifname, &path, &np, Spread::RoundRobin);
+                let hub = &mut owner.hub;
                 let joined_by = Instant::now() + Duration::from_secs(10);
                 while hub.workers().iter().flatten().count() < 2 {
                     assert!(Instant::now() < joined_by, "workers did not join");
@@ -366,18 +382,11 @@ fn a_worker_that_falls_behind_reads_its_flow_controlled_then_released() {
     std::thread::scope(|s| {
         let owner = s.spawn(|| {
             pair.in_ns(Side::A, || {
-                let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
                 let mut np = NexusParams::new("wkadv").with_worker_slots(1);
                 np.pool.packets = 4096;
                 np.worker_ring_entries = 256;
-                let arena = Arena::create_nexus(&np).unwrap();
-                let mut cp = ChannelParams::new(&ifname, 0);
-                cp.mode = BindMode::Copy;
-                let mut ch = Channel::open(&arena, &cp).unwrap();
-                prog.add_socket(0, ch.fd()).unwrap();
-                ch.refill().unwrap();
-                let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only()).unwrap();
-                let mut hub = WorkerHub::new(ch, &offer, Spread::FlowHash).unwrap();
+                let mut owner = Owner::serve(&ifname, &path, &np, Spread::FlowHash);
+                let hub = &mut owner.hub;
                 let deadline = Instant::now() + Duration::from_secs(40);
                 // Whether the hub said the worker was behind while its
                 // ring was full.
@@ -481,17 +490,10 @@ fn a_redirected_worker_errs_and_its_frames_come_back() {
     std::thread::scope(|s| {
         let owner = s.spawn(|| {
             pair.in_ns(Side::A, || {
-                let mut prog = common::udp_redirect(&ifname, AttachMode::Auto);
                 let mut np = NexusParams::new("wkredir").with_worker_slots(1);
                 np.pool.packets = 2048;
-                let arena = Arena::create_nexus(&np).unwrap();
-                let mut cp = ChannelParams::new(&ifname, 0);
-                cp.mode = BindMode::Copy;
-                let mut ch = Channel::open(&arena, &cp).unwrap();
-                prog.add_socket(0, ch.fd()).unwrap();
-                ch.refill().unwrap();
-                let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only()).unwrap();
-                let mut hub = WorkerHub::new(ch, &offer, Spread::FlowHash).unwrap();
+                let mut owner = Owner::serve(&ifname, &path, &np, Spread::FlowHash);
+                let hub = &mut owner.hub;
                 // The worker holds what it took: wait for its count.
                 let by = Instant::now() + Duration::from_secs(20);
                 let held = loop {
@@ -504,7 +506,7 @@ fn a_redirected_worker_errs_and_its_frames_come_back() {
                 };
                 assert_eq!(hub.lent() as usize, held);
                 assert!(
-                    !offer.redirect(std::process::id()).unwrap(),
+                    !owner.offer.redirect(std::process::id()).unwrap(),
                     "the channel's mapping stays"
                 );
                 let by = Instant::now() + Duration::from_secs(10);

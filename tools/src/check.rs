@@ -32,7 +32,7 @@ pub const MAX_FWD_FRAME: usize = 2048;
 pub const MAX_PACKETS: usize = 1 << 20;
 
 /// A whole number in `lo..=hi`.
-fn in_range<T>(s: &str, lo: T, hi: T, what: &str) -> Result<T, String>
+pub fn in_range<T>(s: &str, lo: T, hi: T, what: &str) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {

@@ -113,6 +113,17 @@ struct Summary {
     replacement: Option<u32>,
 }
 
+/// Frames received but not forwarded through the workers: taken back from
+/// a gone worker, dropped for a full ring, refused as bad, or received
+/// while no worker was there (all in the pool again).
+fn not_forwarded(hub: &skmem::workers::WorkerHub) -> u64 {
+    hub.counters()
+        .iter()
+        .map(|w| w.reclaimed + w.dropped_full + w.bad())
+        .sum::<u64>()
+        + hub.no_worker()
+}
+
 /// The forwarder's loop with workers: the owner lends, the workers (other
 /// processes, started by the display thread) swap and hand back.
 fn forward_through_workers(
@@ -147,13 +158,7 @@ fn forward_through_workers(
             fwd.rx.store(c.rx_packets, Ordering::Relaxed);
             fwd.tx.store(c.tx_packets, Ordering::Relaxed);
             let per = hub.counters();
-            fwd.lost.store(
-                per.iter()
-                    .map(|w| w.reclaimed + w.dropped_full + w.bad())
-                    .sum::<u64>()
-                    + hub.no_worker(),
-                Ordering::Relaxed,
-            );
+            fwd.lost.store(not_forwarded(&hub), Ordering::Relaxed);
             *fwd.workers.lock().unwrap_or_else(|e| e.into_inner()) =
                 hub.workers().into_iter().zip(per.iter().copied()).collect();
             *fwd.account.lock().unwrap_or_else(|e| e.into_inner()) = hub.channel_mut().account();
@@ -169,14 +174,7 @@ fn forward_through_workers(
         hub.poll()?;
         std::thread::yield_now();
     }
-    let per = hub.counters();
-    fwd.lost.store(
-        per.iter()
-            .map(|w| w.reclaimed + w.dropped_full + w.bad())
-            .sum::<u64>()
-            + hub.no_worker(),
-        Ordering::Relaxed,
-    );
+    fwd.lost.store(not_forwarded(&hub), Ordering::Relaxed);
     let account = hub.channel_mut().account();
     *fwd.account.lock().unwrap_or_else(|e| e.into_inner()) = account;
     drop(hub);

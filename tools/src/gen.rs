@@ -111,28 +111,12 @@ struct Summary {
 /// A generator frame: 60 bytes (the Ethernet minimum without FCS) to
 /// [`MAX_FRAME`] (live-frames mode takes one page).
 fn gen_frame(s: &str) -> Result<usize, String> {
-    let v: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number (frame bytes: 60..={MAX_FRAME})"))?;
-    if !(crate::check::MIN_FRAME..=MAX_FRAME).contains(&v) {
-        return Err(format!(
-            "{v} is out of range (frame bytes: 60..={MAX_FRAME})"
-        ));
-    }
-    Ok(v)
+    crate::check::in_range(s, crate::check::MIN_FRAME, MAX_FRAME, "frame bytes")
 }
 
 /// Frames per BPF_PROG_RUN batch.
 fn gen_batch(s: &str) -> Result<u32, String> {
-    let v: u32 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number (frames: 1..={MAX_BATCH})"))?;
-    if !(1..=MAX_BATCH).contains(&v) {
-        return Err(format!("{v} is out of range (frames: 1..={MAX_BATCH})"));
-    }
-    Ok(v)
+    crate::check::in_range(s, 1, MAX_BATCH, "frames")
 }
 
 /// The interface's own MAC, from sysfs of the calling thread's namespace.
@@ -144,16 +128,8 @@ fn iface_mac(iface: &str) -> Result<[u8; 6]> {
 
 /// Runs the generator until `stop`, `--count` or `--duration`.
 pub fn run(args: GenArgs, stop: &AtomicBool) -> Result<()> {
-    if !std::path::Path::new("/sys/class/net")
-        .join(&args.iface)
-        .exists()
-    {
-        return Err(crate::check::Usage(format!(
-            "--iface {}: no such interface in this network namespace",
-            args.iface
-        ))
-        .into());
-    }
+    // The interface exists here (its queue count does not matter).
+    crate::check::iface_queues(&args.iface)?;
     if let Some(cpu) = args.cpu {
         crate::thread::pin(cpu)?;
     }

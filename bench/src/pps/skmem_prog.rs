@@ -18,21 +18,8 @@ pub fn run(
     start: &mut dyn FnMut() -> Meter,
     stop: &AtomicBool,
 ) -> Result<ProgRun> {
-    let mut np = NexusParams::new(p.arena_name.clone());
-    np.pool.packets = p.frames as usize;
-    // The arena's RING objects hold 1024-entry rings by default: make room
-    // for larger ones (a page for the indices, 16 bytes a descriptor).
-    let ring = np.region_mut(RegionId::Ring);
-    ring.obj_size = ring
-        .obj_size
-        .max(skmem::sys::page_size() + p.ring_entries as usize * 16);
-    let arena = Arena::create_nexus(&np).context("skmem arena")?;
-    let mut cp = ChannelParams::new(&p.ifname, 0);
-    cp.mode = BindMode::Copy;
-    cp.batch = p.batch;
-    cp.umem_ring_entries = p.ring_entries;
-    cp.ring_entries = p.ring_entries;
-    cp.tx_budget = p.tx_budget;
+    let arena = Arena::create_nexus(&nexus_params(p, 0)).context("skmem arena")?;
+    let mut cp = channel_params(p);
     match p.wait {
         Wait::BusyPoll => cp.busy_poll = Some((super::BUSY_POLL_US, p.batch as u32)),
         Wait::Coalesce => cp.coalesce = Some(Coalesce::new(super::COALESCE_MAX_US)),
@@ -190,6 +177,36 @@ fn drain(ch: &mut Channel) {
     }
 }
 
+/// The arena of a skmem run: `p.frames` packets, RING objects large enough
+/// for `p.ring_entries`-entry rings (a page for the indices, 16 bytes a
+/// descriptor; 1024 entries by default), `workers` worker slots with rings
+/// of the same size.
+fn nexus_params(p: &ProgParams, workers: usize) -> NexusParams {
+    let mut np = NexusParams::new(p.arena_name.clone());
+    if workers > 0 {
+        np = np.with_worker_slots(workers);
+        np.worker_ring_entries = p.ring_entries;
+    }
+    np.pool.packets = p.frames as usize;
+    let ring = np.region_mut(RegionId::Ring);
+    ring.obj_size = ring
+        .obj_size
+        .max(skmem::sys::page_size() + p.ring_entries as usize * 16);
+    np
+}
+
+/// The channel of a skmem run on queue 0, copy mode, the run's ring sizes,
+/// batch and TX budget.
+fn channel_params(p: &ProgParams) -> ChannelParams {
+    let mut cp = ChannelParams::new(&p.ifname, 0);
+    cp.mode = BindMode::Copy;
+    cp.batch = p.batch;
+    cp.umem_ring_entries = p.ring_entries;
+    cp.ring_entries = p.ring_entries;
+    cp.tx_budget = p.tx_budget;
+    cp
+}
+
 /// The hidden first argument that makes `pps` a worker process of
 /// [`run_workers`].
 pub const WORKER_ARG: &str = "__skmem-worker";
@@ -211,20 +228,8 @@ pub fn run_workers(
     if p.workload == Workload::Txonly {
         bail!("workers process received packets: no txonly");
     }
-    let mut np = NexusParams::new(p.arena_name.clone()).with_worker_slots(n);
-    np.pool.packets = p.frames as usize;
-    let ring = np.region_mut(RegionId::Ring);
-    ring.obj_size = ring
-        .obj_size
-        .max(skmem::sys::page_size() + p.ring_entries as usize * 16);
-    np.worker_ring_entries = p.ring_entries;
-    let arena = Arena::create_nexus(&np).context("skmem arena")?;
-    let mut cp = ChannelParams::new(&p.ifname, 0);
-    cp.mode = BindMode::Copy;
-    cp.batch = p.batch;
-    cp.umem_ring_entries = p.ring_entries;
-    cp.ring_entries = p.ring_entries;
-    cp.tx_budget = p.tx_budget;
+    let arena = Arena::create_nexus(&nexus_params(p, n)).context("skmem arena")?;
+    let cp = channel_params(p);
     let mut ch = super::retry_busy(|| {
         Channel::open(&arena, &cp).with_context(|| format!("skmem channel on {}", p.ifname))
     })?;
