@@ -14,6 +14,7 @@ use std::thread;
 
 use crate::error::{Error, Result};
 use crate::sys;
+use skmem::owner::{Owner, OwnerMark};
 
 /// Directory where `ip netns` keeps its namespace bind mounts.
 pub const NETNS_DIR: &str = "/var/run/netns";
@@ -278,6 +279,21 @@ fn pid_running(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
 }
 
+/// The owner mark of namespace `ns`.
+fn mark_of(ns: &str) -> String {
+    format!("netns-{ns}")
+}
+
+/// Whether the process that made namespace `name` lives: its owner mark is
+/// held. A namespace without a mark is judged by the pid in its name.
+fn maker_running(name: &str, pid: u32) -> bool {
+    match skmem::owner::owner_of(&mark_of(name)) {
+        Ok(Some(Owner::Alive(_))) => true,
+        Ok(Some(Owner::Gone)) => false,
+        Ok(None) | Err(_) => pid_running(pid),
+    }
+}
+
 /// Removes harness namespaces (`skm<pid>…`) whose process is no longer
 /// running, left behind by a test process that was killed before its
 /// `Drop`s ran. Namespaces of live processes, including this one, are kept.
@@ -285,11 +301,14 @@ fn pid_running(pid: u32) -> bool {
 pub fn cleanup_stale() -> Vec<String> {
     let mut removed = Vec::new();
     for (name, pid) in harness_namespaces() {
-        if pid_running(pid) {
+        if maker_running(&name, pid) {
             continue;
         }
         match delete_ns(&name) {
-            Ok(()) => removed.push(name),
+            Ok(()) => {
+                let _ = skmem::owner::remove_orphan(&mark_of(&name));
+                removed.push(name)
+            }
             Err(e) => warn(&format!("removing stale namespace {name}: {e}")),
         }
     }
@@ -336,6 +355,10 @@ pub struct NetnsPair {
     mac: [[u8; 6]; 2],
     config: PairConfig,
     ns_created: [bool; 2],
+    /// One owner mark per namespace, taken before it is created and
+    /// released after it is deleted: how the next run knows, across PID
+    /// namespaces, that this process is gone.
+    marks: Vec<OwnerMark>,
 }
 
 impl NetnsPair {
@@ -356,6 +379,7 @@ impl NetnsPair {
             mac: [[0; 6]; 2],
             config,
             ns_created: [false; 2],
+            marks: Vec::new(),
         };
         // On error `pair` is dropped here, which removes what was created.
         pair.setup()?;
@@ -372,6 +396,10 @@ impl NetnsPair {
                     // before: left by an earlier process with the same pid.
                     warn(&format!("removing leftover namespace {ns}"));
                     run("ip", &["netns", "del", ns], Some(ns))?;
+                }
+                match OwnerMark::take(&mark_of(ns)) {
+                    Ok(m) => self.marks.push(m),
+                    Err(e) => warn(&format!("no owner mark for namespace {ns}: {e}")),
                 }
                 run("ip", &["netns", "add", ns], Some(ns))?;
                 self.ns_created[side.idx()] = true;

@@ -181,6 +181,23 @@ fn rxdrop_4096(wait: Wait, recv: Recv) {
                     .unwrap();
                 assert_eq!(u64::from_le_bytes(word), ch.counters().rx_packets);
                 assert_eq!(ch.counters().busy_polls, busy_polls);
+                // What `skmemctl stats` reads: this process's published
+                // view of the channel, asked over its statistics socket
+                // and answered from another thread while the channel lives.
+                let published = skmem::publish::read_all().unwrap();
+                let me = published
+                    .processes
+                    .iter()
+                    .find(|p| p.pid == std::process::id())
+                    .expect("this process publishes (root)");
+                let seen = me
+                    .channels
+                    .iter()
+                    .find(|c| c.ifname == ifname)
+                    .unwrap_or_else(|| panic!("{ifname} in {:#?}", me.channels));
+                assert_eq!(seen.counters, ch.counters());
+                assert_eq!(seen.xdp, Some(ch.xsk_stats().unwrap()));
+                assert!(me.arenas.iter().any(|a| a.name == seen.arena));
                 // Coalescing slept; without it, nothing does.
                 assert_eq!(
                     ch.counters().coalesced_sleeps > 0,

@@ -19,6 +19,7 @@ mod fwd;
 mod gen;
 mod lend;
 mod output;
+mod prometheus;
 mod stale;
 mod stats;
 mod thread;
@@ -102,7 +103,7 @@ impl Cmd {
             Cmd::Fwd(a) => a.json,
             Cmd::Gen(a) => a.json,
             Cmd::Watch(a) => a.json,
-            Cmd::Stats(a) => a.json,
+            Cmd::Stats(a) => a.json || a.format == stats::Format::Json,
             _ => false,
         }
     }
@@ -112,7 +113,8 @@ impl Cmd {
         match self {
             Cmd::Demo(_) => "CAP_SYS_ADMIN (namespaces), CAP_NET_ADMIN, CAP_BPF and CAP_PERFMON",
             Cmd::Fwd(_) | Cmd::Gen(_) => "CAP_NET_ADMIN and CAP_BPF",
-            Cmd::Watch(_) | Cmd::Stats(_) => "CAP_BPF and CAP_PERFMON",
+            Cmd::Watch(_) => "CAP_BPF and CAP_PERFMON",
+            Cmd::Stats(_) => "CAP_DAC_OVERRIDE (the root-only /run/skmem), CAP_BPF and CAP_PERFMON",
             _ => "the owner's permission (see --allow-uid of skmemctl offer)",
         }
     }

@@ -56,11 +56,15 @@
 //!
 //! # Pinning
 //!
-//! The live-arena map is pinned at `/sys/fs/bpf/skmem/arenas_PID_N` (PID
-//! of the observer, N its sequence number in that process), mode 0600,
-//! in a directory of mode 0700, so only root reads it; [`pinned_arenas`]
-//! reads every pin (what `skmemctl stats` shows) and removes those whose
-//! observer died. Dropping the observer removes its pin.
+//! The live-arena map is pinned at `/sys/fs/bpf/skmem/arenas_PID_TOKEN`
+//! (PID of the observer as it sees itself, TOKEN 64 random bits: two
+//! observers in different PID namespaces may both be pid 1), mode 0600, in
+//! a directory of mode 0700, so only root reads it. Before pinning, the
+//! observer takes the owner mark `pin-arenas_PID_TOKEN`
+//! ([`skmem::owner`]), a lock the kernel drops when the observer dies;
+//! [`pinned_arenas`] reads every pin (what `skmemctl stats` shows) and
+//! removes those whose mark nobody holds. Dropping the observer removes
+//! its pin, then its mark.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -69,7 +73,6 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
@@ -77,6 +80,7 @@ use aya::programs::uprobe::UProbeScope;
 use aya::programs::{TracePoint, UProbe};
 use aya::{include_bytes_aligned, Ebpf, EbpfLoader};
 use serde::Serialize;
+use skmem::owner::{self, unique_name, Owner, OwnerMark};
 use tracing::{debug, info, warn};
 
 pub use skmem_xdp_common::{
@@ -614,8 +618,6 @@ impl MunmapFilter {
     }
 }
 
-static PIN_SEQ: AtomicU32 = AtomicU32::new(0);
-
 /// The probes, loaded and attached; dropping detaches them and removes the
 /// pin.
 pub struct Observer {
@@ -624,6 +626,8 @@ pub struct Observer {
     arenas: BpfHashMap<MapData, ArenaKey, LiveArena>,
     counters: PerCpuArray<MapData, u64>,
     pin: Option<PathBuf>,
+    /// Says the pin's observer lives; released after the pin is removed.
+    mark: Option<OwnerMark>,
     target: ObserveTarget,
     /// (dev, ino) of every file looked at, with or without hooks.
     seen_files: HashSet<(u64, u64)>,
@@ -698,7 +702,7 @@ impl Observer {
         let counters = PerCpuArray::try_from(take(&mut ebpf, OBSERVE_COUNTERS_MAP)?)
             .map_err(|e| bpf_err(OBSERVE_COUNTERS_MAP, &e))?;
 
-        let pin = pin_map(&arenas_map)?;
+        let (pin, mark) = pin_map(&arenas_map)?;
         let arenas = BpfHashMap::try_from(arenas_map).map_err(|e| bpf_err(ARENAS_MAP, &e))?;
 
         let mut obs = Observer {
@@ -707,6 +711,7 @@ impl Observer {
             arenas,
             counters,
             pin: Some(pin),
+            mark: Some(mark),
             target: target.clone(),
             seen_files: HashSet::new(),
             attached: Vec::new(),
@@ -905,6 +910,7 @@ impl Drop for Observer {
                 let _ = fs::remove_dir(dir);
             }
         }
+        drop(self.mark.take());
     }
 }
 
@@ -936,7 +942,12 @@ fn read_arenas(
     Ok(out)
 }
 
-fn pin_map(map: &aya::maps::Map) -> Result<PathBuf, ObserveError> {
+/// The owner mark of the pin named `file_name`.
+fn mark_of(file_name: &str) -> String {
+    format!("pin-{file_name}")
+}
+
+fn pin_map(map: &aya::maps::Map) -> Result<(PathBuf, OwnerMark), ObserveError> {
     let dir = Path::new(PIN_DIR);
     let io_err = |op: String| move |source| ObserveError::Io { op, source };
     let bpffs = Path::new("/sys/fs/bpf");
@@ -950,17 +961,21 @@ fn pin_map(map: &aya::maps::Map) -> Result<PathBuf, ObserveError> {
     fs::create_dir_all(dir).map_err(io_err(format!("creating {PIN_DIR}")))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(io_err(format!("chmod 0700 {PIN_DIR}")))?;
-    let path = dir.join(format!(
-        "{PIN_PREFIX}{}_{}",
-        std::process::id(),
-        PIN_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_file(&path);
+    let name = unique_name(&format!("{PIN_PREFIX}{}_", std::process::id()));
+    // The mark first: a reader that finds the pin finds its mark held.
+    let mark = OwnerMark::take(&mark_of(&name))
+        .map_err(io_err(format!("taking the owner mark of {name}")))?;
+    let path = dir.join(&name);
     map.pin(&path)
         .map_err(|e| bpf_err(format!("pinning {ARENAS_MAP} at {}", path.display()), &e))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
-        .map_err(io_err(format!("chmod 0600 {}", path.display())))?;
-    Ok(path)
+    if let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(0o600)) {
+        let _ = fs::remove_file(&path);
+        return Err(ObserveError::Io {
+            op: format!("chmod 0600 {}", path.display()),
+            source: e,
+        });
+    }
+    Ok((path, mark))
 }
 
 fn is_bpffs(path: &Path) -> bool {
@@ -1029,6 +1044,21 @@ pub struct PinnedArenas {
     pub removed: Vec<PathBuf>,
 }
 
+/// Whether the observer that pinned `name` lives: its owner mark is held.
+/// A pin without a mark (made before marks existed) is judged by the pid
+/// in its name, which is right only outside PID namespaces.
+fn observer_alive(name: &str) -> bool {
+    match owner::owner_of(&mark_of(name)) {
+        Ok(Some(Owner::Alive(_))) => true,
+        Ok(Some(Owner::Gone)) => false,
+        Ok(None) | Err(_) => name
+            .strip_prefix(PIN_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_none_or(|pid| Path::new(&format!("/proc/{pid}")).exists()),
+    }
+}
+
 /// Reads every pinned live-arena map (one per running observer), removing
 /// the pins of observers that died without cleaning up. Root only: a
 /// non-root caller gets [`ObserveError::NotRoot`] (EPERM).
@@ -1061,15 +1091,11 @@ pub fn pinned_arenas() -> Result<PinnedArenas, ObserveError> {
         .collect();
     paths.sort();
     for path in paths {
-        let owner = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix(PIN_PREFIX))
-            .and_then(|rest| rest.split('_').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        if owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !observer_alive(name) {
             debug!(pin = %path.display(), "removing the pin of a dead observer");
             if fs::remove_file(&path).is_ok() {
+                let _ = owner::remove_orphan(&mark_of(name));
                 out.removed.push(path);
             }
             continue;

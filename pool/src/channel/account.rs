@@ -1,11 +1,13 @@
 //! What a channel counts, and where every frame of its UMEM is.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use crate::pool::{PacketIndex, PacketState, Tag};
 
 use super::Channel;
 
 /// Packet counters of a channel (what USTATS publishes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelCounters {
     /// Frames received.
     pub rx_packets: u64,
@@ -29,6 +31,62 @@ pub struct ChannelCounters {
     /// Sleeps of receive coalescing ([`Channel::poll`] with
     /// [`ChannelParams::coalesce`](super::ChannelParams::coalesce)).
     pub coalesced_sleeps: u64,
+}
+
+/// One counter the channel writes and other threads read (the process's
+/// published statistics, [`crate::publish`]).
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. A load and a store, not a locked read-modify-write: the
+    /// channel is the only writer (it is `Send` but not `Sync`, and every
+    /// writer holds it), readers only need each value whole.
+    #[inline(always)]
+    pub(crate) fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// The value now.
+    #[inline(always)]
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// [`ChannelCounters`] as the channel keeps them: shared with the process's
+/// statistics registry, so `skmemctl stats` can read them while the
+/// channel runs.
+#[derive(Debug, Default)]
+pub(crate) struct LiveCounters {
+    pub(crate) rx_packets: Counter,
+    pub(crate) rx_bytes: Counter,
+    pub(crate) tx_packets: Counter,
+    pub(crate) tx_bytes: Counter,
+    pub(crate) tx_completed: Counter,
+    pub(crate) bad_descs: Counter,
+    pub(crate) tx_refused: Counter,
+    pub(crate) wakeups: Counter,
+    pub(crate) busy_polls: Counter,
+    pub(crate) coalesced_sleeps: Counter,
+}
+
+impl LiveCounters {
+    /// The counters now (each value whole; not one instant across them).
+    pub(crate) fn snapshot(&self) -> ChannelCounters {
+        ChannelCounters {
+            rx_packets: self.rx_packets.get(),
+            rx_bytes: self.rx_bytes.get(),
+            tx_packets: self.tx_packets.get(),
+            tx_bytes: self.tx_bytes.get(),
+            tx_completed: self.tx_completed.get(),
+            bad_descs: self.bad_descs.get(),
+            tx_refused: self.tx_refused.get(),
+            wakeups: self.wakeups.get(),
+            busy_polls: self.busy_polls.get(),
+            coalesced_sleeps: self.coalesced_sleeps.get(),
+        }
+    }
 }
 
 /// Where every frame of the UMEM is: see [`Channel::account`]. The

@@ -62,6 +62,7 @@ mod xsk;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
+pub(crate) use account::LiveCounters;
 pub use account::{ChannelCounters, FrameAccount};
 pub use coalesce::Coalesce;
 pub use frame::{Frame, TxMetadata, MAX_FRAGS, TX_METADATA_SIZE, XDP_TX_METADATA};
@@ -229,7 +230,11 @@ pub struct Channel {
     params: ChannelParams,
     ifindex: u32,
     zero_copy: bool,
-    counters: ChannelCounters,
+    /// Shared with [`published`](Self::published): `skmemctl stats` reads
+    /// them while the channel runs.
+    counters: Arc<LiveCounters>,
+    /// This channel in the process's statistics registry.
+    published: Arc<crate::stats::ChannelRecord>,
     /// Frames given to the kernel for RX (fill ring + RX ring) not yet
     /// taken back from the RX ring: kept at most the RX ring's size, so the
     /// RX ring never overflows. Excess traffic is then dropped by the
@@ -343,7 +348,7 @@ impl Channel {
 
     /// Packet counters.
     pub fn counters(&self) -> ChannelCounters {
-        self.counters
+        self.counters.snapshot()
     }
 
     /// How many more frames the kernel may be given for RX (see `rx_held`).
@@ -389,7 +394,7 @@ impl Channel {
             return Ok(());
         };
         let k = self.sock.statistics()?;
-        let c = self.counters;
+        let c = self.counters.snapshot();
         let words = [
             c.rx_packets,
             c.rx_bytes,
@@ -452,6 +457,8 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
+        // The registry must stop reading the socket before it closes.
+        self.published.closing();
         // SAFETY: `sock` is dropped exactly once, here, and never used
         // after (the remaining code touches only the pool and the arena).
         unsafe { std::mem::ManuallyDrop::drop(&mut self.sock) };

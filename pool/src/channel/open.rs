@@ -8,6 +8,7 @@
 //! before it drop in reverse order: nothing is left. The guards the
 //! channel needs for its whole life go into its [`Claims`].
 
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use super::slots::Slots;
 use super::umem::UmemGeometry;
 use super::xsk::{BindFlags, RingId, UmemOptions, XskSocket};
 use super::{
-    coalesce, ifindex, BindMode, Channel, ChannelCounters, ChannelParams, Tags, XdpDesc, MAX_FRAGS,
+    coalesce, ifindex, BindMode, Channel, ChannelParams, LiveCounters, Tags, XdpDesc, MAX_FRAGS,
     ONE_CHANNEL, TX_BUDGET_MIN,
 };
 
@@ -501,6 +502,16 @@ impl Channel {
             0,
         );
         let tag = Tags::of(holder.holder);
+        let counters = Arc::new(LiveCounters::default());
+        let published = crate::stats::register_channel(crate::stats::ChannelRecord {
+            arena: arena.name().to_owned(),
+            arena_id: arena.id(),
+            ifname: params.ifname.clone(),
+            queue: params.queue,
+            zero_copy,
+            counters: counters.clone(),
+            fd: std::sync::Mutex::new(Some(sock.as_fd().as_raw_fd())),
+        });
         Ok(Channel {
             sock: std::mem::ManuallyDrop::new(sock),
             fill: Producer::new(rings.fill),
@@ -531,7 +542,8 @@ impl Channel {
             params: params.clone(),
             ifindex,
             zero_copy,
-            counters: ChannelCounters::default(),
+            counters,
+            published,
             rx_held: 0,
             rx_taken: 0,
             moderator: params.coalesce.map(coalesce::Moderator::new),

@@ -119,8 +119,8 @@ impl Channel {
                 }
             }
         }
-        self.counters.rx_packets += got as u64;
-        self.counters.rx_bytes += bytes;
+        self.counters.rx_packets.add(got as u64);
+        self.counters.rx_bytes.add(bytes);
         Ok(got)
     }
 
@@ -142,8 +142,8 @@ impl Channel {
         }
         self.rx.release(n);
         self.took_from_rx(n);
-        self.counters.rx_packets += got as u64;
-        self.counters.rx_bytes += bytes;
+        self.counters.rx_packets.add(got as u64);
+        self.counters.rx_bytes.add(bytes);
         got
     }
 
@@ -264,9 +264,9 @@ impl Channel {
             let p = self.scratch_pkts[i];
             self.give_back(p);
         }
-        self.counters.bad_descs += bad;
-        self.counters.rx_packets += u64::from(shown);
-        self.counters.rx_bytes += bytes;
+        self.counters.bad_descs.add(bad);
+        self.counters.rx_packets.add(u64::from(shown));
+        self.counters.rx_bytes.add(bytes);
         if back > 0 {
             self.wake_fill_if_asked()?;
         }
@@ -286,11 +286,11 @@ impl Channel {
             .pkt_of(addr)
             .filter(|&p| self.states.transition(p, fill, Tag::APP));
         let Some(pkt) = pkt else {
-            self.counters.bad_descs += 1;
+            self.counters.bad_descs.add(1);
             return None;
         };
         if !self.geo.fits(pkt, addr, d.len) {
-            self.counters.bad_descs += 1;
+            self.counters.bad_descs.add(1);
             self.give_back(pkt);
             return None;
         }
@@ -336,7 +336,7 @@ impl Channel {
     /// Makes the `recvfrom` the fill ring asks for (NEED_WAKEUP), if it does.
     pub(super) fn wake_fill_if_asked(&mut self) -> Result<()> {
         if self.params.need_wakeup && self.fill.needs_wakeup() {
-            self.counters.wakeups += 1;
+            self.counters.wakeups.add(1);
             self.sock.kick_rx()?;
         }
         Ok(())
@@ -370,7 +370,7 @@ impl Channel {
             return Ok(true);
         }
         let held = self.rx_held;
-        let sleep = match m.next(Instant::now(), self.counters.rx_packets, held) {
+        let sleep = match m.next(Instant::now(), self.counters.rx_packets.get(), held) {
             Wait::Sleep(d) => match u64::try_from(timeout_ms) {
                 Ok(ms) => d.min(Duration::from_millis(ms)),
                 Err(_) => d,
@@ -379,7 +379,7 @@ impl Channel {
         };
         let readable = if sleep.is_zero() {
             let readable = self.sock.poll_rx(timeout_ms);
-            m.polled(Instant::now(), self.counters.rx_packets);
+            m.polled(Instant::now(), self.counters.rx_packets.get());
             readable
         } else {
             let slept = self.coalesced_sleep(sleep);
@@ -399,7 +399,7 @@ impl Channel {
                 tracing::debug!(error = %e, "PR_SET_TIMERSLACK refused; coalescing sleeps may overrun");
             }
         }
-        self.counters.coalesced_sleeps += 1;
+        self.counters.coalesced_sleeps.add(1);
         let t0 = Instant::now();
         std::thread::sleep(d);
         t0.elapsed()
@@ -416,7 +416,7 @@ impl Channel {
     /// polls only inside a syscall on the socket.
     pub fn busy_poll(&mut self) -> Result<()> {
         self.refill()?;
-        self.counters.busy_polls += 1;
+        self.counters.busy_polls.add(1);
         self.sock.kick_rx()
     }
 

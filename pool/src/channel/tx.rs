@@ -164,7 +164,7 @@ impl Channel {
                 // with a hole — and counted; the frames this pool's go back
                 // to the fill path (the others stay the caller's).
                 for f in chain {
-                    self.counters.tx_refused += 1;
+                    self.counters.tx_refused.add(1);
                     if f.pool_id() == self.pool_id {
                         self.give_back(f.packet());
                     }
@@ -221,7 +221,7 @@ impl Channel {
             return false;
         }
         self.states.set(pkt, self.tag.tx);
-        self.counters.tx_bytes += u64::from(len);
+        self.counters.tx_bytes.add(u64::from(len));
         true
     }
 
@@ -230,14 +230,14 @@ impl Channel {
     #[inline(always)]
     fn publish_tx(&mut self, n: u32) {
         self.tx.submit(n);
-        self.counters.tx_packets += u64::from(n);
+        self.counters.tx_packets.add(u64::from(n));
     }
 
     /// Makes the `sendto` TX needs — always without need_wakeup (copy mode
     /// transmits only inside a syscall), else when the ring asks.
     fn kick_tx_if_asked(&mut self) -> Result<()> {
         if !self.params.need_wakeup || self.tx.needs_wakeup() {
-            self.counters.wakeups += 1;
+            self.counters.wakeups.add(1);
             self.sock.kick_tx()?;
         }
         Ok(())
@@ -298,7 +298,7 @@ impl Channel {
             }
             first = !more;
         }
-        let tx_before = self.counters.tx_packets;
+        let tx_before = self.counters.tx_packets.get();
         let (done, refused) = self.queue(frames, 0);
         self.take_done(frames, done, refused.is_some());
         // What the ring had no room for goes back to the fill path; frames
@@ -313,7 +313,7 @@ impl Channel {
         if done > 0 {
             self.kick_tx_if_asked()?;
         }
-        let queued = (self.counters.tx_packets - tx_before) as usize;
+        let queued = (self.counters.tx_packets.get() - tx_before) as usize;
         refused.map_or(Ok(queued), Err)
     }
 
@@ -334,7 +334,7 @@ impl Channel {
             }
             let f = &mut frames[i];
             if f.pool_id() != self.pool_id {
-                self.counters.tx_refused += 1;
+                self.counters.tx_refused.add(1);
                 refused.get_or_insert_with(|| foreign(&self.pool, f));
                 continue;
             }
@@ -348,7 +348,7 @@ impl Channel {
                 // A chain on a single-buffer channel, or a frame the
                 // application does not hold: refused and counted (as
                 // tx_burst does), held ones back to the fill path.
-                self.counters.tx_refused += 1;
+                self.counters.tx_refused.add(1);
                 self.give_back(p);
                 continue;
             }
@@ -400,7 +400,7 @@ impl Channel {
     /// that was not sent, is counted in `bad_descs`, not here.
     pub fn complete(&mut self) -> usize {
         let mut total = 0;
-        let bad_before = self.counters.bad_descs;
+        let bad_before = self.counters.bad_descs.get();
         loop {
             // Read in place; at most a batch, the room the slot path below
             // has in `scratch_pkts`.
@@ -419,7 +419,7 @@ impl Channel {
                     .addr_at(k)
                     .and_then(|a| self.pkt_of(self.linear(a)))
                 else {
-                    self.counters.bad_descs += 1;
+                    self.counters.bad_descs.add(1);
                     continue;
                 };
                 if room > 0 && self.fill_direct(p, self.tag.tx, to_fill) {
@@ -428,7 +428,7 @@ impl Channel {
                     continue;
                 }
                 if !self.states.transition(p, self.tag.tx, self.tag.staged) {
-                    self.counters.bad_descs += 1;
+                    self.counters.bad_descs.add(1);
                     continue;
                 }
                 if !self.txa.push(p, 0) && !self.rxf.push(p, 0) {
@@ -450,8 +450,8 @@ impl Channel {
             total += n as usize;
         }
         // Forged entries are not completions.
-        total -= (self.counters.bad_descs - bad_before) as usize;
-        self.counters.tx_completed += total as u64;
+        total -= (self.counters.bad_descs.get() - bad_before) as usize;
+        self.counters.tx_completed.add(total as u64);
         // Copy mode transmits only inside a syscall: frames still in the TX
         // ring need another kick, or they would wait for the next burst.
         if self.tx.outstanding() > 0 {
@@ -470,7 +470,7 @@ impl Channel {
 
     /// Kicks the kernel to transmit (when TX made no progress, say).
     pub fn kick_tx(&mut self) -> Result<()> {
-        self.counters.wakeups += 1;
+        self.counters.wakeups.add(1);
         self.sock.kick_tx()
     }
 }
