@@ -46,6 +46,27 @@ fn owners_dir() -> io::Result<PathBuf> {
     private_dir(&run_dir()?.join("owners"))
 }
 
+/// Removes [`RUN_DIR`] and its `owners` directory if they are empty, so
+/// that nothing of skmem's stays once its last process is gone. Another
+/// process may be about to create a file there: see [`retry_gone_dir`].
+pub fn tidy_run_dir() {
+    let _ = std::fs::remove_dir(Path::new(RUN_DIR).join("owners"));
+    let _ = std::fs::remove_dir(RUN_DIR);
+}
+
+/// Runs `make` (which creates a file under [`RUN_DIR`]) again if the
+/// directory vanished under it: the last process out ([`tidy_run_dir`])
+/// may remove it between our `create_dir_all` and our `open`.
+pub(crate) fn retry_gone_dir<T>(mut make: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match make() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            r => return r,
+        }
+    }
+}
+
 /// A mark name is one path component of letters, digits, `.`, `_`, `-`.
 fn check_name(name: &str) -> io::Result<()> {
     let ok = !name.is_empty()
@@ -98,14 +119,17 @@ impl OwnerMark {
                 format!("owner mark {name} is already held by this process"),
             ));
         }
-        let path = owners_dir()?.join(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)?;
+        let (path, file) = retry_gone_dir(|| {
+            let path = owners_dir()?.join(name);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&path)?;
+            Ok((path, file))
+        })?;
         match fcntl_lock(&file, libc::F_SETLK, libc::F_WRLCK as libc::c_short) {
             Ok(_) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => {
@@ -136,6 +160,7 @@ impl Drop for OwnerMark {
         let _ = std::fs::remove_file(&self.path);
         drop(self.file.take());
         lock(&HELD).retain(|n| n != &self.name);
+        tidy_run_dir();
     }
 }
 

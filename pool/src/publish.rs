@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
 use crate::cache::CacheStats;
-use crate::owner::{run_dir, unique_name, RUN_DIR};
+use crate::owner::{retry_gone_dir, run_dir, unique_name, RUN_DIR};
 use crate::stats::{ArenaStats, ChannelStats};
 
 /// The environment variable that turns publishing off (`0`).
@@ -212,17 +212,22 @@ pub fn start() {
 extern "C" fn remove_at_exit() {
     if let Some(p) = SOCKET.get() {
         let _ = std::fs::remove_file(p);
+        crate::owner::tidy_run_dir();
     }
 }
 
 fn listen() -> io::Result<PathBuf> {
-    let dir = run_dir()?;
-    for gone in remove_stale(&dir) {
-        info!(socket = %gone.display(), "removed the statistics socket of a process that died");
+    if let Ok(dir) = run_dir() {
+        for gone in remove_stale(&dir) {
+            info!(socket = %gone.display(), "removed the statistics socket of a process that died");
+        }
     }
     let name = unique_name(&format!("{SOCKET_PREFIX}{}-", std::process::id()));
-    let path = dir.join(format!("{name}.sock"));
-    let listener = UnixListener::bind(&path)?;
+    let (path, listener) = retry_gone_dir(|| {
+        let path = run_dir()?.join(format!("{name}.sock"));
+        let listener = UnixListener::bind(&path)?;
+        Ok((path, listener))
+    })?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let spawned = std::thread::Builder::new()
         .name("skmem-stats".into())
@@ -262,6 +267,12 @@ fn answer(c: &mut UnixStream) -> io::Result<()> {
     c.set_write_timeout(Some(READ_TIMEOUT))?;
     let body = serde_json::to_vec(&snapshot()).map_err(io::Error::other)?;
     c.write_all(&body)
+}
+
+/// Removes the statistics sockets of processes that died without removing
+/// them (SIGKILL); returns their paths.
+pub fn remove_dead() -> Vec<PathBuf> {
+    remove_stale(Path::new(RUN_DIR))
 }
 
 /// Removes the sockets in `dir` whose process is gone (they refuse

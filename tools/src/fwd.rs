@@ -398,6 +398,7 @@ fn run_queue(
 pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     // What only the machine can say, before anything is attached.
     crate::check::queues(&args.iface, &args.queues)?;
+    crate::stale::remove("fwd");
     if args.workers > 0 {
         return crate::workers::run_fwd(&args, stop);
     }

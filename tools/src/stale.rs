@@ -2,8 +2,9 @@
 //!
 //! A run killed with SIGKILL cannot tear down: its network namespaces
 //! (`skm<pid>…`) and its observer's pinned map (`/sys/fs/bpf/skmem/
-//! arenas_<pid>_…`) stay. The next `demo` or `watch` removes those whose
-//! process is gone and says so on stderr.
+//! arenas_<pid>_…`) and its statistics socket (`/run/skmem/stats-…`)
+//! stay. The next `demo`, `fwd` or `watch` removes those whose process is
+//! gone and says so on stderr.
 
 /// Removes dead runs' namespaces and observer pins; prints what went.
 pub fn remove(cmd: &str) {
@@ -12,6 +13,12 @@ pub fn remove(cmd: &str) {
         eprintln!(
             "skmemctl {cmd}: removed the network namespaces a dead run left: {}",
             namespaces.join(", ")
+        );
+    }
+    for socket in skmem::publish::remove_dead() {
+        eprintln!(
+            "skmemctl {cmd}: removed the statistics socket a dead process left: {}",
+            socket.display()
         );
     }
     // Reading the pins removes those of dead observers (root only: a

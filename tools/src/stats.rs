@@ -264,7 +264,7 @@ fn process(p: &ProcessStats) {
     }
     if !p.channels.is_empty() {
         outln!(
-            "  {:<14} {:>11} {:>11} {:>8} {:>10} {:>9} {:>7}",
+            "  {:<18} {:>10} {:>10} {:>8} {:>10} {:>8} {:>7}",
             "CHANNEL",
             "RX",
             "TX",
@@ -283,7 +283,7 @@ fn process(p: &ProcessStats) {
             if c.zero_copy { "zc" } else { "copy" }
         );
         outln!(
-            "  {:<14} {:>11} {:>11} {:>8} {:>10} {:>9} {:>7}",
+            "  {:<18} {:>10} {:>10} {:>8} {:>10} {:>8} {:>7}",
             name,
             c.counters.rx_packets,
             c.counters.tx_packets,
@@ -315,30 +315,21 @@ fn process(p: &ProcessStats) {
     }
 }
 
+/// The observers' view, one arena a row (the kind is in the name).
 fn table(arenas: &[ArenaInfo]) -> String {
     let mut s = format!(
-        "{:<8} {:<5} {:<36} {:<7} {:<9} {:>5} {:>9} {:>19}  {}\n",
-        "PID",
-        "ID",
-        "ARENA",
-        "KIND",
-        "STATE",
-        "MAPS",
-        "MAPSIZE",
-        "MEM (INUSE/TOTAL)",
-        "MAPPED PIDS"
+        "{:<6} {:<3} {:<26} {:<8} {:>4} {:>17}  {}\n",
+        "PID", "ID", "ARENA", "STATE", "MAPS", "MEM (INUSE/TOTAL)", "MAPPED BY"
     );
     for a in arenas {
         let pids: Vec<String> = a.mapped_pids.iter().map(u32::to_string).collect();
         s.push_str(&format!(
-            "{:<8} {:<5} {:<36} {:<7} {:<9} {:>5} {:>9} {:>19}  {}\n",
+            "{:<6} {:<3} {:<26} {:<8} {:>4} {:>17}  {}\n",
             a.pid,
             format!("{}{}", a.arena_id, if a.late { "*" } else { "" }),
             a.name,
-            a.kind,
             a.state,
             a.map_count,
-            human_bytes(a.map_size),
             mem(a),
             if pids.is_empty() {
                 "-".into()
