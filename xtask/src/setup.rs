@@ -79,6 +79,10 @@ const UNAVAILABLE: &str = "target/xtask/optional-packages-unavailable";
 /// a newer Rust; older ones do not know the toolchain's LLVM.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
+/// The Rust release skmem is tested on (rust-toolchain.toml names the
+/// channel, `stable`: see the comment there).
+const TESTED_RUST: &str = "1.95.";
+
 /// What `bpf-linker --version` must start with to count as installed.
 const BPF_LINKER_VERSION_PREFIX: &str = "bpf-linker 0.13";
 
@@ -307,12 +311,44 @@ fn rust_src() -> Result<()> {
 /// bpf-linker links the eBPF object; the version must match the toolchain.
 fn bpf_linker() -> Result<()> {
     let what = format!("bpf-linker {BPF_LINKER_VERSION}");
-    if let Some(found) = find_bpf_linker() {
-        println!("ok: {what} ({})", where_is(&found));
-        return Ok(());
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let release = cmd::stdout_of(Command::new(rustc).arg("-vV")).and_then(|v| {
+        v.lines()
+            .find_map(|l| l.strip_prefix("release: ").map(str::to_owned))
+    });
+    if let Some(r) = release.filter(|r| !r.starts_with(TESTED_RUST)) {
+        println!(
+            "note: rustc {r}; skmem is tested on {TESTED_RUST} (rust-toolchain.toml asks for \
+             stable, which this machine's toolchain is)"
+        );
     }
-    println!("installing: {what} (cargo install, about 70 s on 2 cores)");
-    install_bpf_linker()?;
+    let toolchain = toolchain_llvm();
+    let mut force = false;
+    if let Some(found) = find_bpf_linker() {
+        let linked = linked_llvm(&found);
+        match (&linked, &toolchain) {
+            (Some(l), Some(t)) if same_llvm(l, t) => {
+                println!("ok: {what} ({}, LLVM {l})", where_is(&found));
+                return Ok(());
+            }
+            // Unknown either way: nothing says it is wrong.
+            (_, None) => {
+                println!("ok: {what} ({})", where_is(&found));
+                return Ok(());
+            }
+            (_, Some(t)) => {
+                println!(
+                    "rebuilding: {what} loads LLVM {}, the toolchain has LLVM {t} \
+                     (the toolchain changed since bpf-linker was built)",
+                    linked.as_deref().unwrap_or("(none: its libLLVM is gone)")
+                );
+                force = true;
+            }
+        }
+    } else {
+        println!("installing: {what} (cargo install, about 70 s on 2 cores)");
+    }
+    install_bpf_linker(force)?;
     let Some(found) = find_bpf_linker() else {
         bail!(
             "bpf-linker was installed but `bpf-linker --version` still does not \
@@ -339,6 +375,54 @@ fn find_bpf_linker() -> Option<PathBuf> {
         cmd::stdout_of(Command::new(program).arg("--version"))
             .is_some_and(|v| v.trim().starts_with(BPF_LINKER_VERSION_PREFIX))
     })
+}
+
+/// The LLVM `major.minor` the toolchain's rustc was built with, from
+/// `rustc -vV` (`LLVM version: 22.1.2`).
+fn toolchain_llvm() -> Option<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = cmd::stdout_of(Command::new(rustc).arg("-vV"))?;
+    let version = out.lines().find_map(|l| l.strip_prefix("LLVM version: "))?;
+    Some(version.split('.').take(2).collect::<Vec<_>>().join("."))
+}
+
+/// The LLVM version a bpf-linker binary loads: the one in the soname of
+/// the libLLVM `ldd` resolves for it (`libLLVM.so.22.1-rust-1.95.0-stable`
+/// gives `22.1`). `None` when ldd finds no libLLVM it can load.
+fn linked_llvm(program: &Path) -> Option<String> {
+    let path = if program.components().count() == 1 {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())?
+    } else {
+        program.to_owned()
+    };
+    llvm_of_ldd(&cmd::stdout_of(Command::new("ldd").arg(path))?)
+}
+
+/// What [`linked_llvm`] reads from ldd's output.
+fn llvm_of_ldd(ldd: &str) -> Option<String> {
+    let line = ldd.lines().find(|l| l.contains("libLLVM"))?;
+    if line.contains("not found") {
+        return None;
+    }
+    let name = line.split_whitespace().next()?;
+    let version = name
+        .strip_prefix("libLLVM.so.")
+        .or_else(|| name.strip_prefix("libLLVM-"))?;
+    Some(
+        version
+            .split('-')
+            .next()?
+            .trim_end_matches(".so")
+            .to_owned(),
+    )
+}
+
+/// Whether the LLVM bpf-linker loads is the toolchain's: equal, or the
+/// same major when the soname names only that.
+fn same_llvm(linked: &str, toolchain: &str) -> bool {
+    linked == toolchain || toolchain.split('.').next() == Some(linked)
 }
 
 /// "on PATH" for a bare program name, else its full path.
@@ -368,7 +452,7 @@ fn on_path(program: &Path) -> bool {
 /// `lib/libLLVM.so` points at the toolchain's copy, and bake an rpath to
 /// the sysroot into the binary so it still finds libLLVM once the prefix
 /// is gone.
-fn install_bpf_linker() -> Result<()> {
+fn install_bpf_linker(force: bool) -> Result<()> {
     let sysroot = sysroot()?;
     let sysroot_lib = sysroot.join("lib");
     let libllvm = toolchain_libllvm(&sysroot_lib)?;
@@ -396,6 +480,9 @@ fn install_bpf_linker() -> Result<()> {
         "--features",
         &feature,
     ]);
+    if force {
+        install.arg("--force");
+    }
     install
         .env("LLVM_PREFIX", prefix.path())
         // llvm-sys reads its own variable first; set both spellings the
@@ -547,6 +634,29 @@ mod tests {
         let lib = fake_lib(&["librustc_driver-0.so"]);
         let err = toolchain_libllvm(lib.path()).unwrap_err().to_string();
         assert!(err.contains("no libLLVM"), "{err}");
+    }
+
+    #[test]
+    fn the_llvm_bpf_linker_loads_is_read_from_ldd() {
+        let ok = "\tlinux-vdso.so.1 (0x00007ffc)\n\tlibLLVM.so.22.1-rust-1.95.0-stable => \
+                  /root/.rustup/toolchains/stable/lib/libLLVM.so.22.1-rust-1.95.0-stable (0x7f)\n";
+        assert_eq!(llvm_of_ldd(ok).as_deref(), Some("22.1"));
+        let dashed =
+            "\tlibLLVM-21-rust-1.90.0-stable.so => /x/libLLVM-21-rust-1.90.0-stable.so (0x7f)\n";
+        assert_eq!(llvm_of_ldd(dashed).as_deref(), Some("21"));
+        // The toolchain it was built against was removed by an update.
+        let gone = "\tlibLLVM.so.22.1-rust-1.95.0-stable => not found\n";
+        assert_eq!(llvm_of_ldd(gone), None);
+        assert_eq!(llvm_of_ldd("\tlibc.so.6 => /lib/libc.so.6\n"), None);
+    }
+
+    #[test]
+    fn a_toolchain_with_another_llvm_means_a_rebuild() {
+        assert!(same_llvm("22.1", "22.1"));
+        assert!(same_llvm("22", "22.1"));
+        assert!(!same_llvm("22.1", "22.2"));
+        assert!(!same_llvm("21", "22.1"));
+        assert!(toolchain_llvm().is_some_and(|v| v.contains('.')));
     }
 
     #[test]
