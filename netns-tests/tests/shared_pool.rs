@@ -212,7 +212,12 @@ fn two_channels_one_pool(share: Share) -> Outcome {
                     send(&tx, spec, 0, count, got);
                 } else {
                     send(&tx, spec, 0, count / 2, got);
-                    while !closed.load(Ordering::Acquire) {
+                    // The second half waits for queue 0's channel to close
+                    // and for queue 1's receiver to have taken the whole
+                    // first half: a frame of the second half sent earlier
+                    // would be taken by the first half's last burst.
+                    while !closed.load(Ordering::Acquire) || got.load(Ordering::Acquire) < count / 2
+                    {
                         std::thread::yield_now();
                     }
                     send(&tx, spec, count / 2, count, got);
@@ -223,8 +228,37 @@ fn two_channels_one_pool(share: Share) -> Outcome {
             t.spawn(|| b(0, &spec0, &got0, FLOW0));
             t.spawn(|| b(1, &spec1, &got1, FLOW1));
         });
-        a.join().unwrap()
+        let mut outcome = a.join().unwrap();
+        if !outcome.errors.is_empty() {
+            // Where a lost frame went: the veths' own counters (per queue:
+            // XDP redirects, drops, the peer's TX drops) and the stacks'
+            // UDP counters (a frame the XDP program passed on).
+            for side in [Side::A, Side::B] {
+                let ifname = pair.ifname(side).to_owned();
+                outcome
+                    .errors
+                    .push(pair.in_ns(side, || kernel_view(&ifname)));
+            }
+        }
+        outcome
     })
+}
+
+/// `ethtool -S` (non-zero lines) and the UDP counters of the current
+/// network namespace.
+fn kernel_view(ifname: &str) -> String {
+    let ethtool = std::process::Command::new("ethtool")
+        .args(["-S", ifname])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| format!("ethtool: {e}"));
+    let nonzero: Vec<&str> = ethtool
+        .lines()
+        .filter(|l| !l.trim_end().ends_with(": 0"))
+        .collect();
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let udp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
+    format!("{ifname}: {} | {}", nonzero.join(" "), udp.join(" "))
 }
 
 /// Receives flow 1's second half on `ch` (packets FLOW1/2..FLOW1).
@@ -255,10 +289,11 @@ fn receive_rest(
     }
     if seq.next_expected() < FLOW1 {
         errors.push(format!(
-            "only {} of {FLOW1} frames; kernel {:?}; account {:?}",
+            "only {} of {FLOW1} frames; kernel {:?}; account {:?}; counters {:?}",
             seq.next_expected(),
             ch.xsk_stats(),
-            ch.account()
+            ch.account(),
+            ch.counters()
         ));
     }
     errors
