@@ -34,6 +34,8 @@ pub const SYSCTL: &str = "/proc/sys/kernel/sched_autogroup_enabled";
 /// Written while a run has autogroup off: the value to restore, then the
 /// run's pid.
 pub const MARKER: &str = "/run/skmem-pps-autogroup";
+/// The owner mark of the run that wrote [`MARKER`].
+const OWNER_MARK: &str = "pps-autogroup";
 
 /// What a run did about autogroup scheduling (in a report: the sentence
 /// its `Display` writes).
@@ -74,13 +76,18 @@ impl Serialize for Autogroup {
 pub struct AutogroupGuard {
     /// The value to write back, when this run changed it.
     restore: Option<String>,
+    /// Says this run lives while it holds the sysctl (see [`stale_marker`]).
+    _mark: Option<skmem::owner::OwnerMark>,
 }
 
 impl AutogroupGuard {
     /// Turns autogroup scheduling off unless `keep` (first restoring what
     /// a killed run left behind); says what it did.
     pub fn turn_off(keep: bool, log: &mut dyn FnMut(&str)) -> (Self, Autogroup) {
-        let none = Self { restore: None };
+        let none = Self {
+            restore: None,
+            _mark: None,
+        };
         if !Path::new(SYSCTL).exists() {
             return (none, Autogroup::Absent);
         }
@@ -103,11 +110,20 @@ impl AutogroupGuard {
             return (none, Autogroup::AlreadyOff);
         }
         let marker = format!("{now} {}", std::process::id());
+        // The owner mark says, across PID namespaces, whether this run still
+        // lives; the pid in the marker is for runs that predate marks.
+        let mark = skmem::owner::OwnerMark::take(OWNER_MARK).ok();
         let turned = std::fs::write(MARKER, marker)
             .with_context(|| format!("writing {MARKER}"))
             .and_then(|()| write_sysctl("0"));
         match turned {
-            Ok(()) => (Self { restore: Some(now) }, Autogroup::TurnedOff),
+            Ok(()) => (
+                Self {
+                    restore: Some(now),
+                    _mark: mark,
+                },
+                Autogroup::TurnedOff,
+            ),
             Err(e) => {
                 let _ = remove_marker();
                 (none, Autogroup::CouldNotTurnOff(format!("{e:#}")))
@@ -146,7 +162,14 @@ fn stale_marker() -> Option<String> {
     let mut words = text.split_whitespace();
     let value = words.next()?.to_owned();
     let pid: u32 = words.next()?.parse().ok()?;
-    let alive = Path::new(&format!("/proc/{pid}")).exists();
+    let alive = match skmem::owner::owner_of(OWNER_MARK) {
+        Ok(Some(skmem::owner::Owner::Alive(_))) => true,
+        Ok(Some(skmem::owner::Owner::Gone)) => {
+            let _ = skmem::owner::remove_orphan(OWNER_MARK);
+            false
+        }
+        Ok(None) | Err(_) => Path::new(&format!("/proc/{pid}")).exists(),
+    };
     (!alive && (value == "0" || value == "1")).then_some(value)
 }
 
