@@ -48,7 +48,8 @@ fn owners_dir() -> io::Result<PathBuf> {
 
 /// Removes [`RUN_DIR`] and its `owners` directory if they are empty, so
 /// that nothing of skmem's stays once its last process is gone. Another
-/// process may be about to create a file there: see [`retry_gone_dir`].
+/// process may be about to create a file there, so the makers retry when
+/// the directory vanishes under them.
 pub fn tidy_run_dir() {
     let _ = std::fs::remove_dir(Path::new(RUN_DIR).join("owners"));
     let _ = std::fs::remove_dir(RUN_DIR);
