@@ -280,93 +280,115 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
     let mut killed: (Option<u32>, Option<u32>) = (None, None);
     let (account, gen) = std::thread::scope(|s| {
         let fwd_done = &fwd_done;
-        let fwd_thread = s.spawn(|| {
-            let r = forward(&pair, &fwd, &fwd_stop, usize::from(args.workers));
-            fwd_done.store(true, Ordering::Release);
-            r
-        });
-        let gen = s.spawn(|| -> Result<Vec<String>> {
-            while !fwd.ready.load(Ordering::Acquire) {
-                if fwd_done.load(Ordering::Acquire) {
-                    bail!("the forwarder stopped before it was ready");
+        // A thread that cannot start (no memory for its stack) is the run's
+        // error, not a panic: what started is stopped and torn down.
+        let not_started = |what: &str, e: std::io::Error| {
+            anyhow::Error::new(e).context(format!("starting the {what} thread"))
+        };
+        let fwd_thread = std::thread::Builder::new()
+            .name("demo-fwd".into())
+            .spawn_scoped(s, || {
+                let r = forward(&pair, &fwd, &fwd_stop, usize::from(args.workers));
+                fwd_done.store(true, Ordering::Release);
+                r
+            });
+        let fwd_thread = match fwd_thread {
+            Ok(t) => t,
+            Err(e) => return (Err(not_started("forwarder", e)), Ok(Vec::new())),
+        };
+        let gen = std::thread::Builder::new()
+            .name("demo-gen".into())
+            .spawn_scoped(s, || -> Result<Vec<String>> {
+                while !fwd.ready.load(Ordering::Acquire) {
+                    if fwd_done.load(Ordering::Acquire) {
+                        bail!("the forwarder stopped before it was ready");
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
                 }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            pair.in_ns(Side::B, || -> Result<Vec<String>> {
-                let mut rxb = Receiver::open_in_current_ns(
-                    pair.ifindex(Side::B),
-                    RxFilter::udp_port(DEFAULT_UDP_PORT),
-                )?;
-                let tx = Sender::open_in_current_ns(pair.ifindex(Side::B))?;
-                // Quiet receives in a row after sending stopped.
-                let mut quiet = 0u32;
-                let waited_out = |q: &mut u32| {
-                    *q += 1;
-                    *q >= if args.workers > 0 { 3 } else { 1 }
-                };
-                let mut seq = SequenceChecker::new();
-                // With workers, frames a killed worker held are taken back
-                // by the owner, not forwarded: the rest must come back in
-                // order, with gaps where those were.
-                let mut last_no: Option<u16> = None;
-                let mut errors = Vec::new();
-                let end = start + Duration::from_secs(args.duration);
-                let mut n = 0u64;
-                let gone = || back.load(Ordering::Relaxed) + fwd.lost.load(Ordering::Relaxed);
-                loop {
-                    let sending = Instant::now() < end && !stop.load(Ordering::Relaxed);
-                    while sending && n.saturating_sub(gone()) < args.window {
-                        tx.send_frame(&spec.build(n)?)?;
-                        n += 1;
-                        sent.store(n, Ordering::Relaxed);
-                    }
-                    if !sending && gone() >= n {
-                        break;
-                    }
-                    match rxb.recv(Duration::from_millis(200))? {
-                        Some(f) => {
-                            if f[0..6] != mac_b || f[6..12] != mac_a {
-                                errors.push("a frame came back without its MACs swapped".into());
-                            }
-                            if args.workers == 0 {
-                                if let Err(e) = seq.check(f) {
-                                    errors.push(e.to_string());
-                                }
-                            } else {
-                                match skmem_netns_tests::check_payload(f) {
-                                    Err(e) => errors.push(e.to_string()),
-                                    Ok(info) => {
-                                        let ahead =
-                                            last_no.map_or(1, |l| info.packet_no.wrapping_sub(l));
-                                        if !(1..32768).contains(&ahead) {
-                                            errors.push(format!(
-                                                "packet {} came back after {:?}",
-                                                info.packet_no, last_no
-                                            ));
-                                        }
-                                        last_no = Some(info.packet_no);
-                                    }
-                                }
-                            }
-                            back.fetch_add(1, Ordering::Relaxed);
+                pair.in_ns(Side::B, || -> Result<Vec<String>> {
+                    let mut rxb = Receiver::open_in_current_ns(
+                        pair.ifindex(Side::B),
+                        RxFilter::udp_port(DEFAULT_UDP_PORT),
+                    )?;
+                    let tx = Sender::open_in_current_ns(pair.ifindex(Side::B))?;
+                    // Quiet receives in a row after sending stopped.
+                    let mut quiet = 0u32;
+                    let waited_out = |q: &mut u32| {
+                        *q += 1;
+                        *q >= if args.workers > 0 { 3 } else { 1 }
+                    };
+                    let mut seq = SequenceChecker::new();
+                    // With workers, frames a killed worker held are taken back
+                    // by the owner, not forwarded: the rest must come back in
+                    // order, with gaps where those were.
+                    let mut last_no: Option<u16> = None;
+                    let mut errors = Vec::new();
+                    let end = start + Duration::from_secs(args.duration);
+                    let mut n = 0u64;
+                    let gone = || back.load(Ordering::Relaxed) + fwd.lost.load(Ordering::Relaxed);
+                    loop {
+                        let sending = Instant::now() < end && !stop.load(Ordering::Relaxed);
+                        while sending && n.saturating_sub(gone()) < args.window {
+                            tx.send_frame(&spec.build(n)?)?;
+                            n += 1;
+                            sent.store(n, Ordering::Relaxed);
                         }
-                        // Nothing for 200 ms after sending stopped: the rest
-                        // is lost; say so rather than wait forever (the
-                        // owner's count of what it took back lags 250 ms).
-                        None if !sending && waited_out(&mut quiet) => {
-                            errors.push(format!(
-                                "{} frames did not come back",
-                                n.saturating_sub(gone())
-                            ));
+                        if !sending && gone() >= n {
                             break;
                         }
-                        None => {}
+                        match rxb.recv(Duration::from_millis(200))? {
+                            Some(f) => {
+                                if f[0..6] != mac_b || f[6..12] != mac_a {
+                                    errors
+                                        .push("a frame came back without its MACs swapped".into());
+                                }
+                                if args.workers == 0 {
+                                    if let Err(e) = seq.check(f) {
+                                        errors.push(e.to_string());
+                                    }
+                                } else {
+                                    match skmem_netns_tests::check_payload(f) {
+                                        Err(e) => errors.push(e.to_string()),
+                                        Ok(info) => {
+                                            let ahead = last_no
+                                                .map_or(1, |l| info.packet_no.wrapping_sub(l));
+                                            if !(1..32768).contains(&ahead) {
+                                                errors.push(format!(
+                                                    "packet {} came back after {:?}",
+                                                    info.packet_no, last_no
+                                                ));
+                                            }
+                                            last_no = Some(info.packet_no);
+                                        }
+                                    }
+                                }
+                                back.fetch_add(1, Ordering::Relaxed);
+                            }
+                            // Nothing for 200 ms after sending stopped: the rest
+                            // is lost; say so rather than wait forever (the
+                            // owner's count of what it took back lags 250 ms).
+                            None if !sending && waited_out(&mut quiet) => {
+                                errors.push(format!(
+                                    "{} frames did not come back",
+                                    n.saturating_sub(gone())
+                                ));
+                                break;
+                            }
+                            None => {}
+                        }
+                        errors.truncate(10);
                     }
-                    errors.truncate(10);
-                }
-                Ok(errors)
-            })
-        });
+                    Ok(errors)
+                })
+            });
+        let gen = match gen {
+            Ok(t) => t,
+            Err(e) => {
+                fwd_stop.store(true, Ordering::Release);
+                let _ = fwd_thread.join();
+                return (Err(not_started("generator", e)), Ok(Vec::new()));
+            }
+        };
         // The display (and, with workers, their processes: started once
         // the forwarder offers its arena, one killed and replaced halfway).
         let mut last = (0u64, 0u64, Instant::now());

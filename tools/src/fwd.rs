@@ -229,6 +229,12 @@ struct Summary {
     rx_pps: f64,
     tx_pps: f64,
     rx_dropped: u64,
+    /// Why the socket dropped frames, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropped_reason: Option<String>,
+    /// What stopped the run early (the interface went away or changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_by: Option<String>,
     xdp_seen: u64,
     xdp_redirected: u64,
     frames_accounted: bool,
@@ -328,6 +334,10 @@ fn run_queue(
                         Wait::BusyPoll => ch.busy_poll()?,
                         Wait::Spin => {}
                     }
+                    // Idle or not, the kernel's counters are read every
+                    // half second: drops with no traffic received (frames
+                    // too long for a buffer) show up live.
+                    publish(&mut ch, shared, &mut last_publish)?;
                     continue;
                 }
                 let bytes: u64 = if args.mode == Mode::Rxdrop {
@@ -369,20 +379,7 @@ fn run_queue(
                 }
             }
         }
-        if last_publish.elapsed() >= Duration::from_millis(500) {
-            last_publish = Instant::now();
-            if let Ok(k) = ch.xsk_stats() {
-                shared.dropped.store(k.rx_dropped, Ordering::Relaxed);
-                shared
-                    .fill_empty
-                    .store(k.rx_fill_ring_empty_descs, Ordering::Relaxed);
-            }
-            shared.in_use.store(
-                ch.pool().packet_count() as u64 - ch.account().pool,
-                Ordering::Relaxed,
-            );
-            ch.publish_stats()?;
-        }
+        publish(&mut ch, shared, &mut last_publish)?;
     }
     // Let the last completions come home before accounting.
     for _ in 0..100 {
@@ -394,10 +391,47 @@ fn run_queue(
     Ok(ch)
 }
 
+/// The Ethernet header an MTU does not count.
+const ETH_HLEN: usize = 14;
+
+/// Every half second: the kernel's counters and the frames in use into
+/// `shared` (the live lines), and the channel's counters into USTATS.
+fn publish(ch: &mut Channel, shared: &Shared, last: &mut Instant) -> Result<()> {
+    if last.elapsed() < Duration::from_millis(500) {
+        return Ok(());
+    }
+    *last = Instant::now();
+    if let Ok(k) = ch.xsk_stats() {
+        shared.dropped.store(k.rx_dropped, Ordering::Relaxed);
+        shared
+            .fill_empty
+            .store(k.rx_fill_ring_empty_descs, Ordering::Relaxed);
+    }
+    shared.in_use.store(
+        ch.pool().packet_count() as u64 - ch.account().pool,
+        Ordering::Relaxed,
+    );
+    ch.publish_stats()?;
+    Ok(())
+}
+
 /// `skmemctl fwd`.
 pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     // What only the machine can say, before anything is attached.
     crate::check::queues(&args.iface, &args.queues)?;
+    let link = crate::link::Link::of(&args.iface)
+        .with_context(|| format!("reading {}'s index and MTU", args.iface))?;
+    if args.mode == Mode::Txonly && args.size > link.mtu() as usize + ETH_HLEN {
+        return Err(crate::check::Usage(format!(
+            "--size {}: at most {} bytes on {} (MTU {} + the {ETH_HLEN}-byte Ethernet header); \
+             the device drops longer frames",
+            args.size,
+            link.mtu() as usize + ETH_HLEN,
+            args.iface,
+            link.mtu()
+        ))
+        .into());
+    }
     crate::stale::remove("fwd");
     if args.workers > 0 {
         return crate::workers::run_fwd(&args, stop);
@@ -456,6 +490,15 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         channels.push(ch);
     }
     let zero_copy = channels.iter().all(|c| c.zero_copy());
+    let rx_room = channels.first().map_or(0, Channel::rx_frame_room);
+    let longest = link.mtu() as usize + ETH_HLEN;
+    if args.mode != Mode::Txonly && longest > rx_room {
+        eprintln!(
+            "skmemctl fwd: {} allows {longest}-byte frames, a frame here holds {rx_room}: \
+             longer ones are dropped by the socket (counted in dropped)",
+            args.iface
+        );
+    }
     if !args.json {
         eprintln!(
             "skmemctl fwd: {} on {} queue{} {}, XDP {}, {} mode{}",
@@ -482,29 +525,48 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         .collect();
     let start = Instant::now();
     let args = Arc::new(args);
-    let handles: Vec<_> = channels
-        .into_iter()
-        .zip(&shared)
-        .enumerate()
-        .map(|(i, (ch, sh))| {
-            let (args, sh) = (args.clone(), sh.clone());
-            std::thread::spawn(move || -> Result<(Channel, &'static str)> {
-                if let Some(&cpu) = args.cpus.get(i) {
+    let mut handles = Vec::new();
+    for (i, (ch, sh)) in channels.into_iter().zip(&shared).enumerate() {
+        let (a, sh) = (args.clone(), sh.clone());
+        let q = args.queues[i];
+        let spawned = std::thread::Builder::new().name(format!("fwd-q{q}")).spawn(
+            move || -> Result<(Channel, &'static str)> {
+                if let Some(&cpu) = a.cpus.get(i) {
                     crate::thread::pin(cpu)?;
                 }
-                if let Some(p) = args.fifo {
+                if let Some(p) = a.fifo {
                     crate::thread::run_fifo(p)?;
                 }
                 let policy = crate::thread::policy();
-                Ok((run_queue(ch, &args, &sh, stop)?, policy))
-            })
-        })
-        .collect();
+                Ok((run_queue(ch, &a, &sh, stop)?, policy))
+            },
+        );
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                // The threads already running stop; their channels, the
+                // arenas and the XDP program are torn down on the way out.
+                stop.store(true, Ordering::Relaxed);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(
+                    anyhow::Error::new(e).context(format!("starting the thread of queue {q}"))
+                );
+            }
+        }
+    }
     let mut last = (0u64, 0u64, 0u64, 0u64);
     let mut tick = Instant::now();
+    let mut link_change = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        let done = args.duration > 0 && start.elapsed() >= Duration::from_secs(args.duration);
+        if let Err(change) = link.check() {
+            // Said once, after the summary, as the run's error.
+            link_change = Some(change);
+        }
+        let done = link_change.is_some()
+            || args.duration > 0 && start.elapsed() >= Duration::from_secs(args.duration);
         let finished = handles.iter().all(|h| h.is_finished());
         if tick.elapsed() >= Duration::from_secs_f64(args.interval) || done || finished {
             let dt = tick.elapsed().as_secs_f64();
@@ -590,6 +652,8 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         rx_pps: sum(|s| s.rx.load(Ordering::Relaxed)) as f64 / secs,
         tx_pps: sum(|s| s.tx.load(Ordering::Relaxed)) as f64 / secs,
         rx_dropped: dropped,
+        dropped_reason: (dropped > 0).then(|| drop_reason(&link, rx_room)),
+        stopped_by: link_change.as_ref().map(ToString::to_string),
         xdp_seen: xdp.seen,
         xdp_redirected: xdp.redirected,
         frames_accounted: accounted,
@@ -634,8 +698,30 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             outln!("threads: {}", threads.join(", "));
         }
     }
+    if let (Some(why), false) = (&summary.dropped_reason, args.json) {
+        outln!("  dropped: {why}");
+    }
+    if let Some(change) = link_change {
+        return Err(change.into());
+    }
     if !accounted {
         bail!("frame accounting failed");
     }
     Ok(())
+}
+
+/// Why the socket drops frames: no free frame on the fill ring, or — when
+/// the MTU allows frames longer than a frame's room — frames too long.
+fn drop_reason(link: &crate::link::Link, rx_room: usize) -> String {
+    let longest = link.mtu() as usize + ETH_HLEN;
+    if longest > rx_room {
+        format!(
+            "frames longer than {rx_room} bytes (a frame's room; the MTU allows {longest}), \
+             and frames that found no free frame (fill-empty)"
+        )
+    } else {
+        "frames that found no free frame on the fill ring (fill-empty): the program \
+         did not keep up"
+            .to_owned()
+    }
 }

@@ -18,6 +18,7 @@ mod demo;
 mod fwd;
 mod gen;
 mod lend;
+mod link;
 mod output;
 mod prometheus;
 mod stale;

@@ -194,6 +194,9 @@ struct Summary {
     no_worker: u64,
     per_worker: Vec<WorkerCounters>,
     frames_accounted: bool,
+    /// What stopped the run early (the interface went away or changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_by: Option<String>,
 }
 
 /// One queue of `fwd --workers`: its own arena, channel, offer and hub,
@@ -276,29 +279,59 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     }
     let many = owners.len() > 1;
     let results: Vec<Result<Summary>> = std::thread::scope(|s| {
-        let threads: Vec<_> = owners
-            .iter_mut()
-            .map(|o| s.spawn(move || run_queue(args, o, mode, n, many, stop)))
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| {
+        let mut results = Vec::new();
+        let mut threads = Vec::new();
+        for o in owners.iter_mut() {
+            let q = o.queue;
+            let spawned = std::thread::Builder::new()
+                .name(format!("fwd-q{q}"))
+                .spawn_scoped(s, move || run_queue(args, o, mode, n, many, stop));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // The queues already running stop and give back what
+                    // they hold; the error is the run's.
+                    stop.store(true, Ordering::Relaxed);
+                    results.push(Err(anyhow::Error::new(e)
+                        .context(format!("starting the owner thread of queue {q}"))));
+                    break;
+                }
+            }
+        }
+        for t in threads {
+            results.push(
                 t.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a queue's owner thread panicked")))
-            })
-            .collect()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a queue's owner thread panicked"))),
+            );
+        }
+        results
     });
     // Torn down in order: each hub before its offer and arena, then the
     // XDP program.
     drop(owners);
     drop(prog);
     let mut bad = Vec::new();
+    let mut stopped_by = None;
+    let mut failed = None;
     for r in results {
-        let summary = r?;
+        let summary = match r {
+            Ok(s) => s,
+            Err(e) => {
+                failed.get_or_insert(e);
+                continue;
+            }
+        };
         print_summary(&summary, mode, args.json)?;
         if !summary.frames_accounted {
             bad.push(summary.queue);
         }
+        stopped_by = stopped_by.or(summary.stopped_by);
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if let Some(why) = stopped_by {
+        bail!(why);
     }
     if !bad.is_empty() {
         bail!("frames not accounted for on queue(s) {bad:?}");
@@ -331,7 +364,19 @@ fn run_queue(
     );
     let every = Duration::from_secs_f64(args.interval);
     let mut next_line = Instant::now() + every;
+    // The interface, looked at every 100 ms: gone or changed ends the run.
+    let link = crate::link::Link::of(&args.iface)?;
+    let mut next_look = Instant::now();
+    let mut stopped_by = None;
     while !stop.load(Ordering::Relaxed) && end.is_none_or(|end| Instant::now() < end) {
+        if Instant::now() >= next_look {
+            next_look += Duration::from_millis(100);
+            if let Err(change) = link.check() {
+                stopped_by = Some(change.to_string());
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
         let moved = hub.poll()?;
         if moved == 0 && !args.spin {
             hub.wait(50)?;
@@ -381,6 +426,7 @@ fn run_queue(
         no_worker: hub.no_worker(),
         per_worker: hub.counters().to_vec(),
         frames_accounted: account.check(true).is_ok() && account.lent == 0,
+        stopped_by,
     };
     if !summary.frames_accounted {
         tracing::warn!(queue = q, ?account, "frames not accounted for");

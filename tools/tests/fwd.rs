@@ -4,7 +4,11 @@
 //! received or counted as a kernel drop, the frames are accounted, and
 //! coalescing slept), l2fwd pinned at `SCHED_FIFO` (it forwards, says
 //! how its thread ran, and refuses scheduling options it cannot honour),
-//! and rxdrop on two queues sharing one pool as their UMEM.
+//! and rxdrop on two queues sharing one pool as their UMEM. Then the
+//! faults a running forwarder must report, never end in a false success:
+//! its interface deleted, moved to another namespace or given another MTU,
+//! frames longer than the device or a frame allows, a thread that cannot
+//! start.
 
 // A test, bench or example target sees every dependency of its package;
 // whether the package uses them is the library's lint to say.
@@ -410,4 +414,219 @@ fn a_filtered_fwd_takes_its_udp_port_and_leaves_the_rest_to_the_stack() {
     );
     assert_eq!(rx + dropped, redirected, "{summary}");
     assert_eq!(summary["frames_accounted"], true, "{summary}");
+}
+
+/// How `fwd` ended: its exit status, stdout and stderr, and how long after
+/// the fault it took.
+struct Ended {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+    after_fault: std::time::Duration,
+}
+
+/// Runs `skmemctl fwd --iface A --duration 0 --json ARGS` on A (forever,
+/// unless something stops it), does `fault` once its first line of rates
+/// is out, and waits at most 20 s for it to end.
+fn fwd_under_fault(pair: &NetnsPair, args: &[&str], fault: impl FnOnce()) -> Ended {
+    let mut child = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", pair.ns_name(Side::A)])
+            .arg(env!("CARGO_BIN_EXE_skmemctl"))
+            .args(["fwd", "--iface", pair.ifname(Side::A)])
+            .args(["--duration", "0", "--json"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.contains("elapsed_s"), "{first}");
+    let stderr = child.0.stderr.take().unwrap();
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let rest = std::thread::spawn(move || std::io::read_to_string(out).unwrap());
+    fault();
+    let t = std::time::Instant::now();
+    // Its end, or the test's bound: the waiting thread answers when the
+    // process exits; KillOnDrop ends it if the bound passes.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut waited = child;
+    let pid = waited.0.id();
+    let waiter = std::thread::spawn(move || {
+        let s = waited.0.wait();
+        let _ = tx.send(s);
+        waited
+    });
+    let status = match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(s) => s.unwrap(),
+        Err(_) => {
+            // SAFETY: kill has no memory preconditions; the pid is our child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("fwd did not stop within 20 s of the fault");
+        }
+    };
+    let after_fault = t.elapsed();
+    drop(waiter.join().unwrap());
+    Ended {
+        status,
+        stdout: rest.join().unwrap(),
+        stderr: err.join().unwrap(),
+        after_fault,
+    }
+}
+
+/// Whether any interface in `side`'s namespace has an XDP program.
+fn xdp_attached(pair: &NetnsPair, side: Side) -> String {
+    let out = pair.exec_ok(side, "ip", ["-d", "link", "show"]).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .filter(|l| l.contains("xdp") && l.contains("prog"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A run stopped by a fault: exit 1, the fault named, the summary printed,
+/// within about a second of the fault (the tick is 100 ms; the bound
+/// leaves room for a loaded machine).
+fn assert_stopped_by(e: &Ended, what: &str) {
+    assert_eq!(e.status.code(), Some(1), "{}", e.stderr);
+    assert!(e.stderr.contains(what), "{what} not in: {}", e.stderr);
+    assert!(!e.stderr.contains("panicked"), "{}", e.stderr);
+    assert!(e.stdout.contains("\"fwd_summary\""), "{}", e.stdout);
+    assert!(
+        e.after_fault < std::time::Duration::from_secs(3),
+        "noticed after {:?}",
+        e.after_fault
+    );
+}
+
+#[test]
+fn fwd_stops_with_an_error_when_its_interface_is_deleted() {
+    let Some((_serial, pair)) = serial_pair() else {
+        return;
+    };
+    let a = pair.ifname(Side::A).to_owned();
+    let e = fwd_under_fault(&pair, &["--mode", "l2fwd"], || {
+        pair.exec_ok(Side::A, "ip", ["link", "del", &a]).unwrap();
+    });
+    assert_stopped_by(&e, &format!("interface {a} went away"));
+    // Not a warning a second until the end: said once.
+    assert!(!e.stderr.contains("TX kick failed"), "{}", e.stderr);
+}
+
+#[test]
+fn fwd_stops_with_an_error_when_its_interface_moves_to_another_namespace() {
+    let Some((_serial, pair)) = serial_pair() else {
+        return;
+    };
+    let a = pair.ifname(Side::A).to_owned();
+    let b_ns = pair.ns_name(Side::B).to_owned();
+    let e = fwd_under_fault(&pair, &["--mode", "rxdrop"], || {
+        pair.exec_ok(Side::A, "ip", ["link", "set", &a, "netns", &b_ns])
+            .unwrap();
+    });
+    assert_stopped_by(&e, &format!("interface {a} went away"));
+    // The XDP program went with the run, wherever the device is now.
+    assert_eq!(xdp_attached(&pair, Side::B), "");
+}
+
+#[test]
+fn fwd_stops_with_an_error_when_the_mtu_changes() {
+    let Some((_serial, pair)) = serial_pair() else {
+        return;
+    };
+    let a = pair.ifname(Side::A).to_owned();
+    let e = fwd_under_fault(&pair, &["--mode", "rxdrop"], || {
+        pair.exec_ok(Side::A, "ip", ["link", "set", &a, "mtu", "1400"])
+            .unwrap();
+    });
+    assert_stopped_by(&e, &format!("the MTU of {a} changed from 1500 to 1400"));
+    assert_eq!(xdp_attached(&pair, Side::A), "");
+}
+
+#[test]
+fn txonly_refuses_frames_longer_than_the_mtu_allows() {
+    let Some((_serial, pair)) = serial_pair() else {
+        return;
+    };
+    let out = pair
+        .exec(
+            Side::A,
+            env!("CARGO_BIN_EXE_skmemctl"),
+            [
+                "fwd",
+                "--mode",
+                "txonly",
+                "--size",
+                "1519",
+                "--iface",
+                pair.ifname(Side::A),
+            ],
+        )
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--size 1519") && err.contains("at most 1514"),
+        "{err}"
+    );
+    assert_eq!(xdp_attached(&pair, Side::A), "", "refused before attaching");
+}
+
+#[test]
+fn a_failed_thread_start_is_an_error_that_leaves_nothing_attached() {
+    let Some((_serial, pair)) = serial_pair() else {
+        return;
+    };
+    // Every thread's stack is asked to be 1 TiB: its mmap fails, as a spawn
+    // under a low `ulimit -v` does.
+    let out = Command::new("ip")
+        .args(["netns", "exec", pair.ns_name(Side::A)])
+        .arg(env!("CARGO_BIN_EXE_skmemctl"))
+        .args(["fwd", "--mode", "rxdrop", "--iface", pair.ifname(Side::A)])
+        .args(["--duration", "1"])
+        .env("RUST_MIN_STACK", (1u64 << 40).to_string())
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("starting the thread of queue 0"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(xdp_attached(&pair, Side::A), "");
+}
+
+#[test]
+fn frames_too_long_for_a_frame_are_counted_live_and_explained() {
+    if !root() {
+        return;
+    }
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let pair = NetnsPair::with_config(PairConfig::default().mtu(9000)).unwrap();
+    let (fwd, mut lines) = start_fwd(&pair, &["--mode", "rxdrop", "--interval", "0.2"]);
+    // 100 frames of 3000 bytes: the MTU lets them through, a 2 KiB frame
+    // (1792 bytes of room) cannot hold them.
+    let spec = pair.frame_spec(Side::B, 3000).unwrap();
+    pair.in_ns(Side::B, || {
+        let tx = skmem_netns_tests::Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
+        for i in 0..100 {
+            tx.send_frame(&spec.build(i).unwrap()).unwrap();
+        }
+    });
+    // Live, with no frame received: a line of rates says so within a
+    // couple of intervals.
+    let live = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .take(50)
+        .find(|l| l.contains("\"rx_dropped\":100"));
+    assert!(live.is_some(), "no live line counted the 100 drops");
+    let summary = stop_fwd(fwd, lines);
+    assert_eq!(summary["rx_dropped"], 100, "{summary}");
+    assert_eq!(summary["rx_packets"], 0, "{summary}");
+    let why = summary["dropped_reason"].as_str().unwrap_or_default();
+    assert!(why.contains("longer than 1792 bytes"), "{summary}");
 }

@@ -346,6 +346,18 @@ impl Channel {
         &self.params
     }
 
+    /// The longest frame the kernel can receive into one buffer of this
+    /// channel: the buffer less the UMEM headroom and the kernel's own
+    /// `XDP_PACKET_HEADROOM` (256 bytes). Without multi-buffer, longer
+    /// frames are dropped by the socket and counted in
+    /// [`XskStats::rx_dropped`].
+    pub fn rx_frame_room(&self) -> usize {
+        const XDP_PACKET_HEADROOM: usize = 256;
+        self.pool
+            .buf_size()
+            .saturating_sub(self.params.headroom as usize + XDP_PACKET_HEADROOM)
+    }
+
     /// Packet counters.
     pub fn counters(&self) -> ChannelCounters {
         self.counters.snapshot()
