@@ -313,3 +313,43 @@ fn one_worker_per_queue_on_two_queues() {
         assert_eq!(lent, freed, "queue {q}: every frame lent was freed: {s}");
     }
 }
+
+#[test]
+fn the_owner_stops_with_an_error_when_its_interface_is_deleted() {
+    if !root() {
+        return;
+    }
+    let pair = NetnsPair::with_config(PairConfig::default()).unwrap();
+    let a = pair.ifname(Side::A).to_owned();
+    let (mut owner, mut next) = start_owner(
+        &pair,
+        &[
+            "--mode",
+            "rxdrop",
+            "--workers",
+            "1",
+            "--duration",
+            "0",
+            "--interval",
+            "0.2",
+        ],
+    );
+    // Running with its worker: a line of rates is out.
+    let first = next();
+    assert_eq!(first["type"], "workers_rate", "{first}");
+    pair.exec_ok(Side::A, "ip", ["link", "del", &a]).unwrap();
+    // It stops on its own (--duration 0 would run forever), says why in
+    // its summary, and exits 1: no false success.
+    let summary = std::iter::repeat_with(&mut next)
+        .take(200)
+        .find(|v| v["type"] == "workers_summary")
+        .expect("no summary");
+    assert!(
+        summary["stopped_by"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("interface {a} went away"))),
+        "{summary}"
+    );
+    assert_eq!(summary["frames_accounted"], true, "{summary}");
+    assert_eq!(owner.0.wait().unwrap().code(), Some(1));
+}
