@@ -279,9 +279,12 @@ fn pid_running(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
 }
 
+/// The prefix of the namespaces' owner marks.
+const MARK_PREFIX: &str = "netns-";
+
 /// The owner mark of namespace `ns`.
 fn mark_of(ns: &str) -> String {
-    format!("netns-{ns}")
+    format!("{MARK_PREFIX}{ns}")
 }
 
 /// Whether the process that made namespace `name` lives: its owner mark is
@@ -315,6 +318,15 @@ pub fn cleanup_stale() -> Vec<String> {
     if !removed.is_empty() {
         tracing::info!("removed stale namespaces {removed:?}");
     }
+    // Marks whose namespace is gone and whose maker died (a process that
+    // deleted its namespaces at exit without dropping its pairs, or was
+    // killed after they went).
+    for mark in skmem::owner::marks(MARK_PREFIX) {
+        let ns = &mark[MARK_PREFIX.len()..];
+        if !ns_path(ns).exists() {
+            let _ = skmem::owner::remove_orphan(&mark);
+        }
+    }
     removed
 }
 
@@ -330,7 +342,11 @@ pub fn cleanup_own_process() -> Vec<String> {
             continue;
         }
         match delete_ns(&name) {
-            Ok(()) => removed.push(name),
+            Ok(()) => {
+                // Its pair will never be dropped: its mark goes now.
+                let _ = skmem::owner::discard(&mark_of(&name));
+                removed.push(name)
+            }
             Err(e) => warn(&format!("removing namespace {name}: {e}")),
         }
     }

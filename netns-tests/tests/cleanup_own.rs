@@ -21,6 +21,9 @@ fn cleanup_own_process_removes_pairs_that_were_never_dropped() {
     let removed = cleanup_own_process();
     for n in &ns {
         assert!(removed.contains(n), "{n} not in {removed:?}");
+        // Its owner mark too: nothing of the pair outlives the process.
+        let mark = format!("netns-{n}");
+        assert_eq!(skmem::owner::owner_of(&mark).unwrap(), None, "{mark}");
     }
     common::assert_gone(&ns, &ifs);
 }

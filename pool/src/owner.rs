@@ -214,6 +214,35 @@ pub fn remove_orphan(name: &str) -> io::Result<bool> {
     }
 }
 
+/// Removes the mark `name` this process holds without its [`OwnerMark`]
+/// (one forgotten, or held by a value that will never be dropped): for a
+/// process's own clean-up at exit. The file goes; the lock goes with the
+/// process.
+pub fn discard(name: &str) -> io::Result<()> {
+    check_name(name)?;
+    lock(&HELD).retain(|n| n != name);
+    let r = match std::fs::remove_file(Path::new(RUN_DIR).join("owners").join(name)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    tidy_run_dir();
+    r
+}
+
+/// The names of every mark starting with `prefix` (held or not).
+pub fn marks(prefix: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(Path::new(RUN_DIR).join("owners")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    v.sort();
+    v
+}
+
 /// A name no other process will pick: `prefix` and 64 random bits.
 pub fn unique_name(prefix: &str) -> String {
     let mut b = [0u8; 8];
