@@ -54,6 +54,7 @@ pub mod mapper;
 pub mod owner;
 pub mod pool;
 pub mod probe;
+#[cfg(feature = "publish")]
 pub mod publish;
 pub mod region;
 pub mod schema;
@@ -63,3 +64,12 @@ pub mod sysctls;
 pub mod workers;
 
 pub use error::{Error, Result};
+
+// The types a forwarder needs, at the root: `use skmem::{Arena, Channel, ...}`.
+pub use arena::{Arena, ArenaKind, ArenaMapping, NexusParams};
+pub use cache::{Cache, CacheParams};
+pub use channel::{BindMode, Channel, ChannelCounters, ChannelParams, Coalesce, Frame, XskStats};
+pub use lend::{ArenaOffer, RemoteArena};
+pub use pool::{PacketPool, PoolParams};
+pub use region::{Region, RegionFlags, RegionId, RegionParams};
+pub use workers::{Spread, WorkerChannel, WorkerHub};

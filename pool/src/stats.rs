@@ -22,6 +22,7 @@ static REGISTRY: Mutex<Vec<(u64, Weak<ArenaInner>)>> = Mutex::new(Vec::new());
 pub(crate) fn register(inner: &Arc<ArenaInner>) {
     lock(&REGISTRY).push((inner.id, Arc::downgrade(inner)));
     // The first arena makes the process visible to `skmemctl stats`.
+    #[cfg(feature = "publish")]
     crate::publish::start();
 }
 

@@ -7,6 +7,7 @@ mod bench;
 mod bench_mempool;
 mod bench_pps;
 mod cmd;
+mod core_alone;
 mod setup;
 
 use std::process::ExitCode;
@@ -30,11 +31,15 @@ enum Task {
     /// well under two seconds. Installing needs root; without it the missing
     /// pieces are reported and skipped.
     Setup,
-    /// Run setup, then fmt, clippy, tests, doc tests and the docs (no broken
-    /// links): exactly what CI checks.
+    /// Run setup, then fmt, clippy, tests, doc tests, the docs (no broken
+    /// links) and the core library built without the eBPF toolchain:
+    /// exactly what CI checks.
     ///
     /// Stops at the first failing step and exits with that step's exit code.
     Test,
+    /// Only the last step of `test`: skmem's tree holds no eBPF or benchmark
+    /// crate, and it builds with no bpf-linker on PATH.
+    CoreAlone,
     /// Run setup, then the skmemctl demo (extra arguments are passed to skmemctl).
     Demo {
         /// Arguments handed to skmemctl unchanged.
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Setup => setup::run(setup::Job::All),
         Task::Test => test(),
+        Task::CoreAlone => core_alone::check(),
         Task::Demo { args } => demo(&args),
         Task::Bench {
             table_only,
@@ -156,7 +162,8 @@ fn main() -> ExitCode {
 fn test() -> Result<()> {
     header("setup");
     setup::run(setup::Job::Test)?;
-    let total = TEST_STEPS.len();
+    // The steps below, then the core built alone.
+    let total = TEST_STEPS.len() + 1;
     let mut tally = cmd::Tally::default();
     for (i, (name, args)) in TEST_STEPS.iter().enumerate() {
         let mut cargo = cmd::cargo(*args);
@@ -173,6 +180,10 @@ fn test() -> Result<()> {
         ));
         cmd::run_tallying(&format!("step `{name}`"), &mut cargo, &mut tally)?;
     }
+    header(&format!(
+        "[{total}/{total}] core-alone: skmem without the eBPF toolchain"
+    ));
+    core_alone::check()?;
     header(&format!("all {total} steps passed"));
     // One closing line over every test binary, so a reader (or CI) sees the
     // whole count rather than the last binary's.
