@@ -1,7 +1,6 @@
 //! Thin safe wrappers over the few syscalls the harness needs. Every
 //! `unsafe` block of the crate lives here.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::mem;
@@ -22,14 +21,7 @@ pub(crate) fn setns_net(ns: &File) -> io::Result<()> {
 
 /// Interface index of `name` in the calling thread's network namespace.
 pub(crate) fn if_nametoindex(name: &str) -> io::Result<u32> {
-    let c = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(idx)
-    }
+    skmem::sys::interface_index(name)
 }
 
 /// Effective user id of the process.

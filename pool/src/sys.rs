@@ -16,6 +16,25 @@ use rustix::mm::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
 
 use crate::error::{Error, Result};
 
+/// The index of network interface `name` in the calling thread's network
+/// namespace (`SIOCGIFINDEX` on a throwaway socket, as `if_nametoindex`
+/// does). The one lookup every crate of skmem uses.
+#[doc(alias = "if_nametoindex")]
+pub fn interface_index(name: &str) -> std::io::Result<u32> {
+    if name.is_empty() || name.len() >= 16 || name.contains('\0') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{name:?} is not an interface name (1 to 15 bytes, no NUL)"),
+        ));
+    }
+    let sock = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )?;
+    Ok(rustix::net::netdevice::name_to_index(&sock, name)?)
+}
+
 /// The system page size, read once.
 pub fn page_size() -> usize {
     rustix::param::page_size()

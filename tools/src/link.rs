@@ -44,14 +44,7 @@ impl Link {
     pub fn of(name: &str) -> io::Result<Link> {
         Ok(Link {
             name: name.to_owned(),
-            ifindex: rustix::net::netdevice::name_to_index(
-                &rustix::net::socket(
-                    rustix::net::AddressFamily::INET,
-                    rustix::net::SocketType::DGRAM,
-                    None,
-                )?,
-                name,
-            )?,
+            ifindex: skmem::sys::interface_index(name)?,
             mtu: mtu_of(name)?,
         })
     }
@@ -66,13 +59,7 @@ impl Link {
         let gone = || LinkChange::Gone {
             name: self.name.clone(),
         };
-        let sock = rustix::net::socket(
-            rustix::net::AddressFamily::INET,
-            rustix::net::SocketType::DGRAM,
-            None,
-        )
-        .map_err(|_| gone())?;
-        match rustix::net::netdevice::name_to_index(&sock, &self.name) {
+        match skmem::sys::interface_index(&self.name) {
             Ok(i) if i == self.ifindex => {}
             _ => return Err(gone()),
         }

@@ -32,7 +32,6 @@ pub mod gen;
 pub mod observe;
 
 use std::error::Error as StdError;
-use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -260,16 +259,13 @@ pub fn ifindex(iface: &str) -> Result<u32, XdpError> {
     if iface.is_empty() || iface.len() > IFNAME_MAX {
         return Err(invalid());
     }
-    let name = CString::new(iface).map_err(|_| invalid())?;
-    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(XdpError::InterfaceNotFound {
-            iface: iface.to_owned(),
-            reason: io::Error::last_os_error(),
-        });
+    if iface.contains('\0') {
+        return Err(invalid());
     }
-    Ok(index)
+    skmem::sys::interface_index(iface).map_err(|reason| XdpError::InterfaceNotFound {
+        iface: iface.to_owned(),
+        reason,
+    })
 }
 
 /// skmem's XDP program, loaded and attached to one interface.

@@ -284,19 +284,16 @@ impl std::fmt::Debug for Channel {
 
 /// The interface index of `ifname`.
 pub fn ifindex(ifname: &str) -> Result<u32> {
-    let c = std::ffi::CString::new(ifname).map_err(|_| Error::InvalidArenaParams {
-        arena: ifname.to_owned(),
-        rule: "an interface name has no NUL",
-    })?;
-    // SAFETY: `c` is a valid NUL-terminated string for the call's duration.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        return Err(Error::Sys {
+    crate::sys::interface_index(ifname).map_err(|source| match source.kind() {
+        std::io::ErrorKind::InvalidInput => Error::InvalidArenaParams {
+            arena: ifname.to_owned(),
+            rule: "an interface name is 1 to 15 bytes, with no NUL",
+        },
+        _ => Error::Sys {
             call: "if_nametoindex",
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(idx)
+            source,
+        },
+    })
 }
 
 /// The refusal of a frame that is not one of `pool`'s (counted).
