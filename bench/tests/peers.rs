@@ -148,7 +148,7 @@ fn cpeer_rxdrop_receives_through_skmem_xdp() {
         &p,
         |end| {
             // Paced on what XDP redirected: a burst would be lost on veth
-            // before XDP runs (shared/notes/afxdp.md).
+            // before XDP runs (veth's 256-frame ring to the peer overflows).
             let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
             let left = end.saturating_duration_since(Instant::now());
             tx.send_paced(&spec, FRAMES, 32, redirected, left.mul_f64(0.8))

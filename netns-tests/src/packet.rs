@@ -12,8 +12,9 @@ use crate::sys;
 /// How a [`Sender`] spaces its frames.
 pub enum Pacing<'a> {
     /// As fast as `sendto` returns. On veth a burst can outrun an AF_XDP
-    /// copy-mode consumer, which then loses frames silently (see
-    /// shared/notes/afxdp.md): use for throughput, not correctness.
+    /// copy-mode consumer, which then loses frames silently (veth's ring
+    /// to the peer is 256 frames, and copy mode drops what finds no room):
+    /// use for throughput, not correctness.
     Burst,
     /// Keep at most `window` frames in flight, where in flight is
     /// `sent - received()`. `received` must count only frames of this flow

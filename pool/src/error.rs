@@ -112,7 +112,7 @@ pub enum Error {
         slots: usize,
     },
 
-    /// Arena parameters break one of the seed's creation rules that is not
+    /// Arena parameters break one of Skywalk's creation rules that is not
     /// about a single region.
     #[error("arena {arena}: invalid parameters: {rule}")]
     InvalidArenaParams {

@@ -3,7 +3,7 @@
 //!
 //! [`SpanLayout`] is computed once, when an arena is finalized: every
 //! MMAPOK region in [`RegionId`] order, each at the sum of the sizes before
-//! it — so `region_offset(id)` is both the seed's arithmetic and the real
+//! it — so `region_offset(id)` is both Skywalk's arithmetic and the real
 //! offset inside every mapping. A [`Span`] reserves the whole range as
 //! inaccessible memory, then maps each region over its part with
 //! `MAP_FIXED`: guards stay inaccessible, UREADONLY regions are read-only.

@@ -1,4 +1,4 @@
-//! Arenas, named after the seed's functions and cases: create (nexus,
+//! Arenas, named after Skywalk's functions and cases: create (nexus,
 //! NECP, system), mmap, munmap, mredirect, defunct, teardown, reap, stats.
 
 // A test, bench or example target sees every dependency of its package;
@@ -613,7 +613,7 @@ fn create_for_necp_mirrors_kstats_into_read_only_ustats() {
     assert!(a.free_flow_stats(i).is_err());
     drop(m);
 
-    // The seed's checks.
+    // Skywalk's checks.
     let bad = |u: &RegionParams, k: &RegionParams| Arena::create_necp("bad", u, k).unwrap_err();
     let e = bad(&RegionParams::new(RegionId::KStats, 128, 64), &k);
     assert!(e.to_string().contains("must be USTATS"), "{e}");

@@ -1,5 +1,5 @@
 //! Defunct gives the memory back: the owner drops every memfd and view of
-//! the regions the seed releases at once, and the pages go when the last
+//! the regions Skywalk releases at once, and the pages go when the last
 //! view of them (a redirected mapping) is unmapped — for a nexus arena and
 //! for an NECP arena.
 //!

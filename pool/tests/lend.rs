@@ -1,7 +1,7 @@
 //! The hand-over in one process (the mapper on a thread; the separately
 //! executed mapper's tests are in `tools/tests/lend.rs`): what a mapper
 //! maps is the owner's layout and bytes, its writes reach the owner, a
-//! redirect and a mapper's going follow the seed's rules, and a fake owner
+//! redirect and a mapper's going follow Skywalk's rules, and a fake owner
 //! gets typed errors, never a panic.
 
 // A test, bench or example target sees every dependency of its package;

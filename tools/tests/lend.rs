@@ -2,7 +2,7 @@
 //! (`skmem-mapper-child`, driven line by line, no sleeps): it sees the
 //! owner's packets where the schema says, cannot write what is read-only
 //! to it by any route, is refused when its uid is not allowed, and its
-//! death, redirect or silence follow the seed's rules. Root.
+//! death, redirect or silence follow Skywalk's rules. Root.
 
 // A test, bench or example target sees every dependency of its package;
 // whether the package uses them is the library's lint to say.

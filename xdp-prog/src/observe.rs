@@ -130,7 +130,7 @@ const TRACEPOINTS: [(&str, &str, &str); 3] = [
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ObserveError {
-    /// Not root: loading probes and reading the pins need it (the seed's
+    /// Not root: loading probes and reading the pins need it (Skywalk's
     /// root-only statistics answer EPERM too).
     #[error("{what} needs root (CAP_BPF, CAP_PERFMON): operation not permitted (EPERM)")]
     NotRoot {

@@ -108,13 +108,6 @@ const TEST_STEPS: &[(&str, &[&str])] = &[
     ("doc", &["doc", "--workspace", "--no-deps"]),
 ];
 
-/// The skmemctl subcommand that runs the live demo, once it exists.
-///
-/// Today skmemctl has no `demo`, so `--help` is shown (it lists what
-/// exists) and a notice follows. When the demo lands, set this to
-/// `Some("demo")`: the notice then disappears by itself.
-const SKMEMCTL_DEMO: Option<&str> = Some("demo");
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
@@ -199,25 +192,19 @@ fn demo(args: &[String]) -> Result<()> {
     header("setup");
     // Only what the demo needs: no DPDK, libxdp or libpcap (the peers).
     setup::run(setup::Job::Demo)?;
-    let mut cargo_args = vec!["run", "--release", "-p", "skmem-tools", "--bin", "skmemctl"];
-    cargo_args.push("--");
-    match SKMEMCTL_DEMO {
-        Some(sub) => {
-            cargo_args.push(sub);
-            cargo_args.extend(args.iter().map(String::as_str));
-        }
-        None => cargo_args.push("--help"),
-    }
+    let mut cargo_args = vec![
+        "run",
+        "--release",
+        "-p",
+        "skmem-tools",
+        "--bin",
+        "skmemctl",
+        "--",
+        "demo",
+    ];
+    cargo_args.extend(args.iter().map(String::as_str));
     header(&args_line("cargo", &cargo_args));
-    cmd::run("skmemctl", &mut cmd::cargo(&cargo_args))?;
-    if SKMEMCTL_DEMO.is_none() {
-        println!();
-        println!("The live demo is not here yet: network namespaces with a veth pair,");
-        println!("l2fwd over AF_XDP on the pool, and the eBPF observer arrive with");
-        println!("later issues. Above is what skmemctl offers today; `skmemctl fwd`");
-        println!("runs rxdrop, txonly or l2fwd on an interface you choose (root).");
-    }
-    Ok(())
+    cmd::run("skmemctl", &mut cmd::cargo(&cargo_args))
 }
 
 /// Prints a step header so a long log shows where each step starts.

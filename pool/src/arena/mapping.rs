@@ -1,5 +1,5 @@
 //! A mapping of an arena into this process: the span, what a mapper reads
-//! of it (a region's bytes, the schema), and the seed's verbs on one
+//! of it (a region's bytes, the schema), and Skywalk's verbs on one
 //! mapping — unmap and redirect — whose bookkeeping the arena keeps.
 
 use super::Arena;
@@ -48,7 +48,7 @@ impl ArenaMapping {
         self.span.is_some()
     }
 
-    /// Unmaps the span now (the seed's `skmem_arena_munmap`); dropping the
+    /// Unmaps the span now (Skywalk's `skmem_arena_munmap`); dropping the
     /// mapping does the same. If every other mapping was redirected, the
     /// postponed defunct happens here.
     pub fn unmap(&mut self) {
@@ -87,7 +87,7 @@ impl ArenaMapping {
         self.holds_channel = true;
     }
 
-    /// Redirects this mapping (the seed's `skmem_arena_mredirect`): every
+    /// Redirects this mapping (Skywalk's `skmem_arena_mredirect`): every
     /// region without NOREDIRECT now reads as zero pages, protections kept.
     /// EALREADY the second time, ENXIO when no longer mapped. Returns true
     /// when this was the last mapping still active: the arena is now

@@ -1,7 +1,7 @@
 //! Arenas: the regions, caches and objects of one user of the pool, mapped
 //! into processes as one span (Skywalk's `skmem_arena`).
 //!
-//! Three kinds, as in the seed:
+//! Three kinds, as in Skywalk (`skmem_arena.c` in xnu):
 //!
 //! * **nexus** ([`nexus`]) — the memory of one AF_XDP port: the packet pool
 //!   (whose BUF_DEF region is the UMEM), the rings, the TX-allocation and
@@ -11,7 +11,7 @@
 //!   read-only into USTATS;
 //! * **system** ([`system`]) — the process-wide, read-only SYSCTLS region.
 //!
-//! The lifecycle is the seed's: an arena is created ACTIVE and registered
+//! The lifecycle is Skywalk's: an arena is created ACTIVE and registered
 //! ([`crate::stats`]); [`Arena`] is a counted reference (clone = retain,
 //! drop = release; the last one tears everything down and unregisters).
 //! [`Arena::map`] gives a [`ArenaMapping`]; redirecting every mapping makes
@@ -177,7 +177,7 @@ impl ArenaState {
         id
     }
 
-    /// Removes mapping `map_id`'s record (the seed's
+    /// Removes mapping `map_id`'s record (Skywalk's
     /// `skmem_arena_munmap_common`); `None` when there is none, else
     /// whether its going makes the arena inactive — every other mapping was
     /// redirected but this one kept the arena active — so that the
@@ -302,7 +302,7 @@ pub struct Arena(pub(crate) Arc<ArenaInner>);
 
 impl Arena {
     /// Builds an arena from a fully created state: finalizes the span
-    /// layout, marks it ACTIVE and registers it (the seed's
+    /// layout, marks it ACTIVE and registers it (Skywalk's
     /// `skmem_arena_create_finalize` and the list insertion).
     pub(crate) fn finalize(kind: ArenaKind, name: &str, mut state: ArenaState) -> Result<Arena> {
         crate::failpoint::step("arena finalize")?;
@@ -392,7 +392,7 @@ impl Arena {
         self.state().defunct
     }
 
-    /// Maps the arena into this process as one span (the seed's
+    /// Maps the arena into this process as one span (Skywalk's
     /// `skmem_arena_mmap`). Refused with ENODEV unless ACTIVE and not
     /// DEFUNCT.
     pub fn map(&self) -> Result<ArenaMapping> {
@@ -439,7 +439,7 @@ impl Arena {
         self.state().maps.len()
     }
 
-    /// Size of a mapping (the seed's `ar_mapsize`; 0 when unmapped).
+    /// Size of a mapping (Skywalk's `ar_mapsize`; 0 when unmapped).
     pub fn map_size(&self) -> usize {
         self.state().mapsize
     }
@@ -455,9 +455,9 @@ impl Arena {
     }
 
     /// Offset of region `id` from the span's base: the sum of the sizes of
-    /// the present regions before it (the seed's
+    /// the present regions before it (Skywalk's
     /// `skmem_arena_get_region_offset`, counting every present region, as
-    /// the seed does; user-mappable ones all precede the rest).
+    /// Skywalk does; user-mappable ones all precede the rest).
     pub fn region_offset(&self, id: RegionId) -> usize {
         let st = self.state();
         st.regions[..id.index()]
@@ -482,7 +482,7 @@ impl Arena {
             .collect()
     }
 
-    /// (total bytes, bytes in use) over the regions held (the seed's
+    /// (total bytes, bytes in use) over the regions held (Skywalk's
     /// `skmem_arena_get_stats`).
     pub fn mem_stats(&self) -> (usize, usize) {
         self.state().mem_stats()
@@ -514,7 +514,7 @@ impl Arena {
         self.fire(&mut st, HookEvent::ArenaReap, at);
     }
 
-    /// Defuncts the arena (the seed's `skmem_arena_defunct`): EALREADY when
+    /// Defuncts the arena (Skywalk's `skmem_arena_defunct`): EALREADY when
     /// done, EBUSY while ACTIVE; otherwise purges the caches and releases
     /// the memory mappers can no longer reach, keeping the schema and guards.
     pub fn defunct(&self) -> Result<()> {
@@ -563,7 +563,7 @@ impl Arena {
     }
 
     /// Unmaps mapping `map_id`'s span, removes its record and fires the
-    /// event (the seed's `skmem_arena_munmap_common`), all under the lock —
+    /// event (Skywalk's `skmem_arena_munmap_common`), all under the lock —
     /// so no other mapping can get the same address and announce it first;
     /// if every other mapping was redirected but this one kept the arena
     /// active, the arena goes inactive and the postponed defunct runs here,
@@ -598,7 +598,7 @@ impl Arena {
         }
     }
 
-    /// Redirects mapping `map_id` of span `span` (the seed's
+    /// Redirects mapping `map_id` of span `span` (Skywalk's
     /// `skmem_arena_mredirect`) and fires the event, under the lock.
     pub(crate) fn redirect(
         &self,
@@ -682,7 +682,7 @@ impl Arena {
         }
     }
 
-    /// True when nothing keeps the slot descriptors alive (the seed's
+    /// True when nothing keeps the slot descriptors alive (Skywalk's
     /// `skmem_arena_nexus_sd_idle`); always true for other kinds.
     pub fn sd_idle(&self) -> bool {
         match &self.state().kind {

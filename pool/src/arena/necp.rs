@@ -34,7 +34,7 @@ impl NecpState {
         }
     }
 
-    /// The seed's NECP teardown in defunct context: the statistics regions
+    /// Skywalk's NECP teardown in defunct context: the statistics regions
     /// and their cache go.
     pub(crate) fn teardown_for_defunct(&mut self, regions: &mut [Option<Arc<Region>>]) {
         self.kstats_cache = None;
@@ -43,7 +43,7 @@ impl NecpState {
     }
 }
 
-/// The seed's rules for the two statistics regions.
+/// Skywalk's rules for the two statistics regions.
 fn check(ustats: &RegionParams, kstats: &RegionParams) -> Result<()> {
     let rule = |region, rule| Err(Error::InvalidRegionParams { region, rule });
     if ustats.id != RegionId::UStats {

@@ -1,7 +1,7 @@
 //! The nexus arena: the memory of one AF_XDP port (Skywalk's
 //! `skmem_arena_create_for_nexus` and its teardown).
 //!
-//! Creation follows the seed step by step: check every rule the seed
+//! Creation follows Skywalk step by step: check every rule Skywalk
 //! ASSERTs on the region parameters (each broken rule is an
 //! [`Error::InvalidRegionParams`] naming the region), set up the packet
 //! pool (ours, or the caller's — shared, never copied), take the nexus
@@ -162,7 +162,7 @@ impl NexusState {
         }
     }
 
-    /// The seed's nexus teardown in defunct context: statistics, flow and
+    /// Skywalk's nexus teardown in defunct context: statistics, flow and
     /// nexus advisories, pool regions, rings, and — unless someone holds
     /// them — the slot descriptors. Schema and guards stay.
     pub(crate) fn teardown_for_defunct(&mut self, regions: &mut [Option<Arc<Region>>]) {
@@ -214,7 +214,7 @@ impl Drop for SlotHold {
     }
 }
 
-/// The regions a packet pool contributes (the seed's `skmem_pp_region_ids`).
+/// The regions a packet pool contributes (Skywalk's `skmem_pp_region_ids`).
 const POOL_REGIONS: [RegionId; 14] = [
     RegionId::BufDef,
     RegionId::BufLarge,
@@ -232,7 +232,7 @@ const POOL_REGIONS: [RegionId; 14] = [
     RegionId::TxKbft,
 ];
 
-/// The seed's `skmem_arena_pp_setup`: our pool, or the caller's.
+/// Skywalk's `skmem_arena_pp_setup`: our pool, or the caller's.
 fn pool_setup(p: &NexusParams, st: &mut ArenaState, n: &mut NexusState) -> Result<()> {
     let name = &p.name;
     let bad = |rule| Error::InvalidArenaParams {
@@ -313,7 +313,7 @@ fn pool_setup(p: &NexusParams, st: &mut ArenaState, n: &mut NexusState) -> Resul
     Ok(())
 }
 
-/// The seed's `skmem_arena_sd_setup` for one path.
+/// Skywalk's `skmem_arena_sd_setup` for one path.
 fn sd_setup(p: &NexusParams, st: &mut ArenaState, n: &mut NexusState, tx: bool) -> Result<()> {
     let (ksd, usd, tag) = if tx {
         (RegionId::TxaKsd, RegionId::TxaUsd, "txa")
@@ -356,7 +356,7 @@ fn singleton(r: &Arc<Region>) -> Result<Arc<Region>> {
 }
 
 impl Arena {
-    /// Creates a nexus arena (the seed's `skmem_arena_create_for_nexus`).
+    /// Creates a nexus arena (Skywalk's `skmem_arena_create_for_nexus`).
     pub fn create_nexus(p: &NexusParams) -> Result<Arena> {
         if format!("skmem.nexus.{}", p.name).len() > schema::SCHEMA_NAME_MAX
             || p.name.contains('\0')
@@ -489,7 +489,7 @@ impl Arena {
     }
 
     /// Keeps the slot descriptors through a defunct for as long as the
-    /// returned hold lives (the seed's `skmem_arena_nexus_sd_set_noidle`,
+    /// returned hold lives (Skywalk's `skmem_arena_nexus_sd_set_noidle`,
     /// +1 now and −1 when the hold drops). Nexus arenas only.
     pub fn hold_slot_descriptors(&self) -> Result<SlotHold> {
         crate::failpoint::step("slot hold")?;

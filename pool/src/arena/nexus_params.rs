@@ -1,5 +1,5 @@
 //! What a nexus arena is made of — its parameters with Skywalk's
-//! defaults, the nexus advisory a creator may supply — and the seed's rules
+//! defaults, the nexus advisory a creator may supply — and Skywalk's rules
 //! on them, checked before anything is created.
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use crate::region::{Region, RegionFlags, RegionId, RegionParams};
 use crate::schema;
 use crate::sys::page_size;
 
-/// Kinds of nexus advisory (the seed's flowswitch and netif advisories).
+/// Kinds of nexus advisory (Skywalk's flowswitch and netif advisories).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NexusAdvisoryKind {
     /// A flowswitch advisory.
@@ -71,7 +71,7 @@ pub const RINGS: usize = 4;
 pub struct NexusParams {
     /// The port's name (e.g. `veth0q0`); the arena is `skmem.nexus.NAME`.
     pub name: String,
-    /// Region parameters by id (the seed's `srp[]`); an object count of 0
+    /// Region parameters by id (Skywalk's `srp[]`); an object count of 0
     /// means "configured empty". Pool region entries carry the flags the
     /// seed checks; the pool itself is sized by `pool`.
     pub regions: Vec<RegionParams>,
@@ -81,11 +81,11 @@ pub struct NexusParams {
     pub rx_pool: Option<Arc<PacketPool>>,
     /// Caller-supplied TX pool.
     pub tx_pool: Option<Arc<PacketPool>>,
-    /// Owner-only (the seed's kernel-only): nothing user-visible.
+    /// Owner-only (Skywalk's kernel-only): nothing user-visible.
     pub owner_only: bool,
     /// Truncated buffers in the pool this arena creates.
     pub truncated_buf: bool,
-    /// The user allocates packets itself (the seed's NAF_USER_PKT_POOL):
+    /// The user allocates packets itself (Skywalk's NAF_USER_PKT_POOL):
     /// the user slot descriptors are then writable.
     pub user_packet_pool: bool,
     /// Optional nexus advisory.
@@ -186,7 +186,7 @@ impl NexusParams {
     }
 }
 
-/// The seed's rules on region flags, checked before anything is created.
+/// Skywalk's rules on region flags, checked before anything is created.
 pub(super) fn check_flags(p: &NexusParams) -> Result<()> {
     use RegionId::*;
     let rule = |region, rule| Err(Error::InvalidRegionParams { region, rule });
@@ -274,7 +274,7 @@ pub(super) fn check_flags(p: &NexusParams) -> Result<()> {
         }
     }
     // Every region the arena creates itself must be configured non-empty,
-    // except those the seed allows to be absent.
+    // except those Skywalk allows to be absent.
     for id in [Schema, Ring, TxaKsd, RxfKsd] {
         if p.region(id).obj_count == 0 && !(p.owner_only && matches!(id, Schema | Ring)) {
             return rule(id, "configured empty, but a nexus arena needs it");

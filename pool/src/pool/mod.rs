@@ -24,7 +24,7 @@
 //! the one value that may read and write its buffer and metadata; freeing
 //! or sending the packet consumes it (see [`packet`]).
 //!
-//! Options follow the seed: an **owner-only** pool (Skywalk's kernel-only)
+//! Options follow Skywalk: an **owner-only** pool (Skywalk's kernel-only)
 //! has no user-visible regions at all; **truncated** buffers are not rounded
 //! to a power of two (they suit AF_XDP unaligned chunks). A pool may be shared
 //! by several arenas: they retain its regions, never copy them.
