@@ -220,9 +220,60 @@ pub fn queues(iface: &str, queues: &[u32]) -> Result<(), Usage> {
     Ok(())
 }
 
+/// About how many bytes one packet of a pool takes: its default buffer
+/// (the UMEM chunk) and its metadata (owner and user copies, the state
+/// column, the slot descriptors), rounded up.
+fn bytes_per_packet() -> usize {
+    skmem::PoolParams::default().buf_size + 512
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes.
+fn mem_available() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// The memory `pools` pools of `packets` packets need, said up front and
+/// refused when the machine does not have it available (rather than an
+/// OOM kill half-way through creating them). Returns the estimate.
+pub fn pool_memory(packets: usize, pools: usize) -> Result<usize, Usage> {
+    let need = packets * pools * bytes_per_packet();
+    match mem_available() {
+        Some(avail) if need > avail => Err(Usage(format!(
+            "--packets {packets}: {pools} pool{} of {packets} packets need about {}, \
+             and {} is available",
+            if pools == 1 { "" } else { "s" },
+            skmem_xdp::observe::human_bytes(need as u64),
+            skmem_xdp::observe::human_bytes(avail as u64)
+        ))),
+        _ => Ok(need),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_memory_is_estimated_and_refused_beyond_what_is_available() {
+        let one = pool_memory(4096, 1).unwrap();
+        assert!(one >= 4096 * 2048, "{one}");
+        assert_eq!(pool_memory(4096, 2).unwrap(), 2 * one);
+        // More than any machine this runs on has available.
+        let err = pool_memory(MAX_PACKETS, 1 << 20).unwrap_err().0;
+        assert!(
+            err.starts_with("--packets 1048576:") && err.contains("available"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn interface_names_are_the_kernels() {

@@ -432,6 +432,14 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         ))
         .into());
     }
+    // One pool per queue, or one for all with --shared-umem: said and
+    // checked before any is made.
+    let pools = if args.shared_umem {
+        1
+    } else {
+        args.queues.len()
+    };
+    let memory = crate::check::pool_memory(args.packets, pools)?;
     crate::stale::remove("fwd");
     if args.workers > 0 {
         return crate::workers::run_fwd(&args, stop);
@@ -501,7 +509,7 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     }
     if !args.json {
         eprintln!(
-            "skmemctl fwd: {} on {} queue{} {}, XDP {}, {} mode{}",
+            "skmemctl fwd: {} on {} queue{} {}, XDP {}, {} mode{}, pools about {}",
             format!("{:?}", args.mode).to_lowercase(),
             args.iface,
             if args.queues.len() == 1 { "" } else { "s" },
@@ -516,7 +524,8 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
                 ", one shared UMEM"
             } else {
                 ""
-            }
+            },
+            skmem_xdp::observe::human_bytes(memory as u64),
         );
     }
     let shared: Vec<Arc<Shared>> = channels
