@@ -1,0 +1,193 @@
+//! Crash recovery: skmemctl killed with SIGKILL at random moments — during
+//! start-up, traffic or teardown — leaves nothing that stops the next run
+//! on the same interface or namespace, and the next run says what it
+//! cleaned up. The moments come from a seed printed at the start, so a
+//! failing sequence can be replayed (`SKMEM_CRASH_SEED=N`).
+
+// A test, bench or example target sees every dependency of its package;
+// whether the package uses them is the library's lint to say.
+#![allow(unused_crate_dependencies)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use skmem_netns_tests::{NetnsPair, PairConfig, Side};
+
+/// The tests kill processes that pin nothing but share the machine: one
+/// at a time, so each one's moments are its own.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A small deterministic generator (xorshift64*), seeded per test.
+struct Moments(u64);
+
+impl Moments {
+    fn new(test: &str) -> Moments {
+        let seed = std::env::var("SKMEM_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            })
+            | 1;
+        eprintln!("{test}: SKMEM_CRASH_SEED={seed}");
+        Moments(seed)
+    }
+
+    /// A moment in `0..max_ms` milliseconds.
+    fn next(&mut self, max_ms: u64) -> Duration {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        Duration::from_millis(self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % max_ms)
+    }
+}
+
+/// SIGKILLs `child` after `after` (the moment is the test's input, not a
+/// wait for anything) and reaps it.
+fn kill_after(mut child: std::process::Child, after: Duration) {
+    std::thread::sleep(after);
+    let _ = child.kill();
+    child.wait().unwrap();
+}
+
+/// Whether an interface in `side`'s namespace has an XDP program.
+fn xdp_on(pair: &NetnsPair, side: Side) -> bool {
+    let out = pair.exec_ok(side, "ip", ["-d", "link", "show"]).unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+}
+
+/// Statistics sockets of `pid` left in /run/skmem.
+fn sockets_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir(skmem::owner::RUN_DIR)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("stats-{pid}-")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn fwd_killed_at_random_moments_never_stops_the_next_run() {
+    if let Some(r) = skmem_netns_tests::skip_reason() {
+        skmem_netns_tests::skip("crash", &r);
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    let mut moments = Moments::new("fwd");
+    let mut killed = Vec::new();
+    for round in 0..8 {
+        let fwd = Command::new("ip")
+            .args(["netns", "exec", pair.ns_name(Side::A)])
+            .arg(env!("CARGO_BIN_EXE_skmemctl"))
+            .args(["fwd", "--mode", "l2fwd", "--iface", pair.ifname(Side::A)])
+            .args(["--duration", "5", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        killed.push(fwd.id());
+        // Anywhere from before the XDP attach to well into the traffic.
+        let at = moments.next(400);
+        kill_after(fwd, at);
+        // The kernel took the XDP link down with the process, whenever it
+        // died: nothing is attached that would make the next run's attach
+        // fail with EBUSY.
+        assert!(!xdp_on(&pair, Side::A), "round {round}, killed at {at:?}");
+    }
+    // The next run starts, forwards, accounts every frame and exits 0; it
+    // removed the statistics sockets the killed runs left.
+    let out = pair
+        .exec(
+            Side::A,
+            env!("CARGO_BIN_EXE_skmemctl"),
+            [
+                "fwd",
+                "--mode",
+                "l2fwd",
+                "--iface",
+                pair.ifname(Side::A),
+                "--duration",
+                "1",
+                "--json",
+            ],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("\"frames_accounted\":true"), "{summary}");
+    for pid in killed {
+        assert_eq!(sockets_of(pid), Vec::<String>::new(), "pid {pid}");
+    }
+    assert!(!xdp_on(&pair, Side::A));
+}
+
+#[test]
+fn demo_killed_at_random_moments_is_cleaned_by_the_next_demo() {
+    if let Some(r) = skmem_netns_tests::skip_reason() {
+        skmem_netns_tests::skip("crash", &r);
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut moments = Moments::new("demo");
+    let mut killed = Vec::new();
+    for _ in 0..4 {
+        let demo = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
+            .args(["demo", "--duration", "5", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        killed.push(demo.id());
+        // From before its namespaces exist to the middle of its traffic.
+        kill_after(demo, moments.next(2000));
+    }
+    let left_before: Vec<String> = skmem_netns_tests::harness_namespaces()
+        .into_iter()
+        .filter(|(_, p)| killed.contains(p))
+        .map(|(n, _)| n)
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
+        .args(["demo", "--duration", "1", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"frames_accounted\":true"), "{stdout}");
+    // Nothing of the killed runs is left: namespaces, pins, sockets.
+    let left: Vec<(String, u32)> = skmem_netns_tests::harness_namespaces()
+        .into_iter()
+        .filter(|(_, p)| killed.contains(p))
+        .collect();
+    assert_eq!(left, [], "{err}");
+    let pins: Vec<String> = std::fs::read_dir(skmem_xdp::observe::PIN_DIR)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| {
+                    killed
+                        .iter()
+                        .any(|p| n.starts_with(&format!("arenas_{p}_")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(pins, Vec::<String>::new(), "{err}");
+    for pid in &killed {
+        assert_eq!(sockets_of(*pid), Vec::<String>::new(), "pid {pid}");
+    }
+    // What it removed, it said, by name.
+    for ns in &left_before {
+        assert!(
+            err.contains("removed the network namespaces a dead run left") && err.contains(ns),
+            "{ns}: {err}"
+        );
+    }
+}
