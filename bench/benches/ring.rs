@@ -1,10 +1,10 @@
 //! AF_XDP ring batch operations: skmem's producer/consumer code beside
 //! crossbeam's `ArrayQueue`, in one run.
 //!
-//! skmem's `Producer`, `Consumer` and `RingMem` are `pub(crate)` in
-//! `pool/src/channel/ring.rs`, so this bench compiles that very file as its
-//! own module (`#[path]`): the code measured is the code the channel runs,
-//! not a copy. The ring lives in ordinary memory laid out as the kernel
+//! skmem's `Producer`, `Consumer` and `RingMem` (`skmem::channel::ring`)
+//! are the ones the channel runs, used here as any crate would (their
+//! hot methods are `#[inline]`, so they inline across the crate boundary
+//! as they do inside it). The ring lives in ordinary memory laid out as the kernel
 //! lays it out (producer, consumer and flags words on their own cache
 //! lines, then the descriptors); no socket is involved.
 //!
@@ -28,18 +28,14 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
-#[path = "../../pool/src/channel/ring.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod ring;
-
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
-use ring::{Consumer, Producer, RingMem};
 use rustix::net::xdp::XdpRingOffset;
+use skmem::channel::ring::{Consumer, Producer, RingMem};
 
 /// A batch onto the ring the way the channel does it: addresses written in
 /// place into the free slots, then published once. Returns how many fit.

@@ -52,7 +52,7 @@ mod coalesce;
 mod frame;
 mod loan;
 mod open;
-pub(crate) mod ring;
+pub mod ring;
 mod rx;
 mod slots;
 mod tx;

@@ -1,5 +1,7 @@
 //! The four AF_XDP rings: single-producer/single-consumer queues shared
-//! with the kernel.
+//! with the kernel. Public for benchmarks and tools that drive rings of
+//! their own; a [`Channel`](super::Channel) holds its four, and no user of
+//! a channel needs them.
 //!
 //! Each ring is `entries` descriptors plus a producer and a consumer index
 //! (free-running `u32`s) and a flags word, at the offsets the kernel gives
@@ -33,7 +35,7 @@ pub const XDP_PKT_CONTD: u32 = 1;
 
 /// Where a mapped ring's parts are.
 #[derive(Debug)]
-pub(crate) struct RingMem {
+pub struct RingMem {
     producer: *const AtomicU32,
     consumer: *const AtomicU32,
     flags: *const AtomicU32,
@@ -55,7 +57,7 @@ impl RingMem {
     /// `base` must be the start of a live mapping of this ring, at least
     /// `off.desc + entries * desc_size` bytes, that outlives the value;
     /// `entries` must be the ring's (power-of-two) size.
-    pub(crate) unsafe fn new(base: *mut u8, off: &XdpRingOffset, entries: u32) -> Self {
+    pub unsafe fn new(base: *mut u8, off: &XdpRingOffset, entries: u32) -> Self {
         let at = |o: u64| base.wrapping_add(o as usize);
         Self {
             producer: at(off.producer).cast(),
@@ -84,7 +86,7 @@ impl RingMem {
 
     /// Does the kernel ask for a syscall to make progress?
     #[inline(always)]
-    pub(crate) fn needs_wakeup(&self) -> bool {
+    pub fn needs_wakeup(&self) -> bool {
         // SAFETY: as for `producer`.
         unsafe { &*self.flags }.load(Ordering::Relaxed) & NEED_WAKEUP != 0
     }
@@ -92,7 +94,7 @@ impl RingMem {
     /// Sets or clears NEED_WAKEUP: what a consumer that is about to sleep
     /// says to its producer (worker rings only; the kernel sets its own).
     #[inline(always)]
-    pub(crate) fn set_need_wakeup(&self, on: bool) {
+    pub fn set_need_wakeup(&self, on: bool) {
         // SAFETY: as for `producer`.
         let f = unsafe { &*self.flags };
         if on {
@@ -103,14 +105,15 @@ impl RingMem {
     }
 
     /// Entries.
-    pub(crate) fn size(&self) -> u32 {
+    #[inline]
+    pub fn size(&self) -> u32 {
         self.size
     }
 }
 
 /// The side of a ring we produce into (fill, TX).
 #[derive(Debug)]
-pub(crate) struct Producer {
+pub struct Producer {
     mem: RingMem,
     cached_prod: u32,
     /// Kernel consumer index + ring size: the first slot we may not use.
@@ -118,7 +121,9 @@ pub(crate) struct Producer {
 }
 
 impl Producer {
-    pub(crate) fn new(mem: RingMem) -> Self {
+    /// The producing side of `mem`, starting from the indices it holds.
+    #[inline]
+    pub fn new(mem: RingMem) -> Self {
         let cached_prod = mem.producer().load(Ordering::Relaxed);
         let cached_cons = mem
             .consumer()
@@ -147,7 +152,7 @@ impl Producer {
     /// Free slots, refreshing the kernel's consumer index only when the
     /// cached view has fewer than `want`.
     #[inline]
-    pub(crate) fn free(&mut self, want: u32) -> u32 {
+    pub fn free(&mut self, want: u32) -> u32 {
         let free = self.cached_cons.wrapping_sub(self.cached_prod);
         if free >= want {
             return free;
@@ -185,14 +190,14 @@ impl Producer {
     /// published at once with [`submit`](Self::submit) — no staging copy.
     /// False (nothing written) when fewer than `k + 1` slots are free.
     #[inline(always)]
-    pub(crate) fn write_addr_at(&mut self, k: u32, addr: u64) -> bool {
+    pub fn write_addr_at(&mut self, k: u32, addr: u64) -> bool {
         self.write_at(k, addr)
     }
 
     /// [`write_addr_at`](Self::write_addr_at) for the TX ring's
     /// descriptors.
     #[inline(always)]
-    pub(crate) fn write_desc_at(&mut self, k: u32, desc: XdpDesc) -> bool {
+    pub fn write_desc_at(&mut self, k: u32, desc: XdpDesc) -> bool {
         self.write_at(k, desc)
     }
 
@@ -200,7 +205,7 @@ impl Producer {
     /// [`write_addr_at`](Self::write_addr_at) /
     /// [`write_desc_at`](Self::write_desc_at).
     #[inline]
-    pub(crate) fn submit(&mut self, n: u32) {
+    pub fn submit(&mut self, n: u32) {
         debug_assert!(n <= self.cached_cons.wrapping_sub(self.cached_prod));
         self.cached_prod = self.cached_prod.wrapping_add(n);
         self.mem
@@ -209,32 +214,37 @@ impl Producer {
     }
 
     /// Does the kernel want a syscall?
-    pub(crate) fn needs_wakeup(&self) -> bool {
+    #[inline]
+    pub fn needs_wakeup(&self) -> bool {
         self.mem.needs_wakeup()
     }
 
     /// Entries we produced that the kernel has not consumed yet.
-    pub(crate) fn outstanding(&self) -> u32 {
+    #[inline]
+    pub fn outstanding(&self) -> u32 {
         self.cached_prod
             .wrapping_sub(self.mem.consumer().load(Ordering::Acquire))
     }
 
     /// Ring size.
-    pub(crate) fn size(&self) -> u32 {
+    #[inline]
+    pub fn size(&self) -> u32 {
         self.mem.size()
     }
 }
 
 /// The side of a ring we consume from (completion, RX).
 #[derive(Debug)]
-pub(crate) struct Consumer {
+pub struct Consumer {
     mem: RingMem,
     cached_prod: u32,
     cached_cons: u32,
 }
 
 impl Consumer {
-    pub(crate) fn new(mem: RingMem) -> Self {
+    /// The consuming side of `mem`, starting from the indices it holds.
+    #[inline]
+    pub fn new(mem: RingMem) -> Self {
         let cached_cons = mem.consumer().load(Ordering::Relaxed);
         let cached_prod = mem.producer().load(Ordering::Acquire);
         let mut c = Self {
@@ -273,7 +283,7 @@ impl Consumer {
     /// [`desc_at`](Self::desc_at) / [`addr_at`](Self::addr_at), then hand
     /// them back with [`release`](Self::release) — no staging copy.
     #[inline]
-    pub(crate) fn peek(&mut self, want: u32) -> u32 {
+    pub fn peek(&mut self, want: u32) -> u32 {
         self.available(want).min(want)
     }
 
@@ -294,20 +304,20 @@ impl Consumer {
     /// The `k`-th descriptor ready to read (RX ring); `None` past what is
     /// ready.
     #[inline(always)]
-    pub(crate) fn desc_at(&self, k: u32) -> Option<XdpDesc> {
+    pub fn desc_at(&self, k: u32) -> Option<XdpDesc> {
         self.read_at(k)
     }
 
     /// The `k`-th UMEM address ready to read (completion ring); `None`
     /// past what is ready.
     #[inline(always)]
-    pub(crate) fn addr_at(&self, k: u32) -> Option<u64> {
+    pub fn addr_at(&self, k: u32) -> Option<u64> {
         self.read_at(k)
     }
 
     /// Gives the first `n` entries read in place back to the kernel.
     #[inline]
-    pub(crate) fn release(&mut self, n: u32) {
+    pub fn release(&mut self, n: u32) {
         debug_assert!(n <= self.cached_prod.wrapping_sub(self.cached_cons));
         if n > 0 {
             self.cached_cons = self.cached_cons.wrapping_add(n);
@@ -321,7 +331,8 @@ impl Consumer {
     /// packet's fragments carry [`XDP_PKT_CONTD`] but the last), so that a
     /// packet never straddles two calls; returns how many. A packet with
     /// more fragments than `out` holds is not taken.
-    pub(crate) fn pop_packets(&mut self, out: &mut [XdpDesc]) -> usize {
+    #[inline]
+    pub fn pop_packets(&mut self, out: &mut [XdpDesc]) -> usize {
         let n = self.peek(out.len().min(u32::MAX as usize) as u32);
         for (k, o) in (0..n).zip(out.iter_mut()) {
             *o = self.desc_at(k).unwrap_or_default();
@@ -337,17 +348,20 @@ impl Consumer {
 
     /// Says the consumer sleeps (or no longer does): see
     /// [`RingMem::set_need_wakeup`].
-    pub(crate) fn set_need_wakeup(&self, on: bool) {
+    #[inline]
+    pub fn set_need_wakeup(&self, on: bool) {
         self.mem.set_need_wakeup(on);
     }
 
     /// Entries waiting (refreshes the kernel's index).
-    pub(crate) fn pending(&mut self) -> u32 {
+    #[inline]
+    pub fn pending(&mut self) -> u32 {
         self.available(u32::MAX)
     }
 
     /// Ring size.
-    pub(crate) fn size(&self) -> u32 {
+    #[inline]
+    pub fn size(&self) -> u32 {
         self.mem.size()
     }
 }
