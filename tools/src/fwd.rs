@@ -724,13 +724,8 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
 fn drop_reason(link: &crate::link::Link, rx_room: usize) -> String {
     let longest = link.mtu() as usize + ETH_HLEN;
     if longest > rx_room {
-        format!(
-            "frames longer than {rx_room} bytes (a frame's room; the MTU allows {longest}), \
-             and frames that found no free frame (fill-empty)"
-        )
+        format!("frames over {rx_room} bytes (the MTU allows {longest}), or an empty fill ring")
     } else {
-        "frames that found no free frame on the fill ring (fill-empty): the program \
-         did not keep up"
-            .to_owned()
+        "the fill ring was empty (fill-empty): the program fell behind".to_owned()
     }
 }

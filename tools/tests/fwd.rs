@@ -634,5 +634,5 @@ fn frames_too_long_for_a_frame_are_counted_live_and_explained() {
     assert_eq!(summary["rx_dropped"], 100, "{summary}");
     assert_eq!(summary["rx_packets"], 0, "{summary}");
     let why = summary["dropped_reason"].as_str().unwrap_or_default();
-    assert!(why.contains("longer than 1792 bytes"), "{summary}");
+    assert!(why.contains("over 1792 bytes"), "{summary}");
 }
