@@ -36,6 +36,7 @@ pub fn interface_index(name: &str) -> std::io::Result<u32> {
 }
 
 /// The system page size, read once.
+#[doc(alias("getpagesize", "_SC_PAGESIZE"))]
 pub fn page_size() -> usize {
     rustix::param::page_size()
 }
@@ -58,6 +59,7 @@ pub struct Memfd {
 impl Memfd {
     /// Creates a memfd named `name` (visible in `/proc/PID/fd`) of `len` bytes.
     /// Pages are allocated lazily by the kernel on first touch.
+    #[doc(alias("memfd_create", "ftruncate"))]
     pub fn create(name: &str, len: usize) -> Result<Self> {
         // Interior NULs would make the name invalid; replace rather than fail.
         let name: String = name
@@ -82,6 +84,7 @@ impl Memfd {
     /// writable, by anyone holding it, while writable mappings made before
     /// keep writing (`F_SEAL_FUTURE_WRITE`). The owner's view exists by
     /// then, so the owner keeps writing a region its mappers can only read.
+    #[doc(alias("F_ADD_SEALS", "fcntl"))]
     pub fn seal(&self, read_only: bool) -> Result<()> {
         let mut seals = SealFlags::SEAL;
         if read_only {
@@ -91,6 +94,7 @@ impl Memfd {
     }
 
     /// The seals on the file.
+    #[doc(alias("F_GET_SEALS"))]
     pub fn seals(&self) -> Result<SealFlags> {
         fcntl_get_seals(&self.fd).map_err(|e| Error::sys("fcntl(F_GET_SEALS)", e))
     }
@@ -98,6 +102,7 @@ impl Memfd {
     /// Gives the pages of `offset..offset+len` back to the system: they read
     /// as zeros until written again (`FALLOC_FL_PUNCH_HOLE`). Refused (EPERM)
     /// on a file sealed against writes.
+    #[doc(alias("fallocate", "FALLOC_FL_PUNCH_HOLE"))]
     pub fn punch_hole(&self, offset: usize, len: usize) -> Result<()> {
         fallocate(
             &self.fd,
@@ -109,6 +114,7 @@ impl Memfd {
     }
 
     /// Bytes of memory the file holds now (its allocated blocks).
+    #[doc(alias("fstat", "st_blocks"))]
     pub fn resident(&self) -> Result<u64> {
         let st = fstat(&self.fd).map_err(|e| Error::sys("fstat(memfd)", e))?;
         Ok(st.st_blocks as u64 * 512)
@@ -170,6 +176,7 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Maps `len` bytes of `fd` from offset 0, shared, with `prot`.
+    #[doc(alias("mmap", "MAP_SHARED"))]
     pub fn shared(fd: BorrowedFd<'_>, len: usize, prot: Protection) -> Result<Self> {
         // SAFETY: a null hint without MAP_FIXED lets the kernel choose a fresh
         // range, so no existing mapping of this process is replaced.
@@ -190,6 +197,7 @@ impl Mapping {
     /// Reserves `len` bytes of inaccessible anonymous memory (guards, span
     /// reservations), labelled `[anon:skmem]` in `/proc/PID/maps` where
     /// the kernel supports anonymous VMA names.
+    #[doc(alias("mmap", "PROT_NONE"))]
     pub fn inaccessible(len: usize) -> Result<Self> {
         // SAFETY: as in `shared`, the kernel picks a fresh range.
         let ptr = unsafe {
@@ -246,6 +254,7 @@ impl Mapping {
     /// Replaces `offset..offset+len` of this range with a shared mapping of
     /// `fd` (from its offset 0) with `prot`: how a mapper stitches a region
     /// into its span. The range must be page-aligned and inside this one.
+    #[doc(alias("MAP_FIXED"))]
     pub fn overlay_shared(
         &self,
         offset: usize,
@@ -274,6 +283,7 @@ impl Mapping {
     /// Replaces `offset..offset+len` with private anonymous zero pages of
     /// `prot`: Skywalk's redirect (reads give zero, writes go nowhere
     /// shared).
+    #[doc(alias("MAP_FIXED", "MAP_ANONYMOUS"))]
     pub fn overlay_zero(&self, offset: usize, len: usize, prot: Protection) -> Result<()> {
         let at = self.check_overlay(offset, len)?;
         // SAFETY: as in `overlay_shared`.
@@ -319,6 +329,7 @@ fn name_anonymous(ptr: *mut std::ffi::c_void, len: usize) {
 /// the socket itself (`SO_PEERPIDFD`, Linux 6.5+: the process that
 /// connected, with no window for its pid to be reused), else opened from
 /// `pid` (`pidfd_open`). Readable once the process has exited.
+#[doc(alias("SO_PEERPIDFD", "getsockopt"))]
 pub fn peer_pidfd(sock: BorrowedFd<'_>, pid: u32) -> Result<OwnedFd> {
     const SO_PEERPIDFD: libc::c_int = 77;
     let mut fd: libc::c_int = -1;
@@ -400,6 +411,7 @@ pub fn prefetch(p: *const u8) {
 /// passed a full memory barrier (`membarrier(PRIVATE_EXPEDITED)`), so stores
 /// made before it are visible to all threads' later loads, and all threads'
 /// stores made before their last barrier are visible to us.
+#[doc(alias("membarrier"))]
 pub fn heavy_barrier() {
     if membarrier_ready() {
         use rustix::thread::{membarrier, MembarrierCommand};

@@ -137,6 +137,7 @@ pub struct XskSocket {
 
 impl XskSocket {
     /// Opens an AF_XDP socket.
+    #[doc(alias("socket", "AF_XDP"))]
     pub fn new() -> Result<Self> {
         crate::failpoint::step("socket(AF_XDP)")?;
         let fd = rustix::net::socket_with(
@@ -152,6 +153,7 @@ impl XskSocket {
     /// Registers `region` (its owner view, a shared memfd mapping) as the
     /// UMEM (`XDP_UMEM_REG`), chunks of `chunk_size`, `headroom` bytes
     /// reserved in front of each frame, with the options of `umem`.
+    #[doc(alias("XDP_UMEM_REG", "setsockopt"))]
     pub fn register_umem(
         &mut self,
         region: Arc<Region>,
@@ -188,6 +190,12 @@ impl XskSocket {
     }
 
     /// Sets the size (entries, a power of two) of a ring.
+    #[doc(alias(
+        "XDP_RX_RING",
+        "XDP_TX_RING",
+        "XDP_UMEM_FILL_RING",
+        "XDP_UMEM_COMPLETION_RING"
+    ))]
     pub fn set_ring_size(&self, ring: RingId, entries: u32) -> Result<()> {
         use rustix::net::sockopt as so;
         crate::failpoint::step("setsockopt(XDP ring size)")?;
@@ -201,6 +209,7 @@ impl XskSocket {
     }
 
     /// Where producer, consumer, flags and descriptors sit in each ring.
+    #[doc(alias("XDP_MMAP_OFFSETS", "getsockopt"))]
     pub fn mmap_offsets(&self) -> Result<XdpMmapOffsets> {
         crate::failpoint::step("XDP_MMAP_OFFSETS")?;
         rustix::net::sockopt::xdp_mmap_offsets(&self.fd).map_err(sys("XDP_MMAP_OFFSETS"))
@@ -231,6 +240,7 @@ impl XskSocket {
     }
 
     /// Binds to `queue` of interface `ifindex`.
+    #[doc(alias("sockaddr_xdp"))]
     pub fn bind(&self, ifindex: u32, queue: u32, flags: BindFlags) -> Result<()> {
         let mut f = SocketAddrXdpFlags::empty();
         if flags.copy {
@@ -253,6 +263,7 @@ impl XskSocket {
     /// (`XDP_SHARED_UMEM`; the socket takes its bind options from the
     /// owner's, and brings its own fill and completion rings unless it is
     /// on the owner's queue).
+    #[doc(alias("XDP_SHARED_UMEM"))]
     pub fn bind_shared(&mut self, ifindex: u32, queue: u32, owner: &XskSocket) -> Result<()> {
         let addr = SocketAddrXdpWithSharedUmem {
             addr: SocketAddrXdp::new(SocketAddrXdpFlags::XDP_SHARED_UMEM, ifindex, queue),
@@ -265,6 +276,7 @@ impl XskSocket {
     }
 
     /// The kernel's statistics.
+    #[doc(alias("XDP_STATISTICS"))]
     pub fn statistics(&self) -> Result<XskStats> {
         rustix::net::sockopt::xdp_statistics(&self.fd)
             .map(Into::into)
@@ -272,6 +284,7 @@ impl XskSocket {
     }
 
     /// Is the socket in zero-copy mode?
+    #[doc(alias("XDP_OPTIONS"))]
     pub fn zero_copy(&self) -> Result<bool> {
         crate::failpoint::step("XDP_OPTIONS")?;
         rustix::net::sockopt::xdp_options(&self.fd)
@@ -281,6 +294,7 @@ impl XskSocket {
 
     /// Asks the kernel to transmit what the TX ring holds (`sendto`). The
     /// transient answers (EAGAIN, EBUSY, ENOBUFS) mean "try later".
+    #[doc(alias("sendto"))]
     pub fn kick_tx(&self) -> Result<()> {
         match rustix::net::send(&self.fd, &[], rustix::net::SendFlags::DONTWAIT) {
             Ok(_) => Ok(()),
@@ -298,6 +312,7 @@ impl XskSocket {
 
     /// Wakes the kernel's RX side (`recvfrom`), for the fill ring's
     /// NEED_WAKEUP.
+    #[doc(alias("recvfrom"))]
     pub fn kick_rx(&self) -> Result<()> {
         let mut nothing: [u8; 0] = [];
         match rustix::net::recv(&self.fd, &mut nothing[..], rustix::net::RecvFlags::DONTWAIT) {
@@ -308,6 +323,7 @@ impl XskSocket {
     }
 
     /// Waits up to `timeout_ms` for frames to receive; true when readable.
+    #[doc(alias("poll"))]
     pub fn poll_rx(&self, timeout_ms: i32) -> Result<bool> {
         self.poll(libc::POLLIN, timeout_ms)
     }
@@ -315,6 +331,7 @@ impl XskSocket {
     /// Waits up to `timeout_ms` until the TX ring has room; true when
     /// writable. In copy mode the call itself transmits what the TX ring
     /// holds.
+    #[doc(alias("poll"))]
     pub fn poll_tx(&self, timeout_ms: i32) -> Result<bool> {
         self.poll(libc::POLLOUT, timeout_ms)
     }
@@ -369,6 +386,7 @@ impl XskSocket {
 
     /// Sets `XDP_MAX_TX_SKB_BUDGET` (copy-mode TX descriptors per
     /// `sendto`); `Ok(false)` when the kernel lacks the option.
+    #[doc(alias("XDP_MAX_TX_SKB_BUDGET"))]
     pub fn set_max_tx_budget(&self, budget: u32) -> Result<bool> {
         crate::failpoint::step("setsockopt(XDP_MAX_TX_SKB_BUDGET)")?;
         match self.setsockopt_int(libc::SOL_XDP, XDP_MAX_TX_SKB_BUDGET, budget as i32) {
@@ -383,6 +401,7 @@ impl XskSocket {
 
     /// Turns on busy polling: `SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` (µs)
     /// and `SO_BUSY_POLL_BUDGET` (packets).
+    #[doc(alias("SO_BUSY_POLL", "SO_PREFER_BUSY_POLL", "SO_BUSY_POLL_BUDGET"))]
     pub fn set_busy_poll(&self, usecs: u32, budget: u32) -> Result<()> {
         crate::failpoint::step("setsockopt(busy poll)")?;
         for (name, value, call) in [
