@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use skmem_netns_tests::{NetnsPair, PairConfig, Side};
 
+mod common;
+
+use common::left::{pins_of, sockets_of, xdp_attached};
+
 /// The tests kill processes that pin nothing but share the machine: one
 /// at a time, so each one's moments are its own.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -53,24 +57,6 @@ fn kill_after(mut child: std::process::Child, after: Duration) {
     child.wait().unwrap();
 }
 
-/// Whether an interface in `side`'s namespace has an XDP program.
-fn xdp_on(pair: &NetnsPair, side: Side) -> bool {
-    let out = pair.exec_ok(side, "ip", ["-d", "link", "show"]).unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
-}
-
-/// Statistics sockets of `pid` left in /run/skmem.
-fn sockets_of(pid: u32) -> Vec<String> {
-    std::fs::read_dir(skmem::owner::RUN_DIR)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(&format!("stats-{pid}-")))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn fwd_killed_at_random_moments_never_stops_the_next_run() {
     if let Some(r) = skmem_netns_tests::skip_reason() {
@@ -98,7 +84,11 @@ fn fwd_killed_at_random_moments_never_stops_the_next_run() {
         // The kernel took the XDP link down with the process, whenever it
         // died: nothing is attached that would make the next run's attach
         // fail with EBUSY.
-        assert!(!xdp_on(&pair, Side::A), "round {round}, killed at {at:?}");
+        assert_eq!(
+            xdp_attached(&pair, Side::A),
+            "",
+            "round {round}, killed at {at:?}"
+        );
     }
     // The next run starts, forwards, accounts every frame and exits 0; it
     // removed the statistics sockets the killed runs left.
@@ -125,7 +115,7 @@ fn fwd_killed_at_random_moments_never_stops_the_next_run() {
     for pid in killed {
         assert_eq!(sockets_of(pid), Vec::<String>::new(), "pid {pid}");
     }
-    assert!(!xdp_on(&pair, Side::A));
+    assert_eq!(xdp_attached(&pair, Side::A), "");
 }
 
 #[test]
@@ -167,18 +157,7 @@ fn demo_killed_at_random_moments_is_cleaned_by_the_next_demo() {
         .filter(|(_, p)| killed.contains(p))
         .collect();
     assert_eq!(left, [], "{err}");
-    let pins: Vec<String> = std::fs::read_dir(skmem_xdp::observe::PIN_DIR)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| {
-                    killed
-                        .iter()
-                        .any(|p| n.starts_with(&format!("arenas_{p}_")))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let pins: Vec<String> = killed.iter().flat_map(|p| pins_of(*p)).collect();
     assert_eq!(pins, Vec::<String>::new(), "{err}");
     for pid in &killed {
         assert_eq!(sockets_of(*pid), Vec::<String>::new(), "pid {pid}");

@@ -7,6 +7,8 @@
 
 use std::process::Command;
 
+mod common;
+
 #[test]
 fn a_short_demo_returns_every_frame_and_leaves_nothing_behind() {
     skmem_netns_tests::require_root!();
@@ -191,14 +193,7 @@ fn the_next_demo_removes_what_a_sigkilled_one_left() {
     );
     assert!(namespaces_of(pid).is_empty());
     // Its observer's pin went too (the fresh demo read the pins).
-    let pins: Vec<_> = std::fs::read_dir("/sys/fs/bpf/skmem")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(&format!("arenas_{pid}_")))
-                .collect()
-        })
-        .unwrap_or_default();
+    let pins = common::left::pins_of(pid);
     assert!(pins.is_empty(), "{pins:?}");
 }
 

@@ -19,6 +19,10 @@ use std::process::{ChildStdout, Command, Stdio};
 
 use skmem_netns_tests::{NetnsPair, PairConfig, Side};
 
+mod common;
+
+use common::left::xdp_attached;
+
 const FRAMES: u64 = 1_000_000;
 
 /// The tests pin to the same two CPUs and measure drops: one at a time.
@@ -476,16 +480,6 @@ fn fwd_under_fault(pair: &NetnsPair, args: &[&str], fault: impl FnOnce()) -> End
         stderr: err.join().unwrap(),
         after_fault,
     }
-}
-
-/// Whether any interface in `side`'s namespace has an XDP program.
-fn xdp_attached(pair: &NetnsPair, side: Side) -> String {
-    let out = pair.exec_ok(side, "ip", ["-d", "link", "show"]).unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines()
-        .filter(|l| l.contains("xdp") && l.contains("prog"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// A run stopped by a fault: exit 1, the fault named, the summary printed,

@@ -37,17 +37,10 @@ fn stats_json(args: &[&str]) -> (serde_json::Value, String) {
 
 /// The statistics socket `pid` publishes on.
 fn socket_of(pid: u32) -> PathBuf {
-    let prefix = format!("stats-{pid}-");
-    std::fs::read_dir(skmem::owner::RUN_DIR)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix))
-        })
-        .unwrap_or_else(|| panic!("no socket of pid {pid} in {}", skmem::owner::RUN_DIR))
+    let name = common::left::sockets_of(pid)
+        .pop()
+        .unwrap_or_else(|| panic!("no socket of pid {pid} in {}", skmem::owner::RUN_DIR));
+    std::path::Path::new(skmem::owner::RUN_DIR).join(name)
 }
 
 #[test]
