@@ -413,6 +413,17 @@ fn malformed_tx_chains_are_refused_whole_and_nothing_is_lost() {
             let c = ch.counters();
             assert_eq!(c.tx_refused, 5);
             assert_eq!(c.tx_packets, 0);
+            // Each frame counted with its chain's reason: the overrun
+            // middle frame sinks its chain of 3; an unended chain (or any
+            // chain without multi-buffer) is a chain the channel cannot
+            // send.
+            let why = ch.tx_refusals();
+            assert_eq!(why.total(), 5, "{why:?}");
+            if multi_buffer {
+                assert_eq!((why.overrun, why.chain), (3, 2), "{why:?}");
+            } else {
+                assert_eq!(why.chain, 5, "{why:?}");
+            }
             let a = ch.account();
             assert_eq!(a.app, 0, "{a:?}");
             assert_eq!(a.kernel_tx, 0);

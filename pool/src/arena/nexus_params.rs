@@ -99,6 +99,14 @@ pub struct NexusParams {
     pub worker_ring_entries: u32,
 }
 
+/// The size of a RING object holding a ring of `entries` descriptors:
+/// one page for its producer, consumer and flags, then the descriptors (16
+/// bytes at most), in whole pages — each ring is mapped on its own.
+fn ring_obj_size(entries: u32) -> usize {
+    let page = page_size();
+    (page + entries as usize * 16).next_multiple_of(page)
+}
+
 impl NexusParams {
     /// Defaults from the process's [sysctls](crate::sysctls) (unless
     /// tuned: a pool of 4096 × 2 KiB packets, RING objects for rings of
@@ -123,7 +131,7 @@ impl NexusParams {
                 ),
                 // Room for one ring's producer/consumer/flags page and its
                 // descriptors (16 bytes at most).
-                RegionId::Ring => sized(id, page + ring_entries * 16, RINGS),
+                RegionId::Ring => sized(id, ring_obj_size(ring_entries as u32), RINGS),
                 RegionId::TxaUsd | RegionId::RxfUsd => sized(id, slots * USD_SIZE, 1),
                 RegionId::TxaKsd | RegionId::RxfKsd => sized(id, slots * KSD_SIZE, 1),
                 RegionId::UStats => sized(id, STATS_SIZE, 1),
@@ -168,6 +176,14 @@ impl NexusParams {
     pub fn with_worker_slots(mut self, n: usize) -> Self {
         self.worker_slots = n;
         self.region_mut(RegionId::Ring).obj_count = RINGS + 2 * n;
+        self
+    }
+
+    /// Sizes the RING region's objects for rings of up to `entries`
+    /// descriptors: what a channel on this arena needs before it asks for
+    /// larger rings than the sysctls' (which size them by default).
+    pub fn with_ring_entries(mut self, entries: u32) -> Self {
+        self.region_mut(RegionId::Ring).obj_size = ring_obj_size(entries);
         self
     }
 

@@ -33,6 +33,53 @@ pub struct ChannelCounters {
     pub coalesced_sleeps: u64,
 }
 
+/// Why a TX frame was refused before it reached the TX ring (the kernel
+/// never sees it, so its `tx_invalid_descs` does not move).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxRefusal {
+    /// A frame of another pool.
+    Foreign,
+    /// A frame of this pool the application does not hold (sent twice,
+    /// or forged).
+    NotHeld,
+    /// No data (`len` 0).
+    Empty,
+    /// Data past the end of its buffer (or before its start: an offset
+    /// that wrapped), or longer than a buffer.
+    Overrun,
+    /// No room in front of the data for the TX metadata.
+    MetadataRoom,
+    /// A chain the channel cannot send: unended, on a channel without
+    /// multi-buffer, or of more than [`MAX_FRAGS`](super::MAX_FRAGS)
+    /// frames.
+    Chain,
+}
+
+/// TX frames refused before the ring, by [reason](TxRefusal); they add up
+/// to [`ChannelCounters::tx_refused`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TxRefusals {
+    /// [`TxRefusal::Foreign`].
+    pub foreign: u64,
+    /// [`TxRefusal::NotHeld`].
+    pub not_held: u64,
+    /// [`TxRefusal::Empty`].
+    pub empty: u64,
+    /// [`TxRefusal::Overrun`].
+    pub overrun: u64,
+    /// [`TxRefusal::MetadataRoom`].
+    pub metadata_room: u64,
+    /// [`TxRefusal::Chain`].
+    pub chain: u64,
+}
+
+impl TxRefusals {
+    /// The sum over every reason.
+    pub fn total(&self) -> u64 {
+        self.foreign + self.not_held + self.empty + self.overrun + self.metadata_room + self.chain
+    }
+}
+
 /// One counter the channel writes and other threads read (the process's
 /// published statistics, [`crate::publish`]).
 #[derive(Debug, Default)]
@@ -69,9 +116,31 @@ pub(crate) struct LiveCounters {
     pub(crate) wakeups: Counter,
     pub(crate) busy_polls: Counter,
     pub(crate) coalesced_sleeps: Counter,
+    /// `tx_refused` by reason, indexed by `TxRefusal as usize`.
+    pub(crate) refusals: [Counter; 6],
 }
 
 impl LiveCounters {
+    /// Counts one TX frame refused for `why`.
+    #[cold]
+    pub(crate) fn refuse(&self, why: TxRefusal) {
+        self.tx_refused.add(1);
+        self.refusals[why as usize].add(1);
+    }
+
+    /// The refusals by reason now.
+    pub(crate) fn refusals(&self) -> TxRefusals {
+        let r = |why: TxRefusal| self.refusals[why as usize].get();
+        TxRefusals {
+            foreign: r(TxRefusal::Foreign),
+            not_held: r(TxRefusal::NotHeld),
+            empty: r(TxRefusal::Empty),
+            overrun: r(TxRefusal::Overrun),
+            metadata_room: r(TxRefusal::MetadataRoom),
+            chain: r(TxRefusal::Chain),
+        }
+    }
+
     /// The counters now (each value whole; not one instant across them).
     pub(crate) fn snapshot(&self) -> ChannelCounters {
         ChannelCounters {

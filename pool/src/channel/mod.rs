@@ -63,7 +63,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
 pub(crate) use account::LiveCounters;
-pub use account::{ChannelCounters, FrameAccount};
+pub use account::{ChannelCounters, FrameAccount, TxRefusal, TxRefusals};
 pub use coalesce::Coalesce;
 pub use frame::{Frame, TxMetadata, MAX_FRAGS, TX_METADATA_SIZE, XDP_TX_METADATA};
 pub(crate) use loan::{Refusal, Refused};
@@ -358,6 +358,12 @@ impl Channel {
     /// Packet counters.
     pub fn counters(&self) -> ChannelCounters {
         self.counters.snapshot()
+    }
+
+    /// The TX frames refused before the ring, by reason (they add up to
+    /// [`ChannelCounters::tx_refused`]).
+    pub fn tx_refusals(&self) -> TxRefusals {
+        self.counters.refusals()
     }
 
     /// How many more frames the kernel may be given for RX (see `rx_held`).

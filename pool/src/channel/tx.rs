@@ -8,8 +8,8 @@ use crate::pool::{Packet, PacketIndex, Tag};
 use crate::region::RegionId;
 
 use super::{
-    foreign, Channel, Frame, TxMetadata, XdpDesc, MAX_FRAGS, TX_METADATA_SIZE, XDP_PKT_CONTD,
-    XDP_TX_METADATA,
+    foreign, Channel, Frame, TxMetadata, TxRefusal, XdpDesc, MAX_FRAGS, TX_METADATA_SIZE,
+    XDP_PKT_CONTD, XDP_TX_METADATA,
 };
 
 /// How many frames ahead [`Channel::reflect`] prefetches headers: enough
@@ -161,10 +161,19 @@ impl Channel {
                     .all(|f| self.sendable(f, f.offset as u64, min_offset));
             if !valid {
                 // Refused whole — a chain with a bad frame must not go out
-                // with a hole — and counted; the frames this pool's go back
-                // to the fill path (the others stay the caller's).
+                // with a hole — and counted, each frame with the chain's
+                // reason; the frames this pool's go back to the fill path
+                // (the others stay the caller's).
+                let why = if well_formed {
+                    chain
+                        .iter()
+                        .find_map(|f| self.refusal(f, f.offset as u64, min_offset))
+                        .unwrap_or(TxRefusal::Overrun)
+                } else {
+                    TxRefusal::Chain
+                };
                 for f in chain {
-                    self.counters.tx_refused.add(1);
+                    self.counters.refuse(why);
                     if f.pool_id() == self.pool_id {
                         self.give_back(f.packet());
                     }
@@ -258,6 +267,28 @@ impl Channel {
             && self.states.is(f.packet(), Tag::APP)
     }
 
+    /// Why frame `f` may not be sent (see [`sendable`](Self::sendable)),
+    /// or `None` if it may: off the per-packet path, for the counters.
+    #[cold]
+    fn refusal(&self, f: &Frame, offset: u64, min_offset: u64) -> Option<TxRefusal> {
+        if f.pool_id() != self.pool_id {
+            Some(TxRefusal::Foreign)
+        } else if !self.states.is(f.packet(), Tag::APP) {
+            Some(TxRefusal::NotHeld)
+        } else if f.len == 0 {
+            Some(TxRefusal::Empty)
+        } else if offset
+            .checked_add(u64::from(f.len))
+            .is_none_or(|end| end > self.geo.buf_size())
+        {
+            Some(TxRefusal::Overrun)
+        } else if offset < min_offset {
+            Some(TxRefusal::MetadataRoom)
+        } else {
+            None
+        }
+    }
+
     /// Returns an application-held packet to the fill path (RX-free slots,
     /// else the pool).
     pub(super) fn give_back(&mut self, pkt: PacketIndex) {
@@ -334,7 +365,7 @@ impl Channel {
             }
             let f = &mut frames[i];
             if f.pool_id() != self.pool_id {
-                self.counters.tx_refused.add(1);
+                self.counters.refuse(TxRefusal::Foreign);
                 refused.get_or_insert_with(|| foreign(&self.pool, f));
                 continue;
             }
@@ -348,7 +379,13 @@ impl Channel {
                 // A chain on a single-buffer channel, or a frame the
                 // application does not hold: refused and counted (as
                 // tx_burst does), held ones back to the fill path.
-                self.counters.tx_refused.add(1);
+                let why = if f.more() {
+                    TxRefusal::Chain
+                } else {
+                    self.refusal(f, f.offset as u64, 0)
+                        .unwrap_or(TxRefusal::Overrun)
+                };
+                self.counters.refuse(why);
                 self.give_back(p);
                 continue;
             }

@@ -1,0 +1,172 @@
+//! Descriptors: the kernel's table of valid and invalid TX descriptors,
+//! which skmem checks before they reach the ring, and the TX ring's
+//! consumer moving one budget per `sendto`.
+
+use super::{Link, LinkSpec, PACKET_LEN};
+use crate::exchange::Rx;
+use crate::rig::SocketSpec;
+use crate::stream::{Frag, Stream, TxPacket};
+use crate::{Case, Mode, Outcome, Step};
+
+pub(crate) const ALIGNED_INV_DESC: Case = Case {
+    name: "ALIGNED_INV_DESC",
+    checks: "of the kernel's 10 descriptors (offset 0, straddling a buffer's start or end, past it, 9001 B), the 5 valid arrive; skmem refuses and counts the rest before the ring",
+    differs: Some(
+        "A skmem frame is a buffer and an offset in it, so the kernel's UMEM start and end are a buffer's; skmem refuses the invalid descriptors before the TX ring (counted by reason) where the kernel counts them in tx_invalid_descs.",
+    ),
+    run: aligned_inv_desc,
+};
+
+pub(crate) const ALIGNED_INV_DESC_2K_FRAME_SIZE: Case = Case {
+    name: "ALIGNED_INV_DESC_2K_FRAME_SIZE",
+    checks: "the same table in 2 KiB buffers: the descriptor straddling 2 KiB becomes invalid too",
+    differs: Some("As ALIGNED_INV_DESC."),
+    run: aligned_inv_desc_2k,
+};
+
+pub(crate) const TX_QUEUE_CONSUMER: Case = Case {
+    name: "TX_QUEUE_CONSUMER",
+    checks: "33 packets in one sendto: the kernel's default budget consumes exactly 32, skmem's budget (the TX ring) all 33; all arrive",
+    differs: None,
+    run: tx_queue_consumer,
+};
+
+/// The kernel's table (`testapp_invalid_desc`) for buffers of `frame`
+/// bytes, as (offset in the buffer, length, valid). A UMEM address names
+/// a buffer and an offset in it; skmem's frames always do, so "the UMEM's
+/// start" and "end" are a buffer's.
+fn table(frame: u32) -> [(u32, u32, bool); 10] {
+    [
+        // Address 0 is valid.
+        (0, 64, true),
+        (0, 64, true),
+        // Straddles the start (offset -2).
+        (0u32.wrapping_sub(2), 64, false),
+        // Too long.
+        (0, 9001, false),
+        // Ends exactly at the end.
+        (frame - 64, 64, true),
+        // Past the end.
+        (frame, 64, false),
+        // Straddles the end.
+        (frame - 32, 64, false),
+        // Straddles 4 KiB (the end of a 4 KiB buffer; past a 2 KiB one).
+        (0x1000 - 32, 64, false),
+        // Straddles 2 KiB: inside a 4 KiB buffer, across a 2 KiB one's end.
+        (0x800 - 32, 64, frame > 0x800),
+        // A last valid packet, so something is received after the rest.
+        (0, 64, true),
+    ]
+}
+
+fn inv_desc(mode: Mode, frame: u32) -> Outcome {
+    let sockets = SocketSpec {
+        buf_size: frame as usize,
+        ..SocketSpec::default()
+    };
+    let spec = LinkSpec {
+        rx: sockets.clone(),
+        tx: sockets,
+        ..LinkSpec::default()
+    };
+    let mut link = Link::new(mode, &spec, |_| {}, |_| {})?;
+    let mut s: Stream = link.stream(0, PACKET_LEN)?;
+    for (number, (offset, len, valid)) in table(frame).into_iter().enumerate() {
+        s.packets.push(TxPacket {
+            number: number as u64,
+            len: len as usize,
+            frags: vec![Frag { offset, len }],
+            valid,
+        });
+    }
+    let expect = s.expected();
+    let numbers: Vec<u64> = expect.iter().map(|p| p.number).collect();
+    let want: &[u64] = if frame > 0x800 {
+        &[0, 1, 4, 8, 9]
+    } else {
+        &[0, 1, 4, 9]
+    };
+    ensure_eq!(numbers, want, "the valid descriptors of the kernel's table");
+    let r = link.send(&s, &expect, Rx::Receive)?;
+    ensure_eq!(r.received, want.len() as u64, "packets received");
+    ensure_eq!(
+        r.refused,
+        s.invalid_frames(),
+        "frames skmem refused before the ring"
+    );
+    // Every invalid descriptor of the table lies outside its buffer.
+    let why = link.tx.ch.tx_refusals();
+    ensure_eq!(
+        why.overrun,
+        s.invalid_frames(),
+        format!("refused as overruns ({why:?})")
+    );
+    let k = link.tx.ch.xsk_stats().step("B's XDP_STATISTICS")?;
+    ensure_eq!(k.tx_invalid_descs, 0, "invalid descriptors the kernel saw");
+    link.finish()
+}
+
+fn aligned_inv_desc(mode: Mode) -> Outcome {
+    inv_desc(mode, 4096)
+}
+
+fn aligned_inv_desc_2k(mode: Mode) -> Outcome {
+    inv_desc(mode, 2048)
+}
+
+/// Queues 33 packets in one `tx_burst` (one `sendto`) on a link whose
+/// sender has `budget`; returns the entries the kernel left in the TX
+/// ring, after checking every packet arrives.
+fn consume_33(mode: Mode, budget: Option<u32>) -> Result<u64, crate::Verdict> {
+    const N: u64 = 33;
+    let mut link = Link::new(
+        mode,
+        &LinkSpec::default(),
+        |_| {},
+        |cp| {
+            cp.tx_budget = budget;
+            // One sendto per tx_burst, whatever the ring's flag says.
+            cp.need_wakeup = false;
+        },
+    )?;
+    let s = link.stream(N, PACKET_LEN)?;
+    let mut frames = Vec::new();
+    for p in &s.packets {
+        ensure_eq!(link.tx.ch.alloc_tx(&mut frames, 1), 1, "a frame");
+        let f = frames.last_mut().expect("just allocated");
+        link.tx
+            .ch
+            .set_data(f, &s.bytes(p.number, p.len))
+            .step("writing a frame")?;
+    }
+    link.tx.ch.tx_burst(&mut frames).step("tx_burst")?;
+    ensure!(frames.is_empty(), "33 frames did not fit the TX ring");
+    let left = link.tx.ch.account().tx_ring;
+    // The rest go out as the sender settles; A receives all 33.
+    let none = link.stream(0, PACKET_LEN)?;
+    let r = link.send(&none, &s.expected(), Rx::Receive)?;
+    ensure_eq!(r.received, N, "packets received");
+    link.finish()?;
+    Ok(left)
+}
+
+fn tx_queue_consumer(mode: Mode) -> Outcome {
+    // The kernel's budget: one sendto transmits 32 descriptors.
+    let left = consume_33(mode, None)?;
+    ensure_eq!(
+        left,
+        1,
+        "TX entries left after one sendto with the kernel's budget of 32"
+    );
+    // skmem's default budget is the whole TX ring.
+    let left = consume_33(
+        mode,
+        Some(skmem::channel::ChannelParams::new("x", 0).ring_entries),
+    )?;
+    ensure_eq!(
+        left,
+        0,
+        "TX entries left after one sendto with skmem's budget"
+    );
+    Ok(())
+}

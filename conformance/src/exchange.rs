@@ -1,0 +1,426 @@
+//! Sending a stream from one socket to another and checking what arrives,
+//! as `xskxceiver`'s sending and receiving threads do.
+//!
+//! The sender runs on its own thread and keeps at most a window of
+//! packets between its TX ring and the receiving end's XDP program (the
+//! program's `seen` counter): a veth in copy mode silently loses a burst
+//! faster than the receiving NAPI drains it, before any XDP program or
+//! counter sees it (measured; see the project's notes), and the kernel's
+//! sender paces itself the same way. The receiver runs on the calling
+//! thread and checks every packet against the next one expected: its
+//! number, its length and every byte.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use skmem::channel::{Channel, Frame, FrameAccount};
+use skmem_xdp::XdpProgram;
+
+use crate::stream::{self, RxPacket, Stream};
+use crate::{Mode, Step, Verdict};
+
+/// How long one exchange may take before the case fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Packets the sender keeps between its ring and the receiver's XDP
+/// program.
+pub const WINDOW: u64 = 32;
+
+/// What the receiving socket does while the stream is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rx {
+    /// Receives and checks every packet, giving each frame back; waits
+    /// as the mode says when nothing is there.
+    Receive,
+    /// The same, but always waits in `poll(POLLIN)` before receiving,
+    /// which must not time out (1 s) while packets are on their way.
+    Poll,
+    /// Touches nothing: no fill ring refill, no receive (the statistics
+    /// cases that starve the socket).
+    Untouched,
+}
+
+/// How an exchange went.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Packets received, each the one expected.
+    pub received: u64,
+    /// Packets the sender queued to its TX ring.
+    pub queued: u64,
+    /// Frames the sender's channel refused before the ring.
+    pub refused: u64,
+    /// How often the receiver waited (`poll` or a busy-poll `recvfrom`).
+    pub waits: u64,
+}
+
+/// The sending side of an exchange.
+pub struct Sender<'a> {
+    /// The sending channel.
+    pub ch: &'a mut Channel,
+    /// What it sends.
+    pub stream: &'a Stream,
+    /// Whether it waits in `poll(POLLOUT)` after each batch (which, in
+    /// copy mode, transmits), and fails if that times out after 1 s.
+    pub poll: bool,
+}
+
+/// The receiving side of an exchange.
+pub struct Receiver<'a> {
+    /// The receiving channel.
+    pub ch: &'a mut Channel,
+    /// What must arrive, in order.
+    pub expect: &'a [RxPacket],
+    /// What the channel does meanwhile.
+    pub rx: Rx,
+    /// Where in its buffer each packet's data must start (the UMEM
+    /// headroom plus the kernel's 256 bytes), when the case checks it.
+    pub offset: Option<u32>,
+}
+
+/// Sends `tx.stream` while `rx` receives it, in `mode`, paced by `prog`
+/// (the program on the receiving end); fails at the first packet that is
+/// not the one expected, or when the expected packets have not all
+/// arrived by the [`DEADLINE`].
+pub fn exchange(
+    mode: Mode,
+    prog: &XdpProgram,
+    tx: Sender<'_>,
+    rx: Receiver<'_>,
+) -> Result<Report, Verdict> {
+    // Packets the sender may have between itself and the receiving
+    // application: half what the receiver's RX ring holds in frames (its
+    // channel gives the kernel no more fill frames than that ring holds),
+    // so the fill ring never runs dry while the receiver keeps up. A
+    // receiver that reads nothing until the end sets no such bound.
+    let rx_window = match rx.rx {
+        Rx::Untouched => u64::MAX,
+        Rx::Receive | Rx::Poll => {
+            let longest = tx.stream.packets.iter().map(|p| p.len).max().unwrap_or(1);
+            let frames = longest.div_ceil(rx.ch.rx_frame_room().max(1)) as u64;
+            (u64::from(rx.ch.ring_sizes()[2]) / frames / 2).clamp(1, 256)
+        }
+    };
+    let progress = Progress {
+        prog,
+        // Before the sender starts: both sides count from here.
+        seen_before: prog.counters().step("reading the XDP counters")?.seen,
+        queued: AtomicU64::new(0),
+        done: AtomicBool::new(false),
+        received: AtomicU64::new(0),
+        rx_window,
+        deadline: Instant::now() + DEADLINE,
+    };
+    let spec = tx.stream.spec.clone();
+    std::thread::scope(|s| {
+        let sender = std::thread::Builder::new()
+            .name("conformance-tx".into())
+            .spawn_scoped(s, || {
+                let r = send(tx, &progress);
+                progress.done.store(true, Ordering::Release);
+                r
+            })
+            .step("starting the sending thread")?;
+        let mut report = receive(mode, rx, &spec, &progress);
+        let sent = sender
+            .join()
+            .map_err(|_| Verdict::Failed("the sending thread panicked".into()))?;
+        let (q, refused) = sent?;
+        if let Ok(r) = &mut report {
+            r.queued = q;
+            r.refused = refused;
+        }
+        report
+    })
+}
+
+/// What the two sides of an exchange tell each other.
+struct Progress<'a> {
+    /// The program on the receiving end, whose `seen` counter says how
+    /// many packets have reached it.
+    prog: &'a XdpProgram,
+    /// Its `seen` counter before the exchange.
+    seen_before: u64,
+    /// Valid packets the sender has queued.
+    queued: AtomicU64,
+    /// The sender has queued everything and seen it complete.
+    done: AtomicBool,
+    /// One past the number of the last packet received (0: none yet).
+    received: AtomicU64,
+    /// Packets the sender may have queued beyond the last one received.
+    rx_window: u64,
+    /// When the case fails.
+    deadline: Instant,
+}
+
+impl Progress<'_> {
+    /// Packets that have reached the receiving end's program.
+    fn seen(&self) -> Result<u64, Verdict> {
+        Ok(self.prog.counters().step("reading the XDP counters")?.seen - self.seen_before)
+    }
+
+    /// The sender is done and all it queued has met the program.
+    fn all_seen(&self) -> Result<bool, Verdict> {
+        Ok(
+            self.done.load(Ordering::Acquire)
+                && self.seen()? >= self.queued.load(Ordering::Acquire),
+        )
+    }
+}
+
+/// The sending thread: every packet of the stream, in order, paced; then
+/// every completion. Returns (packets queued, frames refused).
+fn send(tx: Sender<'_>, progress: &Progress<'_>) -> Result<(u64, u64), Verdict> {
+    let deadline = progress.deadline;
+    let Sender { ch, stream, poll } = tx;
+    let refused_before = ch.counters().tx_refused;
+    let mut frames: Vec<Frame> = Vec::with_capacity(256);
+    let mut next = 0;
+    let mut q = 0u64;
+    // Numbers of the valid packets queued, in order, and how many of them
+    // the receiver is past.
+    let mut numbers = Vec::with_capacity(stream.packets.len());
+    let mut past = 0usize;
+    while next < stream.packets.len() {
+        // Room in both windows: packets queued that the receiving end's
+        // program has not seen yet, and packets the receiver has not read
+        // yet (or passed, when the case drops them on purpose).
+        let seen = progress.seen()?;
+        let upto = progress.received.load(Ordering::Acquire);
+        while past < numbers.len() && numbers[past] < upto {
+            past += 1;
+        }
+        let unread = q - past as u64;
+        let room = WINDOW
+            .saturating_sub(q.saturating_sub(seen))
+            .min(progress.rx_window.saturating_sub(unread));
+        if room == 0 {
+            ch.complete();
+            if Instant::now() > deadline {
+                return Err(Verdict::Failed(format!(
+                    "sender: {q} packets queued, the receiving XDP program saw {seen} and the receiver read {past} by the deadline ({:?})",
+                    progress.prog.counters().ok()
+                )));
+            }
+            std::thread::yield_now();
+            continue;
+        }
+        let mut k = 0u64;
+        while k < room && next < stream.packets.len() {
+            let p = &stream.packets[next];
+            write_packet(ch, stream, p, &mut frames)?;
+            next += 1;
+            if p.valid {
+                k += 1;
+                numbers.push(p.number);
+            }
+        }
+        // Whole packets go in, or wait for room.
+        while !frames.is_empty() {
+            ch.tx_burst(&mut frames).step("tx_burst")?;
+            if !frames.is_empty() {
+                ch.complete();
+                ch.poll_tx(10).step("poll for TX room")?;
+                if Instant::now() > deadline {
+                    return Err(Verdict::Failed("sender: the TX ring never had room".into()));
+                }
+            }
+        }
+        q += k;
+        progress.queued.store(q, Ordering::Release);
+        if poll && !ch.poll_tx(1000).step("poll(POLLOUT)")? {
+            return Err(Verdict::Failed(
+                "sender: poll(POLLOUT) timed out after 1 s with room coming".into(),
+            ));
+        }
+        ch.complete();
+    }
+    settle(ch, deadline)?;
+    Ok((q, ch.counters().tx_refused - refused_before))
+}
+
+/// Allocates and writes the frames of packet `p` onto `frames`.
+fn write_packet(
+    ch: &mut Channel,
+    stream: &Stream,
+    p: &crate::stream::TxPacket,
+    frames: &mut Vec<Frame>,
+) -> Result<(), Verdict> {
+    let first = frames.len();
+    let n = p.frags.len();
+    if ch.alloc_tx(frames, n) != n {
+        return Err(Verdict::Failed(format!(
+            "sender: the pool had no {n} frames for packet {}",
+            p.number
+        )));
+    }
+    let bytes = stream.bytes(p.number, p.len);
+    let mut at = 0usize;
+    for (i, frag) in p.frags.iter().enumerate() {
+        let f = &mut frames[first + i];
+        f.offset = frag.offset;
+        f.len = frag.len;
+        f.set_more(i + 1 < n);
+        let from = at.min(bytes.len());
+        let to = (at + frag.len as usize).min(bytes.len());
+        at += frag.len as usize;
+        // An invalid frame may not fit its buffer: write what does.
+        let buf = ch.buffer_mut(f).step("a TX frame's buffer")?;
+        let start = (frag.offset as usize).min(buf.len());
+        let fits = (to - from).min(buf.len() - start);
+        buf[start..start + fits].copy_from_slice(&bytes[from..from + fits]);
+    }
+    Ok(())
+}
+
+/// Drains completions until the kernel holds none of `ch`'s TX frames.
+pub fn settle(ch: &mut Channel, deadline: Instant) -> Result<FrameAccount, Verdict> {
+    loop {
+        ch.complete();
+        let a = ch.account();
+        if a.kernel_tx == 0 {
+            return Ok(a);
+        }
+        if Instant::now() > deadline {
+            return Err(Verdict::Failed(format!(
+                "{} TX frames never completed: {a:?}",
+                a.kernel_tx
+            )));
+        }
+        ch.kick_tx().step("TX wakeup")?;
+        std::thread::yield_now();
+    }
+}
+
+/// The receiving loop: see [`exchange`].
+fn receive(
+    mode: Mode,
+    rx: Receiver<'_>,
+    spec: &skmem_netns_tests::FrameSpec,
+    progress: &Progress<'_>,
+) -> Result<Report, Verdict> {
+    let Receiver {
+        ch,
+        expect,
+        rx,
+        offset,
+    } = rx;
+    let mut report = Report::default();
+    let mut frames: Vec<Frame> = Vec::with_capacity(64);
+    let mut packet: Vec<u8> = Vec::new();
+    let max = 64.max(skmem::channel::MAX_FRAGS);
+    loop {
+        // Finished when the sender is, its every packet has reached the
+        // program, and everything expected has arrived.
+        if report.received == expect.len() as u64 && progress.all_seen()? {
+            return Ok(report);
+        }
+        if Instant::now() > progress.deadline {
+            let c = progress.prog.counters().step("reading the XDP counters")?;
+            return Err(Verdict::Failed(format!(
+                "{} of {} packets arrived by the deadline (sender queued {}, done {}; XDP {c:?}; socket {:?})",
+                report.received,
+                expect.len(),
+                progress.queued.load(Ordering::Acquire),
+                progress.done.load(Ordering::Acquire),
+                ch.xsk_stats().ok(),
+            )));
+        }
+        // Untouched until the sender is done and its packets have all
+        // met the program; then what the socket kept is received.
+        if rx == Rx::Untouched && !progress.all_seen()? {
+            std::thread::yield_now();
+            continue;
+        }
+        if rx == Rx::Poll
+            && !ch.poll(1000).step("poll(POLLIN)")?
+            && report.received < expect.len() as u64
+        {
+            return Err(Verdict::Failed(format!(
+                "poll(POLLIN) timed out after 1 s with {} of {} packets received",
+                report.received,
+                expect.len()
+            )));
+        }
+        let n = ch.rx_burst(&mut frames, max).step("rx_burst")?;
+        if n == 0 {
+            report.waits += 1;
+            if mode.busy_poll() {
+                ch.busy_poll().step("busy poll")?;
+            } else {
+                ch.poll(10).step("poll")?;
+            }
+            continue;
+        }
+        for f in &frames {
+            if let Some(want) = offset.filter(|_| packet.is_empty()) {
+                if f.offset != want {
+                    return Err(Verdict::Failed(format!(
+                        "packet {} starts at offset {} of its buffer, expected {want}",
+                        report.received, f.offset
+                    )));
+                }
+            }
+            packet.extend_from_slice(ch.data(f).step("a received frame's data")?);
+            if f.more() {
+                continue;
+            }
+            let i = report.received as usize;
+            let Some(want) = expect.get(i) else {
+                return Err(Verdict::Failed(format!(
+                    "packet {} arrived ({} bytes) after the {} expected",
+                    i + 1,
+                    packet.len(),
+                    expect.len()
+                )));
+            };
+            if let Err(why) = check(spec, want, &packet) {
+                return Err(Verdict::Failed(format!(
+                    "packet {i} (number {}): {why}; XDP {:?}; socket {:?}; channel {:?}",
+                    want.number,
+                    progress.prog.counters().ok(),
+                    ch.xsk_stats().ok(),
+                    ch.counters()
+                )));
+            }
+            packet.clear();
+            report.received += 1;
+            progress.received.store(want.number + 1, Ordering::Release);
+        }
+        ch.free_rx(&mut frames).step("free_rx")?;
+    }
+}
+
+/// Is `got` the packet `want`? Its length, then every byte sent that it
+/// still carries, word by word as the kernel's validator compares them.
+pub fn check(
+    spec: &skmem_netns_tests::FrameSpec,
+    want: &RxPacket,
+    got: &[u8],
+) -> Result<(), String> {
+    if got.len() != want.len {
+        let number = skmem_netns_tests::check_payload(got)
+            .map(|i| format!(", packet number {}", i.packet_no))
+            .unwrap_or_default();
+        return Err(format!(
+            "{} bytes, expected {}{number}",
+            got.len(),
+            want.len
+        ));
+    }
+    let sent = stream::bytes(spec, want.number, want.sent_len);
+    let n = sent.len().min(got.len());
+    if let Some(at) = (0..n).find(|&k| sent[k] != got[k]) {
+        let word = |b: &[u8]| {
+            let w = at & !3;
+            let end = (w + 4).min(n);
+            format!("{:02x?}", &b[w..end])
+        };
+        return Err(format!(
+            "byte {at} differs: word {} is {}, expected {} (wrong packet or corrupted)",
+            at / 4,
+            word(got),
+            word(&sent)
+        ));
+    }
+    Ok(())
+}
