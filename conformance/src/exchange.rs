@@ -75,6 +75,11 @@ pub struct Receiver<'a> {
     /// Where in its buffer each packet's data must start (the UMEM
     /// headroom plus the kernel's 256 bytes), when the case checks it.
     pub offset: Option<u32>,
+    /// Whether each packet carries, in front of its first frame's data,
+    /// the metadata skmem's XDP program writes (`XdpAction::Metadata`):
+    /// its number in the program's count, which for a fresh program is
+    /// the packet's number.
+    pub metadata: bool,
 }
 
 /// Sends `tx.stream` while `rx` receives it, in `mode`, paced by `prog`
@@ -303,7 +308,11 @@ fn receive(
         expect,
         rx,
         offset,
+        metadata,
     } = rx;
+    // Polls in a row that found nothing after every packet met the
+    // program: what has not arrived by then is not coming.
+    let mut idle = 0;
     let mut report = Report::default();
     let mut frames: Vec<Frame> = Vec::with_capacity(64);
     let mut packet: Vec<u8> = Vec::new();
@@ -344,6 +353,20 @@ fn receive(
         let n = ch.rx_burst(&mut frames, max).step("rx_burst")?;
         if n == 0 {
             report.waits += 1;
+            if progress.all_seen()? {
+                idle += 1;
+                if idle > 5 {
+                    return Err(Verdict::Failed(format!(
+                        "{} of {} packets arrived; every packet sent has met the program and nothing more came (XDP {:?}; socket {:?})",
+                        report.received,
+                        expect.len(),
+                        progress.prog.counters().ok(),
+                        ch.xsk_stats().ok(),
+                    )));
+                }
+                ch.poll(100).step("poll")?;
+                continue;
+            }
             if mode.busy_poll() {
                 ch.busy_poll().step("busy poll")?;
             } else {
@@ -358,6 +381,21 @@ fn receive(
                         "packet {} starts at offset {} of its buffer, expected {want}",
                         report.received, f.offset
                     )));
+                }
+            }
+            if metadata && packet.is_empty() {
+                let i = report.received;
+                let meta = ch
+                    .metadata(f, skmem_xdp::XDP_METADATA_LEN as usize)
+                    .step("a received frame's metadata")?;
+                let count = u64::from_le_bytes(meta[..8].try_into().expect("8 bytes"));
+                if let Some(want) = expect.get(i as usize) {
+                    if count != want.number {
+                        return Err(Verdict::Failed(format!(
+                            "packet {i} (number {}) carries metadata count {count}",
+                            want.number
+                        )));
+                    }
                 }
             }
             packet.extend_from_slice(ch.data(f).step("a received frame's data")?);

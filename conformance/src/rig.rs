@@ -96,6 +96,36 @@ impl Rig {
         self.attach_on(side, &self.ifname(side), action)
     }
 
+    /// Attaches skmem's XDP program to `side` moving each frame's end by
+    /// `delta` bytes before redirecting it ([`XdpAction::AdjustTail`]).
+    pub fn attach_adjusting_tail(&self, side: Side, delta: i32) -> Result<XdpProgram, Verdict> {
+        let ifname = self.ifname(side);
+        let mode = self.mode;
+        let prog = self
+            .pair
+            .in_ns(side, || {
+                XdpProgram::attach_adjusting_tail(&ifname, mode.attach(), None, delta)
+            })
+            .step("attaching the XDP program")?;
+        self.check_mode(&prog)?;
+        Ok(prog)
+    }
+
+    /// Fails unless `prog` is attached in the rig's mode.
+    fn check_mode(&self, prog: &XdpProgram) -> Result<(), Verdict> {
+        let want = match self.mode {
+            Mode::Skb => AttachedMode::Generic,
+            Mode::Drv | Mode::BusyPoll => AttachedMode::Native,
+        };
+        if prog.mode() != want {
+            return Err(Verdict::Failed(format!(
+                "XDP program attached in {} mode, not {want}",
+                prog.mode()
+            )));
+        }
+        Ok(())
+    }
+
     /// [`attach`](Self::attach) to interface `ifname` of `side`.
     pub fn attach_on(
         &self,
@@ -110,16 +140,7 @@ impl Rig {
                 XdpProgram::attach_with_action(ifname, mode.attach(), None, action)
             })
             .step("attaching the XDP program")?;
-        let want = match mode {
-            Mode::Skb => AttachedMode::Generic,
-            Mode::Drv | Mode::BusyPoll => AttachedMode::Native,
-        };
-        if prog.mode() != want {
-            return Err(Verdict::Failed(format!(
-                "XDP program attached in {} mode, not {want}",
-                prog.mode()
-            )));
-        }
+        self.check_mode(&prog)?;
         Ok(prog)
     }
 

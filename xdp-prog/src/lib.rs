@@ -36,7 +36,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::BorrowedFd;
 
-use aya::maps::{MapData, PerCpuArray, XskMap};
+use aya::maps::{Array, MapData, PerCpuArray, XskMap};
 use aya::programs::{Xdp, XdpMode};
 use aya::{include_bytes_aligned, Ebpf, EbpfLoader};
 use serde::Serialize;
@@ -44,7 +44,8 @@ use tracing::{debug, info, warn};
 
 pub use skmem_xdp_common::{
     XdpAction, XdpCounter, XdpFilter, ACTION_GLOBAL, COUNTERS_MAP, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
-    FILTER_GLOBAL, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PROGRAM_NAME, XDP_COUNTER_COUNT,
+    FILTER_GLOBAL, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PROGRAM_NAME, STATE_SEQUENCE,
+    STATE_TAIL_ERROR, TAIL_DELTA_GLOBAL, VARIANT_STATE_MAP, XDP_COUNTER_COUNT, XDP_METADATA_LEN,
     XSKS_MAP, XSKS_MAX_ENTRIES,
 };
 
@@ -172,7 +173,8 @@ pub enum XdpError {
     Map {
         /// The interface the program is attached to.
         iface: String,
-        /// The map's name ([`XSKS_MAP`] or [`COUNTERS_MAP`]).
+        /// The map's name ([`XSKS_MAP`], [`COUNTERS_MAP`] or
+        /// [`VARIANT_STATE_MAP`]).
         map: &'static str,
         /// What was attempted, e.g. `"registering the socket of queue 3"`.
         op: String,
@@ -250,6 +252,18 @@ pub struct XdpCounters {
     pub transmitted: u64,
 }
 
+/// The state of the program's variants ([`XdpProgram::variant_state`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VariantState {
+    /// Frames numbered by [`XdpAction::DropHalf`] or
+    /// [`XdpAction::Metadata`].
+    pub sequence: u64,
+    /// The errno of the last `bpf_xdp_adjust_tail` that failed
+    /// ([`XdpAction::AdjustTail`]), e.g. `EINVAL` for a frame with no room
+    /// to grow, or `EOPNOTSUPP`.
+    pub tail_error: Option<i32>,
+}
+
 /// The interface index of `iface` in the calling thread's network
 /// namespace.
 pub fn ifindex(iface: &str) -> Result<u32, XdpError> {
@@ -277,6 +291,10 @@ pub struct XdpProgram {
     ebpf: Ebpf,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
+    /// The variants' state ([`VARIANT_STATE_MAP`]).
+    state: Array<MapData, u64>,
+    /// [`XdpAction::AdjustTail`]'s delta.
+    tail_delta: i32,
     link: Option<aya::programs::xdp::XdpLinkId>,
     iface: String,
     ifindex: u32,
@@ -326,6 +344,31 @@ impl XdpProgram {
         filter: Option<XdpFilter>,
         action: XdpAction,
     ) -> Result<XdpProgram, XdpError> {
+        Self::load_and_attach(iface, mode, filter, action, 0)
+    }
+
+    /// [`XdpProgram::attach`] with [`XdpAction::AdjustTail`]: each
+    /// matching frame's end moves by `delta` bytes (`bpf_xdp_adjust_tail`:
+    /// a negative `delta` shrinks it, a positive one grows it with zeros)
+    /// before it is redirected. A frame the kernel cannot adjust is
+    /// dropped, counted [`XdpCounter::Aborted`], and the error kept
+    /// ([`XdpProgram::variant_state`]).
+    pub fn attach_adjusting_tail(
+        iface: &str,
+        mode: AttachMode,
+        filter: Option<XdpFilter>,
+        delta: i32,
+    ) -> Result<XdpProgram, XdpError> {
+        Self::load_and_attach(iface, mode, filter, XdpAction::AdjustTail, delta)
+    }
+
+    fn load_and_attach(
+        iface: &str,
+        mode: AttachMode,
+        filter: Option<XdpFilter>,
+        action: XdpAction,
+        tail_delta: i32,
+    ) -> Result<XdpProgram, XdpError> {
         let ifindex = ifindex(iface)?;
         if OBJECT.is_empty() {
             return Err(XdpError::ObjectMissing);
@@ -339,6 +382,7 @@ impl XdpProgram {
         let mut ebpf = EbpfLoader::new()
             .override_global(FILTER_GLOBAL, &filter, true)
             .override_global(ACTION_GLOBAL, &action.code(), true)
+            .override_global(TAIL_DELTA_GLOBAL, &tail_delta, true)
             .load(OBJECT)
             .map_err(|e| load_err(&e))?;
         let no_program = |reason| XdpError::Load {
@@ -370,6 +414,11 @@ impl XdpProgram {
             .ok_or_else(|| missing(COUNTERS_MAP))
             .and_then(PerCpuArray::try_from)
             .map_err(|e| map_err(COUNTERS_MAP, &e))?;
+        let state = ebpf
+            .take_map(VARIANT_STATE_MAP)
+            .ok_or_else(|| missing(VARIANT_STATE_MAP))
+            .and_then(Array::try_from)
+            .map_err(|e| map_err(VARIANT_STATE_MAP, &e))?;
 
         let program = program_mut(&mut ebpf).map_err(no_program)?;
         let (link, mode) = match mode {
@@ -404,6 +453,8 @@ impl XdpProgram {
             ebpf,
             xsks,
             counters,
+            state,
+            tail_delta,
             link: Some(link),
             iface: iface.to_owned(),
             ifindex,
@@ -494,6 +545,32 @@ impl XdpProgram {
             dropped: read(XdpCounter::Dropped)?,
             transmitted: read(XdpCounter::Transmitted)?,
         })
+    }
+
+    /// The state of the program's variants: how many frames
+    /// [`XdpAction::DropHalf`] or [`XdpAction::Metadata`] have numbered,
+    /// and the last error of `bpf_xdp_adjust_tail`
+    /// ([`XdpAction::AdjustTail`]).
+    pub fn variant_state(&self) -> Result<VariantState, XdpError> {
+        let read = |slot: u32| {
+            self.state.get(&slot, 0).map_err(|e| XdpError::Map {
+                iface: self.iface.clone(),
+                map: VARIANT_STATE_MAP,
+                op: format!("reading slot {slot}"),
+                reason: reason(&e),
+                errno: errno(&e),
+            })
+        };
+        let err = read(STATE_TAIL_ERROR)? as u32 as i32;
+        Ok(VariantState {
+            sequence: read(STATE_SEQUENCE)?,
+            tail_error: (err != 0).then_some(-err),
+        })
+    }
+
+    /// [`XdpAction::AdjustTail`]'s delta (0 for the other actions).
+    pub fn tail_delta(&self) -> i32 {
+        self.tail_delta
     }
 
     /// Detaches the program now, reporting a failure (dropping detaches

@@ -115,6 +115,7 @@ fn teardown(mode: Mode) -> Outcome {
                 rx,
                 mut prog,
                 rig,
+                ..
             } = link;
             drop(tx);
             drop(rx);
@@ -124,7 +125,13 @@ fn teardown(mode: Mode) -> Outcome {
                 .step("registering the new socket")?;
             rx.ch.refill().step("filling the new fill ring")?;
             let tx = rig.socket(Side::B, &spec.tx, |_| {})?;
-            link = Link { tx, rx, prog, rig };
+            link = Link {
+                tx,
+                rx,
+                prog,
+                rig,
+                metadata: false,
+            };
         }
         let s = link.stream(PACKETS, PACKET_LEN)?;
         link.send_all(&s)?;
@@ -181,6 +188,7 @@ fn bidirectional(mode: Mode) -> Outcome {
             expect: &expect,
             rx: Rx::Receive,
             offset: Some(XDP_PACKET_HEADROOM),
+            metadata: false,
         },
     )?;
     ensure_eq!(r.received, PACKETS, "packets received by B");

@@ -1,7 +1,8 @@
 //! The cases, grouped as the kernel's `test_xsk.c` groups them: plain
 //! send and receive (`basic`), waiting in `poll` (`poll`), descriptors
 //! skmem must refuse (`desc`), the statistics counters (`stats`), several
-//! sockets and XDP program variants (`sockets`), multi-buffer (`multi`)
+//! sockets (`sockets`), XDP program variants (`xdp`), multi-buffer
+//! (`multi`)
 //! and ring sizes (`rings`).
 //!
 //! Each case builds a [`Link`] (or more), sends a stream across it with
@@ -15,6 +16,7 @@ mod poll;
 mod rings;
 mod sockets;
 mod stats;
+mod xdp;
 
 use std::time::Instant;
 
@@ -45,10 +47,17 @@ pub static CASES: &[Case] = &[
     stats::STAT_TX_INVALID,
     stats::STAT_RX_FULL,
     stats::STAT_FILL_EMPTY,
+    xdp::XDP_DROP_HALF,
     sockets::XDP_SHARED_UMEM,
+    xdp::XDP_METADATA_COPY,
+    xdp::XDP_METADATA_COPY_MULTI_BUFF,
     multi::SEND_RECEIVE_9K_PACKETS,
     rings::HW_SW_MIN_RING_SIZE,
     rings::HW_SW_MAX_RING_SIZE,
+    xdp::XDP_ADJUST_TAIL_SHRINK,
+    xdp::XDP_ADJUST_TAIL_SHRINK_MULTI_BUFF,
+    xdp::XDP_ADJUST_TAIL_GROW,
+    xdp::XDP_ADJUST_TAIL_GROW_MULTI_BUFF,
     desc::TX_QUEUE_CONSUMER,
 ];
 
@@ -71,6 +80,8 @@ pub(crate) struct Link {
     pub prog: XdpProgram,
     /// The pair; dropped last.
     pub rig: Rig,
+    /// Whether A's receiver checks the metadata in front of each packet.
+    pub metadata: bool,
 }
 
 /// How to build a [`Link`].
@@ -79,6 +90,10 @@ pub(crate) struct LinkSpec {
     pub rx: SocketSpec,
     pub tx: SocketSpec,
     pub action: XdpAction,
+    /// With [`XdpAction::AdjustTail`]: how far each frame's end moves.
+    pub tail_delta: i32,
+    /// Whether A's receiver checks the metadata the program wrote.
+    pub metadata: bool,
 }
 
 impl Default for LinkSpec {
@@ -88,6 +103,8 @@ impl Default for LinkSpec {
             rx: SocketSpec::default(),
             tx: SocketSpec::default(),
             action: XdpAction::Redirect,
+            tail_delta: 0,
+            metadata: false,
         }
     }
 }
@@ -103,13 +120,22 @@ impl Link {
         tx_tweak: impl FnOnce(&mut ChannelParams) + Send,
     ) -> Result<Link, Verdict> {
         let rig = Rig::new(mode, spec.mtu)?;
-        let mut prog = rig.attach(Side::A, spec.action)?;
+        let mut prog = match spec.action {
+            XdpAction::AdjustTail => rig.attach_adjusting_tail(Side::A, spec.tail_delta)?,
+            action => rig.attach(Side::A, action)?,
+        };
         let mut rx = rig.socket(Side::A, &spec.rx, rx_tweak)?;
         prog.add_socket(0, rx.ch.fd())
             .step("registering A's socket in the XSKMAP")?;
         let tx = rig.socket(Side::B, &spec.tx, tx_tweak)?;
         rx.ch.refill().step("filling A's fill ring")?;
-        Ok(Link { tx, rx, prog, rig })
+        Ok(Link {
+            tx,
+            rx,
+            prog,
+            rig,
+            metadata: spec.metadata,
+        })
     }
 
     /// The default link of `mode`: 4 KiB frames, MTU 1500, redirect.
@@ -155,6 +181,7 @@ impl Link {
                 expect,
                 rx,
                 offset: Some(offset),
+                metadata: self.metadata,
             },
         )
     }

@@ -78,6 +78,7 @@ fn xdp_shared_umem(mode: Mode) -> Outcome {
                 expect: &expect,
                 rx: Rx::Receive,
                 offset: Some(XDP_PACKET_HEADROOM),
+                metadata: false,
             },
         )?;
         ensure_eq!(

@@ -206,6 +206,22 @@ impl Channel {
         unsafe { buf.slice(frame.offset as usize, frame.len as usize) }.map_err(|_| outside())
     }
 
+    /// The `len` bytes in front of a received frame's data: where an XDP
+    /// program that moved `data_meta` (`bpf_xdp_adjust_meta`, as
+    /// skmem-xdp's `XdpAction::Metadata` does) left its metadata, which
+    /// the kernel copies with the frame. Only the first frame of a
+    /// multi-buffer packet has it. Errors for a frame of another pool, or
+    /// `len` larger than the room in front of the data.
+    pub fn metadata<'a>(&'a self, frame: &'a Frame, len: usize) -> Result<&'a [u8]> {
+        let buf = self.buffer_of(frame)?;
+        let start = (frame.offset as usize)
+            .checked_sub(len)
+            .ok_or_else(outside)?;
+        // SAFETY: as in `data`: the bytes in front of the data are in the
+        // same buffer, which the application holds.
+        unsafe { buf.slice(start, len) }.map_err(|_| outside())
+    }
+
     /// The data of a frame the application holds, to change in place.
     #[inline]
     pub fn data_mut<'a>(&'a self, frame: &'a mut Frame) -> Result<&'a mut [u8]> {

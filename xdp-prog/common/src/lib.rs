@@ -54,6 +54,27 @@ pub enum XdpAction {
     /// [`XdpCounter::Transmitted`]. Frames shorter than an Ethernet header
     /// are passed (and counted [`XdpCounter::Filtered`]).
     Tx = 2,
+    /// Drop every other matching frame (counted as
+    /// [`XdpCounter::Dropped`]) and redirect the rest as
+    /// [`XdpAction::Redirect`] does: the first frame goes through, the
+    /// second is dropped, and so on (the kernel's `xsk_xdp_drop`). The
+    /// count is the program's, over every CPU.
+    DropHalf = 3,
+    /// Write [`XDP_METADATA_LEN`] bytes of metadata in front of each
+    /// matching frame (`bpf_xdp_adjust_meta`) — a little-endian `u64`,
+    /// the frame's number in the program's count from 0, then zeros —
+    /// and redirect it (the kernel's `xsk_xdp_populate_metadata`). An
+    /// AF_XDP socket receives the metadata just in front of the frame's
+    /// data. A frame the helper refuses is dropped and counted
+    /// [`XdpCounter::Aborted`].
+    Metadata = 4,
+    /// Move the end of each matching frame by [`TAIL_DELTA_GLOBAL`] bytes
+    /// (`bpf_xdp_adjust_tail`: shrink when negative, grow when positive;
+    /// grown bytes are zero) and redirect it (the kernel's
+    /// `xsk_xdp_adjust_tail`). A frame the helper refuses is dropped,
+    /// counted [`XdpCounter::Aborted`], and the helper's error kept in
+    /// [`VARIANT_STATE_MAP`] slot [`STATE_TAIL_ERROR`].
+    AdjustTail = 5,
 }
 
 impl XdpAction {
@@ -62,6 +83,27 @@ impl XdpAction {
         self as u32
     }
 }
+
+/// Bytes of metadata [`XdpAction::Metadata`] writes in front of a frame
+/// (the kernel's `struct xdp_info`, 32-byte aligned).
+pub const XDP_METADATA_LEN: u32 = 32;
+
+/// Name of the read-only global holding [`XdpAction::AdjustTail`]'s delta
+/// (an `i32`).
+pub const TAIL_DELTA_GLOBAL: &str = "TAIL_DELTA";
+
+/// Name of the array of `u64`s where the program's variants keep their
+/// state (see the `STATE_*` slots).
+pub const VARIANT_STATE_MAP: &str = "VARIANT_STATE";
+/// Slot of [`VARIANT_STATE_MAP`]: the count [`XdpAction::DropHalf`] and
+/// [`XdpAction::Metadata`] number frames by.
+pub const STATE_SEQUENCE: u32 = 0;
+/// Slot of [`VARIANT_STATE_MAP`]: the last error of
+/// `bpf_xdp_adjust_tail` ([`XdpAction::AdjustTail`]), as the helper
+/// returned it (a negative errno) in the low 32 bits; 0 when none.
+pub const STATE_TAIL_ERROR: u32 = 1;
+/// Slots of [`VARIANT_STATE_MAP`].
+pub const VARIANT_STATE_SLOTS: u32 = 2;
 
 /// EtherType of IPv4 (host order).
 pub const ETH_P_IP: u16 = 0x0800;

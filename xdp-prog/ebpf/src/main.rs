@@ -11,7 +11,11 @@
 //! The loader may choose another action for matching frames before load
 //! (the read-only global `ACTION`, an [`XdpAction`]): drop them
 //! (`DROPPED`) or swap their MACs and send them back with `XDP_TX`
-//! (`TRANSMITTED`) — the in-kernel ceilings of rxdrop and l2fwd.
+//! (`TRANSMITTED`) — the in-kernel ceilings of rxdrop and l2fwd — or one
+//! of the variants the kernel's AF_XDP self-tests use before redirecting:
+//! drop every other frame, write metadata in front of each, or move each
+//! frame's end (`TAIL_DELTA`). The variants keep their count and the last
+//! helper error in `VARIANT_STATE`.
 //!
 //! Parse policy: a frame too short for a header the filter needs does not
 //! match, so it is passed (and counted `FILTERED`) rather than aborted: the
@@ -23,13 +27,14 @@
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX},
+    helpers::{bpf_xdp_adjust_meta, bpf_xdp_adjust_tail},
     macros::{map, xdp},
-    maps::{PerCpuArray, XskMap},
+    maps::{Array, PerCpuArray, XskMap},
     programs::XdpContext,
 };
 use skmem_xdp_common::{
-    XdpAction, XdpCounter, XdpFilter, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, XDP_COUNTER_COUNT,
-    XSKS_MAX_ENTRIES,
+    XdpAction, XdpCounter, XdpFilter, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, STATE_SEQUENCE,
+    STATE_TAIL_ERROR, VARIANT_STATE_SLOTS, XDP_COUNTER_COUNT, XDP_METADATA_LEN, XSKS_MAX_ENTRIES,
 };
 
 /// RX queue index -> AF_XDP socket.
@@ -40,6 +45,11 @@ static XSKS: XskMap = XskMap::with_max_entries(XSKS_MAX_ENTRIES, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XDP_COUNTER_COUNT, 0);
 
+/// The variants' state: the frame count and the last helper error (see
+/// `skmem_xdp_common::STATE_SEQUENCE`).
+#[map]
+static VARIANT_STATE: Array<u64> = Array::with_max_entries(VARIANT_STATE_SLOTS, 0);
+
 /// The filter, in `.rodata`: the loader overrides it before loading, and
 /// the kernel freezes it, so the verifier knows its value.
 #[no_mangle]
@@ -49,6 +59,10 @@ static FILTER: XdpFilter = XdpFilter::DISABLED;
 /// [`FILTER`].
 #[no_mangle]
 static ACTION: u32 = XdpAction::Redirect as u32;
+
+/// [`XdpAction::AdjustTail`]'s delta, in `.rodata` like [`FILTER`].
+#[no_mangle]
+static TAIL_DELTA: i32 = 0;
 
 /// The program uses no GPL-only helper; this is the crate's own licence.
 #[link_section = "license"]
@@ -85,6 +99,18 @@ pub fn skmem_xdp(ctx: XdpContext) -> u32 {
     if action == XdpAction::Tx as u32 {
         return reflect(&ctx);
     }
+    if action == XdpAction::DropHalf as u32 && next_in_sequence() % 2 == 1 {
+        count(XdpCounter::Dropped);
+        return XDP_DROP;
+    }
+    if action == XdpAction::Metadata as u32 && !write_metadata(&ctx) {
+        count(XdpCounter::Aborted);
+        return XDP_DROP;
+    }
+    if action == XdpAction::AdjustTail as u32 && !adjust_tail(&ctx) {
+        count(XdpCounter::Aborted);
+        return XDP_DROP;
+    }
     // Fallback action in the low bits of flags: XDP_PASS when no socket is
     // registered for this queue.
     let action = match XSKS.redirect(ctx.rx_queue_index(), u64::from(XDP_PASS)) {
@@ -116,6 +142,79 @@ fn reflect(ctx: &XdpContext) -> u32 {
     }
     count(XdpCounter::Transmitted);
     XDP_TX
+}
+
+/// The frame's number in the variants' count, from 0.
+///
+/// A plain read and write, as the kernel's own program counts (BPF has an
+/// atomic add, but Rust's BPF target offers no fetching one): exact while
+/// the frames of a flow meet the program one at a time — one queue's NAPI
+/// in native mode, the sending CPU's backlog in generic mode — which is
+/// how the conformance cases send them.
+#[inline(always)]
+fn next_in_sequence() -> u64 {
+    match VARIANT_STATE.get_ptr_mut(STATE_SEQUENCE) {
+        // SAFETY: the map returned a valid, 8-aligned pointer to its slot,
+        // which lives as long as the program.
+        Some(slot) => unsafe {
+            let n = *slot;
+            *slot = n + 1;
+            n
+        },
+        None => 0,
+    }
+}
+
+/// [`XdpAction::Metadata`]: makes room for the metadata in front of the
+/// frame and writes the frame's number there; false if the helper refused.
+#[inline(always)]
+fn write_metadata(ctx: &XdpContext) -> bool {
+    // SAFETY: the helper takes the program's own context, as the kernel
+    // passed it; it only moves `data_meta`.
+    let err = unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(XDP_METADATA_LEN as i32)) };
+    if err != 0 {
+        return false;
+    }
+    let meta = ctx.metadata();
+    if meta + XDP_METADATA_LEN as usize > ctx.data() {
+        return false;
+    }
+    let n = next_in_sequence();
+    // SAFETY: `meta .. meta + XDP_METADATA_LEN` was just checked to lie
+    // below `data`, in the metadata area the helper made, which the
+    // program may write; `[u8; N]` has alignment 1.
+    unsafe {
+        let p = meta as *mut [u8; XDP_METADATA_LEN as usize];
+        let mut bytes = [0u8; XDP_METADATA_LEN as usize];
+        let le = n.to_le_bytes();
+        let mut i = 0;
+        while i < 8 {
+            bytes[i] = le[i];
+            i += 1;
+        }
+        *p = bytes;
+    }
+    true
+}
+
+/// [`XdpAction::AdjustTail`]: moves the frame's end by `TAIL_DELTA`;
+/// false (the helper's error kept) if the helper refused.
+#[inline(always)]
+fn adjust_tail(ctx: &XdpContext) -> bool {
+    // SAFETY: as for FILTER.
+    let delta = unsafe { core::ptr::read_volatile(&TAIL_DELTA) };
+    // SAFETY: the helper takes the program's own context, as the kernel
+    // passed it; it only moves the frame's end.
+    let err = unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) };
+    if err == 0 {
+        return true;
+    }
+    if let Some(slot) = VARIANT_STATE.get_ptr_mut(STATE_TAIL_ERROR) {
+        // SAFETY: a valid pointer to the map's slot (as above); a racing
+        // writer would write an error too, and either will do.
+        unsafe { *slot = u64::from(err as u32) };
+    }
+    false
 }
 
 #[inline(always)]
