@@ -74,6 +74,61 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The table in Markdown, for CONFORMANCE.md: case × mode, each case
+    /// with what it checks; then the reasons for skips and failures, and
+    /// where skmem's cases differ from the kernel's.
+    pub fn markdown(&self, cases: &[Case]) -> String {
+        let mut out = String::from("| case | checks |");
+        for m in Mode::ALL {
+            let _ = write!(out, " {} |", m.heading());
+        }
+        out.push_str("\n|---|---|");
+        for _ in Mode::ALL {
+            out.push_str("---|");
+        }
+        out.push('\n');
+        let mut notes = Vec::new();
+        for (i, case) in cases.iter().enumerate() {
+            let _ = write!(out, "| `{}` | {} |", case.name, case.checks);
+            for (m, mode) in Mode::ALL.iter().enumerate() {
+                let cell = match self.cells.get(&(i, m)) {
+                    None => "–",
+                    Some(Ok(())) => "✅",
+                    Some(Err(v)) => {
+                        notes.push(format!("- `{}` {}: {v}", case.name, mode.heading()));
+                        match v {
+                            Verdict::Failed(_) => "❌",
+                            Verdict::Skipped(_) => "skip",
+                        }
+                    }
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+        let (p, f, s) = self.counts();
+        let _ = writeln!(out, "\nconformance: {p} passed, {f} failed, {s} skipped");
+        if !notes.is_empty() {
+            out.push_str("\nWhy a case did not pass:\n\n");
+            for n in notes {
+                let _ = writeln!(out, "{n}");
+            }
+        }
+        let differs: Vec<_> = cases
+            .iter()
+            .filter_map(|c| c.differs.map(|d| format!("- `{}`: {d}", c.name)))
+            .collect();
+        if !differs.is_empty() {
+            out.push_str("\nWhere skmem's case differs from the kernel's:\n\n");
+            for d in differs {
+                let _ = writeln!(out, "{d}");
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,9 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use skmem_conformance::table::Table;
 use skmem_conformance::{run, Mode, Verdict, CASES};
 
+/// Where to write the table in Markdown, if set.
+const MARKDOWN_ENV: &str = "SKMEM_CONFORMANCE_MARKDOWN";
+
 fn main() {
     let mut args = Arguments::from_args();
     // One case at a time: each makes its own veth pair, and on a machine
@@ -58,6 +61,13 @@ fn main() {
     if !listing {
         let table = table.lock().unwrap_or_else(|p| p.into_inner());
         println!("\n{}", table.render(CASES));
+        // `cargo xtask conformance` writes the Markdown table into
+        // CONFORMANCE.md from here.
+        if let Some(path) = std::env::var_os(MARKDOWN_ENV) {
+            if let Err(e) = std::fs::write(&path, table.markdown(CASES)) {
+                eprintln!("conformance: writing {}: {e}", path.to_string_lossy());
+            }
+        }
     }
     conclusion.exit();
 }

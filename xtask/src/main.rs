@@ -7,6 +7,7 @@ mod bench;
 mod bench_mempool;
 mod bench_pps;
 mod cmd;
+mod conformance;
 mod core_alone;
 mod setup;
 
@@ -40,6 +41,15 @@ enum Task {
     /// Only the last step of `test`: skmem's tree holds no eBPF or benchmark
     /// crate, and it builds with no bpf-linker on PATH.
     CoreAlone,
+    /// Run setup, then the kernel's AF_XDP self-test cases on skmem (root),
+    /// each in SKB, DRV and DRV+busy-poll mode; print the case × mode table
+    /// and rewrite it in CONFORMANCE.md (when no filter narrows the run).
+    ///
+    /// `cargo xtask test` runs the same cases among the workspace's tests.
+    Conformance {
+        /// Run only the cases whose test name contains this (e.g. `stat_`).
+        filter: Option<String>,
+    },
     /// Run setup, then the skmemctl demo (extra arguments are passed to skmemctl).
     Demo {
         /// Arguments handed to skmemctl unchanged.
@@ -115,6 +125,11 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::CoreAlone => core_alone::check(),
         Task::Demo { args } => demo(&args),
+        Task::Conformance { filter } => (|| {
+            header("setup");
+            setup::run(setup::Job::Demo)?;
+            conformance::run(filter.as_deref())
+        })(),
         Task::Bench {
             table_only,
             no_mempool,
