@@ -265,6 +265,7 @@ fn write_packet(
         f.offset = frag.offset;
         f.len = frag.len;
         f.set_more(i + 1 < n);
+        f.options |= frag.options;
         let from = at.min(bytes.len());
         let to = (at + frag.len as usize).min(bytes.len());
         at += frag.len as usize;

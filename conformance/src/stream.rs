@@ -17,6 +17,10 @@ pub struct Frag {
     pub offset: u32,
     /// Bytes of data.
     pub len: u32,
+    /// Descriptor options besides `more` (which the sender sets on every
+    /// frame but a packet's last): an unknown option, or `XDP_PKT_CONTD`
+    /// on a last frame, makes an invalid descriptor.
+    pub options: u32,
 }
 
 /// A packet the sending socket sends.
@@ -67,6 +71,7 @@ impl Stream {
                     frags: vec![Frag {
                         offset: 0,
                         len: len as u32,
+                        options: 0,
                     }],
                     valid: true,
                 })
@@ -152,6 +157,7 @@ pub fn split(len: usize, frag_size: usize) -> Vec<Frag> {
         frags.push(Frag {
             offset: 0,
             len: n as u32,
+            options: 0,
         });
         left -= n;
         if left == 0 {

@@ -375,9 +375,11 @@ fn multi_buffer_jumbo_frames_arrive_as_chains_and_go_back_whole() {
     assert_eq!(account.app, 0);
 }
 
-/// TX chains are sent whole or refused whole: a chain with a bad frame, an
-/// unended chain and a chain on a single-buffer channel go back to the
-/// fill path, counted; nothing is lost.
+/// TX packets are sent whole or refused whole, delimited as the kernel
+/// delimits them: a bad frame ends its packet (refused, with the frames
+/// before it), and the next frame starts a new one; an unended chain, and
+/// any `more` on a single-buffer channel, is refused. Refused frames go
+/// back to the fill path, counted by reason; nothing is lost.
 #[test]
 fn malformed_tx_chains_are_refused_whole_and_nothing_is_lost() {
     skmem_netns_tests::require_root!();
@@ -395,50 +397,51 @@ fn malformed_tx_chains_are_refused_whole_and_nothing_is_lost() {
             cp.multi_buffer = multi_buffer;
             let mut ch = Channel::open(&arena, &cp).unwrap();
             let mut frames = Vec::new();
-            assert_eq!(ch.alloc_tx(&mut frames, 5), 5);
-            // A chain whose middle frame overruns its buffer, then a chain
-            // that never ends.
-            for (f, (len, more)) in frames.iter_mut().zip([
-                (100, true),
-                (100_000, true),
-                (100, false),
-                (100, true),
-                (100, true),
+            assert_eq!(ch.alloc_tx(&mut frames, 6), 6);
+            // A chain whose second frame overruns its buffer (which ends
+            // it), a frame that starts the next packet, a frame with an
+            // option the kernel does not know, then a chain that never
+            // ends.
+            for (f, (len, more, options)) in frames.iter_mut().zip([
+                (100, true, 0),
+                (100_000, true, 0),
+                (100, false, 0),
+                (100, false, 0x100),
+                (100, true, 0),
+                (100, true, 0),
             ]) {
                 f.len = len;
+                f.options = options;
                 f.set_more(more);
             }
-            assert_eq!(ch.tx_burst(&mut frames).unwrap(), 5);
+            assert_eq!(ch.tx_burst(&mut frames).unwrap(), 6);
             assert!(frames.is_empty());
             let c = ch.counters();
             assert_eq!(c.tx_refused, 5);
-            assert_eq!(c.tx_packets, 0);
-            // Each frame counted with its chain's reason: the overrun
-            // middle frame sinks its chain of 3; an unended chain (or any
-            // chain without multi-buffer) is a chain the channel cannot
-            // send.
+            assert_eq!(c.tx_packets, 1, "the frame after the bad one went out");
             let why = ch.tx_refusals();
             assert_eq!(why.total(), 5, "{why:?}");
+            assert_eq!(why.options, 1, "{why:?}");
             if multi_buffer {
-                assert_eq!((why.overrun, why.chain), (3, 2), "{why:?}");
+                // The overrun sinks the frame before it too.
+                assert_eq!((why.overrun, why.chain), (2, 2), "{why:?}");
             } else {
-                assert_eq!(why.chain, 5, "{why:?}");
+                // Every `more` is refused on its own.
+                assert_eq!((why.overrun, why.chain), (1, 3), "{why:?}");
             }
-            let a = ch.account();
+            let a = settle(&mut ch);
             assert_eq!(a.app, 0, "{a:?}");
             assert_eq!(a.kernel_tx, 0);
             a.check(true).unwrap();
-            // A well-formed chain goes out on a multi-buffer channel only.
+            // A well-formed chain goes out whole on a multi-buffer channel;
+            // on a single-buffer one its first frame is refused and the
+            // last goes out alone.
             assert_eq!(ch.alloc_tx(&mut frames, 2), 2);
             frames[0].len = 100;
             frames[0].set_more(true);
             frames[1].len = 100;
             assert_eq!(ch.tx_burst(&mut frames).unwrap(), 2);
-            assert_eq!(
-                ch.counters().tx_packets,
-                if multi_buffer { 2 } else { 0 },
-                "multi_buffer {multi_buffer}"
-            );
+            assert_eq!(ch.counters().tx_packets, 3 - u64::from(!multi_buffer));
             settle(&mut ch).check(true).unwrap();
         }
     });

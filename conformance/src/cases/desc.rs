@@ -24,6 +24,22 @@ pub(crate) const ALIGNED_INV_DESC_2K_FRAME_SIZE: Case = Case {
     run: aligned_inv_desc_2k,
 };
 
+pub(crate) const ALIGNED_INV_DESC_MULTI_BUFF: Case = Case {
+    name: "ALIGNED_INV_DESC_MULTI_BUFF",
+    checks: "MTU 9000, the kernel's 15 multi-buffer descriptors: packets with an empty, out-of-buffer or 9001 B fragment or an unknown option are refused whole (counted by reason) and the next descriptor starts a new packet; the 3 valid packets (one of 8192 B in two frames) arrive",
+    differs: Some(
+        "skmem numbers the packets it sends 0..8 where the kernel numbers descriptors, so the valid ones are 0, 5 and 7 here (0, 10 and 13 in the kernel's table); skmem refuses the invalid ones before the TX ring.",
+    ),
+    run: aligned_inv_desc_multi_buff,
+};
+
+pub(crate) const TOO_MANY_FRAGS: Case = Case {
+    name: "TOO_MANY_FRAGS",
+    checks: "MTU 9000: a packet of MAX_FRAGS (18) frames arrives whole; a chain whose 18th frame still says more is refused there, and the packet after it arrives",
+    differs: None,
+    run: too_many_frags,
+};
+
 pub(crate) const TX_QUEUE_CONSUMER: Case = Case {
     name: "TX_QUEUE_CONSUMER",
     checks: "33 packets in one sendto: the kernel's default budget consumes exactly 32, skmem's budget (the TX ring) all 33; all arrive",
@@ -75,7 +91,11 @@ fn inv_desc(mode: Mode, frame: u32) -> Outcome {
         s.packets.push(TxPacket {
             number: number as u64,
             len: len as usize,
-            frags: vec![Frag { offset, len }],
+            frags: vec![Frag {
+                offset,
+                len,
+                options: 0,
+            }],
             valid,
         });
     }
@@ -169,4 +189,102 @@ fn tx_queue_consumer(mode: Mode) -> Outcome {
         "TX entries left after one sendto with skmem's budget"
     );
     Ok(())
+}
+
+/// A multi-buffer link (MTU 9000) carrying `packets`, of which the valid
+/// must arrive and the invalid be refused before the ring.
+fn multi_buffer_table(mode: Mode, packets: Vec<TxPacket>) -> Result<Link, crate::Verdict> {
+    let spec = LinkSpec {
+        mtu: 9000,
+        ..LinkSpec::default()
+    };
+    let sg = |cp: &mut skmem::channel::ChannelParams| cp.multi_buffer = true;
+    let mut link = Link::new(mode, &spec, sg, sg)?;
+    let mut s: Stream = link.stream(0, PACKET_LEN)?;
+    s.packets = packets;
+    let expect = s.expected();
+    let r = link.send(&s, &expect, Rx::Receive)?;
+    ensure_eq!(r.received, expect.len() as u64, "packets received");
+    ensure_eq!(
+        r.refused,
+        s.invalid_frames(),
+        "frames skmem refused before the ring"
+    );
+    let k = link.tx.ch.xsk_stats().step("B's XDP_STATISTICS")?;
+    ensure_eq!(k.tx_invalid_descs, 0, "invalid descriptors the kernel saw");
+    Ok(link)
+}
+
+/// Packet `number` of the frames `frags` (offset, length, options), valid
+/// or not.
+fn packet(number: u64, frags: &[(u32, u32, u32)], valid: bool) -> TxPacket {
+    TxPacket {
+        number,
+        len: frags.iter().map(|f| f.1 as usize).sum(),
+        frags: frags
+            .iter()
+            .map(|&(offset, len, options)| Frag {
+                offset,
+                len,
+                options,
+            })
+            .collect(),
+        valid,
+    }
+}
+
+fn aligned_inv_desc_multi_buff(mode: Mode) -> Outcome {
+    // The kernel's table (`testapp_invalid_desc_mb`), its rows grouped
+    // into the packets they make; `more` is set on every frame but a
+    // packet's last.
+    const L: u32 = 3072;
+    const M: u32 = 4096;
+    let packets = vec![
+        // A first valid packet.
+        packet(0, &[(0, 64, 0)], true),
+        // A zero-length fragment.
+        packet(1, &[(0, L, 0), (0, L, 0), (0, 0, 0)], false),
+        // The second fragment past its buffer (the kernel's UMEM end).
+        packet(2, &[(0, L, 0), (M, L, 0)], false),
+        // A 9001 B fragment in the middle.
+        packet(3, &[(0, L, 0), (0, 9001, 0)], false),
+        // An unknown option.
+        packet(4, &[(0, L, 0), (0, L, 0xfffe)], false),
+        // Two whole buffers: 8192 B.
+        packet(5, &[(0, M, 0), (0, M, 0)], true),
+        // A small fragment straddling its buffer's start (offset -32).
+        packet(6, &[(0, L, 0), (0u32.wrapping_sub(32), 64, 0)], false),
+        // A last valid packet.
+        packet(7, &[(0, 64, 0)], true),
+    ];
+    let link = multi_buffer_table(mode, packets)?;
+    let why = link.tx.ch.tx_refusals();
+    ensure_eq!(
+        (why.empty, why.overrun, why.options),
+        (3, 6, 2),
+        format!("refusals (empty, overrun, options) ({why:?})")
+    );
+    link.finish()
+}
+
+fn too_many_frags(mode: Mode) -> Outcome {
+    let max = skmem::channel::MAX_FRAGS;
+    let whole = vec![(0, 64, 0); max];
+    // Every frame says more, the last too: the MAX_FRAGS-th ends it.
+    let mut endless = whole.clone();
+    endless[max - 1].2 = skmem::channel::XDP_PKT_CONTD;
+    let packets = vec![
+        packet(0, &[(0, 64, 0)], true),
+        packet(1, &whole, true),
+        packet(2, &endless, false),
+        packet(3, &[(0, 64, 0)], true),
+    ];
+    let link = multi_buffer_table(mode, packets)?;
+    let why = link.tx.ch.tx_refusals();
+    ensure_eq!(
+        why.chain,
+        max as u64,
+        format!("refused as chains ({why:?})")
+    );
+    link.finish()
 }

@@ -52,6 +52,8 @@ pub static CASES: &[Case] = &[
     xdp::XDP_METADATA_COPY,
     xdp::XDP_METADATA_COPY_MULTI_BUFF,
     multi::SEND_RECEIVE_9K_PACKETS,
+    desc::ALIGNED_INV_DESC_MULTI_BUFF,
+    desc::TOO_MANY_FRAGS,
     rings::HW_SW_MIN_RING_SIZE,
     rings::HW_SW_MAX_RING_SIZE,
     xdp::XDP_ADJUST_TAIL_SHRINK,

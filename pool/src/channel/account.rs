@@ -53,6 +53,9 @@ pub enum TxRefusal {
     /// multi-buffer, or of more than [`MAX_FRAGS`](super::MAX_FRAGS)
     /// frames.
     Chain,
+    /// Descriptor options other than [`XDP_PKT_CONTD`](super::XDP_PKT_CONTD)
+    /// (which the kernel refuses).
+    Options,
 }
 
 /// TX frames refused before the ring, by [reason](TxRefusal); they add up
@@ -71,12 +74,20 @@ pub struct TxRefusals {
     pub metadata_room: u64,
     /// [`TxRefusal::Chain`].
     pub chain: u64,
+    /// [`TxRefusal::Options`].
+    pub options: u64,
 }
 
 impl TxRefusals {
     /// The sum over every reason.
     pub fn total(&self) -> u64 {
-        self.foreign + self.not_held + self.empty + self.overrun + self.metadata_room + self.chain
+        self.foreign
+            + self.not_held
+            + self.empty
+            + self.overrun
+            + self.metadata_room
+            + self.chain
+            + self.options
     }
 }
 
@@ -117,7 +128,7 @@ pub(crate) struct LiveCounters {
     pub(crate) busy_polls: Counter,
     pub(crate) coalesced_sleeps: Counter,
     /// `tx_refused` by reason, indexed by `TxRefusal as usize`.
-    pub(crate) refusals: [Counter; 6],
+    pub(crate) refusals: [Counter; 7],
 }
 
 impl LiveCounters {
@@ -138,6 +149,7 @@ impl LiveCounters {
             overrun: r(TxRefusal::Overrun),
             metadata_room: r(TxRefusal::MetadataRoom),
             chain: r(TxRefusal::Chain),
+            options: r(TxRefusal::Options),
         }
     }
 

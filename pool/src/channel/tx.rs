@@ -67,11 +67,18 @@ impl Channel {
 
     /// Queues frames for TX from the front of `frames`, whole packets at a
     /// time, and takes them out of it; returns how many frames were taken.
-    /// What the ring has no room for stays in `frames`, in order. Of the
-    /// frames taken, a packet whose data overruns its buffer (or a chain
-    /// the channel cannot send) is refused, counted in `tx_refused`, and
-    /// goes back to the fill path. Frames of another pool are refused with
-    /// an error and stay in `frames`.
+    /// What the ring has no room for stays in `frames`, in order.
+    ///
+    /// Of the frames taken, a packet that may not be sent is refused
+    /// before the ring, counted in `tx_refused` (by reason:
+    /// [`tx_refusals`](Self::tx_refusals)), and goes back to the fill path:
+    /// empty data, data outside its buffer, options other than
+    /// [`XDP_PKT_CONTD`], a chain the channel cannot send. Packets are
+    /// delimited as the kernel delimits descriptors: a packet ends at its
+    /// first frame without `more`, or at its first bad frame, or at its
+    /// [`MAX_FRAGS`]-th frame if that one still says `more` — refused
+    /// there, the next frame starting a new packet. Frames of another pool
+    /// are refused with an error and stay in `frames`.
     pub fn tx_burst(&mut self, frames: &mut Vec<Frame>) -> Result<usize> {
         self.tx_burst_options(frames, 0)
     }
@@ -138,16 +145,15 @@ impl Channel {
         let mut n = 0;
         let mut i = 0;
         while i < frames.len() {
-            // The packet starting at `i`: one frame, or a chain of frames
-            // with `more` set ended by one without.
-            let len = frames[i..]
-                .iter()
-                .position(|f| !f.more())
-                .map_or(frames.len() - i, |p| p + 1);
+            // The packet starting at `i`, delimited as the kernel delimits
+            // one: frames up to one without `more` — or up to the first
+            // frame that may not be sent, or to the MAX_FRAGS-th frame if
+            // it still says `more`, which ends the packet there, refused
+            // (the next frame starts a new packet, as in the kernel's TX
+            // path).
+            let (len, refusal) = self.packet_at(&frames[i..], min_offset);
             let chain = &frames[i..i + len];
-            let ended = !chain[len - 1].more();
-            let well_formed = ended && (len == 1 || self.params.multi_buffer) && len <= MAX_FRAGS;
-            if well_formed && n as usize + len > room {
+            if refusal.is_none() && n as usize + len > room {
                 // A whole packet goes into the ring or none of it: this one
                 // waits for room (it stays the caller's).
                 break;
@@ -155,23 +161,11 @@ impl Channel {
             if let Some(f) = chain.iter().find(|f| f.pool_id() != self.pool_id) {
                 refused.get_or_insert_with(|| foreign(&self.pool, f));
             }
-            let valid = well_formed
-                && chain
-                    .iter()
-                    .all(|f| self.sendable(f, f.offset as u64, min_offset));
-            if !valid {
+            if let Some(why) = refusal {
                 // Refused whole — a chain with a bad frame must not go out
-                // with a hole — and counted, each frame with the chain's
+                // with a hole — and counted, each frame with the packet's
                 // reason; the frames this pool's go back to the fill path
                 // (the others stay the caller's).
-                let why = if well_formed {
-                    chain
-                        .iter()
-                        .find_map(|f| self.refusal(f, f.offset as u64, min_offset))
-                        .unwrap_or(TxRefusal::Overrun)
-                } else {
-                    TxRefusal::Chain
-                };
                 for f in chain {
                     self.counters.refuse(why);
                     if f.pool_id() == self.pool_id {
@@ -265,6 +259,32 @@ impl Channel {
             && offset >= min_offset
             && f.pool_id() == self.pool_id
             && self.states.is(f.packet(), Tag::APP)
+    }
+
+    /// The packet at the front of `frames`: how many frames it spans, and
+    /// why it is refused, if it is. It ends at the first frame without
+    /// `more`; a frame that may not be sent ends it too (refused for that
+    /// frame's reason), as does the [`MAX_FRAGS`]-th frame when it still
+    /// says `more` ([`TxRefusal::Chain`]); so does the last of `frames`
+    /// (an unended chain, refused), and, without multi-buffer, every frame
+    /// (one saying `more` is refused).
+    #[inline(always)]
+    fn packet_at(&self, frames: &[Frame], min_offset: u64) -> (usize, Option<TxRefusal>) {
+        for (k, f) in frames.iter().enumerate() {
+            if !self.sendable(f, f.offset as u64, min_offset) || f.options & !XDP_PKT_CONTD != 0 {
+                let why = self
+                    .refusal(f, f.offset as u64, min_offset)
+                    .unwrap_or(TxRefusal::Options);
+                return (k + 1, Some(why));
+            }
+            if !f.more() {
+                return (k + 1, None);
+            }
+            if !self.params.multi_buffer || k + 1 == MAX_FRAGS || k + 1 == frames.len() {
+                return (k + 1, Some(TxRefusal::Chain));
+            }
+        }
+        (frames.len(), Some(TxRefusal::Chain))
     }
 
     /// Why frame `f` may not be sent (see [`sendable`](Self::sendable)),
@@ -375,7 +395,7 @@ impl Channel {
                 self.give_back(p);
                 continue;
             }
-            if f.more() || !self.sendable(f, f.offset as u64, 0) {
+            if f.more() || f.options != 0 || !self.sendable(f, f.offset as u64, 0) {
                 // A chain on a single-buffer channel, or a frame the
                 // application does not hold: refused and counted (as
                 // tx_burst does), held ones back to the fill path.
@@ -383,7 +403,7 @@ impl Channel {
                     TxRefusal::Chain
                 } else {
                     self.refusal(f, f.offset as u64, 0)
-                        .unwrap_or(TxRefusal::Overrun)
+                        .unwrap_or(TxRefusal::Options)
                 };
                 self.counters.refuse(why);
                 self.give_back(p);
