@@ -8,6 +8,8 @@
 //! - [`FrameSpec`]: Ethernet/IPv4/UDP frames whose payload carries the
 //!   kernel AF_XDP self-test pattern; [`check_payload`] and
 //!   [`SequenceChecker`] verify what arrives.
+//! - [`HugePages`]: huge pages reserved for a test (`vm.nr_hugepages`),
+//!   given back when dropped — or by the next run, if this one is killed.
 //! - [`Sender`]: an AF_PACKET generator, paced by a window of frames in
 //!   flight, by a rate, or unpaced; [`Receiver`]: a plain AF_PACKET
 //!   receiver with an EtherType/UDP-port filter.
@@ -46,6 +48,7 @@
 
 mod error;
 pub mod frame;
+mod hugepages;
 mod netns;
 mod packet;
 mod skip;
@@ -55,6 +58,7 @@ pub use error::{Error, Result};
 pub use frame::{
     check_payload, FrameError, FrameInfo, FrameSpec, PayloadError, SequenceChecker, SequenceError,
 };
+pub use hugepages::{cleanup_stale_huge_pages, free_huge_pages, HugePages};
 pub use netns::{
     cleanup_own_process, cleanup_stale, format_mac, harness_namespaces, names_for, parse_mac,
     pid_of_name, NetnsPair, PairConfig, Side, SideConfig, IF_PREFIX, MAX_IFNAME, NETNS_DIR,

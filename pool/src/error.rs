@@ -62,6 +62,15 @@ pub enum Error {
         segments: u32,
     },
 
+    /// A huge-page region found too few free huge pages to reserve.
+    #[error("region {region}: {needed} free 2 MiB huge pages needed and not there (reserve them: sysctl vm.nr_hugepages)")]
+    HugePages {
+        /// The region.
+        region: RegionId,
+        /// Huge pages it needs.
+        needed: usize,
+    },
+
     /// The region is used in a way its flags forbid.
     #[error("region {region}: {rule}")]
     RegionMisuse {
@@ -244,7 +253,9 @@ impl Error {
             | Error::ForeignPacket { .. }
             | Error::RegionMisuse { .. } => libc::EINVAL,
             Error::InvalidArenaParams { .. } | Error::Schema(_) => libc::EINVAL,
-            Error::RegionExhausted { .. } | Error::Injected { .. } => libc::ENOMEM,
+            Error::RegionExhausted { .. } | Error::Injected { .. } | Error::HugePages { .. } => {
+                libc::ENOMEM
+            }
             Error::ArenaNotActive { .. } => libc::ENODEV,
             Error::AlreadyRedirected { .. } | Error::AlreadyDefunct { .. } => libc::EALREADY,
             Error::NotMapped { .. } | Error::Redirected { .. } => libc::ENXIO,

@@ -4,7 +4,9 @@
 //! [`SpanLayout`] is computed once, when an arena is finalized: every
 //! MMAPOK region in [`RegionId`] order, each at the sum of the sizes before
 //! it — so `region_offset(id)` is both Skywalk's arithmetic and the real
-//! offset inside every mapping. A [`Span`] reserves the whole range as
+//! offset inside every mapping — except that a huge-page region
+//! ([`RegionFlags::HUGETLB`], skmem's own) starts on the next huge page,
+//! and the span's base is one. A [`Span`] reserves the whole range as
 //! inaccessible memory, then maps each region over its part with
 //! `MAP_FIXED`: guards stay inaccessible, UREADONLY regions are read-only.
 //! Redirecting a span replaces every region without NOREDIRECT with
@@ -17,7 +19,7 @@ use std::sync::{Arc, Weak};
 use crate::error::{Error, Result};
 use crate::region::{Region, RegionFlags, RegionGeometry, RegionId, View};
 use crate::schema::{SchemaError, SchemaInfo, SchemaView, SCHEMA_GENERATION, SCHEMA_HEADER_SIZE};
-use crate::sys::{Mapping, Protection};
+use crate::sys::{Mapping, Protection, HUGE_PAGE_SIZE};
 
 /// How long a mapper waits out the owner's rewrites of the schema before
 /// giving up on a copy.
@@ -59,13 +61,19 @@ impl SpanLayout {
     /// Lays out the MMAPOK regions among `regions` (indexed by id).
     pub fn new(regions: &[Option<Arc<Region>>]) -> Self {
         let mut entries = Vec::new();
-        let mut offset = 0;
+        let mut offset = 0usize;
         for (i, r) in regions.iter().enumerate() {
             let Some(r) = r else { continue };
             if !r.flags().contains(RegionFlags::MMAPOK) {
                 continue;
             }
             let id = RegionId::from_index(i).unwrap_or(r.id());
+            // A huge-page region starts on a huge page (the span's base is
+            // one too: see `Span::map`); the gap before it stays part of
+            // the inaccessible reservation.
+            if r.flags().contains(RegionFlags::HUGETLB) {
+                offset = offset.next_multiple_of(HUGE_PAGE_SIZE);
+            }
             entries.push(SpanEntry {
                 id,
                 offset,
@@ -99,6 +107,22 @@ impl SpanLayout {
     pub fn entry(&self, id: RegionId) -> Option<&SpanEntry> {
         self.entries.iter().find(|e| e.id == id)
     }
+
+    /// What a span's base must be a multiple of: a huge page when a
+    /// region sits on huge pages, else a page.
+    pub fn align(&self) -> usize {
+        span_align(self.entries.iter().map(|e| e.flags))
+    }
+}
+
+/// The alignment of a span holding regions of `flags`: see
+/// [`SpanLayout::align`].
+fn span_align(mut flags: impl Iterator<Item = RegionFlags>) -> usize {
+    if flags.any(|f| f.contains(RegionFlags::HUGETLB)) {
+        HUGE_PAGE_SIZE
+    } else {
+        crate::sys::page_size()
+    }
 }
 
 /// One live span in this process: the reservation plus every region mapped
@@ -114,7 +138,7 @@ pub struct Span {
 impl Span {
     /// Maps `layout` into this process.
     pub fn map(layout: &SpanLayout) -> Result<Span> {
-        let reservation = Mapping::inaccessible(layout.size())?;
+        let reservation = Mapping::inaccessible_aligned(layout.size(), layout.align())?;
         for e in layout.entries() {
             let region = e.region.upgrade().ok_or(Error::RegionMisuse {
                 region: e.id,
@@ -194,7 +218,8 @@ impl Span {
         mut fds: std::collections::HashMap<RegionId, std::os::fd::OwnedFd>,
     ) -> Result<Span> {
         let refuse = |what: String| Error::Handover { what };
-        let reservation = Mapping::inaccessible(schema.span_size as usize)?;
+        let align = span_align(schema.regions.iter().map(|r| r.flags));
+        let reservation = Mapping::inaccessible_aligned(schema.span_size as usize, align)?;
         let mut entries = Vec::with_capacity(schema.regions.len());
         for r in &schema.regions {
             let (offset, size) = (r.offset as usize, r.size as usize);

@@ -56,21 +56,41 @@ pub struct Memfd {
     len: usize,
 }
 
+/// The size of the huge pages behind a [`RegionFlags::HUGETLB`] region:
+/// 2 MiB, the default huge page of x86-64 and aarch64.
+///
+/// [`RegionFlags::HUGETLB`]: crate::region::RegionFlags::HUGETLB
+pub const HUGE_PAGE_SIZE: usize = 2 << 20;
+
 impl Memfd {
     /// Creates a memfd named `name` (visible in `/proc/PID/fd`) of `len` bytes.
     /// Pages are allocated lazily by the kernel on first touch.
     #[doc(alias("memfd_create", "ftruncate"))]
     pub fn create(name: &str, len: usize) -> Result<Self> {
+        Self::create_with(name, len, false)
+    }
+
+    /// [`create`](Self::create) on 2 MiB huge pages (`MFD_HUGETLB`):
+    /// `len` must be a whole number of [`HUGE_PAGE_SIZE`]. Each mapping of
+    /// it reserves its huge pages when made, so a machine without enough
+    /// free ones (`vm.nr_hugepages`) refuses the mapping (ENOMEM) rather
+    /// than fault later.
+    #[doc(alias("MFD_HUGETLB", "MFD_HUGE_2MB"))]
+    pub fn create_huge(name: &str, len: usize) -> Result<Self> {
+        Self::create_with(name, len, true)
+    }
+
+    fn create_with(name: &str, len: usize, huge: bool) -> Result<Self> {
         // Interior NULs would make the name invalid; replace rather than fail.
         let name: String = name
             .chars()
             .map(|c| if c == '\0' { '_' } else { c })
             .collect();
-        let fd = memfd_create(
-            name.as_str(),
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )
-        .map_err(|e| Error::sys("memfd_create", e))?;
+        let mut flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+        if huge {
+            flags |= MemfdFlags::HUGETLB | MemfdFlags::HUGE_2MB;
+        }
+        let fd = memfd_create(name.as_str(), flags).map_err(|e| Error::sys("memfd_create", e))?;
         ftruncate(&fd, len as u64).map_err(|e| Error::sys("ftruncate(memfd)", e))?;
         fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW)
             .map_err(|e| Error::sys("fcntl(F_ADD_SEALS, size)", e))?;
@@ -211,6 +231,40 @@ impl Mapping {
         .map_err(|e| Error::sys("mmap(anonymous)", e))?;
         name_anonymous(ptr, len);
         Ok(Self::from_raw(ptr, len, Protection::None))
+    }
+
+    /// [`inaccessible`](Self::inaccessible) at an address that is a
+    /// multiple of `align` (a power of two): a span holding a huge-page
+    /// region needs its base on a huge page. Reserves `len + align`, then
+    /// gives back what lies before and after the aligned range.
+    #[doc(alias("mmap", "munmap"))]
+    pub fn inaccessible_aligned(len: usize, align: usize) -> Result<Self> {
+        if align <= page_size() {
+            return Self::inaccessible(len);
+        }
+        let wide = Self::inaccessible(len + align)?;
+        let base = wide.as_ptr() as usize;
+        let start = base.next_multiple_of(align);
+        let (head, tail) = (start - base, align - (start - base));
+        // The wide range is given up piecewise: forget it, unmap its head
+        // and tail, and own the aligned middle.
+        let wide = std::mem::ManuallyDrop::new(wide);
+        // SAFETY: both pieces lie inside the range just reserved, which
+        // nothing else uses; what stays mapped is exactly `start..+len`.
+        unsafe {
+            if head > 0 {
+                munmap(wide.as_ptr().cast(), head).map_err(|e| Error::sys("munmap", e))?;
+            }
+            if tail > 0 {
+                munmap((start + len) as *mut std::ffi::c_void, tail)
+                    .map_err(|e| Error::sys("munmap", e))?;
+            }
+        }
+        Ok(Self::from_raw(
+            start as *mut std::ffi::c_void,
+            len,
+            Protection::None,
+        ))
     }
 
     fn from_raw(ptr: *mut std::ffi::c_void, len: usize, prot: Protection) -> Self {

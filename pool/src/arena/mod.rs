@@ -457,9 +457,14 @@ impl Arena {
     /// Offset of region `id` from the span's base: the sum of the sizes of
     /// the present regions before it (Skywalk's
     /// `skmem_arena_get_region_offset`, counting every present region, as
-    /// Skywalk does; user-mappable ones all precede the rest).
+    /// Skywalk does; user-mappable ones all precede the rest) — or, for a
+    /// region in the span, where the span puts it (the same, unless a
+    /// huge-page region moved it onto a huge page).
     pub fn region_offset(&self, id: RegionId) -> usize {
         let st = self.state();
+        if let Some(e) = st.layout.entry(id) {
+            return e.offset;
+        }
         st.regions[..id.index()]
             .iter()
             .flatten()

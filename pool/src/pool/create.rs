@@ -60,11 +60,15 @@ fn check(params: &PoolParams) -> Result<()> {
     Ok(())
 }
 
-/// The flags of user-visible region `id`: its template, minus what makes
-/// it visible when the pool is owner-only (an owner-only pool is never
-/// seen outside the owner).
+/// The flags of user-visible region `id`: its template (on huge pages for
+/// the default buffers when the pool asks), minus what makes it visible
+/// when the pool is owner-only (an owner-only pool is never seen outside
+/// the owner).
 fn user_flags(params: &PoolParams, id: RegionId) -> RegionFlags {
-    let f = RegionFlags::template(id);
+    let mut f = RegionFlags::template(id);
+    if params.huge_pages && id == RegionId::BufDef {
+        f |= RegionFlags::HUGETLB;
+    }
     if params.owner_only {
         f - RegionFlags::MMAPOK - RegionFlags::UREADONLY
     } else {

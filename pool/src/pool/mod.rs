@@ -84,6 +84,11 @@ pub struct PoolParams {
     /// Worker slots of the metadata cache (0 = one per CPU). Each channel
     /// over the pool takes one, as does each [`PacketPool::worker`].
     pub workers: usize,
+    /// Back the default buffers (BUF_DEF: the UMEM) with 2 MiB huge pages
+    /// ([`RegionFlags::HUGETLB`](crate::region::RegionFlags::HUGETLB)): the
+    /// machine must have enough free (`vm.nr_hugepages`), or creation
+    /// fails with [`Error::HugePages`](crate::Error::HugePages).
+    pub huge_pages: bool,
 }
 
 impl Default for PoolParams {
@@ -101,6 +106,7 @@ impl Default for PoolParams {
             owner_only: false,
             truncated_buf: false,
             workers: 0,
+            huge_pages: false,
         }
     }
 }

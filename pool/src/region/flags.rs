@@ -29,6 +29,11 @@ bitflags::bitflags! {
         /// The user-visible mirror of an owner-private master; set by
         /// [`Region::mirror`](super::Region::mirror), never by a creator.
         const MIRRORED    = 1 << 18;
+        /// Backed by 2 MiB huge pages (skmem's, not Skywalk's): the
+        /// region is a whole number of them, and sits on a huge page in
+        /// every span. For buffers whose physical pages must be
+        /// contiguous, as AF_XDP's unaligned chunks in zero-copy mode need.
+        const HUGETLB     = 1 << 20;
     }
 }
 

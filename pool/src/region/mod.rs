@@ -30,7 +30,7 @@ pub use params::{
 };
 
 use crate::error::{Error, Result};
-use crate::sys::{Mapping, Memfd, Protection};
+use crate::sys::{Mapping, Memfd, Protection, HUGE_PAGE_SIZE};
 
 /// Index of a segment inside its region.
 pub type SegIndex = u32;
@@ -74,6 +74,8 @@ pub struct Region {
     name: String,
     params: RegionParams,
     geom: RegionGeometry,
+    /// Bytes of its memfd and mappings (see [`Region::size`]).
+    size: usize,
     uuid: uuid::Uuid,
     /// Absent for guards, which have no bytes.
     memfd: Option<Memfd>,
@@ -98,17 +100,39 @@ impl Region {
         let geom = params.configure()?;
         crate::failpoint::step("region create")?;
         let name = format!("{owner}.{}", params.id);
-        let size = geom.size();
+        let huge = params.flags.contains(RegionFlags::HUGETLB)
+            && !params.flags.contains(RegionFlags::GUARD);
+        // A huge-page region is a whole number of huge pages; its objects
+        // fill the front, the rest is slack.
+        let size = if huge {
+            geom.size().next_multiple_of(HUGE_PAGE_SIZE)
+        } else {
+            geom.size()
+        };
         let (memfd, owner_view) = if params.flags.contains(RegionFlags::GUARD) {
             (None, Mapping::inaccessible(size)?)
         } else {
-            let memfd = Memfd::create(&format!("skmem.{name}"), size)?;
+            let memfd = if huge {
+                Memfd::create_huge(&format!("skmem.{name}"), size)?
+            } else {
+                Memfd::create(&format!("skmem.{name}"), size)?
+            };
             let prot = if params.flags.contains(RegionFlags::KREADONLY) {
                 Protection::Read
             } else {
                 Protection::ReadWrite
             };
-            let view = Mapping::shared(memfd.as_fd(), size, prot)?;
+            let view = Mapping::shared(memfd.as_fd(), size, prot).map_err(|e| match e {
+                Error::Sys { source, .. }
+                    if huge && source.raw_os_error() == Some(libc::ENOMEM) =>
+                {
+                    Error::HugePages {
+                        region: params.id,
+                        needed: size / HUGE_PAGE_SIZE,
+                    }
+                }
+                e => e,
+            })?;
             // The owner's view exists: from now on a region mappers only
             // read takes no new write from anyone, and no holder of the fd
             // may add a seal.
@@ -121,6 +145,7 @@ impl Region {
             name,
             params: params.clone(),
             geom,
+            size,
             uuid: uuid::Uuid::new_v4(),
             memfd,
             owner_view,
@@ -401,9 +426,10 @@ impl Region {
         self.mirror.get()
     }
 
-    /// Total size in bytes.
+    /// Total size in bytes: the objects' (the geometry's), or for a
+    /// [`RegionFlags::HUGETLB`] region that rounded up to whole huge pages.
     pub fn size(&self) -> usize {
-        self.geom.size()
+        self.size
     }
 
     /// Segments currently in use.
