@@ -250,19 +250,40 @@ fn write_packet(
     p: &crate::stream::TxPacket,
     frames: &mut Vec<Frame>,
 ) -> Result<(), Verdict> {
-    let first = frames.len();
-    let n = p.frags.len();
-    if ch.alloc_tx(frames, n) != n {
-        return Err(Verdict::Failed(format!(
-            "sender: the pool had no {n} frames for packet {}",
-            p.number
-        )));
-    }
     let bytes = stream.bytes(p.number, p.len);
+    let n = p.frags.len();
     let mut at = 0usize;
+    // Frames whose buffer holds no 4 KiB boundary, set aside while an
+    // ACROSS_PAGE fragment looks for one that does.
+    let mut unsuitable = Vec::new();
     for (i, frag) in p.frags.iter().enumerate() {
-        let f = &mut frames[first + i];
-        f.offset = frag.offset;
+        let f = loop {
+            if ch.alloc_tx(frames, 1) != 1 {
+                return Err(Verdict::Failed(format!(
+                    "sender: the pool had no frame for packet {}",
+                    p.number
+                )));
+            }
+            let mut f = frames.pop().expect("just allocated");
+            if frag.offset != stream::ACROSS_PAGE {
+                f.offset = frag.offset;
+                break f;
+            }
+            match across_page(ch, &mut f, frag.len) {
+                Some(offset) => {
+                    f.offset = offset;
+                    break f;
+                }
+                None if unsuitable.len() < 64 => unsuitable.push(f),
+                None => {
+                    return Err(Verdict::Failed(
+                        "sender: 64 buffers in a row hold no 4 KiB boundary".into(),
+                    ))
+                }
+            }
+        };
+        frames.push(f);
+        let f = frames.last_mut().expect("just pushed");
         f.len = frag.len;
         f.set_more(i + 1 < n);
         f.options |= frag.options;
@@ -270,12 +291,31 @@ fn write_packet(
         let to = (at + frag.len as usize).min(bytes.len());
         at += frag.len as usize;
         // An invalid frame may not fit its buffer: write what does.
+        let offset = f.offset as usize;
         let buf = ch.buffer_mut(f).step("a TX frame's buffer")?;
-        let start = (frag.offset as usize).min(buf.len());
+        let start = offset.min(buf.len());
         let fits = (to - from).min(buf.len() - start);
         buf[start..start + fits].copy_from_slice(&bytes[from..from + fits]);
     }
+    ch.free(&mut unsuitable).step("freeing frames set aside")?;
     Ok(())
+}
+
+/// The offset in `f`'s buffer that puts `len` bytes across a 4 KiB page
+/// boundary inside it, half on each side; `None` when the buffer holds no
+/// such boundary with room on both sides.
+fn across_page(ch: &Channel, f: &mut Frame, len: u32) -> Option<u32> {
+    const PAGE: u64 = 4096;
+    f.offset = 0;
+    let base = ch.frame_addr(f);
+    let to_boundary = match base % PAGE {
+        0 => PAGE,
+        r => PAGE - r,
+    };
+    let half = u64::from(len / 2);
+    let size = ch.pool().buf_size() as u64;
+    (to_boundary >= half && to_boundary - half + u64::from(len) <= size)
+        .then(|| (to_boundary - half) as u32)
 }
 
 /// Drains completions until the kernel holds none of `ch`'s TX frames.

@@ -39,6 +39,11 @@ pub struct SocketSpec {
     /// Channels the pool will serve (a worker slot each): 2 for a pool
     /// another socket shares.
     pub workers: usize,
+    /// Buffers of exactly `buf_size`, not rounded to a power of two (for
+    /// unaligned chunks).
+    pub truncated: bool,
+    /// Buffers on 2 MiB huge pages (the case reserves them).
+    pub huge_pages: bool,
 }
 
 impl Default for SocketSpec {
@@ -48,6 +53,8 @@ impl Default for SocketSpec {
             buf_size: 4096,
             queue: 0,
             workers: 0,
+            truncated: false,
+            huge_pages: false,
         }
     }
 }
@@ -176,6 +183,9 @@ impl Rig {
             NexusParams::new(&name).with_ring_entries(cp.ring_entries.max(cp.umem_ring_entries));
         np.pool.packets = spec.packets;
         np.pool.workers = spec.workers;
+        np.pool.truncated_buf = spec.truncated;
+        np.truncated_buf = spec.truncated;
+        np.pool.huge_pages = spec.huge_pages;
         if spec.buf_size != 0 {
             np.pool.buf_size = spec.buf_size;
         }

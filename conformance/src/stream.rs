@@ -23,6 +23,12 @@ pub struct Frag {
     pub options: u32,
 }
 
+/// A [`Frag::offset`] that puts the frame's data across the first 4 KiB
+/// page boundary inside its buffer, half on each side (the kernel's
+/// unaligned cases place packets across one; the sender works out where,
+/// from the buffer's UMEM address).
+pub const ACROSS_PAGE: u32 = u32::MAX;
+
 /// A packet the sending socket sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxPacket {

@@ -1106,7 +1106,19 @@ pub enum SchemaError {
         size: u64,
     },
 
-    /// `seg_size × seg_count` is not the region's size.
+    /// A huge-page region not on a huge page, or not whole huge pages.
+    #[error("region {id} is on huge pages but its {size} bytes at offset {offset} are not whole 2 MiB pages on a 2 MiB boundary")]
+    HugeRegionMisplaced {
+        /// The region.
+        id: RegionId,
+        /// Its offset in the span.
+        offset: u64,
+        /// Its size.
+        size: u64,
+    },
+
+    /// `seg_size × seg_count` is not the region's size (rounded up to
+    /// whole huge pages for a huge-page region).
     #[error("region {id}: {seg_count} segments of {seg_size} bytes do not make its {size} bytes")]
     SegmentsDoNotCoverRegion {
         /// The region.
@@ -1692,7 +1704,21 @@ fn parse_region(
                 size,
             });
         }
-        if raw.seg_size.checked_mul(u64::from(raw.seg_count)) != Some(size) {
+        // A huge-page region is its segments rounded up to whole huge
+        // pages, on a huge page in the span.
+        let huge = flags.contains(RegionFlags::HUGETLB);
+        let page = crate::sys::HUGE_PAGE_SIZE as u64;
+        if huge && (offset % page != 0 || size % page != 0) {
+            return Err(SchemaError::HugeRegionMisplaced { id, offset, size });
+        }
+        let covered = raw.seg_size.checked_mul(u64::from(raw.seg_count)).map(|b| {
+            if huge {
+                b.next_multiple_of(page)
+            } else {
+                b
+            }
+        });
+        if covered != Some(size) {
             return Err(SchemaError::SegmentsDoNotCoverRegion {
                 id,
                 seg_size: raw.seg_size,

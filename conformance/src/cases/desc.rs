@@ -5,7 +5,7 @@
 use super::{Link, LinkSpec, PACKET_LEN};
 use crate::exchange::Rx;
 use crate::rig::SocketSpec;
-use crate::stream::{Frag, Stream, TxPacket};
+use crate::stream::{Frag, Stream, TxPacket, ACROSS_PAGE};
 use crate::{Case, Mode, Outcome, Step};
 
 pub(crate) const ALIGNED_INV_DESC: Case = Case {
@@ -51,7 +51,7 @@ pub(crate) const TX_QUEUE_CONSUMER: Case = Case {
 /// bytes, as (offset in the buffer, length, valid). A UMEM address names
 /// a buffer and an offset in it; skmem's frames always do, so "the UMEM's
 /// start" and "end" are a buffer's.
-fn table(frame: u32) -> [(u32, u32, bool); 10] {
+fn table(frame: u32, unaligned: bool) -> [(u32, u32, bool); 10] {
     [
         // Address 0 is valid.
         (0, 64, true),
@@ -66,10 +66,16 @@ fn table(frame: u32) -> [(u32, u32, bool); 10] {
         (frame, 64, false),
         // Straddles the end.
         (frame - 32, 64, false),
-        // Straddles 4 KiB (the end of a 4 KiB buffer; past a 2 KiB one).
-        (0x1000 - 32, 64, false),
+        // Straddles 4 KiB: past the end of a 4 KiB buffer (or a 2 KiB
+        // one); with unaligned chunks, across a 4 KiB page boundary inside
+        // its buffer, which is valid.
+        if unaligned {
+            (ACROSS_PAGE, 64, true)
+        } else {
+            (0x1000 - 32, 64, 0x1000 + 32 <= frame)
+        },
         // Straddles 2 KiB: inside a 4 KiB buffer, across a 2 KiB one's end.
-        (0x800 - 32, 64, frame > 0x800),
+        (0x800 - 32, 64, 0x800 + 32 <= frame),
         // A last valid packet, so something is received after the rest.
         (0, 64, true),
     ]
@@ -85,9 +91,21 @@ fn inv_desc(mode: Mode, frame: u32) -> Outcome {
         tx: sockets,
         ..LinkSpec::default()
     };
-    let mut link = Link::new(mode, &spec, |_| {}, |_| {})?;
+    let link = Link::new(mode, &spec, |_| {}, |_| {})?;
+    let want: &[u64] = if frame > 0x800 {
+        &[0, 1, 4, 8, 9]
+    } else {
+        &[0, 1, 4, 9]
+    };
+    inv_desc_table(link, frame, false, want)
+}
+
+/// Sends the kernel's table for buffers of `frame` bytes across `link`:
+/// the packets numbered `want` must arrive, the rest be refused before
+/// the ring, as overruns.
+pub(super) fn inv_desc_table(mut link: Link, frame: u32, unaligned: bool, want: &[u64]) -> Outcome {
     let mut s: Stream = link.stream(0, PACKET_LEN)?;
-    for (number, (offset, len, valid)) in table(frame).into_iter().enumerate() {
+    for (number, (offset, len, valid)) in table(frame, unaligned).into_iter().enumerate() {
         s.packets.push(TxPacket {
             number: number as u64,
             len: len as usize,
@@ -101,11 +119,6 @@ fn inv_desc(mode: Mode, frame: u32) -> Outcome {
     }
     let expect = s.expected();
     let numbers: Vec<u64> = expect.iter().map(|p| p.number).collect();
-    let want: &[u64] = if frame > 0x800 {
-        &[0, 1, 4, 8, 9]
-    } else {
-        &[0, 1, 4, 9]
-    };
     ensure_eq!(numbers, want, "the valid descriptors of the kernel's table");
     let r = link.send(&s, &expect, Rx::Receive)?;
     ensure_eq!(r.received, want.len() as u64, "packets received");
@@ -193,13 +206,13 @@ fn tx_queue_consumer(mode: Mode) -> Outcome {
 
 /// A multi-buffer link (MTU 9000) carrying `packets`, of which the valid
 /// must arrive and the invalid be refused before the ring.
-fn multi_buffer_table(mode: Mode, packets: Vec<TxPacket>) -> Result<Link, crate::Verdict> {
-    let spec = LinkSpec {
-        mtu: 9000,
-        ..LinkSpec::default()
-    };
-    let sg = |cp: &mut skmem::channel::ChannelParams| cp.multi_buffer = true;
-    let mut link = Link::new(mode, &spec, sg, sg)?;
+pub(super) fn multi_buffer_table(
+    mode: Mode,
+    spec: &LinkSpec,
+    tweak: impl Fn(&mut skmem::channel::ChannelParams) + Send + Copy,
+    packets: Vec<TxPacket>,
+) -> Result<Link, crate::Verdict> {
+    let mut link = Link::new(mode, spec, tweak, tweak)?;
     let mut s: Stream = link.stream(0, PACKET_LEN)?;
     s.packets = packets;
     let expect = s.expected();
@@ -213,6 +226,19 @@ fn multi_buffer_table(mode: Mode, packets: Vec<TxPacket>) -> Result<Link, crate:
     let k = link.tx.ch.xsk_stats().step("B's XDP_STATISTICS")?;
     ensure_eq!(k.tx_invalid_descs, 0, "invalid descriptors the kernel saw");
     Ok(link)
+}
+
+/// The multi-buffer link of the aligned cases: MTU 9000, 4 KiB frames.
+fn jumbo() -> LinkSpec {
+    LinkSpec {
+        mtu: 9000,
+        ..LinkSpec::default()
+    }
+}
+
+/// Sets multi-buffer on a channel.
+fn sg(cp: &mut skmem::channel::ChannelParams) {
+    cp.multi_buffer = true;
 }
 
 /// Packet `number` of the frames `frags` (offset, length, options), valid
@@ -233,31 +259,35 @@ fn packet(number: u64, frags: &[(u32, u32, u32)], valid: bool) -> TxPacket {
     }
 }
 
-fn aligned_inv_desc_multi_buff(mode: Mode) -> Outcome {
-    // The kernel's table (`testapp_invalid_desc_mb`), its rows grouped
-    // into the packets they make; `more` is set on every frame but a
-    // packet's last.
+/// The kernel's multi-buffer table (`testapp_invalid_desc_mb`) for
+/// buffers of `frame` bytes, its rows grouped into the packets they make;
+/// `more` is set on every frame but a packet's last.
+pub(super) fn mb_table(frame: u32) -> Vec<TxPacket> {
     const L: u32 = 3072;
-    const M: u32 = 4096;
-    let packets = vec![
+    // A whole buffer (4 KiB in the kernel's table).
+    let m = frame.min(4096);
+    vec![
         // A first valid packet.
         packet(0, &[(0, 64, 0)], true),
         // A zero-length fragment.
         packet(1, &[(0, L, 0), (0, L, 0), (0, 0, 0)], false),
         // The second fragment past its buffer (the kernel's UMEM end).
-        packet(2, &[(0, L, 0), (M, L, 0)], false),
+        packet(2, &[(0, L, 0), (frame, L, 0)], false),
         // A 9001 B fragment in the middle.
         packet(3, &[(0, L, 0), (0, 9001, 0)], false),
         // An unknown option.
         packet(4, &[(0, L, 0), (0, L, 0xfffe)], false),
-        // Two whole buffers: 8192 B.
-        packet(5, &[(0, M, 0), (0, M, 0)], true),
+        // Two whole buffers (8192 B with 4 KiB ones).
+        packet(5, &[(0, m, 0), (0, m, 0)], true),
         // A small fragment straddling its buffer's start (offset -32).
         packet(6, &[(0, L, 0), (0u32.wrapping_sub(32), 64, 0)], false),
         // A last valid packet.
         packet(7, &[(0, 64, 0)], true),
-    ];
-    let link = multi_buffer_table(mode, packets)?;
+    ]
+}
+
+fn aligned_inv_desc_multi_buff(mode: Mode) -> Outcome {
+    let link = multi_buffer_table(mode, &jumbo(), sg, mb_table(4096))?;
     let why = link.tx.ch.tx_refusals();
     ensure_eq!(
         (why.empty, why.overrun, why.options),
@@ -279,7 +309,7 @@ fn too_many_frags(mode: Mode) -> Outcome {
         packet(2, &endless, false),
         packet(3, &[(0, 64, 0)], true),
     ];
-    let link = multi_buffer_table(mode, packets)?;
+    let link = multi_buffer_table(mode, &jumbo(), sg, packets)?;
     let why = link.tx.ch.tx_refusals();
     ensure_eq!(
         why.chain,

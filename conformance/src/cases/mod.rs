@@ -2,7 +2,7 @@
 //! send and receive (`basic`), waiting in `poll` (`poll`), descriptors
 //! skmem must refuse (`desc`), the statistics counters (`stats`), several
 //! sockets (`sockets`), XDP program variants (`xdp`), multi-buffer
-//! (`multi`)
+//! (`multi`), unaligned chunks on huge pages (`unaligned`)
 //! and ring sizes (`rings`).
 //!
 //! Each case builds a [`Link`] (or more), sends a stream across it with
@@ -16,6 +16,7 @@ mod poll;
 mod rings;
 mod sockets;
 mod stats;
+mod unaligned;
 mod xdp;
 
 use std::time::Instant;
@@ -38,8 +39,11 @@ pub static CASES: &[Case] = &[
     poll::POLL_TX,
     poll::POLL_RXQ_FULL,
     poll::POLL_TXQ_FULL,
+    unaligned::SEND_RECEIVE_UNALIGNED,
     desc::ALIGNED_INV_DESC,
     desc::ALIGNED_INV_DESC_2K_FRAME_SIZE,
+    unaligned::UNALIGNED_INV_DESC,
+    unaligned::UNALIGNED_INV_DESC_4001_FRAME_SIZE,
     basic::UMEM_HEADROOM,
     basic::TEARDOWN,
     basic::BIDIRECTIONAL,
@@ -52,7 +56,9 @@ pub static CASES: &[Case] = &[
     xdp::XDP_METADATA_COPY,
     xdp::XDP_METADATA_COPY_MULTI_BUFF,
     multi::SEND_RECEIVE_9K_PACKETS,
+    unaligned::SEND_RECEIVE_UNALIGNED_9K_PACKETS,
     desc::ALIGNED_INV_DESC_MULTI_BUFF,
+    unaligned::UNALIGNED_INV_DESC_MULTI_BUFF,
     desc::TOO_MANY_FRAGS,
     rings::HW_SW_MIN_RING_SIZE,
     rings::HW_SW_MAX_RING_SIZE,
