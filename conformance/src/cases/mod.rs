@@ -51,6 +51,7 @@ pub static CASES: &[Case] = &[
     stats::STAT_TX_INVALID,
     stats::STAT_RX_FULL,
     stats::STAT_FILL_EMPTY,
+    sockets::XDP_PROG_CLEANUP,
     xdp::XDP_DROP_HALF,
     sockets::XDP_SHARED_UMEM,
     xdp::XDP_METADATA_COPY,
