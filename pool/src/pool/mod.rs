@@ -87,7 +87,7 @@ pub struct PoolParams {
     /// Back the default buffers (BUF_DEF: the UMEM) with 2 MiB huge pages
     /// ([`RegionFlags::HUGETLB`](crate::region::RegionFlags::HUGETLB)): the
     /// machine must have enough free (`vm.nr_hugepages`), or creation
-    /// fails with [`Error::HugePages`](crate::Error::HugePages).
+    /// fails with [`crate::Error::HugePages`].
     pub huge_pages: bool,
 }
 
