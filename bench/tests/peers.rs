@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use skmem_bench::pps::meter::{Meter, Schedule};
 use skmem_bench::pps::{cpeer, peers, testpmd, ProgParams, ProgRun, Wait, Workload};
-use skmem_netns_tests::{
+use skmem_netns::{
     NetnsPair, PairConfig, Receiver, RxFilter, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT,
 };
 use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
@@ -32,9 +32,9 @@ use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
 /// Skips (with the reason printed) unless root and the C peer is built.
 macro_rules! require_cpeer {
     () => {
-        skmem_netns_tests::require_root!();
+        skmem_netns::require_root!();
         if let Some(r) = cpeer::skip_reason() {
-            skmem_netns_tests::skip(concat!(file!(), ":", line!()), &r);
+            skmem_netns::skip(concat!(file!(), ":", line!()), &r);
             return;
         }
     };
@@ -262,7 +262,7 @@ fn cpeer_txonly_frames_reach_b() {
     // harness's `Workload` does not name it yet.
     let p = txonly(p);
     let Some(p) = p else {
-        skmem_netns_tests::skip("peers", "the harness has no txonly workload in this build");
+        skmem_netns::skip("peers", "the harness has no txonly workload in this build");
         return;
     };
     let mut rxb = Receiver::open(&pair, Side::B, RxFilter::udp_port(DEFAULT_UDP_PORT)).unwrap();
@@ -302,13 +302,13 @@ fn txonly(mut p: ProgParams) -> Option<ProgParams> {
 
 /// Skips (with the reason printed) unless root, testpmd and two CPUs.
 fn testpmd_cpus() -> Option<(usize, usize)> {
-    if let Some(r) = skmem_netns_tests::skip_reason().or_else(testpmd::skip_reason) {
-        skmem_netns_tests::skip("testpmd", &r);
+    if let Some(r) = skmem_netns::skip_reason().or_else(testpmd::skip_reason) {
+        skmem_netns::skip("testpmd", &r);
         return None;
     }
     let cpus = skmem_bench::pps::sys::allowed_cpus();
     if cpus.len() < 2 {
-        skmem_netns_tests::skip("testpmd", &format!("needs two CPUs, has {cpus:?}"));
+        skmem_netns::skip("testpmd", &format!("needs two CPUs, has {cpus:?}"));
         return None;
     }
     Some((cpus[0], cpus[1]))
@@ -365,7 +365,7 @@ fn testpmd_txonly_frames_reach_b() {
     let _libxdp_state = peers::LibxdpStateGuard::new();
     let pair = pair();
     let Some(p) = txonly(params(&pair, Workload::Rxdrop, (0.1, 0.5, 1))) else {
-        skmem_netns_tests::skip("peers", "the harness has no txonly workload in this build");
+        skmem_netns::skip("peers", "the harness has no txonly workload in this build");
         return;
     };
     let mut rxb = Receiver::open(&pair, Side::B, RxFilter::udp_port(DEFAULT_UDP_PORT)).unwrap();
@@ -431,7 +431,7 @@ fn check_failure(run: Result<ProgRun>, expect: &str, needle: &str, comm: &str) {
 #[test]
 fn cpeer_failure_is_reported_and_the_child_reaped() {
     if let Some(r) = cpeer::skip_reason() {
-        skmem_netns_tests::skip("cpeer", &r);
+        skmem_netns::skip("cpeer", &r);
         return;
     }
     let ifname = format!("nosuch{}", std::process::id() % 100_000);

@@ -19,7 +19,7 @@ fn quick_run_moves_frames_through_every_program() {
     // The worker processes of skmem-w1/w2 are pps itself.
     cfg.worker_exe = Some(env!("CARGO_BIN_EXE_pps").into());
     if let Some(reason) = pps::skip_reason(&cfg) {
-        skmem_netns_tests::skip("pps_smoke", &reason);
+        skmem_netns::skip("pps_smoke", &reason);
         return;
     }
     // Autogroup scheduling: as a killed run would have left it (off, with

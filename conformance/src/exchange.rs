@@ -341,7 +341,7 @@ pub fn settle(ch: &mut Channel, deadline: Instant) -> Result<FrameAccount, Verdi
 fn receive(
     mode: Mode,
     rx: Receiver<'_>,
-    spec: &skmem_netns_tests::FrameSpec,
+    spec: &skmem_netns::FrameSpec,
     progress: &Progress<'_>,
 ) -> Result<Report, Verdict> {
     let Receiver {
@@ -471,13 +471,9 @@ fn receive(
 
 /// Is `got` the packet `want`? Its length, then every byte sent that it
 /// still carries, word by word as the kernel's validator compares them.
-pub fn check(
-    spec: &skmem_netns_tests::FrameSpec,
-    want: &RxPacket,
-    got: &[u8],
-) -> Result<(), String> {
+pub fn check(spec: &skmem_netns::FrameSpec, want: &RxPacket, got: &[u8]) -> Result<(), String> {
     if got.len() != want.len {
-        let number = skmem_netns_tests::check_payload(got)
+        let number = skmem_netns::check_payload(got)
             .map(|i| format!(", packet number {}", i.packet_no))
             .unwrap_or_default();
         return Err(format!(

@@ -186,7 +186,7 @@ impl fmt::Debug for Case {
 /// failure, with its message), after checking this process may make
 /// network namespaces.
 pub fn run(case: &Case, mode: Mode) -> Outcome {
-    if let Some(reason) = skmem_netns_tests::skip_reason() {
+    if let Some(reason) = skmem_netns::skip_reason() {
         return Err(Verdict::Skipped(reason));
     }
     match std::panic::catch_unwind(|| (case.run)(mode)) {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams};
-use skmem_netns_tests::{FrameSpec, NetnsPair, PairConfig, Side};
+use skmem_netns::{FrameSpec, NetnsPair, PairConfig, Side};
 use skmem_xdp::{AttachedMode, XdpAction, XdpProgram};
 
 use crate::{Mode, Step, Verdict};

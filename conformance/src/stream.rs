@@ -7,8 +7,8 @@
 //! `n << 16 | word`, so a packet that arrives in the wrong order, or with
 //! one wrong byte, is caught.
 
-use skmem_netns_tests::frame::MIN_FRAME;
-use skmem_netns_tests::FrameSpec;
+use skmem_netns::frame::MIN_FRAME;
+use skmem_netns::FrameSpec;
 
 /// One frame (UMEM buffer) of a packet: where its bytes lie in the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

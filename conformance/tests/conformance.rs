@@ -28,8 +28,8 @@ fn main() {
     let table = Arc::new(Mutex::new(Table::default()));
     // Not root: every case would skip for the same reason, so each is
     // listed as ignored with it — unless this run may not skip.
-    let cannot = skmem_netns_tests::skip_reason()
-        .filter(|_| std::env::var_os(skmem_netns_tests::NO_SKIP_ENV).is_none());
+    let cannot =
+        skmem_netns::skip_reason().filter(|_| std::env::var_os(skmem_netns::NO_SKIP_ENV).is_none());
     if let Some(why) = &cannot {
         eprintln!("conformance: every case skipped: {why}");
     }

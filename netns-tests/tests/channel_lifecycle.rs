@@ -13,7 +13,7 @@ use skmem::arena::Arena;
 use skmem::channel::Channel;
 use skmem::region::RegionId;
 use skmem::Error;
-use skmem_netns_tests::{NetnsPair, PairConfig, Side};
+use skmem_netns::{NetnsPair, PairConfig, Side};
 
 mod common;
 
@@ -36,7 +36,7 @@ fn sends(ch: &mut Channel) {
 
 #[test]
 fn a_channels_mapping_refuses_redirect_and_its_arena_defunct_until_it_closes() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {

@@ -13,7 +13,7 @@ use skmem::arena::Arena;
 use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, XdpDesc};
 use skmem::pool::{BufIndex, PacketIndex, PacketState};
 use skmem::schema::RingKind;
-use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side};
+use skmem_netns::{NetnsPair, PairConfig, Sender, SequenceChecker, Side};
 use skmem_xdp::{AttachMode, AttachedMode};
 
 mod common;
@@ -63,19 +63,19 @@ fn coalescing_without_a_longest_wait_is_refused_with_a_typed_error() {
 
 #[test]
 fn rxdrop_receives_4096_frames_in_order_and_intact() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     rxdrop_4096(Wait::Poll, Recv::Burst);
 }
 
 #[test]
 fn rxdrop_busy_polling_receives_4096_frames_in_order_and_intact() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     rxdrop_4096(Wait::BusyPoll, Recv::Burst);
 }
 
 #[test]
 fn rxdrop_coalescing_receives_4096_frames_in_order_and_intact() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     rxdrop_4096(Wait::Coalesce, Recv::Burst);
 }
 
@@ -90,7 +90,7 @@ enum Recv {
 
 #[test]
 fn inspect_rx_shows_4096_frames_in_order_and_intact_and_keeps_none() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     rxdrop_4096(Wait::Poll, Recv::Inspect);
 }
 
@@ -241,13 +241,13 @@ fn rxdrop_4096(wait: Wait, recv: Recv) {
 
 #[test]
 fn l2fwd_returns_every_frame_with_swapped_macs() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     l2fwd_4096(None);
 }
 
 #[test]
 fn l2fwd_coalescing_returns_every_frame_with_swapped_macs() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     // A target below the round trip's window of 32.
     let sleeps = l2fwd_4096(Some(Coalesce {
         max_wait_us: 2000,
@@ -261,7 +261,7 @@ fn l2fwd_coalescing_returns_every_frame_with_swapped_macs() {
 /// them) instead of sleeping, even when its rate estimate says sleep.
 #[test]
 fn coalescing_never_sleeps_on_frames_waiting_to_be_sent() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
@@ -364,7 +364,7 @@ fn l2fwd_4096(coalesce: Option<Coalesce>) -> u64 {
             std::thread::yield_now();
         }
         // Keep at most 32 frames on the round trip.
-        let errors = common::round_trip_from_b(&pair, &spec, FRAMES, 32, &back);
+        let errors = skmem_netns::round_trip_from_b(&pair, &spec, FRAMES, 32, &back);
         stop.store(true, Ordering::Release);
         (fwd.join().unwrap(), errors)
     });
@@ -383,7 +383,7 @@ fn l2fwd_4096(coalesce: Option<Coalesce>) -> u64 {
 /// Nothing is lost: the frames all add up after.
 #[test]
 fn forged_rx_descriptors_are_counted_and_never_handed_out() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {

@@ -13,7 +13,7 @@ use skmem::channel::Frame;
 use skmem::pool::{PacketPool, PoolParams};
 use skmem::region::RegionId;
 use skmem::schema::RingKind;
-use skmem_netns_tests::{NetnsPair, Receiver, RxFilter, SequenceChecker, Side, DEFAULT_UDP_PORT};
+use skmem_netns::{NetnsPair, Receiver, RxFilter, SequenceChecker, Side, DEFAULT_UDP_PORT};
 
 mod common;
 
@@ -21,7 +21,7 @@ const FRAMES: u64 = 4096;
 
 #[test]
 fn txonly_frames_reach_the_peer_in_order_and_every_frame_is_accounted() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let spec = pair.frame_spec(Side::A, 64).unwrap();
 
@@ -114,7 +114,7 @@ fn a_tx_budget_below_32_is_refused_with_a_typed_error() {
 /// budget above the ring's size, so the channel clamps it — and sends.
 #[test]
 fn a_tx_budget_above_the_tx_ring_is_clamped_and_the_channel_sends() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {
@@ -158,7 +158,7 @@ fn stranger(name: &str) -> (std::sync::Arc<PacketPool>, Frame) {
 
 #[test]
 fn bad_tx_frames_are_refused_counted_and_never_lost() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, move || {
@@ -202,7 +202,7 @@ fn bad_tx_frames_are_refused_counted_and_never_lost() {
 
 #[test]
 fn reflect_refuses_bad_frames_swaps_the_rest_and_loses_none() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, move || {
@@ -249,7 +249,7 @@ fn reflect_refuses_bad_frames_swaps_the_rest_and_loses_none() {
 /// nothing is lost.
 #[test]
 fn forged_completions_are_counted_and_free_nothing() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {

@@ -14,14 +14,14 @@ use skmem::channel::{
     BindMode, Channel, ChannelParams, FrameAccount, TxMetadata, TX_METADATA_SIZE,
 };
 use skmem::Error;
-use skmem_netns_tests::{
+use skmem_netns::{
     check_payload, frame::ipv4_checksum, NetnsPair, PairConfig, Receiver, RxFilter, Side,
     DEFAULT_UDP_PORT,
 };
 use skmem_xdp::AttachMode;
 
 mod common;
-use common::round_trip_from_b;
+use skmem_netns::round_trip_from_b;
 
 fn pair() -> NetnsPair {
     NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap()
@@ -73,7 +73,7 @@ fn aligned_chunks_refuse_a_non_power_of_two_pool_with_a_typed_error() {
 /// bits), TX addresses and completions are all decoded.
 #[test]
 fn unaligned_chunks_of_3000_byte_buffers_carry_every_frame_both_ways() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     const FRAMES: u64 = 2048;
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
@@ -180,7 +180,7 @@ fn pseudo_seed(frame: &[u8]) -> u16 {
 /// still in place — the kernel, not the test, did the work.
 #[test]
 fn tx_metadata_checksum_requests_are_completed_by_the_kernel() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     const FRAMES: u64 = 256;
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
@@ -281,7 +281,7 @@ fn tx_metadata_checksum_requests_are_completed_by_the_kernel() {
 
 #[test]
 fn tx_metadata_needs_a_channel_that_registered_it() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {
@@ -309,7 +309,7 @@ fn tx_metadata_needs_a_channel_that_registered_it() {
 /// intact, with swapped MACs.
 #[test]
 fn multi_buffer_jumbo_frames_arrive_as_chains_and_go_back_whole() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     const FRAMES: u64 = 512;
     const SIZE: usize = 9000;
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1).mtu(9000)).unwrap();
@@ -382,7 +382,7 @@ fn multi_buffer_jumbo_frames_arrive_as_chains_and_go_back_whole() {
 /// back to the fill path, counted by reason; nothing is lost.
 #[test]
 fn malformed_tx_chains_are_refused_whole_and_nothing_is_lost() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     // A queue per case: a queue stays busy for a moment after its socket
     // closes.
     let pair = NetnsPair::with_config(PairConfig::default().queues(2, 2).mtu(9000)).unwrap();
@@ -452,7 +452,7 @@ fn malformed_tx_chains_are_refused_whole_and_nothing_is_lost() {
 /// accounted for and a frame the application does not hold is refused.
 #[test]
 fn free_rx_fills_the_fill_ring_first_then_stages() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = pair();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {

@@ -10,7 +10,7 @@
 use skmem::arena::{Arena, NexusParams};
 use skmem::region::{RegionFlags, RegionId};
 use skmem::sys::HUGE_PAGE_SIZE;
-use skmem_netns_tests::{free_huge_pages, HugePages};
+use skmem_netns::{free_huge_pages, HugePages};
 
 /// The kernel page size backing the mapping that contains `addr`, from
 /// `/proc/self/smaps` (in KiB).
@@ -50,7 +50,7 @@ fn params(name: &str) -> NexusParams {
 
 #[test]
 fn a_pool_on_huge_pages_maps_on_huge_pages_and_gives_them_back() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // With none free, creation is refused with a typed error, not a fault.
     if free_huge_pages().unwrap() == 0 {
@@ -64,7 +64,7 @@ fn a_pool_on_huge_pages_maps_on_huge_pages_and_gives_them_back() {
     let free_before = free_huge_pages().unwrap();
     let pages = match HugePages::reserve(4) {
         Ok(p) => p,
-        Err(why) => return skmem_netns_tests::skip("huge pages", &why),
+        Err(why) => return skmem_netns::skip("huge pages", &why),
     };
     assert_eq!(free_huge_pages().unwrap(), free_before + 4);
     {
@@ -113,7 +113,7 @@ fn a_pool_on_huge_pages_maps_on_huge_pages_and_gives_them_back() {
 
 #[test]
 fn the_pages_a_killed_run_reserved_are_given_back_by_the_next() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // What a run SIGKILLed while holding 3 pages leaves: the pages added,
     // and its mark, which nobody holds any more.
@@ -127,7 +127,7 @@ fn the_pages_a_killed_run_reserved_are_given_back_by_the_next() {
     let dir = skmem::owner::run_dir().unwrap().join("owners");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(&mark), b"").unwrap();
-    let done = skmem_netns_tests::cleanup_stale_huge_pages();
+    let done = skmem_netns::cleanup_stale_huge_pages();
     assert!(
         done.iter()
             .any(|d| d.contains("gave back 3 huge pages") && d.contains(&mark)),

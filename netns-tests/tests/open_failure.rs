@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams};
 use skmem::{failpoint, Error};
-use skmem_netns_tests::{NetnsPair, PairConfig, Side};
+use skmem_netns::{NetnsPair, PairConfig, Side};
 
 /// (fds open, mappings, bytes mapped in all but the brk heap).
 fn footprint() -> (usize, usize, usize) {
@@ -89,7 +89,7 @@ fn every_step_fails_cleanly(
 
 #[test]
 fn a_failure_at_any_step_of_opening_a_channel_leaves_nothing() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::with_config(PairConfig::default().queues(2, 2)).unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     let steps = pair.in_ns(Side::A, || {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount};
 use skmem::pool::{PacketPool, PoolParams};
-use skmem_netns_tests::{NetnsPair, PairConfig, Sender, SequenceChecker, Side};
+use skmem_netns::{NetnsPair, PairConfig, Sender, SequenceChecker, Side};
 use skmem_xdp::AttachMode;
 
 mod common;
@@ -82,7 +82,7 @@ fn receive(ch: &mut Channel, count: u64, src_port: u16, got: &AtomicU64) -> Vec<
 
 /// Sends frames `from..to` of `spec` from the calling thread, at most 32
 /// beyond what `got` says arrived.
-fn send(tx: &Sender, spec: &skmem_netns_tests::FrameSpec, from: u64, to: u64, got: &AtomicU64) {
+fn send(tx: &Sender, spec: &skmem_netns::FrameSpec, from: u64, to: u64, got: &AtomicU64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut next = from;
     while next < to && Instant::now() < deadline {
@@ -123,7 +123,7 @@ fn two_channels_one_pool(share: Share) -> Outcome {
     let pair = NetnsPair::with_config(PairConfig::default().queues(2, 2)).unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec0 = pair.frame_spec(Side::B, 64).unwrap();
-    let spec1 = skmem_netns_tests::FrameSpec {
+    let spec1 = skmem_netns::FrameSpec {
         src_port: spec0.src_port + 2,
         ..spec0.clone()
     };
@@ -204,7 +204,7 @@ fn two_channels_one_pool(share: Share) -> Outcome {
         while !ready.load(Ordering::Acquire) && !a.is_finished() {
             std::thread::yield_now();
         }
-        let b = |cpu: usize, spec: &skmem_netns_tests::FrameSpec, got: &AtomicU64, count: u64| {
+        let b = |cpu: usize, spec: &skmem_netns::FrameSpec, got: &AtomicU64, count: u64| {
             pair.in_ns(Side::B, || {
                 pin(cpu);
                 let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
@@ -262,11 +262,7 @@ fn kernel_view(ifname: &str) -> String {
 }
 
 /// Receives flow 1's second half on `ch` (packets FLOW1/2..FLOW1).
-fn receive_rest(
-    ch: &mut Channel,
-    spec: &skmem_netns_tests::FrameSpec,
-    got: &AtomicU64,
-) -> Vec<String> {
+fn receive_rest(ch: &mut Channel, spec: &skmem_netns::FrameSpec, got: &AtomicU64) -> Vec<String> {
     let mut seq = SequenceChecker::starting_at(FLOW1 / 2);
     let mut errors = Vec::new();
     let mut frames = Vec::with_capacity(64);
@@ -316,19 +312,19 @@ fn check(o: &Outcome) {
 
 #[test]
 fn closing_one_of_two_channels_on_one_pool_leaves_the_others_frames() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     check(&two_channels_one_pool(Share::TwoUmems));
 }
 
 #[test]
 fn shared_umem_carries_both_queues_and_survives_closing_the_first_socket() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     check(&two_channels_one_pool(Share::SharedUmem));
 }
 
 #[test]
 fn a_shared_umem_refuses_another_pool_the_same_queue_and_other_options() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::with_config(PairConfig::default().queues(2, 2)).unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     pair.in_ns(Side::A, || {

@@ -14,7 +14,7 @@ use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams};
 use skmem::lend::{ArenaOffer, OfferPolicy};
 use skmem::workers::{Spread, WorkerChannel, WorkerCounters, WorkerHub};
-use skmem_netns_tests::{NetnsPair, PairConfig, Side};
+use skmem_netns::{NetnsPair, PairConfig, Side};
 use skmem_xdp::AttachMode;
 
 mod common;
@@ -156,9 +156,9 @@ fn l2fwd_through(workers: usize, spread: Spread, tag: &str) -> Vec<WorkerCounter
             std::thread::yield_now();
         }
         let errors = if spread == Spread::RoundRobin {
-            common::round_trip_from_b_any_order(&pair, &spec, FRAMES, 32, &back)
+            skmem_netns::round_trip_from_b_any_order(&pair, &spec, FRAMES, 32, &back)
         } else {
-            common::round_trip_from_b(&pair, &spec, FRAMES, 32, &back)
+            skmem_netns::round_trip_from_b(&pair, &spec, FRAMES, 32, &back)
         };
         stop_workers.store(true, Ordering::Release);
         let per_worker: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -179,20 +179,20 @@ fn l2fwd_through(workers: usize, spread: Spread, tag: &str) -> Vec<WorkerCounter
 
 #[test]
 fn l2fwd_through_one_worker_returns_every_frame_once_swapped() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     l2fwd_through(1, Spread::FlowHash, "one");
 }
 
 #[test]
 fn l2fwd_through_two_workers_round_robin_uses_both() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let c = l2fwd_through(2, Spread::RoundRobin, "rr");
     assert!(c.iter().all(|c| c.lent > FRAMES / 4), "{c:?}");
 }
 
 #[test]
 fn l2fwd_through_two_workers_by_flow_keeps_the_flow_on_one() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     // The harness sends one UDP flow: one worker gets all of it.
     let c = l2fwd_through(2, Spread::FlowHash, "flow");
     let mut lent: Vec<u64> = c.iter().map(|c| c.lent).collect();
@@ -249,8 +249,8 @@ fn hostile_worker(path: &std::path::Path) -> u64 {
 /// frame is accounted for at the end.
 #[test]
 fn a_hostile_workers_bad_descriptors_are_counted_and_hurt_no_one_else() {
-    skmem_netns_tests::require_root!();
-    use skmem_netns_tests::{Receiver, RxFilter, Sender, DEFAULT_UDP_PORT};
+    skmem_netns::require_root!();
+    use skmem_netns::{Receiver, RxFilter, Sender, DEFAULT_UDP_PORT};
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
@@ -328,7 +328,7 @@ fn a_hostile_workers_bad_descriptors_are_counted_and_hurt_no_one_else() {
                     tx.send_frame(&spec.build(round * 32 + i).unwrap()).unwrap();
                 }
                 while let Some(f) = rx.recv(Duration::from_millis(20)).unwrap() {
-                    assert!(skmem_netns_tests::check_payload(f).is_ok());
+                    assert!(skmem_netns::check_payload(f).is_ok());
                     back += 1;
                 }
             }
@@ -363,8 +363,8 @@ fn a_hostile_workers_bad_descriptors_are_counted_and_hurt_no_one_else() {
 /// up the flow is no longer controlled.
 #[test]
 fn a_worker_that_falls_behind_reads_its_flow_controlled_then_released() {
-    skmem_netns_tests::require_root!();
-    use skmem_netns_tests::Sender;
+    skmem_netns::require_root!();
+    use skmem_netns::Sender;
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
@@ -477,8 +477,8 @@ fn a_worker_that_falls_behind_reads_its_flow_controlled_then_released() {
 /// lent to it comes back to the owner.
 #[test]
 fn a_redirected_worker_errs_and_its_frames_come_back() {
-    skmem_netns_tests::require_root!();
-    use skmem_netns_tests::Sender;
+    skmem_netns::require_root!();
+    use skmem_netns::Sender;
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, 64).unwrap();

@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount};
-use skmem_netns_tests::{
+use skmem_netns::{
     NetnsPair, PairConfig, Receiver, RxFilter, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT,
 };
 use skmem_xdp::observe::{ObserveTarget, ObservedEvent, Observer};
@@ -347,7 +347,7 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
                                         errors.push(e.to_string());
                                     }
                                 } else {
-                                    match skmem_netns_tests::check_payload(f) {
+                                    match skmem_netns::check_payload(f) {
                                         Err(e) => errors.push(e.to_string()),
                                         Ok(info) => {
                                             let ahead = last_no

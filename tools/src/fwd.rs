@@ -6,6 +6,7 @@
 //! queue's frames to its socket. A line of rates per second, a summary at
 //! the end, JSON lines with `--json`.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use serde::Serialize;
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce};
 use skmem::pool::{PacketPool, PoolParams};
+use skmem_netns::FrameSpec;
 use skmem_xdp::{AttachMode, XdpProgram};
 
 /// What to do with frames.
@@ -258,32 +260,21 @@ struct Wakeups {
     coalesced_sleeps: u64,
 }
 
-/// Builds the UDP frame txonly sends (broadcast destination).
-fn template(src_mac: [u8; 6], size: usize) -> Vec<u8> {
-    let size = size.max(60);
-    let mut f = vec![0u8; size];
-    f[0..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(&src_mac);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip_len = (size - 14) as u16;
-    f[14] = 0x45;
-    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    f[22] = 64;
-    f[23] = 17;
-    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
-    f[30..34].copy_from_slice(&[10, 0, 0, 2]);
-    let mut sum = 0u32;
-    for c in f[14..34].chunks(2) {
-        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    f[34..36].copy_from_slice(&9000u16.to_be_bytes());
-    f[36..38].copy_from_slice(&9001u16.to_be_bytes());
-    f[38..40].copy_from_slice(&((size - 34) as u16).to_be_bytes());
-    f
+/// txonly's frame: a broadcast IPv4/UDP frame (10.0.0.1:9000 to
+/// 10.0.0.2:9001) of `size` bytes from `src_mac`, its payload the kernel
+/// self-test pattern of packet 0 — built by the frame builder the demo,
+/// `gen` and the tests use.
+fn template(src_mac: [u8; 6], size: usize) -> Result<Vec<u8>> {
+    let spec = FrameSpec::new(
+        src_mac,
+        [0xff; 6],
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 2),
+        9000,
+        9001,
+        size,
+    )?;
+    Ok(spec.build(0)?)
 }
 
 fn mac_of(iface: &str) -> [u8; 6] {
@@ -306,7 +297,7 @@ fn run_queue(
     let batch = args.batch;
     let mut rx = Vec::with_capacity(batch);
     let mut tx = Vec::with_capacity(batch);
-    let frame = template(mac_of(&args.iface), args.size);
+    let frame = template(mac_of(&args.iface), args.size)?;
     let wait = args.wait();
     let mut sent_total = 0u64;
     let mut last_publish = Instant::now();

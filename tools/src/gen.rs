@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use skmem_netns_tests::{parse_mac, FrameSpec, DEFAULT_UDP_PORT};
+use skmem_netns::{parse_mac, FrameSpec, DEFAULT_UDP_PORT};
 use skmem_xdp::gen::{Generator, MAX_BATCH, MAX_FRAME};
 
 /// `skmemctl gen` options.

@@ -8,7 +8,7 @@
 
 /// Removes dead runs' namespaces and observer pins; prints what went.
 pub fn remove(cmd: &str) {
-    let namespaces = skmem_netns_tests::cleanup_stale();
+    let namespaces = skmem_netns::cleanup_stale();
     if !namespaces.is_empty() {
         eprintln!(
             "skmemctl {cmd}: removed the network namespaces a dead run left: {}",

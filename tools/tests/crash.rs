@@ -11,7 +11,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use skmem_netns_tests::{NetnsPair, PairConfig, Side};
+use skmem_netns::{NetnsPair, PairConfig, Side};
 
 mod common;
 
@@ -59,8 +59,8 @@ fn kill_after(mut child: std::process::Child, after: Duration) {
 
 #[test]
 fn fwd_killed_at_random_moments_never_stops_the_next_run() {
-    if let Some(r) = skmem_netns_tests::skip_reason() {
-        skmem_netns_tests::skip("crash", &r);
+    if let Some(r) = skmem_netns::skip_reason() {
+        skmem_netns::skip("crash", &r);
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,8 +120,8 @@ fn fwd_killed_at_random_moments_never_stops_the_next_run() {
 
 #[test]
 fn demo_killed_at_random_moments_is_cleaned_by_the_next_demo() {
-    if let Some(r) = skmem_netns_tests::skip_reason() {
-        skmem_netns_tests::skip("crash", &r);
+    if let Some(r) = skmem_netns::skip_reason() {
+        skmem_netns::skip("crash", &r);
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,7 +138,7 @@ fn demo_killed_at_random_moments_is_cleaned_by_the_next_demo() {
         // From before its namespaces exist to the middle of its traffic.
         kill_after(demo, moments.next(2000));
     }
-    let left_before: Vec<String> = skmem_netns_tests::harness_namespaces()
+    let left_before: Vec<String> = skmem_netns::harness_namespaces()
         .into_iter()
         .filter(|(_, p)| killed.contains(p))
         .map(|(n, _)| n)
@@ -152,7 +152,7 @@ fn demo_killed_at_random_moments_is_cleaned_by_the_next_demo() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("\"frames_accounted\":true"), "{stdout}");
     // Nothing of the killed runs is left: namespaces, pins, sockets.
-    let left: Vec<(String, u32)> = skmem_netns_tests::harness_namespaces()
+    let left: Vec<(String, u32)> = skmem_netns::harness_namespaces()
         .into_iter()
         .filter(|(_, p)| killed.contains(p))
         .collect();

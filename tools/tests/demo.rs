@@ -11,7 +11,7 @@ mod common;
 
 #[test]
 fn a_short_demo_returns_every_frame_and_leaves_nothing_behind() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
         .args(["demo", "--duration", "2", "--json"])
         .output()
@@ -52,7 +52,7 @@ fn a_short_demo_returns_every_frame_and_leaves_nothing_behind() {
         .lines()
         .filter(|l| l.starts_with(child_prefix))
         .filter(|l| {
-            skmem_netns_tests::pid_of_name(l.split_whitespace().next().unwrap_or(""))
+            skmem_netns::pid_of_name(l.split_whitespace().next().unwrap_or(""))
                 .is_some_and(|pid| std::fs::metadata(format!("/proc/{pid}")).is_err())
         })
         .map(str::to_owned)
@@ -65,7 +65,7 @@ fn a_short_demo_returns_every_frame_and_leaves_nothing_behind() {
 /// taken back from the killed worker, and every UMEM frame is accounted.
 #[test]
 fn a_demo_through_workers_survives_a_killed_worker() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
         .args(["demo", "--duration", "4", "--workers", "2", "--json"])
         .output()
@@ -116,7 +116,7 @@ fn a_demo_through_workers_survives_a_killed_worker() {
 
 /// Namespaces named after `pid` (the harness names them `skm<pid>…`).
 fn namespaces_of(pid: u32) -> Vec<String> {
-    skmem_netns_tests::harness_namespaces()
+    skmem_netns::harness_namespaces()
         .into_iter()
         .filter(|(_, p)| *p == pid)
         .map(|(n, _)| n)
@@ -146,7 +146,7 @@ fn demo_running() -> (
 /// cleanly: exit 0 with its summary, nothing of it left.
 #[test]
 fn every_stopping_signal_tears_the_demo_down() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     for sig in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
         let (mut kid, lines) = demo_running();
         let pid = kid.id();
@@ -174,7 +174,7 @@ fn every_stopping_signal_tears_the_demo_down() {
 /// and says so.
 #[test]
 fn the_next_demo_removes_what_a_sigkilled_one_left() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let (mut kid, _lines) = demo_running();
     let pid = kid.id();
     kid.kill().unwrap();
@@ -227,7 +227,7 @@ impl Drop for Tmux {
 /// redrawn in place, not scrolled or left in fragments.
 #[test]
 fn the_live_view_fits_80_and_132_columns_and_redraws_in_place() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     if Command::new("tmux").arg("-V").output().is_err() {
         eprintln!("skipped: no tmux (cargo xtask setup installs it)");
         return;

@@ -17,7 +17,7 @@
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{ChildStdout, Command, Stdio};
 
-use skmem_netns_tests::{NetnsPair, PairConfig, Side};
+use skmem_netns::{NetnsPair, PairConfig, Side};
 
 mod common;
 
@@ -29,9 +29,9 @@ const FRAMES: u64 = 1_000_000;
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn root() -> bool {
-    match skmem_netns_tests::skip_reason() {
+    match skmem_netns::skip_reason() {
         Some(r) => {
-            skmem_netns_tests::skip("skmemctl fwd", &r);
+            skmem_netns::skip("skmemctl fwd", &r);
             false
         }
         None => true,
@@ -342,7 +342,7 @@ fn a_filtered_fwd_takes_its_udp_port_and_leaves_the_rest_to_the_stack() {
     // One queue a side: every frame reaches the queue fwd binds.
     let pair =
         NetnsPair::with_config(PairConfig::default().queues(1, 1).addrs(ip_a, ip_b, 24)).unwrap();
-    let port = skmem_netns_tests::DEFAULT_UDP_PORT;
+    let port = skmem_netns::DEFAULT_UDP_PORT;
     let (fwd, lines) = start_fwd(
         &pair,
         &["--mode", "rxdrop", "--filter", &format!("udp:{port}")],
@@ -401,7 +401,7 @@ fn a_filtered_fwd_takes_its_udp_port_and_leaves_the_rest_to_the_stack() {
     let spec = pair.frame_spec(Side::B, 64).unwrap();
     assert_eq!(spec.dst_port, port);
     pair.in_ns(Side::B, || {
-        let tx = skmem_netns_tests::Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
+        let tx = skmem_netns::Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
         for i in 0..N {
             tx.send_frame(&spec.build(i).unwrap()).unwrap();
         }
@@ -607,7 +607,7 @@ fn frames_too_long_for_a_frame_are_counted_live_and_explained() {
     // (1792 bytes of room) cannot hold them.
     let spec = pair.frame_spec(Side::B, 3000).unwrap();
     pair.in_ns(Side::B, || {
-        let tx = skmem_netns_tests::Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
+        let tx = skmem_netns::Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
         for i in 0..100 {
             tx.send_frame(&spec.build(i).unwrap()).unwrap();
         }

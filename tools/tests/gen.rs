@@ -7,13 +7,13 @@
 
 use std::time::Instant;
 
-use skmem_netns_tests::{format_mac, NetnsPair, PairConfig, Side, DEFAULT_UDP_PORT};
+use skmem_netns::{format_mac, NetnsPair, PairConfig, Side, DEFAULT_UDP_PORT};
 use skmem_xdp::{AttachMode, XdpAction, XdpFilter, XdpProgram};
 
 fn root() -> bool {
-    match skmem_netns_tests::skip_reason() {
+    match skmem_netns::skip_reason() {
         Some(r) => {
-            skmem_netns_tests::skip("skmemctl gen", &r);
+            skmem_netns::skip("skmemctl gen", &r);
             false
         }
         None => true,

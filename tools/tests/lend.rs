@@ -31,9 +31,9 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn root() -> bool {
-    match skmem_netns_tests::skip_reason() {
+    match skmem_netns::skip_reason() {
         Some(r) => {
-            skmem_netns_tests::skip("lend", &r);
+            skmem_netns::skip("lend", &r);
             false
         }
         None => true,
@@ -166,7 +166,7 @@ fn a_separate_mapper_sees_a_received_packet_where_the_schema_says_and_writes_umd
     }
     let _serial = serial();
     use skmem::channel::{BindMode, Channel, ChannelParams};
-    use skmem_netns_tests::{NetnsPair, PairConfig, Sender, Side, DEFAULT_UDP_PORT};
+    use skmem_netns::{NetnsPair, PairConfig, Sender, Side, DEFAULT_UDP_PORT};
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
     let ifname = pair.ifname(Side::A).to_owned();
     let spec = pair.frame_spec(Side::B, 200).unwrap();

@@ -11,12 +11,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use skmem_netns_tests::{NetnsPair, PairConfig, Side};
+use skmem_netns::{NetnsPair, PairConfig, Side};
 
 fn root() -> bool {
-    match skmem_netns_tests::skip_reason() {
+    match skmem_netns::skip_reason() {
         Some(r) => {
-            skmem_netns_tests::skip("skmemctl fwd --workers", &r);
+            skmem_netns::skip("skmemctl fwd --workers", &r);
             false
         }
         None => true,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use anyhow::{anyhow, bail, Context, Result};
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams};
-use skmem_netns_tests::FrameSpec;
+use skmem_netns::FrameSpec;
 use skmem_xdp::gen::{Generator, MAX_BATCH};
 
 use super::sys::pin_current_thread;

@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
-use skmem_netns_tests::{NetnsPair, PairConfig, Side, DEFAULT_UDP_PORT};
+use skmem_netns::{NetnsPair, PairConfig, Side, DEFAULT_UDP_PORT};
 use skmem_xdp::{AttachMode, XdpAction, XdpFilter, XdpProgram};
 
 use meter::{median_min_max, rates, Meter, Sample, Schedule};
@@ -1038,7 +1038,7 @@ fn start_generator(
 
 /// Why [`run`] cannot run here (not root, no `ip`, too few CPUs), or `None`.
 pub fn skip_reason(cfg: &Config) -> Option<String> {
-    if let Some(r) = skmem_netns_tests::skip_reason() {
+    if let Some(r) = skmem_netns::skip_reason() {
         return Some(r);
     }
     let cpus = sys::allowed_cpus();
@@ -1059,7 +1059,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let t0 = Instant::now();
     let load_before = loadavg();
     // Namespaces left behind by a harness process that was killed.
-    for stale in skmem_netns_tests::cleanup_stale() {
+    for stale in skmem_netns::cleanup_stale() {
         log(&format!("pps: removed stale {stale}"));
     }
     // Before any thread of the run exists: a task's scheduling group is

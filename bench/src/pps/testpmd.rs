@@ -581,7 +581,7 @@ mod tests {
 
     #[test]
     fn txonly_takes_the_harness_flow() {
-        let spec = skmem_netns_tests::FrameSpec::new(
+        let spec = skmem_netns::FrameSpec::new(
             [0x02, 0, 0, 0, 0, 0x0a],
             [0x02, 0, 0, 0, 0, 0x0b],
             std::net::Ipv4Addr::new(10, 11, 0, 1),

@@ -1,7 +1,7 @@
 //! Sending and receiving: the default stream, other frame sizes, one
 //! packet, a UMEM headroom, sockets made and destroyed, both directions.
 
-use skmem_netns_tests::Side;
+use skmem_netns::Side;
 use skmem_xdp::XdpAction;
 
 use super::{finish, Link, LinkSpec, PACKETS, PACKET_LEN, XDP_PACKET_HEADROOM};

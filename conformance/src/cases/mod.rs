@@ -22,7 +22,7 @@ mod xdp;
 use std::time::Instant;
 
 use skmem::channel::{Channel, ChannelParams};
-use skmem_netns_tests::Side;
+use skmem_netns::Side;
 use skmem_xdp::{XdpAction, XdpProgram};
 
 use crate::exchange::{self, exchange, Receiver, Report, Rx, Sender};

@@ -1,7 +1,7 @@
 //! Waiting in `poll(2)`: for packets to receive, for room to send, and
 //! the timeouts when neither comes.
 
-use skmem_netns_tests::Side;
+use skmem_netns::Side;
 
 use super::{Link, PACKETS, PACKET_LEN};
 use crate::exchange::Rx;

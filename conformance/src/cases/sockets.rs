@@ -1,6 +1,6 @@
 //! Several sockets over one UMEM.
 
-use skmem_netns_tests::Side;
+use skmem_netns::Side;
 use skmem_xdp::XdpAction;
 
 use super::{finish, PACKETS, PACKET_LEN, XDP_PACKET_HEADROOM};
@@ -185,7 +185,7 @@ fn xdp_prog_cleanup(mode: Mode) -> Outcome {
                 }
                 for f in &frames {
                     let data = ch.data(f).step("a frame's data")?;
-                    let info = skmem_netns_tests::check_payload(data)
+                    let info = skmem_netns::check_payload(data)
                         .map_err(|e| Verdict::Failed(format!("a received packet: {e}")))?;
                     numbers.push(u64::from(info.packet_no));
                     received.fetch_add(1, Ordering::AcqRel);

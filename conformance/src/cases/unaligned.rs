@@ -2,7 +2,7 @@
 //! size, packets placed across 4 KiB page boundaries — on huge pages, as
 //! the kernel's cases run them (and as chunks larger than a page need).
 
-use skmem_netns_tests::HugePages;
+use skmem_netns::HugePages;
 
 use super::desc::{inv_desc_table, mb_table, multi_buffer_table};
 use super::{Link, LinkSpec, PACKETS, PACKET_LEN};

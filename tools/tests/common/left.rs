@@ -2,7 +2,7 @@
 //! runs or break their interfaces: XDP programs, observer pins, statistics
 //! sockets.
 
-use skmem_netns_tests::{NetnsPair, Side};
+use skmem_netns::{NetnsPair, Side};
 
 /// The `ip -d link` lines of `side`'s namespace that show an XDP program
 /// (empty when there is none).

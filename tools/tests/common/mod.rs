@@ -20,7 +20,7 @@ pub fn root(what: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        skmem_netns_tests::skip(what, "needs root (uprobes, tracepoints, bpffs, /run/skmem)");
+        skmem_netns::skip(what, "needs root (uprobes, tracepoints, bpffs, /run/skmem)");
     }
     root
 }

@@ -13,13 +13,13 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use common::{assert_gone, names, netns_list, root_ifnames};
-use skmem_netns_tests::{
+use skmem_netns::{
     cleanup_stale, names_for, pid_of_name, Error, NetnsPair, PairConfig, Side, MAX_IFNAME,
 };
 
 #[test]
 fn dropping_a_pair_removes_both_namespaces_and_the_veth() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let t = Instant::now();
     let pair = NetnsPair::new().unwrap();
     let created = t.elapsed();
@@ -37,7 +37,7 @@ fn dropping_a_pair_removes_both_namespaces_and_the_veth() {
 
 #[test]
 fn a_panicking_test_body_still_removes_its_pair() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let seen: Mutex<Option<(Vec<String>, Vec<String>)>> = Mutex::new(None);
     let r = catch_unwind(AssertUnwindSafe(|| {
         let pair = NetnsPair::new().unwrap();
@@ -53,7 +53,7 @@ fn a_panicking_test_body_still_removes_its_pair() {
 
 #[test]
 fn a_panic_inside_in_ns_propagates_and_the_pair_is_removed() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let seen = Mutex::new(None);
     let r = catch_unwind(AssertUnwindSafe(|| {
         let pair = NetnsPair::new().unwrap();
@@ -71,7 +71,7 @@ fn a_panic_inside_in_ns_propagates_and_the_pair_is_removed() {
 
 #[test]
 fn failed_creation_reports_the_command_and_leaves_nothing() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     // veth refuses 0 RX queues, so `ip link add` fails after both
     // namespaces exist.
     let err = NetnsPair::with_config(PairConfig::default().queues(0, 4)).unwrap_err();
@@ -99,7 +99,7 @@ fn failed_creation_reports_the_command_and_leaves_nothing() {
 
 #[test]
 fn configuration_is_applied_to_both_ends() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let mut cfg = PairConfig::default().mtu(9000).addrs(
         Ipv4Addr::new(10, 77, 0, 1),
         Ipv4Addr::new(10, 77, 0, 2),
@@ -162,7 +162,7 @@ fn configuration_is_applied_to_both_ends() {
 
 #[test]
 fn names_are_unique_and_fit_in_ifnamsiz() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pairs: Vec<NetnsPair> = (0..3).map(|_| NetnsPair::new().unwrap()).collect();
     let mut all = HashSet::new();
     let me = std::process::id();
@@ -183,7 +183,7 @@ fn names_are_unique_and_fit_in_ifnamsiz() {
 
 #[test]
 fn cleanup_stale_removes_dead_processes_namespaces_only() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let dead = {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();

@@ -8,15 +8,15 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 
-use skmem_netns_tests::{NetnsPair, Side};
+use skmem_netns::{NetnsPair, Side};
 
 fn ifindex_here(name: &str) -> Option<u32> {
-    skmem_netns_tests::ifindex_in_current_ns(name).ok()
+    skmem_netns::ifindex_in_current_ns(name).ok()
 }
 
 #[test]
 fn in_ns_runs_on_a_thread_inside_the_namespace() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let (a, b) = (pair.ifname(Side::A), pair.ifname(Side::B));
     let ns_ino = std::fs::metadata(pair.ns_path(Side::A)).unwrap().ino();
@@ -42,7 +42,7 @@ fn in_ns_runs_on_a_thread_inside_the_namespace() {
 
 #[test]
 fn in_ns_closures_may_borrow_and_return_values() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let mut log = Vec::new();
     let n = pair.in_ns(Side::B, || {
@@ -54,7 +54,7 @@ fn in_ns_closures_may_borrow_and_return_values() {
 
 #[test]
 fn spawned_thread_stays_in_the_namespace() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let name = pair.ifname(Side::B).to_owned();
     let h = pair
@@ -68,7 +68,7 @@ fn spawned_thread_stays_in_the_namespace() {
 
 #[test]
 fn exec_runs_the_command_in_the_namespace() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let out = pair.exec(Side::A, "ip", ["-o", "link", "show"]).unwrap();
     assert!(out.status.success());

@@ -24,8 +24,9 @@ pub const IPV4_HLEN: usize = 20;
 pub const UDP_HLEN: usize = 8;
 /// Offset of the payload in a frame.
 pub const PAYLOAD_OFFSET: usize = ETH_HLEN + IPV4_HLEN + UDP_HLEN;
-/// Smallest frame [`FrameSpec`] builds.
-pub const MIN_FRAME: usize = 64;
+/// Smallest frame [`FrameSpec`] builds: Ethernet's minimum without the
+/// FCS (what a veth carries), room for 18 payload bytes.
+pub const MIN_FRAME: usize = 60;
 /// Largest frame [`FrameSpec`] builds (IPv4 total length is 16 bits).
 pub const MAX_FRAME: usize = ETH_HLEN + u16::MAX as usize;
 /// EtherType of IPv4.
@@ -492,7 +493,8 @@ mod tests {
     #[test]
     fn sizes_outside_bounds_are_rejected() {
         let s = spec(64);
-        assert_eq!(s.with_size(63), Err(FrameError::BadSize { size: 63 }));
+        assert_eq!(s.with_size(59), Err(FrameError::BadSize { size: 59 }));
+        assert!(s.with_size(60).is_ok());
         assert_eq!(
             s.with_size(MAX_FRAME + 1),
             Err(FrameError::BadSize {

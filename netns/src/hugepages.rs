@@ -67,7 +67,7 @@ impl HugePages {
     /// find them).
     pub fn reserve(n: usize) -> Result<HugePages, String> {
         for msg in cleanup_stale_huge_pages() {
-            eprintln!("skmem-netns-tests: {msg}");
+            eprintln!("skmem-netns: {msg}");
         }
         let mark = OwnerMark::take(&owner::unique_name(&format!("{MARK_PREFIX}{n}-")))
             .map_err(|e| format!("no owner mark for the huge page reservation: {e}"))?;
@@ -97,10 +97,7 @@ impl HugePages {
 impl Drop for HugePages {
     fn drop(&mut self) {
         if let Err(e) = adjust(-(self.added as isize)) {
-            eprintln!(
-                "skmem-netns-tests: giving back {} huge pages: {e}",
-                self.added
-            );
+            eprintln!("skmem-netns: giving back {} huge pages: {e}", self.added);
         }
     }
 }

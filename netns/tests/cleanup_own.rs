@@ -8,11 +8,11 @@
 
 mod common;
 
-use skmem_netns_tests::{cleanup_own_process, NetnsPair, Side};
+use skmem_netns::{cleanup_own_process, NetnsPair, Side};
 
 #[test]
 fn cleanup_own_process_removes_pairs_that_were_never_dropped() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let (ns, ifs) = common::names(&pair);
     assert!(pair.ns_path(Side::A).exists());

@@ -1,5 +1,10 @@
-//! Harness for skmem's integration tests on veth pairs between network
-//! namespaces (needs root).
+//! Integration tests on veth pairs between network namespaces (needs
+//! root): skmem's own tests, `skmemctl`'s demo and generator — and yours,
+//! for a forwarder, load balancer or capture tool of your own. Nothing a
+//! test makes outlives it: a pair is removed when dropped (also while a
+//! test panics), and what a killed run left is removed by the next
+//! ([`cleanup_stale`], [`cleanup_stale_huge_pages`]); [`check_gone`]
+//! proves it in a test.
 //!
 //! - [`NetnsPair`]: two fresh network namespaces joined by a veth pair,
 //!   IPv6 off, both ends up, removed again on drop (also on panic);
@@ -13,13 +18,17 @@
 //! - [`Sender`]: an AF_PACKET generator, paced by a window of frames in
 //!   flight, by a rate, or unpaced; [`Receiver`]: a plain AF_PACKET
 //!   receiver with an EtherType/UDP-port filter.
+//! - Flows checked end to end: [`transfer`] (B to A, every frame intact
+//!   and in order) and [`round_trip_from_b`] (through an l2fwd on A and
+//!   back); `tests/own_program.rs` tests a forwarder of a user's with it.
+//! - [`check_gone`]: a dropped pair left nothing (no namespace, no veth).
 //!
 //! ```no_run
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //! use std::time::Duration;
-//! use skmem_netns_tests::*;
+//! use skmem_netns::*;
 //!
-//! skmem_netns_tests::require_root!(Ok(()));
+//! skmem_netns::require_root!(Ok(()));
 //! let pair = NetnsPair::new()?;
 //! let spec = pair.frame_spec(Side::B, 64)?;
 //! let mut rx = Receiver::open(&pair, Side::A, RxFilter::udp_port(spec.dst_port))?;
@@ -38,7 +47,7 @@
 //!         .unwrap();
 //!     assert!(r.complete());
 //! });
-//! # Ok::<(), skmem_netns_tests::Error>(())
+//! # Ok::<(), skmem_netns::Error>(())
 //! ```
 
 #![warn(missing_docs)]
@@ -47,18 +56,22 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod error;
+mod flows;
 pub mod frame;
 mod hugepages;
+mod leftovers;
 mod netns;
 mod packet;
 mod skip;
 mod sys;
 
 pub use error::{Error, Result};
+pub use flows::{round_trip_from_b, round_trip_from_b_any_order, transfer, Transfer};
 pub use frame::{
     check_payload, FrameError, FrameInfo, FrameSpec, PayloadError, SequenceChecker, SequenceError,
 };
 pub use hugepages::{cleanup_stale_huge_pages, free_huge_pages, HugePages};
+pub use leftovers::{check_gone, netns_list, root_ifnames, PairNames};
 pub use netns::{
     cleanup_own_process, cleanup_stale, format_mac, harness_namespaces, names_for, parse_mac,
     pid_of_name, NetnsPair, PairConfig, Side, SideConfig, IF_PREFIX, MAX_IFNAME, NETNS_DIR,

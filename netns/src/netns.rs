@@ -256,7 +256,7 @@ fn delete_ns(ns: &str) -> Result<()> {
 /// Writes a warning to the log and stderr without ever panicking.
 fn warn(msg: &str) {
     tracing::warn!("{msg}");
-    let _ = writeln!(io::stderr(), "skmem-netns-tests: {msg}");
+    let _ = writeln!(io::stderr(), "skmem-netns: {msg}");
 }
 
 /// Lists the namespaces in [`NETNS_DIR`] that have the harness's name shape,

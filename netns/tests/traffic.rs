@@ -9,14 +9,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::transfer;
-use skmem_netns_tests::{
+use skmem_netns::transfer;
+use skmem_netns::{
     check_payload, FrameSpec, NetnsPair, Receiver, RxFilter, Sender, Side, DEFAULT_UDP_PORT,
 };
 
 #[test]
 fn paced_4096_small_frames_arrive_in_order_and_intact() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let t = transfer(&pair, 64, 4096, Some(32), 0.0);
     eprintln!("{t:?}");
@@ -28,7 +28,7 @@ fn paced_4096_small_frames_arrive_in_order_and_intact() {
 
 #[test]
 fn paced_mtu_sized_frames_arrive_in_order_and_intact() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let t = transfer(&pair, 1514, 2048, Some(64), 0.0);
     eprintln!("{t:?}");
@@ -38,8 +38,8 @@ fn paced_mtu_sized_frames_arrive_in_order_and_intact() {
 
 #[test]
 fn jumbo_frames_pass_with_a_9000_mtu() {
-    skmem_netns_tests::require_root!();
-    let pair = NetnsPair::with_config(skmem_netns_tests::PairConfig::default().mtu(9000)).unwrap();
+    skmem_netns::require_root!();
+    let pair = NetnsPair::with_config(skmem_netns::PairConfig::default().mtu(9000)).unwrap();
     let t = transfer(&pair, 9014, 256, Some(16), 0.0);
     assert!(t.errors.is_empty(), "{:?}", t.errors);
     assert_eq!(t.in_order, 256);
@@ -47,7 +47,7 @@ fn jumbo_frames_pass_with_a_9000_mtu() {
 
 #[test]
 fn rate_limited_sending_takes_at_least_the_scheduled_time() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     // 500 frames at 5000/s: ~100 ms.
     let t = transfer(&pair, 128, 500, None, 5000.0);
@@ -64,7 +64,7 @@ fn rate_limited_sending_takes_at_least_the_scheduled_time() {
 
 #[test]
 fn burst_sends_everything_and_a_large_buffer_receives_it() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
     let mut rx = Receiver::open(&pair, Side::A, RxFilter::udp_port(spec.dst_port)).unwrap();
@@ -87,7 +87,7 @@ fn burst_sends_everything_and_a_large_buffer_receives_it() {
 
 #[test]
 fn receiver_ignores_frames_for_other_ports_and_its_own_sends() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let to_a = pair.frame_spec(Side::B, 64).unwrap();
     let other = FrameSpec {
@@ -112,7 +112,7 @@ fn receiver_ignores_frames_for_other_ports_and_its_own_sends() {
 
 #[test]
 fn paced_sender_stops_at_the_timeout_when_nothing_is_received() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
     let tx = Sender::open(&pair, Side::B).unwrap();
@@ -127,7 +127,7 @@ fn paced_sender_stops_at_the_timeout_when_nothing_is_received() {
 
 #[test]
 fn sockets_outliving_the_pair_see_their_interface_vanish() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let (ns, ifs) = common::names(&pair);
     let spec = pair.frame_spec(Side::B, 64).unwrap();
@@ -146,7 +146,7 @@ fn sockets_outliving_the_pair_see_their_interface_vanish() {
 
 #[test]
 fn invalid_pacing_is_rejected() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
     let tx = Sender::open(&pair, Side::B).unwrap();
@@ -158,7 +158,7 @@ fn invalid_pacing_is_rejected() {
 
 #[test]
 fn burst_sender_stops_at_the_timeout() {
-    skmem_netns_tests::require_root!();
+    skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let spec = pair.frame_spec(Side::B, 64).unwrap();
     let tx = Sender::open(&pair, Side::B).unwrap();
