@@ -48,7 +48,8 @@ pub fn snapshot_all() -> Vec<ArenaStats> {
 }
 
 /// An arena's statistics.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ArenaStats {
     /// `skmem.KIND.NAME`.
     pub name: String,
@@ -167,7 +168,8 @@ pub(crate) fn register_channel(record: ChannelRecord) -> Arc<ChannelRecord> {
 }
 
 /// A channel's statistics, read from another thread while it runs.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ChannelStats {
     /// The nexus arena the channel is bound through.
     pub arena: String,

@@ -158,7 +158,8 @@ impl AsFd for Memfd {
 }
 
 /// What a view may do with the bytes it maps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Protection {
     /// `PROT_NONE`: every access faults (guards).
     None,

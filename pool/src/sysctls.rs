@@ -47,7 +47,8 @@ const COUNT: usize = 14;
 const PATIENCE: Duration = Duration::from_secs(1);
 
 /// The tunables (see the [module docs](self)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Sysctls {
     /// Entries of a channel's RX and TX rings (a power of two).
     pub ring_entries: u32,

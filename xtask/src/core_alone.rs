@@ -65,6 +65,26 @@ pub fn check() -> Result<()> {
             names.len()
         );
     }
+    // Fault injection is for tests: a plain build of skmem (and of
+    // skmemctl, which users run) leaves it out.
+    for package in ["skmem", "skmem-tools"] {
+        let mut tree = cmd::cargo([
+            "tree",
+            "-p",
+            package,
+            "-e",
+            "normal,build,features",
+            "-i",
+            "skmem",
+            "--prefix",
+            "none",
+        ]);
+        let out = cmd::stdout_of(&mut tree).context("`cargo tree -e features` failed")?;
+        if out.contains("skmem feature \"failpoints\"") {
+            bail!("a plain build of {package} compiles skmem's failpoints in");
+        }
+    }
+    println!("ok: plain builds of skmem and skmemctl have no failpoints");
     // The toolchain's own cargo and rustc, by absolute path: the rustup
     // proxies live beside bpf-linker in ~/.cargo/bin, which goes.
     let cargo = std::env::var_os("CARGO").context("CARGO is not set (run through cargo xtask)")?;

@@ -74,8 +74,9 @@ pub use nexus_params::{
 pub use system::{Sysctls, SystemState};
 
 /// The three kinds of arena.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum ArenaKind {
     /// An AF_XDP port's memory.
     Nexus,

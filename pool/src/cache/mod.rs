@@ -419,7 +419,8 @@ impl Cache {
 ///
 /// `obj_in_use + obj_in_magazines + obj_free_in_slabs == obj_total`, where
 /// `obj_in_use` counts objects held by users.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct CacheStats {
     /// Cache name.
     pub name: String,

@@ -26,7 +26,8 @@ struct Slab {
 }
 
 /// Counters of the slab layer.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SlabStats {
     /// Slabs created (segments taken from the region).
     pub slab_create: u64,

@@ -7,7 +7,8 @@ use crate::pool::{PacketIndex, PacketState, Tag};
 use super::Channel;
 
 /// Packet counters of a channel (what USTATS publishes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ChannelCounters {
     /// Frames received.
     pub rx_packets: u64,
@@ -60,7 +61,8 @@ pub enum TxRefusal {
 
 /// TX frames refused before the ring, by [reason](TxRefusal); they add up
 /// to [`ChannelCounters::tx_refused`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TxRefusals {
     /// [`TxRefusal::Foreign`].
     pub foreign: u64,
@@ -173,7 +175,8 @@ impl LiveCounters {
 /// Where every frame of the UMEM is: see [`Channel::account`]. The
 /// places are this channel's, except `others`: frames that other channels
 /// sharing the pool hold (in their rings or slots).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FrameAccount {
     /// Frames in the UMEM.
     pub total: u64,

@@ -91,8 +91,9 @@ pub(crate) const ONE_CHANNEL: &str =
 const TX_BUDGET_MIN: u32 = 32;
 
 /// Copy, zero-copy, or whichever the driver allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum BindMode {
     /// Force copy mode (`XDP_COPY`).
     Copy,

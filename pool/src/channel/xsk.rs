@@ -50,7 +50,8 @@ fn sys(call: &'static str) -> impl FnOnce(rustix::io::Errno) -> Error {
 }
 
 /// The kernel's counters for one socket (`XDP_STATISTICS`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct XskStats {
     /// Frames dropped for lack of room or invalid headroom.
     pub rx_dropped: u64,

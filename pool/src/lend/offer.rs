@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::workers::WorkerTable;
 
 /// A mapper the owner lends to: its process and its mapping's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MapperInfo {
     /// The mapper's pid (from the kernel, not from the mapper).
     pub pid: u32,
@@ -32,7 +33,8 @@ pub struct MapperInfo {
 }
 
 /// What an offer has done so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct OfferCounters {
     /// Mappers that mapped the arena.
     pub accepted: u64,

@@ -54,7 +54,8 @@ use crate::error::{Error, Result};
 /// The name of a packet in its pool: the index of its metadata object (and,
 /// in a single-buffer pool, of its UMEM frame). A name gives no access to
 /// the packet's bytes; see [`Packet`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[repr(transparent)]
 pub struct PacketIndex(u32);
 
@@ -87,7 +88,8 @@ impl From<PacketIndex> for u32 {
 /// The name of a buffer in its pool's BUF_DEF region (in a single-buffer
 /// pool the buffer of the packet with the same number; in a multi-buffer
 /// pool also the number of the buflet that describes it).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[repr(transparent)]
 pub struct BufIndex(u32);
 

@@ -12,7 +12,8 @@ use crate::region::RegionId;
 /// accounted for and a descriptor naming a frame that is not where the ring
 /// says is caught.
 #[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum PacketState {
     /// In the pool (in a cache).
     Free = 0,

@@ -4,7 +4,8 @@ use super::RegionId;
 
 bitflags::bitflags! {
     /// How a region may be used. Names and order follow Skywalk's mode bits.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize))]
     pub struct RegionFlags: u32 {
         /// Stays mapped as it is when a mapping is redirected (schema, guards).
         const NOREDIRECT  = 1 << 0;

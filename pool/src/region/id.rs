@@ -10,7 +10,8 @@ macro_rules! region_ids {
         /// comes before every owner-private one, so a region's offset in a
         /// mapper's span is the sum of the sizes of the present regions with a
         /// smaller id.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize))]
         #[repr(u8)]
         pub enum RegionId {
             $( $(#[$doc])* $variant, )*

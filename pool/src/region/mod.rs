@@ -469,7 +469,8 @@ impl Region {
 }
 
 /// Region statistics, as Skywalk's `kern.skywalk.stats.region` exports them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RegionStats {
     /// `OWNER.id`.
     pub name: String,

@@ -26,7 +26,8 @@ pub const MAX_FRAGS: u16 = 64;
 pub const MAX_REGION_SIZE: usize = 1 << 40;
 
 /// What a creator asks of a region.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RegionParams {
     /// Which region this is.
     pub id: RegionId,
@@ -225,7 +226,8 @@ impl RegionParams {
 /// A region's configured shape: what [`RegionParams::configure`] made of a
 /// request. Object `i` lives at byte `i * obj_size` of the region, in
 /// segment `i / objs_per_seg`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RegionGeometry {
     /// Configured object size (≥ requested, a multiple of `align`).
     pub obj_size: usize,

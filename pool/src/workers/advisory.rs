@@ -51,7 +51,8 @@ pub(crate) const fn nexus_bytes(slots: usize) -> usize {
 }
 
 /// One flow advisory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FlowAdvisory {
     /// The flow's hash (low 32 bits).
     pub flow: u32,
@@ -64,7 +65,8 @@ pub struct FlowAdvisory {
 }
 
 /// One worker slot's state, as the owner last published it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SlotAdvisory {
     /// Frames lent.
     pub lent: u64,
@@ -83,7 +85,8 @@ pub struct SlotAdvisory {
 }
 
 /// The owner's per-queue state, as last published.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct NexusAdvisoryState {
     /// Packets received.
     pub rx_packets: u64,

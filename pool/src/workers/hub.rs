@@ -21,7 +21,8 @@ use crate::region::Region;
 const PUBLISH_EVERY: u64 = 128;
 
 /// How received packets are spread over the workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Spread {
     /// By a hash of the flow (addresses, protocol and ports of IPv4 and
     /// IPv6 TCP/UDP; the MAC addresses otherwise): a flow stays on one
@@ -35,7 +36,8 @@ pub enum Spread {
 }
 
 /// What the owner counted for one worker slot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct WorkerCounters {
     /// Workers that joined this slot.
     pub joins: u64,

@@ -42,7 +42,8 @@ impl WorkerFrame {
 }
 
 /// What this worker counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct WorkerStats {
     /// Frames received from the owner.
     pub received: u64,
