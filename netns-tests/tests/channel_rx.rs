@@ -114,10 +114,7 @@ fn rxdrop_4096(wait: Wait, recv: Recv) {
                         // A target below the sender's window of 32, so the
                         // paced traffic is fast enough to sleep for.
                         Wait::Coalesce => {
-                            cp.coalesce = Some(Coalesce {
-                                max_wait_us: 2000,
-                                target_frames: 16,
-                            })
+                            cp.coalesce = Some(Coalesce::new(2000).with(|c| c.target_frames = 16))
                         }
                         Wait::Poll => {}
                     }
@@ -249,10 +246,7 @@ fn l2fwd_returns_every_frame_with_swapped_macs() {
 fn l2fwd_coalescing_returns_every_frame_with_swapped_macs() {
     skmem_netns::require_root!();
     // A target below the round trip's window of 32.
-    let sleeps = l2fwd_4096(Some(Coalesce {
-        max_wait_us: 2000,
-        target_frames: 16,
-    }));
+    let sleeps = l2fwd_4096(Some(Coalesce::new(2000).with(|c| c.target_frames = 16)));
     assert!(sleeps > 0);
 }
 
@@ -276,10 +270,7 @@ fn coalescing_never_sleeps_on_frames_waiting_to_be_sent() {
                     cp.ring_entries = 64;
                     cp.umem_ring_entries = 64;
                     cp.tx_budget = Some(32);
-                    cp.coalesce = Some(Coalesce {
-                        max_wait_us: 100_000,
-                        target_frames: 1,
-                    });
+                    cp.coalesce = Some(Coalesce::new(100_000).with(|c| c.target_frames = 1));
                 });
                 prog.add_socket(0, ch.fd()).unwrap();
                 // The fill ring is fed by the first receive call: feed it

@@ -143,11 +143,10 @@ fn a_tx_budget_above_the_tx_ring_is_clamped_and_the_channel_sends() {
 fn stranger(name: &str) -> (std::sync::Arc<PacketPool>, Frame) {
     let pool = PacketPool::create(
         name,
-        &PoolParams {
-            packets: 64,
-            workers: 1,
-            ..PoolParams::default()
-        },
+        &PoolParams::default().with(|p| {
+            p.packets = 64;
+            p.workers = 1;
+        }),
     )
     .unwrap();
     let pkt = pool.worker().unwrap().alloc().unwrap();

@@ -489,11 +489,10 @@ fn free_rx_fills_the_fill_ring_first_then_stages() {
         // nothing moves.
         let other = skmem::pool::PacketPool::create(
             "freerx.other",
-            &skmem::pool::PoolParams {
-                packets: 64,
-                workers: 1,
-                ..Default::default()
-            },
+            &skmem::pool::PoolParams::default().with(|p| {
+                p.packets = 64;
+                p.workers = 1;
+            }),
         )
         .unwrap();
         let mut w = other.worker().unwrap();

@@ -95,11 +95,10 @@ fn a_failure_at_any_step_of_opening_a_channel_leaves_nothing() {
     let steps = pair.in_ns(Side::A, || {
         let pool = skmem::pool::PacketPool::create(
             "openfail",
-            &skmem::pool::PoolParams {
-                packets: 512,
-                workers: 2,
-                ..Default::default()
-            },
+            &skmem::pool::PoolParams::default().with(|p| {
+                p.packets = 512;
+                p.workers = 2;
+            }),
         )
         .unwrap();
         let arena = |q: u32| {

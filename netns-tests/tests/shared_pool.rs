@@ -139,11 +139,10 @@ fn two_channels_one_pool(share: Share) -> Outcome {
                 // queue over it.
                 let pool = PacketPool::create(
                     "shared",
-                    &PoolParams {
-                        packets: 2048,
-                        workers: 2,
-                        ..PoolParams::default()
-                    },
+                    &PoolParams::default().with(|p| {
+                        p.packets = 2048;
+                        p.workers = 2;
+                    }),
                 )
                 .unwrap();
                 let arena = |q: u32| {

@@ -1,7 +1,7 @@
 //! Fault injection for creation paths, for tests: with the `failpoints`
 //! feature (off in every build but the tests that ask for it), a test arms
-//! a countdown with [`fail_after`]; every creation step calls `step`, and
-//! the n-th one fails with [`Error::Injected`]. Tests prove with it that a
+//! a countdown with `fail_after`; every creation step calls `step`, and
+//! the n-th one fails with `Error::Injected`. Tests prove with it that a
 //! failure at any step releases everything built before it. Without the
 //! feature a step is nothing at all.
 

@@ -236,14 +236,8 @@ fn create_for_nexus_checks_the_nexus_advisory() {
 
 #[test]
 fn external_pools_are_shared_never_copied() {
-    let pool = PacketPool::create(
-        "shared",
-        &PoolParams {
-            packets: 256,
-            ..PoolParams::default()
-        },
-    )
-    .unwrap();
+    let pool =
+        PacketPool::create("shared", &PoolParams::default().with(|p| p.packets = 256)).unwrap();
     let mut p = small("ext1");
     p.rx_pool = Some(pool.clone());
     let a = Arena::create_nexus(&p).unwrap();
@@ -263,11 +257,10 @@ fn split_pools_only_for_owner_only_arenas() {
     let mk = |n: &str, owner_only| {
         PacketPool::create(
             n,
-            &PoolParams {
-                packets: 256,
-                owner_only,
-                ..PoolParams::default()
-            },
+            &PoolParams::default().with(|p| {
+                p.packets = 256;
+                p.owner_only = owner_only;
+            }),
         )
         .unwrap()
     };

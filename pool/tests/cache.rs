@@ -377,11 +377,8 @@ fn depot_survives_concurrent_exchange_purge_and_reap() {
     let total = r.geometry().obj_count as usize;
     let cache = Cache::new(
         r,
-        CacheParams {
-            // Small magazines: many depot exchanges.
-            magazine_rounds: Some(8),
-            ..CacheParams::new("s")
-        },
+        // Small magazines: many depot exchanges.
+        CacheParams::new("s").with(|p| p.magazine_rounds = Some(8)),
     )
     .unwrap();
     let owners = Owners((0..total).map(|_| AtomicBool::new(false)).collect());
@@ -463,30 +460,15 @@ fn every_invalid_cache_parameter_is_named() {
     let kmd = || Region::create("t", &RegionParams::new(RegionId::Kmd, 128, 100)).unwrap();
     let guard = Region::create("t", &RegionParams::new(RegionId::GuardTail, 4096, 1)).unwrap();
     assert!(rule(Cache::new(guard, CacheParams::new("g"))).contains("guard"));
-    let zero = CacheParams {
-        magazine_rounds: Some(0),
-        ..CacheParams::new("z")
-    };
+    let zero = CacheParams::new("z").with(|p| p.magazine_rounds = Some(0));
     assert!(rule(Cache::new(kmd(), zero)).contains("magazine rounds"));
-    let huge = CacheParams {
-        magazine_rounds: Some(5000),
-        ..CacheParams::new("h")
-    };
+    let huge = CacheParams::new("h").with(|p| p.magazine_rounds = Some(5000));
     assert!(rule(Cache::new(kmd(), huge)).contains("magazine rounds"));
-    let many = CacheParams {
-        workers: 1025,
-        ..CacheParams::new("w")
-    };
+    let many = CacheParams::new("w").with(|p| p.workers = 1025);
     assert!(rule(Cache::new(kmd(), many)).contains("1024 worker slots"));
     // Nothing was claimed by the refused attempts: the region still takes a cache.
     let r = kmd();
-    let _ = Cache::new(
-        r.clone(),
-        CacheParams {
-            workers: 2000,
-            ..CacheParams::new("x")
-        },
-    );
+    let _ = Cache::new(r.clone(), CacheParams::new("x").with(|p| p.workers = 2000));
     assert!(Cache::new(r, CacheParams::new("ok")).is_ok());
 }
 

@@ -11,11 +11,10 @@ use skmem::region::{RegionFlags, RegionId};
 use skmem::Error;
 
 fn params(packets: usize) -> PoolParams {
-    PoolParams {
-        packets,
-        workers: 1,
-        ..PoolParams::default()
-    }
+    PoolParams::default().with(|p| {
+        p.packets = packets;
+        p.workers = 1;
+    })
 }
 
 #[test]
@@ -157,11 +156,10 @@ fn buffers_carry_bytes() {
 fn on_demand_pools_chain_buflets_up_to_max_frags() {
     let pool = PacketPool::create(
         "od",
-        &PoolParams {
-            max_frags: 3,
-            buffers: 128,
-            ..params(64)
-        },
+        &params(64).with(|p| {
+            p.max_frags = 3;
+            p.buffers = 128;
+        }),
     )
     .unwrap();
     assert!(pool.on_demand());
@@ -200,14 +198,7 @@ fn on_demand_pools_chain_buflets_up_to_max_frags() {
 
 #[test]
 fn owner_only_pools_have_nothing_user_visible() {
-    let pool = PacketPool::create(
-        "oo",
-        &PoolParams {
-            owner_only: true,
-            ..params(64)
-        },
-    )
-    .unwrap();
+    let pool = PacketPool::create("oo", &params(64).with(|p| p.owner_only = true)).unwrap();
     assert!(pool.region(RegionId::Umd).is_none());
     for r in pool.regions() {
         assert!(!r.flags().contains(RegionFlags::MMAPOK), "{}", r.name());
@@ -218,11 +209,10 @@ fn owner_only_pools_have_nothing_user_visible() {
 fn large_buffers_come_from_their_own_region() {
     let pool = PacketPool::create(
         "large",
-        &PoolParams {
-            large_buf_size: 16384,
-            large_buffers: 8,
-            ..params(64)
-        },
+        &params(64).with(|p| {
+            p.large_buf_size = 16384;
+            p.large_buffers = 8;
+        }),
     )
     .unwrap();
     let r = pool.region(RegionId::BufLarge).unwrap();
@@ -237,22 +227,14 @@ fn large_buffers_come_from_their_own_region() {
 
 #[test]
 fn truncated_buffers_need_not_be_powers_of_two() {
-    let e = PacketPool::create(
-        "t",
-        &PoolParams {
-            buf_size: 3000,
-            ..params(64)
-        },
-    )
-    .unwrap_err();
+    let e = PacketPool::create("t", &params(64).with(|p| p.buf_size = 3000)).unwrap_err();
     assert!(e.to_string().contains("power of two"), "{e}");
     let pool = PacketPool::create(
         "t",
-        &PoolParams {
-            buf_size: 3000,
-            truncated_buf: true,
-            ..params(64)
-        },
+        &params(64).with(|p| {
+            p.buf_size = 3000;
+            p.truncated_buf = true;
+        }),
     )
     .unwrap();
     assert_eq!(pool.buf_size(), 3008, "cache-line rounded only");
@@ -262,62 +244,30 @@ fn truncated_buffers_need_not_be_powers_of_two() {
 fn every_invalid_pool_parameter_is_named() {
     let cases: Vec<(PoolParams, &str)> = vec![
         (params(0), "at least one packet"),
+        (params(8).with(|p| p.buf_size = 256), "512 B to 32 KiB"),
+        (params(8).with(|p| p.buf_size = 65536), "512 B to 32 KiB"),
+        (params(8).with(|p| p.max_frags = 0), "max_frags"),
+        (params(8).with(|p| p.max_frags = 65), "max_frags"),
         (
-            PoolParams {
-                buf_size: 256,
-                ..params(8)
-            },
-            "512 B to 32 KiB",
-        ),
-        (
-            PoolParams {
-                buf_size: 65536,
-                ..params(8)
-            },
-            "512 B to 32 KiB",
-        ),
-        (
-            PoolParams {
-                max_frags: 0,
-                ..params(8)
-            },
-            "max_frags",
-        ),
-        (
-            PoolParams {
-                max_frags: 65,
-                ..params(8)
-            },
-            "max_frags",
-        ),
-        (
-            PoolParams {
-                buffers: 9,
-                ..params(8)
-            },
+            params(8).with(|p| p.buffers = 9),
             "buffers must equal packets",
         ),
         (
-            PoolParams {
-                buffers: 4,
-                max_frags: 2,
-                ..params(8)
-            },
+            params(8).with(|p| {
+                p.buffers = 4;
+                p.max_frags = 2;
+            }),
             "at least one buffer per packet",
         ),
         (
-            PoolParams {
-                large_buffers: 4,
-                ..params(8)
-            },
+            params(8).with(|p| p.large_buffers = 4),
             "both a size and a count",
         ),
         (
-            PoolParams {
-                large_buf_size: 1024,
-                large_buffers: 4,
-                ..params(8)
-            },
+            params(8).with(|p| {
+                p.large_buf_size = 1024;
+                p.large_buffers = 4;
+            }),
             "larger than default",
         ),
     ];

@@ -116,10 +116,7 @@ fn an_emptied_segment_gives_its_pages_back() {
     let seg = r.geometry().seg_size;
     let c = Cache::new(
         r.clone(),
-        CacheParams {
-            no_magazines: true,
-            ..CacheParams::new("punch")
-        },
+        CacheParams::new("punch").with(|p| p.no_magazines = true),
     )
     .unwrap();
     let before = r.resident();

@@ -455,11 +455,10 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
     let xdp_mode = format!("{:?}", prog.mode());
     // With --shared-umem, one pool: a worker slot for each queue's channel.
     let pool = if args.shared_umem {
-        let params = PoolParams {
-            packets: args.packets,
-            workers: args.queues.len(),
-            ..PoolParams::default()
-        };
+        let params = PoolParams::default().with(|p| {
+            p.packets = args.packets;
+            p.workers = args.queues.len();
+        });
         Some(PacketPool::create(
             &format!("{}.shared", args.iface),
             &params,

@@ -68,6 +68,7 @@ pub const RINGS: usize = 4;
 /// What a nexus arena is made of. [`NexusParams::new`] fills in Skywalk's
 /// defaults; every field may be changed before [`Arena::create_nexus`](super::Arena::create_nexus).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NexusParams {
     /// The port's name (e.g. `veth0q0`); the arena is `skmem.nexus.NAME`.
     pub name: String,
@@ -304,4 +305,14 @@ pub(super) fn check_flags(p: &NexusParams) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl NexusParams {
+    /// These parameters, changed by `f`: how to set a few fields, the
+    /// struct being `#[non_exhaustive]` (a field added later is not a
+    /// breaking change) — `NexusParams::new("port").with(|p| p.pool.packets = 8192)`.
+    pub fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
 }

@@ -68,6 +68,7 @@ use crate::sys;
 pub type Constructor = Box<dyn Fn(u32, &mut [u8]) + Send + Sync>;
 
 /// What a cache should be.
+#[non_exhaustive]
 pub struct CacheParams {
     /// Name for logs and statistics.
     pub name: String,
@@ -464,4 +465,14 @@ pub struct CacheStats {
     pub reaps: u64,
     /// Slab-layer counters.
     pub slab: SlabStats,
+}
+
+impl CacheParams {
+    /// These parameters, changed by `f`: how to set a few fields, the
+    /// struct being `#[non_exhaustive]` (a field added later is not a
+    /// breaking change) — `CacheParams::new("md").with(|p| p.workers = 2)`.
+    pub fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
 }

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 /// Pin the thread: left to the scheduler, a thread that sleeps may be
 /// placed on the CPU that runs the interface's NAPI and wait there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Coalesce {
     /// The longest a single sleep may last, µs: the most coalescing adds to
     /// a frame's wait. Traffic too slow to bring `target_frames` within it
@@ -139,6 +140,16 @@ impl Moderator {
         } else {
             (self.rate + sample) / 2.0
         };
+    }
+}
+
+impl Coalesce {
+    /// These parameters, changed by `f`: how to set a few fields, the
+    /// struct being `#[non_exhaustive]` (a field added later is not a
+    /// breaking change) — `Coalesce::new(2000).with(|c| c.target_frames = 16)`.
+    pub fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
     }
 }
 

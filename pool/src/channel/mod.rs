@@ -105,6 +105,7 @@ pub enum BindMode {
 
 /// How to open a channel.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ChannelParams {
     /// Interface name.
     pub ifname: String,
@@ -492,5 +493,15 @@ impl Drop for Channel {
             self.params.queue << 1,
             0,
         );
+    }
+}
+
+impl ChannelParams {
+    /// These parameters, changed by `f`: how to set a few fields, the
+    /// struct being `#[non_exhaustive]` (a field added later is not a
+    /// breaking change) — `ChannelParams::new("veth0", 0).with(|p| p.headroom = 128)`.
+    pub fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
     }
 }

@@ -62,6 +62,7 @@ const NIL: u32 = u32::MAX;
 
 /// What a pool should hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolParams {
     /// Packets (metadata objects). At least this many exist.
     pub packets: usize,
@@ -159,7 +160,7 @@ pub struct UserMeta {
 /// ```
 /// use skmem::pool::{PacketPool, PoolParams};
 ///
-/// let pool = PacketPool::create("doc", &PoolParams { packets: 256, ..PoolParams::default() })?;
+/// let pool = PacketPool::create("doc", &PoolParams::default().with(|p| p.packets = 256))?;
 /// let mut worker = pool.worker()?;
 /// let mut pkt = worker.alloc().expect("a packet");
 /// pool.write_buffer(&mut pkt, 0, b"frame bytes")?;
@@ -590,5 +591,15 @@ impl PacketPool {
                 c.reap();
             }
         }
+    }
+}
+
+impl PoolParams {
+    /// These parameters, changed by `f`: how to set a few fields, the
+    /// struct being `#[non_exhaustive]` (a field added later is not a
+    /// breaking change) — `PoolParams::default().with(|p| p.packets = 2048)`.
+    pub fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
     }
 }

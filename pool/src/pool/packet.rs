@@ -13,7 +13,7 @@
 //!
 //! ```compile_fail
 //! # use skmem::pool::{PacketPool, PoolParams};
-//! # let pool = PacketPool::create("cf1", &PoolParams { packets: 64, ..PoolParams::default() })?;
+//! # let pool = PacketPool::create("cf1", &PoolParams::default().with(|p| p.packets = 64))?;
 //! # let mut w = pool.worker()?;
 //! let pkt = w.alloc().unwrap();
 //! let copy = pkt.clone(); // a packet cannot be duplicated
@@ -22,7 +22,7 @@
 //!
 //! ```compile_fail
 //! # use skmem::pool::{PacketPool, PoolParams};
-//! # let pool = PacketPool::create("cf2", &PoolParams { packets: 64, ..PoolParams::default() })?;
+//! # let pool = PacketPool::create("cf2", &PoolParams::default().with(|p| p.packets = 64))?;
 //! # let mut w = pool.worker()?;
 //! let mut pkt = w.alloc().unwrap();
 //! let seen = pool.buffer(&pkt)?;
@@ -33,7 +33,7 @@
 //!
 //! ```compile_fail
 //! # use skmem::pool::{PacketPool, PoolParams};
-//! # let pool = PacketPool::create("cf3", &PoolParams { packets: 64, ..PoolParams::default() })?;
+//! # let pool = PacketPool::create("cf3", &PoolParams::default().with(|p| p.packets = 64))?;
 //! # let mut w = pool.worker()?;
 //! let pkt = w.alloc().unwrap();
 //! w.free(pkt)?;

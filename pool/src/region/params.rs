@@ -28,6 +28,7 @@ pub const MAX_REGION_SIZE: usize = 1 << 40;
 /// What a creator asks of a region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct RegionParams {
     /// Which region this is.
     pub id: RegionId,
@@ -266,6 +267,16 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 
 fn lcm(a: usize, b: usize) -> usize {
     a / gcd(a, b) * b
+}
+
+impl RegionParams {
+    /// These parameters, changed by `f`: how to set a few fields, the
+    /// struct being `#[non_exhaustive]` (a field added later is not a
+    /// breaking change) — `RegionParams::new(RegionId::BufDef, 2048, 1024).with(|p| p.align = 64)`.
+    pub fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
 }
 
 #[cfg(test)]
