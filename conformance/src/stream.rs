@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn short_packets_are_the_leading_bytes_of_the_smallest_frame() {
         let s = Stream::new(&spec(), 1, 64);
-        assert_eq!(s.bytes(7, 20), s.bytes(7, 64)[..20]);
+        assert_eq!(s.bytes(7, 20), s.bytes(7, MIN_FRAME)[..20]);
         assert_eq!(s.bytes(7, 100).len(), 100);
     }
 }
