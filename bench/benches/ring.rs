@@ -35,15 +35,15 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
 use rustix::net::xdp::XdpRingOffset;
-use skmem::channel::ring::{Consumer, Producer, RingMem};
+use skmem::channel::ring::{CompletionConsumer, Consumer, FillProducer, Producer, RingMem};
 
 /// A batch onto the ring the way the channel does it: addresses written in
 /// place into the free slots, then published once. Returns how many fit.
 #[inline]
-fn push_addrs(prod: &mut Producer, addrs: &[u64]) -> usize {
+fn push_addrs(prod: &mut FillProducer, addrs: &[u64]) -> usize {
     let n = (prod.free(addrs.len() as u32) as usize).min(addrs.len());
     for (k, &a) in addrs[..n].iter().enumerate() {
-        prod.write_addr_at(k as u32, a);
+        prod.write_at(k as u32, a);
     }
     prod.submit(n as u32);
     n
@@ -52,10 +52,10 @@ fn push_addrs(prod: &mut Producer, addrs: &[u64]) -> usize {
 /// A batch off the ring the way the channel does it: read in place, then
 /// released once. Returns how many.
 #[inline]
-fn pop_addrs(cons: &mut Consumer, out: &mut [u64]) -> usize {
+fn pop_addrs(cons: &mut CompletionConsumer, out: &mut [u64]) -> usize {
     let n = cons.peek(out.len() as u32);
     for (k, o) in (0..n).zip(out.iter_mut()) {
-        *o = cons.addr_at(k).unwrap_or_default();
+        *o = cons.read_at(k).unwrap_or_default();
     }
     cons.release(n);
     n as usize
@@ -91,7 +91,7 @@ impl RingBuf {
     }
 
     /// A producer and a consumer over this memory.
-    fn sides(&mut self) -> (Producer, Consumer) {
+    fn sides(&mut self) -> (FillProducer, CompletionConsumer) {
         let base = self.lines.as_mut_ptr().cast::<u8>();
         // SAFETY: `base` starts a live, 64-aligned buffer of 192 + ENTRIES
         // × 8 bytes laid out as OFFSETS says; it outlives both sides (every

@@ -72,7 +72,7 @@ use slots::Slots;
 pub use xsk::{BindFlags, RingId, UmemOptions, XskSocket, XskStats};
 
 use open::Claims;
-use ring::{Consumer, Producer};
+use ring::{CompletionConsumer, FillProducer, RxConsumer, TxProducer};
 use umem::UmemGeometry;
 
 use crate::arena::{Arena, ArenaMapping};
@@ -213,10 +213,10 @@ pub struct Channel {
     // (objects, schema rings, slot hold, holder number) and the mapping
     // holding the rings among them.
     sock: std::mem::ManuallyDrop<XskSocket>,
-    fill: Producer,
-    comp: Consumer,
-    rx: Consumer,
-    tx: Producer,
+    fill: FillProducer,
+    comp: CompletionConsumer,
+    rx: RxConsumer,
+    tx: TxProducer,
     worker: PoolWorker,
     pool: Arc<PacketPool>,
     /// The identity of the pool's packets, for the per-frame check.

@@ -251,10 +251,10 @@ fn check_shared(
 
 /// The four rings, mapped into RING objects of the channel's span.
 struct Rings {
-    fill: RingMem,
-    comp: RingMem,
-    rx: RingMem,
-    tx: RingMem,
+    fill: RingMem<u64>,
+    comp: RingMem<u64>,
+    rx: RingMem<XdpDesc>,
+    tx: RingMem<XdpDesc>,
     /// Where they are, for the schema.
     info: [Option<RingInfo>; RingKind::COUNT],
 }
@@ -280,7 +280,8 @@ fn map_rings(
         .ok_or_else(|| bad("RING not mapped"))?;
     let ring_span_off = ring_base as usize - mapping.addr() as usize;
     let mut info: [Option<RingInfo>; RingKind::COUNT] = Default::default();
-    let mut mems = Vec::with_capacity(4);
+    // Where each ring was mapped, in the order below.
+    let mut places = Vec::with_capacity(4);
     for (id, kind, o, entries) in [
         (
             RingId::Fill,
@@ -311,10 +312,7 @@ fn map_rings(
         // object size is a multiple of the page; its old contents (the
         // region's zero pages) are not used by anyone.
         unsafe { sock.map_ring_at(id, at, len)? };
-        // SAFETY: `at` starts the ring mapping just made, `len` covers its
-        // descriptors, and the span outlives the ring (the channel holds
-        // the mapping, and drops the rings' users first).
-        mems.push(unsafe { RingMem::new(at, o, entries) });
+        places.push((at, o, entries));
         let base = (ring_span_off + obj as usize * obj_size) as u64;
         info[kind.index()] = Some(RingInfo {
             entries,
@@ -325,17 +323,24 @@ fn map_rings(
             desc_size: id.desc_size() as u32,
         });
     }
-    let mut mems = mems.into_iter();
-    match (mems.next(), mems.next(), mems.next(), mems.next()) {
-        (Some(fill), Some(comp), Some(rx), Some(tx)) => Ok(Rings {
-            fill,
-            comp,
-            rx,
-            tx,
+    let [fill, comp, rx, tx] = places[..] else {
+        return Err(bad("ring set-up"));
+    };
+    // SAFETY: each place starts a ring mapping just made for a ring of
+    // that entry type (UMEM addresses for fill and completion, descriptors
+    // for RX and TX: `RingId::desc_size`), its length covers the
+    // descriptors, and the span outlives the ring (the channel holds the
+    // mapping, and drops the rings' users first).
+    let rings = unsafe {
+        Rings {
+            fill: RingMem::new(fill.0, fill.1, fill.2),
+            comp: RingMem::new(comp.0, comp.1, comp.2),
+            rx: RingMem::new(rx.0, rx.1, rx.2),
+            tx: RingMem::new(tx.0, tx.1, tx.2),
             info,
-        }),
-        _ => Err(bad("ring set-up")),
-    }
+        }
+    };
+    Ok(rings)
 }
 
 /// How long a bind waits for a queue whose last socket has just closed:

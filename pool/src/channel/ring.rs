@@ -10,7 +10,26 @@
 //! index is re-read only when the cached view says the ring is full (for a
 //! producer) or empty (for a consumer). Publishing is a Release store;
 //! reading the other side is an Acquire load.
+//!
+//! The sides are typed by what the ring carries ([`RingEntry`]): a fill
+//! producer writes UMEM addresses, a TX producer descriptors, and neither
+//! can write the other's.
+//!
+//! ```compile_fail
+//! use skmem::channel::ring::{FillProducer, XdpDesc};
+//! fn fill(p: &mut FillProducer) {
+//!     p.write_at(0, XdpDesc::default()); // a descriptor into the fill ring
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! use skmem::channel::ring::RxConsumer;
+//! fn rx(c: &RxConsumer) -> Option<u64> {
+//!     c.read_at(0) // an RX entry is a descriptor, not an address
+//! }
+//! ```
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use rustix::net::xdp::XdpRingOffset;
@@ -33,30 +52,55 @@ pub struct XdpDesc {
 /// `XDP_PKT_CONTD`: more fragments of this packet follow.
 pub const XDP_PKT_CONTD: u32 = 1;
 
-/// Where a mapped ring's parts are.
+/// What a ring carries: a UMEM address (`u64`: the fill and completion
+/// rings) or a descriptor ([`XdpDesc`]: the RX and TX rings, and the
+/// worker rings). Sealed: a ring of anything else would not match the
+/// kernel's layout.
+pub trait RingEntry: Copy + Default + sealed::Sealed {}
+
+impl RingEntry for u64 {}
+impl RingEntry for XdpDesc {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for u64 {}
+    impl Sealed for super::XdpDesc {}
+}
+
+/// The fill ring's producing side: it can only write UMEM addresses.
+pub type FillProducer = Producer<u64>;
+/// The TX ring's producing side: it can only write descriptors.
+pub type TxProducer = Producer<XdpDesc>;
+/// The completion ring's consuming side: UMEM addresses.
+pub type CompletionConsumer = Consumer<u64>;
+/// The RX ring's consuming side: descriptors.
+pub type RxConsumer = Consumer<XdpDesc>;
+
+/// Where a mapped ring of `T`s has its parts.
 #[derive(Debug)]
-pub struct RingMem {
+pub struct RingMem<T: RingEntry> {
     producer: *const AtomicU32,
     consumer: *const AtomicU32,
     flags: *const AtomicU32,
-    desc: *mut u8,
+    desc: *mut T,
     mask: u32,
     size: u32,
+    _entries: PhantomData<T>,
 }
 
 // SAFETY: the pointers target a ring mapping that the owning Channel keeps
 // mapped for the ring's life; the index words are only touched atomically
 // and each descriptor slot is owned by one side at a time (the ring
 // protocol), so moving the handle between threads is sound.
-unsafe impl Send for RingMem {}
+unsafe impl<T: RingEntry> Send for RingMem<T> {}
 
-impl RingMem {
+impl<T: RingEntry> RingMem<T> {
     /// The ring whose mapping starts at `base`.
     ///
     /// # Safety
-    /// `base` must be the start of a live mapping of this ring, at least
-    /// `off.desc + entries * desc_size` bytes, that outlives the value;
-    /// `entries` must be the ring's (power-of-two) size.
+    /// `base` must be the start of a live mapping of a ring of `T`s, at
+    /// least `off.desc + entries * size_of::<T>()` bytes, that outlives the
+    /// value; `entries` must be the ring's (power-of-two) size.
     pub unsafe fn new(base: *mut u8, off: &XdpRingOffset, entries: u32) -> Self {
         let at = |o: u64| base.wrapping_add(o as usize);
         Self {
@@ -65,9 +109,10 @@ impl RingMem {
             // Kernels before 5.4 have no flags word; ours all do, but keep
             // a harmless default.
             flags: at(off.flags.unwrap_or(off.producer)).cast(),
-            desc: at(off.desc),
+            desc: at(off.desc).cast(),
             mask: entries - 1,
             size: entries,
+            _entries: PhantomData,
         }
     }
 
@@ -111,19 +156,20 @@ impl RingMem {
     }
 }
 
-/// The side of a ring we produce into (fill, TX).
+/// The side of a ring of `T`s we produce into (fill: [`FillProducer`],
+/// TX: [`TxProducer`]).
 #[derive(Debug)]
-pub struct Producer {
-    mem: RingMem,
+pub struct Producer<T: RingEntry> {
+    mem: RingMem<T>,
     cached_prod: u32,
     /// Kernel consumer index + ring size: the first slot we may not use.
     cached_cons: u32,
 }
 
-impl Producer {
+impl<T: RingEntry> Producer<T> {
     /// The producing side of `mem`, starting from the indices it holds.
     #[inline]
-    pub fn new(mem: RingMem) -> Self {
+    pub fn new(mem: RingMem<T>) -> Self {
         let cached_prod = mem.producer().load(Ordering::Relaxed);
         let cached_cons = mem
             .consumer()
@@ -166,10 +212,12 @@ impl Producer {
         self.cached_cons.wrapping_sub(self.cached_prod)
     }
 
-    /// Writes `v` into the `k`-th free slot without publishing it. False
-    /// (nothing written) when fewer than `k + 1` slots are free.
+    /// Writes `v` into the `k`-th free slot without publishing it: a
+    /// batch is written in place, then published at once with
+    /// [`submit`](Self::submit) — no staging copy. False (nothing written)
+    /// when fewer than `k + 1` slots are free.
     #[inline(always)]
-    fn write_at<T: Copy>(&mut self, k: u32, v: T) -> bool {
+    pub fn write_at(&mut self, k: u32, v: T) -> bool {
         if k >= self.cached_cons.wrapping_sub(self.cached_prod) {
             return false;
         }
@@ -181,29 +229,12 @@ impl Producer {
         // aligned in the kernel's layout. Plain writes: the Release store of
         // the producer index in `submit` orders them before the kernel may
         // read the slots, as in libxdp.
-        unsafe { std::ptr::write(self.mem.desc.cast::<T>().add(idx as usize), v) };
+        unsafe { std::ptr::write(self.mem.desc.add(idx as usize), v) };
         true
     }
 
-    /// Writes UMEM address `addr` into the `k`-th free slot of the fill
-    /// ring without publishing it: a batch is written in place, then
-    /// published at once with [`submit`](Self::submit) — no staging copy.
-    /// False (nothing written) when fewer than `k + 1` slots are free.
-    #[inline(always)]
-    pub fn write_addr_at(&mut self, k: u32, addr: u64) -> bool {
-        self.write_at(k, addr)
-    }
-
-    /// [`write_addr_at`](Self::write_addr_at) for the TX ring's
-    /// descriptors.
-    #[inline(always)]
-    pub fn write_desc_at(&mut self, k: u32, desc: XdpDesc) -> bool {
-        self.write_at(k, desc)
-    }
-
     /// Publishes the first `n` slots written with
-    /// [`write_addr_at`](Self::write_addr_at) /
-    /// [`write_desc_at`](Self::write_desc_at).
+    /// [`write_at`](Self::write_at).
     #[inline]
     pub fn submit(&mut self, n: u32) {
         debug_assert!(n <= self.cached_cons.wrapping_sub(self.cached_prod));
@@ -233,18 +264,19 @@ impl Producer {
     }
 }
 
-/// The side of a ring we consume from (completion, RX).
+/// The side of a ring of `T`s we consume from (completion:
+/// [`CompletionConsumer`], RX: [`RxConsumer`]).
 #[derive(Debug)]
-pub struct Consumer {
-    mem: RingMem,
+pub struct Consumer<T: RingEntry> {
+    mem: RingMem<T>,
     cached_prod: u32,
     cached_cons: u32,
 }
 
-impl Consumer {
+impl<T: RingEntry> Consumer<T> {
     /// The consuming side of `mem`, starting from the indices it holds.
     #[inline]
-    pub fn new(mem: RingMem) -> Self {
+    pub fn new(mem: RingMem<T>) -> Self {
         let cached_cons = mem.consumer().load(Ordering::Relaxed);
         let cached_prod = mem.producer().load(Ordering::Acquire);
         let mut c = Self {
@@ -280,8 +312,8 @@ impl Consumer {
     }
 
     /// Entries ready to be read in place, at most `want`: read them with
-    /// [`desc_at`](Self::desc_at) / [`addr_at`](Self::addr_at), then hand
-    /// them back with [`release`](Self::release) — no staging copy.
+    /// [`read_at`](Self::read_at), then hand them back with
+    /// [`release`](Self::release) — no staging copy.
     #[inline]
     pub fn peek(&mut self, want: u32) -> u32 {
         self.available(want).min(want)
@@ -289,7 +321,7 @@ impl Consumer {
 
     /// The `k`-th entry ready to read; `None` past what is ready.
     #[inline(always)]
-    fn read_at<T: Copy>(&self, k: u32) -> Option<T> {
+    pub fn read_at(&self, k: u32) -> Option<T> {
         if k >= self.cached_prod.wrapping_sub(self.cached_cons) {
             return None;
         }
@@ -298,21 +330,7 @@ impl Consumer {
         // and it lies between our consumer and the kernel's producer index
         // (checked), so it is ours to read. Plain reads: the Acquire load of
         // that index in `available` orders them after the kernel's writes.
-        Some(unsafe { std::ptr::read(self.mem.desc.cast::<T>().add(idx as usize)) })
-    }
-
-    /// The `k`-th descriptor ready to read (RX ring); `None` past what is
-    /// ready.
-    #[inline(always)]
-    pub fn desc_at(&self, k: u32) -> Option<XdpDesc> {
-        self.read_at(k)
-    }
-
-    /// The `k`-th UMEM address ready to read (completion ring); `None`
-    /// past what is ready.
-    #[inline(always)]
-    pub fn addr_at(&self, k: u32) -> Option<u64> {
-        self.read_at(k)
+        Some(unsafe { std::ptr::read(self.mem.desc.add(idx as usize)) })
     }
 
     /// Gives the first `n` entries read in place back to the kernel.
@@ -325,25 +343,6 @@ impl Consumer {
                 .consumer()
                 .store(self.cached_cons, Ordering::Release);
         }
-    }
-
-    /// Takes received descriptors of whole packets only (multi-buffer: a
-    /// packet's fragments carry [`XDP_PKT_CONTD`] but the last), so that a
-    /// packet never straddles two calls; returns how many. A packet with
-    /// more fragments than `out` holds is not taken.
-    #[inline]
-    pub fn pop_packets(&mut self, out: &mut [XdpDesc]) -> usize {
-        let n = self.peek(out.len().min(u32::MAX as usize) as u32);
-        for (k, o) in (0..n).zip(out.iter_mut()) {
-            *o = self.desc_at(k).unwrap_or_default();
-        }
-        // Up to and including the last fragment of the last whole packet.
-        let k = out[..n as usize]
-            .iter()
-            .rposition(|d| d.options & XDP_PKT_CONTD == 0)
-            .map_or(0, |p| p + 1);
-        self.release(k as u32);
-        k
     }
 
     /// Says the consumer sleeps (or no longer does): see
@@ -363,6 +362,27 @@ impl Consumer {
     #[inline]
     pub fn size(&self) -> u32 {
         self.mem.size()
+    }
+}
+
+impl Consumer<XdpDesc> {
+    /// Takes received descriptors of whole packets only (multi-buffer: a
+    /// packet's fragments carry [`XDP_PKT_CONTD`] but the last), so that a
+    /// packet never straddles two calls; returns how many. A packet with
+    /// more fragments than `out` holds is not taken.
+    #[inline]
+    pub fn pop_packets(&mut self, out: &mut [XdpDesc]) -> usize {
+        let n = self.peek(out.len().min(u32::MAX as usize) as u32);
+        for (k, o) in (0..n).zip(out.iter_mut()) {
+            *o = self.read_at(k).unwrap_or_default();
+        }
+        // Up to and including the last fragment of the last whole packet.
+        let k = out[..n as usize]
+            .iter()
+            .rposition(|d| d.options & XDP_PKT_CONTD == 0)
+            .map_or(0, |p| p + 1);
+        self.release(k as u32);
+        k
     }
 }
 
@@ -387,7 +407,7 @@ mod tests {
             Self { _mem: mem, base }
         }
 
-        fn ring(&mut self) -> RingMem {
+        fn ring<T: RingEntry>(&mut self) -> RingMem<T> {
             let off = XdpRingOffset {
                 producer: 0,
                 consumer: 64,
@@ -427,7 +447,7 @@ mod tests {
         let mut p = Producer::new(f.ring());
         assert_eq!(p.free(ENTRIES), ENTRIES);
         for k in 0..3 {
-            assert!(p.write_addr_at(k, 0x1000 * (u64::from(k) + 1)));
+            assert!(p.write_at(k, 0x1000 * (u64::from(k) + 1)));
         }
         // Written but not yet published: the producer index has not moved.
         assert_eq!(f.word(0), 0);
@@ -435,13 +455,13 @@ mod tests {
         assert_eq!(f.word(0), 3);
         assert_eq!([f.get(24), f.get(25), f.get(26)], [0x1000, 0x2000, 0x3000]);
         // Five slots are left until the kernel consumes: the sixth is refused.
-        assert!(p.write_addr_at(4, 1));
-        assert!(!p.write_addr_at(5, 1));
+        assert!(p.write_at(4, 1));
+        assert!(!p.write_at(5, 1));
         // The kernel consumes two: two more fit (after a refresh).
         f.set_word(64, 2);
         assert_eq!(p.free(ENTRIES), 7);
-        assert!(p.write_addr_at(6, 1));
-        assert!(!p.write_addr_at(7, 1));
+        assert!(p.write_at(6, 1));
+        assert!(!p.write_at(7, 1));
     }
 
     #[test]
@@ -452,17 +472,17 @@ mod tests {
         f.set_word(64, 100);
         let mut p = Producer::new(f.ring());
         assert_eq!(p.free(1), 0);
-        assert!(!p.write_addr_at(0, 1));
+        assert!(!p.write_at(0, 1));
         // Honest again: the ring works.
         f.set_word(64, 0);
         assert_eq!(p.free(ENTRIES), ENTRIES);
         // A producer index claiming more entries than the ring holds: an
         // empty ring, nothing read.
         let mut g = FakeRing::new();
-        let mut c = Consumer::new(g.ring());
+        let mut c = Consumer::<XdpDesc>::new(g.ring());
         g.set_word(0, ENTRIES + 1);
         assert_eq!(c.peek(u32::MAX), 0);
-        assert_eq!(c.desc_at(0), None);
+        assert_eq!(c.read_at(0), None);
         g.set_word(0, u32::MAX);
         assert_eq!(c.pending(), 0);
         g.set_word(0, 2);
@@ -483,19 +503,19 @@ mod tests {
         assert_eq!(c.peek(2), 2);
         assert_eq!(c.peek(8), 3);
         assert_eq!(
-            c.desc_at(2),
+            c.read_at(2),
             Some(XdpDesc {
                 addr: 0x1000,
                 len: 62,
                 options: 0
             })
         );
-        assert_eq!(c.desc_at(3), None, "past what the kernel produced");
+        assert_eq!(c.read_at(3), None, "past what the kernel produced");
         // Nothing is handed back until release.
         assert_eq!(f.word(64), 0);
         c.release(3);
         assert_eq!(f.word(64), 3);
         assert_eq!(c.peek(8), 0);
-        assert_eq!(c.desc_at(0), None);
+        assert_eq!(c.read_at(0), None);
     }
 }

@@ -54,7 +54,7 @@ impl Channel {
             }
             for i in 0..n {
                 let addr = self.addr_of(self.scratch_pkts[i]);
-                let written = self.fill.write_addr_at(i as u32, addr);
+                let written = self.fill.write_at(i as u32, addr);
                 debug_assert!(written, "free() said there was room");
             }
             self.publish_fill(n as u32);
@@ -131,7 +131,7 @@ impl Channel {
         let mut got = 0;
         let mut bytes = 0;
         for k in 0..n {
-            let Some(d) = self.rx.desc_at(k) else {
+            let Some(d) = self.rx.read_at(k) else {
                 break;
             };
             if let Some(f) = self.receive(d) {
@@ -213,7 +213,7 @@ impl Channel {
         );
         let (mut shown, mut bytes, mut bad, mut back, mut stray) = (0u32, 0u64, 0u64, 0u32, 0);
         for k in 0..n {
-            let Some(d) = rx.desc_at(k) else {
+            let Some(d) = rx.read_at(k) else {
                 break;
             };
             let addr = geo.linear(d.addr);
@@ -247,7 +247,7 @@ impl Channel {
             }
             let pkt = frame.retire();
             // Straight back: slot `back` is free (`back <= k < want`).
-            if fill.write_addr_at(back, geo.addr_of(pkt)) {
+            if fill.write_at(back, geo.addr_of(pkt)) {
                 states.set(pkt, fill_tag);
                 back += 1;
             } else {
@@ -317,7 +317,7 @@ impl Channel {
     /// slot is not free.
     #[inline(always)]
     pub(super) fn fill_direct(&mut self, pkt: PacketIndex, from: Tag, k: u32) -> bool {
-        if !self.states.is(pkt, from) || !self.fill.write_addr_at(k, self.addr_of(pkt)) {
+        if !self.states.is(pkt, from) || !self.fill.write_at(k, self.addr_of(pkt)) {
             return false;
         }
         self.states.set(pkt, self.tag.fill);

@@ -220,7 +220,7 @@ impl Channel {
             len,
             options,
         };
-        if !self.tx.write_desc_at(k, desc) {
+        if !self.tx.write_at(k, desc) {
             return false;
         }
         self.states.set(pkt, self.tag.tx);
@@ -473,7 +473,7 @@ impl Channel {
             for k in 0..n {
                 let Some(p) = self
                     .comp
-                    .addr_at(k)
+                    .read_at(k)
                     .and_then(|a| self.pkt_of(self.linear(a)))
                 else {
                     self.counters.bad_descs.add(1);

@@ -100,8 +100,8 @@ struct Lane {
     /// The slot's generation when the hub took it up.
     generation: u32,
     pid: u32,
-    to: Producer,
-    from: Consumer,
+    to: Producer<XdpDesc>,
+    from: Consumer<XdpDesc>,
     /// Descriptors written into `to` this round, not yet submitted.
     pending: u32,
     /// Its flows are flow-controlled (its ring was full).
@@ -394,7 +394,7 @@ impl WorkerHub {
                 }
                 let d = self.ch.lend(f, self.tags[slot]);
                 // Room was checked just above.
-                lane.to.write_desc_at(k, d);
+                lane.to.write_at(k, d);
                 lane.pending += 1;
                 self.counters[slot].lent += 1;
             }
@@ -481,7 +481,7 @@ impl WorkerHub {
         };
         let n = lane.from.peek(self.batch as u32);
         for k in 0..n {
-            let Some(d) = lane.from.desc_at(k) else {
+            let Some(d) = lane.from.read_at(k) else {
                 break;
             };
             let free = d.options & FREE != 0;

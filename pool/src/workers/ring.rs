@@ -66,7 +66,7 @@ fn offsets() -> XdpRingOffset {
 /// `base` must be the start of a worker ring of `entries` (a power of two)
 /// descriptors — [`bytes`]`(entries)` mapped read-write, 8-aligned — that
 /// stays mapped for the value's life.
-pub(crate) unsafe fn mem(base: *mut u8, entries: u32) -> RingMem {
+pub(crate) unsafe fn mem(base: *mut u8, entries: u32) -> RingMem<XdpDesc> {
     // SAFETY: the caller's contract is `RingMem::new`'s, with our offsets.
     unsafe { RingMem::new(base, &offsets(), entries) }
 }
@@ -75,7 +75,7 @@ pub(crate) unsafe fn mem(base: *mut u8, entries: u32) -> RingMem {
 ///
 /// # Safety
 /// As for [`mem`].
-pub(crate) unsafe fn producer(base: *mut u8, entries: u32) -> Producer {
+pub(crate) unsafe fn producer(base: *mut u8, entries: u32) -> Producer<XdpDesc> {
     // SAFETY: the caller's contract.
     Producer::new(unsafe { mem(base, entries) })
 }
@@ -84,7 +84,7 @@ pub(crate) unsafe fn producer(base: *mut u8, entries: u32) -> Producer {
 ///
 /// # Safety
 /// As for [`mem`].
-pub(crate) unsafe fn consumer(base: *mut u8, entries: u32) -> Consumer {
+pub(crate) unsafe fn consumer(base: *mut u8, entries: u32) -> Consumer<XdpDesc> {
     // SAFETY: the caller's contract.
     Consumer::new(unsafe { mem(base, entries) })
 }

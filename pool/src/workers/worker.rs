@@ -86,8 +86,8 @@ pub struct WorkerStats {
 pub struct WorkerChannel {
     remote: RemoteArena,
     slot: u32,
-    rx: Consumer,
-    tx: Producer,
+    rx: Consumer<XdpDesc>,
+    tx: Producer<XdpDesc>,
     wake: OwnedFd,
     owner_wake: OwnedFd,
     /// BUF_DEF (the UMEM) in the span.
@@ -239,7 +239,7 @@ impl WorkerChannel {
         let n = self.rx.peek(max.min(u32::MAX as usize) as u32);
         let mut got = 0;
         for k in 0..n {
-            let Some(d) = self.rx.desc_at(k) else {
+            let Some(d) = self.rx.read_at(k) else {
                 break;
             };
             // The owner's descriptor, still checked: the data must lie in
@@ -310,7 +310,7 @@ impl WorkerChannel {
                 options: f.options | if free { FREE } else { 0 },
             };
             // k < n <= the free slots just counted.
-            self.tx.write_desc_at(k as u32, d);
+            self.tx.write_at(k as u32, d);
         }
         if n > 0 {
             self.tx.submit(n as u32);
@@ -339,7 +339,7 @@ impl WorkerChannel {
         self.check()?;
         let n = (self.tx.free(descs.len().min(u32::MAX as usize) as u32) as usize).min(descs.len());
         for (k, &d) in descs.iter().take(n).enumerate() {
-            self.tx.write_desc_at(k as u32, d);
+            self.tx.write_at(k as u32, d);
         }
         self.tx.submit(n as u32);
         Ok(n)
