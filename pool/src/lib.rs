@@ -58,9 +58,12 @@ pub mod probe;
 pub mod publish;
 pub mod region;
 pub mod schema;
-pub mod stats;
+/// The registry of live arenas and channels and their statistics (it
+/// lives under [`arena`]; this is its old name).
+pub use arena::registry as stats;
 pub mod sys;
 pub mod sysctls;
+mod util;
 pub mod workers;
 
 pub use error::{Error, Result};

@@ -21,7 +21,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::cache::lock;
+use crate::util::lock;
 
 /// Where skmem keeps what it publishes for other processes (tmpfs, a
 /// root-only directory): owner marks and the statistics sockets of

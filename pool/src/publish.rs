@@ -32,9 +32,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
+use crate::arena::registry::ArenaStats;
 use crate::cache::CacheStats;
+use crate::channel::registry::ChannelStats;
 use crate::owner::{retry_gone_dir, run_dir, unique_name, RUN_DIR};
-use crate::stats::{ArenaStats, ChannelStats};
 
 /// The environment variable that turns publishing off (`0`).
 pub const ENV_PUBLISH: &str = "SKMEM_PUBLISH";
@@ -86,7 +87,7 @@ pub struct ArenaSummary {
     pub map_count: usize,
     /// Mappings redirected to zero pages.
     pub map_redirected: usize,
-    /// Pids holding mappings (at most [`crate::stats::MAPPED_PIDS_MAX`]).
+    /// Pids holding mappings (at most [`crate::arena::registry::MAPPED_PIDS_MAX`]).
     pub mapped_pids: Vec<i32>,
     /// Bytes of the regions held.
     pub mem_total: usize,
@@ -171,7 +172,7 @@ impl CacheSummary {
 
 /// This process's statistics now.
 pub fn snapshot() -> ProcessStats {
-    let arenas = crate::stats::snapshot_all();
+    let arenas = crate::arena::registry::snapshot_all();
     let pid = std::process::id();
     ProcessStats {
         version: VERSION,
@@ -181,7 +182,7 @@ pub fn snapshot() -> ProcessStats {
             .map(|s| s.trim_end().to_owned())
             .unwrap_or_default(),
         arenas: arenas.iter().map(ArenaSummary::from).collect(),
-        channels: crate::stats::channels(),
+        channels: crate::channel::registry::channels(),
         caches: arenas
             .iter()
             .flat_map(|a| a.caches.iter().map(|c| CacheSummary::of(&a.name, c)))

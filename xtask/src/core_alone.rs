@@ -85,6 +85,7 @@ pub fn check() -> Result<()> {
         }
     }
     println!("ok: plain builds of skmem and skmemctl have no failpoints");
+    crate::cycles::check(cmd::workspace_root())?;
     // The toolchain's own cargo and rustc, by absolute path: the rustup
     // proxies live beside bpf-linker in ~/.cargo/bin, which goes.
     let cargo = std::env::var_os("CARGO").context("CARGO is not set (run through cargo xtask)")?;

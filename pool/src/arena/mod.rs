@@ -12,7 +12,7 @@
 //! * **system** ([`system`]) — the process-wide, read-only SYSCTLS region.
 //!
 //! The lifecycle is Skywalk's: an arena is created ACTIVE and registered
-//! ([`crate::stats`]); [`Arena`] is a counted reference (clone = retain,
+//! ([`registry`]); [`Arena`] is a counted reference (clone = retain,
 //! drop = release; the last one tears everything down and unregisters).
 //! [`Arena::map`] gives a [`ArenaMapping`]; redirecting every mapping makes
 //! the arena inactive, after which [`Arena::defunct`] releases the memory
@@ -50,6 +50,7 @@ mod mapping;
 pub mod necp;
 pub mod nexus;
 mod nexus_params;
+pub mod registry;
 pub mod system;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,12 +58,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use skmem_xdp_common::HookEvent;
 
-use crate::cache::lock;
 use crate::error::{Error, Result};
 use crate::mapper::{Span, SpanLayout};
 use crate::probe::{self, Subject};
 use crate::region::{Region, RegionId};
-use crate::stats::{self, ArenaStats};
+use crate::util::lock;
+use registry::ArenaStats;
+
+/// Why a second channel on one nexus arena is refused: the arena is one
+/// port, its rings and slots one channel's.
+pub(crate) const ONE_CHANNEL: &str =
+    "the arena already has a channel (one port, one channel: share the pool with another arena instead)";
 
 pub use mapping::ArenaMapping;
 pub use necp::NecpState;
@@ -272,7 +278,7 @@ impl Drop for ArenaInner {
         // The last reference is gone: unregister, then tear down (dropping
         // the state releases every region and cache still held). An arena
         // whose creation failed before it was registered was never seen.
-        if !stats::unregister(self.id) {
+        if !registry::unregister(self.id) {
             return;
         }
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -322,7 +328,7 @@ impl Arena {
         // Registered and announced under the lock: no other event of the
         // arena can come first.
         let mut st = arena.state();
-        stats::register(&arena.0);
+        registry::register(&arena.0);
         tracing::debug!(arena = %arena.name(), "arena created");
         arena.fire(&mut st, HookEvent::ArenaCreate, Fired::default());
         drop(st);
@@ -657,7 +663,7 @@ impl Arena {
 
     /// A statistics snapshot.
     pub fn stats(&self) -> ArenaStats {
-        stats::snapshot(self)
+        registry::snapshot(self)
     }
 
     /// A snapshot of the nexus part, for nexus arenas. Taken under the

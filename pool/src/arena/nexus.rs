@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use super::nexus_params::{check_flags, NexusParams, FLOWADV_ENTRY_SIZE, RINGS};
-use super::{Arena, ArenaKind, ArenaState, KindState, NexusAdvisory};
+use super::{Arena, ArenaKind, ArenaState, KindState, NexusAdvisory, ONE_CHANNEL};
 use crate::cache::{Cache, CacheParams};
 use crate::error::{Error, Result};
 use crate::pool::{PacketPool, PoolParams};
@@ -522,7 +522,7 @@ impl Arena {
                 if n.has_channel() {
                     return Err(Error::InvalidArenaParams {
                         arena: self.name().to_owned(),
-                        rule: crate::channel::ONE_CHANNEL,
+                        rule: ONE_CHANNEL,
                     });
                 }
             }

@@ -4,25 +4,7 @@
 //! Its capacity (rounds) is chosen by object size, after Skywalk's LP64
 //! table: small objects are cheap to park, so they get bigger magazines.
 
-/// Skywalk's magazine sizes (rounds) on LP64, with the largest object size
-/// each is used for.
-const ROUNDS_BY_SIZE: &[(usize, usize)] = &[
-    (128, 158),
-    (256, 142),
-    (512, 126),
-    (1024, 94),
-    (2048, 62),
-    (4096, 46),
-    (8192, 30),
-];
-
-/// The magazine size for objects of `obj_size` bytes.
-pub fn magazine_rounds_for(obj_size: usize) -> usize {
-    ROUNDS_BY_SIZE
-        .iter()
-        .find(|&&(max, _)| obj_size <= max)
-        .map_or(14, |&(_, rounds)| rounds)
-}
+pub use crate::util::magazine_rounds_for;
 
 /// A stack of up to `capacity` object indices. The depot moves them whole:
 /// a magazine is either full or empty while it sits there.
@@ -66,18 +48,6 @@ impl Magazine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rounds_shrink_as_objects_grow() {
-        assert_eq!(magazine_rounds_for(64), 158);
-        assert_eq!(magazine_rounds_for(2048), 62);
-        assert_eq!(magazine_rounds_for(1 << 20), 14);
-        let sizes: Vec<_> = [64, 256, 512, 1024, 2048, 4096, 8192, 9000]
-            .iter()
-            .map(|&s| magazine_rounds_for(s))
-            .collect();
-        assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
-    }
 
     #[test]
     fn load_and_drain() {

@@ -52,6 +52,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crossbeam_utils::CachePadded;
 
+use crate::util::lock;
 use depot::Depot;
 pub use magazine::magazine_rounds_for;
 use slab::SlabLayer;
@@ -148,13 +149,6 @@ impl std::fmt::Debug for Cache {
             .field("magazines", &self.magazines)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks cannot leave the protected
-    // state half-updated in a way later users could not cope with, so a
-    // poisoned lock is simply taken over.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Cache {

@@ -16,9 +16,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::{lock, Cache};
+use super::Cache;
 use crate::error::Result;
 use crate::sys;
+use crate::util::lock;
 
 /// A worker's objects: `objs[..len]`, capacity two magazines.
 #[derive(Debug)]

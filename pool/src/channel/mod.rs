@@ -42,7 +42,8 @@
 //! in `open`; the receive side in `rx`
 //! (fill ring, RX ring, giving frames back), the send side in `tx` (TX
 //! ring, `reflect`, completions), the slot descriptors in `slots`, frames
-//! and their bytes in `frame`, counters and frame accounting in `account`,
+//! and their bytes in `frame`, counters and frame accounting in `account`
+//! (and, for other threads to read, in `registry`),
 //! receive coalescing (waking once a batch) in `coalesce`, where frames lie
 //! in the UMEM in `umem`, the rings in `ring` and the socket's syscalls in
 //! `xsk`.
@@ -52,6 +53,7 @@ mod coalesce;
 mod frame;
 mod loan;
 mod open;
+pub mod registry;
 pub mod ring;
 mod rx;
 mod slots;
@@ -82,9 +84,7 @@ use crate::pool::{
 };
 use crate::region::Region;
 
-/// Why a second channel on one arena is refused.
-pub(crate) const ONE_CHANNEL: &str =
-    "the arena already has a channel (one port, one channel: share the pool with another arena instead)";
+pub(crate) use crate::arena::ONE_CHANNEL;
 
 /// The smallest `XDP_MAX_TX_SKB_BUDGET` the kernel accepts (its
 /// `TX_BATCH_SIZE`).
@@ -236,7 +236,7 @@ pub struct Channel {
     /// them while the channel runs.
     counters: Arc<LiveCounters>,
     /// This channel in the process's statistics registry.
-    published: Arc<crate::stats::ChannelRecord>,
+    published: Arc<registry::ChannelRecord>,
     /// Frames given to the kernel for RX (fill ring + RX ring) not yet
     /// taken back from the RX ring: kept at most the RX ring's size, so the
     /// RX ring never overflows. Excess traffic is then dropped by the

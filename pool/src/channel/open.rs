@@ -508,7 +508,7 @@ impl Channel {
         );
         let tag = Tags::of(holder.holder);
         let counters = Arc::new(LiveCounters::default());
-        let published = crate::stats::register_channel(crate::stats::ChannelRecord {
+        let published = super::registry::register_channel(super::registry::ChannelRecord {
             arena: arena.name().to_owned(),
             arena_id: arena.id(),
             ifname: params.ifname.clone(),

@@ -14,8 +14,8 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use super::wire::{self, Msg};
 use super::OfferPolicy;
 use crate::arena::Arena;
-use crate::cache::lock;
 use crate::error::{Error, Result};
+use crate::util::lock;
 use crate::workers::WorkerTable;
 
 /// A mapper the owner lends to: its process and its mapping's state.

@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use super::wire::{self, Msg};
-use crate::cache::lock;
 use crate::error::{Error, Result};
 use crate::mapper::{copy_schema_at, Span};
 use crate::region::RegionId;
 use crate::schema::{SchemaInfo, SchemaView};
 use crate::sys::{Mapping, Protection};
 use crate::sysctls::Sysctls;
+use crate::util::lock;
 
 /// A worker slot as the owner gave it: the slot, the worker's eventfd, the
 /// owner's.

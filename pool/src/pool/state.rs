@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::PacketIndex;
-use crate::cache::lock;
 use crate::error::{Error, Result};
 use crate::region::RegionId;
+use crate::util::lock;
 
 /// Where a packet is: kept owner-private, so that every frame can be
 /// accounted for and a descriptor naming a frame that is not where the ring

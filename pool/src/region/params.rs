@@ -8,9 +8,9 @@
 //! objects parked in magazines can never starve the rings.
 
 use super::{RegionFlags, RegionId};
-use crate::cache::magazine_rounds_for;
 use crate::error::{Error, Result};
 use crate::sys::page_size;
+use crate::util::magazine_rounds_for;
 
 /// Objects are aligned to (and sized in multiples of) this many bytes.
 pub const CACHE_LINE: usize = 64;

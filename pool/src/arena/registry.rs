@@ -1,18 +1,18 @@
 //! The registry of live arenas and their statistics snapshots (Skywalk's
-//! arena list and `kern.skywalk.stats.arena`).
+//! arena list and `kern.skywalk.stats.arena`). Channels keep their own
+//! (`crate::channel::registry`).
 //!
 //! Every arena registers itself when created and unregisters when its last
 //! reference goes; the registry holds only weak references, so it never
 //! keeps an arena alive. Snapshots are plain serde structs, for tables and
 //! JSON alike.
 
-use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::arena::{Arena, ArenaInner, ArenaKind};
-use crate::cache::{lock, CacheStats};
-use crate::channel::{ChannelCounters, XskStats};
+use super::{Arena, ArenaInner, ArenaKind};
+use crate::cache::CacheStats;
 use crate::region::{RegionId, RegionStats};
+use crate::util::lock;
 
 /// Most mapped pids listed per arena (Skywalk's SK_STATS_ARENA_MAPPED_PID_MAX).
 pub const MAPPED_PIDS_MAX: usize = 8;
@@ -131,85 +131,4 @@ pub(crate) fn snapshot(arena: &Arena) -> ArenaStats {
         regions: regions.iter().map(|r| r.stats()).collect(),
         caches,
     }
-}
-
-/// A live channel as the registry keeps it: who it is, its counters (which
-/// it keeps here, shared), and its socket for `XDP_STATISTICS`.
-#[derive(Debug)]
-pub(crate) struct ChannelRecord {
-    pub(crate) arena: String,
-    pub(crate) arena_id: u64,
-    pub(crate) ifname: String,
-    pub(crate) queue: u32,
-    pub(crate) zero_copy: bool,
-    pub(crate) counters: Arc<crate::channel::LiveCounters>,
-    /// The AF_XDP socket while it is open. The channel sets `None`, under
-    /// this lock, before it closes the socket: a reader holding the lock
-    /// with `Some(fd)` holds an open descriptor of that socket.
-    pub(crate) fd: Mutex<Option<RawFd>>,
-}
-
-impl ChannelRecord {
-    /// Forgets the socket (the channel is about to close it).
-    pub(crate) fn closing(&self) {
-        *lock(&self.fd) = None;
-    }
-}
-
-static CHANNELS: Mutex<Vec<Weak<ChannelRecord>>> = Mutex::new(Vec::new());
-
-/// Lists `record` among the live channels until its last `Arc` goes.
-pub(crate) fn register_channel(record: ChannelRecord) -> Arc<ChannelRecord> {
-    let rec = Arc::new(record);
-    let mut all = lock(&CHANNELS);
-    all.retain(|w| w.strong_count() > 0);
-    all.push(Arc::downgrade(&rec));
-    rec
-}
-
-/// A channel's statistics, read from another thread while it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct ChannelStats {
-    /// The nexus arena the channel is bound through.
-    pub arena: String,
-    /// That arena's process-unique id.
-    pub arena_id: u64,
-    /// Interface name.
-    pub ifname: String,
-    /// Queue id.
-    pub queue: u32,
-    /// Bound in zero-copy mode.
-    pub zero_copy: bool,
-    /// The channel's own counters.
-    pub counters: ChannelCounters,
-    /// The kernel's counters for the socket (`None` when the socket closed
-    /// while being read, or the kernel refused).
-    pub xdp: Option<XskStats>,
-}
-
-/// Statistics of every live channel of this process, oldest first.
-pub fn channels() -> Vec<ChannelStats> {
-    let live: Vec<Arc<ChannelRecord>> = lock(&CHANNELS).iter().filter_map(Weak::upgrade).collect();
-    live.iter()
-        .map(|r| {
-            let xdp = lock(&r.fd).and_then(|fd| {
-                // SAFETY: the lock is held and says the socket is open (see
-                // `ChannelRecord::fd`): `fd` stays valid for this borrow.
-                let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-                rustix::net::sockopt::xdp_statistics(fd)
-                    .ok()
-                    .map(XskStats::from)
-            });
-            ChannelStats {
-                arena: r.arena.clone(),
-                arena_id: r.arena_id,
-                ifname: r.ifname.clone(),
-                queue: r.queue,
-                zero_copy: r.zero_copy,
-                counters: r.counters.snapshot(),
-                xdp,
-            }
-        })
-        .collect()
 }
