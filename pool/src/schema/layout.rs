@@ -158,32 +158,97 @@ pub(super) const fn is_aligned(v: u64, align: u64) -> bool {
     v & align.wrapping_sub(1) == 0
 }
 
-// Field access by offset. Every helper returns `None` instead of panicking
-// when the range falls outside the slice, so a short buffer is an error.
-
-pub(super) fn get<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
-    b.get(at..at.checked_add(N)?)?.try_into().ok()
+/// A field of the layout: read and written little-endian at a byte
+/// offset. Each returns `None`, never panicking, when the bytes fall
+/// outside the slice, so a short buffer is an error.
+pub(super) trait Field: Sized {
+    /// The field at `at` of `b`.
+    fn get(b: &[u8], at: usize) -> Option<Self>;
+    /// Writes the field at `at` of `b`.
+    fn put(&self, b: &mut [u8], at: usize) -> Option<()>;
 }
 
-pub(super) fn get_u32(b: &[u8], at: usize) -> Option<u32> {
-    get(b, at).map(u32::from_le_bytes)
+impl<const N: usize> Field for [u8; N] {
+    fn get(b: &[u8], at: usize) -> Option<Self> {
+        b.get(at..at.checked_add(N)?)?.try_into().ok()
+    }
+
+    fn put(&self, b: &mut [u8], at: usize) -> Option<()> {
+        b.get_mut(at..at.checked_add(N)?)?.copy_from_slice(self);
+        Some(())
+    }
 }
 
-pub(super) fn get_u64(b: &[u8], at: usize) -> Option<u64> {
-    get(b, at).map(u64::from_le_bytes)
+impl Field for u32 {
+    fn get(b: &[u8], at: usize) -> Option<Self> {
+        <[u8; 4]>::get(b, at).map(u32::from_le_bytes)
+    }
+
+    fn put(&self, b: &mut [u8], at: usize) -> Option<()> {
+        self.to_le_bytes().put(b, at)
+    }
 }
 
-pub(super) fn put(b: &mut [u8], at: usize, v: &[u8]) -> Option<()> {
-    b.get_mut(at..at.checked_add(v.len())?)?.copy_from_slice(v);
-    Some(())
+impl Field for u64 {
+    fn get(b: &[u8], at: usize) -> Option<Self> {
+        <[u8; 8]>::get(b, at).map(u64::from_le_bytes)
+    }
+
+    fn put(&self, b: &mut [u8], at: usize) -> Option<()> {
+        self.to_le_bytes().put(b, at)
+    }
 }
 
-pub(super) fn put_u32(b: &mut [u8], at: usize, v: u32) -> Option<()> {
-    put(b, at, &v.to_le_bytes())
+/// A struct of the layout as a field of another (the header's rings, a
+/// worker entry's two).
+impl Field for RingEntry {
+    fn get(b: &[u8], at: usize) -> Option<Self> {
+        Self::read(b.get(at..)?)
+    }
+
+    fn put(&self, b: &mut [u8], at: usize) -> Option<()> {
+        self.write(b.get_mut(at..)?)
+    }
 }
 
-pub(super) fn put_u64(b: &mut [u8], at: usize, v: u64) -> Option<()> {
-    put(b, at, &v.to_le_bytes())
+/// The header's array of rings, one after the other.
+impl<const N: usize> Field for [RingEntry; N] {
+    fn get(b: &[u8], at: usize) -> Option<Self> {
+        let mut rings = [RingEntry::ABSENT; N];
+        for (i, ring) in rings.iter_mut().enumerate() {
+            *ring = RingEntry::get(b, at.checked_add(i.checked_mul(RING_SIZE)?)?)?;
+        }
+        Some(rings)
+    }
+
+    fn put(&self, b: &mut [u8], at: usize) -> Option<()> {
+        for (i, ring) in self.iter().enumerate() {
+            ring.put(b, at.checked_add(i.checked_mul(RING_SIZE)?)?)?;
+        }
+        Some(())
+    }
+}
+
+/// `read` and `write` for a struct of the layout: each listed field, in
+/// order, at its `offset_of!` — the one place a field's position is
+/// given, and the compile-time assertions above hold it to the tables.
+macro_rules! codec {
+    ($t:ident { $($f:ident),* $(,)? }) => {
+        impl $t {
+            /// Decodes one from the front of `b` (`None` if `b` is short).
+            pub(super) fn read(b: &[u8]) -> Option<Self> {
+                Some(Self {
+                    $($f: Field::get(b, offset_of!($t, $f))?,)*
+                })
+            }
+
+            /// Encodes it at the front of `b` (`None` if `b` is short).
+            pub(super) fn write(&self, b: &mut [u8]) -> Option<()> {
+                $(Field::put(&self.$f, b, offset_of!($t, $f))?;)*
+                Some(())
+            }
+        }
+    };
 }
 
 impl RingEntry {
@@ -198,121 +263,48 @@ impl RingEntry {
         desc_size: 0,
         reserved: 0,
     };
-
-    pub(super) fn read(b: &[u8]) -> Option<Self> {
-        Some(Self {
-            present: get_u32(b, offset_of!(RingEntry, present))?,
-            entries: get_u32(b, offset_of!(RingEntry, entries))?,
-            producer: get_u64(b, offset_of!(RingEntry, producer))?,
-            consumer: get_u64(b, offset_of!(RingEntry, consumer))?,
-            desc: get_u64(b, offset_of!(RingEntry, desc))?,
-            flags: get_u64(b, offset_of!(RingEntry, flags))?,
-            desc_size: get_u32(b, offset_of!(RingEntry, desc_size))?,
-            reserved: get_u32(b, offset_of!(RingEntry, reserved))?,
-        })
-    }
-
-    pub(super) fn write(&self, b: &mut [u8]) -> Option<()> {
-        put_u32(b, offset_of!(RingEntry, present), self.present)?;
-        put_u32(b, offset_of!(RingEntry, entries), self.entries)?;
-        put_u64(b, offset_of!(RingEntry, producer), self.producer)?;
-        put_u64(b, offset_of!(RingEntry, consumer), self.consumer)?;
-        put_u64(b, offset_of!(RingEntry, desc), self.desc)?;
-        put_u64(b, offset_of!(RingEntry, flags), self.flags)?;
-        put_u32(b, offset_of!(RingEntry, desc_size), self.desc_size)?;
-        put_u32(b, offset_of!(RingEntry, reserved), self.reserved)
-    }
 }
 
-impl RegionEntry {
-    pub(super) fn read(b: &[u8]) -> Option<Self> {
-        Some(Self {
-            id: get_u32(b, offset_of!(RegionEntry, id))?,
-            flags: get_u32(b, offset_of!(RegionEntry, flags))?,
-            offset: get_u64(b, offset_of!(RegionEntry, offset))?,
-            size: get_u64(b, offset_of!(RegionEntry, size))?,
-            obj_size: get_u64(b, offset_of!(RegionEntry, obj_size))?,
-            obj_count: get_u32(b, offset_of!(RegionEntry, obj_count))?,
-            seg_count: get_u32(b, offset_of!(RegionEntry, seg_count))?,
-            seg_size: get_u64(b, offset_of!(RegionEntry, seg_size))?,
-            uuid: get(b, offset_of!(RegionEntry, uuid))?,
-        })
-    }
+codec!(RingEntry {
+    present,
+    entries,
+    producer,
+    consumer,
+    desc,
+    flags,
+    desc_size,
+    reserved,
+});
 
-    pub(super) fn write(&self, b: &mut [u8]) -> Option<()> {
-        put_u32(b, offset_of!(RegionEntry, id), self.id)?;
-        put_u32(b, offset_of!(RegionEntry, flags), self.flags)?;
-        put_u64(b, offset_of!(RegionEntry, offset), self.offset)?;
-        put_u64(b, offset_of!(RegionEntry, size), self.size)?;
-        put_u64(b, offset_of!(RegionEntry, obj_size), self.obj_size)?;
-        put_u32(b, offset_of!(RegionEntry, obj_count), self.obj_count)?;
-        put_u32(b, offset_of!(RegionEntry, seg_count), self.seg_count)?;
-        put_u64(b, offset_of!(RegionEntry, seg_size), self.seg_size)?;
-        put(b, offset_of!(RegionEntry, uuid), &self.uuid)
-    }
-}
+codec!(RegionEntry {
+    id,
+    flags,
+    offset,
+    size,
+    obj_size,
+    obj_count,
+    seg_count,
+    seg_size,
+    uuid,
+});
 
-impl SchemaHeader {
-    /// Byte offset of ring `i` in the header.
-    pub(super) fn ring_offset(i: usize) -> Option<usize> {
-        offset_of!(SchemaHeader, rings).checked_add(i.checked_mul(RING_SIZE)?)
-    }
+codec!(SchemaHeader {
+    magic,
+    version,
+    header_size,
+    entry_size,
+    region_count,
+    total_size,
+    arena_kind,
+    span_size,
+    name,
+    rings,
+    generation,
+    worker_count,
+    worker_entry_size,
+});
 
-    pub(super) fn read(b: &[u8]) -> Option<Self> {
-        let mut rings = [RingEntry::ABSENT; RingKind::COUNT];
-        for (i, ring) in rings.iter_mut().enumerate() {
-            *ring = RingEntry::read(b.get(Self::ring_offset(i)?..)?)?;
-        }
-        Some(Self {
-            magic: get(b, offset_of!(SchemaHeader, magic))?,
-            version: get_u32(b, offset_of!(SchemaHeader, version))?,
-            header_size: get_u32(b, offset_of!(SchemaHeader, header_size))?,
-            entry_size: get_u32(b, offset_of!(SchemaHeader, entry_size))?,
-            region_count: get_u32(b, offset_of!(SchemaHeader, region_count))?,
-            total_size: get_u32(b, offset_of!(SchemaHeader, total_size))?,
-            arena_kind: get_u32(b, offset_of!(SchemaHeader, arena_kind))?,
-            span_size: get_u64(b, offset_of!(SchemaHeader, span_size))?,
-            name: get(b, offset_of!(SchemaHeader, name))?,
-            rings,
-            generation: get_u64(b, offset_of!(SchemaHeader, generation))?,
-            worker_count: get_u32(b, offset_of!(SchemaHeader, worker_count))?,
-            worker_entry_size: get_u32(b, offset_of!(SchemaHeader, worker_entry_size))?,
-        })
-    }
-
-    pub(super) fn write(&self, b: &mut [u8]) -> Option<()> {
-        put(b, offset_of!(SchemaHeader, magic), &self.magic)?;
-        put_u32(b, offset_of!(SchemaHeader, version), self.version)?;
-        put_u32(b, offset_of!(SchemaHeader, header_size), self.header_size)?;
-        put_u32(b, offset_of!(SchemaHeader, entry_size), self.entry_size)?;
-        put_u32(b, offset_of!(SchemaHeader, region_count), self.region_count)?;
-        put_u32(b, offset_of!(SchemaHeader, total_size), self.total_size)?;
-        put_u32(b, offset_of!(SchemaHeader, arena_kind), self.arena_kind)?;
-        put_u64(b, offset_of!(SchemaHeader, span_size), self.span_size)?;
-        put(b, offset_of!(SchemaHeader, name), &self.name)?;
-        for (i, ring) in self.rings.iter().enumerate() {
-            ring.write(b.get_mut(Self::ring_offset(i)?..)?)?;
-        }
-        put_u64(b, offset_of!(SchemaHeader, generation), self.generation)?;
-        put_u32(b, offset_of!(SchemaHeader, worker_count), self.worker_count)?;
-        put_u32(
-            b,
-            offset_of!(SchemaHeader, worker_entry_size),
-            self.worker_entry_size,
-        )
-    }
-}
-
-impl WorkerEntry {
-    pub(super) fn read(b: &[u8]) -> Option<Self> {
-        Some(Self {
-            to_worker: RingEntry::read(b)?,
-            from_worker: RingEntry::read(b.get(RING_SIZE..)?)?,
-        })
-    }
-
-    pub(super) fn write(&self, b: &mut [u8]) -> Option<()> {
-        self.to_worker.write(b)?;
-        self.from_worker.write(b.get_mut(RING_SIZE..)?)
-    }
-}
+codec!(WorkerEntry {
+    to_worker,
+    from_worker,
+});

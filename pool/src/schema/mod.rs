@@ -354,14 +354,16 @@ mod tests {
     }
 
     #[test]
-    fn field_helpers_refuse_ranges_outside_the_slice() {
+    fn fields_refuse_ranges_outside_the_slice() {
         let mut b = [0u8; 6];
-        assert_eq!(get_u32(&b, 2), Some(0));
-        assert_eq!(get_u32(&b, 3), None);
-        assert_eq!(get_u64(&b, usize::MAX), None);
-        assert_eq!(put_u32(&mut b, 3, 1), None);
-        assert_eq!(put_u64(&mut b, usize::MAX - 2, 1), None);
-        assert_eq!(put_u32(&mut b, 2, 0x0403_0201), Some(()));
+        assert_eq!(u32::get(&b, 2), Some(0));
+        assert_eq!(u32::get(&b, 3), None);
+        assert_eq!(u64::get(&b, usize::MAX), None);
+        assert_eq!(1u32.put(&mut b, 3), None);
+        assert_eq!(1u64.put(&mut b, usize::MAX - 2), None);
+        assert_eq!(0x0403_0201u32.put(&mut b, 2), Some(()));
         assert_eq!(b, [0, 0, 1, 2, 3, 4]);
+        // A ring past the end of a header-sized buffer.
+        assert_eq!(RingEntry::get(&b, 0), None);
     }
 }

@@ -155,7 +155,7 @@ impl<'a> SchemaView<'a> {
     /// the schema needs (`None` for bytes shorter than a header). For
     /// copying only; [`parse`](Self::parse) checks it.
     pub fn total_size_of(bytes: &[u8]) -> Option<usize> {
-        get_u32(bytes, offset_of!(SchemaHeader, total_size)).map(|t| t as usize)
+        u32::get(bytes, offset_of!(SchemaHeader, total_size)).map(|t| t as usize)
     }
 
     /// The layout version: [`SCHEMA_VERSION`].
