@@ -1,0 +1,202 @@
+//! The report as the text tables `pps` prints.
+
+use super::*;
+
+impl Report {
+    /// The report as text tables.
+    pub fn to_table(&self) -> String {
+        let c = &self.config;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "pps: AF_XDP copy mode over a veth pair (one queue a side); settings: batch {}, {} B \
+             frames, UMEM {} x {} B, rings {}, TX budget {}; {} round(s) of warm-up {} s and {} x {} s; \
+             programs at {}",
+            c.batch,
+            c.sizes
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
+            c.frames,
+            c.frame_size,
+            c.ring_entries,
+            c.tx_budget
+                .map_or_else(|| "kernel default".to_owned(), |b| b.to_string()),
+            c.rounds,
+            c.warmup_s,
+            c.reps,
+            c.duration_s,
+            c.prog_fifo
+                .map_or_else(|| "SCHED_OTHER".to_owned(), |p| format!("SCHED_FIFO {p}"))
+        );
+        for l in &self.layouts {
+            let _ = writeln!(
+                s,
+                "layout {}: {} [veth {} <- {}, MTU {}, XDP {}; {:.0} s]",
+                l.layout.name(),
+                l.description,
+                l.ifnames[0],
+                l.ifnames[1],
+                l.mtu,
+                l.xdp_mode,
+                l.elapsed_s
+            );
+        }
+        for k in &self.skipped {
+            let _ = writeln!(s, "left out: {}: {}", k.implementation.name(), k.reason);
+        }
+        let _ = writeln!(
+            s,
+            "\n{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>23} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6}",
+            "layout",
+            "work",
+            "size",
+            "program",
+            "kind",
+            "wait",
+            "Mpps median (min-max)",
+            "offered",
+            "XDPseen",
+            "redir",
+            "reachB",
+            "%redir",
+            "ringfull",
+            "fillempty",
+            "napi%",
+            "cpu%",
+            "prog%",
+            "ns/pkt",
+            "napins"
+        );
+        let opt =
+            |x: Option<Stat>| x.map_or_else(|| "-".to_owned(), |x| format!("{:.3}", x.median));
+        let pct =
+            |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{:.0}", 100.0 * x));
+        let ns = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"));
+        for r in &self.results {
+            let kind = match r.kind {
+                Kind::Skmem => "skmem",
+                Kind::Peer => "peer",
+                Kind::Ceiling => "ceiling",
+                Kind::Bound => "bound",
+                Kind::Control => "control",
+                Kind::Tuned => "tuned",
+                Kind::Workers => "workers",
+            };
+            let _ = writeln!(
+                s,
+                "{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>7.3} ({:>6.3}-{:>6.3}) {:>7} {:>7} {:>7} {:>7.3} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6}",
+                r.layout.name(),
+                r.workload.name(),
+                r.size,
+                r.program,
+                kind,
+                r.wait.name(),
+                r.mpps.median,
+                r.mpps.min,
+                r.mpps.max,
+                opt(r.offered_mpps),
+                opt(r.xdp_seen_mpps),
+                opt(r.xdp_redirected_mpps),
+                r.reached_b_mpps.median,
+                r.share_of_redirected
+                    .map_or_else(|| "-".to_owned(), |v| format!("{:.1}", 100.0 * v)),
+                r.counters.xsk_rx_ring_full,
+                r.counters.xsk_fill_ring_empty,
+                pct(r.napi_cpu_share),
+                pct(r.prog_cpu_busy),
+                pct(r.prog_cpu_share),
+                ns(r.prog_ns_per_packet),
+                ns(r.napi_ns_per_packet)
+            );
+        }
+        let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+        let _ = writeln!(
+            s,
+            "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19} {:>19} {:>19}",
+            "layout",
+            "work",
+            "size",
+            "skmem",
+            "best peer",
+            "÷peer",
+            "ceiling",
+            "÷ceiling",
+            "÷xsk-rs",
+            "÷skmem-again (A/A)",
+            "coalesce ÷peer",
+            "w1 ÷skmem",
+            "w2 ÷skmem"
+        );
+        for cl in &self.cells {
+            let _ = writeln!(
+                s,
+                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19} {:>19} {:>19}",
+                cl.layout.name(),
+                cl.workload.name(),
+                cl.size,
+                x(cl.skmem_mpps),
+                format!(
+                    "{} {}",
+                    cl.best_peer.as_deref().unwrap_or("-"),
+                    x(cl.best_peer_mpps)
+                ),
+                with_range(cl.skmem_vs_best_peer, &cl.skmem_vs_best_peer_rounds),
+                format!(
+                    "{} {}",
+                    cl.ceiling.as_deref().unwrap_or("-"),
+                    x(cl.ceiling_mpps)
+                ),
+                with_range(cl.skmem_vs_ceiling, &cl.skmem_vs_ceiling_rounds),
+                with_range(cl.skmem_vs_xsk_rs, &cl.skmem_vs_xsk_rs_rounds),
+                with_range(cl.skmem_vs_skmem_again, &cl.skmem_vs_skmem_again_rounds),
+                with_range(cl.coalesce_vs_best_peer, &cl.coalesce_vs_best_peer_rounds),
+                with_range(cl.workers1_vs_skmem, &cl.workers1_vs_skmem_rounds),
+                with_range(cl.workers2_vs_skmem, &cl.workers2_vs_skmem_rounds)
+            );
+        }
+        if !self.goals.is_empty() {
+            let _ = writeln!(s, "\ngoals:");
+            for g in &self.goals {
+                let _ = writeln!(
+                    s,
+                    "  {} {} {} B: {} >= {:.2}: {} {}{}",
+                    g.layout.name(),
+                    g.workload.name(),
+                    g.size,
+                    g.ratio,
+                    g.target,
+                    x(g.value),
+                    match g.met {
+                        Some(true) => "met",
+                        Some(false) => "NOT met",
+                        None => "n/a",
+                    },
+                    match (g.bound, g.reachable) {
+                        (Some(b), Some(false)) => {
+                            format!(" (out of reach here: no AF_XDP program can exceed {b:.2})")
+                        }
+                        (Some(b), _) => format!(" (at most {b:.2} here)"),
+                        _ => String::new(),
+                    }
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\n(rates are what each program counted itself: received for rxdrop, TX-completed for \
+             txonly and l2fwd, its own XDP counter for a ceiling; offered = the generator's \
+             frames, XDP seen/redir = A's XDP (skmem's program, or ethtool -S while testpmd's \
+             own is attached), reachB = B's XDP sink, all in the same windows; %redir = the \
+             program's count as a share of what XDP redirected to it; ring full / fill empty = \
+             the socket's XDP_STATISTICS over its whole run; napi% = CPU time of A's NAPI \
+             kthread (threaded), cpu% = the program CPU's non-idle share, everything on it \
+             included; prog% = the program's own CPU time (its thread and child processes), \
+             ns/pkt = that per frame counted, napins = NAPI kthread ns per frame)\ntotal {:.1} s; loadavg before: {}, \
+             after: {}; autogroup scheduling: {}",
+            self.elapsed_s, self.loadavg[0], self.loadavg[1], self.autogroup
+        );
+        s
+    }
+}
