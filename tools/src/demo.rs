@@ -21,7 +21,8 @@ use serde::Serialize;
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount};
 use skmem_netns::{
-    NetnsPair, PairConfig, Receiver, RxFilter, Sender, SequenceChecker, Side, DEFAULT_UDP_PORT,
+    FrameSpec, NetnsPair, PairConfig, Receiver, RxFilter, Sender, SequenceChecker, Side,
+    DEFAULT_UDP_PORT,
 };
 use skmem_xdp::observe::{ObserveTarget, ObservedEvent, Observer};
 use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
@@ -236,31 +237,115 @@ fn forward(pair: &NetnsPair, fwd: &Fwd, stop: &AtomicBool, workers: usize) -> Re
     })
 }
 
+/// Frames sent by the generator in B and frames that came back.
+#[derive(Default)]
+struct Flow {
+    sent: AtomicU64,
+    back: AtomicU64,
+}
+
+/// The generator, in B: sends the flow (at most `--window` frames on the
+/// round trip) until the duration ends or Ctrl-C, and checks each frame
+/// that comes back — MACs swapped, in order (with workers, in order with
+/// gaps where a killed worker's frames were taken back), intact. Returns
+/// what was wrong (at most ten).
+fn generate(
+    pair: &NetnsPair,
+    spec: &FrameSpec,
+    args: &DemoArgs,
+    fwd: &Fwd,
+    flow: &Flow,
+    stop: &AtomicBool,
+    start: Instant,
+) -> Result<Vec<String>> {
+    let (mac_a, mac_b) = (pair.mac(Side::A), pair.mac(Side::B));
+    pair.in_ns(Side::B, || -> Result<Vec<String>> {
+        let mut rxb = Receiver::open_in_current_ns(
+            pair.ifindex(Side::B),
+            RxFilter::udp_port(DEFAULT_UDP_PORT),
+        )?;
+        let tx = Sender::open_in_current_ns(pair.ifindex(Side::B))?;
+        // Quiet receives in a row after sending stopped.
+        let mut quiet = 0u32;
+        let waited_out = |q: &mut u32| {
+            *q += 1;
+            *q >= if args.workers > 0 { 3 } else { 1 }
+        };
+        let mut seq = SequenceChecker::new();
+        // With workers, frames a killed worker held are taken back
+        // by the owner, not forwarded: the rest must come back in
+        // order, with gaps where those were.
+        let mut last_no: Option<u16> = None;
+        let mut errors = Vec::new();
+        let end = start + Duration::from_secs(args.duration);
+        let mut n = 0u64;
+        let gone = || flow.back.load(Ordering::Relaxed) + fwd.lost.load(Ordering::Relaxed);
+        loop {
+            let sending = Instant::now() < end && !stop.load(Ordering::Relaxed);
+            while sending && n.saturating_sub(gone()) < args.window {
+                tx.send_frame(&spec.build(n)?)?;
+                n += 1;
+                flow.sent.store(n, Ordering::Relaxed);
+            }
+            if !sending && gone() >= n {
+                break;
+            }
+            match rxb.recv(Duration::from_millis(200))? {
+                Some(f) => {
+                    if f[0..6] != mac_b || f[6..12] != mac_a {
+                        errors.push("a frame came back without its MACs swapped".into());
+                    }
+                    if args.workers == 0 {
+                        if let Err(e) = seq.check(f) {
+                            errors.push(e.to_string());
+                        }
+                    } else {
+                        match skmem_netns::check_payload(f) {
+                            Err(e) => errors.push(e.to_string()),
+                            Ok(info) => {
+                                let ahead = last_no.map_or(1, |l| info.packet_no.wrapping_sub(l));
+                                if !(1..32768).contains(&ahead) {
+                                    errors.push(format!(
+                                        "packet {} came back after {:?}",
+                                        info.packet_no, last_no
+                                    ));
+                                }
+                                last_no = Some(info.packet_no);
+                            }
+                        }
+                    }
+                    flow.back.fetch_add(1, Ordering::Relaxed);
+                }
+                // Nothing for 200 ms after sending stopped: the rest
+                // is lost; say so rather than wait forever (the
+                // owner's count of what it took back lags 250 ms).
+                None if !sending && waited_out(&mut quiet) => {
+                    errors.push(format!(
+                        "{} frames did not come back",
+                        n.saturating_sub(gone())
+                    ));
+                    break;
+                }
+                None => {}
+            }
+            errors.truncate(10);
+        }
+        Ok(errors)
+    })
+}
+
 /// `skmemctl demo`.
 pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
     let live = !args.json && std::io::stdout().is_terminal();
     crate::stale::remove("demo");
     // Watch ourselves with eBPF before any arena exists, so every
     // lifecycle event is seen.
-    let mut observer = match Observer::attach(ObserveTarget {
-        pid: Some(std::process::id() as i32),
-        binaries: Vec::new(),
-        scan: Some(false),
-    }) {
-        Ok(o) => Some(o),
-        Err(e) => {
-            eprintln!(
-                "skmemctl demo: the eBPF observer could not attach ({e}); going on without it"
-            );
-            None
-        }
-    };
+    let mut observer = attach_observer();
     let mut seen: Vec<ObservedEvent> = Vec::new();
     eprintln!("skmemctl demo: creating two network namespaces joined by a veth pair…");
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1))
         .context("creating the namespaces (needs root and iproute2)")?;
     let spec = pair.frame_spec(Side::B, args.size)?;
-    let (mac_a, mac_b) = (pair.mac(Side::A), pair.mac(Side::B));
     eprintln!(
         "  {} ({}) ⇄ {} ({})\n  l2fwd over AF_XDP in {}, generator in {}",
         pair.ifname(Side::A),
@@ -273,8 +358,7 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
     let fwd = Fwd::default();
     let fwd_stop = AtomicBool::new(false);
     let fwd_done = AtomicBool::new(false);
-    let sent = AtomicU64::new(0);
-    let back = AtomicU64::new(0);
+    let flow = Flow::default();
     let start = Instant::now();
     // With workers: the one killed halfway, and its replacement.
     let mut killed: (Option<u32>, Option<u32>) = (None, None);
@@ -305,81 +389,7 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                pair.in_ns(Side::B, || -> Result<Vec<String>> {
-                    let mut rxb = Receiver::open_in_current_ns(
-                        pair.ifindex(Side::B),
-                        RxFilter::udp_port(DEFAULT_UDP_PORT),
-                    )?;
-                    let tx = Sender::open_in_current_ns(pair.ifindex(Side::B))?;
-                    // Quiet receives in a row after sending stopped.
-                    let mut quiet = 0u32;
-                    let waited_out = |q: &mut u32| {
-                        *q += 1;
-                        *q >= if args.workers > 0 { 3 } else { 1 }
-                    };
-                    let mut seq = SequenceChecker::new();
-                    // With workers, frames a killed worker held are taken back
-                    // by the owner, not forwarded: the rest must come back in
-                    // order, with gaps where those were.
-                    let mut last_no: Option<u16> = None;
-                    let mut errors = Vec::new();
-                    let end = start + Duration::from_secs(args.duration);
-                    let mut n = 0u64;
-                    let gone = || back.load(Ordering::Relaxed) + fwd.lost.load(Ordering::Relaxed);
-                    loop {
-                        let sending = Instant::now() < end && !stop.load(Ordering::Relaxed);
-                        while sending && n.saturating_sub(gone()) < args.window {
-                            tx.send_frame(&spec.build(n)?)?;
-                            n += 1;
-                            sent.store(n, Ordering::Relaxed);
-                        }
-                        if !sending && gone() >= n {
-                            break;
-                        }
-                        match rxb.recv(Duration::from_millis(200))? {
-                            Some(f) => {
-                                if f[0..6] != mac_b || f[6..12] != mac_a {
-                                    errors
-                                        .push("a frame came back without its MACs swapped".into());
-                                }
-                                if args.workers == 0 {
-                                    if let Err(e) = seq.check(f) {
-                                        errors.push(e.to_string());
-                                    }
-                                } else {
-                                    match skmem_netns::check_payload(f) {
-                                        Err(e) => errors.push(e.to_string()),
-                                        Ok(info) => {
-                                            let ahead = last_no
-                                                .map_or(1, |l| info.packet_no.wrapping_sub(l));
-                                            if !(1..32768).contains(&ahead) {
-                                                errors.push(format!(
-                                                    "packet {} came back after {:?}",
-                                                    info.packet_no, last_no
-                                                ));
-                                            }
-                                            last_no = Some(info.packet_no);
-                                        }
-                                    }
-                                }
-                                back.fetch_add(1, Ordering::Relaxed);
-                            }
-                            // Nothing for 200 ms after sending stopped: the rest
-                            // is lost; say so rather than wait forever (the
-                            // owner's count of what it took back lags 250 ms).
-                            None if !sending && waited_out(&mut quiet) => {
-                                errors.push(format!(
-                                    "{} frames did not come back",
-                                    n.saturating_sub(gone())
-                                ));
-                                break;
-                            }
-                            None => {}
-                        }
-                        errors.truncate(10);
-                    }
-                    Ok(errors)
-                })
+                generate(&pair, &spec, &args, &fwd, &flow, stop, start)
             });
         let gen = match gen {
             Ok(t) => t,
@@ -426,8 +436,8 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
                     .rev()
                     .map(ObservedEvent::line)
                     .collect(),
-                sent: sent.load(Ordering::Relaxed),
-                returned: back.load(Ordering::Relaxed),
+                sent: flow.sent.load(Ordering::Relaxed),
+                returned: flow.back.load(Ordering::Relaxed),
                 fwd_rx_pps: (rx - last.0) as f64 / dt,
                 fwd_tx_pps: (tx - last.1) as f64 / dt,
                 frames: *fwd.account.lock().unwrap_or_else(|e| e.into_inner()),
@@ -477,8 +487,8 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
     }
     let summary = Summary {
         seconds: start.elapsed().as_secs_f64(),
-        sent: sent.load(Ordering::Relaxed),
-        returned: back.load(Ordering::Relaxed),
+        sent: flow.sent.load(Ordering::Relaxed),
+        returned: flow.back.load(Ordering::Relaxed),
         in_order_and_intact: errors.is_empty(),
         frames_accounted: account.check(true).is_ok(),
         xdp_mode: fwd
@@ -493,67 +503,95 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
         replacement: killed.1,
     };
     drop(pair);
-    if args.json {
-        crate::output::json("demo_summary", &summary)?;
-    } else {
-        outln!();
-        outln!(
-            "summary ({:.1} s, XDP {}):",
-            summary.seconds,
-            summary.xdp_mode
-        );
-        outln!("  frames sent      {}", summary.sent);
-        if args.workers > 0 {
-            outln!(
-                "  frames returned  {} + {} {}\n    (+ taken back from the killed worker or dropped for a full ring)",
-                summary.returned,
-                summary.lost_to_workers,
-                tick_mark(summary.sent == summary.returned + summary.lost_to_workers)
-            );
-            if let (Some(k), Some(r)) = (summary.killed, summary.replacement) {
-                outln!("  worker {k} SIGKILLed halfway; worker {r} took its slot");
-            }
-        } else {
-            outln!(
-                "  frames returned  {} {}",
-                summary.returned,
-                tick_mark(summary.sent == summary.returned)
-            );
-        }
-        outln!(
-            "  in order, intact {}",
-            tick_mark(summary.in_order_and_intact)
-        );
-        outln!(
-            "  frames accounted {} (pool {} + slots {} + app {} + lent {}\n    + kernel RX {} + kernel TX {} = {})",
-            tick_mark(summary.frames_accounted),
-            account.pool,
-            account.staged,
-            account.app,
-            account.lent,
-            account.kernel_rx,
-            account.kernel_tx,
-            account.total
-        );
-        if observer.is_some() {
-            let seen = if summary.events_seen.is_empty() {
-                "none".to_owned()
-            } else {
-                wrap(&summary.events_seen.join(", "), 40, "\n    ")
-            };
-            outln!("  lifecycle events the probes saw: {seen}");
-        }
-        for e in &summary.errors {
-            outln!("  error: {e}");
-        }
-        outln!("  namespaces and veth removed");
-    }
+    say_summary(&args, &summary, &account, observer.is_some())?;
     let all_back = summary.sent == summary.returned + summary.lost_to_workers;
     let replaced = args.workers == 0 || summary.replacement.is_some();
     if !all_back || !summary.in_order_and_intact || !summary.frames_accounted || !replaced {
         bail!("the demo found a problem (see above)");
     }
     Ok(())
+}
+
+/// The summary: JSON, or what a reader of 80 columns sees.
+fn say_summary(
+    args: &DemoArgs,
+    summary: &Summary,
+    account: &FrameAccount,
+    observed: bool,
+) -> Result<()> {
+    if args.json {
+        return crate::output::json("demo_summary", summary);
+    }
+    outln!();
+    outln!(
+        "summary ({:.1} s, XDP {}):",
+        summary.seconds,
+        summary.xdp_mode
+    );
+    outln!("  frames sent      {}", summary.sent);
+    if args.workers > 0 {
+        outln!(
+            "  frames returned  {} + {} {}\n    (+ taken back from the killed worker or dropped for a full ring)",
+            summary.returned,
+            summary.lost_to_workers,
+            tick_mark(summary.sent == summary.returned + summary.lost_to_workers)
+        );
+        if let (Some(k), Some(r)) = (summary.killed, summary.replacement) {
+            outln!("  worker {k} SIGKILLed halfway; worker {r} took its slot");
+        }
+    } else {
+        outln!(
+            "  frames returned  {} {}",
+            summary.returned,
+            tick_mark(summary.sent == summary.returned)
+        );
+    }
+    outln!(
+        "  in order, intact {}",
+        tick_mark(summary.in_order_and_intact)
+    );
+    outln!(
+        "  frames accounted {} (pool {} + slots {} + app {} + lent {}\n    + kernel RX {} + kernel TX {} = {})",
+        tick_mark(summary.frames_accounted),
+        account.pool,
+        account.staged,
+        account.app,
+        account.lent,
+        account.kernel_rx,
+        account.kernel_tx,
+        account.total
+    );
+    if observed {
+        let seen = if summary.events_seen.is_empty() {
+            "none".to_owned()
+        } else {
+            wrap(&summary.events_seen.join(", "), 40, "\n    ")
+        };
+        outln!("  lifecycle events the probes saw: {seen}");
+    }
+    for e in &summary.errors {
+        outln!("  error: {e}");
+    }
+    outln!("  namespaces and veth removed");
+    Ok(())
+}
+
+/// The eBPF observer on this process, or `None` (said on stderr) when it
+/// cannot attach: the demo goes on without it.
+fn attach_observer() -> Option<Observer> {
+    match Observer::attach(ObserveTarget {
+        pid: Some(std::process::id() as i32),
+        binaries: Vec::new(),
+        scan: Some(false),
+    }) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            eprintln!(
+                "skmemctl demo: the eBPF observer could not attach ({e}); going on without it"
+            );
+            None
+        }
+    }
 }
 
 /// With workers: starts them once the forwarder offers its arena, and at
