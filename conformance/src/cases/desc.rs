@@ -286,8 +286,11 @@ pub(super) fn mb_table(frame: u32) -> Vec<TxPacket> {
     ]
 }
 
-fn aligned_inv_desc_multi_buff(mode: Mode) -> Outcome {
-    let link = multi_buffer_table(mode, &jumbo(), sg, mb_table(4096))?;
+/// The end of a multi-buffer table's case: the refused frames by reason —
+/// the zero-length fragment's packet (3 frames), the three packets with a
+/// fragment out of its buffer (2 each), the unknown option's (2) — then
+/// the frame accounting.
+pub(super) fn mb_table_refusals(link: Link) -> Outcome {
     let why = link.tx.ch.tx_refusals();
     ensure_eq!(
         (why.empty, why.overrun, why.options),
@@ -295,6 +298,10 @@ fn aligned_inv_desc_multi_buff(mode: Mode) -> Outcome {
         format!("refusals (empty, overrun, options) ({why:?})")
     );
     link.finish()
+}
+
+fn aligned_inv_desc_multi_buff(mode: Mode) -> Outcome {
+    mb_table_refusals(multi_buffer_table(mode, &jumbo(), sg, mb_table(4096))?)
 }
 
 fn too_many_frags(mode: Mode) -> Outcome {
