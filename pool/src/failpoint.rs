@@ -52,9 +52,12 @@ mod armed {
 #[cfg(feature = "failpoints")]
 pub use armed::{fail_after, steps_taken};
 
-/// One creation step named `name`: may fail (feature `failpoints`).
+/// One creation step named `name`: may fail (feature `failpoints`). The
+/// core's own steps, and those of crates built on it (skmem-xdp's loader:
+/// loading the program, attaching it, each XSKMAP insert), share the
+/// countdown.
 #[inline(always)]
-pub(crate) fn step(name: &'static str) -> Result<()> {
+pub fn step(name: &'static str) -> Result<()> {
     #[cfg(feature = "failpoints")]
     return armed::step(name);
     #[cfg(not(feature = "failpoints"))]

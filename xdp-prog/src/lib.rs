@@ -114,6 +114,14 @@ impl fmt::Display for AttachMode {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum XdpError {
+    /// A fault injected at step `step` (tests, feature `failpoints` of
+    /// skmem: [`skmem::failpoint`]).
+    #[error("fault injected at {step}")]
+    Injected {
+        /// The step that failed.
+        step: &'static str,
+    },
+
     /// The name cannot be an interface name: empty, longer than 15 bytes or
     /// containing a NUL byte.
     #[error("{iface:?} is not a valid network interface name")]
@@ -196,6 +204,7 @@ impl XdpError {
             | XdpError::Map { errno, .. } => *errno,
             XdpError::AutoAttach { generic, .. } => generic.errno(),
             XdpError::InvalidInterfaceName { .. } | XdpError::ObjectMissing => None,
+            XdpError::Injected { .. } => Some(libc::ENOMEM),
         }
     }
 }
@@ -250,6 +259,12 @@ pub struct XdpCounters {
     pub dropped: u64,
     /// Frames sent back with `XDP_TX` ([`XdpAction::Tx`]).
     pub transmitted: u64,
+}
+
+/// One step that takes a resource: may fail in tests
+/// ([`skmem::failpoint`]), never otherwise.
+fn failpoint(step: &'static str) -> Result<(), XdpError> {
+    skmem::failpoint::step(step).map_err(|_| XdpError::Injected { step })
 }
 
 /// The state of the program's variants ([`XdpProgram::variant_state`]).
@@ -369,6 +384,7 @@ impl XdpProgram {
         action: XdpAction,
         tail_delta: i32,
     ) -> Result<XdpProgram, XdpError> {
+        failpoint("XDP program load")?;
         let ifindex = ifindex(iface)?;
         if OBJECT.is_empty() {
             return Err(XdpError::ObjectMissing);
@@ -420,6 +436,7 @@ impl XdpProgram {
             .and_then(Array::try_from)
             .map_err(|e| map_err(VARIANT_STATE_MAP, &e))?;
 
+        failpoint("XDP attach")?;
         let program = program_mut(&mut ebpf).map_err(no_program)?;
         let (link, mode) = match mode {
             AttachMode::Native => (
@@ -496,6 +513,7 @@ impl XdpProgram {
     /// interface and queue (the kernel checks it is an AF_XDP socket; a
     /// frame redirected to a socket bound elsewhere is dropped).
     pub fn add_socket(&mut self, queue: u32, xsk_fd: BorrowedFd<'_>) -> Result<(), XdpError> {
+        failpoint("XSKMAP insert")?;
         self.xsks.set(queue, xsk_fd, 0).map_err(|e| XdpError::Map {
             iface: self.iface.clone(),
             map: XSKS_MAP,
