@@ -6,6 +6,13 @@ use std::io;
 /// Everything the harness can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A fault injected at step `step` (tests, feature `failpoints` of
+    /// skmem: [`skmem::failpoint`]).
+    #[error("fault injected at {step}")]
+    Injected {
+        /// The step that failed.
+        step: &'static str,
+    },
     /// A command ran but exited unsuccessfully.
     #[error("`{cmd}` failed ({status}){}: {stderr}", ns_suffix(.ns))]
     Command {

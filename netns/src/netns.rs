@@ -254,6 +254,12 @@ fn delete_ns(ns: &str) -> Result<()> {
 }
 
 /// Writes a warning to the log and stderr without ever panicking.
+/// One step of making a pair: may fail in tests ([`skmem::failpoint`]),
+/// never otherwise.
+fn failpoint(step: &'static str) -> Result<()> {
+    skmem::failpoint::step(step).map_err(|_| Error::Injected { step })
+}
+
 fn warn(msg: &str) {
     tracing::warn!("{msg}");
     let _ = writeln!(io::stderr(), "skmem-netns: {msg}");
@@ -417,6 +423,7 @@ impl NetnsPair {
                     Ok(m) => self.marks.push(m),
                     Err(e) => warn(&format!("no owner mark for namespace {ns}: {e}")),
                 }
+                failpoint("netns add")?;
                 run("ip", &["netns", "add", ns], Some(ns))?;
                 self.ns_created[side.idx()] = true;
             }
@@ -454,6 +461,7 @@ impl NetnsPair {
             args.extend(["address", m]);
         }
         args.extend(["numrxqueues", &qb.0, "numtxqueues", &qb.1]);
+        failpoint("veth add")?;
         run("ip", &args, Some(ns_a))?;
 
         for side in [Side::A, Side::B] {
@@ -479,6 +487,7 @@ impl NetnsPair {
                     Some(&ns),
                 )?;
             }
+            failpoint("link up")?;
             run(
                 "ip",
                 &["-n", &ns, "link", "set", "dev", &ifname, "up"],
