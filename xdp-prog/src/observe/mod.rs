@@ -136,6 +136,13 @@ const TRACEPOINTS: [(&str, &str, &str); 3] = [
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ObserveError {
+    /// A fault injected at step `step` (tests, feature `failpoints` of
+    /// skmem: [`skmem::failpoint`]).
+    #[error("fault injected at {step}")]
+    Injected {
+        /// The step that failed.
+        step: &'static str,
+    },
     /// Not root: loading probes and reading the pins need it (Skywalk's
     /// root-only statistics answer EPERM too).
     #[error("{what} needs root (CAP_BPF, CAP_PERFMON): operation not permitted (EPERM)")]
@@ -178,6 +185,7 @@ impl ObserveError {
             ObserveError::Bpf { errno, .. } => *errno,
             ObserveError::Io { source, .. } => source.raw_os_error(),
             ObserveError::ObjectMissing | ObserveError::NoTarget(_) => None,
+            ObserveError::Injected { .. } => Some(libc::ENOMEM),
         }
     }
 }
@@ -267,6 +275,12 @@ impl fmt::Debug for Observer {
     }
 }
 
+/// One step that takes a resource: may fail in tests
+/// ([`skmem::failpoint`]), never otherwise.
+fn failpoint(step: &'static str) -> Result<(), ObserveError> {
+    skmem::failpoint::step(step).map_err(|_| ObserveError::Injected { step })
+}
+
 fn clock_ns(clock: libc::clockid_t) -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -293,6 +307,7 @@ impl Observer {
             pid: target.pid.map_or(0, |p| p as u32),
             _reserved: 0,
         };
+        failpoint("observer load")?;
         let mut ebpf = EbpfLoader::new()
             .override_global(OBSERVE_CONFIG_GLOBAL, &config, true)
             .load(OBJECT)
@@ -306,6 +321,7 @@ impl Observer {
             let prog: &mut TracePoint = program(&mut ebpf, name)?;
             prog.load()
                 .map_err(|e| bpf_err(format!("loading {name}"), &e))?;
+            failpoint("tracepoint attach")?;
             prog.attach(category, tp)
                 .map_err(|e| bpf_err(format!("attaching {name} to {category}:{tp}"), &e))?;
         }
@@ -322,6 +338,7 @@ impl Observer {
         let counters = PerCpuArray::try_from(take(&mut ebpf, OBSERVE_COUNTERS_MAP)?)
             .map_err(|e| bpf_err(OBSERVE_COUNTERS_MAP, &e))?;
 
+        failpoint("pin")?;
         let (pin, mark) = pin_map(&arenas_map)?;
         let arenas = BpfHashMap::try_from(arenas_map).map_err(|e| bpf_err(ARENAS_MAP, &e))?;
 
@@ -378,6 +395,7 @@ impl Observer {
             None => UProbeScope::AllProcesses,
         };
         for (name, event) in HOOK_PROGRAMS {
+            failpoint("uprobe attach")?;
             let prog: &mut UProbe = program(&mut self.ebpf, name)?;
             prog.attach(event.symbol(), path, scope).map_err(|e| {
                 bpf_err(
