@@ -10,6 +10,7 @@
 //! [`Link::finish`]: every frame of both channels accounted for.
 
 mod basic;
+mod cleanup;
 mod desc;
 mod multi;
 mod poll;
@@ -51,7 +52,7 @@ pub static CASES: &[Case] = &[
     stats::STAT_TX_INVALID,
     stats::STAT_RX_FULL,
     stats::STAT_FILL_EMPTY,
-    sockets::XDP_PROG_CLEANUP,
+    cleanup::XDP_PROG_CLEANUP,
     xdp::XDP_DROP_HALF,
     sockets::XDP_SHARED_UMEM,
     xdp::XDP_METADATA_COPY,
