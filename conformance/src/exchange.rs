@@ -17,7 +17,7 @@ use skmem::channel::{Channel, Frame, FrameAccount};
 use skmem_xdp::XdpProgram;
 
 use crate::stream::{self, RxPacket, Stream};
-use crate::{Mode, Step, Verdict};
+use crate::{Mode, Outcome, Step, Verdict};
 
 /// How long one exchange may take before the case fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -351,29 +351,40 @@ fn receive(
         offset,
         metadata,
     } = rx;
+    let mut checker = Checker {
+        spec,
+        expect,
+        offset,
+        metadata,
+        packet: Vec::new(),
+        received: 0,
+    };
     // Polls in a row that found nothing after every packet met the
     // program: what has not arrived by then is not coming.
     let mut idle = 0;
-    let mut report = Report::default();
+    let mut waits = 0;
     let mut frames: Vec<Frame> = Vec::with_capacity(64);
-    let mut packet: Vec<u8> = Vec::new();
     let max = 64.max(skmem::channel::MAX_FRAGS);
     loop {
+        let received = checker.received;
         // Finished when the sender is, its every packet has reached the
         // program, and everything expected has arrived.
-        if report.received == expect.len() as u64 && progress.all_seen()? {
-            return Ok(report);
+        if received == expect.len() as u64 && progress.all_seen()? {
+            return Ok(Report {
+                received,
+                waits,
+                ..Report::default()
+            });
         }
         if Instant::now() > progress.deadline {
             let c = progress.prog.counters().step("reading the XDP counters")?;
-            return Err(Verdict::Failed(format!(
-                "{} of {} packets arrived by the deadline (sender queued {}, done {}; XDP {c:?}; socket {:?})",
-                report.received,
+            fail!(
+                "{received} of {} packets arrived by the deadline (sender queued {}, done {}; XDP {c:?}; socket {:?})",
                 expect.len(),
                 progress.queued.load(Ordering::Acquire),
                 progress.done.load(Ordering::Acquire),
                 ch.xsk_stats().ok(),
-            )));
+            );
         }
         // Untouched until the sender is done and its packets have all
         // met the program; then what the socket kept is received.
@@ -381,91 +392,133 @@ fn receive(
             std::thread::yield_now();
             continue;
         }
-        if rx == Rx::Poll
-            && !ch.poll(1000).step("poll(POLLIN)")?
-            && report.received < expect.len() as u64
+        if rx == Rx::Poll && !ch.poll(1000).step("poll(POLLIN)")? && received < expect.len() as u64
         {
-            return Err(Verdict::Failed(format!(
-                "poll(POLLIN) timed out after 1 s with {} of {} packets received",
-                report.received,
+            fail!(
+                "poll(POLLIN) timed out after 1 s with {received} of {} packets received",
                 expect.len()
-            )));
+            );
         }
-        let n = ch.rx_burst(&mut frames, max).step("rx_burst")?;
-        if n == 0 {
-            report.waits += 1;
-            if progress.all_seen()? {
-                idle += 1;
-                if idle > 5 {
-                    return Err(Verdict::Failed(format!(
-                        "{} of {} packets arrived; every packet sent has met the program and nothing more came (XDP {:?}; socket {:?})",
-                        report.received,
-                        expect.len(),
-                        progress.prog.counters().ok(),
-                        ch.xsk_stats().ok(),
-                    )));
-                }
-                ch.poll(100).step("poll")?;
-                continue;
-            }
-            if mode.busy_poll() {
-                ch.busy_poll().step("busy poll")?;
-            } else {
-                ch.poll(10).step("poll")?;
-            }
+        if ch.rx_burst(&mut frames, max).step("rx_burst")? == 0 {
+            waits += 1;
+            wait(mode, ch, progress, &mut idle, received, expect.len())?;
             continue;
         }
         for f in &frames {
-            if let Some(want) = offset.filter(|_| packet.is_empty()) {
-                if f.offset != want {
-                    return Err(Verdict::Failed(format!(
-                        "packet {} starts at offset {} of its buffer, expected {want}",
-                        report.received, f.offset
-                    )));
-                }
+            if let Some(number) = checker.frame(ch, f, progress)? {
+                progress.received.store(number + 1, Ordering::Release);
             }
-            if metadata && packet.is_empty() {
-                let i = report.received;
-                let meta = ch
-                    .metadata(f, skmem_xdp::XDP_METADATA_LEN as usize)
-                    .step("a received frame's metadata")?;
-                let count = u64::from_le_bytes(meta[..8].try_into().expect("8 bytes"));
-                if let Some(want) = expect.get(i as usize) {
-                    if count != want.number {
-                        return Err(Verdict::Failed(format!(
-                            "packet {i} (number {}) carries metadata count {count}",
-                            want.number
-                        )));
-                    }
-                }
-            }
-            packet.extend_from_slice(ch.data(f).step("a received frame's data")?);
-            if f.more() {
-                continue;
-            }
-            let i = report.received as usize;
-            let Some(want) = expect.get(i) else {
-                return Err(Verdict::Failed(format!(
-                    "packet {} arrived ({} bytes) after the {} expected",
-                    i + 1,
-                    packet.len(),
-                    expect.len()
-                )));
-            };
-            if let Err(why) = check(spec, want, &packet) {
-                return Err(Verdict::Failed(format!(
-                    "packet {i} (number {}): {why}; XDP {:?}; socket {:?}; channel {:?}",
-                    want.number,
-                    progress.prog.counters().ok(),
-                    ch.xsk_stats().ok(),
-                    ch.counters()
-                )));
-            }
-            packet.clear();
-            report.received += 1;
-            progress.received.store(want.number + 1, Ordering::Release);
         }
         ch.free_rx(&mut frames).step("free_rx")?;
+    }
+}
+
+/// Waits for more as the mode says; once every packet sent has met the
+/// program, a few quiet polls end the wait with what is missing.
+fn wait(
+    mode: Mode,
+    ch: &mut Channel,
+    progress: &Progress<'_>,
+    idle: &mut u32,
+    received: u64,
+    expected: usize,
+) -> Outcome {
+    if progress.all_seen()? {
+        *idle += 1;
+        if *idle > 5 {
+            fail!(
+                "{received} of {expected} packets arrived; every packet sent has met the program and nothing more came (XDP {:?}; socket {:?})",
+                progress.prog.counters().ok(),
+                ch.xsk_stats().ok(),
+            );
+        }
+        ch.poll(100).step("poll")?;
+    } else if mode.busy_poll() {
+        ch.busy_poll().step("busy poll")?;
+    } else {
+        ch.poll(10).step("poll")?;
+    }
+    Ok(())
+}
+
+/// Checks received frames against the packets expected, in order: where
+/// each packet's data starts, its metadata, then (once its last frame is
+/// in) its length and every byte.
+struct Checker<'a> {
+    spec: &'a skmem_netns::FrameSpec,
+    expect: &'a [RxPacket],
+    offset: Option<u32>,
+    metadata: bool,
+    /// The bytes of the packet being received (its frames so far).
+    packet: Vec<u8>,
+    /// Packets received and found right.
+    received: u64,
+}
+
+impl Checker<'_> {
+    /// Takes frame `f`; the number of the packet it completes, if it
+    /// does.
+    fn frame(
+        &mut self,
+        ch: &Channel,
+        f: &Frame,
+        progress: &Progress<'_>,
+    ) -> Result<Option<u64>, Verdict> {
+        let i = self.received as usize;
+        if self.packet.is_empty() {
+            self.first_frame(ch, f, i)?;
+        }
+        self.packet
+            .extend_from_slice(ch.data(f).step("a received frame's data")?);
+        if f.more() {
+            return Ok(None);
+        }
+        let Some(want) = self.expect.get(i) else {
+            fail!(
+                "packet {} arrived ({} bytes) after the {} expected",
+                i + 1,
+                self.packet.len(),
+                self.expect.len()
+            );
+        };
+        if let Err(why) = check(self.spec, want, &self.packet) {
+            fail!(
+                "packet {i} (number {}): {why}; XDP {:?}; socket {:?}; channel {:?}",
+                want.number,
+                progress.prog.counters().ok(),
+                ch.xsk_stats().ok(),
+                ch.counters()
+            );
+        }
+        self.packet.clear();
+        self.received += 1;
+        Ok(Some(want.number))
+    }
+
+    /// The checks on a packet's first frame: where its data starts, and
+    /// the metadata in front of it.
+    fn first_frame(&self, ch: &Channel, f: &Frame, i: usize) -> Outcome {
+        if let Some(want) = self.offset {
+            ensure!(
+                f.offset == want,
+                "packet {i} starts at offset {} of its buffer, expected {want}",
+                f.offset
+            );
+        }
+        if self.metadata {
+            let meta = ch
+                .metadata(f, skmem_xdp::XDP_METADATA_LEN as usize)
+                .step("a received frame's metadata")?;
+            let count = u64::from_le_bytes(meta[..8].try_into().expect("8 bytes"));
+            if let Some(want) = self.expect.get(i) {
+                ensure!(
+                    count == want.number,
+                    "packet {i} (number {}) carries metadata count {count}",
+                    want.number
+                );
+            }
+        }
+        Ok(())
     }
 }
 

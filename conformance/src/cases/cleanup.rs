@@ -36,6 +36,10 @@ struct Flow<'a> {
     received: AtomicU64,
     /// The sender has sent everything and seen it complete.
     done: AtomicBool,
+    /// The receiver is swapping sockets: the sender holds back new packets
+    /// (those already on their way meet the gap), so that the stream does
+    /// not all pass while no socket is registered.
+    swapping: AtomicBool,
     /// When the case fails.
     deadline: Instant,
 }
@@ -72,6 +76,7 @@ fn xdp_prog_cleanup(mode: Mode) -> Outcome {
         seen_before,
         received: AtomicU64::new(0),
         done: AtomicBool::new(false),
+        swapping: AtomicBool::new(false),
         deadline: Instant::now() + crate::exchange::DEADLINE,
     };
     let (got0, got1, mut second) = std::thread::scope(|sc| {
@@ -120,7 +125,10 @@ fn send(tx: &mut Socket, s: &Stream, flow: &Flow<'_>) -> Outcome {
             let c = flow.counters()?;
             let seen = c.seen - flow.seen_before;
             let resolved = flow.received.load(Ordering::Acquire) + c.passed;
-            if q - seen.min(q) < 32 && q - resolved.min(q) < 256 {
+            if q - seen.min(q) < 32
+                && q - resolved.min(q) < 256
+                && !flow.swapping.load(Ordering::Acquire)
+            {
                 break;
             }
             if Instant::now() > flow.deadline {
@@ -146,7 +154,8 @@ fn send(tx: &mut Socket, s: &Stream, flow: &Flow<'_>) -> Outcome {
 
 /// The receiver, with the swap while the sender runs: the first socket
 /// takes SWAP_AT packets, leaves the map (the program passes what comes
-/// now), takes what the program redirected to it before, and closes, its
+/// now: the packets already on their way, the sender holding back new
+/// ones), takes what the program redirected to it before, and closes, its
 /// frames all accounted for; a new one on the same queue takes the entry
 /// and the rest. Returns both sockets' packet numbers and the new socket.
 fn swap_while_receiving(
@@ -159,6 +168,7 @@ fn swap_while_receiving(
     receive(mode, &mut first.ch, &mut got0, flow, &|n| {
         Ok(n.len() as u64 >= SWAP_AT)
     })?;
+    flow.swapping.store(true, Ordering::Release);
     flow.prog()
         .remove_socket(0)
         .step("taking the first socket out of the map")?;
@@ -173,6 +183,7 @@ fn swap_while_receiving(
     flow.prog()
         .add_socket(0, second.ch.fd())
         .step("registering the new socket")?;
+    flow.swapping.store(false, Ordering::Release);
     let mut got1 = Vec::new();
     let taken = got0.len() as u64;
     receive(mode, &mut second.ch, &mut got1, flow, &|n| {
