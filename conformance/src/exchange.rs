@@ -45,12 +45,8 @@ pub enum Rx {
 pub struct Report {
     /// Packets received, each the one expected.
     pub received: u64,
-    /// Packets the sender queued to its TX ring.
-    pub queued: u64,
     /// Frames the sender's channel refused before the ring.
     pub refused: u64,
-    /// How often the receiver waited (`poll` or a busy-poll `recvfrom`).
-    pub waits: u64,
 }
 
 /// The sending side of an exchange.
@@ -129,9 +125,8 @@ pub fn exchange(
         let sent = sender
             .join()
             .map_err(|_| Verdict::Failed("the sending thread panicked".into()))?;
-        let (q, refused) = sent?;
+        let refused = sent?;
         if let Ok(r) = &mut report {
-            r.queued = q;
             r.refused = refused;
         }
         report
@@ -173,8 +168,8 @@ impl Progress<'_> {
 }
 
 /// The sending thread: every packet of the stream, in order, paced; then
-/// every completion. Returns (packets queued, frames refused).
-fn send(tx: Sender<'_>, progress: &Progress<'_>) -> Result<(u64, u64), Verdict> {
+/// every completion. Returns the frames refused before the ring.
+fn send(tx: Sender<'_>, progress: &Progress<'_>) -> Result<u64, Verdict> {
     let deadline = progress.deadline;
     let Sender { ch, stream, poll } = tx;
     let refused_before = ch.counters().tx_refused;
@@ -240,7 +235,7 @@ fn send(tx: Sender<'_>, progress: &Progress<'_>) -> Result<(u64, u64), Verdict> 
         ch.complete();
     }
     settle(ch, deadline)?;
-    Ok((q, ch.counters().tx_refused - refused_before))
+    Ok(ch.counters().tx_refused - refused_before)
 }
 
 /// Allocates and writes the frames of packet `p` onto `frames`.
@@ -362,7 +357,6 @@ fn receive(
     // Polls in a row that found nothing after every packet met the
     // program: what has not arrived by then is not coming.
     let mut idle = 0;
-    let mut waits = 0;
     let mut frames: Vec<Frame> = Vec::with_capacity(64);
     let max = 64.max(skmem::channel::MAX_FRAGS);
     loop {
@@ -372,8 +366,7 @@ fn receive(
         if received == expect.len() as u64 && progress.all_seen()? {
             return Ok(Report {
                 received,
-                waits,
-                ..Report::default()
+                refused: 0,
             });
         }
         if Instant::now() > progress.deadline {
@@ -400,7 +393,6 @@ fn receive(
             );
         }
         if ch.rx_burst(&mut frames, max).step("rx_burst")? == 0 {
-            waits += 1;
             wait(mode, ch, progress, &mut idle, received, expect.len())?;
             continue;
         }

@@ -71,6 +71,11 @@ pub struct Rig {
 /// rigs a run makes.
 static ARENAS: AtomicU32 = AtomicU32::new(0);
 
+/// A fresh arena name for a socket on `side`.
+fn arena_name(side: Side) -> String {
+    format!("conf-{}-{}", side, ARENAS.fetch_add(1, Ordering::Relaxed))
+}
+
 impl Rig {
     /// A pair with one queue per end (every frame lands on queue 0, which
     /// the sockets bind) and `mtu`.
@@ -171,7 +176,7 @@ impl Rig {
         spec: &SocketSpec,
         tweak: impl FnOnce(&mut ChannelParams) + Send,
     ) -> Result<Socket, Verdict> {
-        let name = format!("conf-{}-{}", side, ARENAS.fetch_add(1, Ordering::Relaxed));
+        let name = arena_name(side);
         let mut cp = ChannelParams::new(ifname, spec.queue);
         cp.mode = BindMode::Copy;
         cp.need_wakeup = true;
@@ -246,7 +251,7 @@ impl Rig {
         queue: u32,
         tweak: impl FnOnce(&mut ChannelParams) + Send,
     ) -> Result<(Socket, Socket), Verdict> {
-        let name = format!("conf-{}-{}", side, ARENAS.fetch_add(1, Ordering::Relaxed));
+        let name = arena_name(side);
         let mut cp = first.ch.params().clone();
         cp.ifname = ifname.to_owned();
         cp.queue = queue;

@@ -95,17 +95,6 @@ impl Stream {
         s
     }
 
-    /// Packets of the lengths in `lens`, in turn, `count` in all: the
-    /// kernel's streams of mixed sizes.
-    pub fn cycling(spec: &FrameSpec, count: u64, lens: &[usize], frag_size: usize) -> Stream {
-        let mut s = Stream::new(spec, count, 0);
-        for (p, &len) in s.packets.iter_mut().zip(lens.iter().cycle()) {
-            p.len = len;
-            p.frags = split(len, frag_size);
-        }
-        s
-    }
-
     /// What must arrive: the valid packets, in order, unchanged.
     pub fn expected(&self) -> Vec<RxPacket> {
         self.packets
