@@ -7,6 +7,7 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
+use skmem::error::{ArenaError, ChannelError};
 use std::time::{Duration, Instant};
 
 use skmem::arena::Arena;
@@ -43,7 +44,10 @@ fn a_channels_mapping_refuses_redirect_and_its_arena_defunct_until_it_closes() {
         let (arena, mut ch): (Arena, Channel) =
             common::copy_channel("lifecycle", &ifname, 256, |_| {});
         let e = ch.mapping().redirect().unwrap_err();
-        assert!(matches!(e, Error::MappingHoldsChannel { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Arena(ArenaError::MappingHoldsChannel { .. })),
+            "{e}"
+        );
         assert_eq!(e.errno(), libc::EBUSY);
         assert!(!ch.mapping().is_redirected());
         sends(&mut ch);
@@ -57,7 +61,7 @@ fn a_channels_mapping_refuses_redirect_and_its_arena_defunct_until_it_closes() {
         );
         assert!(arena.is_active());
         let e = arena.defunct().unwrap_err();
-        assert!(matches!(e, Error::ArenaActive { .. }), "{e}");
+        assert!(matches!(e, Error::Arena(ArenaError::Active { .. })), "{e}");
         assert_eq!(e.errno(), libc::EBUSY);
         assert!(arena.region(RegionId::BufDef).is_some());
         sends(&mut ch);
@@ -75,7 +79,8 @@ fn a_channels_mapping_refuses_redirect_and_its_arena_defunct_until_it_closes() {
         assert!(arena.region(RegionId::Schema).is_some());
         assert!(matches!(
             Channel::open(&arena, &skmem::channel::ChannelParams::new(&ifname, 0)),
-            Err(Error::InvalidArenaParams { .. } | Error::ArenaNotActive { .. })
+            Err(Error::Channel(ChannelError::InvalidParams { .. })
+                | Error::Arena(ArenaError::NotActive { .. }))
         ));
         drop(other);
     });

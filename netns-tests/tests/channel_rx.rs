@@ -56,7 +56,7 @@ fn settle(ch: &mut Channel) -> FrameAccount {
 fn coalescing_without_a_longest_wait_is_refused_with_a_typed_error() {
     let e = common::open_refused("coalesce0", |cp| cp.coalesce = Some(Coalesce::new(0)));
     assert!(
-        matches!(&e, skmem::Error::InvalidArenaParams { rule, .. } if rule.contains("coalescing")),
+        matches!(&e, skmem::Error::Channel(skmem::ChannelError::InvalidParams { rule, .. }) if rule.contains("coalescing")),
         "{e}"
     );
 }
@@ -181,7 +181,7 @@ fn rxdrop_4096(wait: Wait, recv: Recv) {
                 // What `skmemctl stats` reads: this process's published
                 // view of the channel, asked over its statistics socket
                 // and answered from another thread while the channel lives.
-                let published = skmem::publish::read_all().unwrap();
+                let published = skmem::inspect::read_all().unwrap();
                 let me = published
                     .processes
                     .iter()

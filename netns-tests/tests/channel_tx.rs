@@ -105,7 +105,7 @@ fn txonly_frames_reach_the_peer_in_order_and_every_frame_is_accounted() {
 fn a_tx_budget_below_32_is_refused_with_a_typed_error() {
     let e = common::open_refused("txbudget16", |cp| cp.tx_budget = Some(16));
     assert!(
-        matches!(&e, skmem::Error::InvalidArenaParams { rule, .. } if rule.contains("TX budget")),
+        matches!(&e, skmem::Error::Channel(skmem::ChannelError::InvalidParams { rule, .. }) if rule.contains("TX budget")),
         "{e}"
     );
 }

@@ -6,6 +6,7 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
+use skmem::error::{ChannelError, RegionError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -53,7 +54,7 @@ fn aligned_chunks_refuse_a_non_power_of_two_pool_with_a_typed_error() {
     let mut cp = ChannelParams::new("lo", 0);
     let e = Channel::open(&arena, &cp).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidArenaParams { rule, .. } if rule.contains("power-of-two")),
+        matches!(e, Error::Channel(ChannelError::InvalidParams { rule, .. }) if rule.contains("power-of-two")),
         "{e}"
     );
     for bad in [4, 12, 256, 1504] {
@@ -61,7 +62,7 @@ fn aligned_chunks_refuse_a_non_power_of_two_pool_with_a_typed_error() {
         cp.tx_metadata_len = bad;
         let e = Channel::open(&arena, &cp).unwrap_err();
         assert!(
-            matches!(e, Error::InvalidArenaParams { rule, .. } if rule.contains("TX metadata")),
+            matches!(e, Error::Channel(ChannelError::InvalidParams { rule, .. }) if rule.contains("TX metadata")),
             "{bad}: {e}"
         );
     }
@@ -257,7 +258,10 @@ fn tx_metadata_checksum_requests_are_completed_by_the_kernel() {
             let e = ch
                 .write_tx_metadata(&mut one[0], &TxMetadata::default())
                 .unwrap_err();
-            assert!(matches!(e, Error::RegionMisuse { .. }), "{e}");
+            assert!(
+                matches!(e, Error::Region(RegionError::Misuse { .. })),
+                "{e}"
+            );
             let refused = ch.counters().tx_refused;
             assert_eq!(ch.tx_burst_with_metadata(&mut one).unwrap(), 1);
             assert!(one.is_empty());
@@ -293,7 +297,10 @@ fn tx_metadata_needs_a_channel_that_registered_it() {
         let e = ch
             .write_tx_metadata(&mut one[0], &TxMetadata::default())
             .unwrap_err();
-        assert!(matches!(e, Error::InvalidArenaParams { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Channel(ChannelError::InvalidParams { .. })),
+            "{e}"
+        );
         assert!(ch.tx_burst_with_metadata(&mut one).is_err());
         // Nothing moved: the packet is still the application's.
         assert_eq!((one.len(), ch.account().app), (1, 1));

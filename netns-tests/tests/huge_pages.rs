@@ -56,7 +56,7 @@ fn a_pool_on_huge_pages_maps_on_huge_pages_and_gives_them_back() {
     if free_huge_pages().unwrap() == 0 {
         let e = Arena::create_nexus(&params("huge.none")).unwrap_err();
         assert!(
-            matches!(e, skmem::Error::HugePages { region: RegionId::BufDef, needed } if needed >= 1),
+            matches!(e, skmem::Error::Region(skmem::RegionError::HugePages { region: RegionId::BufDef, needed }) if needed >= 1),
             "{e}"
         );
         assert_eq!(e.errno(), libc::ENOMEM);

@@ -335,7 +335,7 @@ fn a_shared_umem_refuses_another_pool_the_same_queue_and_other_options() {
             Arena::create_nexus(&np).unwrap()
         };
         let rule = |e: skmem::Error| match e {
-            skmem::Error::InvalidArenaParams { rule, .. } => rule,
+            skmem::Error::Channel(skmem::ChannelError::InvalidParams { rule, .. }) => rule,
             e => panic!("{e}"),
         };
         let mut cp = ChannelParams::new(&ifname, 1);

@@ -545,14 +545,17 @@ fn a_redirected_worker_errs_and_its_frames_come_back() {
         }
         assert!(w.arena().is_redirected());
         let e = w.rx_burst(&mut frames, 64).unwrap_err();
-        assert!(matches!(e, skmem::Error::Redirected { .. }), "{e}");
+        assert!(
+            matches!(e, skmem::Error::Lend(skmem::LendError::Redirected { .. })),
+            "{e}"
+        );
         assert!(matches!(
             w.data(&frames[0]),
-            Err(skmem::Error::Redirected { .. })
+            Err(skmem::Error::Lend(skmem::LendError::Redirected { .. }))
         ));
         assert!(matches!(
             w.tx_burst(&mut frames),
-            Err(skmem::Error::Redirected { .. })
+            Err(skmem::Error::Lend(skmem::LendError::Redirected { .. }))
         ));
         let c = owner.join().unwrap();
         assert_eq!((c.lent, c.reclaimed), (64, 64), "{c:?}");

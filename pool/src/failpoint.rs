@@ -1,17 +1,27 @@
 //! Fault injection for creation paths, for tests: with the `failpoints`
 //! feature (off in every build but the tests that ask for it), a test arms
 //! a countdown with `fail_after`; every creation step calls `step`, and
-//! the n-th one fails with `Error::Injected`. Tests prove with it that a
+//! the n-th one fails with [`Injected`] (`Error::Injected` to a caller). Tests prove with it that a
 //! failure at any step releases everything built before it. Without the
 //! feature a step is nothing at all.
 
-use crate::error::Result;
+/// The failure a test injected at a creation step (callers see ENOMEM,
+/// as Skywalk answers any creation failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("injected failure at {step}")]
+pub struct Injected {
+    /// The step that failed.
+    pub step: &'static str,
+}
+
+/// Result of a creation step.
+pub type Result<T, E = Injected> = std::result::Result<T, E>;
 
 #[cfg(feature = "failpoints")]
 mod armed {
     use std::cell::Cell;
 
-    use crate::error::{Error, Result};
+    use super::{Injected, Result};
 
     thread_local! {
         static COUNTDOWN: Cell<u32> = const { Cell::new(0) };
@@ -39,7 +49,7 @@ mod armed {
             0 => Ok(()),
             1 => {
                 c.set(0);
-                Err(Error::Injected { step: name })
+                Err(Injected { step: name })
             }
             n => {
                 c.set(n - 1);

@@ -21,7 +21,8 @@
 //! * [`schema`] — the versioned layout page a mapper reads first;
 //! * [`stats`] — the registry of live arenas and their statistics;
 //! * [`sys`] — the memory syscalls, where the `unsafe` lives;
-//! * [`error`] — the one error type, with Skywalk's errno for each case.
+//! * [`error`] — `Error`, carrying each layer's error (region, cache, arena,
+//!   channel, lend), each with Skywalk's errno.
 //!
 //! ```
 //! use skmem::cache::{Cache, CacheParams};
@@ -49,6 +50,8 @@ pub mod channel;
 pub mod error;
 #[doc(hidden)]
 pub mod failpoint;
+#[cfg(feature = "publish")]
+pub mod inspect;
 pub mod lend;
 pub mod mapper;
 pub mod owner;
@@ -66,7 +69,7 @@ pub mod sysctls;
 mod util;
 pub mod workers;
 
-pub use error::{Error, Result};
+pub use error::{ArenaError, CacheError, ChannelError, Error, LendError, RegionError, Result};
 
 // The types a forwarder needs, at the root: `use skmem::{Arena, Channel, ...}`.
 pub use arena::{Arena, ArenaKind, ArenaMapping, NexusParams};

@@ -12,6 +12,7 @@
 //! Redirecting a span replaces every region without NOREDIRECT with
 //! anonymous zero pages of the same protection.
 
+use crate::error::{LendError, RegionError};
 use std::os::fd::AsFd;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -140,10 +141,13 @@ impl Span {
     pub fn map(layout: &SpanLayout) -> Result<Span> {
         let reservation = Mapping::inaccessible_aligned(layout.size(), layout.align())?;
         for e in layout.entries() {
-            let region = e.region.upgrade().ok_or(Error::RegionMisuse {
-                region: e.id,
-                rule: "the region was released (the arena is defunct)",
-            })?;
+            let region = e
+                .region
+                .upgrade()
+                .ok_or(Error::Region(RegionError::Misuse {
+                    region: e.id,
+                    rule: "the region was released (the arena is defunct)",
+                }))?;
             if let Some(fd) = region.fd() {
                 reservation.overlay_shared(e.offset, e.size, e.prot, fd)?;
             }
@@ -199,10 +203,12 @@ impl Span {
     /// through a rewrite leaves the generation odd for good),
     /// [`SchemaError::BeingRewritten`].
     pub fn copy_schema(&self) -> Result<Vec<u8>> {
-        let (base, size) = self.readable(RegionId::Schema).ok_or(Error::RegionMisuse {
-            region: RegionId::Schema,
-            rule: "the span has no readable schema",
-        })?;
+        let (base, size) =
+            self.readable(RegionId::Schema)
+                .ok_or(Error::Region(RegionError::Misuse {
+                    region: RegionId::Schema,
+                    rule: "the span has no readable schema",
+                }))?;
         // SAFETY: the SCHEMA region's part of the span, mapped readable
         // while `self` lives (and this borrow of it does).
         unsafe { copy_schema_at(base, size) }
@@ -217,7 +223,7 @@ impl Span {
         schema: &SchemaInfo,
         mut fds: std::collections::HashMap<RegionId, std::os::fd::OwnedFd>,
     ) -> Result<Span> {
-        let refuse = |what: String| Error::Handover { what };
+        let refuse = |what: String| Error::Lend(LendError::Handover { what });
         let align = span_align(schema.regions.iter().map(|r| r.flags));
         let reservation = Mapping::inaccessible_aligned(schema.span_size as usize, align)?;
         let mut entries = Vec::with_capacity(schema.regions.len());
@@ -266,15 +272,15 @@ impl Span {
     /// Copies bytes of region `id` from `offset` into `out` (reads of a
     /// mapping others may write, or redirect, at any time).
     pub fn read(&self, id: RegionId, offset: usize, out: &mut [u8]) -> Result<()> {
-        let (p, size) = self.readable(id).ok_or(Error::RegionMisuse {
+        let (p, size) = self.readable(id).ok_or(Error::Region(RegionError::Misuse {
             region: id,
             rule: "not a readable region of this span",
-        })?;
+        }))?;
         if offset.checked_add(out.len()).is_none_or(|e| e > size) {
-            return Err(Error::RegionMisuse {
+            return Err(Error::Region(RegionError::Misuse {
                 region: id,
                 rule: "read past the end of the region",
-            });
+            }));
         }
         for (i, b) in out.iter_mut().enumerate() {
             // SAFETY: p+offset+i lies inside the region's part of the span
@@ -294,15 +300,15 @@ impl Span {
             .iter()
             .find(|e| e.0 == id && e.3 == Protection::ReadWrite)
             .map(|&(_, off, size, ..)| (self.addr().wrapping_add(off), size))
-            .ok_or(Error::RegionMisuse {
+            .ok_or(Error::Region(RegionError::Misuse {
                 region: id,
                 rule: "not a writable region of this span",
-            })?;
+            }))?;
         if offset.checked_add(data.len()).is_none_or(|e| e > size) {
-            return Err(Error::RegionMisuse {
+            return Err(Error::Region(RegionError::Misuse {
                 region: id,
                 rule: "write past the end of the region",
-            });
+            }));
         }
         for (i, &b) in data.iter().enumerate() {
             // SAFETY: p+offset+i lies inside the region's part of the span
@@ -329,10 +335,10 @@ impl Span {
 pub(crate) unsafe fn copy_schema_at(base: *const u8, size: usize) -> Result<Vec<u8>> {
     let words = size / 8;
     if words * 8 < SCHEMA_GENERATION + 8 || !(base as usize).is_multiple_of(8) {
-        return Err(Error::RegionMisuse {
+        return Err(Error::Region(RegionError::Misuse {
             region: RegionId::Schema,
             rule: "the schema region is too small for a schema",
-        });
+        }));
     }
     let word = |i: usize| {
         // SAFETY: `i < words`, so the word lies inside `base..base+size`,

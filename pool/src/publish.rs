@@ -1,193 +1,92 @@
-//! What a process publishes so that `skmemctl stats` can read it without
-//! an observer (as `dpdk-proc-info` reads a DPDK process).
+//! The statistics socket: what a process publishes so that `skmemctl
+//! stats` can read it without an observer (as `dpdk-proc-info` reads a
+//! DPDK process). [`crate::inspect`] is the reading side.
 //!
 //! When a process creates its first arena, skmem starts one thread
 //! (`skmem-stats`) that listens on a Unix socket in [`RUN_DIR`]
 //! (`stats-PID-TOKEN.sock`, mode 0600 in a 0700 root directory: root-only,
 //! as Skywalk's statistics sysctls are). Each connection gets one JSON
-//! document, a [`ProcessStats`] taken at that moment — the arenas, the
-//! channels (skmem's counters and the kernel's `XDP_STATISTICS`) and the
-//! caches — and is closed. Nothing is computed until someone asks: the
-//! thread sleeps in `accept` and the packet path never sees it.
+//! document taken at that moment and is closed: a header (version, pids,
+//! `comm`) and the sections the layers provide — the arena registry its
+//! arenas and caches, the channel registry its channels (skmem's counters
+//! and the kernel's `XDP_STATISTICS`). The layers hand their sections in
+//! ([`provide`]), so this module names none of them. Nothing is computed
+//! until someone asks: the thread sleeps in `accept` and the packet path
+//! never sees it.
 //!
 //! The socket doubles as the process's liveness: a dead process's socket
-//! refuses connections, so [`read_all`] removes it and says so, and the
-//! reader learns the process's pid from the kernel (`SO_PEERCRED`), as its
-//! own PID namespace numbers it — a forwarder in a container is shown with
-//! the pid the host can act on. The file is removed at exit (`atexit`); a
-//! SIGKILLed process's file is removed by the next reader or publisher.
+//! refuses connections, so a reader removes it and says so, and learns the
+//! process's pid from the kernel (`SO_PEERCRED`), as its own PID namespace
+//! numbers it — a forwarder in a container is shown with the pid the host
+//! can act on. The file is removed at exit (`atexit`); a SIGKILLed
+//! process's file is removed by the next reader or publisher.
 //!
 //! Set `SKMEM_PUBLISH=0` to publish nothing. A process that cannot create
 //! [`RUN_DIR`] (not root) publishes nothing either, and says so at debug
 //! level.
 
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Write as _};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Once, OnceLock};
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
-use crate::arena::registry::ArenaStats;
-use crate::cache::CacheStats;
-use crate::channel::registry::ChannelStats;
 use crate::owner::{retry_gone_dir, run_dir, unique_name, RUN_DIR};
+use crate::util::lock;
 
 /// The environment variable that turns publishing off (`0`).
 pub const ENV_PUBLISH: &str = "SKMEM_PUBLISH";
-/// Version of the [`ProcessStats`] document.
+/// Version of the statistics document.
 pub const VERSION: u32 = 1;
 /// File-name prefix of the statistics sockets in [`RUN_DIR`].
 pub const SOCKET_PREFIX: &str = "stats-";
-/// How long a reader waits for one process's answer.
-const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long either side waits for the other.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A layer's part of the document: its keys and values, taken when asked.
+pub(crate) type Section = fn() -> serde_json::Map<String, serde_json::Value>;
 
 static START: Once = Once::new();
 static SOCKET: OnceLock<PathBuf> = OnceLock::new();
+static SECTIONS: Mutex<Vec<Section>> = Mutex::new(Vec::new());
 
-/// One process's statistics, as its `skmem-stats` thread answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProcessStats {
-    /// [`VERSION`].
-    pub version: u32,
-    /// The process's pid as the reader's PID namespace numbers it (from
-    /// `SO_PEERCRED`; the publisher fills in its own view).
-    pub pid: u32,
-    /// The pid the process knows itself by (differs inside a PID
-    /// namespace).
-    pub own_pid: u32,
-    /// `/proc/self/comm`.
-    pub comm: String,
-    /// Its live arenas, oldest first.
-    pub arenas: Vec<ArenaSummary>,
-    /// Its live channels, oldest first.
-    pub channels: Vec<ChannelStats>,
-    /// The caches of its arenas.
-    pub caches: Vec<CacheSummary>,
-}
-
-/// An arena, as published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArenaSummary {
-    /// `skmem.KIND.NAME`.
-    pub name: String,
-    /// Process-unique id.
-    pub id: u64,
-    /// `nexus`, `necp` or `system`.
-    pub kind: String,
-    /// `ACTIVE`, `INACTIVE` or `DEFUNCT`.
-    pub state: String,
-    /// Size of a mapping (0 when unmapped).
-    pub map_size: usize,
-    /// Live mappings.
-    pub map_count: usize,
-    /// Mappings redirected to zero pages.
-    pub map_redirected: usize,
-    /// Pids holding mappings (at most [`crate::arena::registry::MAPPED_PIDS_MAX`]).
-    pub mapped_pids: Vec<i32>,
-    /// Bytes of the regions held.
-    pub mem_total: usize,
-    /// Bytes in use in them.
-    pub mem_inuse: usize,
-}
-
-impl From<&ArenaStats> for ArenaSummary {
-    fn from(a: &ArenaStats) -> Self {
-        let state = if a.defunct {
-            "DEFUNCT"
-        } else if a.active {
-            "ACTIVE"
-        } else {
-            "INACTIVE"
-        };
-        ArenaSummary {
-            name: a.name.clone(),
-            id: a.id,
-            kind: a.kind.name().to_owned(),
-            state: state.to_owned(),
-            map_size: a.map_size,
-            map_count: a.map_count,
-            map_redirected: a.map_redirected,
-            mapped_pids: a.mapped_pids.clone(),
-            mem_total: a.mem_total,
-            mem_inuse: a.mem_inuse,
+/// Adds `section` to what this process publishes (once; a section given
+/// again is kept once), and starts publishing.
+pub(crate) fn provide(section: Section) {
+    {
+        let mut all = lock(&SECTIONS);
+        if !all.iter().any(|s| std::ptr::fn_addr_eq(*s, section)) {
+            all.push(section);
         }
     }
+    start();
 }
 
-/// A cache, as published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CacheSummary {
-    /// The arena holding it.
-    pub arena: String,
-    /// Cache name.
-    pub name: String,
-    /// Object size.
-    pub obj_size: usize,
-    /// Objects in its region.
-    pub obj_total: u64,
-    /// Objects held by users.
-    pub obj_in_use: u64,
-    /// Objects parked in magazines (per-CPU workers' and the depot's).
-    pub obj_in_magazines: u64,
-    /// Objects free in the slab layer.
-    pub obj_free_in_slabs: u64,
-    /// Rounds per magazine (0: the magazine layer is off).
-    pub magazine_rounds: usize,
-    /// Full magazines in the depot.
-    pub depot_full: u64,
-    /// Empty magazines in the depot.
-    pub depot_empty: u64,
-    /// Times the depot lock was contended.
-    pub depot_contention: u64,
-    /// Purges so far.
-    pub purges: u64,
-    /// Reaps so far.
-    pub reaps: u64,
-}
-
-impl CacheSummary {
-    fn of(arena: &str, c: &CacheStats) -> Self {
-        CacheSummary {
-            arena: arena.to_owned(),
-            name: c.name.clone(),
-            obj_size: c.obj_size,
-            obj_total: c.obj_total,
-            obj_in_use: c.obj_in_use,
-            obj_in_magazines: c.obj_in_magazines,
-            obj_free_in_slabs: c.obj_free_in_slabs,
-            magazine_rounds: if c.magazines { c.magazine_rounds } else { 0 },
-            depot_full: c.depot_full,
-            depot_empty: c.depot_empty,
-            depot_contention: c.depot_contention,
-            purges: c.purges,
-            reaps: c.reaps,
-        }
-    }
-}
-
-/// This process's statistics now.
-pub fn snapshot() -> ProcessStats {
-    let arenas = crate::arena::registry::snapshot_all();
+/// The document this process publishes, taken now: the header, then every
+/// section provided so far.
+pub(crate) fn document() -> serde_json::Value {
     let pid = std::process::id();
-    ProcessStats {
-        version: VERSION,
-        pid,
-        own_pid: pid,
-        comm: std::fs::read_to_string("/proc/self/comm")
-            .map(|s| s.trim_end().to_owned())
-            .unwrap_or_default(),
-        arenas: arenas.iter().map(ArenaSummary::from).collect(),
-        channels: crate::channel::registry::channels(),
-        caches: arenas
-            .iter()
-            .flat_map(|a| a.caches.iter().map(|c| CacheSummary::of(&a.name, c)))
-            .collect(),
+    let mut doc = serde_json::Map::new();
+    doc.insert("version".into(), VERSION.into());
+    doc.insert("pid".into(), pid.into());
+    doc.insert("own_pid".into(), pid.into());
+    doc.insert("comm".into(), comm().into());
+    let sections: Vec<Section> = lock(&SECTIONS).clone();
+    for s in sections {
+        doc.extend(s());
     }
+    serde_json::Value::Object(doc)
+}
+
+/// This process's name (`/proc/self/comm`).
+pub(crate) fn comm() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .map(|s| s.trim_end().to_owned())
+        .unwrap_or_default()
 }
 
 /// Where this process publishes, once it does.
@@ -195,8 +94,8 @@ pub fn socket_path() -> Option<&'static Path> {
     SOCKET.get().map(PathBuf::as_path)
 }
 
-/// Starts publishing (once per process; later calls do nothing). Called
-/// when the first arena is created.
+/// Starts publishing (once per process; later calls do nothing). The
+/// first arena's registration starts it.
 pub fn start() {
     START.call_once(|| {
         if std::env::var_os(ENV_PUBLISH).is_some_and(|v| v == "0") {
@@ -257,7 +156,7 @@ fn serve(listener: UnixListener) {
     }
 }
 
-fn answer(c: &mut UnixStream) -> io::Result<()> {
+pub(crate) fn answer(c: &mut UnixStream) -> io::Result<()> {
     // The directory is root-only already; the check says so again for a
     // socket someone moved.
     let (_, uid) = peer(c)?;
@@ -265,8 +164,8 @@ fn answer(c: &mut UnixStream) -> io::Result<()> {
     if !(uid == 0 || uid == me) {
         return Err(io::Error::from(io::ErrorKind::PermissionDenied));
     }
-    c.set_write_timeout(Some(READ_TIMEOUT))?;
-    let body = serde_json::to_vec(&snapshot()).map_err(io::Error::other)?;
+    c.set_write_timeout(Some(TIMEOUT))?;
+    let body = serde_json::to_vec(&document()).map_err(io::Error::other)?;
     c.write_all(&body)
 }
 
@@ -290,7 +189,8 @@ fn remove_stale(dir: &Path) -> Vec<PathBuf> {
     gone
 }
 
-fn sockets(dir: &Path) -> Vec<PathBuf> {
+/// The statistics sockets in `dir`, sorted.
+pub(crate) fn sockets(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -307,89 +207,10 @@ fn sockets(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// What [`read_all`] found.
-#[derive(Debug, Default)]
-pub struct Published {
-    /// Every publishing process that answered, by pid.
-    pub processes: Vec<ProcessStats>,
-    /// Sockets of processes that died without removing them (SIGKILL),
-    /// removed by this call.
-    pub removed: Vec<PathBuf>,
-    /// Sockets that did not answer, and why (a process stopped in a
-    /// debugger, or one answering too slowly).
-    pub unanswered: Vec<(PathBuf, String)>,
-}
-
-/// Errors of [`read_all`].
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// Not allowed to read [`RUN_DIR`] (root-only).
-    #[error("reading the statistics in {RUN_DIR} (root-only): {0}")]
-    Permission(#[source] io::Error),
-    /// Listing [`RUN_DIR`] failed otherwise.
-    #[error("listing {RUN_DIR}: {0}")]
-    Io(#[source] io::Error),
-}
-
-/// Asks every publishing process on the host for its statistics, removing
-/// the sockets of dead ones.
-pub fn read_all() -> Result<Published, ReadError> {
-    read_dir(Path::new(RUN_DIR))
-}
-
-fn read_dir(dir: &Path) -> Result<Published, ReadError> {
-    let mut out = Published::default();
-    match std::fs::read_dir(dir) {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            return Err(ReadError::Permission(e))
-        }
-        Err(e) => return Err(ReadError::Io(e)),
-    }
-    for path in sockets(dir) {
-        match ask(&path) {
-            Ok(p) => out.processes.push(p),
-            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                if std::fs::remove_file(&path).is_ok() {
-                    out.removed.push(path);
-                }
-            }
-            // Gone between listing and connecting: it exited cleanly.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => out.unanswered.push((path, e.to_string())),
-        }
-    }
-    out.processes.sort_by_key(|p| p.pid);
-    Ok(out)
-}
-
-/// One process's answer, with its pid as the kernel gives it to us.
-fn ask(path: &Path) -> io::Result<ProcessStats> {
-    let mut c = UnixStream::connect(path)?;
-    c.set_read_timeout(Some(READ_TIMEOUT))?;
-    let (pid, _) = peer(&c)?;
-    let mut body = Vec::new();
-    c.read_to_end(&mut body)?;
-    let mut p: ProcessStats =
-        serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    if p.version != VERSION {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "statistics version {} (this reader knows {VERSION})",
-                p.version
-            ),
-        ));
-    }
-    p.pid = pid;
-    Ok(p)
-}
-
 /// The peer's pid, as this PID namespace numbers it (0 when it is not
 /// visible from here: a reader in a parent namespace, seen by a publisher
 /// in a child one), and its uid.
-fn peer(c: &UnixStream) -> io::Result<(u32, u32)> {
+pub(crate) fn peer(c: &UnixStream) -> io::Result<(u32, u32)> {
     // SAFETY: an all-zero ucred is a valid out-buffer.
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
@@ -408,54 +229,4 @@ fn peer(c: &UnixStream) -> io::Result<(u32, u32)> {
         return Err(io::Error::last_os_error());
     }
     Ok((u32::try_from(cred.pid).unwrap_or(0), cred.uid))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refusing_socket_is_removed_and_a_live_one_answers() {
-        let dir = std::env::temp_dir().join(unique_name("skmem-publish-test-"));
-        std::fs::create_dir(&dir).unwrap();
-        // A socket whose listener is gone: what a SIGKILLed process leaves.
-        let dead = dir.join(format!("{SOCKET_PREFIX}1-dead.sock"));
-        drop(UnixListener::bind(&dead).unwrap());
-        // A live one, answered by this thread.
-        let live = dir.join(format!("{SOCKET_PREFIX}2-live.sock"));
-        let l = UnixListener::bind(&live).unwrap();
-        let server = std::thread::spawn(move || {
-            let (mut c, _) = l.accept().unwrap();
-            answer(&mut c).unwrap();
-        });
-        let found = read_dir(&dir).unwrap();
-        server.join().unwrap();
-        assert_eq!(found.removed, vec![dead.clone()]);
-        assert!(!dead.exists());
-        assert_eq!(found.processes.len(), 1, "{found:?}");
-        let p = &found.processes[0];
-        assert_eq!(p.pid, std::process::id(), "pid from SO_PEERCRED");
-        assert_eq!(p.version, VERSION);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_wrong_version_is_refused_with_a_reason() {
-        let dir = std::env::temp_dir().join(unique_name("skmem-publish-test-"));
-        std::fs::create_dir(&dir).unwrap();
-        let path = dir.join(format!("{SOCKET_PREFIX}3-old.sock"));
-        let l = UnixListener::bind(&path).unwrap();
-        let server = std::thread::spawn(move || {
-            let (mut c, _) = l.accept().unwrap();
-            let mut p = snapshot();
-            p.version = 99;
-            c.write_all(&serde_json::to_vec(&p).unwrap()).unwrap();
-        });
-        let found = read_dir(&dir).unwrap();
-        server.join().unwrap();
-        assert!(found.processes.is_empty());
-        assert_eq!(found.unanswered.len(), 1);
-        assert!(found.unanswered[0].1.contains("version 99"), "{found:?}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

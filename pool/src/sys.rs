@@ -14,7 +14,35 @@ use rustix::fs::{
 };
 use rustix::mm::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
 
-use crate::error::{Error, Result};
+/// A system call that failed: which call, and the kernel's reason. The
+/// layers above carry it in their own errors (`RegionError::Sys`,
+/// `Error::Sys`), errno intact.
+#[derive(Debug, thiserror::Error)]
+#[error("{call}: {source}")]
+pub struct SysError {
+    /// The call that failed.
+    pub call: &'static str,
+    /// The kernel's reason.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl SysError {
+    pub(crate) fn new(call: &'static str, e: rustix::io::Errno) -> Self {
+        SysError {
+            call,
+            source: e.into(),
+        }
+    }
+
+    /// The kernel's errno (EIO when the reason carries none).
+    pub fn errno(&self) -> i32 {
+        self.source.raw_os_error().unwrap_or(libc::EIO)
+    }
+}
+
+/// Result of a memory syscall wrapper.
+pub type Result<T, E = SysError> = std::result::Result<T, E>;
 
 /// The index of network interface `name` in the calling thread's network
 /// namespace (`SIOCGIFINDEX` on a throwaway socket, as `if_nametoindex`
@@ -90,10 +118,11 @@ impl Memfd {
         if huge {
             flags |= MemfdFlags::HUGETLB | MemfdFlags::HUGE_2MB;
         }
-        let fd = memfd_create(name.as_str(), flags).map_err(|e| Error::sys("memfd_create", e))?;
-        ftruncate(&fd, len as u64).map_err(|e| Error::sys("ftruncate(memfd)", e))?;
+        let fd =
+            memfd_create(name.as_str(), flags).map_err(|e| SysError::new("memfd_create", e))?;
+        ftruncate(&fd, len as u64).map_err(|e| SysError::new("ftruncate(memfd)", e))?;
         fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW)
-            .map_err(|e| Error::sys("fcntl(F_ADD_SEALS, size)", e))?;
+            .map_err(|e| SysError::new("fcntl(F_ADD_SEALS, size)", e))?;
         Ok(Self { fd, len })
     }
 
@@ -110,13 +139,13 @@ impl Memfd {
         if read_only {
             seals |= SealFlags::FUTURE_WRITE;
         }
-        fcntl_add_seals(&self.fd, seals).map_err(|e| Error::sys("fcntl(F_ADD_SEALS)", e))
+        fcntl_add_seals(&self.fd, seals).map_err(|e| SysError::new("fcntl(F_ADD_SEALS)", e))
     }
 
     /// The seals on the file.
     #[doc(alias("F_GET_SEALS"))]
     pub fn seals(&self) -> Result<SealFlags> {
-        fcntl_get_seals(&self.fd).map_err(|e| Error::sys("fcntl(F_GET_SEALS)", e))
+        fcntl_get_seals(&self.fd).map_err(|e| SysError::new("fcntl(F_GET_SEALS)", e))
     }
 
     /// Gives the pages of `offset..offset+len` back to the system: they read
@@ -130,13 +159,13 @@ impl Memfd {
             offset as u64,
             len as u64,
         )
-        .map_err(|e| Error::sys("fallocate(PUNCH_HOLE)", e))
+        .map_err(|e| SysError::new("fallocate(PUNCH_HOLE)", e))
     }
 
     /// Bytes of memory the file holds now (its allocated blocks).
     #[doc(alias("fstat", "st_blocks"))]
     pub fn resident(&self) -> Result<u64> {
-        let st = fstat(&self.fd).map_err(|e| Error::sys("fstat(memfd)", e))?;
+        let st = fstat(&self.fd).map_err(|e| SysError::new("fstat(memfd)", e))?;
         Ok(st.st_blocks as u64 * 512)
     }
 
@@ -211,7 +240,7 @@ impl Mapping {
                 0,
             )
         }
-        .map_err(|e| Error::sys("mmap(memfd)", e))?;
+        .map_err(|e| SysError::new("mmap(memfd)", e))?;
         Ok(Self::from_raw(ptr, len, prot))
     }
 
@@ -229,7 +258,7 @@ impl Mapping {
                 MapFlags::PRIVATE | MapFlags::NORESERVE,
             )
         }
-        .map_err(|e| Error::sys("mmap(anonymous)", e))?;
+        .map_err(|e| SysError::new("mmap(anonymous)", e))?;
         name_anonymous(ptr, len);
         Ok(Self::from_raw(ptr, len, Protection::None))
     }
@@ -254,11 +283,11 @@ impl Mapping {
         // nothing else uses; what stays mapped is exactly `start..+len`.
         unsafe {
             if head > 0 {
-                munmap(wide.as_ptr().cast(), head).map_err(|e| Error::sys("munmap", e))?;
+                munmap(wide.as_ptr().cast(), head).map_err(|e| SysError::new("munmap", e))?;
             }
             if tail > 0 {
                 munmap((start + len) as *mut std::ffi::c_void, tail)
-                    .map_err(|e| Error::sys("munmap", e))?;
+                    .map_err(|e| SysError::new("munmap", e))?;
             }
         }
         Ok(Self::from_raw(
@@ -298,7 +327,7 @@ impl Mapping {
         let page = page_size();
         let inside = offset.checked_add(len).is_some_and(|end| end <= self.len);
         if !inside || !offset.is_multiple_of(page) || !len.is_multiple_of(page) || len == 0 {
-            return Err(Error::Sys {
+            return Err(SysError {
                 call: "overlay",
                 source: std::io::Error::from_raw_os_error(libc::EINVAL),
             });
@@ -331,7 +360,7 @@ impl Mapping {
                 0,
             )
         }
-        .map_err(|e| Error::sys("mmap(MAP_FIXED, memfd)", e))?;
+        .map_err(|e| SysError::new("mmap(MAP_FIXED, memfd)", e))?;
         Ok(())
     }
 
@@ -343,7 +372,7 @@ impl Mapping {
         let at = self.check_overlay(offset, len)?;
         // SAFETY: as in `overlay_shared`.
         unsafe { mmap_anonymous(at, len, prot.flags(), MapFlags::PRIVATE | MapFlags::FIXED) }
-            .map_err(|e| Error::sys("mmap(MAP_FIXED, anonymous)", e))?;
+            .map_err(|e| SysError::new("mmap(MAP_FIXED, anonymous)", e))?;
         name_anonymous(at, len);
         Ok(())
     }
@@ -404,12 +433,12 @@ pub fn peer_pidfd(sock: BorrowedFd<'_>, pid: u32) -> Result<OwnedFd> {
         // SAFETY: the kernel just made `fd` for us; nothing else owns it.
         return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
     }
-    let pid = rustix::process::Pid::from_raw(pid as i32).ok_or(Error::Sys {
+    let pid = rustix::process::Pid::from_raw(pid as i32).ok_or(SysError {
         call: "pidfd_open",
         source: std::io::Error::from_raw_os_error(libc::ESRCH),
     })?;
     rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-        .map_err(|e| Error::sys("pidfd_open", e))
+        .map_err(|e| SysError::new("pidfd_open", e))
 }
 
 /// Is the process-wide expedited membarrier available? Registered once.

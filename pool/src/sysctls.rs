@@ -25,6 +25,7 @@
 //! | 16 | sequence count `u64` (odd while being rewritten) |
 //! | 24 | one `u32` per tunable, in the order of [`Sysctls::NAMES`] |
 
+use crate::error::LendError;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::{Mutex, OnceLock};
@@ -306,8 +307,10 @@ impl Sysctls {
     /// sequence lock let it be copied): the magic, layout version and size
     /// are checked, and every value must pass [`validate`](Self::validate).
     pub fn decode(bytes: &[u8]) -> Result<Sysctls> {
-        let bad = |what: &str| Error::Handover {
-            what: format!("sysctls: {what}"),
+        let bad = |what: &str| {
+            Error::Lend(LendError::Handover {
+                what: format!("sysctls: {what}"),
+            })
         };
         if bytes.get(..8) != Some(&MAGIC[..]) {
             return Err(bad("not a sysctls object (bad magic)"));
@@ -348,9 +351,9 @@ impl Sysctls {
 /// `base..base+len` must be mapped readable for the call's duration.
 pub(crate) unsafe fn copy_at(base: *const u8, len: usize) -> Result<[u8; Sysctls::SIZE]> {
     if len < Sysctls::SIZE || !(base as usize).is_multiple_of(8) {
-        return Err(Error::Handover {
+        return Err(Error::Lend(LendError::Handover {
             what: format!("sysctls: an object of {len} bytes is too small"),
-        });
+        }));
     }
     let word = |i: usize| {
         // SAFETY: `i * 8 + 8 <= SIZE <= len`, so the word lies inside the
@@ -375,11 +378,11 @@ pub(crate) unsafe fn copy_at(base: *const u8, len: usize) -> Result<[u8; Sysctls
             }
         }
         if started.elapsed() > PATIENCE {
-            return Err(Error::Handover {
+            return Err(Error::Lend(LendError::Handover {
                 what: format!(
                     "sysctls: still being rewritten after {PATIENCE:?} (sequence {before})"
                 ),
-            });
+            }));
         }
         std::thread::yield_now();
     }
@@ -468,9 +471,9 @@ pub(crate) fn map_lent(fd: std::os::fd::BorrowedFd<'_>) -> Result<crate::sys::Ma
         .st_size;
     let len = usize::try_from(len).unwrap_or(0);
     if !(Sysctls::SIZE..=1 << 20).contains(&len) {
-        return Err(Error::Handover {
+        return Err(Error::Lend(LendError::Handover {
             what: format!("sysctls: a memfd of {len} bytes"),
-        });
+        }));
     }
     let m = crate::sys::Mapping::shared(fd, len, crate::sys::Protection::Read)?;
     read_lent(&m)?;
@@ -511,7 +514,10 @@ mod tests {
         cases.push(zero_batch);
         for c in cases {
             assert!(
-                matches!(Sysctls::decode(&c), Err(Error::Handover { .. })),
+                matches!(
+                    Sysctls::decode(&c),
+                    Err(Error::Lend(LendError::Handover { .. }))
+                ),
                 "{c:?}"
             );
         }

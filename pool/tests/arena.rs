@@ -9,6 +9,7 @@ mod common;
 
 use common::{peek, poke, signal_in_child};
 use skmem::arena::{Arena, ArenaKind, NexusAdvisory, NexusAdvisoryKind, NexusParams};
+use skmem::error::{ArenaError, RegionError};
 use skmem::pool::{PacketPool, PoolParams};
 use skmem::region::{RegionFlags, RegionId, RegionParams};
 use skmem::schema::{SchemaArenaKind, SchemaView};
@@ -33,8 +34,8 @@ fn small(name: &str) -> NexusParams {
 
 fn rule_of(r: skmem::Result<Arena>) -> (RegionId, &'static str) {
     match r {
-        Err(Error::InvalidRegionParams { region, rule }) => (region, rule),
-        other => panic!("expected InvalidRegionParams, got {other:?}"),
+        Err(Error::Region(RegionError::InvalidParams { region, rule })) => (region, rule),
+        other => panic!("expected RegionError::InvalidParams, got {other:?}"),
     }
 }
 
@@ -403,7 +404,10 @@ fn mredirect_twice_is_ealready() {
     let m = a.map().unwrap();
     m.redirect().unwrap();
     let e = m.redirect().unwrap_err();
-    assert!(matches!(e, Error::AlreadyRedirected { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Arena(ArenaError::AlreadyRedirected { .. })),
+        "{e}"
+    );
     assert_eq!(e.errno(), libc::EALREADY);
 }
 
@@ -450,7 +454,10 @@ fn defunct_twice_is_ealready() {
     m.redirect().unwrap();
     a.defunct().unwrap();
     let e = a.defunct().unwrap_err();
-    assert!(matches!(e, Error::AlreadyDefunct { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Arena(ArenaError::AlreadyDefunct { .. })),
+        "{e}"
+    );
     assert_eq!(e.errno(), libc::EALREADY);
 }
 
@@ -680,7 +687,10 @@ fn stats_list_live_arenas_with_their_mappings() {
 #[test]
 fn a_name_too_long_for_the_schema_is_refused() {
     let e = Arena::create_nexus(&small(&"n".repeat(60))).unwrap_err();
-    assert!(matches!(e, Error::InvalidArenaParams { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Arena(ArenaError::InvalidParams { .. })),
+        "{e}"
+    );
 }
 
 #[test]
@@ -726,7 +736,10 @@ fn worker_slots_are_rings_of_their_own_in_the_ring_region_recorded_in_the_schema
     let mut bad = small("workers-bad");
     bad.worker_slots = 2;
     let e = Arena::create_nexus(&bad).unwrap_err();
-    assert!(matches!(e, Error::InvalidArenaParams { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Arena(ArenaError::InvalidParams { .. })),
+        "{e}"
+    );
     let e = Arena::create_nexus(&small("workers-many").with_worker_slots(17)).unwrap_err();
     assert!(e.to_string().contains("at most 16"), "{e}");
     let mut owner_only = small("workers-owner").with_worker_slots(1);

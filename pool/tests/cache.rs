@@ -6,6 +6,7 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
+use skmem::error::{CacheError, RegionError};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
@@ -13,7 +14,6 @@ use std::sync::{Arc, Barrier};
 use proptest::prelude::*;
 use skmem::cache::{Cache, CacheParams, CacheStats};
 use skmem::region::{Region, RegionFlags, RegionId, RegionParams};
-use skmem::Error;
 
 fn kmd_cache(count: usize, workers: usize) -> Arc<Cache> {
     let r = Region::create(
@@ -64,11 +64,14 @@ fn double_free_and_foreign_index_are_refused_and_counted() {
     c.free(o).unwrap();
     let e = c.free(o).unwrap_err();
     assert!(
-        matches!(e, Error::NotAllocated { index, .. } if index == o),
+        matches!(e, CacheError::NotAllocated { index, .. } if index == o),
         "{e}"
     );
     let e = c.free(1 << 30).unwrap_err();
-    assert!(matches!(e, Error::ObjectOutOfRange { .. }), "{e}");
+    assert!(
+        matches!(e, CacheError::Region(RegionError::ObjectOutOfRange { .. })),
+        "{e}"
+    );
     assert_eq!(e.errno(), libc::EINVAL);
     assert_eq!(c.stats().slab.slab_free_refused, 2);
     assert_balanced(&c.stats(), 0);
@@ -102,7 +105,10 @@ fn worker_slots_are_limited_and_released_on_drop() {
     let a = c.worker().unwrap();
     let _b = c.worker().unwrap();
     let e = c.worker().unwrap_err();
-    assert!(matches!(e, Error::NoWorkerSlot { slots: 2, .. }), "{e}");
+    assert!(
+        matches!(e, CacheError::NoWorkerSlot { slots: 2, .. }),
+        "{e}"
+    );
     assert_eq!(e.errno(), libc::EBUSY);
     drop(a);
     assert!(c.worker().is_ok());
@@ -453,9 +459,9 @@ fn depot_survives_concurrent_exchange_purge_and_reap() {
 
 #[test]
 fn every_invalid_cache_parameter_is_named() {
-    let rule = |r: skmem::Result<Arc<Cache>>| match r {
-        Err(Error::InvalidCacheParams { rule, .. }) => rule,
-        other => panic!("expected InvalidCacheParams, got {other:?}"),
+    let rule = |r: Result<Arc<Cache>, CacheError>| match r {
+        Err(CacheError::InvalidParams { rule, .. }) => rule,
+        other => panic!("expected CacheError::InvalidParams, got {other:?}"),
     };
     let kmd = || Region::create("t", &RegionParams::new(RegionId::Kmd, 128, 100)).unwrap();
     let guard = Region::create("t", &RegionParams::new(RegionId::GuardTail, 4096, 1)).unwrap();

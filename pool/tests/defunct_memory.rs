@@ -115,7 +115,9 @@ fn defunct_releases_the_owners_memfds_and_the_pages_go_with_the_last_view() {
     assert!(necp.region(RegionId::KStats).is_none() && necp.region(RegionId::UStats).is_none());
     assert!(matches!(
         necp.alloc_flow_stats(),
-        Err(skmem::Error::AlreadyDefunct { .. })
+        Err(skmem::Error::Arena(
+            skmem::ArenaError::AlreadyDefunct { .. }
+        ))
     ));
     drop(m);
     drop(necp);

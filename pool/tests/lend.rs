@@ -8,6 +8,7 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
+use skmem::error::{ArenaError, LendError, RegionError};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,7 +67,7 @@ fn a_mapper_maps_the_owners_layout_and_shares_its_bytes() {
     // A read-only region refuses the mapper's write.
     assert!(matches!(
         remote.write(RegionId::Schema, 0, &[0]),
-        Err(Error::RegionMisuse { .. })
+        Err(Error::Region(RegionError::Misuse { .. }))
     ));
     w.free(pkt).unwrap();
     // The records: the owner's mapping and the mapper's.
@@ -93,7 +94,7 @@ fn a_redirected_mapper_reads_zeros_and_its_calls_fail_and_the_last_one_makes_the
     assert!(!arena.is_active());
     assert!(matches!(
         remote.read(RegionId::BufDef, at, &mut [0; 6]),
-        Err(Error::Redirected { .. })
+        Err(Error::Lend(LendError::Redirected { .. }))
     ));
     // Its span reads zeros where the buffers were; the schema stays.
     let (bufs, _) = remote.region(RegionId::BufDef).unwrap();
@@ -105,7 +106,7 @@ fn a_redirected_mapper_reads_zeros_and_its_calls_fail_and_the_last_one_makes_the
     assert!(offer.mappers()[0].redirected);
     assert!(matches!(
         offer.redirect(pid),
-        Err(Error::AlreadyRedirected { .. })
+        Err(Error::Arena(ArenaError::AlreadyRedirected { .. }))
     ));
     w.free(pkt).unwrap();
     drop(w);
@@ -126,7 +127,7 @@ fn an_inactive_arena_is_not_lent() {
     let offer = ArenaOffer::serve(&arena, path("inactive"), OfferPolicy::root_only()).unwrap();
     let e = RemoteArena::connect(offer.path()).unwrap_err();
     assert!(
-        matches!(&e, Error::MapperRefused { reason } if reason.contains("not active")),
+        matches!(&e, Error::Lend(LendError::MapperRefused { reason }) if reason.contains("not active")),
         "{e}"
     );
     assert_eq!(e.errno(), libc::EACCES);
@@ -140,7 +141,7 @@ fn a_second_owner_at_a_served_path_is_refused_and_a_stale_socket_is_replaced() {
     let offer = ArenaOffer::serve(&arena, &p, OfferPolicy::root_only()).unwrap();
     assert!(matches!(
         ArenaOffer::serve(&arena, &p, OfferPolicy::root_only()),
-        Err(Error::Handover { .. })
+        Err(Error::Lend(LendError::Handover { .. }))
     ));
     drop(offer);
     assert!(!p.exists(), "the socket file goes with the offer");
@@ -228,7 +229,7 @@ fn a_fake_owners_malformed_schema_or_short_fd_list_is_a_typed_error() {
         .collect();
     let e = fake_owner("sysctls", welcome(regions.clone()), fds);
     assert!(
-        matches!(&e, Error::Handover { what } if what.contains("sysctls")),
+        matches!(&e, Error::Lend(LendError::Handover { what }) if what.contains("sysctls")),
         "{e}"
     );
     // Fewer memfds than the welcome names.
@@ -239,7 +240,7 @@ fn a_fake_owners_malformed_schema_or_short_fd_list_is_a_typed_error() {
         .chain([sysctls()])
         .collect();
     let e = fake_owner("short", welcome(regions.clone()), fds);
-    assert!(matches!(e, Error::Handover { .. }), "{e}");
+    assert!(matches!(e, Error::Lend(LendError::Handover { .. })), "{e}");
     // The real schema's bytes, but memfds of the wrong sizes.
     let own = arena.map().unwrap();
     let (schema_at, schema_len) = own.region(RegionId::Schema).unwrap();
@@ -253,7 +254,7 @@ fn a_fake_owners_malformed_schema_or_short_fd_list_is_a_typed_error() {
     fds.push(sysctls());
     let e = fake_owner("sizes", welcome(regions.clone()), fds);
     assert!(
-        matches!(&e, Error::Handover { what } if what.contains("bytes")),
+        matches!(&e, Error::Lend(LendError::Handover { what }) if what.contains("bytes")),
         "{e}"
     );
     // A refusal carries the owner's reason.
@@ -265,12 +266,12 @@ fn a_fake_owners_malformed_schema_or_short_fd_list_is_a_typed_error() {
         vec![],
     );
     assert!(
-        matches!(&e, Error::MapperRefused { reason } if reason == "not you"),
+        matches!(&e, Error::Lend(LendError::MapperRefused { reason }) if reason == "not you"),
         "{e}"
     );
     // Something other than a welcome.
     let e = fake_owner("other", Msg::Goodbye, vec![]);
-    assert!(matches!(e, Error::Handover { .. }), "{e}");
+    assert!(matches!(e, Error::Lend(LendError::Handover { .. })), "{e}");
 }
 
 /// A mapper that connects the moment the socket file appears is never

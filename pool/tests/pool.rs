@@ -4,6 +4,7 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
+use skmem::error::RegionError;
 use std::collections::HashSet;
 
 use skmem::pool::{BufIndex, PacketIndex, PacketPool, PoolParams, UserMeta, META_SIZE};
@@ -57,7 +58,7 @@ fn addresses_and_ranges_from_outside_are_refused_not_trusted() {
     let end = pool.region(RegionId::BufDef).unwrap().size() as u64;
     assert!(matches!(
         pool.packet_of_addr(end),
-        Err(Error::ObjectOutOfRange { .. })
+        Err(Error::Region(RegionError::ObjectOutOfRange { .. }))
     ));
     assert!(pool.packet_of_addr(u64::MAX).is_err());
     assert!(pool.state(PacketIndex::new(u32::MAX)).is_err());
@@ -273,7 +274,10 @@ fn every_invalid_pool_parameter_is_named() {
     ];
     for (p, words) in cases {
         let e = PacketPool::create("bad", &p).unwrap_err();
-        assert!(matches!(e, Error::InvalidRegionParams { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Region(RegionError::InvalidParams { .. })),
+            "{e}"
+        );
         assert!(e.to_string().contains(words), "{e} lacks {words:?}");
     }
 }

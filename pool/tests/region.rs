@@ -8,9 +8,9 @@ mod common;
 
 use common::{peek, poke, signal_in_child};
 use skmem::cache::{Cache, CacheParams};
+use skmem::error::{CacheError, RegionError};
 use skmem::region::{Region, RegionFlags, RegionId, RegionParams, View};
 use skmem::sys::{page_size, Protection};
-use skmem::Error;
 
 fn buffers(count: usize) -> RegionParams {
     RegionParams::new(RegionId::BufDef, 2048, count)
@@ -44,7 +44,7 @@ fn exhausted_region_says_so_with_enomem() {
     assert!(
         matches!(
             e,
-            Error::RegionExhausted {
+            RegionError::Exhausted {
                 region: RegionId::BufDef,
                 segments: 1
             }
@@ -57,10 +57,10 @@ fn exhausted_region_says_so_with_enomem() {
 #[test]
 fn freeing_a_free_or_unknown_segment_is_refused() {
     let r = Region::create("t", &buffers(16)).unwrap();
-    assert!(matches!(r.free_segment(0), Err(Error::RegionMisuse { .. })));
+    assert!(matches!(r.free_segment(0), Err(RegionError::Misuse { .. })));
     assert!(matches!(
         r.free_segment(99),
-        Err(Error::RegionMisuse { .. })
+        Err(RegionError::Misuse { .. })
     ));
     assert_eq!(r.stats().seg_frees, 0);
 }
@@ -130,19 +130,19 @@ fn a_mirror_is_never_allocated_directly() {
     Region::mirror(&kmd, umd.clone()).unwrap();
     assert!(matches!(
         umd.alloc_segment(),
-        Err(Error::RegionMisuse {
+        Err(RegionError::Misuse {
             region: RegionId::Umd,
             ..
         })
     ));
     let e = Cache::new(umd, CacheParams::new("umd")).unwrap_err();
-    assert!(matches!(e, Error::InvalidCacheParams { .. }), "{e}");
+    assert!(matches!(e, CacheError::InvalidParams { .. }), "{e}");
 }
 
 #[test]
 fn mirroring_checks_pair_geometry_and_state() {
-    let rule = |r: skmem::Result<()>| match r {
-        Err(Error::InvalidMirror { rule, .. }) => rule,
+    let rule = |r: Result<(), RegionError>| match r {
+        Err(RegionError::InvalidMirror { rule, .. }) => rule,
         other => panic!("expected InvalidMirror, got {other:?}"),
     };
     // Not a pair.
@@ -168,7 +168,7 @@ fn a_region_backs_one_cache() {
     let _c = Cache::new(r.clone(), CacheParams::new("a")).unwrap();
     assert!(matches!(
         Cache::new(r, CacheParams::new("b")),
-        Err(Error::InvalidCacheParams { .. })
+        Err(CacheError::InvalidParams { .. })
     ));
 }
 
@@ -213,7 +213,7 @@ fn a_ureadonly_view_refuses_a_write() {
 fn a_guard_page_faults_on_any_access() {
     let r = Region::create("t", &RegionParams::new(RegionId::GuardHead, page_size(), 1)).unwrap();
     assert!(r.fd().is_none());
-    assert!(matches!(r.alloc_segment(), Err(Error::RegionMisuse { .. })));
+    assert!(matches!(r.alloc_segment(), Err(RegionError::Misuse { .. })));
     let p = r.base();
     assert_eq!(
         signal_in_child(|| {

@@ -9,6 +9,7 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
+use skmem::error::LendError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -104,7 +105,7 @@ fn the_owners_defaults_and_every_mapper_follow_the_tunables() {
     // The limit is the tunable's: one mapper at a time.
     let e = RemoteArena::connect(offer.path()).unwrap_err();
     assert!(
-        matches!(&e, Error::MapperRefused { reason } if reason.contains("at most 1")),
+        matches!(&e, Error::Lend(LendError::MapperRefused { reason }) if reason.contains("at most 1")),
         "{e}"
     );
 

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use skmem::publish::ProcessStats;
+use skmem::inspect::ProcessStats;
 
 /// A metric family being filled.
 struct Family {
@@ -310,9 +310,9 @@ mod tests {
 
     #[test]
     fn each_family_is_declared_once_before_its_samples() {
-        let mut p = skmem::publish::snapshot();
+        let mut p = skmem::inspect::snapshot();
         p.comm = "with \"quotes\"".into();
-        p.arenas.push(skmem::publish::ArenaSummary {
+        p.arenas.push(skmem::inspect::ArenaSummary {
             name: "skmem.system.x".into(),
             id: 1,
             kind: "system".into(),

@@ -4,7 +4,7 @@
 //! `Observer`) pin under /sys/fs/bpf/skmem.
 
 use anyhow::Result;
-use skmem::publish::{ProcessStats, Published};
+use skmem::inspect::{ProcessStats, Published};
 use skmem_xdp::observe::{human_bytes, pinned_arenas, ArenaInfo, PinnedArenas};
 
 /// How `stats` prints.
@@ -156,7 +156,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
         return advisories(path, args.json || args.format == Format::Json);
     }
     let format = if args.json { Format::Json } else { args.format };
-    let mut published = skmem::publish::read_all()?;
+    let mut published = skmem::inspect::read_all()?;
     let mut observed = pinned_arenas()?;
     for gone in &published.removed {
         eprintln!(

@@ -75,7 +75,7 @@ pub fn run_worker(args: WorkerArgs, stop: &'static AtomicBool) -> Result<()> {
         let n = match n {
             Ok(n) => n,
             // Redirected between the check and the call: done.
-            Err(skmem::Error::Redirected { .. }) => break,
+            Err(skmem::Error::Lend(skmem::LendError::Redirected { .. })) => break,
             Err(e) => return Err(e.into()),
         };
         if n == 0 {

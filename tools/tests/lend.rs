@@ -390,7 +390,7 @@ fn a_mapper_that_does_not_answer_a_redirect_is_cut_off() {
     m.stop();
     let e = offer.redirect(m.pid()).unwrap_err();
     assert!(
-        matches!(e, skmem::Error::MapperCutOff { pid, millis: 300 } if pid == m.pid()),
+        matches!(e, skmem::Error::Lend(skmem::LendError::MapperCutOff { pid, millis: 300 }) if pid == m.pid()),
         "{e}"
     );
     assert_eq!(e.errno(), libc::ETIMEDOUT);

@@ -4,6 +4,7 @@
 //! pid — so that redirect, unmap and the postponed defunct follow the
 //! seed's rules whoever maps. The events name the mapper's pid.
 
+use crate::error::ArenaError;
 use std::sync::Arc;
 
 use skmem_xdp_common::HookEvent;
@@ -31,9 +32,9 @@ impl Arena {
     pub(crate) fn lend(&self) -> Result<Lent> {
         let st = self.state();
         if !st.active || st.defunct {
-            return Err(Error::ArenaNotActive {
+            return Err(Error::Arena(ArenaError::NotActive {
                 arena: self.name().to_owned(),
-            });
+            }));
         }
         let mut regions = Vec::new();
         for e in st.layout.entries() {
@@ -41,9 +42,12 @@ impl Arena {
                 continue;
             }
             debug_assert!(e.id.is_user_mappable());
-            let r = e.region.upgrade().ok_or(Error::ArenaNotActive {
-                arena: self.name().to_owned(),
-            })?;
+            let r = e
+                .region
+                .upgrade()
+                .ok_or(Error::Arena(ArenaError::NotActive {
+                    arena: self.name().to_owned(),
+                }))?;
             regions.push((e.id, r));
         }
         Ok(Lent {
@@ -59,9 +63,9 @@ impl Arena {
     pub(crate) fn map_lent(&self, pid: u32, span: (usize, usize)) -> Result<u64> {
         let mut st = self.state();
         let r = if !st.active || st.defunct {
-            Err(Error::ArenaNotActive {
+            Err(Error::Arena(ArenaError::NotActive {
                 arena: self.name().to_owned(),
-            })
+            }))
         } else {
             Ok(st.add_map(pid as i32, span.1))
         };
@@ -85,12 +89,14 @@ impl Arena {
     ) -> Result<bool> {
         let mut st = self.state();
         let r = match st.maps.iter().position(|m| m.id == map_id) {
-            None => Err(Error::NotMapped {
+            None => Err(Error::Arena(ArenaError::NotMapped {
                 arena: self.name().to_owned(),
-            }),
-            Some(pos) if st.maps[pos].redirected => Err(Error::AlreadyRedirected {
-                arena: self.name().to_owned(),
-            }),
+            })),
+            Some(pos) if st.maps[pos].redirected => {
+                Err(Error::Arena(ArenaError::AlreadyRedirected {
+                    arena: self.name().to_owned(),
+                }))
+            }
             Some(pos) => Ok(st.mark_redirected(pos)),
         };
         let at = Fired {

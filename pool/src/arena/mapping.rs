@@ -3,6 +3,7 @@
 //! mapping — unmap and redirect — whose bookkeeping the arena keeps.
 
 use super::Arena;
+use crate::error::ArenaError;
 use crate::error::{Error, Result};
 use crate::mapper::Span;
 use crate::region::RegionId;
@@ -61,18 +62,24 @@ impl ArenaMapping {
     /// The span's bytes of region `id`, copied (reads of a mapping that may
     /// be redirected or written by others at any time).
     pub fn read_region(&self, id: RegionId, offset: usize, out: &mut [u8]) -> Result<()> {
-        let span = self.span.as_ref().ok_or(Error::NotMapped {
-            arena: self.arena.name().to_owned(),
-        })?;
+        let span = self
+            .span
+            .as_ref()
+            .ok_or(Error::Arena(ArenaError::NotMapped {
+                arena: self.arena.name().to_owned(),
+            }))?;
         span.read(id, offset, out)
     }
 
     /// The schema this mapping shows, read as a mapper reads it: copied
     /// whole under its sequence lock, then parsed as untrusted bytes.
     pub fn schema(&self) -> Result<crate::schema::SchemaInfo> {
-        let span = self.span.as_ref().ok_or(Error::NotMapped {
-            arena: self.arena.name().to_owned(),
-        })?;
+        let span = self
+            .span
+            .as_ref()
+            .ok_or(Error::Arena(ArenaError::NotMapped {
+                arena: self.arena.name().to_owned(),
+            }))?;
         let bytes = span.copy_schema()?;
         Ok(crate::schema::SchemaView::parse(&bytes, span.size() as u64)?.to_info())
     }
@@ -95,7 +102,7 @@ impl ArenaMapping {
     ///
     /// The mapping a channel keeps its rings in (its
     /// [`Channel::mapping`](crate::channel::Channel::mapping)) is refused
-    /// with [`Error::MappingHoldsChannel`] (EBUSY): zero pages would replace
+    /// with [`ArenaError::MappingHoldsChannel`] (EBUSY): zero pages would replace
     /// the rings under the channel. So an arena with a live channel stays
     /// active, and [`Arena::defunct`] answers EBUSY until the channel is
     /// closed; closing it unmaps that mapping, which runs a postponed

@@ -50,9 +50,12 @@ mod mapping;
 pub mod necp;
 pub mod nexus;
 mod nexus_params;
+#[cfg(feature = "publish")]
+pub(crate) mod published;
 pub mod registry;
 pub mod system;
 
+use crate::error::ArenaError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -419,15 +422,15 @@ impl Arena {
     fn map_locked(&self, st: &mut ArenaState) -> Result<ArenaMapping> {
         crate::failpoint::step("arena map")?;
         if !st.active || st.defunct {
-            return Err(Error::ArenaNotActive {
+            return Err(Error::Arena(ArenaError::NotActive {
                 arena: self.name().to_owned(),
-            });
+            }));
         }
         if st.layout.size() == 0 {
-            return Err(Error::InvalidArenaParams {
+            return Err(Error::Arena(ArenaError::InvalidParams {
                 arena: self.name().to_owned(),
                 rule: "the arena has no user-mappable region",
-            });
+            }));
         }
         let span = Span::map(&st.layout)?;
         let size = span.size();
@@ -548,14 +551,14 @@ impl Arena {
 
     fn defunct_work(&self, st: &mut ArenaState) -> Result<()> {
         if st.defunct {
-            return Err(Error::AlreadyDefunct {
+            return Err(Error::Arena(ArenaError::AlreadyDefunct {
                 arena: self.name().to_owned(),
-            });
+            }));
         }
         if st.active {
-            return Err(Error::ArenaActive {
+            return Err(Error::Arena(ArenaError::Active {
                 arena: self.name().to_owned(),
-            });
+            }));
         }
         match &mut st.kind {
             KindState::Nexus(n) => {
@@ -639,13 +642,17 @@ impl Arena {
     ) -> Result<bool> {
         let name = || self.name().to_owned();
         let (Some(span), Some(pos)) = (span, st.maps.iter().position(|m| m.id == map_id)) else {
-            return Err(Error::NotMapped { arena: name() });
+            return Err(Error::Arena(ArenaError::NotMapped { arena: name() }));
         };
         if st.maps[pos].redirected {
-            return Err(Error::AlreadyRedirected { arena: name() });
+            return Err(Error::Arena(ArenaError::AlreadyRedirected {
+                arena: name(),
+            }));
         }
         if holds_channel {
-            return Err(Error::MappingHoldsChannel { arena: name() });
+            return Err(Error::Arena(ArenaError::MappingHoldsChannel {
+                arena: name(),
+            }));
         }
         span.redirect()?;
         let need_defunct = st.mark_redirected(pos);

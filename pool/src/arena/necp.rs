@@ -5,6 +5,7 @@
 //! USTATS object of the same index, which mappers read. KSTATS is served by
 //! a cache without magazines whose constructor zeroes a fresh object.
 
+use crate::error::{ArenaError, RegionError};
 use std::sync::Arc;
 
 use super::{Arena, ArenaKind, ArenaState, KindState};
@@ -45,7 +46,7 @@ impl NecpState {
 
 /// Skywalk's rules for the two statistics regions.
 fn check(ustats: &RegionParams, kstats: &RegionParams) -> Result<()> {
-    let rule = |region, rule| Err(Error::InvalidRegionParams { region, rule });
+    let rule = |region, rule| Err(Error::Region(RegionError::InvalidParams { region, rule }));
     if ustats.id != RegionId::UStats {
         return rule(ustats.id, "the user statistics region must be USTATS");
     }
@@ -108,25 +109,29 @@ impl Arena {
     /// and USTATS).
     pub fn alloc_flow_stats(&self) -> Result<u32> {
         let c = self.flow_stats_cache()?;
-        c.alloc().ok_or(Error::RegionExhausted {
+        c.alloc().ok_or(Error::Region(RegionError::Exhausted {
             region: RegionId::KStats,
             segments: c.region().geometry().seg_count,
-        })
+        }))
     }
 
     /// NECP: frees one flow's statistics object.
     pub fn free_flow_stats(&self, idx: u32) -> Result<()> {
-        self.flow_stats_cache()?.free(idx)
+        Ok(self.flow_stats_cache()?.free(idx)?)
     }
 
     /// The KSTATS cache of an NECP arena that is not defunct.
     fn flow_stats_cache(&self) -> Result<Arc<Cache>> {
-        let n = self.necp().ok_or_else(|| Error::InvalidArenaParams {
-            arena: self.name().to_owned(),
-            rule: "flow statistics exist only in NECP arenas",
+        let n = self.necp().ok_or_else(|| {
+            Error::Arena(ArenaError::InvalidParams {
+                arena: self.name().to_owned(),
+                rule: "flow statistics exist only in NECP arenas",
+            })
         })?;
-        n.kstats_cache.ok_or_else(|| Error::AlreadyDefunct {
-            arena: self.name().to_owned(),
+        n.kstats_cache.ok_or_else(|| {
+            Error::Arena(ArenaError::AlreadyDefunct {
+                arena: self.name().to_owned(),
+            })
         })
     }
 }

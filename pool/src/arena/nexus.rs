@@ -3,7 +3,7 @@
 //!
 //! Creation follows Skywalk step by step: check every rule Skywalk
 //! ASSERTs on the region parameters (each broken rule is an
-//! [`Error::InvalidRegionParams`] naming the region), set up the packet
+//! [`RegionError::InvalidParams`] naming the region), set up the packet
 //! pool (ours, or the caller's — shared, never copied), take the nexus
 //! advisory, build the TX-allocation and RX-free slot descriptors (an
 //! owner-private master and its user-visible mirror, each with a cache),
@@ -12,6 +12,7 @@
 //! Any failure drops what was built: the partial state is an owned value,
 //! so `?` releases it.
 
+use crate::error::{ArenaError, RegionError};
 use std::sync::Arc;
 
 use super::nexus_params::{check_flags, NexusParams, FLOWADV_ENTRY_SIZE, RINGS};
@@ -235,9 +236,11 @@ const POOL_REGIONS: [RegionId; 14] = [
 /// Skywalk's `skmem_arena_pp_setup`: our pool, or the caller's.
 fn pool_setup(p: &NexusParams, st: &mut ArenaState, n: &mut NexusState) -> Result<()> {
     let name = &p.name;
-    let bad = |rule| Error::InvalidArenaParams {
-        arena: format!("skmem.nexus.{name}"),
-        rule,
+    let bad = |rule| {
+        Error::Arena(ArenaError::InvalidParams {
+            arena: format!("skmem.nexus.{name}"),
+            rule,
+        })
     };
     let (rx, tx) = match (&p.rx_pool, &p.tx_pool) {
         (None, None) => {
@@ -345,10 +348,10 @@ fn sd_setup(p: &NexusParams, st: &mut ArenaState, n: &mut NexusState, tx: bool) 
 /// Takes the one object of a singleton region (segment 0).
 fn singleton(r: &Arc<Region>) -> Result<Arc<Region>> {
     if !r.flags().contains(RegionFlags::MONOLITHIC) || r.geometry().seg_count != 1 {
-        return Err(Error::InvalidRegionParams {
+        return Err(Error::Region(RegionError::InvalidParams {
             region: r.id(),
             rule: "holds one singleton object: must be MONOLITHIC with one segment",
-        });
+        }));
     }
     crate::failpoint::step("singleton alloc")?;
     r.alloc_segment()?;
@@ -361,10 +364,10 @@ impl Arena {
         if format!("skmem.nexus.{}", p.name).len() > schema::SCHEMA_NAME_MAX
             || p.name.contains('\0')
         {
-            return Err(Error::InvalidArenaParams {
+            return Err(Error::Arena(ArenaError::InvalidParams {
                 arena: p.name.clone(),
                 rule: "the name must fit the schema: at most 51 bytes, no NUL",
-            });
+            }));
         }
         check_flags(p)?;
         check_workers(p)?;
@@ -378,16 +381,16 @@ impl Arena {
                 || !r.flags().contains(RegionFlags::MONOLITHIC)
                 || r.geometry().seg_count != 1
             {
-                return Err(Error::InvalidRegionParams {
+                return Err(Error::Region(RegionError::InvalidParams {
                     region: RegionId::NexusAdv,
                     rule: "the advisory region must be NEXUSADV, MONOLITHIC, one segment",
-                });
+                }));
             }
             if adv.version != adv.kind.current_version() {
-                return Err(Error::InvalidRegionParams {
+                return Err(Error::Region(RegionError::InvalidParams {
                     region: RegionId::NexusAdv,
                     rule: "the advisory's version is not the current one for its kind",
-                });
+                }));
             }
             st.set(RegionId::NexusAdv, r.clone());
             n.nexus_advisory = Some(adv.clone());
@@ -397,7 +400,7 @@ impl Arena {
             let adv = NexusAdvisory::new(
                 &p.name,
                 super::NexusAdvisoryKind::Flowswitch,
-                crate::workers::advisory::nexus_bytes(p.worker_slots),
+                schema::objects::nexus_advisory::bytes(p.worker_slots),
             )?;
             st.set(RegionId::NexusAdv, adv.region.clone());
             n.nexus_advisory = Some(adv);
@@ -427,10 +430,10 @@ impl Arena {
                 continue;
             }
             if matches!(id, RegionId::NexusAdv) {
-                return Err(Error::InvalidRegionParams {
+                return Err(Error::Region(RegionError::InvalidParams {
                     region: id,
                     rule: "not created by a nexus arena (the advisory brings its own)",
-                });
+                }));
             }
             st.set(id, Region::create(&p.name, rp)?);
         }
@@ -459,10 +462,10 @@ impl Arena {
             for _ in 0..p.worker_slots {
                 let mut pair = [0u32; 2];
                 for obj in &mut pair {
-                    *obj = c.alloc().ok_or(Error::RegionExhausted {
+                    *obj = c.alloc().ok_or(Error::Region(RegionError::Exhausted {
                         region: RegionId::Ring,
                         segments: c.region().geometry().seg_count,
-                    })?;
+                    }))?;
                 }
                 n.worker_objs.push(pair);
             }
@@ -477,10 +480,10 @@ impl Arena {
         }
         // Write the schema (its object is allocated once and stays).
         let schema_obj = match &n.schema_cache {
-            Some(c) => Some(c.alloc().ok_or(Error::RegionExhausted {
+            Some(c) => Some(c.alloc().ok_or(Error::Region(RegionError::Exhausted {
                 region: RegionId::Schema,
                 segments: 1,
-            })?),
+            }))?),
             None => None,
         };
         n.schema_obj = schema_obj;
@@ -502,10 +505,10 @@ impl Arena {
                     arena: self.clone(),
                 })
             }
-            _ => Err(Error::InvalidArenaParams {
+            _ => Err(Error::Arena(ArenaError::InvalidParams {
                 arena: self.name().to_owned(),
                 rule: "slot descriptors exist only in nexus arenas",
-            }),
+            })),
         }
     }
 
@@ -520,10 +523,10 @@ impl Arena {
             let st = self.state();
             if let KindState::Nexus(n) = &st.kind {
                 if n.has_channel() {
-                    return Err(Error::InvalidArenaParams {
+                    return Err(Error::Arena(ArenaError::InvalidParams {
                         arena: self.name().to_owned(),
                         rule: ONE_CHANNEL,
-                    });
+                    }));
                 }
             }
         }
@@ -538,10 +541,10 @@ impl Arena {
             match &mut st.kind {
                 KindState::Nexus(n) => n.rings = rings,
                 _ => {
-                    return Err(Error::InvalidArenaParams {
+                    return Err(Error::Arena(ArenaError::InvalidParams {
                         arena: self.name().to_owned(),
                         rule: "rings exist only in nexus arenas",
-                    })
+                    }))
                 }
             }
         }
@@ -560,10 +563,12 @@ impl Arena {
             _ => return Ok(()),
         };
         let layout = &st.layout;
-        let schema = st.region(RegionId::Schema).ok_or(Error::RegionMisuse {
-            region: RegionId::Schema,
-            rule: "no schema region",
-        })?;
+        let schema = st
+            .region(RegionId::Schema)
+            .ok_or(Error::Region(RegionError::Misuse {
+                region: RegionId::Schema,
+                rule: "no schema region",
+            }))?;
         let o = schema.obj(obj)?;
         // The sequence lock's next even count (0 before the first write).
         let generation = (o.load_u64(schema::SCHEMA_GENERATION)? | 1) + 1;
@@ -596,7 +601,7 @@ impl Arena {
         let mut bytes = vec![0u8; schema::schema_size(info.regions.len(), info.workers.len())];
         schema::write_schema(&info, &mut bytes)?;
         // Mappers may be reading: rewritten under the sequence lock.
-        o.publish(schema::SCHEMA_GENERATION, &bytes)
+        Ok(o.publish(schema::SCHEMA_GENERATION, &bytes)?)
     }
 }
 
@@ -608,10 +613,10 @@ fn check_workers(p: &NexusParams) -> Result<()> {
         return Ok(());
     }
     let bad = |rule| {
-        Err(Error::InvalidArenaParams {
+        Err(Error::Arena(ArenaError::InvalidParams {
             arena: p.name.clone(),
             rule,
-        })
+        }))
     };
     if p.owner_only {
         return bad("an owner-only arena has no worker slots: nothing of it is mapped");
@@ -626,7 +631,7 @@ fn check_workers(p: &NexusParams) -> Result<()> {
     if ring.obj_count < RINGS + 2 * p.worker_slots {
         return bad("the RING region needs 4 objects plus 2 per worker slot (NexusParams::with_worker_slots)");
     }
-    if ring.obj_size < crate::workers::ring::bytes(p.worker_ring_entries) {
+    if ring.obj_size < schema::objects::worker_ring::bytes(p.worker_ring_entries) {
         return bad(
             "a worker ring does not fit a RING object: fewer entries, or larger RING objects",
         );
@@ -640,7 +645,7 @@ fn worker_rings(
     objs: &[[u32; 2]],
     entries: u32,
 ) -> Result<Vec<schema::WorkerRings>> {
-    use crate::workers::ring;
+    use crate::schema::objects::worker_ring as ring;
     if objs.is_empty() {
         return Ok(Vec::new());
     }
@@ -648,10 +653,10 @@ fn worker_rings(
         .entries()
         .iter()
         .find(|e| e.id == RegionId::Ring)
-        .ok_or(Error::RegionMisuse {
+        .ok_or(Error::Region(RegionError::Misuse {
             region: RegionId::Ring,
             rule: "worker slots without a RING region in the span",
-        })?;
+        }))?;
     let at = |obj: u32| {
         let base = (e.offset + obj as usize * e.geometry.obj_size) as u64;
         RingInfo {

@@ -2,6 +2,7 @@
 //! defaults, the nexus advisory a creator may supply — and Skywalk's rules
 //! on them, checked before anything is created.
 
+use crate::error::RegionError;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -206,7 +207,7 @@ impl NexusParams {
 /// Skywalk's rules on region flags, checked before anything is created.
 pub(super) fn check_flags(p: &NexusParams) -> Result<()> {
     use RegionId::*;
-    let rule = |region, rule| Err(Error::InvalidRegionParams { region, rule });
+    let rule = |region, rule| Err(Error::Region(RegionError::InvalidParams { region, rule }));
     if p.regions.len() != RegionId::COUNT
         || p.regions.iter().enumerate().any(|(i, r)| r.id.index() != i)
     {

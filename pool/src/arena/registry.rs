@@ -1,6 +1,7 @@
 //! The registry of live arenas and their statistics snapshots (Skywalk's
 //! arena list and `kern.skywalk.stats.arena`). Channels keep their own
-//! (`crate::channel::registry`).
+//! (`crate::channel::registry`). What the process publishes of them is in
+//! `published`.
 //!
 //! Every arena registers itself when created and unregisters when its last
 //! reference goes; the registry holds only weak references, so it never
@@ -23,7 +24,7 @@ pub(crate) fn register(inner: &Arc<ArenaInner>) {
     lock(&REGISTRY).push((inner.id, Arc::downgrade(inner)));
     // The first arena makes the process visible to `skmemctl stats`.
     #[cfg(feature = "publish")]
-    crate::publish::start();
+    crate::publish::provide(super::published::sections);
 }
 
 /// Removes arena `id`; false when it was not registered.

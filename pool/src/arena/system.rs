@@ -6,6 +6,7 @@
 //! [`crate::sysctls`] — and is retained (never copied) by every system
 //! arena.
 
+use crate::error::RegionError;
 use std::sync::Arc;
 
 use super::{Arena, ArenaKind, ArenaState, KindState};
@@ -43,10 +44,10 @@ impl Arena {
             | RegionFlags::MONOLITHIC;
         let mask = must | RegionFlags::KREADONLY | RegionFlags::SHAREOK;
         if r.flags() & mask != must || !r.flags().contains(RegionFlags::NOREDIRECT) {
-            return Err(Error::InvalidRegionParams {
+            return Err(Error::Region(RegionError::InvalidParams {
                 region: RegionId::Sysctls,
                 rule: "SYSCTLS must be MMAPOK, NOMAGAZINES, UREADONLY, MONOLITHIC, NOREDIRECT, and neither KREADONLY nor SHAREOK",
-            });
+            }));
         }
         let mut st = ArenaState::new(KindState::System(SystemState { sysctls: r.clone() }));
         st.set(RegionId::Sysctls, r);

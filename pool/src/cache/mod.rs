@@ -43,6 +43,7 @@
 //! full fences instead.
 
 mod depot;
+mod error;
 mod magazine;
 mod slab;
 mod worker;
@@ -54,13 +55,13 @@ use crossbeam_utils::CachePadded;
 
 use crate::util::lock;
 use depot::Depot;
+pub use error::{CacheError, Result};
 pub use magazine::magazine_rounds_for;
 use slab::SlabLayer;
 pub use slab::SlabStats;
 pub use worker::{Burst, CacheWorker};
 use worker::{CpuCache, WorkerSlot};
 
-use crate::error::{Error, Result};
 use crate::region::{default_workers, Region, RegionFlags};
 use crate::sys;
 
@@ -155,7 +156,7 @@ impl Cache {
     /// Creates a cache over `region` (a region backs at most one cache, and
     /// a mirror none).
     pub fn new(region: Arc<Region>, params: CacheParams) -> Result<Arc<Cache>> {
-        let invalid = |rule| Error::InvalidCacheParams {
+        let invalid = |rule| CacheError::InvalidParams {
             cache: params.name.clone(),
             rule,
         };
@@ -242,7 +243,7 @@ impl Cache {
                 return Ok(CacheWorker::new(self.clone(), i));
             }
         }
-        Err(Error::NoWorkerSlot {
+        Err(CacheError::NoWorkerSlot {
             cache: self.name.clone(),
             slots: self.slots.len(),
         })
@@ -281,7 +282,7 @@ impl Cache {
 
     /// The owner's bytes of object `obj`.
     pub fn obj_ptr(&self, obj: u32) -> Result<*mut u8> {
-        self.region.obj_ptr(obj)
+        Ok(self.region.obj_ptr(obj)?)
     }
 
     pub(crate) fn slab_alloc(&self, out: &mut [u32]) -> usize {

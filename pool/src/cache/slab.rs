@@ -12,8 +12,8 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::region::Region;
+use super::error::{CacheError, Result};
+use crate::region::{Region, RegionError};
 
 const NIL: u32 = u32::MAX;
 
@@ -178,16 +178,16 @@ impl SlabLayer {
     pub(crate) fn free(&mut self, obj: u32, cache: &str) -> Result<()> {
         if obj >= self.obj_count {
             self.stats.slab_free_refused += 1;
-            return Err(Error::ObjectOutOfRange {
+            return Err(CacheError::Region(RegionError::ObjectOutOfRange {
                 region: self.region.id(),
                 index: obj,
                 count: self.obj_count,
-            });
+            }));
         }
         let (word, bit) = (obj as usize / 64, 1u64 << (obj % 64));
         if self.allocated[word] & bit == 0 {
             self.stats.slab_free_refused += 1;
-            return Err(Error::NotAllocated {
+            return Err(CacheError::NotAllocated {
                 cache: cache.to_owned(),
                 index: obj,
             });

@@ -16,8 +16,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::error::Result;
 use super::Cache;
-use crate::error::Result;
 use crate::sys;
 use crate::util::lock;
 

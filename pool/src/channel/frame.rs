@@ -34,6 +34,7 @@
 //! # Ok::<(), skmem::Error>(())
 //! ```
 
+use crate::error::RegionError;
 use crate::error::{Error, Result};
 use crate::pool::{Packet, PacketIndex};
 use crate::region::RegionId;
@@ -180,17 +181,17 @@ impl TxMetadata {
 
 /// A frame's range does not lie inside its buffer.
 fn outside() -> Error {
-    Error::RegionMisuse {
+    Error::Region(RegionError::Misuse {
         region: RegionId::BufDef,
         rule: "the frame's offset and length run past its buffer",
-    }
+    })
 }
 
 impl Channel {
     /// The whole buffer of `frame`'s packet, checked to be this channel's.
     fn buffer_of(&self, frame: &Frame) -> Result<crate::region::Obj<'_>> {
         let pkt = self.pool.check_ours(&frame.pkt)?;
-        self.buf_def.obj(pkt.get())
+        Ok(self.buf_def.obj(pkt.get())?)
     }
 
     /// The data of a frame the application holds: `len` bytes at `offset`
@@ -236,7 +237,7 @@ impl Channel {
     pub fn buffer_mut<'a>(&'a self, frame: &'a mut Frame) -> Result<&'a mut [u8]> {
         let buf = self.buffer_of(frame)?;
         // SAFETY: as in `data_mut`.
-        unsafe { buf.slice_mut(0, buf.len()) }
+        Ok(unsafe { buf.slice_mut(0, buf.len()) }?)
     }
 
     /// Copies `bytes` into `frame`'s buffer at its offset and makes them

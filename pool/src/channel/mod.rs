@@ -61,6 +61,7 @@ mod tx;
 mod umem;
 mod xsk;
 
+use crate::error::ChannelError;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
@@ -287,10 +288,10 @@ impl std::fmt::Debug for Channel {
 /// The interface index of `ifname`.
 pub fn ifindex(ifname: &str) -> Result<u32> {
     crate::sys::interface_index(ifname).map_err(|source| match source.kind() {
-        std::io::ErrorKind::InvalidInput => Error::InvalidArenaParams {
-            arena: ifname.to_owned(),
+        std::io::ErrorKind::InvalidInput => Error::Channel(ChannelError::InvalidParams {
+            channel: ifname.to_owned(),
             rule: "an interface name is 1 to 15 bytes, with no NUL",
-        },
+        }),
         _ => Error::Sys {
             call: "if_nametoindex",
             source,

@@ -8,6 +8,7 @@
 //! before it drop in reverse order: nothing is left. The guards the
 //! channel needs for its whole life go into its [`Claims`].
 
+use crate::error::ChannelError;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,9 +52,11 @@ pub(super) struct ObjGuard(Vec<(Arc<Cache>, u32)>);
 impl ObjGuard {
     /// Takes an object from `cache`; `why` names it when none is left.
     fn take(&mut self, cache: &Arc<Cache>, why: &'static str, arena: &Arena) -> Result<u32> {
-        let obj = cache.alloc().ok_or_else(|| Error::InvalidArenaParams {
-            arena: arena.name().to_owned(),
-            rule: why,
+        let obj = cache.alloc().ok_or_else(|| {
+            Error::Channel(ChannelError::InvalidParams {
+                channel: arena.name().to_owned(),
+                rule: why,
+            })
         })?;
         self.0.push((cache.clone(), obj));
         Ok(obj)
@@ -132,9 +135,11 @@ struct Parts {
 
 impl Parts {
     fn of(arena: &Arena) -> Result<Parts> {
-        let bad = |rule| Error::InvalidArenaParams {
-            arena: arena.name().to_owned(),
-            rule,
+        let bad = |rule| {
+            Error::Channel(ChannelError::InvalidParams {
+                channel: arena.name().to_owned(),
+                rule,
+            })
         };
         let n = arena
             .nexus()
@@ -170,10 +175,10 @@ impl Parts {
 /// The rules on a channel's parameters, checked before anything is taken.
 fn check(arena: &Arena, params: &ChannelParams, buf_size: u32) -> Result<()> {
     let bad = |rule| {
-        Err(Error::InvalidArenaParams {
-            arena: arena.name().to_owned(),
+        Err(Error::Channel(ChannelError::InvalidParams {
+            channel: arena.name().to_owned(),
             rule,
-        })
+        }))
     };
     for e in [params.umem_ring_entries, params.ring_entries] {
         if !e.is_power_of_two() || e < 64 {
@@ -216,10 +221,10 @@ fn check_shared(
     first: &Channel,
 ) -> Result<()> {
     let bad = |rule| {
-        Err(Error::InvalidArenaParams {
-            arena: arena.name().to_owned(),
+        Err(Error::Channel(ChannelError::InvalidParams {
+            channel: arena.name().to_owned(),
             rule,
-        })
+        }))
     };
     if !Arc::ptr_eq(pool, &first.pool) {
         return bad("a shared UMEM is one pool: the arena's pool must be the first channel's");
@@ -269,9 +274,11 @@ fn map_rings(
     params: &ChannelParams,
     objs: &mut ObjGuard,
 ) -> Result<Rings> {
-    let bad = |rule| Error::InvalidArenaParams {
-        arena: arena.name().to_owned(),
-        rule,
+    let bad = |rule| {
+        Error::Channel(ChannelError::InvalidParams {
+            channel: arena.name().to_owned(),
+            rule,
+        })
     };
     let off = sock.mmap_offsets()?;
     let obj_size = ring_cache.region().geometry().obj_size;

@@ -39,7 +39,18 @@ pub(crate) fn register_channel(record: ChannelRecord) -> Arc<ChannelRecord> {
     let mut all = lock(&CHANNELS);
     all.retain(|w| w.strong_count() > 0);
     all.push(Arc::downgrade(&rec));
+    drop(all);
+    #[cfg(feature = "publish")]
+    crate::publish::provide(published);
     rec
+}
+
+/// The `channels` section of this process's statistics document.
+#[cfg(feature = "publish")]
+fn published() -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("channels".into(), serde_json::json!(channels()));
+    m
 }
 
 /// A channel's statistics, read from another thread while it runs.

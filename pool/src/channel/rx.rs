@@ -2,6 +2,7 @@
 //! slots (then the pool), the RX ring drained into the application, and
 //! received frames given back.
 
+use crate::error::ChannelError;
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
@@ -93,10 +94,10 @@ impl Channel {
     /// ```
     pub fn rx_burst(&mut self, out: &mut Vec<Frame>, max: usize) -> Result<usize> {
         if self.params.multi_buffer && max < MAX_FRAGS {
-            return Err(Error::InvalidArenaParams {
-                arena: self.arena.name().to_owned(),
+            return Err(Error::Channel(ChannelError::InvalidParams {
+                channel: self.arena.name().to_owned(),
                 rule: "a multi-buffer rx_burst needs room for MAX_FRAGS frames",
-            });
+            }));
         }
         self.refill()?;
         if !self.params.multi_buffer {

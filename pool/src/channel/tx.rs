@@ -3,6 +3,7 @@
 //! ring drained back to the fill ring, the TX-allocation slots or the
 //! pool.
 
+use crate::error::{ChannelError, RegionError};
 use crate::error::{Error, Result};
 use crate::pool::{Packet, PacketIndex, Tag};
 use crate::region::RegionId;
@@ -90,10 +91,10 @@ impl Channel {
     /// and given back to the fill path.
     pub fn tx_burst_with_metadata(&mut self, frames: &mut Vec<Frame>) -> Result<usize> {
         if self.params.tx_metadata_len == 0 {
-            return Err(Error::InvalidArenaParams {
-                arena: self.arena.name().to_owned(),
+            return Err(Error::Channel(ChannelError::InvalidParams {
+                channel: self.arena.name().to_owned(),
                 rule: "TX metadata needs a channel opened with tx_metadata_len",
-            });
+            }));
         }
         self.tx_burst_options(frames, XDP_TX_METADATA)
     }
@@ -104,15 +105,18 @@ impl Channel {
     pub fn write_tx_metadata(&self, frame: &mut Frame, meta: &TxMetadata) -> Result<()> {
         let len = self.params.tx_metadata_len;
         if len < TX_METADATA_SIZE {
-            return Err(Error::InvalidArenaParams {
-                arena: self.arena.name().to_owned(),
+            return Err(Error::Channel(ChannelError::InvalidParams {
+                channel: self.arena.name().to_owned(),
                 rule: "TX metadata needs tx_metadata_len of at least TX_METADATA_SIZE",
-            });
+            }));
         }
-        let at = frame.offset.checked_sub(len).ok_or(Error::RegionMisuse {
-            region: RegionId::BufDef,
-            rule: "TX metadata must fit in the buffer in front of the data",
-        })? as usize;
+        let at = frame
+            .offset
+            .checked_sub(len)
+            .ok_or(Error::Region(RegionError::Misuse {
+                region: RegionId::BufDef,
+                rule: "TX metadata must fit in the buffer in front of the data",
+            }))? as usize;
         let bytes = meta.to_bytes();
         self.buffer_mut(frame)?[at..at + bytes.len()].copy_from_slice(&bytes);
         Ok(())

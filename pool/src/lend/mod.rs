@@ -38,7 +38,7 @@
 //! library overlays zero pages on its span's redirectable regions (the
 //! schema stays readable, protections are kept) and answers; from then on
 //! its [`RemoteArena::read`] and [`RemoteArena::write`] fail with
-//! [`Error::Redirected`](crate::Error::Redirected). A mapper that does not
+//! [`LendError::Redirected`](crate::error::LendError::Redirected). A mapper that does not
 //! answer within the policy's bound is cut off: its socket closed, its
 //! record removed as gone, counted. What the owner cannot do is take the
 //! pages out of the mapper's address space: a cut-off mapper keeps reading
@@ -69,12 +69,14 @@
 
 mod offer;
 mod remote;
+pub(crate) mod slots;
 pub mod wire;
 
 use std::time::Duration;
 
 pub use offer::{ArenaOffer, MapperInfo, OfferCounters};
 pub use remote::RemoteArena;
+pub use slots::WorkerTable;
 
 /// Who may map an offered arena, and how long a redirect may take.
 #[derive(Debug, Clone, PartialEq, Eq)]

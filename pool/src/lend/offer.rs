@@ -1,6 +1,7 @@
 //! The owner's side: an arena offered on a Unix socket, and a thread that
 //! welcomes or refuses mappers, watches them, and carries redirects.
 
+use crate::error::{ArenaError, LendError};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -11,12 +12,12 @@ use std::time::{Duration, Instant};
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
+use super::slots::WorkerTable;
 use super::wire::{self, Msg};
 use super::OfferPolicy;
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::util::lock;
-use crate::workers::WorkerTable;
 
 /// A mapper the owner lends to: its process and its mapping's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,15 +169,15 @@ impl ArenaOffer {
     /// Asks mapper `pid` to redirect its span and waits for its answer:
     /// true when every mapping is now redirected (the arena went
     /// inactive). A mapper that does not answer within the policy's bound
-    /// is cut off ([`Error::MapperCutOff`]): counted as gone, its record
+    /// is cut off ([`LendError::MapperCutOff`]): counted as gone, its record
     /// removed as an unmap.
     pub fn redirect(&self, pid: u32) -> Result<bool> {
         let (reply, answer) = mpsc::channel();
         self.command(Cmd::Redirect { pid, reply });
         answer.recv().unwrap_or_else(|_| {
-            Err(Error::Handover {
+            Err(Error::Lend(LendError::Handover {
                 what: "the offer's thread is gone".into(),
-            })
+            }))
         })
     }
 
@@ -213,9 +214,9 @@ fn listen(path: &Path, open: bool) -> Result<OwnedFd> {
         .map_err(sys("socket(AF_UNIX)"))?;
         match rustix::net::connect(&probe, &addr) {
             Ok(()) => {
-                return Err(Error::Handover {
+                return Err(Error::Lend(LendError::Handover {
                     what: format!("another owner serves {}", path.display()),
-                })
+                }))
             }
             Err(_) => {
                 tracing::info!(path = %path.display(), "removed a stale socket left by an owner that died");
@@ -426,11 +427,13 @@ impl Server {
             .iter_mut()
             .find(|c| c.pid == pid && c.map.is_some())
         else {
-            let _ = reply.send(Err(Error::NotMapped { arena: name }));
+            let _ = reply.send(Err(Error::Arena(ArenaError::NotMapped { arena: name })));
             return;
         };
         if c.redirected || c.redirect.is_some() {
-            let _ = reply.send(Err(Error::AlreadyRedirected { arena: name }));
+            let _ = reply.send(Err(Error::Arena(ArenaError::AlreadyRedirected {
+                arena: name,
+            })));
             return;
         }
         let request = self.next_request;
@@ -565,9 +568,9 @@ impl Server {
                         self.arena
                             .redirected_lent(id, pid, (addr as usize, span_size))
                     }
-                    None => Err(Error::NotMapped {
+                    None => Err(Error::Arena(ArenaError::NotMapped {
                         arena: self.arena.name().to_owned(),
-                    }),
+                    })),
                 };
                 c.redirected = r.is_ok();
                 // A redirected worker processes nothing more: what was lent
@@ -684,13 +687,13 @@ impl Server {
         self.publish();
         if let Some((_, _, reply)) = c.redirect {
             let err = match why {
-                End::CutOff => Error::MapperCutOff {
+                End::CutOff => Error::Lend(LendError::MapperCutOff {
                     pid: c.pid,
                     millis: self.policy.redirect_timeout.as_millis() as u64,
-                },
-                _ => Error::NotMapped {
+                }),
+                _ => Error::Arena(ArenaError::NotMapped {
                     arena: self.arena.name().to_owned(),
-                },
+                }),
             };
             let _ = reply.send(Err(err));
         }

@@ -1,6 +1,7 @@
 //! The mapper's side: an arena lent by an owner in another process,
 //! mapped from the memfds it sent and the schema among them.
 
+use crate::error::LendError;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -51,9 +52,9 @@ struct Inner {
 
 impl RemoteArena {
     /// Connects to the owner serving an arena at `path` and maps it. The
-    /// owner's refusal comes back as [`Error::MapperRefused`] with its
+    /// owner's refusal comes back as [`LendError::MapperRefused`] with its
     /// reason; anything malformed on the way (the messages, the memfds, the
-    /// schema) as [`Error::Handover`] or [`Error::Schema`].
+    /// schema) as [`LendError::Handover`] or [`Error::Schema`].
     pub fn connect(path: impl AsRef<Path>) -> Result<RemoteArena> {
         Ok(Self::connect_as(path.as_ref(), false)?.0)
     }
@@ -81,22 +82,26 @@ impl RemoteArena {
                 },
                 fds,
             )) => (arena_id, owner_pid, span_size, regions, fds),
-            Some((Msg::Refused { reason }, _)) => return Err(Error::MapperRefused { reason }),
+            Some((Msg::Refused { reason }, _)) => {
+                return Err(Error::Lend(LendError::MapperRefused { reason }))
+            }
             Some((other, _)) => {
-                return Err(Error::Handover {
+                return Err(Error::Lend(LendError::Handover {
                     what: format!("expected a welcome, got {other:?}"),
-                })
+                }))
             }
             None => {
-                return Err(Error::Handover {
+                return Err(Error::Lend(LendError::Handover {
                     what: "the owner closed the connection before welcoming".into(),
-                })
+                }))
             }
         };
         let mut fds = fds;
         // `wire::recv` checked the count: one per region, then SYSCTLS.
-        let sysctls = fds.pop().ok_or_else(|| Error::Handover {
-            what: "no memfd came for the sysctls".into(),
+        let sysctls = fds.pop().ok_or_else(|| {
+            Error::Lend(LendError::Handover {
+                what: "no memfd came for the sysctls".into(),
+            })
         })?;
         let sysctls = crate::sysctls::map_lent(sysctls.as_fd())?;
         let fds: HashMap<RegionId, OwnedFd> = regions.into_iter().zip(fds).collect();
@@ -117,22 +122,24 @@ impl RemoteArena {
                     match (fds.next(), fds.next()) {
                         (Some(mine), Some(owner)) => Some((slot, mine, owner)),
                         _ => {
-                            return Err(Error::Handover {
+                            return Err(Error::Lend(LendError::Handover {
                                 what: "a worker slot came without its eventfds".into(),
-                            })
+                            }))
                         }
                     }
                 }
-                Some((Msg::Refused { reason }, _)) => return Err(Error::MapperRefused { reason }),
+                Some((Msg::Refused { reason }, _)) => {
+                    return Err(Error::Lend(LendError::MapperRefused { reason }))
+                }
                 Some((other, _)) => {
-                    return Err(Error::Handover {
+                    return Err(Error::Lend(LendError::Handover {
                         what: format!("expected a worker slot, got {other:?}"),
-                    })
+                    }))
                 }
                 None => {
-                    return Err(Error::Handover {
+                    return Err(Error::Lend(LendError::Handover {
                         what: "the owner closed the connection before giving a worker slot".into(),
-                    })
+                    }))
                 }
             }
         } else {
@@ -213,14 +220,14 @@ impl RemoteArena {
     }
 
     /// Copies bytes of region `id` from `offset` into `out`;
-    /// [`Error::Redirected`] once the owner has redirected this mapping.
+    /// [`LendError::Redirected`] once the owner has redirected this mapping.
     pub fn read(&self, id: RegionId, offset: usize, out: &mut [u8]) -> Result<()> {
         self.check()?;
         self.inner.span.read(id, offset, out)
     }
 
     /// Copies `data` into region `id` (one this mapping may write) at
-    /// `offset`; [`Error::Redirected`] once the owner has redirected it.
+    /// `offset`; [`LendError::Redirected`] once the owner has redirected it.
     pub fn write(&self, id: RegionId, offset: usize, data: &[u8]) -> Result<()> {
         self.check()?;
         self.inner.span.write(id, offset, data)
@@ -228,9 +235,9 @@ impl RemoteArena {
 
     fn check(&self) -> Result<()> {
         if self.is_redirected() {
-            return Err(Error::Redirected {
+            return Err(Error::Lend(LendError::Redirected {
                 arena: self.inner.schema.name.clone(),
-            });
+            }));
         }
         Ok(())
     }
@@ -277,16 +284,18 @@ impl Drop for RemoteArena {
 /// The schema among the lent memfds, copied under its sequence lock and
 /// parsed as untrusted bytes for a span of `span_size`.
 fn read_schema(fds: &HashMap<RegionId, OwnedFd>, span_size: u64) -> Result<SchemaInfo> {
-    let fd = fds.get(&RegionId::Schema).ok_or_else(|| Error::Handover {
-        what: "no memfd came for the schema".into(),
+    let fd = fds.get(&RegionId::Schema).ok_or_else(|| {
+        Error::Lend(LendError::Handover {
+            what: "no memfd came for the schema".into(),
+        })
     })?;
     let size = rustix::fs::fstat(fd)
         .map_err(|e| Error::sys("fstat(schema memfd)", e))?
         .st_size as usize;
     if size == 0 || size > 1 << 20 {
-        return Err(Error::Handover {
+        return Err(Error::Lend(LendError::Handover {
             what: format!("a schema memfd of {size} bytes"),
-        });
+        }));
     }
     let view = Mapping::shared(fd.as_fd(), size, Protection::Read)?;
     // SAFETY: `view` maps `size` readable bytes and lives across the call.

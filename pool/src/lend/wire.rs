@@ -7,7 +7,7 @@
 //! what the other sends as untrusted bytes: a message of the wrong length,
 //! an unknown kind, a region named twice or out of order, file descriptors
 //! where none belong or a list the kernel truncated are all refused with
-//! [`Error::Handover`], and any descriptor that came with a refused message
+//! [`LendError::Handover`], and any descriptor that came with a refused message
 //! is closed.
 //!
 //! | kind | from | fields |
@@ -21,6 +21,7 @@
 //! | 11 redirected | mapper | request `u64` |
 //! | 12 join | mapper | — (asks for a worker slot: [`crate::workers`]) |
 
+use crate::error::LendError;
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -95,9 +96,9 @@ pub enum Msg {
 }
 
 fn bad(what: &str) -> Error {
-    Error::Handover {
+    Error::Lend(LendError::Handover {
         what: what.to_owned(),
-    }
+    })
 }
 
 impl Msg {
@@ -171,9 +172,9 @@ impl Msg {
         }
         let version = u32_at(8)?;
         if version != LEND_VERSION {
-            return Err(Error::Handover {
+            return Err(Error::Lend(LendError::Handover {
                 what: format!("protocol version {version}, this side speaks {LEND_VERSION}"),
-            });
+            }));
         }
         let exact = |len: usize, msg: Msg| {
             if b.len() == len {
@@ -315,12 +316,12 @@ pub fn recv(sock: BorrowedFd<'_>) -> Result<Option<(Msg, Vec<OwnedFd>)>> {
         _ => 0,
     };
     if fds.len() != expected {
-        return Err(Error::Handover {
+        return Err(Error::Lend(LendError::Handover {
             what: format!(
                 "{} memfd(s) came with a message that names {expected}",
                 fds.len()
             ),
-        });
+        }));
     }
     Ok(Some((msg, fds)))
 }
@@ -400,7 +401,10 @@ mod tests {
         cases.push(reason);
         for c in cases {
             assert!(
-                matches!(Msg::decode(&c), Err(Error::Handover { .. })),
+                matches!(
+                    Msg::decode(&c),
+                    Err(Error::Lend(LendError::Handover { .. }))
+                ),
                 "{c:?}"
             );
         }

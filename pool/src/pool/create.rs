@@ -3,6 +3,7 @@
 //! failure releasing what the steps before it made (they are owned values,
 //! so `?` drops them).
 
+use crate::error::RegionError;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use crate::region::{Region, RegionFlags, RegionId, RegionParams, MAX_FRAGS};
 
 /// The rules on a pool's parameters, checked before anything is made.
 fn check(params: &PoolParams) -> Result<()> {
-    let bad = |region, rule| Err(Error::InvalidRegionParams { region, rule });
+    let bad = |region, rule| Err(Error::Region(RegionError::InvalidParams { region, rule }));
     if params.packets == 0 {
         return bad(RegionId::Kmd, "a pool needs at least one packet");
     }
@@ -185,10 +186,10 @@ impl PacketPool {
                 .with_flags(user_flags(params, RegionId::BufDef)),
         )?;
         if !on_demand && buf_def.geometry().obj_count != kg.obj_count {
-            return Err(Error::InvalidRegionParams {
+            return Err(Error::Region(RegionError::InvalidParams {
                 region: RegionId::BufDef,
                 rule: "buffer and metadata counts round differently: choose a packet count that fills whole buffer segments",
-            });
+            }));
         }
         let buf_size = buf_def.geometry().obj_size;
         let (kbft, ubft, buf_cache) = if on_demand {

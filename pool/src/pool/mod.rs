@@ -34,6 +34,7 @@ pub mod packet;
 mod state;
 mod worker;
 
+use crate::error::RegionError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -88,7 +89,7 @@ pub struct PoolParams {
     /// Back the default buffers (BUF_DEF: the UMEM) with 2 MiB huge pages
     /// ([`RegionFlags::HUGETLB`](crate::region::RegionFlags::HUGETLB)): the
     /// machine must have enough free (`vm.nr_hugepages`), or creation
-    /// fails with [`crate::Error::HugePages`].
+    /// fails with [`crate::RegionError::HugePages`].
     pub huge_pages: bool,
 }
 
@@ -350,24 +351,24 @@ impl PacketPool {
     /// at `max_frags`, or buffers ran out.
     pub fn attach_buffer(&self, pkt: &mut Packet) -> Result<BufIndex> {
         let (Some(cache), Some(kbft)) = (&self.buf_cache, &self.kbft) else {
-            return Err(Error::RegionMisuse {
+            return Err(Error::Region(RegionError::Misuse {
                 region: RegionId::Kbft,
                 rule: "a single-buffer pool has no buflets",
-            });
+            }));
         };
         let pkt = self.check_ours(pkt)?;
         let k = self.kmd.obj(pkt.get())?;
         let n = k.load_u32(kmd::NBUFLETS)?;
         if n >= self.params.max_frags as u32 {
-            return Err(Error::RegionMisuse {
+            return Err(Error::Region(RegionError::Misuse {
                 region: RegionId::Kbft,
                 rule: "the packet already chains max_frags buffers",
-            });
+            }));
         }
-        let b = cache.alloc().ok_or(Error::RegionExhausted {
+        let b = cache.alloc().ok_or(Error::Region(RegionError::Exhausted {
             region: RegionId::BufDef,
             segments: self.buf_def.geometry().seg_count,
-        })?;
+        }))?;
         let bl = kbft.obj(b)?;
         bl.store_u32(kbft::PKT, pkt.get())?;
         bl.store_u32(kbft::NEXT, NIL)?;
@@ -419,10 +420,10 @@ impl PacketPool {
         }
         let head = self.kmd.obj(pkt.get())?.load_u32(kmd::BUFLET_HEAD)?;
         if head == NIL {
-            return Err(Error::RegionMisuse {
+            return Err(Error::Region(RegionError::Misuse {
                 region: RegionId::Kbft,
                 rule: "the packet has no buffer attached",
-            });
+            }));
         }
         Ok(BufIndex::new(head))
     }
@@ -441,11 +442,11 @@ impl PacketPool {
         let count = self.buf_def.geometry().obj_count;
         let buf = addr / self.buf_size as u64;
         if buf >= count as u64 {
-            return Err(Error::ObjectOutOfRange {
+            return Err(Error::Region(RegionError::ObjectOutOfRange {
                 region: RegionId::BufDef,
                 index: u32::try_from(buf).unwrap_or(u32::MAX),
                 count,
-            });
+            }));
         }
         let buf = buf as u32;
         match &self.kbft {
@@ -453,10 +454,10 @@ impl PacketPool {
             Some(kbft) => {
                 let in_use = self.buf_cache.as_ref().is_some_and(|c| c.is_allocated(buf));
                 if !in_use {
-                    return Err(Error::RegionMisuse {
+                    return Err(Error::Region(RegionError::Misuse {
                         region: RegionId::BufDef,
                         rule: "no packet holds this buffer",
-                    });
+                    }));
                 }
                 Ok(PacketIndex::new(kbft.obj(buf)?.load_u32(kbft::PKT)?))
             }
@@ -475,7 +476,7 @@ impl PacketPool {
         // this pool, and the packet is the application's), and `&Packet`
         // keeps any `&mut` of it — the only way to write the buffer — away
         // for `'a`; the kernel does not touch an application's buffer.
-        unsafe { self.buf_def.obj(buf.get())?.slice(0, self.buf_size) }
+        Ok(unsafe { self.buf_def.obj(buf.get())?.slice(0, self.buf_size) }?)
     }
 
     /// The bytes of `pkt`'s first buffer, to write.
@@ -483,7 +484,7 @@ impl PacketPool {
         let buf = self.first_buffer(self.check_ours(pkt)?)?;
         // SAFETY: as in `buffer`, and `&mut Packet` makes this borrow the
         // only one of the buffer for `'a`.
-        unsafe { self.buf_def.obj(buf.get())?.slice_mut(0, self.buf_size) }
+        Ok(unsafe { self.buf_def.obj(buf.get())?.slice_mut(0, self.buf_size) }?)
     }
 
     /// Copies `data` into `pkt`'s first buffer at `offset`.
@@ -492,10 +493,10 @@ impl PacketPool {
         let dst = offset
             .checked_add(data.len())
             .and_then(|end| buf.get_mut(offset..end))
-            .ok_or(Error::RegionMisuse {
+            .ok_or(Error::Region(RegionError::Misuse {
                 region: RegionId::BufDef,
                 rule: "write past the end of the buffer",
-            })?;
+            }))?;
         dst.copy_from_slice(data);
         Ok(())
     }
@@ -506,10 +507,10 @@ impl PacketPool {
         let src = offset
             .checked_add(out.len())
             .and_then(|end| buf.get(offset..end))
-            .ok_or(Error::RegionMisuse {
+            .ok_or(Error::Region(RegionError::Misuse {
                 region: RegionId::BufDef,
                 rule: "read past the end of the buffer",
-            })?;
+            }))?;
         out.copy_from_slice(src);
         Ok(())
     }
@@ -547,7 +548,7 @@ impl PacketPool {
         o.store_u64(umd::BUF_ADDR, m.buf_addr)?;
         o.store_u32(umd::FLAGS, m.flags)?;
         o.store_u32(umd::NFRAGS, m.nfrags)?;
-        o.store_u64(umd::TIMESTAMP, m.timestamp_ns)
+        Ok(o.store_u64(umd::TIMESTAMP, m.timestamp_ns)?)
     }
 
     /// Frees refused so far (packets of another pool, packets not where
@@ -574,11 +575,11 @@ impl PacketPool {
     /// Frees a large buffer.
     pub fn free_large(&self, buf: u32) -> Result<()> {
         match &self.large_cache {
-            Some(c) => c.free(buf),
-            None => Err(Error::RegionMisuse {
+            Some(c) => Ok(c.free(buf)?),
+            None => Err(Error::Region(RegionError::Misuse {
                 region: RegionId::BufLarge,
                 rule: "the pool has no large buffers",
-            }),
+            })),
         }
     }
 

@@ -46,6 +46,7 @@
 //! let forged = Packet { index: PacketIndex::new(3), pool: 1 }; // private fields
 //! ```
 
+use crate::error::RegionError;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -122,9 +123,11 @@ pub(crate) type PoolId = u32;
 pub(crate) fn next_pool_id() -> Result<PoolId> {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     NEXT.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
-        .map_err(|_| Error::InvalidRegionParams {
-            region: crate::region::RegionId::Kmd,
-            rule: "this process has made 2^32 - 1 packet pools; identities are never reused",
+        .map_err(|_| {
+            Error::Region(RegionError::InvalidParams {
+                region: crate::region::RegionId::Kmd,
+                rule: "this process has made 2^32 - 1 packet pools; identities are never reused",
+            })
         })
 }
 

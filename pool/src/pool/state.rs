@@ -1,5 +1,6 @@
 //! Where each packet is, and who holds it: the pool's state column.
 
+use crate::error::{ArenaError, RegionError};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -202,10 +203,10 @@ impl StateColumn {
                 h.len() - 1
             }
             None => {
-                return Err(Error::InvalidArenaParams {
+                return Err(Error::Arena(ArenaError::InvalidParams {
                     arena: pool.to_owned(),
                     rule: "a pool has at most 8191 channels at once",
-                })
+                }))
             }
         };
         h[n] = true;
@@ -225,11 +226,11 @@ impl StateColumn {
 
 /// `pkt` is not a packet of a pool with `count` packets.
 pub(crate) fn out_of_range(pkt: PacketIndex, count: u32) -> Error {
-    Error::ObjectOutOfRange {
+    Error::Region(RegionError::ObjectOutOfRange {
         region: RegionId::Kmd,
         index: pkt.get(),
         count,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -297,7 +298,7 @@ mod tests {
         }
         assert!(matches!(
             c.claim_holder("t"),
-            Err(Error::InvalidArenaParams { .. })
+            Err(Error::Arena(ArenaError::InvalidParams { .. }))
         ));
     }
 }

@@ -12,6 +12,7 @@
 //! segment *i* of the master takes segment *i* of the mirror, so object *i*
 //! of one shadows object *i* of the other for its whole life.
 
+mod error;
 mod flags;
 mod id;
 mod object;
@@ -21,6 +22,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+pub use error::{RegionError, Result};
 pub use flags::RegionFlags;
 pub use id::RegionId;
 pub(crate) use object::Obj;
@@ -29,7 +31,6 @@ pub use params::{
     MAX_OBJ_SIZE, MAX_SEG_SIZE,
 };
 
-use crate::error::{Error, Result};
 use crate::sys::{Mapping, Memfd, Protection, HUGE_PAGE_SIZE};
 
 /// Index of a segment inside its region.
@@ -123,15 +124,11 @@ impl Region {
                 Protection::ReadWrite
             };
             let view = Mapping::shared(memfd.as_fd(), size, prot).map_err(|e| match e {
-                Error::Sys { source, .. }
-                    if huge && source.raw_os_error() == Some(libc::ENOMEM) =>
-                {
-                    Error::HugePages {
-                        region: params.id,
-                        needed: size / HUGE_PAGE_SIZE,
-                    }
-                }
-                e => e,
+                e if huge && e.errno() == libc::ENOMEM => RegionError::HugePages {
+                    region: params.id,
+                    needed: size / HUGE_PAGE_SIZE,
+                },
+                e => e.into(),
             })?;
             // The owner's view exists: from now on a region mappers only
             // read takes no new write from anyone, and no holder of the fd
@@ -168,7 +165,7 @@ impl Region {
     /// Both must be the two halves of one of the five mirror pairs, have
     /// equal geometry, and have nothing allocated yet.
     pub fn mirror(master: &Arc<Region>, mirror: Arc<Region>) -> Result<()> {
-        let bad = |rule| Error::InvalidMirror {
+        let bad = |rule| RegionError::InvalidMirror {
             master: master.id(),
             mirror: mirror.id(),
             rule,
@@ -205,20 +202,20 @@ impl Region {
     /// Takes the lowest free segment (and the same segment of the mirror).
     pub fn alloc_segment(&self) -> Result<SegIndex> {
         if self.is_mirror.load(Ordering::Acquire) {
-            return Err(Error::RegionMisuse {
+            return Err(RegionError::Misuse {
                 region: self.id(),
                 rule: "a mirror is allocated only through its master",
             });
         }
         if self.is_guard() {
-            return Err(Error::RegionMisuse {
+            return Err(RegionError::Misuse {
                 region: self.id(),
                 rule: "a guard region holds no objects",
             });
         }
         let seg = {
             let mut s = self.segments.lock().unwrap_or_else(|e| e.into_inner());
-            let seg = s.free.pop().ok_or(Error::RegionExhausted {
+            let seg = s.free.pop().ok_or(RegionError::Exhausted {
                 region: self.id(),
                 segments: self.geom.seg_count,
             })?;
@@ -235,7 +232,7 @@ impl Region {
     /// Returns segment `seg` (and the mirror's) to the free list.
     pub fn free_segment(&self, seg: SegIndex) -> Result<()> {
         if self.is_mirror.load(Ordering::Acquire) {
-            return Err(Error::RegionMisuse {
+            return Err(RegionError::Misuse {
                 region: self.id(),
                 rule: "a mirror is freed only through its master",
             });
@@ -245,13 +242,13 @@ impl Region {
             match s.in_use.get(seg as usize) {
                 Some(true) => {}
                 Some(false) => {
-                    return Err(Error::RegionMisuse {
+                    return Err(RegionError::Misuse {
                         region: self.id(),
                         rule: "segment freed while not in use",
                     })
                 }
                 None => {
-                    return Err(Error::RegionMisuse {
+                    return Err(RegionError::Misuse {
                         region: self.id(),
                         rule: "segment index out of range",
                     })
@@ -335,8 +332,8 @@ impl Region {
     pub fn map_view(&self, view: View) -> Result<Mapping> {
         let prot = self.protection(view);
         match &self.memfd {
-            None => Mapping::inaccessible(self.size()),
-            Some(fd) => Mapping::shared(fd.as_fd(), self.size(), prot),
+            None => Ok(Mapping::inaccessible(self.size())?),
+            Some(fd) => Ok(Mapping::shared(fd.as_fd(), self.size(), prot)?),
         }
     }
 
@@ -363,7 +360,7 @@ impl Region {
     /// The owner's address of object `index`.
     pub fn obj_ptr(&self, index: u32) -> Result<*mut u8> {
         if index >= self.geom.obj_count {
-            return Err(Error::ObjectOutOfRange {
+            return Err(RegionError::ObjectOutOfRange {
                 region: self.id(),
                 index,
                 count: self.geom.obj_count,

@@ -6,7 +6,7 @@
 //! Every read and write of such a field goes through [`Obj`], which checks
 //! the object index against the region, the field against the object, the
 //! field's alignment, and a write against the view's protection — so a
-//! wrong index or offset is an [`Error`], never a stray access.
+//! wrong index or offset is a [`RegionError`], never a stray access.
 //!
 //! Words are read and written with relaxed atomics: objects live in shared
 //! memory that other threads (and, for user-visible regions, other
@@ -17,8 +17,7 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
-use super::{Region, RegionId};
-use crate::error::{Error, Result};
+use super::{Region, RegionError, RegionId, Result};
 
 /// Object `index` of a region, borrowed from the region (whose owner view
 /// stays mapped while the borrow lives).
@@ -66,7 +65,7 @@ impl Region {
         }
     }
 
-    /// Object `index`, or [`Error::ObjectOutOfRange`].
+    /// Object `index`, or [`RegionError::ObjectOutOfRange`].
     #[inline]
     pub(crate) fn obj(&self, index: u32) -> Result<Obj<'_>> {
         self.objects().get(index)
@@ -74,11 +73,11 @@ impl Region {
 }
 
 impl<'r> Objects<'r> {
-    /// Object `index`, or [`Error::ObjectOutOfRange`].
+    /// Object `index`, or [`RegionError::ObjectOutOfRange`].
     #[inline(always)]
     pub(crate) fn get(&self, index: u32) -> Result<Obj<'r>> {
         if index >= self.count {
-            return Err(Error::ObjectOutOfRange {
+            return Err(RegionError::ObjectOutOfRange {
                 region: self.region,
                 index,
                 count: self.count,
@@ -128,8 +127,8 @@ impl<'r> Obj<'r> {
         Ok(p)
     }
 
-    fn misuse(&self, rule: &'static str) -> Error {
-        Error::RegionMisuse {
+    fn misuse(&self, rule: &'static str) -> RegionError {
+        RegionError::Misuse {
             region: self.region,
             rule,
         }
@@ -276,8 +275,8 @@ impl<'r> Obj<'r> {
 
 #[cfg(test)]
 mod tests {
+    use crate::region::RegionError;
     use crate::region::{Region, RegionFlags, RegionId, RegionParams};
-    use crate::Error;
 
     fn region(flags: Option<RegionFlags>) -> std::sync::Arc<Region> {
         let mut p = RegionParams::new(RegionId::Kmd, 64, 16);
@@ -311,7 +310,7 @@ mod tests {
         let count = r.geometry().obj_count;
         assert!(matches!(
             r.obj(count),
-            Err(Error::ObjectOutOfRange { index, .. }) if index == count
+            Err(RegionError::ObjectOutOfRange { index, .. }) if index == count
         ));
         assert!(r.obj(u32::MAX).is_err());
     }
@@ -361,7 +360,7 @@ mod tests {
         ));
         let o = r.obj(0).unwrap();
         assert_eq!(o.load_u32(0).unwrap(), 0);
-        assert!(matches!(o.store_u32(0, 1), Err(Error::RegionMisuse { .. })));
+        assert!(matches!(o.store_u32(0, 1), Err(RegionError::Misuse { .. })));
         assert!(o.fill(1).is_err());
         // SAFETY: nobody else touches this region.
         assert!(unsafe { o.slice_mut(0, 1) }.is_err());

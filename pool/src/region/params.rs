@@ -7,8 +7,7 @@
 //! object; regions whose caches use magazines get extra objects so that
 //! objects parked in magazines can never starve the rings.
 
-use super::{RegionFlags, RegionId};
-use crate::error::{Error, Result};
+use super::{RegionError, RegionFlags, RegionId, Result};
 use crate::sys::page_size;
 use crate::util::magazine_rounds_for;
 
@@ -99,8 +98,8 @@ impl RegionParams {
         self
     }
 
-    fn invalid(&self, rule: &'static str) -> Error {
-        Error::InvalidRegionParams {
+    fn invalid(&self, rule: &'static str) -> RegionError {
+        RegionError::InvalidParams {
             region: self.id,
             rule,
         }
@@ -285,11 +284,11 @@ mod tests {
 
     fn rule_of(p: &RegionParams) -> &'static str {
         match p.configure() {
-            Err(Error::InvalidRegionParams { region, rule }) => {
+            Err(RegionError::InvalidParams { region, rule }) => {
                 assert_eq!(region, p.id);
                 rule
             }
-            other => panic!("expected InvalidRegionParams, got {other:?}"),
+            other => panic!("expected RegionError::InvalidParams, got {other:?}"),
         }
     }
 

@@ -154,6 +154,7 @@ const RING_INDEX_BYTES: u64 = 8;
 mod error;
 mod info;
 mod layout;
+pub mod objects;
 mod view;
 mod write;
 

@@ -25,6 +25,7 @@
 //! | 16 | packets received `u64`, 24: sent `u64`, 32: received with no worker `u64`, 40: 0 |
 //! | 48 + 48 × slot | lent `u64`, handed back `u64`, dropped (ring full) `u64`, reclaimed `u64`, ring occupancy `u32`, worker pid `u32`, bad descriptors `u64` |
 
+use crate::error::LendError;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,17 +39,11 @@ pub const FLOW_CONTROLLED: u32 = 1;
 const ENTRY: usize = 16;
 /// The NEXUSADV layout version.
 pub const NEXUS_ADVISORY_VERSION: u32 = 1;
-/// Bytes of the NEXUSADV header.
-const NEXUS_HEADER: usize = 48;
-/// Bytes of one slot's state in NEXUSADV.
-const NEXUS_SLOT: usize = 48;
+use crate::schema::objects::nexus_advisory::{
+    bytes as nexus_bytes, HEADER as NEXUS_HEADER, SLOT as NEXUS_SLOT,
+};
 /// How long a reader waits for a writer.
 const PATIENCE: Duration = Duration::from_secs(1);
-
-/// Bytes of the NEXUSADV object for `slots` worker slots.
-pub(crate) const fn nexus_bytes(slots: usize) -> usize {
-    NEXUS_HEADER + NEXUS_SLOT * slots
-}
 
 /// One flow advisory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +116,10 @@ impl NexusAdvisoryState {
 
     /// Reads the state from untrusted bytes (a whole copy).
     pub fn decode(b: &[u8]) -> Result<NexusAdvisoryState> {
-        let bad = |what: &str| Error::Handover {
-            what: format!("nexus advisory: {what}"),
+        let bad = |what: &str| {
+            Error::Lend(LendError::Handover {
+                what: format!("nexus advisory: {what}"),
+            })
         };
         let u32_at = |at: usize| {
             b.get(at..at + 4)
@@ -194,7 +191,7 @@ impl FlowAdvisories {
         fence(Ordering::Release);
         write(&obj, e)?;
         fence(Ordering::Release);
-        obj.store_u32(e + 12, (seq | 1).wrapping_add(1))
+        Ok(obj.store_u32(e + 12, (seq | 1).wrapping_add(1))?)
     }
 
     /// The owner dropped a packet of flow `flow` for worker `slot`.
@@ -210,7 +207,7 @@ impl FlowAdvisories {
             };
             obj.store_u32(e, flow)?;
             obj.store_u32(e + 4, tag | FLOW_CONTROLLED << 16)?;
-            obj.store_u32(e + 8, drops)
+            Ok(obj.store_u32(e + 8, drops)?)
         })
     }
 
@@ -220,7 +217,7 @@ impl FlowAdvisories {
         for i in 0..self.entries {
             let w = self.region.obj(0)?.load_u32(i * ENTRY + 4)?;
             if w & 0xffff == tag && (w >> 16) & FLOW_CONTROLLED != 0 {
-                self.rewrite(i, |obj, e| obj.store_u32(e + 4, tag))?;
+                self.rewrite(i, |obj, e| Ok(obj.store_u32(e + 4, tag)?))?;
             }
         }
         Ok(())
@@ -266,9 +263,9 @@ unsafe fn seq_copy(base: *const u8, len: usize, seq: usize, wide: bool) -> Resul
             }
         }
         if started.elapsed() > PATIENCE {
-            return Err(Error::Handover {
+            return Err(Error::Lend(LendError::Handover {
                 what: "an advisory still being rewritten after 1 s".into(),
-            });
+            }));
         }
         std::thread::yield_now();
     }

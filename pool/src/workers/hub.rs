@@ -2,6 +2,7 @@
 //! to the workers of its arena's offer, and what they hand back sent or
 //! freed — checked, counted, and taken back whole when a worker goes.
 
+use crate::error::ArenaError;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
@@ -9,10 +10,10 @@ use rustix::event::{poll, PollFd, PollFlags};
 
 use super::advisory::{FlowAdvisories, NexusAdvisoryState, SlotAdvisory};
 use super::ring::{self, FREE};
-use super::table::{WorkerTable, ACTIVE, LEAVING};
 use crate::channel::ring::{Consumer, Producer};
 use crate::channel::{Channel, Frame, Refusal, Refused, XdpDesc};
 use crate::error::{Error, Result};
+use crate::lend::slots::{WorkerTable, ACTIVE, LEAVING};
 use crate::lend::ArenaOffer;
 use crate::pool::{Holder, PacketState, Tag};
 use crate::region::Region;
@@ -168,9 +169,11 @@ impl WorkerHub {
     /// offer; channels of one-frame packets only (multi-buffer chains are
     /// not lent yet).
     pub fn new(ch: Channel, offer: &ArenaOffer, spread: Spread) -> Result<WorkerHub> {
-        let bad = |rule| Error::InvalidArenaParams {
-            arena: ch.arena().name().to_owned(),
-            rule,
+        let bad = |rule| {
+            Error::Arena(ArenaError::InvalidParams {
+                arena: ch.arena().name().to_owned(),
+                rule,
+            })
         };
         let table = offer
             .worker_table()
@@ -233,7 +236,7 @@ impl WorkerHub {
                 slots: vec![SlotAdvisory::default(); n],
                 ..NexusAdvisoryState::default()
             },
-            adv_bytes: Vec::with_capacity(super::advisory::nexus_bytes(n)),
+            adv_bytes: Vec::with_capacity(crate::schema::objects::nexus_advisory::bytes(n)),
             adv_seq: 0,
             polls: 0,
             ch,
@@ -352,7 +355,7 @@ impl WorkerHub {
         }
         self.adv_seq += 2;
         self.adv_state.encode(self.adv_seq, &mut self.adv_bytes);
-        r.obj(0)?.publish(0, &self.adv_bytes)
+        Ok(r.obj(0)?.publish(0, &self.adv_bytes)?)
     }
 
     fn counters_tx_full(&mut self, n: u64) {

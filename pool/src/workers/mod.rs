@@ -59,15 +59,14 @@ pub mod advisory;
 mod flow;
 mod hub;
 pub(crate) mod ring;
-pub(crate) mod table;
 mod worker;
 
+pub use crate::lend::WorkerTable;
 pub use advisory::{
     FlowAdvisory, NexusAdvisoryState, SlotAdvisory, FLOW_CONTROLLED, NEXUS_ADVISORY_VERSION,
 };
 pub use hub::{Spread, WorkerCounters, WorkerHub};
 pub use ring::{FREE, NEED_WAKEUP};
-pub use table::WorkerTable;
 pub use worker::{WorkerChannel, WorkerFrame, WorkerStats};
 
 /// The advisories of an arena a mapper maps: the owner's per-queue state

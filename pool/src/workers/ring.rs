@@ -26,14 +26,11 @@ use rustix::net::xdp::XdpRingOffset;
 use crate::channel::ring::{Consumer, Producer, RingMem};
 use crate::channel::XdpDesc;
 
-/// Offset of the producer index.
-pub(crate) const PRODUCER: u64 = 0;
-/// Offset of the consumer index.
-pub(crate) const CONSUMER: u64 = 64;
-/// Offset of the flags word.
-pub(crate) const FLAGS: u64 = 128;
-/// Offset of the descriptors.
-pub(crate) const DESC: u64 = 256;
+// The layout's offsets and sizes (the nexus arena sizes RING objects from
+// them, so they live with the schema).
+pub(crate) use crate::schema::objects::worker_ring::{
+    bytes, CONSUMER, DESC, DESC_SIZE, FLAGS, PRODUCER,
+};
 
 /// The consumer is asleep (or about to be): the producer must wake it.
 pub const NEED_WAKEUP: u32 = 1;
@@ -42,13 +39,9 @@ pub const NEED_WAKEUP: u32 = 1;
 /// owner sends it).
 pub const FREE: u32 = 1 << 31;
 
-/// Bytes of one descriptor.
-pub(crate) const DESC_SIZE: usize = std::mem::size_of::<XdpDesc>();
-
-/// Bytes a ring of `entries` descriptors needs.
-pub(crate) const fn bytes(entries: u32) -> usize {
-    DESC as usize + entries as usize * DESC_SIZE
-}
+// A worker ring's descriptor is AF_XDP's, so the channel's ring code
+// drives it.
+const _: () = assert!(DESC_SIZE == std::mem::size_of::<XdpDesc>());
 
 /// The offsets, as the AF_XDP ring code takes them.
 fn offsets() -> XdpRingOffset {

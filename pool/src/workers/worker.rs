@@ -2,6 +2,7 @@
 //! the packets the owner lends through the slot's rings, processed in
 //! place.
 
+use crate::error::{LendError, RegionError};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{fence, Ordering};
@@ -107,8 +108,10 @@ unsafe impl Send for WorkerChannel {}
 /// Checks that `r` lies in region `ring` of the span (mapped read-write)
 /// and returns its base address there.
 fn ring_in_span(remote: &RemoteArena, r: &RingInfo, what: &str) -> Result<*mut u8> {
-    let bad = |why: &str| Error::Handover {
-        what: format!("worker {what} ring: {why}"),
+    let bad = |why: &str| {
+        Error::Lend(LendError::Handover {
+            what: format!("worker {what} ring: {why}"),
+        })
     };
     let region = remote
         .schema()
@@ -141,41 +144,45 @@ fn ring_in_span(remote: &RemoteArena, r: &RingInfo, what: &str) -> Result<*mut u
 impl WorkerChannel {
     /// Maps the arena offered at `path` and asks for a worker slot. A
     /// refusal (no slot free, no worker slots, credentials) is
-    /// [`Error::MapperRefused`] with the owner's reason.
+    /// [`LendError::MapperRefused`] with the owner's reason.
     pub fn connect(path: impl AsRef<Path>) -> Result<WorkerChannel> {
         let (remote, joined) = RemoteArena::connect_as(path.as_ref(), true)?;
-        let (slot, wake, owner_wake) = joined.ok_or_else(|| Error::Handover {
-            what: "no worker slot came".into(),
+        let (slot, wake, owner_wake) = joined.ok_or_else(|| {
+            Error::Lend(LendError::Handover {
+                what: "no worker slot came".into(),
+            })
         })?;
         let rings = remote
             .schema()
             .workers
             .get(slot as usize)
             .copied()
-            .ok_or_else(|| Error::Handover {
-                what: format!("worker slot {slot} is not in the schema"),
+            .ok_or_else(|| {
+                Error::Lend(LendError::Handover {
+                    what: format!("worker slot {slot} is not in the schema"),
+                })
             })?;
         let to = ring_in_span(&remote, &rings.to_worker, "RX")?;
         let from = ring_in_span(&remote, &rings.from_worker, "TX")?;
         if to == from {
-            return Err(Error::Handover {
+            return Err(Error::Lend(LendError::Handover {
                 what: "the worker's two rings are one".into(),
-            });
+            }));
         }
-        let (umem, umem_len) = remote
-            .region(RegionId::BufDef)
-            .ok_or_else(|| Error::Handover {
+        let (umem, umem_len) = remote.region(RegionId::BufDef).ok_or_else(|| {
+            Error::Lend(LendError::Handover {
                 what: "no BUF_DEF region in the span".into(),
-            })?;
+            })
+        })?;
         let writable = remote
             .schema()
             .regions
             .iter()
             .any(|r| r.id == RegionId::BufDef && !r.flags.contains(RegionFlags::UREADONLY));
         if !writable {
-            return Err(Error::Handover {
+            return Err(Error::Lend(LendError::Handover {
                 what: "BUF_DEF is read-only to mappers: a worker processes packets in place".into(),
-            });
+            }));
         }
         // SAFETY: both rings were checked to lie, whole and 8-aligned,
         // inside the span's read-write RING region, which `remote` keeps
@@ -225,15 +232,15 @@ impl WorkerChannel {
 
     fn check(&self) -> Result<()> {
         if self.remote.is_redirected() {
-            return Err(Error::Redirected {
+            return Err(Error::Lend(LendError::Redirected {
                 arena: self.remote.schema().name.clone(),
-            });
+            }));
         }
         Ok(())
     }
 
     /// Takes up to `max` lent packets into `out`; how many. After a
-    /// redirect, [`Error::Redirected`].
+    /// redirect, [`LendError::Redirected`].
     pub fn rx_burst(&mut self, out: &mut Vec<WorkerFrame>, max: usize) -> Result<usize> {
         self.check()?;
         let n = self.rx.peek(max.min(u32::MAX as usize) as u32);
@@ -290,10 +297,10 @@ impl WorkerChannel {
     fn range(&self, f: &WorkerFrame) -> Result<(usize, usize)> {
         match f.addr.checked_add(u64::from(f.len)) {
             Some(end) if end <= self.umem_len => Ok((f.addr as usize, f.len as usize)),
-            _ => Err(Error::RegionMisuse {
+            _ => Err(Error::Region(RegionError::Misuse {
                 region: RegionId::BufDef,
                 rule: "a frame's data must lie in the UMEM",
-            }),
+            })),
         }
     }
 

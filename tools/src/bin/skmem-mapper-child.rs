@@ -39,7 +39,7 @@ fn main() {
     let mut out = std::io::stdout().lock();
     let remote = match RemoteArena::connect(&path) {
         Ok(r) => r,
-        Err(skmem::Error::MapperRefused { reason }) => {
+        Err(skmem::Error::Lend(skmem::LendError::MapperRefused { reason })) => {
             let _ = writeln!(out, "refused {reason}");
             std::process::exit(1);
         }
@@ -96,10 +96,10 @@ fn region(name: &str) -> skmem::Result<RegionId> {
         .iter()
         .copied()
         .find(|id| id.to_string() == name)
-        .ok_or(skmem::Error::RegionMisuse {
+        .ok_or(skmem::Error::Region(skmem::RegionError::Misuse {
             region: RegionId::Schema,
             rule: "no region of that name",
-        })
+        }))
 }
 
 fn hex(b: &[u8]) -> String {
@@ -115,15 +115,17 @@ fn unhex(s: &str) -> Vec<u8> {
 /// What the span shows at a region's `off`, read straight from memory
 /// (the library's checks bypassed): zeros after a redirect.
 fn peek(remote: &RemoteArena, id: RegionId, off: usize, len: usize) -> skmem::Result<String> {
-    let (at, size) = remote.region(id).ok_or(skmem::Error::RegionMisuse {
-        region: id,
-        rule: "not in the span",
-    })?;
+    let (at, size) = remote
+        .region(id)
+        .ok_or(skmem::Error::Region(skmem::RegionError::Misuse {
+            region: id,
+            rule: "not in the span",
+        }))?;
     if off.checked_add(len).is_none_or(|e| e > size) {
-        return Err(skmem::Error::RegionMisuse {
+        return Err(skmem::Error::Region(skmem::RegionError::Misuse {
             region: id,
             rule: "past the region",
-        });
+        }));
     }
     let bytes: Vec<u8> = (0..len)
         // SAFETY: inside the region's part of the span (checked), mapped

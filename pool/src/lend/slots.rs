@@ -1,6 +1,7 @@
 //! The worker slots of an offered arena, as the offer's thread (which
 //! admits workers and sees them go) and the owner's data path (the
-//! [`WorkerHub`](super::WorkerHub)) share them.
+//! [`WorkerHub`](crate::workers::WorkerHub)) share them. They live with
+//! the offer, which hands them out; `workers` lends through them.
 //!
 //! A slot is VACANT, ACTIVE (a worker has it; the hub lends to it) or
 //! LEAVING (its worker is gone; the hub must take back what it lent, then
@@ -16,10 +17,10 @@ use std::sync::Arc;
 
 use rustix::event::{eventfd, EventfdFlags};
 
-use super::ring;
 use crate::arena::Arena;
-use crate::error::{Error, Result};
+use crate::error::{ArenaError, Error, Result};
 use crate::region::Region;
+use crate::schema::objects::worker_ring as ring;
 
 /// No worker.
 pub(crate) const VACANT: u32 = 0;
@@ -74,13 +75,13 @@ impl WorkerTable {
         if objs.is_empty() {
             return Ok(None);
         }
-        let ring_region =
-            n.ring_cache()
-                .map(|c| c.region().clone())
-                .ok_or(Error::InvalidArenaParams {
-                    arena: arena.name().to_owned(),
-                    rule: "worker slots without a RING region",
-                })?;
+        let ring_region = n
+            .ring_cache()
+            .map(|c| c.region().clone())
+            .ok_or(Error::Arena(ArenaError::InvalidParams {
+                arena: arena.name().to_owned(),
+                rule: "worker slots without a RING region",
+            }))?;
         let slots = objs
             .iter()
             .map(|&objs| {
@@ -147,7 +148,7 @@ impl WorkerTable {
     /// The owner's address of slot `i`'s ring `which` (0 to the worker, 1
     /// from it): the start of its RING object.
     pub(crate) fn ring_base(&self, i: usize, which: usize) -> Result<*mut u8> {
-        self.ring_region.obj_ptr(self.slots[i].objs[which])
+        Ok(self.ring_region.obj_ptr(self.slots[i].objs[which])?)
     }
 
     /// The worker's eventfd of slot `i`.
