@@ -158,3 +158,49 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::region::RegionId;
+
+    #[test]
+    fn each_layers_error_keeps_its_errno_in_error() {
+        let exhausted = || RegionError::Exhausted {
+            region: RegionId::BufDef,
+            segments: 1,
+        };
+        assert_eq!(exhausted().errno(), libc::ENOMEM);
+        let e = Error::from(exhausted());
+        assert!(matches!(e, Error::Region(RegionError::Exhausted { .. })));
+        assert_eq!(e.errno(), libc::ENOMEM);
+        // A region's error under a cache is matched as the region's.
+        let e = Error::from(CacheError::Region(exhausted()));
+        assert!(matches!(e, Error::Region(RegionError::Exhausted { .. })), "{e:?}");
+        let e = Error::from(CacheError::NoWorkerSlot {
+            cache: "c".into(),
+            slots: 2,
+        });
+        assert_eq!(e.errno(), libc::EBUSY);
+        // An injected fault is one variant whichever layer it came through.
+        let step = "region create";
+        for e in [
+            Error::from(RegionError::Injected(Injected { step })),
+            Error::from(CacheError::Injected(Injected { step })),
+            Error::from(Injected { step }),
+        ] {
+            assert!(matches!(e, Error::Injected { step: s } if s == step), "{e:?}");
+            assert_eq!(e.errno(), libc::ENOMEM);
+        }
+        let e = Error::from(ArenaError::NotActive { arena: "a".into() });
+        assert_eq!(e.errno(), libc::ENODEV);
+        let e = Error::from(LendError::MapperCutOff { pid: 1, millis: 5 });
+        assert_eq!(e.errno(), libc::ETIMEDOUT);
+        let e = Error::from(SysError {
+            call: "mmap",
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+        });
+        assert!(matches!(e, Error::Sys { call: "mmap", .. }));
+        assert_eq!(e.errno(), libc::EPERM);
+    }
+}
