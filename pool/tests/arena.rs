@@ -81,7 +81,7 @@ fn create_for_nexus_rejects_shareable_ring_region() {
 }
 
 #[test]
-fn create_for_nexus_enforces_every_flag_rule_of_the_seed() {
+fn create_for_nexus_enforces_every_flag_rule_of_skywalk() {
     let _walks = registry_walks();
     use RegionId::*;
     type Edit = fn(&mut NexusParams);
@@ -365,7 +365,7 @@ fn mmap_gives_one_span_with_the_schema_after_the_head_guard() {
 }
 
 #[test]
-fn mredirect_reads_zero_where_the_seed_redirects_and_keeps_the_schema() {
+fn mredirect_reads_zero_where_skywalk_redirects_and_keeps_the_schema() {
     let a = Arena::create_nexus(&small("redir")).unwrap();
     let m = a.map().unwrap();
     let pool = a.nexus().unwrap().rx_pool().unwrap().clone();

@@ -488,7 +488,7 @@ impl Replay {
 /// before it left (with the probes' live map agreeing), and the memory
 /// figures change only where the state says they do.
 #[test]
-fn concurrent_lifecycle_events_reach_watch_in_order_and_replay_as_the_seeds_state_machine() {
+fn concurrent_lifecycle_events_reach_watch_in_order_and_replay_as_skywalks_state_machine() {
     if !root() {
         return;
     }

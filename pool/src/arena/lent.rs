@@ -2,7 +2,8 @@
 //! [`crate::lend`]): what it hands over, and its records of each mapper,
 //! kept like its own mappings' — a record per mapping, with the mapper's
 //! pid — so that redirect, unmap and the postponed defunct follow the
-//! seed's rules whoever maps. The events name the mapper's pid.
+//! rules of Skywalk's `skmem_arena.c` whoever maps. The events name the
+//! mapper's pid.
 
 use crate::error::ArenaError;
 use std::sync::Arc;

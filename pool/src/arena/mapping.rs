@@ -116,7 +116,7 @@ impl ArenaMapping {
 impl Drop for ArenaMapping {
     fn drop(&mut self) {
         // Settle the arena's books (and finish a postponed defunct, like the
-        // seed's channel unmap); the span unmaps itself.
+        // channel unmap of Skywalk's `skmem_arena.c`); the span unmaps itself.
         self.unmap();
     }
 }

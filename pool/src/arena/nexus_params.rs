@@ -74,8 +74,8 @@ pub struct NexusParams {
     /// The port's name (e.g. `veth0q0`); the arena is `skmem.nexus.NAME`.
     pub name: String,
     /// Region parameters by id (Skywalk's `srp[]`); an object count of 0
-    /// means "configured empty". Pool region entries carry the flags the
-    /// seed checks; the pool itself is sized by `pool`.
+    /// means "configured empty". Pool region entries carry the flags
+    /// Skywalk checks; the pool itself is sized by `pool`.
     pub regions: Vec<RegionParams>,
     /// The packet pool to create when none is supplied.
     pub pool: PoolParams,
