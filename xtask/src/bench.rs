@@ -246,3 +246,92 @@ pub fn run(skip_run: bool) -> Result<()> {
     println!("BENCHMARKS.md updated");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes criterion's two files for one benchmark under `root`.
+    fn estimate(root: &Path, path: &[&str], median_ns: f64, elements: Option<f64>) {
+        let mut dir = root.join("target/criterion");
+        for part in path {
+            dir = dir.join(part);
+        }
+        let dir = dir.join("new");
+        std::fs::create_dir_all(&dir).unwrap();
+        let estimates = serde_json::json!({"median": {"point_estimate": median_ns}});
+        std::fs::write(dir.join("estimates.json"), estimates.to_string()).unwrap();
+        if let Some(e) = elements {
+            let benchmark = serde_json::json!({"throughput": {"Elements": e}});
+            std::fs::write(dir.join("benchmark.json"), benchmark.to_string()).unwrap();
+        }
+    }
+
+    /// A criterion tree with every figure the table reads: each contender
+    /// 1000 objects per iteration, skmem-magazines fastest and twice as
+    /// fast on two threads.
+    fn criterion_tree(root: &Path) {
+        for &w in WORKLOADS {
+            for (i, &c) in CONTENDERS.iter().enumerate() {
+                for t in [1u32, 2] {
+                    let ns = 2000.0 * (i + 1) as f64 / t as f64;
+                    let t = t.to_string();
+                    estimate(root, &[w, c, &t], ns, Some(1000.0));
+                }
+            }
+        }
+        for (k, (name, _)) in ARENA.iter().enumerate() {
+            estimate(root, &["arena", name], 100_000.0 * (k + 1) as f64, None);
+        }
+        estimate(root, &["hooks", "hook-unattached"], 1.5, None);
+        estimate(root, &["hooks", "empty-call"], 1.2, None);
+    }
+
+    #[test]
+    fn table_shows_every_cell_floor_and_lifecycle_figure() {
+        let root = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+        criterion_tree(&root);
+        let t = table(&root);
+        std::fs::remove_dir_all(&root).unwrap();
+        let t = t.unwrap();
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("Machine: ") && lines[0].ends_with('.'),
+            "{t}"
+        );
+        for line in [
+            "### Object cache",
+            "| workload | threads | contender | ns per object | M objects/s | skmem-magazines ÷ this |",
+            "| single | 1 | skmem-magazines | 2.00 | 500 | 1.00× |",
+            "| single | 2 | mutex-vec | 10.00 | 200 | 5.00× |",
+            "| batch64 | 1 | crossbeam-arrayqueue | 8.00 | 125 | 4.00× |",
+            "Floors from the foundation issue, checked against this run:",
+            "- ✅ one worker, get+put of one object (in a burst): 2.00 ns ≤ 3.5 ns",
+            "- ❌ the same with one call per object (no burst): 4.00 ns ≤ 3.5 ns",
+            "- ❌ batches of 32: 2.00 ns per object ≤ 1 ns",
+            "- ✅ batch32: two workers 2.00× one ≥ 1.8×",
+            "- ✅ single, 2 thread(s): 5.00× mutex-vec ≥ 2×",
+            "- ✅ batch64, 1 thread(s): 4.00× crossbeam-arrayqueue ≥ 1.2×",
+            "### Arena lifecycle (default nexus arena: 4096 × 2 KiB buffers)",
+            "| create + map + unmap + destroy | 100.0 µs |",
+            "| hand-over to a mapper + its map + unmap | 500.0 µs |",
+            "- ✅ create + map + unmap + destroy: 100 µs < 1 ms",
+            "- ✅ hand-over + map + unmap: 500 µs < 2 ms (1.7× the in-process map + unmap; \
+             the mapper's span checked byte for byte against the owner's)",
+            "### Lifecycle hook, no probe attached",
+            "| hook (5-byte nop, mov, ret) | 1.50 ns |",
+            "| empty never-inlined function | 1.20 ns |",
+            "- ✅ unattached hook: 1.50 ns ≤ 2 ns (1.25× an empty call: the hook adds \
+             nothing to the call itself)",
+        ] {
+            assert!(lines.contains(&line), "no line `{line}` in:\n{t}");
+        }
+    }
+
+    #[test]
+    fn table_without_figures_says_to_run_the_bench() {
+        let root = std::env::temp_dir().join(format!("xtask-bench-none-{}", std::process::id()));
+        let e = table(&root).unwrap_err().to_string();
+        assert!(e.contains("run `cargo xtask bench`"), "{e}");
+    }
+}
