@@ -15,7 +15,7 @@
 use crate::error::{ArenaError, RegionError};
 use std::sync::Arc;
 
-use super::nexus_params::{check_flags, NexusParams, FLOWADV_ENTRY_SIZE, RINGS};
+use super::nexus_params::{check_counts, check_flags, NexusParams, FLOWADV_ENTRY_SIZE, RINGS};
 use super::{Arena, ArenaKind, ArenaState, KindState, NexusAdvisory, ONE_CHANNEL};
 use crate::cache::{Cache, CacheParams};
 use crate::error::{Error, Result};
@@ -370,107 +370,18 @@ impl Arena {
             }));
         }
         check_flags(p)?;
+        check_counts(p)?;
         check_workers(p)?;
         let mut st = ArenaState::new(KindState::Nexus(Box::default()));
         let mut n = NexusState::default();
         pool_setup(p, &mut st, &mut n)?;
 
-        if let Some(adv) = &p.nexus_advisory {
-            let r = &adv.region;
-            if r.id() != RegionId::NexusAdv
-                || !r.flags().contains(RegionFlags::MONOLITHIC)
-                || r.geometry().seg_count != 1
-            {
-                return Err(Error::Region(RegionError::InvalidParams {
-                    region: RegionId::NexusAdv,
-                    rule: "the advisory region must be NEXUSADV, MONOLITHIC, one segment",
-                }));
-            }
-            if adv.version != adv.kind.current_version() {
-                return Err(Error::Region(RegionError::InvalidParams {
-                    region: RegionId::NexusAdv,
-                    rule: "the advisory's version is not the current one for its kind",
-                }));
-            }
-            st.set(RegionId::NexusAdv, r.clone());
-            n.nexus_advisory = Some(adv.clone());
-        } else if p.worker_slots > 0 && !p.owner_only {
-            // Worker arenas publish the owner's per-queue state to their
-            // workers (`workers::advisory`).
-            let adv = NexusAdvisory::new(
-                &p.name,
-                super::NexusAdvisoryKind::Flowswitch,
-                schema::objects::nexus_advisory::bytes(p.worker_slots),
-            )?;
-            st.set(RegionId::NexusAdv, adv.region.clone());
-            n.nexus_advisory = Some(adv);
-        }
-
+        advisory_setup(p, &mut st, &mut n)?;
         sd_setup(p, &mut st, &mut n, true)?;
         sd_setup(p, &mut st, &mut n, false)?;
 
-        for &id in RegionId::ALL {
-            let rp = p.region(id);
-            if st.region(id).is_some()
-                || POOL_REGIONS.contains(&id)
-                || matches!(
-                    id,
-                    RegionId::TxaUsd | RegionId::RxfUsd | RegionId::TxaKsd | RegionId::RxfKsd
-                )
-                || rp.obj_count == 0
-            {
-                continue;
-            }
-            if p.owner_only
-                && matches!(
-                    id,
-                    RegionId::GuardHead | RegionId::Schema | RegionId::Ring | RegionId::GuardTail
-                )
-            {
-                continue;
-            }
-            if matches!(id, RegionId::NexusAdv) {
-                return Err(Error::Region(RegionError::InvalidParams {
-                    region: id,
-                    rule: "not created by a nexus arena (the advisory brings its own)",
-                }));
-            }
-            st.set(id, Region::create(&p.name, rp)?);
-        }
-
-        if let Some(r) = st.region(RegionId::Schema).cloned() {
-            n.schema_cache = Some(Cache::new(
-                r,
-                CacheParams {
-                    no_magazines: true,
-                    ..CacheParams::new(format!("schema.{}", p.name))
-                },
-            )?);
-        }
-        if let Some(r) = st.region(RegionId::Ring).cloned() {
-            n.ring_cache = Some(Cache::new(
-                r,
-                CacheParams {
-                    no_magazines: true,
-                    ..CacheParams::new(format!("ring.{}", p.name))
-                },
-            )?);
-        }
-        if let Some(c) = &n.ring_cache {
-            // The worker slots' rings: taken once, for the arena's life
-            // (fresh memfd pages: indices and flags start at 0).
-            for _ in 0..p.worker_slots {
-                let mut pair = [0u32; 2];
-                for obj in &mut pair {
-                    *obj = c.alloc().ok_or(Error::Region(RegionError::Exhausted {
-                        region: RegionId::Ring,
-                        segments: c.region().geometry().seg_count,
-                    }))?;
-                }
-                n.worker_objs.push(pair);
-            }
-            n.worker_ring_entries = p.worker_ring_entries;
-        }
+        other_regions(p, &mut st)?;
+        ring_and_schema_caches(p, &st, &mut n)?;
         if let Some(r) = st.region(RegionId::UStats) {
             n.stats_obj = Some(singleton(r)?);
         }
@@ -635,6 +546,119 @@ fn check_workers(p: &NexusParams) -> Result<()> {
         return bad(
             "a worker ring does not fit a RING object: fewer entries, or larger RING objects",
         );
+    }
+    Ok(())
+}
+
+/// The nexus advisory (NEXUSADV): the caller's, checked, or — for an arena
+/// with worker slots — one made to publish the owner's per-queue state to
+/// its workers.
+fn advisory_setup(p: &NexusParams, st: &mut ArenaState, n: &mut NexusState) -> Result<()> {
+    if let Some(adv) = &p.nexus_advisory {
+        let r = &adv.region;
+        if r.id() != RegionId::NexusAdv
+            || !r.flags().contains(RegionFlags::MONOLITHIC)
+            || r.geometry().seg_count != 1
+        {
+            return Err(Error::Region(RegionError::InvalidParams {
+                region: RegionId::NexusAdv,
+                rule: "the advisory region must be NEXUSADV, MONOLITHIC, one segment",
+            }));
+        }
+        if adv.version != adv.kind.current_version() {
+            return Err(Error::Region(RegionError::InvalidParams {
+                region: RegionId::NexusAdv,
+                rule: "the advisory's version is not the current one for its kind",
+            }));
+        }
+        st.set(RegionId::NexusAdv, r.clone());
+        n.nexus_advisory = Some(adv.clone());
+    } else if p.worker_slots > 0 && !p.owner_only {
+        // Worker arenas publish the owner's per-queue state to their
+        // workers (`workers::advisory`).
+        let adv = NexusAdvisory::new(
+            &p.name,
+            super::NexusAdvisoryKind::Flowswitch,
+            schema::objects::nexus_advisory::bytes(p.worker_slots),
+        )?;
+        st.set(RegionId::NexusAdv, adv.region.clone());
+        n.nexus_advisory = Some(adv);
+    }
+
+    Ok(())
+}
+
+/// The nexus arena's remaining regions (schema, rings, statistics, flow
+/// advisories, guards): those configured non-empty and not made by the
+/// pool or slot-descriptor set-up.
+fn other_regions(p: &NexusParams, st: &mut ArenaState) -> Result<()> {
+    for &id in RegionId::ALL {
+        let rp = p.region(id);
+        if st.region(id).is_some()
+            || POOL_REGIONS.contains(&id)
+            || matches!(
+                id,
+                RegionId::TxaUsd | RegionId::RxfUsd | RegionId::TxaKsd | RegionId::RxfKsd
+            )
+            || rp.obj_count == 0
+        {
+            continue;
+        }
+        if p.owner_only
+            && matches!(
+                id,
+                RegionId::GuardHead | RegionId::Schema | RegionId::Ring | RegionId::GuardTail
+            )
+        {
+            continue;
+        }
+        if matches!(id, RegionId::NexusAdv) {
+            return Err(Error::Region(RegionError::InvalidParams {
+                region: id,
+                rule: "not created by a nexus arena (the advisory brings its own)",
+            }));
+        }
+        st.set(id, Region::create(&p.name, rp)?);
+    }
+
+    Ok(())
+}
+
+/// The caches over SCHEMA and RING, and the worker slots' rings, taken
+/// once for the arena's life.
+fn ring_and_schema_caches(p: &NexusParams, st: &ArenaState, n: &mut NexusState) -> Result<()> {
+    if let Some(r) = st.region(RegionId::Schema).cloned() {
+        n.schema_cache = Some(Cache::new(
+            r,
+            CacheParams {
+                no_magazines: true,
+                ..CacheParams::new(format!("schema.{}", p.name))
+            },
+        )?);
+    }
+    if let Some(r) = st.region(RegionId::Ring).cloned() {
+        n.ring_cache = Some(Cache::new(
+            r,
+            CacheParams {
+                no_magazines: true,
+                ..CacheParams::new(format!("ring.{}", p.name))
+            },
+        )?);
+    }
+    if let Some(c) = &n.ring_cache {
+        // The worker slots' rings: taken once, for the arena's life
+        // (fresh memfd pages: indices and flags start at 0).
+        for _ in 0..p.worker_slots {
+            let mut pair = [0u32; 2];
+            for obj in &mut pair {
+                *obj = c.alloc().ok_or(Error::Region(RegionError::Exhausted {
+                    region: RegionId::Ring,
+                    segments: c.region().geometry().seg_count,
+                }))?;
+            }
+            n.worker_objs.push(pair);
+        }
+        n.worker_ring_entries = p.worker_ring_entries;
     }
     Ok(())
 }

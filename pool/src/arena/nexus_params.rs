@@ -271,6 +271,15 @@ pub(super) fn check_flags(p: &NexusParams) -> Result<()> {
             return rule(id, "must be NOREDIRECT (stays mapped through a redirect)");
         }
     }
+    Ok(())
+}
+
+/// Skywalk's rules on which regions a nexus arena has, and how many
+/// objects: none of another kind's, singletons where one object is meant,
+/// and every region it needs configured non-empty.
+pub(super) fn check_counts(p: &NexusParams) -> Result<()> {
+    use RegionId::*;
+    let rule = |region, rule| Err(Error::Region(RegionError::InvalidParams { region, rule }));
     if p.region(KStats).obj_count != 0 {
         return rule(KStats, "a nexus arena has no KSTATS");
     }

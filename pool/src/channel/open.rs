@@ -469,35 +469,12 @@ impl Channel {
         let holder = HolderClaim::take(&pool)?;
         let mut mapping = arena.map()?;
         mapping.hold_channel();
-        let mut sock = XskSocket::new()?;
-        if first.is_none() {
-            sock.register_umem(
-                pool.buf_def().clone(),
-                buf_size,
-                params.headroom,
-                UmemOptions {
-                    unaligned: params.unaligned_chunks,
-                    tx_metadata_len: params.tx_metadata_len,
-                    tx_sw_csum: params.tx_sw_csum,
-                },
-            )?;
-        }
-        sock.set_ring_size(RingId::Fill, params.umem_ring_entries)?;
-        sock.set_ring_size(RingId::Completion, params.umem_ring_entries)?;
-        sock.set_ring_size(RingId::Rx, params.ring_entries)?;
-        sock.set_ring_size(RingId::Tx, params.ring_entries)?;
+        let mut sock = socket(&pool, params, buf_size, first.is_none())?;
         let mut objs = ObjGuard::default();
         let rings = map_rings(arena, &sock, &mapping, &parts.ring_cache, params, &mut objs)?;
         bind_when_free(&mut sock, ifindex, params, first)?;
         let zero_copy = sock.zero_copy()?;
-        if let Some((usecs, budget)) = params.busy_poll {
-            sock.set_busy_poll(usecs, budget)?;
-        }
-        if let Some(b) = params.tx_budget {
-            if !sock.set_max_tx_budget(b.min(params.ring_entries))? {
-                tracing::info!("XDP_MAX_TX_SKB_BUDGET not supported by this kernel");
-            }
-        }
+        tune(&sock, params)?;
         let schema_rings = SchemaRings::record(arena, rings.info)?;
         let mut slot_objs = ObjGuard::default();
         let rxf = slots(arena, &parts.rxf_cache, RegionId::RxfUsd, &mut slot_objs)?;
@@ -514,16 +491,7 @@ impl Channel {
             0,
         );
         let tag = Tags::of(holder.holder);
-        let counters = Arc::new(LiveCounters::default());
-        let published = super::registry::register_channel(super::registry::ChannelRecord {
-            arena: arena.name().to_owned(),
-            arena_id: arena.id(),
-            ifname: params.ifname.clone(),
-            queue: params.queue,
-            zero_copy,
-            counters: counters.clone(),
-            fd: std::sync::Mutex::new(Some(sock.as_fd().as_raw_fd())),
-        });
+        let (counters, published) = register(arena, params, zero_copy, &sock);
         Ok(Channel {
             sock: std::mem::ManuallyDrop::new(sock),
             fill: Producer::new(rings.fill),
@@ -562,4 +530,66 @@ impl Channel {
             timer_slack_set: false,
         })
     }
+}
+
+/// The AF_XDP socket, its UMEM registered (unless it shares another
+/// socket's) and its four rings sized.
+fn socket(
+    pool: &PacketPool,
+    params: &ChannelParams,
+    buf_size: u32,
+    owns_umem: bool,
+) -> Result<XskSocket> {
+    let mut sock = XskSocket::new()?;
+    if owns_umem {
+        sock.register_umem(
+            pool.buf_def().clone(),
+            buf_size,
+            params.headroom,
+            UmemOptions {
+                unaligned: params.unaligned_chunks,
+                tx_metadata_len: params.tx_metadata_len,
+                tx_sw_csum: params.tx_sw_csum,
+            },
+        )?;
+    }
+    sock.set_ring_size(RingId::Fill, params.umem_ring_entries)?;
+    sock.set_ring_size(RingId::Completion, params.umem_ring_entries)?;
+    sock.set_ring_size(RingId::Rx, params.ring_entries)?;
+    sock.set_ring_size(RingId::Tx, params.ring_entries)?;
+    Ok(sock)
+}
+
+/// The socket options a bound socket takes: busy polling and the TX
+/// budget.
+fn tune(sock: &XskSocket, params: &ChannelParams) -> Result<()> {
+    if let Some((usecs, budget)) = params.busy_poll {
+        sock.set_busy_poll(usecs, budget)?;
+    }
+    if let Some(b) = params.tx_budget {
+        if !sock.set_max_tx_budget(b.min(params.ring_entries))? {
+            tracing::info!("XDP_MAX_TX_SKB_BUDGET not supported by this kernel");
+        }
+    }
+    Ok(())
+}
+
+/// Lists the channel in the registry, with counters it shares with it.
+fn register(
+    arena: &Arena,
+    params: &ChannelParams,
+    zero_copy: bool,
+    sock: &XskSocket,
+) -> (Arc<LiveCounters>, Arc<super::registry::ChannelRecord>) {
+    let counters = Arc::new(LiveCounters::default());
+    let published = super::registry::register_channel(super::registry::ChannelRecord {
+        arena: arena.name().to_owned(),
+        arena_id: arena.id(),
+        ifname: params.ifname.clone(),
+        queue: params.queue,
+        zero_copy,
+        counters: counters.clone(),
+        fd: std::sync::Mutex::new(Some(sock.as_fd().as_raw_fd())),
+    });
+    (counters, published)
 }

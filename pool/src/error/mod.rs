@@ -176,7 +176,10 @@ mod tests {
         assert_eq!(e.errno(), libc::ENOMEM);
         // A region's error under a cache is matched as the region's.
         let e = Error::from(CacheError::Region(exhausted()));
-        assert!(matches!(e, Error::Region(RegionError::Exhausted { .. })), "{e:?}");
+        assert!(
+            matches!(e, Error::Region(RegionError::Exhausted { .. })),
+            "{e:?}"
+        );
         let e = Error::from(CacheError::NoWorkerSlot {
             cache: "c".into(),
             slots: 2,
@@ -189,7 +192,10 @@ mod tests {
             Error::from(CacheError::Injected(Injected { step })),
             Error::from(Injected { step }),
         ] {
-            assert!(matches!(e, Error::Injected { step: s } if s == step), "{e:?}");
+            assert!(
+                matches!(e, Error::Injected { step: s } if s == step),
+                "{e:?}"
+            );
             assert_eq!(e.errno(), libc::ENOMEM);
         }
         let e = Error::from(ArenaError::NotActive { arena: "a".into() });

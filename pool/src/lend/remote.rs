@@ -3,7 +3,7 @@
 
 use crate::error::LendError;
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -72,30 +72,13 @@ impl RemoteArena {
         .map_err(|e| Error::sys("socket(AF_UNIX)", e))?;
         let addr = SocketAddrUnix::new(path).map_err(|e| Error::sys("sockaddr_un", e))?;
         rustix::net::connect(&sock, &addr).map_err(|e| Error::sys("connect(arena offer)", e))?;
-        let (arena_id, owner_pid, span_size, regions, fds) = match wire::recv(sock.as_fd())? {
-            Some((
-                Msg::Welcome {
-                    arena_id,
-                    owner_pid,
-                    span_size,
-                    regions,
-                },
-                fds,
-            )) => (arena_id, owner_pid, span_size, regions, fds),
-            Some((Msg::Refused { reason }, _)) => {
-                return Err(Error::Lend(LendError::MapperRefused { reason }))
-            }
-            Some((other, _)) => {
-                return Err(Error::Lend(LendError::Handover {
-                    what: format!("expected a welcome, got {other:?}"),
-                }))
-            }
-            None => {
-                return Err(Error::Lend(LendError::Handover {
-                    what: "the owner closed the connection before welcoming".into(),
-                }))
-            }
-        };
+        let Welcome {
+            arena_id,
+            owner_pid,
+            span_size,
+            regions,
+            fds,
+        } = welcome(sock.as_fd())?;
         let mut fds = fds;
         // `wire::recv` checked the count: one per region, then SYSCTLS.
         let sysctls = fds.pop().ok_or_else(|| {
@@ -115,33 +98,7 @@ impl RemoteArena {
             &[],
         )?;
         let worker = if join {
-            wire::send(sock.as_fd(), &Msg::Join, &[])?;
-            match wire::recv(sock.as_fd())? {
-                Some((Msg::Joined { slot }, fds)) => {
-                    let mut fds = fds.into_iter();
-                    match (fds.next(), fds.next()) {
-                        (Some(mine), Some(owner)) => Some((slot, mine, owner)),
-                        _ => {
-                            return Err(Error::Lend(LendError::Handover {
-                                what: "a worker slot came without its eventfds".into(),
-                            }))
-                        }
-                    }
-                }
-                Some((Msg::Refused { reason }, _)) => {
-                    return Err(Error::Lend(LendError::MapperRefused { reason }))
-                }
-                Some((other, _)) => {
-                    return Err(Error::Lend(LendError::Handover {
-                        what: format!("expected a worker slot, got {other:?}"),
-                    }))
-                }
-                None => {
-                    return Err(Error::Lend(LendError::Handover {
-                        what: "the owner closed the connection before giving a worker slot".into(),
-                    }))
-                }
-            }
+            Some(join_slot(sock.as_fd())?)
         } else {
             None
         };
@@ -278,6 +235,69 @@ impl Drop for RemoteArena {
         if let Some(h) = self.listener.take() {
             let _ = h.join();
         }
+    }
+}
+
+/// What the owner's welcome says, with the memfds that came with it.
+struct Welcome {
+    arena_id: u64,
+    owner_pid: u32,
+    span_size: u64,
+    /// The regions whose memfds came, in span order.
+    regions: Vec<RegionId>,
+    /// Their memfds, then one more: SYSCTLS's.
+    fds: Vec<OwnedFd>,
+}
+
+/// Waits for the owner's welcome (or its refusal).
+fn welcome(sock: BorrowedFd<'_>) -> Result<Welcome> {
+    match wire::recv(sock)? {
+        Some((
+            Msg::Welcome {
+                arena_id,
+                owner_pid,
+                span_size,
+                regions,
+            },
+            fds,
+        )) => Ok(Welcome {
+            arena_id,
+            owner_pid,
+            span_size,
+            regions,
+            fds,
+        }),
+        Some((Msg::Refused { reason }, _)) => Err(Error::Lend(LendError::MapperRefused { reason })),
+        Some((other, _)) => Err(Error::Lend(LendError::Handover {
+            what: format!("expected a welcome, got {other:?}"),
+        })),
+        None => Err(Error::Lend(LendError::Handover {
+            what: "the owner closed the connection before welcoming".into(),
+        })),
+    }
+}
+
+/// Asks the owner for a worker slot: the slot and its two eventfds (the
+/// worker's, the owner's).
+fn join_slot(sock: BorrowedFd<'_>) -> Result<Joined> {
+    wire::send(sock, &Msg::Join, &[])?;
+    match wire::recv(sock)? {
+        Some((Msg::Joined { slot }, fds)) => {
+            let mut fds = fds.into_iter();
+            match (fds.next(), fds.next()) {
+                (Some(mine), Some(owner)) => Ok((slot, mine, owner)),
+                _ => Err(Error::Lend(LendError::Handover {
+                    what: "a worker slot came without its eventfds".into(),
+                })),
+            }
+        }
+        Some((Msg::Refused { reason }, _)) => Err(Error::Lend(LendError::MapperRefused { reason })),
+        Some((other, _)) => Err(Error::Lend(LendError::Handover {
+            what: format!("expected a worker slot, got {other:?}"),
+        })),
+        None => Err(Error::Lend(LendError::Handover {
+            what: "the owner closed the connection before giving a worker slot".into(),
+        })),
     }
 }
 

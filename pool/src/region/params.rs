@@ -107,6 +107,34 @@ impl RegionParams {
 
     /// Checks every rule and rounds the request into a geometry.
     pub fn configure(&self) -> Result<RegionGeometry> {
+        self.check_flags()?;
+        self.check_sizes()?;
+        let page = page_size();
+        if self.align != 0 && (!self.align.is_power_of_two() || self.align < 8 || self.align > page)
+        {
+            return Err(self.invalid("alignment must be a power of two from 8 to the page size"));
+        }
+        let align = if self.flags.contains(RegionFlags::GUARD) {
+            page
+        } else if self.align != 0 {
+            self.align
+        } else {
+            CACHE_LINE
+        };
+        let obj_size = self.obj_size.next_multiple_of(align);
+        // The smallest segment that is a whole number of pages and of objects.
+        let unit = lcm(page, obj_size);
+        if unit > MAX_SEG_SIZE {
+            return Err(self.invalid(
+                "no segment of at most 64 MiB is a multiple of both the page size and this object size",
+            ));
+        }
+        let want = self.objects_wanted(obj_size)?;
+        self.round(want, obj_size, unit, align)
+    }
+
+    /// The flag rules: which flags go with which regions, and together.
+    fn check_flags(&self) -> Result<()> {
         let f = self.flags;
         if f.contains(RegionFlags::MIRRORED) {
             return Err(self.invalid(
@@ -136,6 +164,11 @@ impl RegionParams {
                     .invalid("a GUARD region holds no data: no SHAREOK, UREADONLY or KREADONLY"));
             }
         }
+        Ok(())
+    }
+
+    /// The size rules: counts and sizes within Skywalk's limits.
+    fn check_sizes(&self) -> Result<()> {
         if self.obj_count == 0 {
             return Err(self.invalid("object count is 0 (an empty region is not created at all)"));
         }
@@ -151,28 +184,14 @@ impl RegionParams {
         if self.seg_size > MAX_SEG_SIZE {
             return Err(self.invalid("segment size exceeds 64 MiB"));
         }
+        Ok(())
+    }
 
-        let page = page_size();
-        if self.align != 0 && (!self.align.is_power_of_two() || self.align < 8 || self.align > page)
-        {
-            return Err(self.invalid("alignment must be a power of two from 8 to the page size"));
-        }
-        let align = if f.contains(RegionFlags::GUARD) {
-            page
-        } else if self.align != 0 {
-            self.align
-        } else {
-            CACHE_LINE
-        };
-        let obj_size = self.obj_size.next_multiple_of(align);
-        // The smallest segment that is a whole number of pages and of objects.
-        let unit = lcm(page, obj_size);
-        if unit > MAX_SEG_SIZE {
-            return Err(self.invalid(
-                "no segment of at most 64 MiB is a multiple of both the page size and this object size",
-            ));
-        }
-
+    /// Objects to make room for: those asked, plus what every worker's
+    /// two magazines may hold parked, so the count asked stays allocatable
+    /// while magazines are full (none for a region without magazines).
+    fn objects_wanted(&self, obj_size: usize) -> Result<usize> {
+        let f = self.flags;
         let reserve = if f.contains(RegionFlags::NOMAGAZINES) || f.contains(RegionFlags::GUARD) {
             0
         } else {
@@ -183,15 +202,24 @@ impl RegionParams {
             };
             workers * 2 * magazine_rounds_for(obj_size)
         };
-        let want = self
-            .obj_count
+        self.obj_count
             .checked_add(reserve)
             .filter(|&n| {
                 n.checked_mul(obj_size)
                     .is_some_and(|b| b <= MAX_REGION_SIZE)
             })
-            .ok_or_else(|| self.invalid("object count × object size exceeds 1 TiB"))?;
+            .ok_or_else(|| self.invalid("object count × object size exceeds 1 TiB"))
+    }
 
+    /// `want` objects of `obj_size` in whole segments of `unit`s.
+    fn round(
+        &self,
+        want: usize,
+        obj_size: usize,
+        unit: usize,
+        align: usize,
+    ) -> Result<RegionGeometry> {
+        let f = self.flags;
         // Everything at once, in whole units: the segment of a MONOLITHIC or
         // GUARD region, and the cap on a default segment (a small region
         // does not need a whole default segment).

@@ -47,56 +47,8 @@ impl<'a> SchemaView<'a> {
             len: bytes.len(),
             needed: HEADER_SIZE,
         })?;
-        if h.magic != SCHEMA_MAGIC {
-            return Err(SchemaError::BadMagic { found: h.magic });
-        }
-        if h.version != SCHEMA_VERSION {
-            return Err(SchemaError::UnsupportedVersion {
-                found: h.version,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        if h.header_size != HEADER_SIZE_U32 {
-            return Err(SchemaError::HeaderSizeMismatch {
-                found: h.header_size,
-                expected: HEADER_SIZE_U32,
-            });
-        }
-        if h.entry_size != ENTRY_SIZE_U32 {
-            return Err(SchemaError::EntrySizeMismatch {
-                found: h.entry_size,
-                expected: ENTRY_SIZE_U32,
-            });
-        }
-        if h.worker_entry_size != WORKER_SIZE_U32 {
-            return Err(SchemaError::WorkerEntrySizeMismatch {
-                found: h.worker_entry_size,
-                expected: WORKER_SIZE_U32,
-            });
-        }
-        let count = usize::try_from(h.region_count)
-            .ok()
-            .filter(|&n| n <= RegionId::COUNT)
-            .ok_or(SchemaError::TooManyRegions {
-                count: u64::from(h.region_count),
-                max: RegionId::COUNT,
-            })?;
-        let worker_count = usize::try_from(h.worker_count)
-            .ok()
-            .filter(|&n| n <= SCHEMA_MAX_WORKERS)
-            .ok_or(SchemaError::TooManyWorkers {
-                count: u64::from(h.worker_count),
-                max: SCHEMA_MAX_WORKERS,
-            })?;
-        // At most the largest schema, which fits u32 (asserted above).
-        let expected = u32::try_from(schema_size(count, worker_count)).unwrap_or(u32::MAX);
-        if h.total_size != expected {
-            return Err(SchemaError::TotalSizeMismatch {
-                found: h.total_size,
-                region_count: h.region_count,
-                expected,
-            });
-        }
+        check_format(&h)?;
+        let (count, worker_count) = counts(&h)?;
         let short = SchemaError::TooShortForEntries {
             len: bytes.len(),
             total_size: h.total_size,
@@ -373,6 +325,67 @@ pub(super) fn parse_worker(
         from_worker: ring(RingKind::Tx, &raw.from_worker)?,
     })
 }
+/// The header names this format: magic, version, and the sizes of the
+/// header and its entries.
+fn check_format(h: &SchemaHeader) -> Result<(), SchemaError> {
+    if h.magic != SCHEMA_MAGIC {
+        return Err(SchemaError::BadMagic { found: h.magic });
+    }
+    if h.version != SCHEMA_VERSION {
+        return Err(SchemaError::UnsupportedVersion {
+            found: h.version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if h.header_size != HEADER_SIZE_U32 {
+        return Err(SchemaError::HeaderSizeMismatch {
+            found: h.header_size,
+            expected: HEADER_SIZE_U32,
+        });
+    }
+    if h.entry_size != ENTRY_SIZE_U32 {
+        return Err(SchemaError::EntrySizeMismatch {
+            found: h.entry_size,
+            expected: ENTRY_SIZE_U32,
+        });
+    }
+    if h.worker_entry_size != WORKER_SIZE_U32 {
+        return Err(SchemaError::WorkerEntrySizeMismatch {
+            found: h.worker_entry_size,
+            expected: WORKER_SIZE_U32,
+        });
+    }
+    Ok(())
+}
+
+/// The counts of region and worker entries, each within its bound, and the
+/// total size they make.
+fn counts(h: &SchemaHeader) -> Result<(usize, usize), SchemaError> {
+    let count = usize::try_from(h.region_count)
+        .ok()
+        .filter(|&n| n <= RegionId::COUNT)
+        .ok_or(SchemaError::TooManyRegions {
+            count: u64::from(h.region_count),
+            max: RegionId::COUNT,
+        })?;
+    let worker_count = usize::try_from(h.worker_count)
+        .ok()
+        .filter(|&n| n <= SCHEMA_MAX_WORKERS)
+        .ok_or(SchemaError::TooManyWorkers {
+            count: u64::from(h.worker_count),
+            max: SCHEMA_MAX_WORKERS,
+        })?;
+    // At most the largest schema, which fits u32 (asserted above).
+    let expected = u32::try_from(schema_size(count, worker_count)).unwrap_or(u32::MAX);
+    if h.total_size != expected {
+        return Err(SchemaError::TotalSizeMismatch {
+            found: h.total_size,
+            region_count: h.region_count,
+            expected,
+        });
+    }
+    Ok((count, worker_count))
+}
 
 pub(super) fn parse_region(
     index: usize,
@@ -411,6 +424,37 @@ pub(super) fn parse_region(
         return Err(SchemaError::GuardFlagMismatch { id, flags });
     }
     let (offset, size) = (raw.offset, raw.size);
+    check_placement(id, offset, size, previous, span_size)?;
+    if guard {
+        // A guard is whole PROT_NONE pages: its object fields mean nothing,
+        // but an empty guard would guard nothing.
+        if size == 0 {
+            return Err(SchemaError::EmptyGuard { id });
+        }
+    } else {
+        check_objects(id, raw, flags)?;
+    }
+    Ok(RegionEntryInfo {
+        id,
+        flags,
+        offset,
+        size,
+        obj_size: raw.obj_size,
+        obj_count: raw.obj_count,
+        seg_count: raw.seg_count,
+        seg_size: raw.seg_size,
+        uuid: raw.uuid,
+    })
+}
+
+/// A region entry's bytes lie inside the span, after the previous entry's.
+fn check_placement(
+    id: RegionId,
+    offset: u64,
+    size: u64,
+    previous: Option<&RegionEntryInfo>,
+    span_size: u64,
+) -> Result<(), SchemaError> {
     let end = offset
         .checked_add(size)
         .ok_or(SchemaError::RegionEndOverflows { id, offset, size })?;
@@ -434,57 +478,47 @@ pub(super) fn parse_region(
             });
         }
     }
-    if guard {
-        // A guard is whole PROT_NONE pages: its object fields mean nothing,
-        // but an empty guard would guard nothing.
-        if size == 0 {
-            return Err(SchemaError::EmptyGuard { id });
-        }
-    } else {
-        if raw
-            .obj_size
-            .checked_mul(u64::from(raw.obj_count))
-            .is_none_or(|bytes| bytes > size)
-        {
-            return Err(SchemaError::ObjectsExceedRegion {
-                id,
-                obj_size: raw.obj_size,
-                obj_count: raw.obj_count,
-                size,
-            });
-        }
-        // A huge-page region is its segments rounded up to whole huge
-        // pages, on a huge page in the span.
-        let huge = flags.contains(RegionFlags::HUGETLB);
-        let page = crate::sys::HUGE_PAGE_SIZE as u64;
-        if huge && (offset % page != 0 || size % page != 0) {
-            return Err(SchemaError::HugeRegionMisplaced { id, offset, size });
-        }
-        let covered = raw.seg_size.checked_mul(u64::from(raw.seg_count)).map(|b| {
-            if huge {
-                b.next_multiple_of(page)
-            } else {
-                b
-            }
+    Ok(())
+}
+
+/// A data region's objects fit it, and its segments cover it (whole huge
+/// pages, on a huge page, for a HUGETLB region).
+fn check_objects(id: RegionId, raw: &RegionEntry, flags: RegionFlags) -> Result<(), SchemaError> {
+    let size = raw.size;
+    let offset = raw.offset;
+    if raw
+        .obj_size
+        .checked_mul(u64::from(raw.obj_count))
+        .is_none_or(|bytes| bytes > size)
+    {
+        return Err(SchemaError::ObjectsExceedRegion {
+            id,
+            obj_size: raw.obj_size,
+            obj_count: raw.obj_count,
+            size,
         });
-        if covered != Some(size) {
-            return Err(SchemaError::SegmentsDoNotCoverRegion {
-                id,
-                seg_size: raw.seg_size,
-                seg_count: raw.seg_count,
-                size,
-            });
-        }
     }
-    Ok(RegionEntryInfo {
-        id,
-        flags,
-        offset,
-        size,
-        obj_size: raw.obj_size,
-        obj_count: raw.obj_count,
-        seg_count: raw.seg_count,
-        seg_size: raw.seg_size,
-        uuid: raw.uuid,
-    })
+    // A huge-page region is its segments rounded up to whole huge
+    // pages, on a huge page in the span.
+    let huge = flags.contains(RegionFlags::HUGETLB);
+    let page = crate::sys::HUGE_PAGE_SIZE as u64;
+    if huge && (!offset.is_multiple_of(page) || !size.is_multiple_of(page)) {
+        return Err(SchemaError::HugeRegionMisplaced { id, offset, size });
+    }
+    let covered = raw.seg_size.checked_mul(u64::from(raw.seg_count)).map(|b| {
+        if huge {
+            b.next_multiple_of(page)
+        } else {
+            b
+        }
+    });
+    if covered != Some(size) {
+        return Err(SchemaError::SegmentsDoNotCoverRegion {
+            id,
+            seg_size: raw.seg_size,
+            seg_count: raw.seg_count,
+            size,
+        });
+    }
+    Ok(())
 }
