@@ -3,6 +3,7 @@
 //! own estimates, so the figures in the document are always the ones the
 //! last run measured.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -101,9 +102,44 @@ fn machine() -> String {
 /// Renders the table and the floor checks from criterion's files.
 pub fn table(root: &Path) -> Result<String> {
     let mut out = String::new();
-    let get = |w: &str, c: &str, t: u32| rate(root, w, c, t);
     writeln!(out, "Machine: {}.", machine())?;
     writeln!(out)?;
+    let rates = cache_table(root, &mut out)?;
+    writeln!(out)?;
+    cache_floors(&rates, &mut out)?;
+    writeln!(out)?;
+    arena_table(root, &mut out)?;
+    writeln!(out)?;
+    hook_table(root, &mut out)?;
+    Ok(out)
+}
+
+/// Objects per second of each measured cell (workload, contender,
+/// threads), which the floors are checked against.
+struct Rates(BTreeMap<(&'static str, &'static str, u32), f64>);
+
+impl Rates {
+    /// One cell's rate: a floor cannot be checked without it.
+    fn cell(&self, w: &'static str, c: &'static str, t: u32) -> Result<f64> {
+        self.0
+            .get(&(w, c, t))
+            .copied()
+            .ok_or_else(|| anyhow!("no figure for {w}/{c}/{t}: run `cargo xtask bench`"))
+    }
+}
+
+/// The mark of a checked limit.
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "✅"
+    } else {
+        "❌"
+    }
+}
+
+/// The object-cache table, a row per measured cell with its ratio to
+/// skmem-magazines on the same workload and threads.
+fn cache_table(root: &Path, out: &mut String) -> Result<Rates> {
     writeln!(out, "### Object cache")?;
     writeln!(out)?;
     writeln!(
@@ -111,13 +147,15 @@ pub fn table(root: &Path) -> Result<String> {
         "| workload | threads | contender | ns per object | M objects/s | skmem-magazines ÷ this |"
     )?;
     writeln!(out, "|---|---|---|---|---|---|")?;
-    let mut cells = std::collections::BTreeMap::new();
+    let mut rates = BTreeMap::new();
     for &w in WORKLOADS {
         for t in [1u32, 2] {
-            let ours = get(w, "skmem-magazines", t)?;
+            let ours = rate(root, w, "skmem-magazines", t)?;
             for &c in CONTENDERS {
-                let Some(r) = get(w, c, t)? else { continue };
-                cells.insert((w, c, t), r);
+                let Some(r) = rate(root, w, c, t)? else {
+                    continue;
+                };
+                rates.insert((w, c, t), r);
                 let ratio = ours.map_or("–".into(), |o| format!("{:.2}×", o / r));
                 writeln!(
                     out,
@@ -128,41 +166,39 @@ pub fn table(root: &Path) -> Result<String> {
             }
         }
     }
-    let cell = |w: &str, c: &str, t: u32| {
-        cells
-            .get(&(w, c, t))
-            .copied()
-            .ok_or_else(|| anyhow!("no figure for {w}/{c}/{t}: run `cargo xtask bench`"))
-    };
-    writeln!(out)?;
+    Ok(Rates(rates))
+}
+
+/// The object cache's floors from the foundation issue, each a checked
+/// line.
+fn cache_floors(rates: &Rates, out: &mut String) -> Result<()> {
     writeln!(
         out,
         "Floors from the foundation issue, checked against this run:"
     )?;
     writeln!(out)?;
-    let mut check =
-        |what: String, ok: bool| writeln!(out, "- {} {what}", if ok { "✅" } else { "❌" });
-    let single = 1e9 / cell("single", "skmem-magazines", 1)?;
+    let mut check = |what: String, ok: bool| writeln!(out, "- {} {what}", mark(ok));
+    let single = 1e9 / rates.cell("single", "skmem-magazines", 1)?;
     check(
         format!("one worker, get+put of one object (in a burst): {single:.2} ns ≤ 3.5 ns"),
         single <= 3.5,
     )?;
-    let per_call = 1e9 / cell("single", "skmem-magazines-per-call", 1)?;
+    let per_call = 1e9 / rates.cell("single", "skmem-magazines-per-call", 1)?;
     check(
         format!("the same with one call per object (no burst): {per_call:.2} ns ≤ 3.5 ns"),
         per_call <= 3.5,
     )?;
-    let b32 = 1e9 / cell("batch32", "skmem-magazines", 1)?;
+    let b32 = 1e9 / rates.cell("batch32", "skmem-magazines", 1)?;
     check(
         format!("batches of 32: {b32:.2} ns per object ≤ 1 ns"),
         b32 <= 1.0,
     )?;
     for &w in WORKLOADS {
-        let two = cell(w, "skmem-magazines", 2)? / cell(w, "skmem-magazines", 1)?;
+        let two = rates.cell(w, "skmem-magazines", 2)? / rates.cell(w, "skmem-magazines", 1)?;
         check(format!("{w}: two workers {two:.2}× one ≥ 1.8×"), two >= 1.8)?;
         for (peer, floor) in [("mutex-vec", 2.0), ("crossbeam-arrayqueue", 1.2)] {
             for t in [1u32, 2] {
-                let r = cell(w, "skmem-magazines", t)? / cell(w, peer, t)?;
+                let r = rates.cell(w, "skmem-magazines", t)? / rates.cell(w, peer, t)?;
                 check(
                     format!("{w}, {t} thread(s): {r:.2}× {peer} ≥ {floor}×"),
                     r >= floor,
@@ -170,7 +206,12 @@ pub fn table(root: &Path) -> Result<String> {
             }
         }
     }
-    writeln!(out)?;
+    Ok(())
+}
+
+/// The arena lifecycle table and the limits on a whole cycle and on a
+/// hand-over.
+fn arena_table(root: &Path, out: &mut String) -> Result<()> {
     writeln!(
         out,
         "### Arena lifecycle (default nexus arena: 4096 × 2 KiB buffers)"
@@ -186,11 +227,10 @@ pub fn table(root: &Path) -> Result<String> {
     writeln!(out)?;
     let cycle = median_ns(root, &["arena", ARENA[0].0])?
         .ok_or_else(|| anyhow!("no arena figures: run `cargo xtask bench`"))?;
-    let ok = cycle < 1e6;
     writeln!(
         out,
         "- {} create + map + unmap + destroy: {:.0} µs < 1 ms",
-        if ok { "✅" } else { "❌" },
+        mark(cycle < 1e6),
         cycle / 1e3
     )?;
     if let Some(h) = median_ns(root, &["arena", "nexus-handover-map-unmap"])? {
@@ -198,12 +238,16 @@ pub fn table(root: &Path) -> Result<String> {
         writeln!(
             out,
             "- {} hand-over + map + unmap: {:.0} µs < 2 ms ({:.1}× the in-process map + unmap; the mapper's span checked byte for byte against the owner's)",
-            if h < 2e6 { "✅" } else { "❌" },
+            mark(h < 2e6),
             h / 1e3,
             h / map
         )?;
     }
-    writeln!(out)?;
+    Ok(())
+}
+
+/// The unattached lifecycle hook beside an empty call, and its limit.
+fn hook_table(root: &Path, out: &mut String) -> Result<()> {
     writeln!(out, "### Lifecycle hook, no probe attached")?;
     writeln!(out)?;
     let hook = median_ns(root, &["hooks", "hook-unattached"])?;
@@ -217,11 +261,11 @@ pub fn table(root: &Path) -> Result<String> {
         writeln!(
             out,
             "- {} unattached hook: {h:.2} ns ≤ 2 ns ({:.2}× an empty call: the hook adds nothing to the call itself)",
-            if h <= 2.0 { "✅" } else { "❌" },
+            mark(h <= 2.0),
             h / e
         )?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `cargo xtask bench`: run the benchmark, then rewrite the table.
