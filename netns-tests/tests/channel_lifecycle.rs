@@ -7,11 +7,11 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
-use skmem::error::{ArenaError, ChannelError};
 use std::time::{Duration, Instant};
 
 use skmem::arena::Arena;
 use skmem::channel::Channel;
+use skmem::error::{ArenaError, ChannelError};
 use skmem::region::RegionId;
 use skmem::Error;
 use skmem_netns::{NetnsPair, PairConfig, Side};

@@ -6,7 +6,6 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
-use skmem::error::{ChannelError, RegionError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{
     BindMode, Channel, ChannelParams, FrameAccount, TxMetadata, TX_METADATA_SIZE,
 };
+use skmem::error::{ChannelError, RegionError};
 use skmem::Error;
 use skmem_netns::{
     check_payload, frame::ipv4_checksum, NetnsPair, PairConfig, Receiver, RxFilter, Side,

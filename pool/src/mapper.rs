@@ -12,12 +12,11 @@
 //! Redirecting a span replaces every region without NOREDIRECT with
 //! anonymous zero pages of the same protection.
 
-use crate::error::{LendError, RegionError};
 use std::os::fd::AsFd;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LendError, RegionError, Result};
 use crate::region::{Region, RegionFlags, RegionGeometry, RegionId, View};
 use crate::schema::{SchemaError, SchemaInfo, SchemaView, SCHEMA_GENERATION, SCHEMA_HEADER_SIZE};
 use crate::sys::{Mapping, Protection, HUGE_PAGE_SIZE};

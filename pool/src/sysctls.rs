@@ -25,13 +25,12 @@
 //! | 16 | sequence count `u64` (odd while being rewritten) |
 //! | 24 | one `u32` per tunable, in the order of [`Sysctls::NAMES`] |
 
-use crate::error::LendError;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LendError, Result};
 use crate::region::{Region, RegionId, RegionParams};
 
 /// The first eight bytes of the object.

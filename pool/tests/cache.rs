@@ -6,13 +6,13 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
-use skmem::error::{CacheError, RegionError};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 
 use proptest::prelude::*;
 use skmem::cache::{Cache, CacheParams, CacheStats};
+use skmem::error::{CacheError, RegionError};
 use skmem::region::{Region, RegionFlags, RegionId, RegionParams};
 
 fn kmd_cache(count: usize, workers: usize) -> Arc<Cache> {

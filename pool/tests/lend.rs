@@ -8,12 +8,12 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
-use skmem::error::{ArenaError, LendError, RegionError};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use skmem::arena::{Arena, NexusParams};
+use skmem::error::{ArenaError, LendError, RegionError};
 use skmem::lend::wire::{self, Msg};
 use skmem::lend::{ArenaOffer, OfferPolicy, RemoteArena};
 use skmem::region::RegionId;

@@ -4,9 +4,9 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
-use skmem::error::RegionError;
 use std::collections::HashSet;
 
+use skmem::error::RegionError;
 use skmem::pool::{BufIndex, PacketIndex, PacketPool, PoolParams, UserMeta, META_SIZE};
 use skmem::region::{RegionFlags, RegionId};
 use skmem::Error;

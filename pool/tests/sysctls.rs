@@ -9,12 +9,12 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
-use skmem::error::LendError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::ChannelParams;
+use skmem::error::LendError;
 use skmem::lend::{ArenaOffer, OfferPolicy, RemoteArena};
 use skmem::pool::PoolParams;
 use skmem::region::RegionId;

@@ -5,13 +5,12 @@
 //! rules of Skywalk's `skmem_arena.c` whoever maps. The events name the
 //! mapper's pid.
 
-use crate::error::ArenaError;
 use std::sync::Arc;
 
 use skmem_xdp_common::HookEvent;
 
 use super::{errno, Arena, Fired};
-use crate::error::{Error, Result};
+use crate::error::{ArenaError, Error, Result};
 use crate::region::{Region, RegionFlags, RegionId};
 
 /// Unmap event flag: the mapper is gone — it exited, closed its socket, or

@@ -59,27 +59,25 @@ impl ArenaMapping {
         self.arena.unmapped(self.id, span);
     }
 
+    /// The span, while mapped.
+    fn mapped(&self) -> Result<&Span> {
+        self.span.as_ref().ok_or_else(|| {
+            Error::Arena(ArenaError::NotMapped {
+                arena: self.arena.name().to_owned(),
+            })
+        })
+    }
+
     /// The span's bytes of region `id`, copied (reads of a mapping that may
     /// be redirected or written by others at any time).
     pub fn read_region(&self, id: RegionId, offset: usize, out: &mut [u8]) -> Result<()> {
-        let span = self
-            .span
-            .as_ref()
-            .ok_or(Error::Arena(ArenaError::NotMapped {
-                arena: self.arena.name().to_owned(),
-            }))?;
-        span.read(id, offset, out)
+        self.mapped()?.read(id, offset, out)
     }
 
     /// The schema this mapping shows, read as a mapper reads it: copied
     /// whole under its sequence lock, then parsed as untrusted bytes.
     pub fn schema(&self) -> Result<crate::schema::SchemaInfo> {
-        let span = self
-            .span
-            .as_ref()
-            .ok_or(Error::Arena(ArenaError::NotMapped {
-                arena: self.arena.name().to_owned(),
-            }))?;
+        let span = self.mapped()?;
         let bytes = span.copy_schema()?;
         Ok(crate::schema::SchemaView::parse(&bytes, span.size() as u64)?.to_info())
     }

@@ -55,13 +55,12 @@ pub(crate) mod published;
 pub mod registry;
 pub mod system;
 
-use crate::error::ArenaError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use skmem_xdp_common::HookEvent;
 
-use crate::error::{Error, Result};
+use crate::error::{ArenaError, Error, Result};
 use crate::mapper::{Span, SpanLayout};
 use crate::probe::{self, Subject};
 use crate::region::{Region, RegionId};

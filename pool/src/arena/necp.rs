@@ -5,12 +5,11 @@
 //! USTATS object of the same index, which mappers read. KSTATS is served by
 //! a cache without magazines whose constructor zeroes a fresh object.
 
-use crate::error::{ArenaError, RegionError};
 use std::sync::Arc;
 
 use super::{Arena, ArenaKind, ArenaState, KindState};
 use crate::cache::{Cache, CacheParams};
-use crate::error::{Error, Result};
+use crate::error::{ArenaError, Error, RegionError, Result};
 use crate::region::{Region, RegionFlags, RegionId, RegionParams};
 
 /// What an NECP arena keeps beside its regions ([`Arena::necp`] hands out

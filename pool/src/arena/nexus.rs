@@ -12,13 +12,12 @@
 //! Any failure drops what was built: the partial state is an owned value,
 //! so `?` releases it.
 
-use crate::error::{ArenaError, RegionError};
 use std::sync::Arc;
 
 use super::nexus_params::{check_counts, check_flags, NexusParams, FLOWADV_ENTRY_SIZE, RINGS};
 use super::{Arena, ArenaKind, ArenaState, KindState, NexusAdvisory, ONE_CHANNEL};
 use crate::cache::{Cache, CacheParams};
-use crate::error::{Error, Result};
+use crate::error::{ArenaError, Error, RegionError, Result};
 use crate::pool::{PacketPool, PoolParams};
 use crate::region::{Region, RegionFlags, RegionId};
 use crate::schema::{self, RegionEntryInfo, RingInfo, RingKind, SchemaArenaKind, SchemaInfo};

@@ -2,10 +2,9 @@
 //! defaults, the nexus advisory a creator may supply — and Skywalk's rules
 //! on them, checked before anything is created.
 
-use crate::error::RegionError;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RegionError, Result};
 use crate::pool::{PacketPool, PoolParams};
 use crate::region::{Region, RegionFlags, RegionId, RegionParams};
 use crate::schema;

@@ -6,11 +6,10 @@
 //! [`crate::sysctls`] — and is retained (never copied) by every system
 //! arena.
 
-use crate::error::RegionError;
 use std::sync::Arc;
 
 use super::{Arena, ArenaKind, ArenaState, KindState};
-use crate::error::{Error, Result};
+use crate::error::{Error, RegionError, Result};
 use crate::region::{Region, RegionFlags, RegionId};
 pub use crate::sysctls::Sysctls;
 

@@ -34,8 +34,7 @@
 //! # Ok::<(), skmem::Error>(())
 //! ```
 
-use crate::error::RegionError;
-use crate::error::{Error, Result};
+use crate::error::{Error, RegionError, Result};
 use crate::pool::{Packet, PacketIndex};
 use crate::region::RegionId;
 

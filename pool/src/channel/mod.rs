@@ -61,7 +61,6 @@ mod tx;
 mod umem;
 mod xsk;
 
-use crate::error::ChannelError;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
@@ -79,7 +78,7 @@ use ring::{CompletionConsumer, FillProducer, RxConsumer, TxProducer};
 use umem::UmemGeometry;
 
 use crate::arena::{Arena, ArenaMapping};
-use crate::error::{Error, Result};
+use crate::error::{ChannelError, Error, Result};
 use crate::pool::{
     Holder, PacketIndex, PacketPool, PacketState, PoolId, PoolWorker, StateColumn, Tag,
 };

@@ -8,14 +8,13 @@
 //! before it drop in reverse order: nothing is left. The guards the
 //! channel needs for its whole life go into its [`Claims`].
 
-use crate::error::ChannelError;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::arena::{Arena, SlotHold};
 use crate::cache::Cache;
-use crate::error::{Error, Result};
+use crate::error::{ChannelError, Error, Result};
 use crate::pool::{Holder, PacketPool, StateColumn};
 use crate::region::{Region, RegionId};
 use crate::schema::{RingInfo, RingKind};

@@ -2,11 +2,10 @@
 //! slots (then the pool), the RX ring drained into the application, and
 //! received frames given back.
 
-use crate::error::ChannelError;
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{ChannelError, Error, Result};
 use crate::pool::{Packet, PacketIndex, Tag};
 
 use super::coalesce::{Moderator, Wait};

@@ -3,8 +3,7 @@
 //! ring drained back to the fill ring, the TX-allocation slots or the
 //! pool.
 
-use crate::error::{ChannelError, RegionError};
-use crate::error::{Error, Result};
+use crate::error::{ChannelError, Error, RegionError, Result};
 use crate::pool::{Packet, PacketIndex, Tag};
 use crate::region::RegionId;
 

@@ -1,7 +1,6 @@
 //! The owner's side: an arena offered on a Unix socket, and a thread that
 //! welcomes or refuses mappers, watches them, and carries redirects.
 
-use crate::error::{ArenaError, LendError};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -16,7 +15,7 @@ use super::slots::WorkerTable;
 use super::wire::{self, Msg};
 use super::OfferPolicy;
 use crate::arena::Arena;
-use crate::error::{Error, Result};
+use crate::error::{ArenaError, Error, LendError, Result};
 use crate::util::lock;
 
 /// A mapper the owner lends to: its process and its mapping's state.

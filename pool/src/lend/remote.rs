@@ -1,7 +1,6 @@
 //! The mapper's side: an arena lent by an owner in another process,
 //! mapped from the memfds it sent and the schema among them.
 
-use crate::error::LendError;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use super::wire::{self, Msg};
-use crate::error::{Error, Result};
+use crate::error::{Error, LendError, Result};
 use crate::mapper::{copy_schema_at, Span};
 use crate::region::RegionId;
 use crate::schema::{SchemaInfo, SchemaView};

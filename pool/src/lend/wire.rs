@@ -21,7 +21,6 @@
 //! | 11 redirected | mapper | request `u64` |
 //! | 12 join | mapper | — (asks for a worker slot: [`crate::workers`]) |
 
-use crate::error::LendError;
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -31,7 +30,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LendError, Result};
 use crate::region::RegionId;
 
 /// The first eight bytes of every message.

@@ -3,7 +3,6 @@
 //! failure releasing what the steps before it made (they are owned values,
 //! so `?` drops them).
 
-use crate::error::RegionError;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use super::{
     META_SIZE, MIN_BUF_SIZE, NIL,
 };
 use crate::cache::{Cache, CacheParams};
-use crate::error::{Error, Result};
+use crate::error::{Error, RegionError, Result};
 use crate::region::{Region, RegionFlags, RegionId, RegionParams, MAX_FRAGS};
 
 /// The rules on a pool's parameters, checked before anything is made.

@@ -34,7 +34,6 @@ pub mod packet;
 mod state;
 mod worker;
 
-use crate::error::RegionError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -45,7 +44,7 @@ pub use state::{PacketState, MAX_HOLDERS};
 pub use worker::PoolWorker;
 
 use crate::cache::Cache;
-use crate::error::{Error, Result};
+use crate::error::{Error, RegionError, Result};
 use crate::region::{Region, RegionId};
 
 /// Bytes of one metadata object (KMD and UMD alike, so they can mirror).

@@ -46,73 +46,67 @@
 //! let forged = Packet { index: PacketIndex::new(3), pool: 1 }; // private fields
 //! ```
 
-use crate::error::RegionError;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RegionError, Result};
 
-/// The name of a packet in its pool: the index of its metadata object (and,
-/// in a single-buffer pool, of its UMEM frame). A name gives no access to
-/// the packet's bytes; see [`Packet`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[repr(transparent)]
-pub struct PacketIndex(u32);
+/// A `u32` index newtype: the name of one object of a pool, shown as
+/// `WHAT N`.
+macro_rules! index_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $new:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+        #[repr(transparent)]
+        pub struct $name(u32);
 
-impl PacketIndex {
-    /// The packet named `index`.
-    #[inline(always)]
-    pub const fn new(index: u32) -> Self {
-        Self(index)
-    }
+        impl $name {
+            #[doc = $new]
+            #[inline(always)]
+            pub const fn new(index: u32) -> Self {
+                Self(index)
+            }
 
-    /// The index as a number.
-    #[inline(always)]
-    pub const fn get(self) -> u32 {
-        self.0
-    }
+            /// The index as a number.
+            #[inline(always)]
+            pub const fn get(self) -> u32 {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($what, " {}"), self.0)
+            }
+        }
+
+        impl From<$name> for u32 {
+            fn from(i: $name) -> u32 {
+                i.0
+            }
+        }
+    };
 }
 
-impl fmt::Display for PacketIndex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "packet {}", self.0)
-    }
-}
+index_type!(
+    /// The name of a packet in its pool: the index of its metadata object
+    /// (and, in a single-buffer pool, of its UMEM frame). A name gives no
+    /// access to the packet's bytes; see [`Packet`].
+    PacketIndex,
+    "packet",
+    "The packet named `index`."
+);
 
-impl From<PacketIndex> for u32 {
-    fn from(p: PacketIndex) -> u32 {
-        p.0
-    }
-}
-
-/// The name of a buffer in its pool's BUF_DEF region (in a single-buffer
-/// pool the buffer of the packet with the same number; in a multi-buffer
-/// pool also the number of the buflet that describes it).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[repr(transparent)]
-pub struct BufIndex(u32);
-
-impl BufIndex {
-    /// The buffer named `index`.
-    #[inline(always)]
-    pub const fn new(index: u32) -> Self {
-        Self(index)
-    }
-
-    /// The index as a number.
-    #[inline(always)]
-    pub const fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl fmt::Display for BufIndex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "buffer {}", self.0)
-    }
-}
+index_type!(
+    /// The name of a buffer in its pool's BUF_DEF region (in a
+    /// single-buffer pool the buffer of the packet with the same number; in
+    /// a multi-buffer pool also the number of the buflet that describes
+    /// it).
+    BufIndex,
+    "buffer",
+    "The buffer named `index`."
+);
 
 /// A pool's identity, unique in the process: what a [`Packet`] carries so
 /// that a packet of one pool is never taken for one of another.

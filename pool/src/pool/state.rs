@@ -1,11 +1,10 @@
 //! Where each packet is, and who holds it: the pool's state column.
 
-use crate::error::{ArenaError, RegionError};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::PacketIndex;
-use crate::error::{Error, Result};
+use crate::error::{ArenaError, Error, RegionError, Result};
 use crate::region::RegionId;
 use crate::util::lock;
 

@@ -25,12 +25,11 @@
 //! | 16 | packets received `u64`, 24: sent `u64`, 32: received with no worker `u64`, 40: 0 |
 //! | 48 + 48 × slot | lent `u64`, handed back `u64`, dropped (ring full) `u64`, reclaimed `u64`, ring occupancy `u32`, worker pid `u32`, bad descriptors `u64` |
 
-use crate::error::LendError;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LendError, Result};
 use crate::region::{Region, RegionId};
 
 /// A flow advisory's flag: the owner is dropping this flow's packets.

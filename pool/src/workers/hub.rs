@@ -2,7 +2,6 @@
 //! to the workers of its arena's offer, and what they hand back sent or
 //! freed — checked, counted, and taken back whole when a worker goes.
 
-use crate::error::ArenaError;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use super::advisory::{FlowAdvisories, NexusAdvisoryState, SlotAdvisory};
 use super::ring::{self, FREE};
 use crate::channel::ring::{Consumer, Producer};
 use crate::channel::{Channel, Frame, Refusal, Refused, XdpDesc};
-use crate::error::{Error, Result};
+use crate::error::{ArenaError, Error, Result};
 use crate::lend::slots::{WorkerTable, ACTIVE, LEAVING};
 use crate::lend::ArenaOffer;
 use crate::pool::{Holder, PacketState, Tag};

@@ -2,7 +2,6 @@
 //! the packets the owner lends through the slot's rings, processed in
 //! place.
 
-use crate::error::{LendError, RegionError};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{fence, Ordering};
@@ -13,7 +12,7 @@ use super::advisory::{FlowAdvisory, NexusAdvisoryState};
 use super::ring::{self, FREE};
 use crate::channel::ring::{Consumer, Producer};
 use crate::channel::{XdpDesc, XDP_PKT_CONTD};
-use crate::error::{Error, Result};
+use crate::error::{Error, LendError, RegionError, Result};
 use crate::lend::RemoteArena;
 use crate::region::{RegionFlags, RegionId};
 use crate::schema::RingInfo;
