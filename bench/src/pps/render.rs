@@ -200,3 +200,159 @@ impl Report {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One round of `imp` in the threaded layout, rxdrop 64 B, at `mpps`.
+    fn result(imp: Implementation, mpps: f64) -> ProgramResult {
+        let stat = |x: f64| Stat {
+            median: x,
+            min: 0.9 * x,
+            max: 1.1 * x,
+        };
+        ProgramResult {
+            layout: Layout::Threaded,
+            wait: Wait::Poll,
+            generator: Some(gen::GenKind::Xdp),
+            workload: Workload::Rxdrop,
+            size: 64,
+            program: imp.name().to_owned(),
+            implementation: imp,
+            kind: imp.kind(),
+            reps_mpps: vec![mpps],
+            mpps: stat(mpps),
+            offered_mpps: Some(stat(8.0)),
+            xdp_source: XdpSource::SkmemXdp,
+            xdp_seen_mpps: Some(stat(7.5)),
+            xdp_redirected_mpps: Some(stat(2.0 * mpps)),
+            reached_b_mpps: Stat::default(),
+            reps_offered_mpps: vec![8.0],
+            reps_redirected_mpps: vec![2.0 * mpps],
+            reps_seen_mpps: vec![7.5],
+            reps_reached_b_mpps: vec![0.0],
+            rounds_mpps: vec![mpps],
+            share_of_redirected: Some(0.5),
+            napi_threads: Vec::new(),
+            napi_cpu_share: Some(0.42),
+            prog_cpu_busy: Some(1.0),
+            prog_cpu_share: Some(0.5),
+            prog_ns_per_packet: Some(123.4),
+            napi_ns_per_packet: None,
+            counters: ProgCounters {
+                xsk_rx_ring_full: 17,
+                xsk_fill_ring_empty: 3,
+                ..ProgCounters::default()
+            },
+            wall_s: 1.0,
+        }
+    }
+
+    /// Two rounds of skmem, xsk-rs and the ceiling in one cell, with the
+    /// cells and goals the analysis makes of them.
+    fn report() -> Report {
+        let config = Config {
+            layouts: vec![Layout::Threaded],
+            workloads: vec![Workload::Rxdrop],
+            sizes: vec![64],
+            rounds: 2,
+            ..Config::matrix()
+        };
+        let rounds = |imp, v: [f64; 2]| {
+            ProgramResult::merge_rounds(v.iter().map(|&x| result(imp, x)).collect())
+                .unwrap_or_else(|| panic!("no rounds of {imp:?}"))
+        };
+        let mut ceiling = rounds(Implementation::Ceiling, [6.0, 6.0]);
+        ceiling.offered_mpps = None;
+        ceiling.share_of_redirected = None;
+        ceiling.prog_cpu_share = None;
+        ceiling.prog_ns_per_packet = None;
+        ceiling.napi_ns_per_packet = Some(55.0);
+        let results = vec![
+            rounds(Implementation::Skmem, [2.2, 2.0]),
+            rounds(Implementation::XskRs, [2.0, 2.0]),
+            ceiling,
+        ];
+        let cells = cells(&config, &results);
+        let mut goals = goals(&cells);
+        goals.push(Goal {
+            layout: Layout::Threaded,
+            workload: Workload::Rxdrop,
+            size: 64,
+            ratio: "skmem_vs_xsk_rs",
+            target: 1.2,
+            value: None,
+            met: None,
+            bound: Some(0.6),
+            reachable: Some(false),
+        });
+        Report {
+            layouts: vec![LayoutInfo {
+                layout: Layout::Threaded,
+                description: "NAPI on the program CPU".to_owned(),
+                wait: Wait::Poll,
+                ifnames: ["skA".to_owned(), "skB".to_owned()],
+                mtu: 1500,
+                xdp_mode: "native".to_owned(),
+                elapsed_s: 12.3,
+            }],
+            results,
+            cells,
+            goals,
+            skipped: vec![Skipped {
+                implementation: Implementation::Testpmd,
+                reason: "not installed".to_owned(),
+            }],
+            elapsed_s: 42.0,
+            loadavg: ["0.10".to_owned(), "0.20".to_owned()],
+            autogroup: sched::Autogroup::TurnedOff,
+            config,
+        }
+    }
+
+    #[test]
+    fn table_has_settings_rows_ratios_and_goals() {
+        let t = report().to_table();
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with(
+                "pps: AF_XDP copy mode over a veth pair (one queue a side); settings: batch 64, \
+                 64 B frames, UMEM 4096 x 2048 B, rings 1024, TX budget 1024; 2 round(s) of \
+                 warm-up 0.5 s and 1 x 1.2 s; programs at SCHED_OTHER"
+            ),
+            "{t}"
+        );
+        for line in [
+            "layout threaded: NAPI on the program CPU [veth skA <- skB, MTU 1500, XDP native; 12 s]",
+            "left out: testpmd: not installed",
+            "layout   work   size program   kind    wait   Mpps median (min-max) \
+             offered XDPseen   redir  reachB %redir  ringfull fillempty napi% cpu% prog% \
+             ns/pkt napins",
+            "threaded rxdrop   64 skmem     skmem   poll   2.100 ( 2.000- 2.200)   8.000   \
+             7.500   4.200   0.000   50.0        34         6    42  100    50    123      -",
+            "threaded rxdrop   64 ceiling   ceiling poll   6.000 ( 6.000- 6.000)       -   \
+             7.500  12.000   0.000      -        34         6    42  100     -      -     55",
+            "goals:",
+            "total 42.0 s; loadavg before: 0.10, after: 0.20; autogroup scheduling: off for \
+             the run (restored after)",
+        ] {
+            assert!(lines.contains(&line), "no line `{line}` in:\n{t}");
+        }
+        let cell = lines
+            .iter()
+            .find(|l| l.starts_with("threaded rxdrop   64   2.100"))
+            .unwrap_or_else(|| panic!("no cell row in:\n{t}"));
+        assert!(cell.contains("xsk-rs 2.000"), "{cell}");
+        assert!(cell.contains("1.050 (1.00-1.10)"), "{cell}");
+        assert!(cell.contains("ceiling 6.000"), "{cell}");
+        for goal in [
+            "  threaded rxdrop 64 B: skmem_vs_best_peer >= 1.05: 1.050 met",
+            "  threaded rxdrop 64 B: skmem_vs_ceiling >= 0.75: 0.350 NOT met",
+            "  threaded rxdrop 64 B: skmem_vs_xsk_rs >= 1.20: - n/a (out of reach here: no \
+             AF_XDP program can exceed 0.60)",
+        ] {
+            assert!(lines.contains(&goal), "no goal `{goal}` in:\n{t}");
+        }
+    }
+}
