@@ -63,6 +63,52 @@ impl Owner {
             _prog: prog,
         }
     }
+
+    /// Polls until `n` workers have joined (10 s at most).
+    fn await_workers(&mut self, n: usize) {
+        let by = Instant::now() + Duration::from_secs(10);
+        while self.hub.workers().iter().flatten().count() < n {
+            assert!(Instant::now() < by, "workers did not join");
+            self.hub.poll().unwrap();
+            std::thread::yield_now();
+        }
+    }
+
+    /// Lends and takes back until `stop` (40 s at most), sleeping on the
+    /// hub when nothing moves.
+    fn serve_until(&mut self, stop: &AtomicBool) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+            if self.hub.poll().unwrap() == 0 {
+                self.hub.wait(5).unwrap();
+            }
+        }
+    }
+
+    /// Once the workers went: polls until every frame lent came back (10
+    /// s at most) and the TX ring drained, then checks the channel's books
+    /// (nothing held, nothing lent) and gives each worker slot's counters.
+    fn settle(&mut self) -> Vec<WorkerCounters> {
+        let hub = &mut self.hub;
+        let gone_by = Instant::now() + Duration::from_secs(10);
+        while hub.workers().iter().flatten().count() > 0 || hub.lent() > 0 {
+            assert!(
+                Instant::now() < gone_by,
+                "the workers' frames did not come back: {} still lent",
+                hub.lent()
+            );
+            hub.poll().unwrap();
+            std::thread::yield_now();
+        }
+        let settle_by = Instant::now() + Duration::from_secs(5);
+        while hub.channel_mut().account().kernel_tx > 0 && Instant::now() < settle_by {
+            hub.poll().unwrap();
+        }
+        let account = hub.channel_mut().account();
+        account.check(true).unwrap();
+        assert_eq!((account.app, account.lent), (0, 0), "{account:?}");
+        hub.counters().to_vec()
+    }
 }
 
 /// A worker thread's loop: l2fwd in place until `stop`.
@@ -106,38 +152,11 @@ fn l2fwd_through(workers: usize, spread: Spread, tag: &str) -> Vec<WorkerCounter
                 let mut np = NexusParams::new(format!("wk{tag}")).with_worker_slots(workers);
                 np.pool.packets = 2048;
                 let mut owner = Owner::serve(&ifname, &path, &np, spread);
-                let hub = &mut owner.hub;
-                let joined_by = Instant::now() + Duration::from_secs(10);
-                while hub.workers().iter().flatten().count() < workers {
-                    assert!(Instant::now() < joined_by, "workers did not join");
-                    hub.poll().unwrap();
-                    std::thread::yield_now();
-                }
+                owner.await_workers(workers);
                 ready.store(true, Ordering::Release);
-                let deadline = Instant::now() + Duration::from_secs(40);
-                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
-                    if hub.poll().unwrap() == 0 {
-                        hub.wait(5).unwrap();
-                    }
-                }
+                owner.serve_until(&stop);
                 // The workers go: whatever they held comes back.
-                let gone_by = Instant::now() + Duration::from_secs(10);
-                while hub.workers().iter().flatten().count() > 0 || hub.lent() > 0 {
-                    assert!(
-                        Instant::now() < gone_by,
-                        "the workers' frames did not come back"
-                    );
-                    hub.poll().unwrap();
-                    std::thread::yield_now();
-                }
-                let settle_by = Instant::now() + Duration::from_secs(5);
-                while hub.channel_mut().account().kernel_tx > 0 && Instant::now() < settle_by {
-                    hub.poll().unwrap();
-                }
-                let account = hub.channel_mut().account();
-                account.check(true).unwrap();
-                assert_eq!((account.app, account.lent), (0, 0), "{account:?}");
-                hub.counters().to_vec()
+                owner.settle()
             })
         });
         let handles: Vec<_> = (0..workers)
@@ -264,38 +283,10 @@ fn a_hostile_workers_bad_descriptors_are_counted_and_hurt_no_one_else() {
                 let mut np = NexusParams::new("wkhostile").with_worker_slots(2);
                 np.pool.packets = 2048;
                 let mut owner = Owner::serve(&ifname, &path, &np, Spread::RoundRobin);
-                let hub = &mut owner.hub;
-                let joined_by = Instant::now() + Duration::from_secs(10);
-                while hub.workers().iter().flatten().count() < 2 {
-                    assert!(Instant::now() < joined_by, "workers did not join");
-                    hub.poll().unwrap();
-                    std::thread::yield_now();
-                }
+                owner.await_workers(2);
                 ready.store(true, Ordering::Release);
-                let deadline = Instant::now() + Duration::from_secs(40);
-                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
-                    if hub.poll().unwrap() == 0 {
-                        hub.wait(5).unwrap();
-                    }
-                }
-                let gone_by = Instant::now() + Duration::from_secs(10);
-                while hub.workers().iter().flatten().count() > 0 || hub.lent() > 0 {
-                    assert!(
-                        Instant::now() < gone_by,
-                        "frames still lent: {}",
-                        hub.lent()
-                    );
-                    hub.poll().unwrap();
-                    std::thread::yield_now();
-                }
-                let settle_by = Instant::now() + Duration::from_secs(5);
-                while hub.channel_mut().account().kernel_tx > 0 && Instant::now() < settle_by {
-                    hub.poll().unwrap();
-                }
-                let account = hub.channel_mut().account();
-                account.check(true).unwrap();
-                assert_eq!((account.app, account.lent), (0, 0), "{account:?}");
-                hub.counters().to_vec()
+                owner.serve_until(&stop);
+                owner.settle()
             })
         });
         let good = s.spawn(|| {
