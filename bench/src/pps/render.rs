@@ -5,8 +5,19 @@ use super::*;
 impl Report {
     /// The report as text tables.
     pub fn to_table(&self) -> String {
-        let c = &self.config;
         let mut s = String::new();
+        self.write_settings(&mut s);
+        self.write_results(&mut s);
+        self.write_cells(&mut s);
+        self.write_goals(&mut s);
+        self.write_legend(&mut s);
+        s
+    }
+
+    /// The run's settings, one line per layout, and the programs left out:
+    /// what the figures below were measured under.
+    fn write_settings(&self, s: &mut String) {
+        let c = &self.config;
         let _ = writeln!(
             s,
             "pps: AF_XDP copy mode over a veth pair (one queue a side); settings: batch {}, {} B \
@@ -46,6 +57,11 @@ impl Report {
         for k in &self.skipped {
             let _ = writeln!(s, "left out: {}: {}", k.implementation.name(), k.reason);
         }
+    }
+
+    /// The table of results: a row per program and cell, its rate and
+    /// what the harness saw around it.
+    fn write_results(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "\n{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>23} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6}",
@@ -69,49 +85,14 @@ impl Report {
             "ns/pkt",
             "napins"
         );
-        let opt =
-            |x: Option<Stat>| x.map_or_else(|| "-".to_owned(), |x| format!("{:.3}", x.median));
-        let pct =
-            |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{:.0}", 100.0 * x));
-        let ns = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"));
         for r in &self.results {
-            let kind = match r.kind {
-                Kind::Skmem => "skmem",
-                Kind::Peer => "peer",
-                Kind::Ceiling => "ceiling",
-                Kind::Bound => "bound",
-                Kind::Control => "control",
-                Kind::Tuned => "tuned",
-                Kind::Workers => "workers",
-            };
-            let _ = writeln!(
-                s,
-                "{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>7.3} ({:>6.3}-{:>6.3}) {:>7} {:>7} {:>7} {:>7.3} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6}",
-                r.layout.name(),
-                r.workload.name(),
-                r.size,
-                r.program,
-                kind,
-                r.wait.name(),
-                r.mpps.median,
-                r.mpps.min,
-                r.mpps.max,
-                opt(r.offered_mpps),
-                opt(r.xdp_seen_mpps),
-                opt(r.xdp_redirected_mpps),
-                r.reached_b_mpps.median,
-                r.share_of_redirected
-                    .map_or_else(|| "-".to_owned(), |v| format!("{:.1}", 100.0 * v)),
-                r.counters.xsk_rx_ring_full,
-                r.counters.xsk_fill_ring_empty,
-                pct(r.napi_cpu_share),
-                pct(r.prog_cpu_busy),
-                pct(r.prog_cpu_share),
-                ns(r.prog_ns_per_packet),
-                ns(r.napi_ns_per_packet)
-            );
+            write_result_row(s, r);
         }
-        let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+    }
+
+    /// The table of cells: skmem's rate beside the best peer's and the
+    /// ceiling's, and each of its ratios with its per-round range.
+    fn write_cells(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "\n{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19} {:>19} {:>19}",
@@ -130,59 +111,23 @@ impl Report {
             "w2 ÷skmem"
         );
         for cl in &self.cells {
-            let _ = writeln!(
-                s,
-                "{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19} {:>19} {:>19}",
-                cl.layout.name(),
-                cl.workload.name(),
-                cl.size,
-                x(cl.skmem_mpps),
-                format!(
-                    "{} {}",
-                    cl.best_peer.as_deref().unwrap_or("-"),
-                    x(cl.best_peer_mpps)
-                ),
-                with_range(cl.skmem_vs_best_peer, &cl.skmem_vs_best_peer_rounds),
-                format!(
-                    "{} {}",
-                    cl.ceiling.as_deref().unwrap_or("-"),
-                    x(cl.ceiling_mpps)
-                ),
-                with_range(cl.skmem_vs_ceiling, &cl.skmem_vs_ceiling_rounds),
-                with_range(cl.skmem_vs_xsk_rs, &cl.skmem_vs_xsk_rs_rounds),
-                with_range(cl.skmem_vs_skmem_again, &cl.skmem_vs_skmem_again_rounds),
-                with_range(cl.coalesce_vs_best_peer, &cl.coalesce_vs_best_peer_rounds),
-                with_range(cl.workers1_vs_skmem, &cl.workers1_vs_skmem_rounds),
-                with_range(cl.workers2_vs_skmem, &cl.workers2_vs_skmem_rounds)
-            );
+            write_cell_row(s, cl);
         }
-        if !self.goals.is_empty() {
-            let _ = writeln!(s, "\ngoals:");
-            for g in &self.goals {
-                let _ = writeln!(
-                    s,
-                    "  {} {} {} B: {} >= {:.2}: {} {}{}",
-                    g.layout.name(),
-                    g.workload.name(),
-                    g.size,
-                    g.ratio,
-                    g.target,
-                    x(g.value),
-                    match g.met {
-                        Some(true) => "met",
-                        Some(false) => "NOT met",
-                        None => "n/a",
-                    },
-                    match (g.bound, g.reachable) {
-                        (Some(b), Some(false)) => {
-                            format!(" (out of reach here: no AF_XDP program can exceed {b:.2})")
-                        }
-                        (Some(b), _) => format!(" (at most {b:.2} here)"),
-                        _ => String::new(),
-                    }
-                );
-            }
+    }
+
+    /// The goals, a line each, when the run has any.
+    fn write_goals(&self, s: &mut String) {
+        if self.goals.is_empty() {
+            return;
         }
+        let _ = writeln!(s, "\ngoals:");
+        for g in &self.goals {
+            write_goal_line(s, g);
+        }
+    }
+
+    /// What each column counts, then the run's time, load and scheduling.
+    fn write_legend(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "\n(rates are what each program counted itself: received for rxdrop, TX-completed for \
@@ -197,8 +142,126 @@ impl Report {
              after: {}; autogroup scheduling: {}",
             self.elapsed_s, self.loadavg[0], self.loadavg[1], self.autogroup
         );
-        s
     }
+}
+
+/// One program's row of the results table.
+fn write_result_row(s: &mut String, r: &ProgramResult) {
+    let _ = writeln!(
+        s,
+        "{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>7.3} ({:>6.3}-{:>6.3}) {:>7} {:>7} {:>7} {:>7.3} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6}",
+        r.layout.name(),
+        r.workload.name(),
+        r.size,
+        r.program,
+        kind_name(r.kind),
+        r.wait.name(),
+        r.mpps.median,
+        r.mpps.min,
+        r.mpps.max,
+        median_text(r.offered_mpps),
+        median_text(r.xdp_seen_mpps),
+        median_text(r.xdp_redirected_mpps),
+        r.reached_b_mpps.median,
+        r.share_of_redirected
+            .map_or_else(|| "-".to_owned(), |v| format!("{:.1}", 100.0 * v)),
+        r.counters.xsk_rx_ring_full,
+        r.counters.xsk_fill_ring_empty,
+        percent_text(r.napi_cpu_share),
+        percent_text(r.prog_cpu_busy),
+        percent_text(r.prog_cpu_share),
+        ns_text(r.prog_ns_per_packet),
+        ns_text(r.napi_ns_per_packet)
+    );
+}
+
+/// One cell's row of the ratios table.
+fn write_cell_row(s: &mut String, cl: &Cell) {
+    let _ = writeln!(
+        s,
+        "{:<8} {:<6} {:>4} {:>7} {:>18} {:>19} {:>18} {:>19} {:>19} {:>19} {:>19} {:>19} {:>19}",
+        cl.layout.name(),
+        cl.workload.name(),
+        cl.size,
+        value_text(cl.skmem_mpps),
+        format!(
+            "{} {}",
+            cl.best_peer.as_deref().unwrap_or("-"),
+            value_text(cl.best_peer_mpps)
+        ),
+        with_range(cl.skmem_vs_best_peer, &cl.skmem_vs_best_peer_rounds),
+        format!(
+            "{} {}",
+            cl.ceiling.as_deref().unwrap_or("-"),
+            value_text(cl.ceiling_mpps)
+        ),
+        with_range(cl.skmem_vs_ceiling, &cl.skmem_vs_ceiling_rounds),
+        with_range(cl.skmem_vs_xsk_rs, &cl.skmem_vs_xsk_rs_rounds),
+        with_range(cl.skmem_vs_skmem_again, &cl.skmem_vs_skmem_again_rounds),
+        with_range(cl.coalesce_vs_best_peer, &cl.coalesce_vs_best_peer_rounds),
+        with_range(cl.workers1_vs_skmem, &cl.workers1_vs_skmem_rounds),
+        with_range(cl.workers2_vs_skmem, &cl.workers2_vs_skmem_rounds)
+    );
+}
+
+/// One goal: its ratio against the target, whether it was met, and how
+/// far any program could get here.
+fn write_goal_line(s: &mut String, g: &Goal) {
+    let _ = writeln!(
+        s,
+        "  {} {} {} B: {} >= {:.2}: {} {}{}",
+        g.layout.name(),
+        g.workload.name(),
+        g.size,
+        g.ratio,
+        g.target,
+        value_text(g.value),
+        match g.met {
+            Some(true) => "met",
+            Some(false) => "NOT met",
+            None => "n/a",
+        },
+        match (g.bound, g.reachable) {
+            (Some(b), Some(false)) => {
+                format!(" (out of reach here: no AF_XDP program can exceed {b:.2})")
+            }
+            (Some(b), _) => format!(" (at most {b:.2} here)"),
+            _ => String::new(),
+        }
+    );
+}
+
+/// The kind column's word for a result's [`Kind`].
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Skmem => "skmem",
+        Kind::Peer => "peer",
+        Kind::Ceiling => "ceiling",
+        Kind::Bound => "bound",
+        Kind::Control => "control",
+        Kind::Tuned => "tuned",
+        Kind::Workers => "workers",
+    }
+}
+
+/// A rate's median in Mpps, or `-` where the rate does not apply.
+fn median_text(x: Option<Stat>) -> String {
+    x.map_or_else(|| "-".to_owned(), |x| format!("{:.3}", x.median))
+}
+
+/// A share as a whole percentage, or `-` where it does not apply.
+fn percent_text(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_owned(), |x| format!("{:.0}", 100.0 * x))
+}
+
+/// Nanoseconds per frame, whole, or `-` where they do not apply.
+fn ns_text(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"))
+}
+
+/// A rate or ratio to three places, or `-` where there is none.
+fn value_text(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"))
 }
 
 #[cfg(test)]
