@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skmem::arena::Arena;
-use skmem::channel::{Channel, ChannelParams, Coalesce, FrameAccount, XdpDesc};
+use skmem::channel::{Channel, ChannelParams, Coalesce, XdpDesc};
 use skmem::pool::{BufIndex, PacketIndex, PacketState};
 use skmem::schema::RingKind;
 use skmem_netns::{NetnsPair, PairConfig, Sender, SequenceChecker, Side};
@@ -40,16 +40,6 @@ enum Wait {
     BusyPoll,
     /// `poll` with receive coalescing.
     Coalesce,
-}
-
-/// Drains completions until the kernel holds no TX frame, then accounts.
-fn settle(ch: &mut Channel) -> FrameAccount {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while ch.account().kernel_tx > 0 && Instant::now() < deadline {
-        ch.complete();
-        std::thread::yield_now();
-    }
-    ch.account()
 }
 
 #[test]
@@ -202,7 +192,7 @@ fn rxdrop_4096(wait: Wait, recv: Recv) {
                     "{:?}",
                     ch.counters()
                 );
-                (settle(&mut ch), ch.counters(), xdp, errors)
+                (common::settle(&mut ch), ch.counters(), xdp, errors)
             })
         });
         while received.load(Ordering::Acquire) == 0 {
@@ -336,28 +326,14 @@ fn l2fwd_4096(coalesce: Option<Coalesce>) -> u64 {
                 prog.add_socket(0, ch.fd()).unwrap();
                 ch.refill().unwrap();
                 ready.store(true, Ordering::Release);
-                let mut rx = Vec::with_capacity(64);
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
-                    ch.complete();
-                    let n = ch.rx_burst(&mut rx, 64).unwrap();
-                    if n == 0 {
-                        ch.poll(5).unwrap();
-                        continue;
-                    }
-                    ch.reflect(&mut rx).unwrap();
-                    assert!(rx.is_empty(), "reflect takes every frame");
-                }
-                (settle(&mut ch), ch.counters().coalesced_sleeps)
+                common::reflect_until(&mut ch, &stop, |_, _| {});
+                (common::settle(&mut ch), ch.counters().coalesced_sleeps)
             })
         });
-        while !ready.load(Ordering::Acquire) {
-            std::thread::yield_now();
-        }
         // Keep at most 32 frames on the round trip.
-        let errors = skmem_netns::round_trip_from_b(&pair, &spec, FRAMES, 32, &back);
-        stop.store(true, Ordering::Release);
-        (fwd.join().unwrap(), errors)
+        common::drive(fwd, &ready, &stop, || {
+            skmem_netns::round_trip_from_b(&pair, &spec, FRAMES, 32, &back)
+        })
     });
     assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(5)]);
     assert_eq!(back.load(Ordering::Relaxed), FRAMES);

@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{
-    BindMode, Channel, ChannelParams, FrameAccount, TxMetadata, TX_METADATA_SIZE,
-};
+use skmem::channel::{BindMode, Channel, ChannelParams, TxMetadata, TX_METADATA_SIZE};
 use skmem::error::{ChannelError, RegionError};
 use skmem::Error;
 use skmem_netns::{
@@ -26,16 +24,6 @@ use skmem_netns::round_trip_from_b;
 
 fn pair() -> NetnsPair {
     NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap()
-}
-
-/// Drains completions until the kernel holds no TX frame, then accounts.
-fn settle(ch: &mut Channel) -> FrameAccount {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while ch.account().kernel_tx > 0 && Instant::now() < deadline {
-        ch.complete();
-        std::thread::yield_now();
-    }
-    ch.account()
 }
 
 /// A nexus arena whose buffers are `buf_size` bytes, not rounded up.
@@ -100,17 +88,9 @@ fn unaligned_chunks_of_3000_byte_buffers_carry_every_frame_both_ways() {
                 prog.add_socket(0, ch.fd()).unwrap();
                 ch.refill().unwrap();
                 ready.store(true, Ordering::Release);
-                let mut rx = Vec::with_capacity(64);
                 let mut offsets = std::collections::BTreeSet::new();
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
-                    ch.complete();
-                    let n = ch.rx_burst(&mut rx, 64).unwrap();
-                    if n == 0 {
-                        ch.poll(5).unwrap();
-                        continue;
-                    }
-                    for f in &rx {
+                common::reflect_until(&mut ch, &stop, |ch, rx| {
+                    for f in rx {
                         // A plain UMEM address inside the frame's own buffer.
                         let off = u64::from(f.offset);
                         assert_eq!(
@@ -121,19 +101,13 @@ fn unaligned_chunks_of_3000_byte_buffers_carry_every_frame_both_ways() {
                         assert_eq!(ch.data(f).unwrap().len(), f.len as usize);
                         offsets.insert(off);
                     }
-                    ch.reflect(&mut rx).unwrap();
-                }
-                (settle(&mut ch), offsets, ch.counters().bad_descs)
+                });
+                (common::settle(&mut ch), offsets, ch.counters().bad_descs)
             })
         });
-        // A set-up failure on A ends its thread: don't wait for it forever.
-        while !ready.load(Ordering::Acquire) && !fwd.is_finished() {
-            std::thread::yield_now();
-        }
-        assert!(ready.load(Ordering::Acquire), "the forwarder did not start");
-        let errors = round_trip_from_b(&pair, &spec, FRAMES, 32, &back);
-        stop.store(true, Ordering::Release);
-        (fwd.join().unwrap(), errors)
+        common::drive(fwd, &ready, &stop, || {
+            round_trip_from_b(&pair, &spec, FRAMES, 32, &back)
+        })
     });
     assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(5)]);
     assert_eq!(back.load(Ordering::Relaxed), FRAMES);
@@ -267,7 +241,7 @@ fn tx_metadata_checksum_requests_are_completed_by_the_kernel() {
             assert!(one.is_empty());
             assert_eq!(ch.counters().tx_refused, refused + 1);
             assert_eq!(ch.counters().tx_packets, 2 * FRAMES);
-            settle(&mut ch)
+            common::settle(&mut ch)
         });
         let (seen, valid) = reader.join().unwrap();
         assert_eq!(seen, 2 * FRAMES);
@@ -339,38 +313,25 @@ fn multi_buffer_jumbo_frames_arrive_as_chains_and_go_back_whole() {
                 prog.add_socket(0, ch.fd()).unwrap();
                 ch.refill().unwrap();
                 ready.store(true, Ordering::Release);
-                let mut rx = Vec::with_capacity(64);
                 let mut chains = std::collections::BTreeMap::<usize, u64>::new();
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
-                    ch.complete();
-                    let n = ch.rx_burst(&mut rx, 64).unwrap();
-                    if n == 0 {
-                        ch.poll(5).unwrap();
-                        continue;
-                    }
+                common::reflect_until(&mut ch, &stop, |_, rx| {
                     // Whole packets only: the last frame ends one.
-                    assert!(!rx[n - 1].more(), "rx_burst split a packet");
+                    assert!(!rx[rx.len() - 1].more(), "rx_burst split a packet");
                     let mut len = 0;
-                    for f in &rx {
+                    for f in rx {
                         len += 1;
                         if !f.more() {
                             *chains.entry(len).or_default() += 1;
                             len = 0;
                         }
                     }
-                    ch.reflect(&mut rx).unwrap();
-                }
-                (settle(&mut ch), chains, ch.counters().bad_descs)
+                });
+                (common::settle(&mut ch), chains, ch.counters().bad_descs)
             })
         });
-        while !ready.load(Ordering::Acquire) && !fwd.is_finished() {
-            std::thread::yield_now();
-        }
-        assert!(ready.load(Ordering::Acquire), "the forwarder did not start");
-        let errors = round_trip_from_b(&pair, &spec, FRAMES, 8, &back);
-        stop.store(true, Ordering::Release);
-        (fwd.join().unwrap(), errors)
+        common::drive(fwd, &ready, &stop, || {
+            round_trip_from_b(&pair, &spec, FRAMES, 8, &back)
+        })
     });
     assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(5)]);
     assert_eq!(back.load(Ordering::Relaxed), FRAMES);
@@ -436,7 +397,7 @@ fn malformed_tx_chains_are_refused_whole_and_nothing_is_lost() {
                 // Every `more` is refused on its own.
                 assert_eq!((why.overrun, why.chain), (1, 3), "{why:?}");
             }
-            let a = settle(&mut ch);
+            let a = common::settle(&mut ch);
             assert_eq!(a.app, 0, "{a:?}");
             assert_eq!(a.kernel_tx, 0);
             a.check(true).unwrap();
@@ -449,7 +410,7 @@ fn malformed_tx_chains_are_refused_whole_and_nothing_is_lost() {
             frames[1].len = 100;
             assert_eq!(ch.tx_burst(&mut frames).unwrap(), 2);
             assert_eq!(ch.counters().tx_packets, 3 - u64::from(!multi_buffer));
-            settle(&mut ch).check(true).unwrap();
+            common::settle(&mut ch).check(true).unwrap();
         }
     });
 }

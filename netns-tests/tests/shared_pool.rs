@@ -99,16 +99,6 @@ fn send(tx: &Sender, spec: &skmem_netns::FrameSpec, from: u64, to: u64, got: &At
     }
 }
 
-/// Drains completions until the kernel holds no TX frame of `ch`.
-fn settle(ch: &mut Channel) -> FrameAccount {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while ch.account().kernel_tx > 0 && Instant::now() < deadline {
-        ch.complete();
-        std::thread::yield_now();
-    }
-    ch.account()
-}
-
 /// What queue 1's side saw: its frames' checks, the account just after
 /// queue 0's channel closed (while its own frames were in flight), and the
 /// account at the end.
@@ -184,7 +174,7 @@ fn two_channels_one_pool(share: Share) -> Outcome {
                         Outcome {
                             errors,
                             after_close,
-                            end: settle(&mut c1),
+                            end: common::settle(&mut c1),
                             bad_descs: c1.counters().bad_descs,
                         }
                     });

@@ -22,6 +22,58 @@ pub fn copy_channel(
     (arena, ch)
 }
 
+/// Drains `ch`'s completions until the kernel holds no TX frame of it (5 s
+/// at most), then accounts for its frames.
+pub fn settle(ch: &mut skmem::channel::Channel) -> skmem::channel::FrameAccount {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ch.account().kernel_tx > 0 && std::time::Instant::now() < deadline {
+        ch.complete();
+        std::thread::yield_now();
+    }
+    ch.account()
+}
+
+/// Reflects what `ch` receives back out of the interface (l2fwd on one
+/// port) until `stop` (30 s at most); `inspect` sees each burst before it
+/// goes. Sleeps in `poll` when nothing came.
+pub fn reflect_until(
+    ch: &mut skmem::channel::Channel,
+    stop: &std::sync::atomic::AtomicBool,
+    mut inspect: impl FnMut(&skmem::channel::Channel, &[skmem::channel::Frame]),
+) {
+    let mut rx = Vec::with_capacity(64);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !stop.load(std::sync::atomic::Ordering::Acquire) && std::time::Instant::now() < deadline {
+        ch.complete();
+        if ch.rx_burst(&mut rx, 64).unwrap() == 0 {
+            ch.poll(5).unwrap();
+            continue;
+        }
+        inspect(ch, &rx);
+        ch.reflect(&mut rx).unwrap();
+        assert!(rx.is_empty(), "reflect takes every frame");
+    }
+}
+
+/// Once the forwarder thread `fwd` says it is `ready` (it must not end
+/// first: a set-up failure there fails here, not by waiting forever), runs
+/// `traffic`, then stops the forwarder and joins it.
+pub fn drive<T, E>(
+    fwd: std::thread::ScopedJoinHandle<'_, T>,
+    ready: &std::sync::atomic::AtomicBool,
+    stop: &std::sync::atomic::AtomicBool,
+    traffic: impl FnOnce() -> E,
+) -> (T, E) {
+    use std::sync::atomic::Ordering;
+    while !ready.load(Ordering::Acquire) && !fwd.is_finished() {
+        std::thread::yield_now();
+    }
+    assert!(ready.load(Ordering::Acquire), "the forwarder did not start");
+    let out = traffic();
+    stop.store(true, Ordering::Release);
+    (fwd.join().unwrap(), out)
+}
+
 /// Attaches skmem's XDP program to `ifname` (in the current namespace),
 /// redirecting the harness's UDP flow (`DEFAULT_UDP_PORT`) and passing the
 /// rest.
