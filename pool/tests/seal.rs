@@ -14,6 +14,17 @@ use skmem::cache::{Cache, CacheParams};
 use skmem::region::{Region, RegionFlags, RegionId, RegionParams};
 
 /// The errno of a failed libc call returning -1 or MAP_FAILED.
+/// `mmap` of the first page of `fd`, shared, with `prot`: the raw result
+/// (`MAP_FAILED` and errno when refused), for the test to unmap.
+///
+/// # Safety
+/// `fd` is an open descriptor.
+unsafe fn map_page(fd: i32, prot: i32) -> *mut libc::c_void {
+    // SAFETY: a fresh mapping the kernel places; no existing memory is
+    // touched.
+    unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, libc::MAP_SHARED, fd, 0) }
+}
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap()
 }
@@ -35,14 +46,7 @@ fn no_holder_can_resize_a_region_or_add_a_seal() {
     // A writable region still maps writable.
     // SAFETY: a fresh shared mapping of the fd, unmapped at once.
     unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        );
+        let p = map_page(fd, libc::PROT_READ | libc::PROT_WRITE);
         assert_ne!(p, libc::MAP_FAILED);
         libc::munmap(p, 4096);
     }
@@ -56,24 +60,10 @@ fn a_read_only_region_takes_no_new_write_by_any_route() {
     // SAFETY: mmap/mprotect/write on an fd this test holds; every mapping
     // made is unmapped before the block ends.
     unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        );
+        let p = map_page(fd, libc::PROT_READ | libc::PROT_WRITE);
         assert_eq!(p, libc::MAP_FAILED, "a writable mapping");
         assert_eq!(errno(), libc::EPERM);
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        );
+        let p = map_page(fd, libc::PROT_READ);
         assert_ne!(p, libc::MAP_FAILED, "a read-only one is fine");
         assert_eq!(
             libc::mprotect(p, 4096, libc::PROT_READ | libc::PROT_WRITE),
