@@ -70,9 +70,12 @@ fn rows(report: &Value) -> Result<Vec<Row>> {
         .collect()
 }
 
-/// The cells (layout, workload, size) in the order they were run.
-fn cells(rows: &[Row]) -> Vec<(String, String, u64)> {
-    let mut out: Vec<(String, String, u64)> = Vec::new();
+/// A cell of the matrix: layout, workload, frame size.
+type CellKey = (String, String, u64);
+
+/// The cells in the order they were run.
+fn cells(rows: &[Row]) -> Vec<CellKey> {
+    let mut out: Vec<CellKey> = Vec::new();
     for r in rows {
         let k = (r.layout.clone(), r.workload.clone(), r.size);
         if !out.contains(&k) {
@@ -105,8 +108,39 @@ fn ranged(cell: &Value, key: &str) -> String {
 /// The markdown section: settings, one table per layout, the goals.
 pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
     let rows = rows(report)?;
-    let c = &report["config"];
     let mut s = String::new();
+    write_settings(&mut s, report)?;
+    write_layouts(&mut s, report)?;
+    if let Some(name) = svg_name {
+        writeln!(s, "![pps per workload and program]({name})\n")?;
+    }
+    let columns = Columns::of(&rows);
+    let all_cells = cells(&rows);
+    let cell_info = report["cells"].as_array().cloned().unwrap_or_default();
+    for layout in layouts(&all_cells) {
+        writeln!(s, "#### {layout} layout — Mpps, median (min–max)\n")?;
+        writeln!(s, "{}", columns.head()?)?;
+        for cell in all_cells.iter().filter(|(l, _, _)| l == layout) {
+            let (l, w, size) = cell;
+            let info = cell_info.iter().find(|ci| {
+                ci["layout"].as_str() == Some(l)
+                    && ci["workload"].as_str() == Some(w)
+                    && ci["size"].as_u64() == Some(*size)
+            });
+            writeln!(s, "{}", columns.row(&rows, cell, info)?)?;
+        }
+        writeln!(s)?;
+    }
+    write_goals(&mut s, report)?;
+    write_skipped(&mut s, report)?;
+    write_wait_note(&mut s, &rows)?;
+    Ok(s)
+}
+
+/// The paragraph of the run's settings: what the tables were measured
+/// under.
+fn write_settings(s: &mut String, report: &Value) -> Result<()> {
+    let c = &report["config"];
     writeln!(
         s,
         "Run of {} (`pps --matrix`): {} round(s), each running every program of a cell in turn \
@@ -134,6 +168,11 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
         report["loadavg"][0].as_str().unwrap_or("?"),
         report["loadavg"][1].as_str().unwrap_or("?"),
     )?;
+    Ok(())
+}
+
+/// A bullet per CPU layout: its wait mode, XDP mode and description.
+fn write_layouts(s: &mut String, report: &Value) -> Result<()> {
     if let Some(layouts) = report["layouts"].as_array() {
         for l in layouts {
             writeln!(
@@ -147,27 +186,62 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
         }
         writeln!(s)?;
     }
-    if let Some(name) = svg_name {
-        writeln!(s, "![pps per workload and program]({name})\n")?;
-    }
-    let present: Vec<&str> = PROGRAMS
-        .iter()
-        .copied()
-        .filter(|p| rows.iter().any(|r| r.implementation == *p))
-        .collect();
-    let all_cells = cells(&rows);
-    let cell_info = report["cells"].as_array().cloned().unwrap_or_default();
-    let mut layouts: Vec<String> = Vec::new();
-    for (l, _, _) in &all_cells {
-        if !layouts.contains(l) {
-            layouts.push(l.clone());
+    Ok(())
+}
+
+/// The layouts in the order their cells were run: a table each.
+fn layouts(cells: &[CellKey]) -> Vec<&String> {
+    let mut out: Vec<&String> = Vec::new();
+    for (l, _, _) in cells {
+        if !out.contains(&l) {
+            out.push(l);
         }
     }
-    for layout in &layouts {
-        writeln!(s, "#### {layout} layout — Mpps, median (min–max)\n")?;
+    out
+}
+
+/// The columns every layout's table has: a rate per program that ran,
+/// skmem's four ratios, and the ratios of the programs that ran only
+/// sometimes.
+struct Columns {
+    /// The programs that ran, in [`PROGRAMS`] order.
+    present: Vec<&'static str>,
+    /// skmem with receive coalescing, where it ran: beside skmem's own
+    /// ratios (a wait mode no peer has), never in their place.
+    tuned: bool,
+    /// Owner + worker processes against single-process skmem: each
+    /// program that ran, with its ratio's key in a cell.
+    workers: Vec<(&'static str, &'static str)>,
+}
+
+impl Columns {
+    /// The columns for the programs among `rows`.
+    fn of(rows: &[Row]) -> Self {
+        let present: Vec<&'static str> = PROGRAMS
+            .iter()
+            .copied()
+            .filter(|p| rows.iter().any(|r| r.implementation == *p))
+            .collect();
+        let tuned = present.contains(&"skmem-coalesce");
+        let workers = [
+            ("skmem-w1", "workers1_vs_skmem"),
+            ("skmem-w2", "workers2_vs_skmem"),
+        ]
+        .into_iter()
+        .filter(|(p, _)| present.contains(p))
+        .collect();
+        Columns {
+            present,
+            tuned,
+            workers,
+        }
+    }
+
+    /// The table's head and its rule line.
+    fn head(&self) -> Result<String> {
         let mut head = "| workload | size |".to_owned();
         let mut rule = "|---|---|".to_owned();
-        for p in &present {
+        for p in &self.present {
             write!(head, " {p} |")?;
             rule.push_str("---|");
         }
@@ -175,103 +249,107 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
             " skmem ÷ best peer | skmem ÷ xsk-rs | skmem ÷ ceiling | skmem ÷ skmem-again (A/A) |",
         );
         rule.push_str("---|---|---|---|");
-        // skmem with receive coalescing, where it ran: beside skmem's own
-        // ratios (a wait mode no peer has), never in their place.
-        let tuned = present.contains(&"skmem-coalesce");
-        if tuned {
+        if self.tuned {
             head.push_str(" skmem-coalesce ÷ best peer |");
             rule.push_str("---|");
         }
-        // Owner + worker processes against single-process skmem.
-        let workers: Vec<(&str, &str)> = [
-            ("skmem-w1", "workers1_vs_skmem"),
-            ("skmem-w2", "workers2_vs_skmem"),
-        ]
-        .into_iter()
-        .filter(|(p, _)| present.contains(p))
-        .collect();
-        for (p, _) in &workers {
+        for (p, _) in &self.workers {
             write!(head, " {p} ÷ skmem |")?;
             rule.push_str("---|");
         }
-        writeln!(s, "{head}\n{rule}")?;
-        for (l, w, size) in all_cells.iter().filter(|(l, _, _)| l == layout) {
-            let mut line = format!("| {w} | {size} B |");
-            for p in &present {
-                match rows.iter().find(|r| {
-                    &r.layout == l && &r.workload == w && r.size == *size && r.implementation == *p
-                }) {
-                    Some(r) => write!(line, " {:.3} ({:.3}–{:.3}) |", r.median, r.min, r.max)?,
-                    None => line.push_str(" – |"),
-                }
-            }
-            let info = cell_info.iter().find(|ci| {
-                ci["layout"].as_str() == Some(l)
-                    && ci["workload"].as_str() == Some(w)
-                    && ci["size"].as_u64() == Some(*size)
-            });
-            match info {
-                Some(ci) => write!(
-                    line,
-                    " {}{} | {} | {} | {} |",
-                    ranged(ci, "skmem_vs_best_peer"),
-                    ci["best_peer"]
-                        .as_str()
-                        .map(|p| format!(" {p}"))
-                        .unwrap_or_default(),
-                    ranged(ci, "skmem_vs_xsk_rs"),
-                    ranged(ci, "skmem_vs_ceiling"),
-                    ranged(ci, "skmem_vs_skmem_again")
-                )?,
-                None => line.push_str(" – | – | – | – |"),
-            }
-            if tuned {
-                match info {
-                    Some(ci) => write!(line, " {} |", ranged(ci, "coalesce_vs_best_peer"))?,
-                    None => line.push_str(" – |"),
-                }
-            }
-            for (_, key) in &workers {
-                match info {
-                    Some(ci) => write!(line, " {} |", ranged(ci, key))?,
-                    None => line.push_str(" – |"),
-                }
-            }
-            writeln!(s, "{line}")?;
-        }
-        writeln!(s)?;
+        Ok(format!("{head}\n{rule}"))
     }
-    if let Some(goals) = report["goals"].as_array().filter(|g| !g.is_empty()) {
-        writeln!(s, "#### Goals (this run)\n")?;
+
+    /// One cell's row: each program's rate, then the cell's ratios from
+    /// `info` (the report's entry for the cell, if it has one).
+    fn row(&self, rows: &[Row], cell: &CellKey, info: Option<&Value>) -> Result<String> {
+        let (l, w, size) = cell;
+        let mut line = format!("| {w} | {size} B |");
+        for p in &self.present {
+            match rows.iter().find(|r| {
+                &r.layout == l && &r.workload == w && r.size == *size && r.implementation == *p
+            }) {
+                Some(r) => write!(line, " {:.3} ({:.3}–{:.3}) |", r.median, r.min, r.max)?,
+                None => line.push_str(" – |"),
+            }
+        }
+        self.write_ratios(&mut line, info)?;
+        Ok(line)
+    }
+
+    /// A row's ratio columns, `–` each where the cell has no entry.
+    fn write_ratios(&self, line: &mut String, info: Option<&Value>) -> Result<()> {
+        match info {
+            Some(ci) => write!(
+                line,
+                " {}{} | {} | {} | {} |",
+                ranged(ci, "skmem_vs_best_peer"),
+                ci["best_peer"]
+                    .as_str()
+                    .map(|p| format!(" {p}"))
+                    .unwrap_or_default(),
+                ranged(ci, "skmem_vs_xsk_rs"),
+                ranged(ci, "skmem_vs_ceiling"),
+                ranged(ci, "skmem_vs_skmem_again")
+            )?,
+            None => line.push_str(" – | – | – | – |"),
+        }
+        if self.tuned {
+            match info {
+                Some(ci) => write!(line, " {} |", ranged(ci, "coalesce_vs_best_peer"))?,
+                None => line.push_str(" – |"),
+            }
+        }
+        for (_, key) in &self.workers {
+            match info {
+                Some(ci) => write!(line, " {} |", ranged(ci, key))?,
+                None => line.push_str(" – |"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The goals table, when the report has goals: each ratio against its
+/// target, and how far any AF_XDP program could get.
+fn write_goals(s: &mut String, report: &Value) -> Result<()> {
+    let Some(goals) = report["goals"].as_array().filter(|g| !g.is_empty()) else {
+        return Ok(());
+    };
+    writeln!(s, "#### Goals (this run)\n")?;
+    writeln!(
+        s,
+        "| layout | workload | size | ratio | goal | this run | | most any AF_XDP program could reach here |"
+    )?;
+    writeln!(s, "|---|---|---|---|---|---|---|---|")?;
+    for g in goals {
         writeln!(
             s,
-            "| layout | workload | size | ratio | goal | this run | | most any AF_XDP program could reach here |"
+            "| {} | {} | {} B | {} | ≥ {} | {} | {} | {} |",
+            g["layout"].as_str().unwrap_or("?"),
+            g["workload"].as_str().unwrap_or("?"),
+            g["size"],
+            g["ratio"].as_str().unwrap_or("?"),
+            g["target"],
+            ratio(&g["value"]),
+            match g["met"].as_bool() {
+                Some(true) => "✅",
+                Some(false) => "❌",
+                None => "–",
+            },
+            match g["reachable"].as_bool() {
+                Some(false) => format!("{} — out of reach", ratio(&g["bound"])),
+                Some(true) => ratio(&g["bound"]),
+                None => "–".to_owned(),
+            }
         )?;
-        writeln!(s, "|---|---|---|---|---|---|---|---|")?;
-        for g in goals {
-            writeln!(
-                s,
-                "| {} | {} | {} B | {} | ≥ {} | {} | {} | {} |",
-                g["layout"].as_str().unwrap_or("?"),
-                g["workload"].as_str().unwrap_or("?"),
-                g["size"],
-                g["ratio"].as_str().unwrap_or("?"),
-                g["target"],
-                ratio(&g["value"]),
-                match g["met"].as_bool() {
-                    Some(true) => "✅",
-                    Some(false) => "❌",
-                    None => "–",
-                },
-                match g["reachable"].as_bool() {
-                    Some(false) => format!("{} — out of reach", ratio(&g["bound"])),
-                    Some(true) => ratio(&g["bound"]),
-                    None => "–".to_owned(),
-                }
-            )?;
-        }
-        writeln!(s)?;
     }
+    writeln!(s)?;
+    Ok(())
+}
+
+/// A line per program the run left out, and why.
+fn write_skipped(s: &mut String, report: &Value) -> Result<()> {
     if let Some(skipped) = report["skipped"].as_array().filter(|v| !v.is_empty()) {
         for k in skipped {
             writeln!(
@@ -283,6 +361,11 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
         }
         writeln!(s)?;
     }
+    Ok(())
+}
+
+/// A note where results spun and polled: the tables do not say which.
+fn write_wait_note(s: &mut String, rows: &[Row]) -> Result<()> {
     let waits: Vec<String> = rows.iter().map(|r| r.wait.clone()).collect();
     if waits.iter().any(|w| w == "spin") && waits.iter().any(|w| w == "poll") {
         writeln!(
@@ -290,7 +373,7 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
             "(Each result's wait mode is in the JSON report: the threaded layout polls.)\n"
         )?;
     }
-    Ok(s)
+    Ok(())
 }
 
 /// Writes the plot: ratio panels, one per layout ([`crate::plot`]).
