@@ -5,7 +5,7 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
-use skmem_bench::mempool::dpdk::{Parser, Phase};
+use skmem_bench::mempool::dpdk::{self, Parser, Phase};
 use skmem_bench::mempool::{self, skmem, Case};
 
 /// Captured from Debian's dpdk-test 22.11.11 on this project's 2-vCPU
@@ -161,4 +161,101 @@ fn rows_join_both_sides() {
     let rows = mempool::rows(&[case], &[m], &[line]);
     assert_eq!(rows[0].ratio, Some(1.5));
     assert!(mempool::table(&rows).contains("| on | 1 | 1/1 | 32 | 300 | 200 | 1.50× |"));
+}
+
+/// A stand-in for `dpdk-test` in a fresh directory: a script that prints
+/// `output`, then runs `then` (`exit 3`, `exec sleep 30`).
+fn fake_dpdk_test(tag: &str, output: &str, then: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("skmem-fake-dpdk-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dpdk-test");
+    let script =
+        format!("#!/bin/sh\ncat <<'END'\n{output}END\necho \"EAL: from stderr\" >&2\n{then}\n");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Runs the stand-in with 0.5 s cases (the clock divided by 10).
+fn run_fake(binary: &std::path::Path, want: &[Case]) -> anyhow::Result<dpdk::Run> {
+    let settings = dpdk::Settings {
+        binary: binary.to_owned(),
+        lcores: vec![0],
+        seconds: 0.5,
+        budget: std::time::Duration::from_secs(20),
+        echo: false,
+    };
+    let run = dpdk::run(&settings, want);
+    if let Some(dir) = binary.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    run
+}
+
+fn case(cache: bool, cores: u32, keep: u32) -> Case {
+    Case {
+        cache,
+        cores,
+        get: 1,
+        put: 1,
+        keep,
+    }
+}
+
+#[test]
+fn dpdk_run_stops_once_every_requested_case_was_printed() {
+    let output = format!("{CAPTURED_NOCACHE}{CAPTURED_CACHE}");
+    let binary = fake_dpdk_test("all", &output, "exec sleep 30");
+    let t0 = std::time::Instant::now();
+    let run = run_fake(&binary, &[case(false, 1, 32), case(true, 1, 128)]).expect("runs");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(15),
+        "waited for the child"
+    );
+    assert_eq!(run.stopped, "every requested case was printed");
+    assert!(run.missing.is_empty(), "{:?}", run.missing);
+    assert_eq!(run.clock_divisor, 10.0);
+    assert!(
+        run.command.starts_with(
+            "DPDK_TEST=mempool_perf_autotest SKMEM_DPDK_TSC_DIV=10 LD_PRELOAD=dpdk_clock.so "
+        ),
+        "{}",
+        run.command
+    );
+    assert!(
+        run.command.contains(
+            " -l 0 --main-lcore 0 --no-huge -m 1024 --no-pci --file-prefix skmem-mempool-"
+        ),
+        "{}",
+        run.command
+    );
+    assert_eq!(run.lines.len(), 10);
+    let cached = run.lines.last().unwrap();
+    assert_eq!((cached.phase.clone(), cached.keep), (Phase::Cache, 128));
+    assert_eq!(cached.rate, 60_030_970.0);
+}
+
+#[test]
+fn dpdk_run_reports_the_cases_a_finished_child_did_not_reach() {
+    let binary = fake_dpdk_test("exit", CAPTURED_NOCACHE, "exit 0");
+    let run = run_fake(&binary, &[case(false, 1, 128), case(true, 2, 512)]).expect("runs");
+    assert_eq!(run.stopped, "dpdk-test exited (exit status: 0)");
+    assert_eq!(run.missing, ["on/2/1x1/512"]);
+    assert_eq!(run.lines.len(), 4);
+}
+
+#[test]
+fn dpdk_run_without_a_result_is_an_error_with_the_last_output() {
+    let binary = fake_dpdk_test("none", "EAL: Detected CPU lcores: 2\n", "exit 3");
+    let e = run_fake(&binary, &[case(false, 1, 32)]).unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("exited (exit status: 3) without a result line"),
+        "{e}"
+    );
+    assert!(
+        e.contains("EAL: Detected CPU lcores: 2") && e.contains("EAL: from stderr"),
+        "{e}"
+    );
 }
