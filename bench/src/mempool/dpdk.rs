@@ -278,26 +278,77 @@ pub fn run(s: &Settings, want: &[Case]) -> Result<Run> {
     let scratch = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let divisor = DPDK_TIME_S / s.seconds;
-    let shim = match build_shim(&scratch) {
-        Ok(so) => Some(so),
+    let shim = clock_shim(&scratch, divisor)?;
+    let (mut cmd, command) = dpdk_command(s, &prefix, shim.as_deref(), divisor);
+    let t0 = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting `{command}`"))?;
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().context("dpdk-test stdout")?;
+    let stderr = child.stderr.take().context("dpdk-test stderr")?;
+    let mut guard = Guard {
+        child,
+        runtime: runtime_dir(&prefix),
+        scratch,
+    };
+    forward(stdout, tx.clone());
+    forward(stderr, tx);
+
+    let mut progress = Progress {
+        parser: Parser::new(divisor),
+        lines: Vec::new(),
+        tail: Vec::new(),
+        pending: want.to_vec(),
+        echo: s.echo,
+        t0,
+    };
+    let stopped = progress.watch(&rx, &mut guard.child, s.budget, &command)?;
+    drop(guard);
+    Ok(Run {
+        command,
+        clock_divisor: divisor,
+        lines: progress.lines,
+        missing: progress.pending.iter().map(Case::to_string).collect(),
+        elapsed: t0.elapsed().as_secs_f64(),
+        stopped,
+    })
+}
+
+/// The clock shim for a run whose clock is divided by `divisor`, built in
+/// `scratch`; `None` when it cannot be built and the run does without it.
+/// On an error `scratch` is removed.
+fn clock_shim(scratch: &Path, divisor: f64) -> Result<Option<PathBuf>> {
+    match build_shim(scratch) {
+        Ok(so) => Ok(Some(so)),
         Err(e) if divisor == 1.0 => {
             // Unscaled, the shim is only there for line buffering, which
             // coreutils' stdbuf also gives.
             eprintln!("note: {e:#}; using stdbuf for line buffering");
-            None
+            Ok(None)
         }
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&scratch);
-            return Err(e.context("the clock shim is needed for cases shorter than 5 s"));
+            let _ = std::fs::remove_dir_all(scratch);
+            Err(e.context("the clock shim is needed for cases shorter than 5 s"))
         }
-    };
+    }
+}
+
+/// The `dpdk-test` command of a run (the shim preloaded, or line-buffered
+/// by stdbuf without it), and its command line as the report shows it.
+fn dpdk_command(
+    s: &Settings,
+    prefix: &str,
+    shim: Option<&Path>,
+    divisor: f64,
+) -> (Command, String) {
     let lcores = s
         .lcores
         .iter()
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let mut cmd = match &shim {
+    let mut cmd = match shim {
         Some(_) => Command::new(&s.binary),
         None => {
             let mut c = Command::new("stdbuf");
@@ -312,13 +363,13 @@ pub fn run(s: &Settings, want: &[Case]) -> Result<Run> {
             "1024",
             "--no-pci",
             "--file-prefix",
-            &prefix,
+            prefix,
         ])
         .env("DPDK_TEST", "mempool_perf_autotest")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(so) = &shim {
+    if let Some(so) = shim {
         cmd.env("LD_PRELOAD", so)
             .env("SKMEM_DPDK_TSC_DIV", divisor.to_string());
     }
@@ -335,86 +386,103 @@ pub fn run(s: &Settings, want: &[Case]) -> Result<Run> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let t0 = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting `{command}`"))?;
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().context("dpdk-test stdout")?;
-    let stderr = child.stderr.take().context("dpdk-test stderr")?;
-    let mut guard = Guard {
-        child,
-        runtime: runtime_dir(&prefix),
-        scratch,
-    };
-    forward(stdout, tx.clone());
-    forward(stderr, tx);
+    (cmd, command)
+}
 
-    let mut parser = Parser::new(divisor);
-    let mut lines = Vec::new();
-    let mut tail = Vec::new();
-    let mut pending: Vec<Case> = want.to_vec();
-    let deadline = t0 + s.budget;
-    let stopped = loop {
-        if pending.is_empty() {
-            break "every requested case was printed".to_owned();
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break format!("budget of {:.0} s ran out", s.budget.as_secs_f64());
-        }
-        match rx.recv_timeout(left) {
-            Ok(text) => {
-                if s.echo {
-                    eprintln!("dpdk| {text}");
-                }
-                tail.push(text.clone());
-                if tail.len() > 20 {
-                    tail.remove(0);
-                }
-                let before = parser.phase.clone();
-                if let Some(line) = parser.feed(&text)? {
-                    if !line.constant {
-                        if let Some(c) = line.case().filter(|c| pending.contains(c)) {
-                            pending.retain(|&p| p != c);
-                            if !s.echo {
-                                eprintln!(
-                                    "dpdk-test [{:.0} s] {c}: {:.1} M objects/s ({} to go)",
-                                    t0.elapsed().as_secs_f64(),
-                                    line.rate / 1e6,
-                                    pending.len()
-                                );
-                            }
-                        }
+/// What a run has read of the child's output, and the requested cases
+/// it still waits for.
+struct Progress {
+    parser: Parser,
+    /// Every result line, in order.
+    lines: Vec<Line>,
+    /// The last lines of output: what the child said before it exited
+    /// without a result.
+    tail: Vec<String>,
+    pending: Vec<Case>,
+    /// The child's output is echoed: no progress lines of our own.
+    echo: bool,
+    t0: Instant,
+}
+
+impl Progress {
+    /// Reads the child's lines from `rx` until every requested case was
+    /// printed, `budget` (from the start) runs out or the child exits;
+    /// returns why it stopped.
+    fn watch(
+        &mut self,
+        rx: &mpsc::Receiver<String>,
+        child: &mut Child,
+        budget: Duration,
+        command: &str,
+    ) -> Result<String> {
+        let deadline = self.t0 + budget;
+        loop {
+            if self.pending.is_empty() {
+                return Ok("every requested case was printed".to_owned());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(format!("budget of {:.0} s ran out", budget.as_secs_f64()));
+            }
+            match rx.recv_timeout(left) {
+                Ok(text) => self.take(text)?,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // Both pipes closed: the child is gone.
+                    let status = child.wait().context("reaping dpdk-test")?;
+                    if self.lines.is_empty() {
+                        bail!(
+                            "`{command}` exited ({status}) without a result line; its last output:\n{}",
+                            self.tail.join("\n")
+                        );
                     }
-                    lines.push(line);
-                } else if parser.phase != before && !s.echo {
-                    // Progress through the fixed order, so a long wait is
-                    // visibly the phases we do not use.
-                    eprintln!("dpdk-test [{:.0} s] {text}", t0.elapsed().as_secs_f64());
+                    return Ok(format!("dpdk-test exited ({status})"));
                 }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // Both pipes closed: the child is gone.
-                let status = guard.child.wait().context("reaping dpdk-test")?;
-                if lines.is_empty() {
-                    bail!(
-                        "`{command}` exited ({status}) without a result line; its last output:\n{}",
-                        tail.join("\n")
-                    );
-                }
-                break format!("dpdk-test exited ({status})");
             }
         }
-    };
-    drop(guard);
-    Ok(Run {
-        command,
-        clock_divisor: divisor,
-        lines,
-        missing: pending.iter().map(Case::to_string).collect(),
-        elapsed: t0.elapsed().as_secs_f64(),
-        stopped,
-    })
+    }
+
+    /// Takes one line of output: keeps it in the tail, parses it, and
+    /// reports progress.
+    fn take(&mut self, text: String) -> Result<()> {
+        if self.echo {
+            eprintln!("dpdk| {text}");
+        }
+        self.tail.push(text.clone());
+        if self.tail.len() > 20 {
+            self.tail.remove(0);
+        }
+        let before = self.parser.phase.clone();
+        if let Some(line) = self.parser.feed(&text)? {
+            self.tick_off(&line);
+            self.lines.push(line);
+        } else if self.parser.phase != before && !self.echo {
+            // Progress through the fixed order, so a long wait is
+            // visibly the phases we do not use.
+            eprintln!(
+                "dpdk-test [{:.0} s] {text}",
+                self.t0.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+
+    /// Crosses off the requested case `line` measured, if it is one
+    /// (bulk sizes not compile-time constants).
+    fn tick_off(&mut self, line: &Line) {
+        if line.constant {
+            return;
+        }
+        if let Some(c) = line.case().filter(|c| self.pending.contains(c)) {
+            self.pending.retain(|&p| p != c);
+            if !self.echo {
+                eprintln!(
+                    "dpdk-test [{:.0} s] {c}: {:.1} M objects/s ({} to go)",
+                    self.t0.elapsed().as_secs_f64(),
+                    line.rate / 1e6,
+                    self.pending.len()
+                );
+            }
+        }
+    }
 }
