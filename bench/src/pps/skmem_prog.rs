@@ -4,7 +4,9 @@
 use anyhow::{bail, Context, Result};
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce};
+use skmem::lend::{ArenaOffer, OfferPolicy};
 use skmem::region::RegionId;
+use skmem::workers::{Spread, WorkerHub};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::meter::Meter;
@@ -223,8 +225,6 @@ pub fn run_workers(
     start: &mut dyn FnMut() -> Meter,
     stop: &AtomicBool,
 ) -> Result<ProgRun> {
-    use skmem::lend::{ArenaOffer, OfferPolicy};
-    use skmem::workers::{Spread, WorkerHub};
     if p.workload == Workload::Txonly {
         bail!("workers process received packets: no txonly");
     }
@@ -242,15 +242,33 @@ pub fn run_workers(
     ));
     let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only())?;
     let mut hub = WorkerHub::new(ch, &offer, Spread::RoundRobin)?;
-    struct Workers(Vec<std::process::Child>);
-    impl Drop for Workers {
-        fn drop(&mut self) {
-            for c in &mut self.0 {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+    let workers = spawn_workers(p, n, cpu, &path)?;
+    await_workers(&mut hub, n)?;
+    let meter = start();
+    let meter = serve_workers(&mut hub, p, meter, stop)?;
+    drop(workers);
+    Ok(ProgRun {
+        samples: meter.into_samples(),
+        counters: hub_counters(&hub)?,
+    })
+}
+
+/// The worker processes of a run, killed and reaped when dropped (also
+/// on an early return).
+struct Workers(Vec<std::process::Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
+}
+
+/// Starts `n` worker processes that connect to the offer at `path`, each
+/// told the workload, the wait mode, the CPU and the batch.
+fn spawn_workers(p: &ProgParams, n: usize, cpu: usize, path: &std::path::Path) -> Result<Workers> {
     let exe = match &p.worker_exe {
         Some(e) => e.clone(),
         None => std::env::current_exe().context("finding pps itself")?,
@@ -266,13 +284,19 @@ pub fn run_workers(
         workers.0.push(
             std::process::Command::new(&exe)
                 .arg(WORKER_ARG)
-                .arg(&path)
+                .arg(path)
                 .args([mode, spin, &cpu.to_string(), &p.batch.to_string()])
                 .stdin(std::process::Stdio::null())
                 .spawn()
                 .context("starting a worker process")?,
         );
     }
+    Ok(workers)
+}
+
+/// Polls the hub until all `n` workers have joined (at most 10 s): the
+/// measurement starts with every worker there.
+fn await_workers(hub: &mut WorkerHub, n: usize) -> Result<()> {
     let joined_by = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while hub.workers().iter().flatten().count() < n {
         if std::time::Instant::now() > joined_by {
@@ -281,14 +305,25 @@ pub fn run_workers(
         hub.poll()?;
         std::thread::yield_now();
     }
-    let mut meter = start();
+    Ok(())
+}
+
+/// The owner's loop: lends what arrives and takes back what the workers
+/// hand back, counting what they are done with (freed for rxdrop, TX
+/// completions for l2fwd) until the schedule ends.
+fn serve_workers(
+    hub: &mut WorkerHub,
+    p: &ProgParams,
+    mut meter: Meter,
+    stop: &AtomicBool,
+) -> Result<Meter> {
     let done = |hub: &WorkerHub| -> u64 {
         match p.workload {
             Workload::Rxdrop => hub.counters().iter().map(|c| c.freed).sum(),
             _ => hub.channel().counters().tx_completed,
         }
     };
-    while !meter.tick(done(&hub)) && !stop.load(Ordering::Relaxed) {
+    while !meter.tick(done(hub)) && !stop.load(Ordering::Relaxed) {
         let moved = hub.poll()?;
         if moved > 0 && hub.behind() {
             // The workers share this CPU: their turn before their rings
@@ -305,7 +340,12 @@ pub fn run_workers(
             }
         }
     }
-    drop(workers);
+    Ok(meter)
+}
+
+/// The counters of a workers run: the channel's, the socket's, and what
+/// the workers could not hand on.
+fn hub_counters(hub: &WorkerHub) -> Result<ProgCounters> {
     let k = hub.channel().xsk_stats()?;
     let c = hub.channel().counters();
     let unsent = hub
@@ -313,17 +353,14 @@ pub fn run_workers(
         .iter()
         .map(|w| w.tx_full + w.dropped_full)
         .sum();
-    Ok(ProgRun {
-        samples: meter.into_samples(),
-        counters: ProgCounters {
-            rx_packets: c.rx_packets,
-            tx_queued: c.tx_packets,
-            tx_completed: c.tx_completed,
-            tx_unsent: unsent,
-            xsk_rx_dropped: k.rx_dropped,
-            xsk_rx_ring_full: k.rx_ring_full,
-            xsk_fill_ring_empty: k.rx_fill_ring_empty_descs,
-        },
+    Ok(ProgCounters {
+        rx_packets: c.rx_packets,
+        tx_queued: c.tx_packets,
+        tx_completed: c.tx_completed,
+        tx_unsent: unsent,
+        xsk_rx_dropped: k.rx_dropped,
+        xsk_rx_ring_full: k.rx_ring_full,
+        xsk_fill_ring_empty: k.rx_fill_ring_empty_descs,
     })
 }
 
