@@ -390,80 +390,19 @@ impl XdpProgram {
             return Err(XdpError::ObjectMissing);
         }
         let filter = filter.unwrap_or(XdpFilter::DISABLED);
-        let load_err = |err: &(dyn StdError + 'static)| XdpError::Load {
-            iface: iface.to_owned(),
-            reason: reason(err),
-            errno: errno(err),
-        };
-        let mut ebpf = EbpfLoader::new()
-            .override_global(FILTER_GLOBAL, &filter, true)
-            .override_global(ACTION_GLOBAL, &action.code(), true)
-            .override_global(TAIL_DELTA_GLOBAL, &tail_delta, true)
-            .load(OBJECT)
-            .map_err(|e| load_err(&e))?;
-        let no_program = |reason| XdpError::Load {
-            iface: iface.to_owned(),
-            reason,
-            errno: None,
-        };
-        program_mut(&mut ebpf)
-            .map_err(no_program)?
-            .load()
-            .map_err(|e| load_err(&e))?;
+        let mut ebpf = load_program(iface, filter, action, tail_delta)?;
         debug!(iface, ifindex, ?filter, "XDP program loaded");
 
-        let map_err = |map: &'static str, err: &(dyn StdError + 'static)| XdpError::Map {
-            iface: iface.to_owned(),
-            map,
-            op: "opening".to_owned(),
-            reason: reason(err),
-            errno: errno(err),
-        };
         // Maps first, so that nothing is left attached if one is missing.
-        let xsks = ebpf
-            .take_map(XSKS_MAP)
-            .ok_or_else(|| missing(XSKS_MAP))
-            .and_then(XskMap::try_from)
-            .map_err(|e| map_err(XSKS_MAP, &e))?;
-        let counters = ebpf
-            .take_map(COUNTERS_MAP)
-            .ok_or_else(|| missing(COUNTERS_MAP))
-            .and_then(PerCpuArray::try_from)
-            .map_err(|e| map_err(COUNTERS_MAP, &e))?;
-        let state = ebpf
-            .take_map(VARIANT_STATE_MAP)
-            .ok_or_else(|| missing(VARIANT_STATE_MAP))
-            .and_then(Array::try_from)
-            .map_err(|e| map_err(VARIANT_STATE_MAP, &e))?;
+        let Maps {
+            xsks,
+            counters,
+            state,
+        } = take_maps(&mut ebpf, iface)?;
 
         failpoint("XDP attach")?;
-        let program = program_mut(&mut ebpf).map_err(no_program)?;
-        let (link, mode) = match mode {
-            AttachMode::Native => (
-                attach_in(program, iface, ifindex, AttachedMode::Native)?,
-                AttachedMode::Native,
-            ),
-            AttachMode::Generic => (
-                attach_in(program, iface, ifindex, AttachedMode::Generic)?,
-                AttachedMode::Generic,
-            ),
-            AttachMode::Auto => match attach_in(program, iface, ifindex, AttachedMode::Native) {
-                Ok(link) => (link, AttachedMode::Native),
-                Err(native) => {
-                    warn!(iface, error = %native, "native XDP attach failed; trying generic");
-                    match attach_in(program, iface, ifindex, AttachedMode::Generic) {
-                        Ok(link) => (link, AttachedMode::Generic),
-                        Err(generic) => {
-                            return Err(XdpError::AutoAttach {
-                                iface: iface.to_owned(),
-                                native: Box::new(native),
-                                generic: Box::new(generic),
-                            })
-                        }
-                    }
-                }
-            },
-        };
+        let program = program_mut(&mut ebpf).map_err(|r| no_program(iface, r))?;
+        let (link, mode) = attach_program(program, iface, ifindex, mode)?;
         info!(iface, ifindex, %mode, ?filter, ?action, "XDP program attached");
 
         Ok(XdpProgram {
@@ -627,6 +566,118 @@ impl Drop for XdpProgram {
             warn!(error = %err, "detaching the XDP program failed");
         }
     }
+}
+
+/// The program's maps, taken out of the loaded object.
+struct Maps {
+    xsks: XskMap<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+    state: Array<MapData, u64>,
+}
+
+/// The embedded object loaded into the kernel for `iface`, with `filter`,
+/// `action` and `tail_delta` set as its read-only globals: its maps made
+/// and its program verified, not yet attached.
+fn load_program(
+    iface: &str,
+    filter: XdpFilter,
+    action: XdpAction,
+    tail_delta: i32,
+) -> Result<Ebpf, XdpError> {
+    let load_err = |err: &(dyn StdError + 'static)| XdpError::Load {
+        iface: iface.to_owned(),
+        reason: reason(err),
+        errno: errno(err),
+    };
+    let mut ebpf = EbpfLoader::new()
+        .override_global(FILTER_GLOBAL, &filter, true)
+        .override_global(ACTION_GLOBAL, &action.code(), true)
+        .override_global(TAIL_DELTA_GLOBAL, &tail_delta, true)
+        .load(OBJECT)
+        .map_err(|e| load_err(&e))?;
+    program_mut(&mut ebpf)
+        .map_err(|r| no_program(iface, r))?
+        .load()
+        .map_err(|e| load_err(&e))?;
+    Ok(ebpf)
+}
+
+/// The loaded object's XSKMAP, counters and variant state, or the error
+/// naming the one that is missing or of the wrong kind.
+fn take_maps(ebpf: &mut Ebpf, iface: &str) -> Result<Maps, XdpError> {
+    let map_err = |map: &'static str, err: &(dyn StdError + 'static)| XdpError::Map {
+        iface: iface.to_owned(),
+        map,
+        op: "opening".to_owned(),
+        reason: reason(err),
+        errno: errno(err),
+    };
+    let xsks = ebpf
+        .take_map(XSKS_MAP)
+        .ok_or_else(|| missing(XSKS_MAP))
+        .and_then(XskMap::try_from)
+        .map_err(|e| map_err(XSKS_MAP, &e))?;
+    let counters = ebpf
+        .take_map(COUNTERS_MAP)
+        .ok_or_else(|| missing(COUNTERS_MAP))
+        .and_then(PerCpuArray::try_from)
+        .map_err(|e| map_err(COUNTERS_MAP, &e))?;
+    let state = ebpf
+        .take_map(VARIANT_STATE_MAP)
+        .ok_or_else(|| missing(VARIANT_STATE_MAP))
+        .and_then(Array::try_from)
+        .map_err(|e| map_err(VARIANT_STATE_MAP, &e))?;
+    Ok(Maps {
+        xsks,
+        counters,
+        state,
+    })
+}
+
+/// The load error for an object without skmem's program in it.
+fn no_program(iface: &str, reason: String) -> XdpError {
+    XdpError::Load {
+        iface: iface.to_owned(),
+        reason,
+        errno: None,
+    }
+}
+
+/// Attaches `program` to `ifindex` as `mode` asks: [`AttachMode::Auto`]
+/// tries native, then generic (logging why native failed). Returns the
+/// link and the mode it is attached in.
+fn attach_program(
+    program: &mut Xdp,
+    iface: &str,
+    ifindex: u32,
+    mode: AttachMode,
+) -> Result<(aya::programs::xdp::XdpLinkId, AttachedMode), XdpError> {
+    Ok(match mode {
+        AttachMode::Native => (
+            attach_in(program, iface, ifindex, AttachedMode::Native)?,
+            AttachedMode::Native,
+        ),
+        AttachMode::Generic => (
+            attach_in(program, iface, ifindex, AttachedMode::Generic)?,
+            AttachedMode::Generic,
+        ),
+        AttachMode::Auto => match attach_in(program, iface, ifindex, AttachedMode::Native) {
+            Ok(link) => (link, AttachedMode::Native),
+            Err(native) => {
+                warn!(iface, error = %native, "native XDP attach failed; trying generic");
+                match attach_in(program, iface, ifindex, AttachedMode::Generic) {
+                    Ok(link) => (link, AttachedMode::Generic),
+                    Err(generic) => {
+                        return Err(XdpError::AutoAttach {
+                            iface: iface.to_owned(),
+                            native: Box::new(native),
+                            generic: Box::new(generic),
+                        })
+                    }
+                }
+            }
+        },
+    })
 }
 
 /// The XDP program in a loaded object, or why it is not there.
