@@ -340,8 +340,36 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
     crate::stale::remove("demo");
     // Watch ourselves with eBPF before any arena exists, so every
     // lifecycle event is seen.
-    let mut observer = attach_observer();
-    let mut seen: Vec<ObservedEvent> = Vec::new();
+    let mut probes = Probes {
+        observer: attach_observer(),
+        seen: Vec::new(),
+    };
+    let (pair, spec) = setup(&args)?;
+    let demo = Demo {
+        args: &args,
+        pair: &pair,
+        spec,
+        fwd: Fwd::default(),
+        flow: Flow::default(),
+        stop,
+        start: Instant::now(),
+    };
+    // With workers: the one killed halfway, and its replacement.
+    let mut killed: (Option<u32>, Option<u32>) = (None, None);
+    let (account, gen) = demo.traffic(&mut probes, &mut killed, live);
+    let account = account?;
+    let errors = gen?;
+    // The channel's unbind and the arena's unmap and destroy come last.
+    probes.drain();
+    let summary = demo.summary(&account, errors, &probes, killed);
+    drop(pair);
+    say_summary(&args, &summary, &account, probes.observer.is_some())?;
+    verdict(&args, &summary)
+}
+
+/// The set-up: two namespaces joined by a veth (said on stderr), and the
+/// generator's frames from B.
+fn setup(args: &DemoArgs) -> Result<(NetnsPair, FrameSpec)> {
     eprintln!("skmemctl demo: creating two network namespaces joined by a veth pair…");
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1))
         .context("creating the namespaces (needs root and iproute2)")?;
@@ -355,155 +383,247 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
         pair.ns_name(Side::A),
         pair.ns_name(Side::B)
     );
-    let fwd = Fwd::default();
-    let fwd_stop = AtomicBool::new(false);
-    let fwd_done = AtomicBool::new(false);
-    let flow = Flow::default();
-    let start = Instant::now();
-    // With workers: the one killed halfway, and its replacement.
-    let mut killed: (Option<u32>, Option<u32>) = (None, None);
-    let (account, gen) = std::thread::scope(|s| {
-        let fwd_done = &fwd_done;
-        // A thread that cannot start (no memory for its stack) is the run's
-        // error, not a panic: what started is stopped and torn down.
-        let not_started = |what: &str, e: std::io::Error| {
-            anyhow::Error::new(e).context(format!("starting the {what} thread"))
-        };
-        let fwd_thread = std::thread::Builder::new()
-            .name("demo-fwd".into())
-            .spawn_scoped(s, || {
-                let r = forward(&pair, &fwd, &fwd_stop, usize::from(args.workers));
-                fwd_done.store(true, Ordering::Release);
-                r
-            });
-        let fwd_thread = match fwd_thread {
-            Ok(t) => t,
-            Err(e) => return (Err(not_started("forwarder", e)), Ok(Vec::new())),
-        };
-        let gen = std::thread::Builder::new()
-            .name("demo-gen".into())
-            .spawn_scoped(s, || -> Result<Vec<String>> {
-                while !fwd.ready.load(Ordering::Acquire) {
-                    if fwd_done.load(Ordering::Acquire) {
-                        bail!("the forwarder stopped before it was ready");
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                generate(&pair, &spec, &args, &fwd, &flow, stop, start)
-            });
-        let gen = match gen {
-            Ok(t) => t,
-            Err(e) => {
-                fwd_stop.store(true, Ordering::Release);
-                let _ = fwd_thread.join();
-                return (Err(not_started("generator", e)), Ok(Vec::new()));
+    Ok((pair, spec))
+}
+
+/// The eBPF observer on this process (if it attached) and the lifecycle
+/// events it has seen.
+struct Probes {
+    observer: Option<Observer>,
+    seen: Vec<ObservedEvent>,
+}
+
+impl Probes {
+    /// The events of the next `wait`; without an observer, a sleep as long
+    /// (the display's pace either way).
+    fn wait(&mut self, wait: Duration) {
+        match self.observer.as_mut() {
+            Some(o) => self.seen.extend(o.next_events(wait).unwrap_or_default()),
+            None => std::thread::sleep(wait),
+        }
+    }
+
+    /// The events that come in the next half second, once the traffic is
+    /// over.
+    fn drain(&mut self) {
+        if let Some(o) = self.observer.as_mut() {
+            let until = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < until {
+                self.seen.extend(
+                    o.next_events(Duration::from_millis(100))
+                        .unwrap_or_default(),
+                );
             }
-        };
-        // The display (and, with workers, their processes: started once
-        // the forwarder offers its arena, one killed and replaced halfway).
+        }
+    }
+}
+
+/// What the stages of one run share: its options, its pair, the flow's
+/// frames, the forwarder's and the generator's counts, and the clock.
+struct Demo<'a> {
+    args: &'a DemoArgs,
+    pair: &'a NetnsPair,
+    spec: FrameSpec,
+    fwd: Fwd,
+    flow: Flow,
+    stop: &'static AtomicBool,
+    start: Instant,
+}
+
+impl Demo<'_> {
+    /// The traffic: the forwarder in A and the generator in B on threads
+    /// of their own, the display (and the workers) on this one until the
+    /// generator is done; then the workers, the generator and the
+    /// forwarder end, in that order. The forwarder's frame account and
+    /// the generator's errors.
+    fn traffic(
+        &self,
+        probes: &mut Probes,
+        killed: &mut (Option<u32>, Option<u32>),
+        live: bool,
+    ) -> (Result<FrameAccount>, Result<Vec<String>>) {
+        let fwd_stop = AtomicBool::new(false);
+        let fwd_done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let fwd_done = &fwd_done;
+            // A thread that cannot start (no memory for its stack) is the run's
+            // error, not a panic: what started is stopped and torn down.
+            let not_started = |what: &str, e: std::io::Error| {
+                anyhow::Error::new(e).context(format!("starting the {what} thread"))
+            };
+            let fwd_thread = std::thread::Builder::new()
+                .name("demo-fwd".into())
+                .spawn_scoped(s, || {
+                    let workers = usize::from(self.args.workers);
+                    let r = forward(self.pair, &self.fwd, &fwd_stop, workers);
+                    fwd_done.store(true, Ordering::Release);
+                    r
+                });
+            let fwd_thread = match fwd_thread {
+                Ok(t) => t,
+                Err(e) => return (Err(not_started("forwarder", e)), Ok(Vec::new())),
+            };
+            let gen = std::thread::Builder::new()
+                .name("demo-gen".into())
+                .spawn_scoped(s, || -> Result<Vec<String>> {
+                    wait_ready(&self.fwd, fwd_done)?;
+                    generate(
+                        self.pair, &self.spec, self.args, &self.fwd, &self.flow, self.stop,
+                        self.start,
+                    )
+                });
+            let gen = match gen {
+                Ok(t) => t,
+                Err(e) => {
+                    fwd_stop.store(true, Ordering::Release);
+                    let _ = fwd_thread.join();
+                    return (Err(not_started("generator", e)), Ok(Vec::new()));
+                }
+            };
+            let procs = self.display(&gen, probes, killed, live);
+            end_workers(procs);
+            let gen = gen
+                .join()
+                .map_err(|_| anyhow::anyhow!("the generator panicked"));
+            fwd_stop.store(true, Ordering::Release);
+            let account = fwd_thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the forwarder panicked"))
+                .and_then(|r| r);
+            (account, gen.and_then(|r| r))
+        })
+    }
+
+    /// The display, until the generator is done (and, with workers, their
+    /// processes: started once the forwarder offers its arena, one killed
+    /// and replaced halfway). Returns the worker processes, still running.
+    fn display(
+        &self,
+        gen: &std::thread::ScopedJoinHandle<'_, Result<Vec<String>>>,
+        probes: &mut Probes,
+        killed: &mut (Option<u32>, Option<u32>),
+        live: bool,
+    ) -> Vec<std::process::Child> {
         let mut last = (0u64, 0u64, Instant::now());
         let mut lines = 0;
         let mut procs: Vec<std::process::Child> = Vec::new();
-        let half = start + Duration::from_secs(args.duration) / 2;
+        let half = self.start + Duration::from_secs(self.args.duration) / 2;
         while !gen.is_finished() {
-            if args.workers > 0 {
-                if let Err(e) = tend_workers(&args, &fwd, &mut procs, half, &mut killed) {
+            if self.args.workers > 0 {
+                if let Err(e) = tend_workers(self.args, &self.fwd, &mut procs, half, killed) {
                     eprintln!("skmemctl demo: {e:#}");
-                    stop.store(true, Ordering::Relaxed);
+                    self.stop.store(true, Ordering::Relaxed);
                 }
             }
-            match observer.as_mut() {
-                Some(o) => seen.extend(
-                    o.next_events(Duration::from_millis(100))
-                        .unwrap_or_default(),
-                ),
-                None => std::thread::sleep(Duration::from_millis(100)),
-            }
+            probes.wait(Duration::from_millis(100));
             if last.2.elapsed() < Duration::from_secs(1) {
                 continue;
             }
-            let dt = last.2.elapsed().as_secs_f64();
-            let (rx, tx) = (
-                fwd.rx.load(Ordering::Relaxed),
-                fwd.tx.load(Ordering::Relaxed),
-            );
-            let tick = Tick {
-                elapsed_s: start.elapsed().as_secs_f64(),
-                events: seen
-                    .iter()
-                    .rev()
-                    .take(3)
-                    .rev()
-                    .map(ObservedEvent::line)
-                    .collect(),
-                sent: flow.sent.load(Ordering::Relaxed),
-                returned: flow.back.load(Ordering::Relaxed),
-                fwd_rx_pps: (rx - last.0) as f64 / dt,
-                fwd_tx_pps: (tx - last.1) as f64 / dt,
-                frames: *fwd.account.lock().unwrap_or_else(|e| e.into_inner()),
-                region_mem_inuse: fwd.mem_inuse.load(Ordering::Relaxed),
-                region_mem_total: fwd.mem_total.load(Ordering::Relaxed),
-                workers: fwd
-                    .workers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (pid, c))| (i, *pid, c.lent, c.sent + c.freed, c.reclaimed))
-                    .collect(),
-            };
-            last = (rx, tx, Instant::now());
-            show(&tick, args.json, live, &mut lines);
+            let tick = self.tick(probes, &mut last);
+            show(&tick, self.args.json, live, &mut lines);
         }
-        for p in &mut procs {
-            // SAFETY: kill has no memory preconditions; the pid is our
-            // child's, not yet waited for.
-            unsafe { libc::kill(p.id() as i32, libc::SIGTERM) };
-        }
-        for p in &mut procs {
-            let _ = p.wait();
-        }
-        let gen = gen
-            .join()
-            .map_err(|_| anyhow::anyhow!("the generator panicked"));
-        fwd_stop.store(true, Ordering::Release);
-        let account = fwd_thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the forwarder panicked"))
-            .and_then(|r| r);
-        (account, gen.and_then(|r| r))
-    });
-    let account = account?;
-    let errors = gen?;
-    // The channel's unbind and the arena's unmap and destroy come last.
-    if let Some(o) = observer.as_mut() {
-        let until = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < until {
-            seen.extend(
-                o.next_events(Duration::from_millis(100))
-                    .unwrap_or_default(),
-            );
+        procs
+    }
+
+    /// One refresh of the display: the forwarder's rates since `last` (its
+    /// counts then, and when), which becomes now.
+    fn tick(&self, probes: &Probes, last: &mut (u64, u64, Instant)) -> Tick {
+        let fwd = &self.fwd;
+        let dt = last.2.elapsed().as_secs_f64();
+        let (rx, tx) = (
+            fwd.rx.load(Ordering::Relaxed),
+            fwd.tx.load(Ordering::Relaxed),
+        );
+        let tick = Tick {
+            elapsed_s: self.start.elapsed().as_secs_f64(),
+            events: probes
+                .seen
+                .iter()
+                .rev()
+                .take(3)
+                .rev()
+                .map(ObservedEvent::line)
+                .collect(),
+            sent: self.flow.sent.load(Ordering::Relaxed),
+            returned: self.flow.back.load(Ordering::Relaxed),
+            fwd_rx_pps: (rx - last.0) as f64 / dt,
+            fwd_tx_pps: (tx - last.1) as f64 / dt,
+            frames: *fwd.account.lock().unwrap_or_else(|e| e.into_inner()),
+            region_mem_inuse: fwd.mem_inuse.load(Ordering::Relaxed),
+            region_mem_total: fwd.mem_total.load(Ordering::Relaxed),
+            workers: fwd
+                .workers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .enumerate()
+                .map(|(i, (pid, c))| (i, *pid, c.lent, c.sent + c.freed, c.reclaimed))
+                .collect(),
+        };
+        *last = (rx, tx, Instant::now());
+        tick
+    }
+
+    /// The report of the run, from the forwarder's final `account`, the
+    /// generator's `errors`, the events the probes saw and, with workers,
+    /// the one `killed` and its replacement.
+    fn summary(
+        &self,
+        account: &FrameAccount,
+        errors: Vec<String>,
+        probes: &Probes,
+        killed: (Option<u32>, Option<u32>),
+    ) -> Summary {
+        Summary {
+            seconds: self.start.elapsed().as_secs_f64(),
+            sent: self.flow.sent.load(Ordering::Relaxed),
+            returned: self.flow.back.load(Ordering::Relaxed),
+            in_order_and_intact: errors.is_empty(),
+            frames_accounted: account.check(true).is_ok(),
+            xdp_mode: self
+                .fwd
+                .xdp_mode
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            events_seen: probes.seen.iter().map(|e| e.event.to_owned()).collect(),
+            errors,
+            lost_to_workers: self.fwd.lost.load(Ordering::Relaxed),
+            killed: killed.0,
+            replacement: killed.1,
         }
     }
-    let summary = Summary {
-        seconds: start.elapsed().as_secs_f64(),
-        sent: flow.sent.load(Ordering::Relaxed),
-        returned: flow.back.load(Ordering::Relaxed),
-        in_order_and_intact: errors.is_empty(),
-        frames_accounted: account.check(true).is_ok(),
-        xdp_mode: fwd
-            .xdp_mode
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
-        events_seen: seen.iter().map(|e| e.event.to_owned()).collect(),
-        errors,
-        lost_to_workers: fwd.lost.load(Ordering::Relaxed),
-        killed: killed.0,
-        replacement: killed.1,
-    };
-    drop(pair);
-    say_summary(&args, &summary, &account, observer.is_some())?;
+}
+
+/// Until the forwarder is ready (its frames on the fill ring): an error if
+/// it stopped before.
+fn wait_ready(fwd: &Fwd, fwd_done: &AtomicBool) -> Result<()> {
+    while !fwd.ready.load(Ordering::Acquire) {
+        if fwd_done.load(Ordering::Acquire) {
+            bail!("the forwarder stopped before it was ready");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// The tear-down of the worker processes: each told to go (SIGTERM), then
+/// each waited for.
+fn end_workers(mut procs: Vec<std::process::Child>) {
+    for p in &mut procs {
+        // SAFETY: kill has no memory preconditions; the pid is our
+        // child's, not yet waited for.
+        unsafe { libc::kill(p.id() as i32, libc::SIGTERM) };
+    }
+    for p in &mut procs {
+        let _ = p.wait();
+    }
+}
+
+/// The demo's verdict: an error unless every frame came back (or was taken
+/// back from a worker), in order and intact, every frame was accounted and,
+/// with workers, the killed one was replaced.
+fn verdict(args: &DemoArgs, summary: &Summary) -> Result<()> {
     let all_back = summary.sent == summary.returned + summary.lost_to_workers;
     let replaced = args.workers == 0 || summary.replacement.is_some();
     if !all_back || !summary.in_order_and_intact || !summary.frames_accounted || !replaced {
