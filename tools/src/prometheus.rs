@@ -195,41 +195,61 @@ const FAMILIES: &[(&str, &str, &str)] = &[
 
 /// The exposition text for `processes`.
 pub fn render(processes: &[ProcessStats]) -> String {
-    let mut fams = Families(
-        FAMILIES
-            .iter()
-            .map(|&(name, kind, help)| Family {
-                name,
-                kind,
-                help,
-                samples: Vec::new(),
-            })
-            .collect(),
-    );
+    let mut fams = Families::declared();
     for p in processes {
         let pid = p.pid.to_string();
+        fams.add_arenas(p, &pid);
+        fams.add_channels(p, &pid);
+        fams.add_caches(p, &pid);
+    }
+    fams.text()
+}
+
+impl Families {
+    /// Every family of [`FAMILIES`], with no sample yet.
+    fn declared() -> Families {
+        Families(
+            FAMILIES
+                .iter()
+                .map(|&(name, kind, help)| Family {
+                    name,
+                    kind,
+                    help,
+                    samples: Vec::new(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The samples of each arena of process `p`.
+    fn add_arenas(&mut self, p: &ProcessStats, pid: &str) {
         for a in &p.arenas {
             let l = labels(&[
-                ("pid", &pid),
+                ("pid", pid),
                 ("comm", &p.comm),
                 ("arena", &a.name),
                 ("kind", &a.kind),
                 ("state", &a.state),
             ]);
-            fams.add("skmem_arena_mem_bytes", l.clone(), a.mem_total as u64);
-            fams.add("skmem_arena_mem_inuse_bytes", l.clone(), a.mem_inuse as u64);
-            fams.add("skmem_arena_map_size_bytes", l.clone(), a.map_size as u64);
-            fams.add("skmem_arena_mappings", l.clone(), a.map_count as u64);
-            fams.add(
+            self.add("skmem_arena_mem_bytes", l.clone(), a.mem_total as u64);
+            self.add("skmem_arena_mem_inuse_bytes", l.clone(), a.mem_inuse as u64);
+            self.add("skmem_arena_map_size_bytes", l.clone(), a.map_size as u64);
+            self.add("skmem_arena_mappings", l.clone(), a.map_count as u64);
+            self.add(
                 "skmem_arena_mappings_redirected",
                 l,
                 a.map_redirected as u64,
             );
         }
+    }
+
+    /// The samples of each channel of process `p`: its own counters, and
+    /// the kernel's XDP_STATISTICS where it has them.
+    fn add_channels(&mut self, p: &ProcessStats, pid: &str) {
         for c in &p.channels {
             let queue = c.queue.to_string();
             let l = labels(&[
-                ("pid", &pid),
+                ("pid", pid),
                 ("comm", &p.comm),
                 ("arena", &c.arena),
                 ("ifname", &c.ifname),
@@ -246,7 +266,7 @@ pub fn render(processes: &[ProcessStats]) -> String {
                 ("skmem_channel_tx_refused_total", n.tx_refused),
                 ("skmem_channel_wakeups_total", n.wakeups),
             ] {
-                fams.add(name, l.clone(), v);
+                self.add(name, l.clone(), v);
             }
             if let Some(k) = &c.xdp {
                 for (name, v) in [
@@ -260,13 +280,17 @@ pub fn render(processes: &[ProcessStats]) -> String {
                     ),
                     ("skmem_xsk_tx_ring_empty_total", k.tx_ring_empty_descs),
                 ] {
-                    fams.add(name, l.clone(), v);
+                    self.add(name, l.clone(), v);
                 }
             }
         }
+    }
+
+    /// The samples of each cache of process `p`.
+    fn add_caches(&mut self, p: &ProcessStats, pid: &str) {
         for c in &p.caches {
             let l = labels(&[
-                ("pid", &pid),
+                ("pid", pid),
                 ("comm", &p.comm),
                 ("arena", &c.arena),
                 ("cache", &c.name),
@@ -282,19 +306,23 @@ pub fn render(processes: &[ProcessStats]) -> String {
                 ("skmem_cache_purges_total", c.purges),
                 ("skmem_cache_reaps_total", c.reaps),
             ] {
-                fams.add(name, l.clone(), v);
+                self.add(name, l.clone(), v);
             }
         }
     }
-    let mut out = String::new();
-    for f in fams.0.iter().filter(|f| !f.samples.is_empty()) {
-        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
-        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
-        for (l, v) in &f.samples {
-            let _ = writeln!(out, "{}{l} {v}", f.name);
+
+    /// The families that have samples, each header first, then its samples.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for f in self.0.iter().filter(|f| !f.samples.is_empty()) {
+            let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+            let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+            for (l, v) in &f.samples {
+                let _ = writeln!(out, "{}{l} {v}", f.name);
+            }
         }
+        out
     }
-    out
 }
 
 #[cfg(test)]
