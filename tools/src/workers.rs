@@ -216,17 +216,7 @@ struct QueueOwner {
 /// dies): one worker per queue with `--workers 1`, several on one queue
 /// with one `--queue`. Each queue runs in its own thread.
 pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
-    let n = usize::from(args.workers);
-    let mode = match args.mode {
-        Mode::Rxdrop => WorkMode::Rxdrop,
-        Mode::L2fwd => WorkMode::L2fwd,
-        Mode::Txonly => {
-            return Err(crate::check::Usage(
-                "--workers: rxdrop or l2fwd (workers process received packets)".into(),
-            )
-            .into())
-        }
-    };
+    let mode = work_mode(args.mode)?;
     let spread = if args.round_robin {
         Spread::RoundRobin
     } else {
@@ -236,49 +226,93 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
     let mut owners = Vec::new();
     for &q in &args.queues {
-        let mut np = NexusParams::new(format!("{}q{q}", args.iface)).with_worker_slots(n);
-        np.pool.packets = args.packets;
-        let arena = Arena::create_nexus(&np)?;
-        let mut cp = ChannelParams::new(&args.iface, q);
-        cp.mode = if args.copy {
-            BindMode::Copy
-        } else if args.zero_copy {
-            BindMode::ZeroCopy
-        } else {
-            BindMode::Auto
-        };
-        cp.batch = args.batch;
-        let mut ch = Channel::open(&arena, &cp)
-            .with_context(|| format!("binding an AF_XDP socket to {} queue {q}", args.iface))?;
-        prog.add_socket(q, ch.fd())?;
-        ch.refill()?;
-        let path =
-            std::env::temp_dir().join(format!("skmemctl-fwd-{}-q{q}.sock", std::process::id()));
-        let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only())?;
-        let hub = WorkerHub::new(ch, &offer, spread)?;
-        if !args.json {
-            eprintln!(
-                "skmemctl fwd: {} on {} queue {q}, {n} worker process{} ({})\n  socket {}",
-                mode.name(),
-                args.iface,
-                if n == 1 { "" } else { "es" },
-                match spread {
-                    Spread::FlowHash => "flow hash",
-                    Spread::RoundRobin => "round-robin",
-                },
-                path.display()
-            );
-        }
-        owners.push(QueueOwner {
-            queue: q,
-            path,
-            hub,
-            _offer: offer,
-            _arena: arena,
-        });
+        owners.push(open_owner(args, &mut prog, q, mode, spread)?);
     }
+    let results = run_owners(args, &mut owners, mode, stop);
+    // Torn down in order: each hub before its offer and arena, then the
+    // XDP program.
+    drop(owners);
+    drop(prog);
+    report(results, mode, args.json)
+}
+
+/// What the workers do for `fwd`'s `--mode`: txonly is refused, as workers
+/// process received packets.
+fn work_mode(mode: Mode) -> Result<WorkMode> {
+    match mode {
+        Mode::Rxdrop => Ok(WorkMode::Rxdrop),
+        Mode::L2fwd => Ok(WorkMode::L2fwd),
+        Mode::Txonly => Err(crate::check::Usage(
+            "--workers: rxdrop or l2fwd (workers process received packets)".into(),
+        )
+        .into()),
+    }
+}
+
+/// Queue `q`'s owner: a nexus arena with a worker slot per worker, its
+/// channel registered in `prog`'s XSKMAP and its fill ring filled, the
+/// arena offered on a socket of its own, and the hub that lends to the
+/// workers who join there.
+fn open_owner(
+    args: &FwdArgs,
+    prog: &mut XdpProgram,
+    q: u32,
+    mode: WorkMode,
+    spread: Spread,
+) -> Result<QueueOwner> {
+    let n = usize::from(args.workers);
+    let mut np = NexusParams::new(format!("{}q{q}", args.iface)).with_worker_slots(n);
+    np.pool.packets = args.packets;
+    let arena = Arena::create_nexus(&np)?;
+    let mut cp = ChannelParams::new(&args.iface, q);
+    cp.mode = if args.copy {
+        BindMode::Copy
+    } else if args.zero_copy {
+        BindMode::ZeroCopy
+    } else {
+        BindMode::Auto
+    };
+    cp.batch = args.batch;
+    let mut ch = Channel::open(&arena, &cp)
+        .with_context(|| format!("binding an AF_XDP socket to {} queue {q}", args.iface))?;
+    prog.add_socket(q, ch.fd())?;
+    ch.refill()?;
+    let path = std::env::temp_dir().join(format!("skmemctl-fwd-{}-q{q}.sock", std::process::id()));
+    let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only())?;
+    let hub = WorkerHub::new(ch, &offer, spread)?;
+    if !args.json {
+        eprintln!(
+            "skmemctl fwd: {} on {} queue {q}, {n} worker process{} ({})\n  socket {}",
+            mode.name(),
+            args.iface,
+            if n == 1 { "" } else { "es" },
+            match spread {
+                Spread::FlowHash => "flow hash",
+                Spread::RoundRobin => "round-robin",
+            },
+            path.display()
+        );
+    }
+    Ok(QueueOwner {
+        queue: q,
+        path,
+        hub,
+        _offer: offer,
+        _arena: arena,
+    })
+}
+
+/// Each queue's owner loop on a thread of its own, until the run ends;
+/// their summaries (or errors) in queue order.
+fn run_owners(
+    args: &FwdArgs,
+    owners: &mut [QueueOwner],
+    mode: WorkMode,
+    stop: &'static AtomicBool,
+) -> Vec<Result<Summary>> {
+    let n = usize::from(args.workers);
     let many = owners.len() > 1;
-    let results: Vec<Result<Summary>> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let mut results = Vec::new();
         let mut threads = Vec::new();
         for o in owners.iter_mut() {
@@ -305,11 +339,13 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             );
         }
         results
-    });
-    // Torn down in order: each hub before its offer and arena, then the
-    // XDP program.
-    drop(owners);
-    drop(prog);
+    })
+}
+
+/// Each queue's summary, then the run's outcome: the first queue's error,
+/// else what stopped the run, else the queues whose frames are not all
+/// accounted for.
+fn report(results: Vec<Result<Summary>>, mode: WorkMode, json: bool) -> Result<()> {
     let mut bad = Vec::new();
     let mut stopped_by = None;
     let mut failed = None;
@@ -321,7 +357,7 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
                 continue;
             }
         };
-        print_summary(&summary, mode, args.json)?;
+        print_summary(&summary, mode, json)?;
         if !summary.frames_accounted {
             bad.push(summary.queue);
         }
