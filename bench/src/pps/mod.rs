@@ -33,9 +33,10 @@
 //! program, which waits with `poll()` there.
 //!
 //! Where things are: the configuration (workloads, programs, layouts,
-//! waiting) in `config`; running the matrix in `run`; what it found in
-//! `results`; medians, paired ratios, cells and goals in `analysis`; the
-//! text tables in `render`; each peer program in its own module.
+//! waiting) in `config`; running the matrix in `run`; measuring one
+//! program run in `measure`; what it found in `results`; medians, paired
+//! ratios, cells and goals in `analysis`; the text tables in `render`;
+//! each peer program in its own module.
 
 pub mod cpeer;
 pub mod gen;
@@ -50,6 +51,7 @@ mod xsk_prog;
 
 mod analysis;
 mod config;
+mod measure;
 mod render;
 mod results;
 mod run;
