@@ -38,77 +38,66 @@ use skmem::region::{RegionFlags, RegionId, RegionParams};
 fn main() {
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
-    let mut arenas: HashMap<u64, Arena> = HashMap::new();
-    let mut maps: Vec<Option<ArenaMapping>> = Vec::new();
-    let mut offer: Option<skmem::lend::ArenaOffer> = None;
+    let mut child = Child::default();
     writeln!(out, "ready {}", std::process::id()).unwrap();
     out.flush().unwrap();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
+        let text = match child.answer(&line) {
+            Ok(s) => s,
+            Err(e) => format!("err {} {e}", e.errno()),
+        };
+        writeln!(out, "{text}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// What the driver's commands made. The fields drop in this order at the
+/// end: the offer, then the mappings, then the arenas they map.
+#[derive(Default)]
+struct Child {
+    offer: Option<skmem::lend::ArenaOffer>,
+    /// By map index; an unmapped one leaves its index empty.
+    maps: Vec<Option<ArenaMapping>>,
+    arenas: HashMap<u64, Arena>,
+}
+
+impl Child {
+    /// The reply to one command line (an `Err` is said as `err ERRNO ...`).
+    fn answer(&mut self, line: &str) -> skmem::Result<String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let num = |i: usize| -> u64 { words.get(i).and_then(|w| w.parse().ok()).unwrap_or(0) };
-        let reply = match words.first().copied() {
+        match words.first().copied() {
             Some("create") => {
                 let name = words.get(2).copied().unwrap_or("child");
-                let r = match words.get(1).copied() {
-                    Some("nexus") => Arena::create_nexus(&NexusParams::new(name)),
-                    Some("necp") => Arena::create_necp(
-                        name,
-                        &RegionParams::new(RegionId::UStats, 128, 64).with_flags(
-                            RegionFlags::MMAPOK | RegionFlags::UREADONLY | RegionFlags::NOMAGAZINES,
-                        ),
-                        &RegionParams::new(RegionId::KStats, 128, 64),
-                    ),
-                    _ => Arena::create_system(name),
-                };
-                r.map(|a| {
-                    let id = a.id();
-                    arenas.insert(id, a);
-                    format!("ok {id}")
-                })
+                self.create(words.get(1).copied(), name)
             }
-            Some("map") => match arenas.get(&num(1)) {
-                Some(a) => a.map().map(|m| {
-                    let s = format!("ok {} {} {}", maps.len(), m.addr() as usize, m.size());
-                    maps.push(Some(m));
-                    s
-                }),
-                None => Ok("err 2 no such arena".into()),
-            },
-            Some("redirect") => match maps.get(num(1) as usize).and_then(Option::as_ref) {
+            Some("map") => self.map(num(1)),
+            Some("redirect") => match self.mapping(num(1)) {
                 Some(m) => m
                     .redirect()
                     .map(|inactive| format!("ok {}", inactive as u8)),
                 None => Ok("err 2 no such mapping".into()),
             },
             Some("unmap") => {
-                if let Some(slot) = maps.get_mut(num(1) as usize) {
+                if let Some(slot) = self.maps.get_mut(num(1) as usize) {
                     drop(slot.take());
                 }
                 Ok("ok".into())
             }
-            Some("munmap") => match maps.get(num(1) as usize).and_then(Option::as_ref) {
-                Some(m) => {
-                    // SAFETY: deliberately pulls the span out from under the
-                    // library (the test of the munmap probe); nothing reads it
-                    // afterwards.
-                    let r = unsafe { libc::munmap(m.addr().cast(), m.size()) };
-                    Ok(format!("ok {r}"))
-                }
-                None => Ok("err 2 no such mapping".into()),
-            },
-            Some("defunct") => match arenas.get(&num(1)) {
+            Some("munmap") => Ok(self.munmap(num(1))),
+            Some("defunct") => match self.arenas.get(&num(1)) {
                 Some(a) => a.defunct().map(|()| "ok".into()),
                 None => Ok("err 2 no such arena".into()),
             },
-            Some("reap") => match arenas.get(&num(1)) {
+            Some("reap") => match self.arenas.get(&num(1)) {
                 Some(a) => {
                     a.reap(words.get(2) == Some(&"purge"));
                     Ok("ok".into())
                 }
                 None => Ok("err 2 no such arena".into()),
             },
-            Some("mem") => match arenas.get(&num(1)) {
+            Some("mem") => match self.arenas.get(&num(1)) {
                 Some(a) => {
                     let (total, inuse) = a.mem_stats();
                     Ok(format!("ok {total} {inuse}"))
@@ -116,35 +105,12 @@ fn main() {
                 None => Ok("err 2 no such arena".into()),
             },
             Some("drop") => {
-                arenas.remove(&num(1));
+                self.arenas.remove(&num(1));
                 Ok("ok".into())
             }
-            Some("offer") => match arenas.get(&num(1)) {
-                Some(a) => skmem::lend::ArenaOffer::serve(
-                    a,
-                    words.get(2).copied().unwrap_or("/tmp/skmem-child.sock"),
-                    skmem::lend::OfferPolicy::root_only(),
-                )
-                .map(|o| {
-                    offer = Some(o);
-                    "ok".to_owned()
-                }),
-                None => Ok("err 2 no such arena".into()),
-            },
-            Some("wait-mappers") => match &offer {
-                Some(o) => {
-                    let n = num(1) as usize;
-                    let done =
-                        o.wait_until(std::time::Duration::from_secs(10), |m, _| m.len() == n);
-                    Ok(if done {
-                        "ok".into()
-                    } else {
-                        "err 110 timed out".into()
-                    })
-                }
-                None => Ok("err 2 no offer".into()),
-            },
-            Some("redirect-mapper") => match &offer {
+            Some("offer") => self.offer(num(1), words.get(2).copied()),
+            Some("wait-mappers") => Ok(self.wait_mappers(num(1) as usize)),
+            Some("redirect-mapper") => match &self.offer {
                 Some(o) => o.redirect(num(1) as u32).map(|i| format!("ok {}", i as u8)),
                 None => Ok("err 2 no offer".into()),
             },
@@ -154,13 +120,92 @@ fn main() {
             }
             Some("exit") => std::process::exit(0),
             _ => Ok(format!("err 22 unknown command {line:?}")),
+        }
+    }
+
+    /// `create KIND NAME`: a nexus, NECP or (any other kind) system arena,
+    /// kept under its id.
+    fn create(&mut self, kind: Option<&str>, name: &str) -> skmem::Result<String> {
+        let r = match kind {
+            Some("nexus") => Arena::create_nexus(&NexusParams::new(name)),
+            Some("necp") => Arena::create_necp(
+                name,
+                &RegionParams::new(RegionId::UStats, 128, 64).with_flags(
+                    RegionFlags::MMAPOK | RegionFlags::UREADONLY | RegionFlags::NOMAGAZINES,
+                ),
+                &RegionParams::new(RegionId::KStats, 128, 64),
+            ),
+            _ => Arena::create_system(name),
         };
-        let text = match reply {
-            Ok(s) => s,
-            Err(e) => format!("err {} {e}", e.errno()),
-        };
-        writeln!(out, "{text}").unwrap();
-        out.flush().unwrap();
+        r.map(|a| {
+            let id = a.id();
+            self.arenas.insert(id, a);
+            format!("ok {id}")
+        })
+    }
+
+    /// `map ARENA_ID`: a new mapping of the arena, kept at the next index.
+    fn map(&mut self, arena: u64) -> skmem::Result<String> {
+        match self.arenas.get(&arena) {
+            Some(a) => a.map().map(|m| {
+                let s = format!("ok {} {} {}", self.maps.len(), m.addr() as usize, m.size());
+                self.maps.push(Some(m));
+                s
+            }),
+            None => Ok("err 2 no such arena".into()),
+        }
+    }
+
+    /// The live mapping at `index`, if there is one.
+    fn mapping(&self, index: u64) -> Option<&ArenaMapping> {
+        self.maps.get(index as usize).and_then(Option::as_ref)
+    }
+
+    /// `munmap MAP_INDEX`: the mapping's span unmapped behind the
+    /// library's back.
+    fn munmap(&self, index: u64) -> String {
+        match self.mapping(index) {
+            Some(m) => {
+                // SAFETY: deliberately pulls the span out from under the
+                // library (the test of the munmap probe); nothing reads it
+                // afterwards.
+                let r = unsafe { libc::munmap(m.addr().cast(), m.size()) };
+                format!("ok {r}")
+            }
+            None => "err 2 no such mapping".into(),
+        }
+    }
+
+    /// `offer ARENA_ID [PATH]`: the arena lent to mappers at `path`.
+    fn offer(&mut self, arena: u64, path: Option<&str>) -> skmem::Result<String> {
+        match self.arenas.get(&arena) {
+            Some(a) => skmem::lend::ArenaOffer::serve(
+                a,
+                path.unwrap_or("/tmp/skmem-child.sock"),
+                skmem::lend::OfferPolicy::root_only(),
+            )
+            .map(|o| {
+                self.offer = Some(o);
+                "ok".to_owned()
+            }),
+            None => Ok("err 2 no such arena".into()),
+        }
+    }
+
+    /// `wait-mappers N`: until `n` mappers have mapped the offered arena,
+    /// 10 s at most.
+    fn wait_mappers(&self, n: usize) -> String {
+        match &self.offer {
+            Some(o) => {
+                let done = o.wait_until(std::time::Duration::from_secs(10), |m, _| m.len() == n);
+                if done {
+                    "ok".into()
+                } else {
+                    "err 110 timed out".into()
+                }
+            }
+            None => "err 2 no offer".into(),
+        }
     }
 }
 
