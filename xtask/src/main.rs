@@ -10,6 +10,7 @@ mod cmd;
 mod conformance;
 mod core_alone;
 mod cycles;
+mod fuzz;
 mod setup;
 
 use std::process::ExitCode;
@@ -52,6 +53,21 @@ enum Task {
     Conformance {
         /// Run only the cases whose test name contains this (e.g. `stat_`).
         filter: Option<String>,
+    },
+    /// Build the libFuzzer targets in `fuzz/` (schema, hand-over messages,
+    /// parameters) and run each on its committed corpus; fail on a crash,
+    /// panic or hang, leaving the input in `fuzz/artifacts/`.
+    ///
+    /// `cargo xtask test` runs each for 20 000 inputs.
+    Fuzz {
+        /// Only this target.
+        target: Option<String>,
+        /// Inputs to run per target.
+        #[arg(long, default_value_t = 1_000_000)]
+        runs: u64,
+        /// Merge the new inputs each run found into the committed corpus.
+        #[arg(long)]
+        keep: bool,
     },
     /// Run setup, then the skmemctl demo (extra arguments are passed to skmemctl).
     Demo {
@@ -104,6 +120,12 @@ const TEST_STEPS: &[(&str, &[&str])] = &[
             "--check",
         ],
     ),
+    // The fuzz targets are their own workspace too (they build with
+    // coverage instrumentation).
+    (
+        "fmt-fuzz",
+        &["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"],
+    ),
     (
         "clippy",
         &[
@@ -128,6 +150,7 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::CoreAlone => core_alone::check(),
         Task::Demo { args } => demo(&args),
+        Task::Fuzz { target, runs, keep } => fuzz::run(target.as_deref(), runs, keep).map(|_| ()),
         Task::Conformance { filter } => (|| {
             header("setup");
             setup::run(setup::Job::Demo)?;
@@ -173,8 +196,9 @@ fn main() -> ExitCode {
 fn test() -> Result<()> {
     header("setup");
     setup::run(setup::Job::Test)?;
-    // The steps below, then the core built alone.
-    let total = TEST_STEPS.len() + 1;
+    // The steps below, then the core built alone, then the fuzz targets'
+    // short runs.
+    let total = TEST_STEPS.len() + 2;
     let mut tally = cmd::Tally::default();
     for (i, (name, args)) in TEST_STEPS.iter().enumerate() {
         let mut cargo = cmd::cargo(*args);
@@ -192,9 +216,15 @@ fn test() -> Result<()> {
         cmd::run_tallying(&format!("step `{name}`"), &mut cargo, &mut tally)?;
     }
     header(&format!(
-        "[{total}/{total}] core-alone: skmem without the eBPF toolchain"
+        "[{}/{total}] core-alone: skmem without the eBPF toolchain",
+        total - 1
     ));
     core_alone::check()?;
+    header(&format!(
+        "[{total}/{total}] fuzz: {} inputs of each target",
+        fuzz::SHORT_RUNS
+    ));
+    fuzz::run(None, fuzz::SHORT_RUNS, false)?;
     header(&format!("all {total} steps passed"));
     // One closing line over every test binary, so a reader (or CI) sees the
     // whole count rather than the last binary's.

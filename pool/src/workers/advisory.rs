@@ -95,7 +95,7 @@ pub struct NexusAdvisoryState {
 impl NexusAdvisoryState {
     /// The object's bytes, sequence count `seq` included (into `out`,
     /// reused: no allocation once it is large enough).
-    pub(crate) fn encode(&self, seq: u64, out: &mut Vec<u8>) {
+    pub fn encode(&self, seq: u64, out: &mut Vec<u8>) {
         out.clear();
         let u64s = |out: &mut Vec<u8>, v: &[u64]| {
             v.iter()
