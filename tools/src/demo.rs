@@ -11,13 +11,15 @@
 //! lifecycle events the probes saw; at the end a summary and an exit code
 //! that says whether every frame came back and was accounted.
 
-use std::io::{IsTerminal, Write};
+mod display;
+mod summary;
+
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams, FrameAccount};
 use skmem_netns::{
@@ -77,41 +79,6 @@ struct Fwd {
     workers: Mutex<Vec<(Option<u32>, skmem::workers::WorkerCounters)>>,
     /// With workers: the socket they join on.
     socket: Mutex<Option<std::path::PathBuf>>,
-}
-
-/// One line of the display.
-#[derive(Debug, Serialize)]
-struct Tick {
-    elapsed_s: f64,
-    events: Vec<String>,
-    sent: u64,
-    returned: u64,
-    fwd_rx_pps: f64,
-    fwd_tx_pps: f64,
-    frames: FrameAccount,
-    region_mem_inuse: u64,
-    region_mem_total: u64,
-    /// With workers: (slot, pid, lent, handed back, reclaimed).
-    workers: Vec<(usize, Option<u32>, u64, u64, u64)>,
-}
-
-/// The end of the run.
-#[derive(Debug, Serialize)]
-struct Summary {
-    seconds: f64,
-    sent: u64,
-    returned: u64,
-    in_order_and_intact: bool,
-    frames_accounted: bool,
-    xdp_mode: String,
-    events_seen: Vec<String>,
-    errors: Vec<String>,
-    /// With workers: frames taken back from the killed worker or dropped
-    /// for a full ring (in the pool again, not forwarded).
-    lost_to_workers: u64,
-    /// With workers: the worker killed halfway, and its replacement.
-    killed: Option<u32>,
-    replacement: Option<u32>,
 }
 
 /// Frames received but not forwarded through the workers: taken back from
@@ -363,8 +330,8 @@ pub fn run(args: DemoArgs, stop: &'static AtomicBool) -> Result<()> {
     probes.drain();
     let summary = demo.summary(&account, errors, &probes, killed);
     drop(pair);
-    say_summary(&args, &summary, &account, probes.observer.is_some())?;
-    verdict(&args, &summary)
+    summary::say_summary(&args, &summary, &account, probes.observer.is_some())?;
+    summary::verdict(&args, &summary)
 }
 
 /// The set-up: two namespaces joined by a veth (said on stderr), and the
@@ -520,78 +487,9 @@ impl Demo<'_> {
                 continue;
             }
             let tick = self.tick(probes, &mut last);
-            show(&tick, self.args.json, live, &mut lines);
+            display::show(&tick, self.args.json, live, &mut lines);
         }
         procs
-    }
-
-    /// One refresh of the display: the forwarder's rates since `last` (its
-    /// counts then, and when), which becomes now.
-    fn tick(&self, probes: &Probes, last: &mut (u64, u64, Instant)) -> Tick {
-        let fwd = &self.fwd;
-        let dt = last.2.elapsed().as_secs_f64();
-        let (rx, tx) = (
-            fwd.rx.load(Ordering::Relaxed),
-            fwd.tx.load(Ordering::Relaxed),
-        );
-        let tick = Tick {
-            elapsed_s: self.start.elapsed().as_secs_f64(),
-            events: probes
-                .seen
-                .iter()
-                .rev()
-                .take(3)
-                .rev()
-                .map(ObservedEvent::line)
-                .collect(),
-            sent: self.flow.sent.load(Ordering::Relaxed),
-            returned: self.flow.back.load(Ordering::Relaxed),
-            fwd_rx_pps: (rx - last.0) as f64 / dt,
-            fwd_tx_pps: (tx - last.1) as f64 / dt,
-            frames: *fwd.account.lock().unwrap_or_else(|e| e.into_inner()),
-            region_mem_inuse: fwd.mem_inuse.load(Ordering::Relaxed),
-            region_mem_total: fwd.mem_total.load(Ordering::Relaxed),
-            workers: fwd
-                .workers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .enumerate()
-                .map(|(i, (pid, c))| (i, *pid, c.lent, c.sent + c.freed, c.reclaimed))
-                .collect(),
-        };
-        *last = (rx, tx, Instant::now());
-        tick
-    }
-
-    /// The report of the run, from the forwarder's final `account`, the
-    /// generator's `errors`, the events the probes saw and, with workers,
-    /// the one `killed` and its replacement.
-    fn summary(
-        &self,
-        account: &FrameAccount,
-        errors: Vec<String>,
-        probes: &Probes,
-        killed: (Option<u32>, Option<u32>),
-    ) -> Summary {
-        Summary {
-            seconds: self.start.elapsed().as_secs_f64(),
-            sent: self.flow.sent.load(Ordering::Relaxed),
-            returned: self.flow.back.load(Ordering::Relaxed),
-            in_order_and_intact: errors.is_empty(),
-            frames_accounted: account.check(true).is_ok(),
-            xdp_mode: self
-                .fwd
-                .xdp_mode
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-            events_seen: probes.seen.iter().map(|e| e.event.to_owned()).collect(),
-            errors,
-            lost_to_workers: self.fwd.lost.load(Ordering::Relaxed),
-            killed: killed.0,
-            replacement: killed.1,
-        }
     }
 }
 
@@ -618,82 +516,6 @@ fn end_workers(mut procs: Vec<std::process::Child>) {
     for p in &mut procs {
         let _ = p.wait();
     }
-}
-
-/// The demo's verdict: an error unless every frame came back (or was taken
-/// back from a worker), in order and intact, every frame was accounted and,
-/// with workers, the killed one was replaced.
-fn verdict(args: &DemoArgs, summary: &Summary) -> Result<()> {
-    let all_back = summary.sent == summary.returned + summary.lost_to_workers;
-    let replaced = args.workers == 0 || summary.replacement.is_some();
-    if !all_back || !summary.in_order_and_intact || !summary.frames_accounted || !replaced {
-        bail!("the demo found a problem (see above)");
-    }
-    Ok(())
-}
-
-/// The summary: JSON, or what a reader of 80 columns sees.
-fn say_summary(
-    args: &DemoArgs,
-    summary: &Summary,
-    account: &FrameAccount,
-    observed: bool,
-) -> Result<()> {
-    if args.json {
-        return crate::output::json("demo_summary", summary);
-    }
-    outln!();
-    outln!(
-        "summary ({:.1} s, XDP {}):",
-        summary.seconds,
-        summary.xdp_mode
-    );
-    outln!("  frames sent      {}", summary.sent);
-    if args.workers > 0 {
-        outln!(
-            "  frames returned  {} + {} {}\n    (+ taken back from the killed worker or dropped for a full ring)",
-            summary.returned,
-            summary.lost_to_workers,
-            tick_mark(summary.sent == summary.returned + summary.lost_to_workers)
-        );
-        if let (Some(k), Some(r)) = (summary.killed, summary.replacement) {
-            outln!("  worker {k} SIGKILLed halfway; worker {r} took its slot");
-        }
-    } else {
-        outln!(
-            "  frames returned  {} {}",
-            summary.returned,
-            tick_mark(summary.sent == summary.returned)
-        );
-    }
-    outln!(
-        "  in order, intact {}",
-        tick_mark(summary.in_order_and_intact)
-    );
-    outln!(
-        "  frames accounted {} (pool {} + slots {} + app {} + lent {}\n    + kernel RX {} + kernel TX {} = {})",
-        tick_mark(summary.frames_accounted),
-        account.pool,
-        account.staged,
-        account.app,
-        account.lent,
-        account.kernel_rx,
-        account.kernel_tx,
-        account.total
-    );
-    if observed {
-        let seen = if summary.events_seen.is_empty() {
-            "none".to_owned()
-        } else {
-            wrap(&summary.events_seen.join(", "), 40, "\n    ")
-        };
-        outln!("  lifecycle events the probes saw: {seen}");
-    }
-    for e in &summary.errors {
-        outln!("  error: {e}");
-    }
-    outln!("  namespaces and veth removed");
-    Ok(())
 }
 
 /// The eBPF observer on this process, or `None` (said on stderr) when it
@@ -759,126 +581,4 @@ fn tend_workers(
         }
     }
     Ok(())
-}
-
-fn tick_mark(ok: bool) -> &'static str {
-    if ok {
-        "✓"
-    } else {
-        "✗"
-    }
-}
-
-/// `text` cut at spaces into lines of at most `width` characters (a word
-/// longer than that stays whole), joined by `sep`.
-fn wrap(text: &str, width: usize, sep: &str) -> String {
-    let mut lines: Vec<String> = vec![String::new()];
-    for word in text.split(' ') {
-        let last = lines.last_mut().expect("never empty");
-        if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > width {
-            lines.push(word.to_owned());
-        } else {
-            if !last.is_empty() {
-                last.push(' ');
-            }
-            last.push_str(word);
-        }
-    }
-    lines.join(sep)
-}
-
-/// The width of the terminal on stdout, if it is one.
-fn terminal_columns() -> Option<usize> {
-    let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
-    (ws.ws_col > 0).then_some(usize::from(ws.ws_col))
-}
-
-fn show(t: &Tick, json: bool, live: bool, lines: &mut usize) {
-    if json {
-        if let Err(e) = crate::output::json("demo_tick", t) {
-            tracing::warn!(error = %e, "a tick not written");
-        }
-        return;
-    }
-    let f = &t.frames;
-    // Every line fits 80 columns; narrower terminals cut them (below).
-    let mut text = vec![
-        format!(
-            "{:>5.1}s sent {:>9} back {:>9} | l2fwd in {} out {}",
-            t.elapsed_s,
-            t.sent,
-            t.returned,
-            crate::units::mpps(t.fwd_rx_pps),
-            crate::units::mpps(t.fwd_tx_pps)
-        ),
-        format!(
-            "  frames: pool {:>5} slots {:>4} fill+RX {:>5} app {:>3} TX+cq {:>4} of {}",
-            f.pool, f.staged, f.kernel_rx, f.app, f.kernel_tx, f.total
-        ),
-        format!(
-            "  regions: {:.1} MiB in use of {:.1} MiB",
-            t.region_mem_inuse as f64 / (1 << 20) as f64,
-            t.region_mem_total as f64 / (1 << 20) as f64
-        ),
-    ];
-    for (slot, pid, lent, back, reclaimed) in &t.workers {
-        text.push(format!(
-            "  worker {slot}: pid {:>7} lent {lent:>9} back {back:>9} reclaimed {reclaimed:>5}",
-            pid.map_or("-".to_owned(), |p| p.to_string())
-        ));
-    }
-    text.push("  events (eBPF):".to_owned());
-    for i in 0..3 {
-        text.push(format!(
-            "    {}",
-            t.events.get(i).map_or("", String::as_str)
-        ));
-    }
-    if live {
-        // A line longer than the terminal wraps, and the redraw (which
-        // moves up one row per line) would then land on the wrong rows:
-        // cut every line to the width, read again at every refresh so a
-        // resized window (SIGWINCH) is followed.
-        let cols = terminal_columns().unwrap_or(80);
-        for l in &mut text {
-            if l.chars().count() >= cols {
-                *l = l.chars().take(cols.saturating_sub(1)).collect();
-            }
-        }
-    }
-    let mut out = std::io::stdout().lock();
-    if live && *lines > 0 {
-        // Redraw in place: up as many lines as last time, clear each.
-        let _ = write!(out, "\x1b[{}A", *lines);
-    }
-    for l in &text {
-        if live {
-            let _ = writeln!(out, "\x1b[2K{l}");
-        } else {
-            let _ = writeln!(out, "{l}");
-        }
-    }
-    *lines = text.len();
-    let _ = out.flush();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wrap;
-
-    #[test]
-    fn wrap_cuts_at_spaces_within_the_width() {
-        let w = wrap("create, map, bind, map, unmap, unbind, destroy", 20, "\n");
-        for line in w.lines() {
-            assert!(line.chars().count() <= 20, "{line}");
-        }
-        assert_eq!(
-            w.replace('\n', " "),
-            "create, map, bind, map, unmap, unbind, destroy"
-        );
-        assert_eq!(
-            wrap("averyveryverylongword x", 5, "|"),
-            "averyveryverylongword|x"
-        );
-    }
 }
