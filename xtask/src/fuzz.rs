@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use crate::cmd;
 
 /// The targets, as `fuzz/Cargo.toml` names them.
-pub const TARGETS: &[&str] = &["schema", "handover", "params"];
+pub const TARGETS: &[&str] = &["schema", "handover", "params", "descriptors", "worker"];
 
 /// Runs each target gets in `cargo xtask test`: seconds, not minutes.
 pub const SHORT_RUNS: u64 = 20_000;
@@ -149,7 +149,7 @@ pub fn run(only: Option<&str>, runs: u64, keep: bool) -> Result<Vec<Outcome>> {
     for t in targets {
         let o = run_one(&bin, &fuzz, t, runs, keep)?;
         println!(
-            "fuzz {:<9} {:>9} runs in {:>4} s, {} edges covered, 0 crashes",
+            "fuzz {:<11} {:>9} runs in {:>4} s, {} edges covered, 0 crashes",
             o.target, o.runs, o.seconds, o.coverage
         );
         outcomes.push(o);

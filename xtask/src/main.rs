@@ -55,8 +55,10 @@ enum Task {
         filter: Option<String>,
     },
     /// Build the libFuzzer targets in `fuzz/` (schema, hand-over messages,
-    /// parameters) and run each on its committed corpus; fail on a crash,
-    /// panic or hang, leaving the input in `fuzz/artifacts/`.
+    /// parameters, kernel ring descriptors, a worker's hand-backs) and run
+    /// each on its committed corpus (root: the descriptor targets open
+    /// AF_XDP sockets in a network namespace of their own); fail on a
+    /// crash, panic or hang, leaving the input in `fuzz/artifacts/`.
     ///
     /// `cargo xtask test` runs each for 20 000 inputs.
     Fuzz {
