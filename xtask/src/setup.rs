@@ -56,6 +56,8 @@ const PACKAGES: &[(&str, Job)] = &[
     ("curl", Job::Test),
     // A terminal of a chosen width for the demo's live-view test.
     ("tmux", Job::Test),
+    // libFuzzer (C++), built by libfuzzer-sys for the fuzz targets.
+    ("g++", Job::Test),
 ];
 
 /// Debian packages that are nice to have: if one cannot be installed (e.g.
