@@ -1,6 +1,8 @@
 //! Helpers shared by skmem's integration tests.
 #![allow(dead_code)]
 
+pub mod schema;
+
 /// Runs `touch` in a forked child and returns the signal that killed it,
 /// or `None` if it exited normally. `touch` must only touch memory (the
 /// child of a multi-threaded process may call nothing that locks).
