@@ -45,6 +45,8 @@
 mod depot;
 mod error;
 mod magazine;
+#[cfg(test)]
+mod model;
 mod slab;
 mod worker;
 

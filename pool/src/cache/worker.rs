@@ -21,6 +21,28 @@ use super::Cache;
 use crate::sys;
 use crate::util::lock;
 
+/// The orderings of the busy/purging protocol, named once: the code here
+/// and its loom model (`cache/model.rs`) use these, so the model checks
+/// the protocol as written. Each flag is raised Relaxed and ordered by
+/// the barrier after it (the Dekker half); it is lowered Release and read
+/// Acquire, which carries the array's contents between worker and purger.
+pub(crate) mod order {
+    use std::sync::atomic::Ordering::{self, Acquire, Relaxed, Release};
+
+    /// A worker raising `busy` (the light barrier after it orders it).
+    pub const RAISE_BUSY: Ordering = Relaxed;
+    /// A worker reading `purging`, after the light barrier.
+    pub const SEE_PURGING: Ordering = Acquire;
+    /// A worker lowering `busy`: its array's changes go with it.
+    pub const LOWER_BUSY: Ordering = Release;
+    /// A purger raising `purging` (the heavy barrier after it orders it).
+    pub const RAISE_PURGING: Ordering = Relaxed;
+    /// A purger waiting for `busy` to fall.
+    pub const SEE_BUSY: Ordering = Acquire;
+    /// A purger lowering `purging`: the emptied array goes with it.
+    pub const LOWER_PURGING: Ordering = Release;
+}
+
 /// A worker's objects: `objs[..len]`, capacity two magazines.
 #[derive(Debug)]
 pub(crate) struct CpuCache {
@@ -75,19 +97,19 @@ pub(crate) fn with_every_slot(
     mut f: impl FnMut(&mut CpuCache),
 ) {
     for slot in slots {
-        slot.purging.store(true, Ordering::Relaxed);
+        slot.purging.store(true, order::RAISE_PURGING);
     }
     // After this, a worker either sees `purging` or its `busy` is visible.
     sys::heavy_barrier();
     for slot in slots {
-        while slot.busy.load(Ordering::Acquire) {
+        while slot.busy.load(order::SEE_BUSY) {
             std::hint::spin_loop();
         }
         // SAFETY: `purging` is set and, after the barrier, `busy` was seen
         // clear: the owning worker will not touch `cpu` until `purging` is
         // cleared below, and other purgers are excluded by `exclusive`.
         f(unsafe { &mut *slot.cpu.get() });
-        slot.purging.store(false, Ordering::Release);
+        slot.purging.store(false, order::LOWER_PURGING);
     }
 }
 
@@ -162,9 +184,9 @@ impl CacheWorker {
         // SAFETY: the slot outlives `self.cache` (see the field's comment).
         let slot = unsafe { self.slot.as_ref() };
         if self.magazines {
-            slot.busy.store(true, Ordering::Relaxed);
+            slot.busy.store(true, order::RAISE_BUSY);
             sys::light_barrier(self.asymmetric);
-            if !slot.purging.load(Ordering::Acquire) {
+            if !slot.purging.load(order::SEE_PURGING) {
                 // SAFETY: this handle claimed the slot (CAS in
                 // `Cache::worker`) and `&mut self` keeps it on one thread for
                 // the burst's lifetime; `busy` is set and `purging` was seen
@@ -180,7 +202,7 @@ impl CacheWorker {
                     rounds: self.rounds,
                 };
             }
-            slot.busy.store(false, Ordering::Release);
+            slot.busy.store(false, order::LOWER_BUSY);
         }
         Burst {
             cache: &self.cache,
@@ -344,7 +366,7 @@ impl Drop for Burst<'_> {
     fn drop(&mut self) {
         if let Some(home) = self.home.take() {
             *home = self.len;
-            self.slot.busy.store(false, Ordering::Release);
+            self.slot.busy.store(false, order::LOWER_BUSY);
         }
     }
 }

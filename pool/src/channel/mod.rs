@@ -55,6 +55,8 @@ mod loan;
 mod open;
 pub mod registry;
 pub mod ring;
+#[cfg(test)]
+mod ring_model;
 mod rx;
 mod slots;
 mod tx;

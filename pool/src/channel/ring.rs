@@ -156,6 +156,23 @@ impl<T: RingEntry> RingMem<T> {
     }
 }
 
+/// The orderings of the ring hand-over, named once: the producer and
+/// consumer here and their loom model (`channel/ring_model.rs`) use these,
+/// so the model checks the protocol as written. Each side publishes its
+/// index Release (the slots it wrote or read go with it) and reads the
+/// other side's Acquire; its own index it reads Relaxed (only it writes
+/// it).
+pub(crate) mod order {
+    use std::sync::atomic::Ordering::{self, Acquire, Relaxed, Release};
+
+    /// Publishing this side's index.
+    pub const PUBLISH: Ordering = Release;
+    /// Reading the other side's index.
+    pub const OBSERVE: Ordering = Acquire;
+    /// Reading this side's own index, at the start.
+    pub const OWN: Ordering = Relaxed;
+}
+
 /// The side of a ring of `T`s we produce into (fill: [`FillProducer`],
 /// TX: [`TxProducer`]).
 #[derive(Debug)]
@@ -170,11 +187,8 @@ impl<T: RingEntry> Producer<T> {
     /// The producing side of `mem`, starting from the indices it holds.
     #[inline]
     pub fn new(mem: RingMem<T>) -> Self {
-        let cached_prod = mem.producer().load(Ordering::Relaxed);
-        let cached_cons = mem
-            .consumer()
-            .load(Ordering::Acquire)
-            .wrapping_add(mem.size);
+        let cached_prod = mem.producer().load(order::OWN);
+        let cached_cons = mem.consumer().load(order::OBSERVE).wrapping_add(mem.size);
         let mut p = Self {
             mem,
             cached_prod,
@@ -206,7 +220,7 @@ impl<T: RingEntry> Producer<T> {
         self.cached_cons = self
             .mem
             .consumer()
-            .load(Ordering::Acquire)
+            .load(order::OBSERVE)
             .wrapping_add(self.mem.size);
         self.distrust();
         self.cached_cons.wrapping_sub(self.cached_prod)
@@ -239,9 +253,7 @@ impl<T: RingEntry> Producer<T> {
     pub fn submit(&mut self, n: u32) {
         debug_assert!(n <= self.cached_cons.wrapping_sub(self.cached_prod));
         self.cached_prod = self.cached_prod.wrapping_add(n);
-        self.mem
-            .producer()
-            .store(self.cached_prod, Ordering::Release);
+        self.mem.producer().store(self.cached_prod, order::PUBLISH);
     }
 
     /// Does the kernel want a syscall?
@@ -254,7 +266,7 @@ impl<T: RingEntry> Producer<T> {
     #[inline]
     pub fn outstanding(&self) -> u32 {
         self.cached_prod
-            .wrapping_sub(self.mem.consumer().load(Ordering::Acquire))
+            .wrapping_sub(self.mem.consumer().load(order::OBSERVE))
     }
 
     /// Ring size.
@@ -277,8 +289,8 @@ impl<T: RingEntry> Consumer<T> {
     /// The consuming side of `mem`, starting from the indices it holds.
     #[inline]
     pub fn new(mem: RingMem<T>) -> Self {
-        let cached_cons = mem.consumer().load(Ordering::Relaxed);
-        let cached_prod = mem.producer().load(Ordering::Acquire);
+        let cached_cons = mem.consumer().load(order::OWN);
+        let cached_prod = mem.producer().load(order::OBSERVE);
         let mut c = Self {
             mem,
             cached_prod,
@@ -306,7 +318,7 @@ impl<T: RingEntry> Consumer<T> {
         if n >= want {
             return n;
         }
-        self.cached_prod = self.mem.producer().load(Ordering::Acquire);
+        self.cached_prod = self.mem.producer().load(order::OBSERVE);
         self.distrust();
         self.cached_prod.wrapping_sub(self.cached_cons)
     }
@@ -339,9 +351,7 @@ impl<T: RingEntry> Consumer<T> {
         debug_assert!(n <= self.cached_prod.wrapping_sub(self.cached_cons));
         if n > 0 {
             self.cached_cons = self.cached_cons.wrapping_add(n);
-            self.mem
-                .consumer()
-                .store(self.cached_cons, Ordering::Release);
+            self.mem.consumer().store(self.cached_cons, order::PUBLISH);
         }
     }
 
