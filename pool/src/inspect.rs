@@ -20,7 +20,7 @@ use crate::publish::{peer, sockets, TIMEOUT, VERSION};
 /// One process's statistics, as its `skmem-stats` thread answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessStats {
-    /// [`VERSION`](crate::publish::VERSION).
+    /// [`VERSION`].
     pub version: u32,
     /// The process's pid as the reader's PID namespace numbers it (from
     /// `SO_PEERCRED`; the publisher fills in its own view).

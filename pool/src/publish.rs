@@ -10,7 +10,7 @@
 //! `comm`) and the sections the layers provide — the arena registry its
 //! arenas and caches, the channel registry its channels (skmem's counters
 //! and the kernel's `XDP_STATISTICS`). The layers hand their sections in
-//! ([`provide`]), so this module names none of them. Nothing is computed
+//! (`provide`), so this module names none of them. Nothing is computed
 //! until someone asks: the thread sleeps in `accept` and the packet path
 //! never sees it.
 //!

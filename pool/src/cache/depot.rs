@@ -78,3 +78,41 @@ impl Depot {
         (self.full.len(), self.empty.len(), self.full_min, rounds)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full magazine of `objs`, taken from and given back to `d`.
+    fn fill(d: &mut Depot, objs: &[u32]) {
+        let mut m = d.take_empty().expect("an empty magazine");
+        m.load(objs);
+        d.put_full(m);
+    }
+
+    #[test]
+    fn reap_gives_back_only_the_full_magazines_unused_since_the_last() {
+        let mut d = Depot::new(4, 2);
+        fill(&mut d, &[1, 2]);
+        fill(&mut d, &[3, 4]);
+        fill(&mut d, &[5, 6]);
+        let mut out = Vec::new();
+        // A first reap only starts the interval: the minimum was 0.
+        d.reap(&mut out);
+        assert!(out.is_empty());
+        assert_eq!(d.counts(), (3, 1, 3, 6));
+        // One full magazine used and given back: two were never needed,
+        // and two go (from the top: which ones does not matter).
+        let m = d.take_full().expect("a full magazine");
+        d.put_full(m);
+        d.reap(&mut out);
+        out.sort_unstable();
+        assert_eq!(out, [3, 4, 5, 6]);
+        assert_eq!(d.counts(), (1, 3, 1, 2));
+        // Everything else on a purge, and every magazine is empty again.
+        let mut rest = Vec::new();
+        d.drain_all(&mut rest);
+        assert_eq!(rest, [1, 2]);
+        assert_eq!(d.counts(), (0, 4, 0, 0));
+    }
+}
