@@ -21,6 +21,7 @@ mod lend;
 mod link;
 mod output;
 mod prometheus;
+mod soak;
 mod stale;
 mod stats;
 mod thread;
@@ -82,6 +83,11 @@ enum Cmd {
     Offer(lend::OfferArgs),
     /// Map an arena another process offers (the mapper).
     Map(lend::MapArgs),
+    /// Soak: l2fwd through a worker for a while, with churn (workers killed,
+    /// sockets rebound, arenas redirected and defunct, the observer
+    /// restarted); the books and this process's memory and descriptors
+    /// must stay flat.
+    Soak(soak::SoakArgs),
     /// Process the packets an owner lends (skmemctl fwd --workers): one worker.
     Worker(workers::WorkerArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -209,6 +215,7 @@ fn main() -> ExitCode {
         Cmd::Offer(args) => lend::run_offer(args, &STOP),
         Cmd::Map(args) => lend::run_map(args, &STOP),
         Cmd::Worker(args) => workers::run_worker(args, &STOP),
+        Cmd::Soak(args) => soak::run(args, &STOP),
         Cmd::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut out = Vec::new();

@@ -111,12 +111,25 @@ pub fn run_worker(args: WorkerArgs, stop: &'static AtomicBool) -> Result<()> {
 }
 
 /// One worker process of `fwd --workers`.
-struct WorkerProc {
+pub(crate) struct WorkerProc {
     child: Child,
+}
+
+impl WorkerProc {
+    /// SIGKILLs the worker (no chance to hand anything back) and reaps it.
+    pub(crate) fn kill_now(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for WorkerProc {
     fn drop(&mut self) {
+        // Reaped already (`kill_now`): its pid may belong to another
+        // process by now, so nothing is sent.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         // SAFETY: kill has no memory preconditions; the pid is our child's
         // (not yet waited for, so not reused).
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -143,7 +156,7 @@ impl WorkMode {
 }
 
 /// Starts a `skmemctl worker` on `path`.
-fn spawn_worker(path: &Path, mode: WorkMode, batch: usize) -> Result<WorkerProc> {
+pub(crate) fn spawn_worker(path: &Path, mode: WorkMode, batch: usize) -> Result<WorkerProc> {
     let exe = std::env::current_exe().context("finding skmemctl itself")?;
     let child = Command::new(exe)
         .args(["worker", "--path"])

@@ -11,6 +11,7 @@ mod conformance;
 mod core_alone;
 mod cycles;
 mod fuzz;
+mod sanitize;
 mod setup;
 
 use std::process::ExitCode;
@@ -70,6 +71,29 @@ enum Task {
         /// Merge the new inputs each run found into the committed corpus.
         #[arg(long)]
         keep: bool,
+    },
+    /// Run the soak (root): `skmemctl soak` — l2fwd over a veth pair
+    /// through a worker process with churn (workers SIGKILLed, sockets
+    /// rebound, arenas redirected and defunct, the observer restarted),
+    /// the books checked every cycle and RSS, descriptors and memfds
+    /// sampled; fails on a frame twice, unbalanced books or growth past
+    /// the bounds.
+    ///
+    /// `cargo xtask test` runs a 30-second form.
+    Soak {
+        /// Minutes to run.
+        #[arg(long, default_value_t = 5)]
+        minutes: u64,
+    },
+    /// Run the core's tests under AddressSanitizer and LeakSanitizer (on
+    /// this stable toolchain), then its pure parts under Miri (with a
+    /// nightly toolchain that has Miri; said and skipped without one).
+    ///
+    /// `cargo xtask test` runs the AddressSanitizer part.
+    Sanitize {
+        /// Only AddressSanitizer and LeakSanitizer.
+        #[arg(long)]
+        no_miri: bool,
     },
     /// Run setup, then the skmemctl demo (extra arguments are passed to skmemctl).
     Demo {
@@ -153,6 +177,8 @@ fn main() -> ExitCode {
         Task::CoreAlone => core_alone::check(),
         Task::Demo { args } => demo(&args),
         Task::Fuzz { target, runs, keep } => fuzz::run(target.as_deref(), runs, keep).map(|_| ()),
+        Task::Sanitize { no_miri } => sanitize::run(no_miri),
+        Task::Soak { minutes } => soak(&format!("{}", minutes * 60), true),
         Task::Conformance { filter } => (|| {
             header("setup");
             setup::run(setup::Job::Demo)?;
@@ -198,9 +224,9 @@ fn main() -> ExitCode {
 fn test() -> Result<()> {
     header("setup");
     setup::run(setup::Job::Test)?;
-    // The steps below, then the core built alone, then the fuzz targets'
-    // short runs.
-    let total = TEST_STEPS.len() + 2;
+    // The steps below, then the core built alone, the fuzz targets' short
+    // runs, the core's tests under AddressSanitizer and a short soak.
+    let total = TEST_STEPS.len() + 4;
     let mut tally = cmd::Tally::default();
     for (i, (name, args)) in TEST_STEPS.iter().enumerate() {
         let mut cargo = cmd::cargo(*args);
@@ -219,14 +245,22 @@ fn test() -> Result<()> {
     }
     header(&format!(
         "[{}/{total}] core-alone: skmem without the eBPF toolchain",
-        total - 1
+        total - 3
     ));
     core_alone::check()?;
     header(&format!(
-        "[{total}/{total}] fuzz: {} inputs of each target",
+        "[{}/{total}] fuzz: {} inputs of each target",
+        total - 2,
         fuzz::SHORT_RUNS
     ));
     fuzz::run(None, fuzz::SHORT_RUNS, false)?;
+    header(&format!(
+        "[{}/{total}] sanitize: the core's tests under AddressSanitizer and LeakSanitizer",
+        total - 1
+    ));
+    sanitize::address(&mut tally)?;
+    header(&format!("[{total}/{total}] soak: 30 seconds of churn"));
+    soak("30", false)?;
     header(&format!("all {total} steps passed"));
     // One closing line over every test binary, so a reader (or CI) sees the
     // whole count rather than the last binary's.
@@ -235,6 +269,21 @@ fn test() -> Result<()> {
         tally.passed, tally.failed, tally.ignored
     );
     Ok(())
+}
+
+/// `skmemctl soak --seconds SECONDS`, built in release mode for a long
+/// soak, or as the tests built it for the short one.
+fn soak(seconds: &str, release: bool) -> Result<()> {
+    if release {
+        header("setup");
+        setup::run(setup::Job::Demo)?;
+    }
+    let mut args = vec!["run", "-q", "-p", "skmem-tools", "--bin", "skmemctl"];
+    if release {
+        args.push("--release");
+    }
+    args.extend(["--", "soak", "--seconds", seconds]);
+    cmd::run("skmemctl soak", &mut cmd::cargo(&args))
 }
 
 /// `cargo xtask demo [ARGS...]`: setup, then skmemctl in release mode.
