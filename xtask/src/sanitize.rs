@@ -58,7 +58,13 @@ pub fn address(tally: &mut cmd::Tally) -> Result<()> {
             "RUSTFLAGS",
             "-Zsanitizer=address -Cforce-frame-pointers=yes",
         )
-        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        // Tests fault on purpose — a guard page, a redirected or read-only
+        // mapping touched in a child process that must die of SIGSEGV or
+        // SIGBUS — so those signals stay the kernel's, not ASan's.
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=1:handle_segv=0:handle_sigbus=0",
+        )
         .env("SKMEM_TEST_NO_SKIP", "1");
     cmd::run_tallying("the core's tests under AddressSanitizer", &mut cargo, tally)
 }
@@ -89,6 +95,9 @@ pub fn miri(tally: &mut cmd::Tally) -> Result<bool> {
         cargo
             .args(["+nightly", "miri", "test", "-p", "skmem", "--lib", "--"])
             .arg(filter)
+            // The dev-dependency skmem-xdp would build its eBPF objects,
+            // which Miri cannot; the pure tests need none.
+            .env("AYA_BUILD_SKIP", "1")
             .env_remove("RUSTUP_TOOLCHAIN")
             .current_dir(cmd::workspace_root());
         cmd::run_tallying(&format!("Miri on {filter}"), &mut cargo, tally)?;
