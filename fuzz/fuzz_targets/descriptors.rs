@@ -12,12 +12,13 @@
 #![no_main]
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use libfuzzer_sys::fuzz_target;
 use skmem::channel::{BindMode, Channel, ChannelParams, XdpDesc};
 use skmem::schema::RingKind;
 use skmem::{Arena, NexusParams};
+use skmem_fuzz::{index, ring};
 
 /// What the target keeps between inputs.
 struct Rig {
@@ -33,23 +34,9 @@ thread_local! {
     static RIG: RefCell<Option<Rig>> = RefCell::new(Some(rig()));
 }
 
-/// A network namespace of this thread's own (gone with the process, so a
-/// crash leaves nothing), its loopback up, and a channel on it.
+/// A channel on the loopback of a network namespace of this thread's own.
 fn rig() -> Rig {
-    // SAFETY: unshare takes no pointer; it moves this thread (libFuzzer
-    // runs every input on it) into a new network namespace.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        eprintln!(
-            "descriptors: needs root for a network namespace and an AF_XDP socket: {}",
-            std::io::Error::last_os_error()
-        );
-        std::process::exit(2);
-    }
-    let up = std::process::Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .expect("ip (iproute2) runs");
-    assert!(up.success(), "ip link set lo up");
+    skmem_fuzz::private_loopback("descriptors");
     let arena = Arena::create_nexus(&NexusParams::new("fuzz").with(|p| p.pool.packets = 256))
         .expect("a small nexus arena");
     let mut cp = ChannelParams::new("lo", 0);
@@ -64,25 +51,6 @@ fn rig() -> Rig {
     }
 }
 
-/// Ring `kind`'s index at `offset` (its producer or consumer), as the
-/// kernel's side of the ring sees it.
-fn index(ch: &Channel, kind: RingKind, consumer: bool) -> &AtomicU32 {
-    let m = ch.mapping();
-    let ring = m
-        .schema()
-        .expect("the channel's schema")
-        .ring(kind)
-        .expect("the ring");
-    let at = if consumer {
-        ring.consumer
-    } else {
-        ring.producer
-    };
-    // SAFETY: the schema places the index, a 4-aligned u32, in this ring
-    // inside the span the channel keeps mapped for as long as it lives.
-    unsafe { &*m.addr().add(at as usize).cast::<AtomicU32>() }
-}
-
 /// The kernel takes every frame offered on the fill ring (as it would
 /// before receiving into them).
 fn take_fill(ch: &Channel) {
@@ -93,16 +61,9 @@ fn take_fill(ch: &Channel) {
 /// Writes `descs` (RX) or `addrs` (completion) into ring `kind` as its
 /// producer (the kernel's side) and publishes them; returns how many.
 fn forge(ch: &Channel, kind: RingKind, descs: &[XdpDesc], addrs: &[u64]) -> usize {
-    let m = ch.mapping();
-    let ring = m
-        .schema()
-        .expect("the channel's schema")
-        .ring(kind)
-        .expect("the ring");
-    let base = m.addr();
-    // SAFETY: the schema places the producer index, a 4-aligned u32, in
-    // this ring inside the span the channel keeps mapped.
-    let producer = unsafe { &*base.add(ring.producer as usize).cast::<AtomicU32>() };
+    let ring = ring(ch, kind);
+    let base = ch.mapping().addr();
+    let producer = index(ch, kind, false);
     let mut prod = producer.load(Ordering::Acquire);
     let n = if kind == RingKind::Rx {
         descs.len()

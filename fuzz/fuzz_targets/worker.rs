@@ -13,7 +13,7 @@
 #![no_main]
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use libfuzzer_sys::fuzz_target;
 use skmem::channel::{BindMode, Channel, ChannelParams, XdpDesc, XDP_PKT_CONTD};
@@ -21,6 +21,7 @@ use skmem::lend::OfferPolicy;
 use skmem::schema::RingKind;
 use skmem::workers::{Spread, WorkerChannel, WorkerFrame, FREE};
 use skmem::{Arena, ArenaOffer, NexusParams, WorkerHub};
+use skmem_fuzz::{index, ring};
 
 /// The owner and its worker, kept between inputs.
 struct Rig {
@@ -35,21 +36,7 @@ thread_local! {
 }
 
 fn rig() -> Rig {
-    // SAFETY: unshare takes no pointer; it moves this thread (libFuzzer
-    // runs every input on it) into a new network namespace, gone with the
-    // process.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        eprintln!(
-            "worker: needs root for a network namespace and an AF_XDP socket: {}",
-            std::io::Error::last_os_error()
-        );
-        std::process::exit(2);
-    }
-    let up = std::process::Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .expect("ip (iproute2) runs");
-    assert!(up.success(), "ip link set lo up");
+    skmem_fuzz::private_loopback("worker");
     let np = NexusParams::new("fuzzw")
         .with_worker_slots(1)
         .with(|p| p.pool.packets = 256);
@@ -75,30 +62,11 @@ fn rig() -> Rig {
     }
 }
 
-/// The index at `consumer` or producer of ring `kind` of `ch`.
-fn index(ch: &Channel, kind: RingKind, consumer: bool) -> &AtomicU32 {
-    let m = ch.mapping();
-    let ring = m.schema().expect("schema").ring(kind).expect("ring");
-    let at = if consumer {
-        ring.consumer
-    } else {
-        ring.producer
-    };
-    // SAFETY: the schema places the index, a 4-aligned u32, in this ring
-    // inside the span the channel keeps mapped for as long as it lives.
-    unsafe { &*m.addr().add(at as usize).cast::<AtomicU32>() }
-}
-
 /// Plays the kernel receiving `n` packets of `len` bytes: takes frames
 /// offered on the fill ring and produces RX descriptors naming them.
 fn receive(ch: &Channel, n: u32, len: u32) {
-    let m = ch.mapping();
-    let schema = m.schema().expect("schema");
-    let (fill, rx) = (
-        schema.ring(RingKind::Fill).expect("fill ring"),
-        schema.ring(RingKind::Rx).expect("rx ring"),
-    );
-    let base = m.addr();
+    let (fill, rx) = (ring(ch, RingKind::Fill), ring(ch, RingKind::Rx));
+    let base = ch.mapping().addr();
     let (fill_cons, fill_prod) = (
         index(ch, RingKind::Fill, true),
         index(ch, RingKind::Fill, false),

@@ -31,6 +31,23 @@ pub fn magazine_rounds_for(obj_size: usize) -> usize {
         .map_or(14, |&(_, rounds)| rounds)
 }
 
+/// Runs a loom model (the lock-free protocols' models: `cache::model`,
+/// `channel::ring_model`) over every interleaving with at most three
+/// preemptions, so the search ends in seconds; returns how many it ran.
+#[cfg(test)]
+pub(crate) fn loom_explore(model: impl Fn() + Sync + Send + 'static) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(move || {
+        counted.fetch_add(1, Ordering::Relaxed);
+        model();
+    });
+    runs.load(Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,6 +109,11 @@ pub fn run(args: SoakArgs, stop: &'static AtomicBool) -> Result<()> {
         )
         .into());
     }
+    // One malloc arena for every thread: threads come and go with the
+    // churn (workers' joins, the observer's), and per-thread arenas would
+    // keep what each freed, a growth that is the allocator's, not a leak.
+    // SAFETY: mallopt takes no pointer; called before the run's threads.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1))
         .context("making the veth pair")?;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
@@ -463,9 +468,11 @@ fn verdict(
     [sent, back, twice]: [u64; 3],
 ) -> Result<()> {
     // The churn is periodic (a worker's descriptors come and go, the
-    // observer's maps are re-made), so one sample may catch either phase:
-    // the first window after the warm-up and the last window are compared
-    // by their highest sample, each window spanning a few cycles.
+    // observer's maps are re-made; loading the observer parses the
+    // kernel's BTF, a passing peak), so one sample may catch any phase:
+    // the first window after the warm-up and the last window (each a few
+    // cycles long) are compared by their median, which a leak raises and
+    // a passing peak or the teardown's dip does not.
     let end = samples.last().map_or(0.0, |s| s.elapsed_s);
     let warm = WARM_UP.as_secs_f64();
     let width = ((end - warm) / 2.0).min(12.0);

@@ -170,3 +170,46 @@ fn demo_killed_at_random_moments_is_cleaned_by_the_next_demo() {
         );
     }
 }
+
+#[test]
+fn watch_killed_at_random_moments_leaves_no_pin_that_stops_the_next_watch() {
+    if let Some(r) = skmem_netns::skip_reason() {
+        skmem_netns::skip("crash", &r);
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut moments = Moments::new("watch");
+    let mut killed = Vec::new();
+    let mut pinned_when_killed = 0;
+    for _ in 0..6 {
+        let watch = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
+            .args(["watch", "--no-scan", "--duration", "5", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = watch.id();
+        killed.push(pid);
+        // From before its programs load to well after they are pinned.
+        let at = moments.next(1500);
+        std::thread::sleep(at);
+        pinned_when_killed += usize::from(!pins_of(pid).is_empty());
+        kill_after(watch, Duration::ZERO);
+    }
+    // The next observer starts, runs and exits 0, removing the pins the
+    // killed ones left, and says so.
+    let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
+        .args(["watch", "--no-scan", "--duration", "1", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let pins: Vec<String> = killed.iter().flat_map(|p| pins_of(*p)).collect();
+    assert_eq!(pins, Vec::<String>::new(), "{err}");
+    if pinned_when_killed > 0 {
+        assert!(
+            err.contains("removed"),
+            "pins of dead observers, said: {err}"
+        );
+    }
+}

@@ -18,6 +18,7 @@ use loom::sync::{Arc, Mutex};
 use loom::thread;
 
 use super::worker::order;
+use crate::util::loom_explore as explore;
 
 /// Objects in the model: few, so that loom's search stays exhaustive.
 const OBJECTS: [u32; 4] = [1, 2, 3, 4];
@@ -120,21 +121,6 @@ impl Model {
         all.sort_unstable();
         all
     }
-}
-
-/// Runs `model` under loom (preemptions bounded so the search ends in
-/// seconds) and returns how many interleavings it ran.
-fn explore(model: impl Fn() + Sync + Send + 'static) -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let runs = std::sync::Arc::new(AtomicUsize::new(0));
-    let counted = runs.clone();
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
-    builder.check(move || {
-        counted.fetch_add(1, Ordering::Relaxed);
-        model();
-    });
-    runs.load(Ordering::Relaxed)
 }
 
 #[test]

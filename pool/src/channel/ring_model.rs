@@ -110,14 +110,8 @@ impl Cons {
 
 #[test]
 fn a_ring_hands_every_entry_over_once_in_order_and_never_shares_a_slot() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     const ENTRIES: u64 = 3;
-    let runs = std::sync::Arc::new(AtomicUsize::new(0));
-    let counted = runs.clone();
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
-    builder.check(move || {
-        counted.fetch_add(1, Ordering::Relaxed);
+    let runs = crate::util::loom_explore(|| {
         let ring = Arc::new(Ring {
             producer: AtomicU32::new(0),
             consumer: AtomicU32::new(0),
@@ -142,7 +136,6 @@ fn a_ring_hands_every_entry_over_once_in_order_and_never_shares_a_slot() {
         producer.join().unwrap();
         assert_eq!(got, (1..=ENTRIES).collect::<Vec<_>>());
     });
-    let runs = runs.load(Ordering::Relaxed);
     println!("ring model: {runs} interleavings");
     assert!(runs > 1);
 }
