@@ -16,6 +16,7 @@ use skmem_netns::{NetnsPair, PairConfig, Side};
 mod common;
 
 use common::left::{pins_of, sockets_of, xdp_attached};
+use common::skmemctl;
 
 /// The tests kill processes that pin nothing but share the machine: one
 /// at a time, so each one's moments are its own.
@@ -59,8 +60,7 @@ fn kill_after(mut child: std::process::Child, after: Duration) {
 
 #[test]
 fn fwd_killed_at_random_moments_never_stops_the_next_run() {
-    if let Some(r) = skmem_netns::skip_reason() {
-        skmem_netns::skip("crash", &r);
+    if !common::netns_ready("crash") {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -68,9 +68,7 @@ fn fwd_killed_at_random_moments_never_stops_the_next_run() {
     let mut moments = Moments::new("fwd");
     let mut killed = Vec::new();
     for round in 0..8 {
-        let fwd = Command::new("ip")
-            .args(["netns", "exec", pair.ns_name(Side::A)])
-            .arg(env!("CARGO_BIN_EXE_skmemctl"))
+        let fwd = skmemctl::in_ns(&pair, Side::A)
             .args(["fwd", "--mode", "l2fwd", "--iface", pair.ifname(Side::A)])
             .args(["--duration", "5", "--json"])
             .stdout(Stdio::null())
@@ -92,25 +90,16 @@ fn fwd_killed_at_random_moments_never_stops_the_next_run() {
     }
     // The next run starts, forwards, accounts every frame and exits 0; it
     // removed the statistics sockets the killed runs left.
-    let out = pair
-        .exec(
-            Side::A,
-            env!("CARGO_BIN_EXE_skmemctl"),
-            [
-                "fwd",
-                "--mode",
-                "l2fwd",
-                "--iface",
-                pair.ifname(Side::A),
-                "--duration",
-                "1",
-                "--json",
-            ],
-        )
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let summary = String::from_utf8_lossy(&out.stdout);
+    let (summary, _) = skmemctl::succeeds(skmemctl::in_ns(&pair, Side::A).args([
+        "fwd",
+        "--mode",
+        "l2fwd",
+        "--iface",
+        pair.ifname(Side::A),
+        "--duration",
+        "1",
+        "--json",
+    ]));
     assert!(summary.contains("\"frames_accounted\":true"), "{summary}");
     for pid in killed {
         assert_eq!(sockets_of(pid), Vec::<String>::new(), "pid {pid}");
@@ -120,8 +109,7 @@ fn fwd_killed_at_random_moments_never_stops_the_next_run() {
 
 #[test]
 fn demo_killed_at_random_moments_is_cleaned_by_the_next_demo() {
-    if let Some(r) = skmem_netns::skip_reason() {
-        skmem_netns::skip("crash", &r);
+    if !common::netns_ready("crash") {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -143,13 +131,7 @@ fn demo_killed_at_random_moments_is_cleaned_by_the_next_demo() {
         .filter(|(_, p)| killed.contains(p))
         .map(|(n, _)| n)
         .collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
-        .args(["demo", "--duration", "1", "--json"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (stdout, err) = skmemctl::run_ok(&["demo", "--duration", "1", "--json"]);
     assert!(stdout.contains("\"frames_accounted\":true"), "{stdout}");
     // Nothing of the killed runs is left: namespaces, pins, sockets.
     let left: Vec<(String, u32)> = skmem_netns::harness_namespaces()
@@ -173,8 +155,7 @@ fn demo_killed_at_random_moments_is_cleaned_by_the_next_demo() {
 
 #[test]
 fn watch_killed_at_random_moments_leaves_no_pin_that_stops_the_next_watch() {
-    if let Some(r) = skmem_netns::skip_reason() {
-        skmem_netns::skip("crash", &r);
+    if !common::netns_ready("crash") {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -198,12 +179,7 @@ fn watch_killed_at_random_moments_leaves_no_pin_that_stops_the_next_watch() {
     }
     // The next observer starts, runs and exits 0, removing the pins the
     // killed ones left, and says so.
-    let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
-        .args(["watch", "--no-scan", "--duration", "1", "--json"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (_, err) = skmemctl::run_ok(&["watch", "--no-scan", "--duration", "1", "--json"]);
     let pins: Vec<String> = killed.iter().flat_map(|p| pins_of(*p)).collect();
     assert_eq!(pins, Vec::<String>::new(), "{err}");
     if pinned_when_killed > 0 {

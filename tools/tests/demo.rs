@@ -9,19 +9,30 @@ use std::process::Command;
 
 mod common;
 
-#[test]
-fn a_short_demo_returns_every_frame_and_leaves_nothing_behind() {
-    skmem_netns::require_root!();
-    let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
-        .args(["demo", "--duration", "2", "--json"])
+use common::skmemctl;
+
+/// Runs a short `skmemctl demo ARGS` to its end, asserting it exits 0;
+/// returns its stdout.
+#[track_caller]
+fn demo_ok(args: &[&str]) -> String {
+    let out = Command::new(common::SKMEMCTL)
+        .arg("demo")
+        .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn a_short_demo_returns_every_frame_and_leaves_nothing_behind() {
+    skmem_netns::require_root!();
+    let stdout = demo_ok(&["--duration", "2", "--json"]);
     let last = stdout.lines().last().unwrap();
     let summary: serde_json::Value = serde_json::from_str(last).unwrap();
     let sent = summary["sent"].as_u64().unwrap();
@@ -66,16 +77,7 @@ fn a_short_demo_returns_every_frame_and_leaves_nothing_behind() {
 #[test]
 fn a_demo_through_workers_survives_a_killed_worker() {
     skmem_netns::require_root!();
-    let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
-        .args(["demo", "--duration", "4", "--workers", "2", "--json"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = demo_ok(&["--duration", "4", "--workers", "2", "--json"]);
     let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let (sent, returned, lost) = (
         summary["sent"].as_u64().unwrap(),
@@ -181,12 +183,7 @@ fn the_next_demo_removes_what_a_sigkilled_one_left() {
     kid.wait().unwrap();
     let left = namespaces_of(pid);
     assert!(!left.is_empty(), "SIGKILL leaves the namespaces");
-    let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
-        .args(["demo", "--duration", "1", "--json"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (_, err) = skmemctl::run_ok(&["demo", "--duration", "1", "--json"]);
     assert!(
         err.contains("removed the network namespaces a dead run left") && err.contains(&left[0]),
         "{err}"

@@ -22,6 +22,7 @@ use skmem_netns::{NetnsPair, PairConfig, Side};
 mod common;
 
 use common::left::xdp_attached;
+use common::skmemctl::{self, KillOnDrop};
 
 const FRAMES: u64 = 1_000_000;
 
@@ -29,13 +30,7 @@ const FRAMES: u64 = 1_000_000;
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn root() -> bool {
-    match skmem_netns::skip_reason() {
-        Some(r) => {
-            skmem_netns::skip("skmemctl fwd", &r);
-            false
-        }
-        None => true,
-    }
+    common::netns_ready("skmemctl fwd")
 }
 
 /// The test's turn (see [`ONE_AT_A_TIME`]) and a pair with `queues`
@@ -55,33 +50,19 @@ fn serial_pair() -> Option<(std::sync::MutexGuard<'static, ()>, NetnsPair)> {
     serial_pair_with(1)
 }
 
-/// Kills the child if the test fails half-way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `skmemctl fwd --iface A --duration 30 --json` with `args` on A
 /// and returns once its first line of rates is out: the socket is bound and
 /// in the XSKMAP, so every frame reaching A from then on is redirected.
 fn start_fwd(pair: &NetnsPair, args: &[&str]) -> (KillOnDrop, Lines<BufReader<ChildStdout>>) {
-    let mut fwd = KillOnDrop(
-        Command::new("ip")
-            .args(["netns", "exec", pair.ns_name(Side::A)])
-            .arg(env!("CARGO_BIN_EXE_skmemctl"))
-            .args(["fwd", "--iface", pair.ifname(Side::A)])
-            .args(["--duration", "30", "--json"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(fwd.0.stdout.take().unwrap()).lines();
+    let fwd_a = [
+        "fwd",
+        "--iface",
+        pair.ifname(Side::A),
+        "--duration",
+        "30",
+        "--json",
+    ];
+    let (fwd, mut lines) = skmemctl::spawn_in(pair, Side::A, &[&fwd_a[..], args].concat());
     // (Only the per-second lines carry `elapsed_s`; the summary does not.)
     let first = lines.next().expect("fwd printed nothing").unwrap();
     assert!(first.contains("elapsed_s"), "{first}");
@@ -201,8 +182,7 @@ fn l2fwd_pinned_at_fifo_forwards_and_says_how_its_thread_ran() {
     let fwd_with = |extra: &[&str]| {
         let mut args = vec!["fwd", "--mode", "l2fwd", "--iface", pair.ifname(Side::A)];
         args.extend_from_slice(extra);
-        pair.exec(Side::A, env!("CARGO_BIN_EXE_skmemctl"), args)
-            .unwrap()
+        skmemctl::run_in(&pair, Side::A, args)
     };
     // What it cannot honour is refused, saying why, before it attaches.
     for (extra, why, code) in [
@@ -284,9 +264,7 @@ fn a_closed_stdout_stops_fwd_cleanly() {
         return;
     };
     let mut fwd = KillOnDrop(
-        Command::new("ip")
-            .args(["netns", "exec", pair.ns_name(Side::A)])
-            .arg(env!("CARGO_BIN_EXE_skmemctl"))
+        skmemctl::in_ns(&pair, Side::A)
             .args(["fwd", "--mode", "rxdrop", "--iface", pair.ifname(Side::A)])
             .args(["--duration", "30", "--interval", "0.1"])
             .stdout(Stdio::piped())
@@ -435,9 +413,7 @@ struct Ended {
 /// is out, and waits at most 20 s for it to end.
 fn fwd_under_fault(pair: &NetnsPair, args: &[&str], fault: impl FnOnce()) -> Ended {
     let mut child = KillOnDrop(
-        Command::new("ip")
-            .args(["netns", "exec", pair.ns_name(Side::A)])
-            .arg(env!("CARGO_BIN_EXE_skmemctl"))
+        skmemctl::in_ns(pair, Side::A)
             .args(["fwd", "--iface", pair.ifname(Side::A)])
             .args(["--duration", "0", "--json"])
             .args(args)
@@ -547,21 +523,19 @@ fn txonly_refuses_frames_longer_than_the_mtu_allows() {
     let Some((_serial, pair)) = serial_pair() else {
         return;
     };
-    let out = pair
-        .exec(
-            Side::A,
-            env!("CARGO_BIN_EXE_skmemctl"),
-            [
-                "fwd",
-                "--mode",
-                "txonly",
-                "--size",
-                "1519",
-                "--iface",
-                pair.ifname(Side::A),
-            ],
-        )
-        .unwrap();
+    let out = skmemctl::run_in(
+        &pair,
+        Side::A,
+        [
+            "fwd",
+            "--mode",
+            "txonly",
+            "--size",
+            "1519",
+            "--iface",
+            pair.ifname(Side::A),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -578,9 +552,7 @@ fn a_failed_thread_start_is_an_error_that_leaves_nothing_attached() {
     };
     // Every thread's stack is asked to be 1 TiB: its mmap fails, as a spawn
     // under a low `ulimit -v` does.
-    let out = Command::new("ip")
-        .args(["netns", "exec", pair.ns_name(Side::A)])
-        .arg(env!("CARGO_BIN_EXE_skmemctl"))
+    let out = skmemctl::in_ns(&pair, Side::A)
         .args(["fwd", "--mode", "rxdrop", "--iface", pair.ifname(Side::A)])
         .args(["--duration", "1"])
         .env("RUST_MIN_STACK", (1u64 << 40).to_string())

@@ -10,14 +10,12 @@ use std::time::Instant;
 use skmem_netns::{format_mac, NetnsPair, PairConfig, Side, DEFAULT_UDP_PORT};
 use skmem_xdp::{AttachMode, XdpAction, XdpFilter, XdpProgram};
 
+mod common;
+
+use common::skmemctl;
+
 fn root() -> bool {
-    match skmem_netns::skip_reason() {
-        Some(r) => {
-            skmem_netns::skip("skmemctl gen", &r);
-            false
-        }
-        None => true,
-    }
+    common::netns_ready("skmemctl gen")
 }
 
 fn gen(pair: &NetnsPair, extra: &[&str]) -> std::process::Output {
@@ -31,8 +29,7 @@ fn gen(pair: &NetnsPair, extra: &[&str]) -> std::process::Output {
         "--json",
     ];
     args.extend_from_slice(extra);
-    pair.exec(Side::B, env!("CARGO_BIN_EXE_skmemctl"), &args)
-        .unwrap()
+    skmemctl::run_in(pair, Side::B, &args)
 }
 
 fn summary(out: &std::process::Output) -> serde_json::Value {
@@ -109,13 +106,11 @@ fn bad_options_fail_with_a_message() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
     // An interface that is not there (in B's namespace) is named.
-    let out = pair
-        .exec(
-            Side::B,
-            env!("CARGO_BIN_EXE_skmemctl"),
-            ["gen", "--iface", "nosuchif0", "--count", "1"],
-        )
-        .unwrap();
+    let out = skmemctl::run_in(
+        &pair,
+        Side::B,
+        ["gen", "--iface", "nosuchif0", "--count", "1"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuchif0"));
 }

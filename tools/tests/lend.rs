@@ -19,6 +19,8 @@ use skmem::arena::{Arena, NexusParams};
 use skmem::lend::{ArenaOffer, OfferPolicy};
 use skmem::pool::META_SIZE;
 
+mod common;
+
 const MAPPER: &str = env!("CARGO_BIN_EXE_skmem-mapper-child");
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -31,13 +33,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn root() -> bool {
-    match skmem_netns::skip_reason() {
-        Some(r) => {
-            skmem_netns::skip("lend", &r);
-            false
-        }
-        None => true,
-    }
+    common::netns_ready("lend")
 }
 
 fn path(tag: &str) -> PathBuf {

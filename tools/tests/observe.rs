@@ -11,13 +11,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use skmem_xdp::observe::{ArenaInfo, ObserveTarget, ObservedEvent, Observer, MUNMAP_HOLD};
 
 mod common;
 
+use common::skmemctl::{self, KillOnDrop};
 use common::{Kid, CHILD, SKMEMCTL};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -29,6 +30,32 @@ fn root() -> bool {
 fn observer() -> Observer {
     Observer::attach(ObserveTarget::binaries([PathBuf::from(CHILD)])).expect("attach")
 }
+
+/// An observer, then a scripted child it sees from its start.
+fn observed_kid() -> (Observer, Kid) {
+    let obs = observer();
+    (obs, Kid::spawn())
+}
+
+/// Has `kid` create an arena (`create` is the child's command) and map it
+/// once; returns the arena's id and the mapping's address and size.
+fn create_mapped(kid: &mut Kid, create: &str) -> (u64, u64, u64) {
+    let id = kid.ok_num(create, 0);
+    let map = kid.cmd(&format!("map {id}"));
+    (id, map[1].parse().unwrap(), map[2].parse().unwrap())
+}
+
+/// `skmemctl VERB` run as nobody (uid and gid 65534).
+fn as_nobody(verb: &str) -> Output {
+    use std::os::unix::process::CommandExt as _;
+    Command::new(SKMEMCTL)
+        .arg(verb)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap()
+}
+
 /// Collects `pid`'s events until `done` holds for one (included), failing
 /// after [`WAIT`].
 fn events_until(
@@ -68,8 +95,7 @@ fn lifecycle_events_arrive_in_order_with_their_fields() {
     if !root() {
         return;
     }
-    let mut obs = observer();
-    let mut kid = Kid::spawn();
+    let (mut obs, mut kid) = observed_kid();
     let pid = kid.pid;
     let id = kid.ok_num("create nexus obs-life", 0);
     let m0 = kid.cmd(&format!("map {id}"));
@@ -158,12 +184,9 @@ fn sigkill_of_a_mapper_reports_its_exit_and_clears_its_arenas() {
     if !root() {
         return;
     }
-    let mut obs = observer();
-    let mut kid = Kid::spawn();
+    let (mut obs, mut kid) = observed_kid();
     let pid = kid.pid;
-    let sys = kid.ok_num("create system obs-kill", 0);
-    let map = kid.cmd(&format!("map {sys}"));
-    let (addr, size): (u64, u64) = (map[1].parse().unwrap(), map[2].parse().unwrap());
+    let (_, addr, size) = create_mapped(&mut kid, "create system obs-kill");
     let necp = kid.ok_num("create necp obs-kill-flows", 0);
     let live = obs.live_arenas().unwrap();
     assert_eq!(
@@ -198,12 +221,9 @@ fn munmap_behind_the_librarys_back_is_reported_and_its_own_are_not() {
     if !root() {
         return;
     }
-    let mut obs = observer();
-    let mut kid = Kid::spawn();
+    let (mut obs, mut kid) = observed_kid();
     let pid = kid.pid;
-    let id = kid.ok_num("create system obs-munmap", 0);
-    let map = kid.cmd(&format!("map {id}"));
-    let (addr, size): (u64, u64) = (map[1].parse().unwrap(), map[2].parse().unwrap());
+    let (id, addr, size) = create_mapped(&mut kid, "create system obs-munmap");
     // A second mapping unmapped by the library: no munmap report.
     kid.cmd(&format!("map {id}"));
     kid.cmd("unmap 1");
@@ -236,8 +256,7 @@ fn stats_lists_exactly_the_live_arenas_of_two_processes() {
     if !root() {
         return;
     }
-    let obs = observer();
-    let mut a = Kid::spawn();
+    let (obs, mut a) = observed_kid();
     let mut b = Kid::spawn();
     let nexus = a.ok_num("create nexus obs-stats-a", 0);
     a.cmd(&format!("map {nexus}"));
@@ -249,12 +268,7 @@ fn stats_lists_exactly_the_live_arenas_of_two_processes() {
     b.cmd("redirect 0");
     let _ = sys;
 
-    let out = Command::new(SKMEMCTL)
-        .args(["stats", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (json, _) = skmemctl::stats_json(&[]);
     let pins = json["pins"].as_array().unwrap();
     assert!(pins
         .iter()
@@ -356,22 +370,11 @@ fn stats_and_watch_refuse_non_root_with_eperm() {
     if !root() {
         return;
     }
-    use std::os::unix::process::CommandExt as _;
-    let out = Command::new(SKMEMCTL)
-        .arg("stats")
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let out = as_nobody("stats");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("EPERM") && err.contains("root"), "{err}");
-    let out = Command::new(SKMEMCTL)
-        .arg("watch")
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let out = as_nobody("watch");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("EPERM"));
 }
@@ -493,15 +496,7 @@ fn concurrent_lifecycle_events_reach_watch_in_order_and_replay_as_skywalks_state
         return;
     }
     let mut kid = Kid::spawn();
-    // Killed if the test fails half-way.
-    struct Watch(Child);
-    impl Drop for Watch {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut watch = Watch(
+    let mut watch = KillOnDrop(
         Command::new(SKMEMCTL)
             .args(["watch", "--pid", &kid.pid.to_string(), "--json"])
             .stdout(Stdio::piped())
@@ -598,8 +593,7 @@ fn a_lent_arenas_mapper_is_seen_by_watch_and_stats() {
     if !root() {
         return;
     }
-    let mut obs = observer();
-    let mut kid = Kid::spawn();
+    let (mut obs, mut kid) = observed_kid();
     let owner = kid.pid;
     let id = kid.ok_num("create nexus obs-lent", 0);
     kid.cmd(&format!("map {id}"));
@@ -620,12 +614,7 @@ fn a_lent_arenas_mapper_is_seen_by_watch_and_stats() {
     let mpid = mapper.id();
     kid.cmd("wait-mappers 1");
 
-    let out = Command::new(SKMEMCTL)
-        .args(["stats", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (json, _) = skmemctl::stats_json(&[]);
     let arena = json["arenas"]
         .as_array()
         .unwrap()

@@ -23,16 +23,11 @@ fn root() -> bool {
 }
 
 /// `skmemctl stats ARGS` as JSON: the one `stats` record, and stderr.
+#[track_caller]
 fn stats_json(args: &[&str]) -> (serde_json::Value, String) {
-    let out = Command::new(SKMEMCTL)
-        .args(["stats", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (v, err) = common::skmemctl::stats_json(args);
     assert_eq!(v["type"], "stats");
-    (v, String::from_utf8_lossy(&out.stderr).into_owned())
+    (v, err)
 }
 
 /// The statistics socket `pid` publishes on.

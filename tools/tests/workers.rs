@@ -7,30 +7,17 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use skmem_netns::{NetnsPair, PairConfig, Side};
 
+mod common;
+
+use common::skmemctl::{self, KillOnDrop};
+
 fn root() -> bool {
-    match skmem_netns::skip_reason() {
-        Some(r) => {
-            skmem_netns::skip("skmemctl fwd --workers", &r);
-            false
-        }
-        None => true,
-    }
-}
-
-/// Kills the child if the test fails half-way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    common::netns_ready("skmemctl fwd --workers")
 }
 
 fn signal(pid: u32, sig: i32) {
@@ -67,23 +54,8 @@ fn workers_of(line: &serde_json::Value) -> Vec<W> {
 /// Starts `skmemctl fwd --copy --json ARGS` on A as the owner; returns it
 /// (killed if the test fails) and a reader of its next JSON record.
 fn start_owner(pair: &NetnsPair, args: &[&str]) -> (KillOnDrop, impl FnMut() -> serde_json::Value) {
-    let mut owner = KillOnDrop(
-        Command::new("ip")
-            .args(["netns", "exec", pair.ns_name(Side::A)])
-            .args([
-                env!("CARGO_BIN_EXE_skmemctl"),
-                "fwd",
-                "--iface",
-                pair.ifname(Side::A),
-            ])
-            .args(["--copy", "--json"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(owner.0.stdout.take().unwrap()).lines();
+    let fwd_a = ["fwd", "--iface", pair.ifname(Side::A), "--copy", "--json"];
+    let (owner, mut lines) = skmemctl::spawn_in(pair, Side::A, &[&fwd_a[..], args].concat());
     let next = move || -> serde_json::Value {
         let l = lines.next().expect("fwd ended early").unwrap();
         serde_json::from_str(&l).unwrap()
@@ -125,8 +97,8 @@ fn a_worker_killed_mid_traffic_loses_no_frame_and_its_replacement_forwards() {
         line = next();
     }
     let _traffic = KillOnDrop(
-        Command::new("ip")
-            .args(["netns", "exec", pair.ns_name(Side::B), bin, "fwd"])
+        skmemctl::in_ns(&pair, Side::B)
+            .arg("fwd")
             .args([
                 "--iface",
                 pair.ifname(Side::B),

@@ -1,11 +1,13 @@
-//! What the observation and statistics tests share: the scripted child
+//! What the integration tests share: the scripted child
 //! (`skmem-arena-child`, driven line by line over its stdin/stdout, no
-//! sleeps) and the root check.
+//! sleeps), the root checks, skmemctl run as a user runs it, and what a
+//! run may leave behind.
 
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
 pub mod left;
+pub mod skmemctl;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -23,6 +25,18 @@ pub fn root(what: &str) -> bool {
         skmem_netns::skip(what, "needs root (uprobes, tracepoints, bpffs, /run/skmem)");
     }
     root
+}
+
+/// Whether network namespaces can be made here (root, `ip`); says why
+/// `what` skips when not.
+pub fn netns_ready(what: &str) -> bool {
+    match skmem_netns::skip_reason() {
+        Some(r) => {
+            skmem_netns::skip(what, &r);
+            false
+        }
+        None => true,
+    }
 }
 
 /// The scripted child.
