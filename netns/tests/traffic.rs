@@ -14,6 +14,12 @@ use skmem_netns::{
     check_payload, FrameSpec, NetnsPair, Receiver, RxFilter, Sender, Side, DEFAULT_UDP_PORT,
 };
 
+/// A 64-byte frame from B to A and a sender on B to send it with.
+fn from_b(pair: &NetnsPair) -> (FrameSpec, Sender) {
+    let spec = pair.frame_spec(Side::B, 64).unwrap();
+    (spec, Sender::open(pair, Side::B).unwrap())
+}
+
 #[test]
 fn paced_4096_small_frames_arrive_in_order_and_intact() {
     skmem_netns::require_root!();
@@ -66,9 +72,8 @@ fn rate_limited_sending_takes_at_least_the_scheduled_time() {
 fn burst_sends_everything_and_a_large_buffer_receives_it() {
     skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
-    let spec = pair.frame_spec(Side::B, 64).unwrap();
+    let (spec, tx) = from_b(&pair);
     let mut rx = Receiver::open(&pair, Side::A, RxFilter::udp_port(spec.dst_port)).unwrap();
-    let tx = Sender::open(&pair, Side::B).unwrap();
     let r = tx.send_burst(&spec, 1000, Duration::from_secs(5)).unwrap();
     assert!(r.complete(), "{r:?}");
     let mut got = 0u64;
@@ -114,8 +119,7 @@ fn receiver_ignores_frames_for_other_ports_and_its_own_sends() {
 fn paced_sender_stops_at_the_timeout_when_nothing_is_received() {
     skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
-    let spec = pair.frame_spec(Side::B, 64).unwrap();
-    let tx = Sender::open(&pair, Side::B).unwrap();
+    let (spec, tx) = from_b(&pair);
     let t = Instant::now();
     let r = tx
         .send_paced(&spec, 100, 8, || 0, Duration::from_millis(200))
@@ -130,9 +134,8 @@ fn sockets_outliving_the_pair_see_their_interface_vanish() {
     skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
     let (ns, ifs) = common::names(&pair);
-    let spec = pair.frame_spec(Side::B, 64).unwrap();
+    let (spec, tx) = from_b(&pair);
     let mut rx = Receiver::open(&pair, Side::A, RxFilter::udp_port(spec.dst_port)).unwrap();
-    let tx = Sender::open(&pair, Side::B).unwrap();
     let t = Instant::now();
     drop(pair);
     eprintln!("drop with open sockets: {:?}", t.elapsed());
@@ -148,8 +151,7 @@ fn sockets_outliving_the_pair_see_their_interface_vanish() {
 fn invalid_pacing_is_rejected() {
     skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
-    let spec = pair.frame_spec(Side::B, 64).unwrap();
-    let tx = Sender::open(&pair, Side::B).unwrap();
+    let (spec, tx) = from_b(&pair);
     let d = Duration::from_millis(10);
     assert!(tx.send_rate(&spec, 1, 0.0, d).is_err());
     assert!(tx.send_rate(&spec, 1, f64::NAN, d).is_err());
@@ -160,8 +162,7 @@ fn invalid_pacing_is_rejected() {
 fn burst_sender_stops_at_the_timeout() {
     skmem_netns::require_root!();
     let pair = NetnsPair::new().unwrap();
-    let spec = pair.frame_spec(Side::B, 64).unwrap();
-    let tx = Sender::open(&pair, Side::B).unwrap();
+    let (spec, tx) = from_b(&pair);
     let t = Instant::now();
     let r = tx
         .send_burst(&spec, u64::MAX, Duration::from_millis(100))
