@@ -56,6 +56,17 @@ fn params(pair: &NetnsPair, workload: Workload, schedule: (f64, f64, u32)) -> Pr
     p
 }
 
+/// rxdrop over `frames` frames, with rings that hold every frame of the
+/// test: pacing follows XDP, not the peer, and a peer starved of CPU for a
+/// moment (a loaded machine) would otherwise run its fill ring dry and
+/// drop frames.
+fn rxdrop_holding(pair: &NetnsPair, frames: u64) -> ProgParams {
+    let mut p = params(pair, Workload::Rxdrop, (0.2, 1.0, 2));
+    p.ring_entries = frames as u32;
+    p.frames = 2 * frames as u32;
+    p
+}
+
 /// Sets the flag when dropped while armed: a test failing on B's side
 /// stops its peer at once instead of letting it run its schedule out.
 struct StopOnPanic<'a>(&'a AtomicBool, bool);
@@ -76,6 +87,22 @@ fn attach_skmem(pair: &NetnsPair) -> XdpProgram {
         let filter = XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
         XdpProgram::attach(&ifname, AttachMode::Native, Some(filter)).expect("attach on A")
     })
+}
+
+/// Runs the C peer with its socket added to `prog`'s XSKMAP (queue 0).
+fn cpeer_through(
+    prog: &Mutex<XdpProgram>,
+    p: &ProgParams,
+    start: &mut dyn FnMut() -> Meter,
+    stop: &AtomicBool,
+) -> Result<ProgRun> {
+    let mut register = |fd: BorrowedFd<'_>| -> Result<()> {
+        prog.lock()
+            .unwrap()
+            .add_socket(0, fd)
+            .context("adding the C peer's socket to the XSKMAP")
+    };
+    cpeer::run(p, &mut register, start, stop)
 }
 
 /// Runs `peer` on a thread in A's namespace while `b_side` runs in B's
@@ -126,25 +153,12 @@ fn cpeer_rxdrop_receives_through_skmem_xdp() {
     const FRAMES: u64 = 4096;
     let pair = pair();
     let prog = Mutex::new(attach_skmem(&pair));
-    let mut p = params(&pair, Workload::Rxdrop, (0.2, 1.0, 2));
-    // Rings that hold every frame of the test: pacing follows XDP, not the
-    // peer, and a peer starved of CPU for a moment (a loaded machine) would
-    // otherwise run its fill ring dry and drop frames.
-    p.ring_entries = FRAMES as u32;
-    p.frames = 2 * FRAMES as u32;
+    let p = rxdrop_holding(&pair, FRAMES);
     let spec = pair.frame_spec(Side::B, 64).unwrap();
     let redirected = || prog.lock().unwrap().counters().unwrap().redirected;
     let (run, sent) = with_peer(
         &pair,
-        |start, stop| {
-            let mut register = |fd: BorrowedFd<'_>| -> Result<()> {
-                prog.lock()
-                    .unwrap()
-                    .add_socket(0, fd)
-                    .context("adding the C peer's socket to the XSKMAP")
-            };
-            cpeer::run(&p, &mut register, start, stop)
-        },
+        |start, stop| cpeer_through(&prog, &p, start, stop),
         &p,
         |end| {
             // Paced on what XDP redirected: a burst would be lost on veth
@@ -187,15 +201,7 @@ fn cpeer_l2fwd_returns_frames_with_swapped_macs() {
     let back = AtomicU64::new(0);
     let (run, errors) = with_peer(
         &pair,
-        |start, stop| {
-            let mut register = |fd: BorrowedFd<'_>| -> Result<()> {
-                prog.lock()
-                    .unwrap()
-                    .add_socket(0, fd)
-                    .context("adding the C peer's socket to the XSKMAP")
-            };
-            cpeer::run(&p, &mut register, start, stop)
-        },
+        |start, stop| cpeer_through(&prog, &p, start, stop),
         &p,
         |end| {
             let tx = Sender::open_in_current_ns(pair.ifindex(Side::B)).unwrap();
@@ -260,9 +266,7 @@ fn cpeer_txonly_frames_reach_b() {
     let p = params(&pair, Workload::L2fwd, (0.1, 0.5, 1));
     // The workload by name: the C peer knows txonly even where the
     // harness's `Workload` does not name it yet.
-    let p = txonly(p);
-    let Some(p) = p else {
-        skmem_netns::skip("peers", "the harness has no txonly workload in this build");
+    let Some(p) = txonly(p) else {
         return;
     };
     let mut rxb = Receiver::open(&pair, Side::B, RxFilter::udp_port(DEFAULT_UDP_PORT)).unwrap();
@@ -293,15 +297,21 @@ fn cpeer_txonly_frames_reach_b() {
     check_samples(&run, &p);
 }
 
-/// `p` with the txonly workload, if the harness has one.
+/// `p` with the txonly workload; `None` (skipped, saying why) if the
+/// harness has none.
 fn txonly(mut p: ProgParams) -> Option<ProgParams> {
     use clap::ValueEnum as _;
-    p.workload = Workload::from_str("txonly", true).ok()?;
+    let Ok(workload) = Workload::from_str("txonly", true) else {
+        skmem_netns::skip("peers", "the harness has no txonly workload in this build");
+        return None;
+    };
+    p.workload = workload;
     Some(p)
 }
 
-/// Skips (with the reason printed) unless root, testpmd and two CPUs.
-fn testpmd_cpus() -> Option<(usize, usize)> {
+/// Skips (with the reason printed) unless root, testpmd and two CPUs;
+/// otherwise testpmd's two CPUs and a guard of libxdp's bpffs directory.
+fn testpmd_cpus() -> Option<((usize, usize), peers::LibxdpStateGuard)> {
     if let Some(r) = skmem_netns::skip_reason().or_else(testpmd::skip_reason) {
         skmem_netns::skip("testpmd", &r);
         return None;
@@ -311,25 +321,19 @@ fn testpmd_cpus() -> Option<(usize, usize)> {
         skmem_netns::skip("testpmd", &format!("needs two CPUs, has {cpus:?}"));
         return None;
     }
-    Some((cpus[0], cpus[1]))
+    // testpmd's net_af_xdp makes libxdp's bpffs directory; it goes when
+    // the last test that may have made it ends.
+    Some(((cpus[0], cpus[1]), peers::LibxdpStateGuard::new()))
 }
 
 #[test]
 fn testpmd_rxonly_counts_frames() {
-    let Some(cpus) = testpmd_cpus() else {
+    let Some((cpus, _libxdp_state)) = testpmd_cpus() else {
         return;
     };
-    // testpmd's net_af_xdp makes libxdp's bpffs directory; it goes when
-    // the last test that may have made it ends.
-    let _libxdp_state = peers::LibxdpStateGuard::new();
     const FRAMES: u64 = 4096;
     let pair = pair();
-    let mut p = params(&pair, Workload::Rxdrop, (0.2, 1.0, 2));
-    // Rings that hold every frame of the test: pacing follows XDP, not the
-    // peer, and a peer starved of CPU for a moment (a loaded machine) would
-    // otherwise run its fill ring dry and drop frames.
-    p.ring_entries = FRAMES as u32;
-    p.frames = 2 * FRAMES as u32;
+    let p = rxdrop_holding(&pair, FRAMES);
     let spec = pair.frame_spec(Side::B, 64).unwrap();
     let (run, sent) = with_peer(
         &pair,
@@ -357,15 +361,11 @@ fn testpmd_rxonly_counts_frames() {
 
 #[test]
 fn testpmd_txonly_frames_reach_b() {
-    let Some(cpus) = testpmd_cpus() else {
+    let Some((cpus, _libxdp_state)) = testpmd_cpus() else {
         return;
     };
-    // testpmd's net_af_xdp makes libxdp's bpffs directory; it goes when
-    // the last test that may have made it ends.
-    let _libxdp_state = peers::LibxdpStateGuard::new();
     let pair = pair();
     let Some(p) = txonly(params(&pair, Workload::Rxdrop, (0.1, 0.5, 1))) else {
-        skmem_netns::skip("peers", "the harness has no txonly workload in this build");
         return;
     };
     let mut rxb = Receiver::open(&pair, Side::B, RxFilter::udp_port(DEFAULT_UDP_PORT)).unwrap();
@@ -446,12 +446,9 @@ fn cpeer_failure_is_reported_and_the_child_reaped() {
 
 #[test]
 fn testpmd_failure_is_reported_and_the_child_reaped() {
-    let Some(cpus) = testpmd_cpus() else {
+    let Some((cpus, _libxdp_state)) = testpmd_cpus() else {
         return;
     };
-    // testpmd's net_af_xdp makes libxdp's bpffs directory; it goes when
-    // the last test that may have made it ends.
-    let _libxdp_state = peers::LibxdpStateGuard::new();
     let ifname = format!("nosuch{}", std::process::id() % 100_000 + 1);
     let p = params_for(&ifname, Workload::Rxdrop);
     let stop = AtomicBool::new(false);
@@ -528,29 +525,15 @@ fn cpeer_stop_ends_the_run_early() {
     let prog = Mutex::new(attach_skmem(&pair));
     let p = params(&pair, Workload::L2fwd, (0.2, 60.0, 2));
     pair.in_ns(Side::A, || {
-        check_stop(
-            |p, start, stop| {
-                let mut register = |fd: BorrowedFd<'_>| -> Result<()> {
-                    prog.lock()
-                        .unwrap()
-                        .add_socket(0, fd)
-                        .context("adding the C peer's socket to the XSKMAP")
-                };
-                cpeer::run(p, &mut register, start, stop)
-            },
-            &p,
-        )
+        check_stop(|p, start, stop| cpeer_through(&prog, p, start, stop), &p)
     });
 }
 
 #[test]
 fn testpmd_stop_ends_the_run_early() {
-    let Some(cpus) = testpmd_cpus() else {
+    let Some((cpus, _libxdp_state)) = testpmd_cpus() else {
         return;
     };
-    // testpmd's net_af_xdp makes libxdp's bpffs directory; it goes when
-    // the last test that may have made it ends.
-    let _libxdp_state = peers::LibxdpStateGuard::new();
     let pair = pair();
     let p = params(&pair, Workload::L2fwd, (0.2, 60.0, 2));
     pair.in_ns(Side::A, || {
