@@ -133,8 +133,10 @@ const XDP_PACKET_HEADROOM: u32 = 256;
 mod tests {
     use super::*;
 
-    /// One round's result of `imp` at `mpps` (one repetition).
-    fn round(imp: Implementation, mpps: f64) -> ProgramResult {
+    /// One round's result of `imp` at `mpps` (one repetition) in the
+    /// threaded layout, rxdrop 64 B: the result the tests here and the
+    /// rendering's start from.
+    pub(super) fn round(imp: Implementation, mpps: f64) -> ProgramResult {
         let stat = Stat {
             median: mpps,
             min: mpps,

@@ -276,39 +276,22 @@ mod tests {
             max: 1.1 * x,
         };
         ProgramResult {
-            layout: Layout::Threaded,
-            wait: Wait::Poll,
-            generator: Some(gen::GenKind::Xdp),
-            workload: Workload::Rxdrop,
-            size: 64,
-            program: imp.name().to_owned(),
-            implementation: imp,
-            kind: imp.kind(),
-            reps_mpps: vec![mpps],
             mpps: stat(mpps),
             offered_mpps: Some(stat(8.0)),
-            xdp_source: XdpSource::SkmemXdp,
             xdp_seen_mpps: Some(stat(7.5)),
             xdp_redirected_mpps: Some(stat(2.0 * mpps)),
-            reached_b_mpps: Stat::default(),
             reps_offered_mpps: vec![8.0],
-            reps_redirected_mpps: vec![2.0 * mpps],
             reps_seen_mpps: vec![7.5],
-            reps_reached_b_mpps: vec![0.0],
-            rounds_mpps: vec![mpps],
-            share_of_redirected: Some(0.5),
-            napi_threads: Vec::new(),
             napi_cpu_share: Some(0.42),
-            prog_cpu_busy: Some(1.0),
             prog_cpu_share: Some(0.5),
             prog_ns_per_packet: Some(123.4),
-            napi_ns_per_packet: None,
             counters: ProgCounters {
                 xsk_rx_ring_full: 17,
                 xsk_fill_ring_empty: 3,
                 ..ProgCounters::default()
             },
             wall_s: 1.0,
+            ..super::super::tests::round(imp, mpps)
         }
     }
 
