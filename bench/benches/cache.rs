@@ -48,6 +48,23 @@ trait Pool: Send + Sync + 'static {
     fn get_put_batch(&self, local: &mut Self::Local, buf: &mut [u32]);
 }
 
+/// Gets `objs.len()` objects one `get` call each, then puts them back one
+/// `put` call each; `s` is what both act on.
+#[inline]
+fn one_call_each<S>(
+    s: &mut S,
+    objs: &mut [u32],
+    get: impl Fn(&mut S) -> u32,
+    put: impl Fn(&mut S, u32),
+) {
+    for o in objs.iter_mut() {
+        *o = get(s);
+    }
+    for &o in black_box(&*objs) {
+        put(s, o);
+    }
+}
+
 struct Skmem {
     cache: Arc<Cache>,
     /// Use a burst around each round of single calls.
@@ -77,20 +94,19 @@ impl Pool for Skmem {
     #[inline]
     fn get_put_single(&self, w: &mut Self::Local, keep: &mut [u32]) {
         if self.burst {
-            let mut b = w.burst();
-            for k in keep.iter_mut() {
-                *k = b.alloc().expect("object");
-            }
-            for &k in black_box(&*keep) {
-                b.free(k).expect("free");
-            }
+            one_call_each(
+                &mut w.burst(),
+                keep,
+                |b| b.alloc().expect("object"),
+                |b, k| b.free(k).expect("free"),
+            );
         } else {
-            for k in keep.iter_mut() {
-                *k = w.alloc().expect("object");
-            }
-            for &k in black_box(&*keep) {
-                w.free(k).expect("free");
-            }
+            one_call_each(
+                w,
+                keep,
+                |w| w.alloc().expect("object"),
+                |w, k| w.free(k).expect("free"),
+            );
         }
     }
     #[inline]
@@ -106,6 +122,34 @@ impl Pool for Skmem {
     }
 }
 
+/// A free list every thread shares, with nothing per thread: the two
+/// common contenders.
+trait FreeList: Send + Sync + 'static {
+    /// Takes one object.
+    fn take(&self) -> u32;
+    /// Gives one object back.
+    fn give(&self, o: u32);
+    /// Takes `buf.len()` objects, then gives them back, in as few calls as
+    /// the list allows (by default, one per object).
+    #[inline]
+    fn take_give_batch(&self, buf: &mut [u32]) {
+        one_call_each(&mut (), buf, |_| self.take(), |_, o| self.give(o));
+    }
+}
+
+impl<L: FreeList> Pool for L {
+    type Local = ();
+    fn local(self: &Arc<Self>) {}
+    #[inline]
+    fn get_put_single(&self, local: &mut (), keep: &mut [u32]) {
+        one_call_each(local, keep, |_| self.take(), |_, o| self.give(o));
+    }
+    #[inline]
+    fn get_put_batch(&self, _: &mut (), buf: &mut [u32]) {
+        self.take_give_batch(buf);
+    }
+}
+
 struct Queue(ArrayQueue<u32>);
 
 impl Queue {
@@ -118,26 +162,14 @@ impl Queue {
     }
 }
 
-impl Pool for Queue {
-    type Local = ();
-    fn local(self: &Arc<Self>) {}
+impl FreeList for Queue {
     #[inline]
-    fn get_put_single(&self, _: &mut (), keep: &mut [u32]) {
-        for k in keep.iter_mut() {
-            *k = self.0.pop().expect("object");
-        }
-        for &k in black_box(&*keep) {
-            self.0.push(k).expect("room");
-        }
+    fn take(&self) -> u32 {
+        self.0.pop().expect("object")
     }
     #[inline]
-    fn get_put_batch(&self, _: &mut (), buf: &mut [u32]) {
-        for slot in buf.iter_mut() {
-            *slot = self.0.pop().expect("object");
-        }
-        for &o in black_box(&*buf) {
-            self.0.push(o).expect("room");
-        }
+    fn give(&self, o: u32) {
+        self.0.push(o).expect("room");
     }
 }
 
@@ -149,20 +181,17 @@ impl Locked {
     }
 }
 
-impl Pool for Locked {
-    type Local = ();
-    fn local(self: &Arc<Self>) {}
+impl FreeList for Locked {
     #[inline]
-    fn get_put_single(&self, _: &mut (), keep: &mut [u32]) {
-        for k in keep.iter_mut() {
-            *k = self.0.lock().unwrap().pop().expect("object");
-        }
-        for &k in black_box(&*keep) {
-            self.0.lock().unwrap().push(k);
-        }
+    fn take(&self) -> u32 {
+        self.0.lock().unwrap().pop().expect("object")
     }
     #[inline]
-    fn get_put_batch(&self, _: &mut (), buf: &mut [u32]) {
+    fn give(&self, o: u32) {
+        self.0.lock().unwrap().push(o);
+    }
+    #[inline]
+    fn take_give_batch(&self, buf: &mut [u32]) {
         {
             let mut v = self.0.lock().unwrap();
             let at = v.len() - buf.len();
