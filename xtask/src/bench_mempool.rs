@@ -8,13 +8,13 @@
 //! `--table-only` can rebuild the section without measuring.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 
-use crate::cmd;
+use crate::cmd::{self, target_dir};
 
 const BEGIN: &str = "<!-- BEGIN mempool: written by `cargo xtask bench` -->";
 const END: &str = "<!-- END mempool -->";
@@ -22,37 +22,21 @@ const END: &str = "<!-- END mempool -->";
 const RING_CONTENDERS: &[&str] = &["skmem-ring", "crossbeam-arrayqueue"];
 const RING_BATCHES: &[u32] = &[1, 8, 32, 64];
 
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
-}
-
 /// Builds and runs the comparison; returns its JSON report.
 fn measure(root: &Path, dpdk_budget: u64) -> Result<String> {
-    cmd::run(
+    cmd::build_release_bins(
         "building the mempool benchmark",
-        &mut cmd::cargo([
-            "build",
-            "--release",
-            "-p",
-            "skmem-bench",
-            "--bin",
-            "mempool",
-        ]),
+        "skmem-bench",
+        &["mempool"],
     )?;
     let bin = target_dir(root).join("release/mempool");
-    let mut c = Command::new(&bin);
-    c.args(["--json", "--dpdk-budget", &dpdk_budget.to_string()])
-        .current_dir(root);
-    println!("==> {}", cmd::display(&c));
-    // Progress goes to stderr (inherited); the report is stdout.
-    let out = c
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", bin.display()))?;
-    if !out.status.success() {
-        return Err(anyhow!("{} failed ({})", bin.display(), out.status));
-    }
-    String::from_utf8(out.stdout).context("the mempool report is not UTF-8")
+    let report = cmd::report_of(
+        &bin.display().to_string(),
+        Command::new(&bin)
+            .args(["--json", "--dpdk-budget", &dpdk_budget.to_string()])
+            .current_dir(root),
+    )?;
+    String::from_utf8(report).context("the mempool report is not UTF-8")
 }
 
 fn mops(v: &Value) -> String {

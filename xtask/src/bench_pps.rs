@@ -6,33 +6,20 @@
 //! The report is kept in `target/pps/last.json`, so `--table-only` can
 //! render again without measuring.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::cmd;
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
-}
+use crate::cmd::{self, target_dir};
 
 /// Runs `pps` with `pps_args` (default: `--matrix`) unless `table_only`,
 /// then renders the last report.
 pub fn run(table_only: bool, pps_args: &[String]) -> Result<()> {
     let root = cmd::workspace_root();
-    cmd::run(
+    cmd::build_release_bins(
         "building the pps harness and its report renderer",
-        &mut cmd::cargo([
-            "build",
-            "--release",
-            "-p",
-            "skmem-bench",
-            "--bin",
-            "pps",
-            "--bin",
-            "pps-report",
-        ]),
+        "skmem-bench",
+        &["pps", "pps-report"],
     )?;
     let release = target_dir(root).join("release");
     let saved = target_dir(root).join("pps/last.json");
@@ -44,15 +31,9 @@ pub fn run(table_only: bool, pps_args: &[String]) -> Result<()> {
             c.args(pps_args);
         }
         c.arg("--json").current_dir(root);
-        println!("==> {}", cmd::display(&c));
-        // Progress goes to stderr (inherited); the report is stdout.
-        let out = c.stderr(Stdio::inherit()).output().context("running pps")?;
-        if !out.status.success() {
-            return Err(anyhow!("pps failed ({})", out.status));
-        }
+        let report = cmd::report_of("pps", &mut c)?;
         std::fs::create_dir_all(saved.parent().unwrap_or(root))?;
-        std::fs::write(&saved, &out.stdout)
-            .with_context(|| format!("writing {}", saved.display()))?;
+        std::fs::write(&saved, &report).with_context(|| format!("writing {}", saved.display()))?;
     } else if !saved.exists() {
         return Err(anyhow!(
             "no saved pps report at {}: run `cargo xtask bench` without --table-only first",

@@ -10,7 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 
 /// A child process that ran but did not succeed.
 ///
@@ -179,6 +179,37 @@ pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives one level below the workspace root")
+}
+
+/// Cargo's target directory for the workspace at `root`
+/// (`$CARGO_TARGET_DIR` when set).
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// Builds the binaries `bins` of `package` with `--release`; `what` names
+/// the step in an error.
+pub fn build_release_bins(what: &str, package: &str, bins: &[&str]) -> Result<()> {
+    let mut build = cargo(["build", "--release", "-p", package]);
+    for bin in bins {
+        build.args(["--bin", bin]);
+    }
+    run(what, &mut build)
+}
+
+/// Runs `cmd`, a program that reports on stdout and says its progress on
+/// stderr (inherited); returns the report. `name` names the program in
+/// errors.
+pub fn report_of(name: &str, cmd: &mut Command) -> Result<Vec<u8>> {
+    println!("==> {}", display(cmd));
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {name}"))?;
+    if !out.status.success() {
+        return Err(anyhow!("{name} failed ({})", out.status));
+    }
+    Ok(out.stdout)
 }
 
 /// A `cargo` command in the workspace root with the `PATH` fix above.
