@@ -9,7 +9,9 @@
 //! fixed (`fuzz/regressions/TARGET`), writes what it discovers to a
 //! scratch directory (merged into the corpus with `--keep`), and fails on
 //! a crash, a panic or a hang, leaving the input in
-//! `fuzz/artifacts/TARGET/`.
+//! `fuzz/artifacts/TARGET/`. With `--asan` the targets are built with
+//! AddressSanitizer too, and libFuzzer's leak check fails an input that
+//! leaks.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,8 +51,19 @@ pub struct Outcome {
     pub coverage: u64,
 }
 
+/// How the targets are built: coverage only, or also AddressSanitizer
+/// (with LeakSanitizer: libFuzzer then fails an input that leaks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// Coverage instrumentation only: the fastest runs.
+    Plain,
+    /// Coverage and AddressSanitizer (`-Zsanitizer=address`, which the
+    /// stable toolchain takes with `RUSTC_BOOTSTRAP=1`).
+    Address,
+}
+
 /// Builds every target.
-fn build(fuzz: &Path) -> Result<PathBuf> {
+fn build(fuzz: &Path, how: Build) -> Result<PathBuf> {
     let mut cargo = cmd::cargo([
         "build",
         "--release",
@@ -59,11 +72,21 @@ fn build(fuzz: &Path) -> Result<PathBuf> {
         TRIPLE,
         "--manifest-path",
     ]);
-    cargo
-        .arg(fuzz.join("Cargo.toml"))
-        .env("RUSTFLAGS", RUSTFLAGS);
+    cargo.arg(fuzz.join("Cargo.toml"));
+    // One target directory per build: switching does not rebuild all.
+    let target_dir = fuzz.join("target").join(match how {
+        Build::Plain => "plain",
+        Build::Address => "address",
+    });
+    cargo.arg("--target-dir").arg(&target_dir);
+    match how {
+        Build::Plain => cargo.env("RUSTFLAGS", RUSTFLAGS),
+        Build::Address => cargo
+            .env("RUSTFLAGS", format!("{RUSTFLAGS} -Zsanitizer=address"))
+            .env("RUSTC_BOOTSTRAP", "1"),
+    };
     cmd::run("building the fuzz targets", &mut cargo)?;
-    Ok(fuzz.join("target").join(TRIPLE).join("release"))
+    Ok(target_dir.join(TRIPLE).join("release"))
 }
 
 /// Reads libFuzzer's closing lines: `Done N runs in S second(s)` and the
@@ -134,7 +157,7 @@ fn run_one(bin: &Path, fuzz: &Path, target: &str, runs: u64, keep: bool) -> Resu
 
 /// Builds the targets and runs `only` (or every one) for `runs` inputs
 /// each; prints one line per target.
-pub fn run(only: Option<&str>, runs: u64, keep: bool) -> Result<Vec<Outcome>> {
+pub fn run(only: Option<&str>, runs: u64, keep: bool, how: Build) -> Result<Vec<Outcome>> {
     let targets: Vec<&str> = match only {
         Some(t) if TARGETS.contains(&t) => vec![t],
         Some(t) => bail!(
@@ -144,13 +167,21 @@ pub fn run(only: Option<&str>, runs: u64, keep: bool) -> Result<Vec<Outcome>> {
         None => TARGETS.to_vec(),
     };
     let fuzz = cmd::workspace_root().join("fuzz");
-    let bin = build(&fuzz)?;
+    let bin = build(&fuzz, how)?;
     let mut outcomes = Vec::new();
     for t in targets {
         let o = run_one(&bin, &fuzz, t, runs, keep)?;
         println!(
-            "fuzz {:<11} {:>9} runs in {:>4} s, {} edges covered, 0 crashes",
-            o.target, o.runs, o.seconds, o.coverage
+            "fuzz {:<11} {:>9} runs in {:>4} s, {} edges covered, 0 crashes{}",
+            o.target,
+            o.runs,
+            o.seconds,
+            o.coverage,
+            if how == Build::Address {
+                ", 0 leaks or invalid accesses (AddressSanitizer)"
+            } else {
+                ""
+            }
         );
         outcomes.push(o);
     }

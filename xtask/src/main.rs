@@ -71,6 +71,10 @@ enum Task {
         /// Merge the new inputs each run found into the committed corpus.
         #[arg(long)]
         keep: bool,
+        /// Build the targets with AddressSanitizer too: a leak or an
+        /// invalid access fails the input (slower).
+        #[arg(long)]
+        asan: bool,
     },
     /// Run the soak (root): `skmemctl soak` — l2fwd over a veth pair
     /// through a worker process with churn (workers SIGKILLed, sockets
@@ -176,7 +180,19 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::CoreAlone => core_alone::check(),
         Task::Demo { args } => demo(&args),
-        Task::Fuzz { target, runs, keep } => fuzz::run(target.as_deref(), runs, keep).map(|_| ()),
+        Task::Fuzz {
+            target,
+            runs,
+            keep,
+            asan,
+        } => {
+            let how = if asan {
+                fuzz::Build::Address
+            } else {
+                fuzz::Build::Plain
+            };
+            fuzz::run(target.as_deref(), runs, keep, how).map(|_| ())
+        }
         Task::Sanitize { no_miri } => sanitize::run(no_miri),
         Task::Soak { minutes } => soak(&format!("{}", minutes * 60), true),
         Task::Conformance { filter } => (|| {
@@ -253,7 +269,7 @@ fn test() -> Result<()> {
         total - 2,
         fuzz::SHORT_RUNS
     ));
-    fuzz::run(None, fuzz::SHORT_RUNS, false)?;
+    fuzz::run(None, fuzz::SHORT_RUNS, false, fuzz::Build::Plain)?;
     header(&format!(
         "[{}/{total}] sanitize: the core's tests under AddressSanitizer and LeakSanitizer",
         total - 1
