@@ -19,6 +19,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::cmd;
+use crate::sanitize::{self, TRIPLE};
 
 /// The targets, as `fuzz/Cargo.toml` names them.
 pub const TARGETS: &[&str] = &["schema", "handover", "params", "descriptors", "worker"];
@@ -33,10 +34,6 @@ const RUSTFLAGS: &str = "-Cpasses=sancov-module \
     -Cllvm-args=-sanitizer-coverage-pc-table \
     -Cllvm-args=-sanitizer-coverage-trace-compares \
     --cfg fuzzing";
-
-/// The host triple the targets build for (a `--target` keeps the flags off
-/// build scripts).
-const TRIPLE: &str = "x86_64-unknown-linux-gnu";
 
 /// What one target's run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,11 +77,11 @@ fn build(fuzz: &Path, how: Build) -> Result<PathBuf> {
     });
     cargo.arg("--target-dir").arg(&target_dir);
     match how {
-        Build::Plain => cargo.env("RUSTFLAGS", RUSTFLAGS),
-        Build::Address => cargo
-            .env("RUSTFLAGS", format!("{RUSTFLAGS} -Zsanitizer=address"))
-            .env("RUSTC_BOOTSTRAP", "1"),
-    };
+        Build::Plain => {
+            cargo.env("RUSTFLAGS", RUSTFLAGS);
+        }
+        Build::Address => sanitize::with_address_sanitizer(&mut cargo, RUSTFLAGS),
+    }
     cmd::run("building the fuzz targets", &mut cargo)?;
     Ok(target_dir.join(TRIPLE).join("release"))
 }

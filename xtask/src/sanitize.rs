@@ -14,13 +14,25 @@
 //! behaviour. It needs a nightly toolchain with the `miri` component; where
 //! there is none, `sanitize` says how to add it and skips Miri.
 
+use std::process::Command;
+
 use anyhow::{bail, Result};
 
 use crate::cmd;
 
 /// The host triple: a `--target` keeps the sanitizer flags off build
 /// scripts and proc macros.
-const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+pub const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+
+/// Builds `cargo`'s target (give it `--target TRIPLE`) with
+/// AddressSanitizer on top of `rustflags`: the flag the stable toolchain
+/// takes with `RUSTC_BOOTSTRAP=1`, and frame pointers for whole stacks.
+pub fn with_address_sanitizer(cargo: &mut Command, rustflags: &str) {
+    cargo.env("RUSTC_BOOTSTRAP", "1").env(
+        "RUSTFLAGS",
+        format!("{rustflags} -Zsanitizer=address -Cforce-frame-pointers=yes"),
+    );
+}
 
 /// The unit tests Miri runs: those of the pure parts (test-name filters).
 const MIRI_TESTS: &[&str] = &[
@@ -53,11 +65,6 @@ pub fn address(tally: &mut cmd::Tally) -> Result<()> {
     cargo
         .arg("--target-dir")
         .arg(&target_dir)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env(
-            "RUSTFLAGS",
-            "-Zsanitizer=address -Cforce-frame-pointers=yes",
-        )
         // Tests fault on purpose — a guard page, a redirected or read-only
         // mapping touched in a child process that must die of SIGSEGV or
         // SIGBUS — so those signals stay the kernel's, not ASan's.
@@ -66,6 +73,7 @@ pub fn address(tally: &mut cmd::Tally) -> Result<()> {
             "detect_leaks=1:abort_on_error=1:handle_segv=0:handle_sigbus=0",
         )
         .env("SKMEM_TEST_NO_SKIP", "1");
+    with_address_sanitizer(&mut cargo, "");
     cmd::run_tallying("the core's tests under AddressSanitizer", &mut cargo, tally)
 }
 
