@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce};
+use skmem::channel::{Adaptive, BindMode, Channel, ChannelParams, Coalesce, Waiting};
 use skmem::pool::{PacketPool, PoolParams};
 use skmem_netns::FrameSpec;
 use skmem_xdp::{AttachMode, XdpProgram};
@@ -37,7 +37,11 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Wait {
-    /// `poll()` on the socket.
+    /// The channel's adaptive wait (the default): spin while frames keep
+    /// coming, `poll()` once they stop, coalesce on a CPU shared with the
+    /// queue's NAPI thread (`skmem::channel::Waiting`).
+    Adaptive,
+    /// `poll()` on the socket (`--poll`).
     Poll,
     /// Busy polling (SO_PREFER_BUSY_POLL): a non-blocking `recvfrom` that
     /// runs the queue's NAPI in this thread whenever nothing arrived.
@@ -87,6 +91,7 @@ fn interval(s: &str) -> Result<f64, String> {
   skmemctl fwd --mode rxdrop --iface veth0 --queue 0 --queue 1 --shared-umem
   skmemctl fwd --mode rxdrop --iface veth0 --coalesce 1000
   skmemctl fwd --mode l2fwd --iface veth0 --cpu 1 --fifo 1
+  skmemctl fwd --mode l2fwd --iface veth0 --cpu 1 --allow-fifo 1
   skmemctl fwd --mode txonly --iface veth0 --size 64 --count 100000")]
 pub struct FwdArgs {
     /// rxdrop, txonly or l2fwd.
@@ -101,7 +106,9 @@ pub struct FwdArgs {
     /// Descriptors per ring operation (1-4096).
     #[arg(long, default_value_t = 64, value_parser = crate::check::batch)]
     pub batch: usize,
-    /// Wait with poll() (default).
+    /// Always wait with poll(), instead of the default adaptive wait: spin
+    /// for 20 µs after frames arrived, then poll(); coalesce where the
+    /// thread shares its CPU with the queue's threaded NAPI kthread.
     #[arg(long, conflicts_with_all = ["busy_poll", "spin"])]
     pub poll: bool,
     /// Busy-poll the socket (SO_PREFER_BUSY_POLL, 20 µs, budget = batch).
@@ -164,6 +171,13 @@ pub struct FwdArgs {
     #[arg(long, value_name = "PRIORITY", value_parser = crate::check::fifo,
           conflicts_with_all = ["busy_poll", "spin"])]
     pub fifo: Option<u8>,
+    /// With the default adaptive wait: a queue's thread that finds itself
+    /// sharing its CPU with the queue's threaded NAPI kthread moves itself
+    /// to SCHED_FIFO with this priority (1-99) — what --fifo does, only
+    /// where it helps. Off unless given.
+    #[arg(long, value_name = "PRIORITY", value_parser = crate::check::fifo,
+          conflicts_with_all = ["busy_poll", "spin", "poll", "coalesce", "fifo"])]
+    pub allow_fifo: Option<u8>,
     /// JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
@@ -186,8 +200,10 @@ impl FwdArgs {
             Wait::Spin
         } else if self.coalesce.is_some() {
             Wait::Coalesce
-        } else {
+        } else if self.poll {
             Wait::Poll
+        } else {
+            Wait::Adaptive
         }
     }
 }
@@ -305,15 +321,10 @@ fn run_queue(
                     if args.mode == Mode::L2fwd {
                         ch.complete();
                     }
-                    match wait {
-                        // The channel coalesces inside poll when asked to.
-                        Wait::Poll | Wait::Coalesce => {
-                            ch.poll(100)?;
-                        }
-                        // The kernel busy-polls only inside a syscall.
-                        Wait::BusyPoll => ch.busy_poll()?,
-                        Wait::Spin => {}
-                    }
+                    // The channel waits as its parameters say (adaptive,
+                    // poll — coalescing inside when asked — spin, or
+                    // busy-poll: the kernel busy-polls only in a syscall).
+                    ch.wait(100)?;
                     // Idle or not, the kernel's counters are read every
                     // half second: drops with no traffic received (frames
                     // too long for a buffer) show up live.
@@ -354,7 +365,7 @@ fn run_queue(
                 shared
                     .tx_bytes
                     .fetch_add(q as u64 * frame.len() as u64, Ordering::Relaxed);
-                if q == 0 && matches!(wait, Wait::Poll | Wait::Coalesce) {
+                if q == 0 && wait != Wait::Spin && wait != Wait::BusyPoll {
                     std::thread::yield_now();
                 }
             }
@@ -532,6 +543,13 @@ fn open_channels(args: &FwdArgs, prog: &mut XdpProgram) -> Result<Vec<Channel>> 
             cp.busy_poll = Some((20, args.batch as u32));
         }
         cp.coalesce = args.coalesce.map(Coalesce::new);
+        cp.waiting = match args.wait() {
+            Wait::Adaptive => {
+                Waiting::Adaptive(Adaptive::default().with(|a| a.fifo = args.allow_fifo))
+            }
+            Wait::Poll | Wait::Coalesce => Waiting::Poll,
+            Wait::Spin | Wait::BusyPoll => Waiting::Spin,
+        };
         let ch = match (&pool, channels.first()) {
             (Some(_), Some(first)) => Channel::open_shared(&arena, &cp, first),
             _ => Channel::open(&arena, &cp),
@@ -609,8 +627,9 @@ fn spawn_queues(
                 if let Some(p) = a.fifo {
                     crate::thread::run_fifo(p)?;
                 }
-                let policy = crate::thread::policy();
-                Ok((run_queue(ch, &a, &sh, stop)?, policy))
+                let ch = run_queue(ch, &a, &sh, stop)?;
+                // Read at the end: the adaptive wait may have changed it.
+                Ok((ch, crate::thread::policy()))
             },
         );
         match spawned {
@@ -690,7 +709,7 @@ fn say_summary(args: &FwdArgs, summary: &Summary) -> Result<()> {
             summary.rx_packets as f64 / summary.wakeups.coalesced_sleeps.max(1) as f64
         );
     }
-    if args.fifo.is_some() || !args.cpus.is_empty() {
+    if args.fifo.is_some() || args.allow_fifo.is_some() || !args.cpus.is_empty() {
         let threads: Vec<String> = summary
             .queues
             .iter()

@@ -4,8 +4,10 @@
 //! received or counted as a kernel drop, the frames are accounted, and
 //! coalescing slept), l2fwd pinned at `SCHED_FIFO` (it forwards, says
 //! how its thread ran, and refuses scheduling options it cannot honour),
-//! and rxdrop on two queues sharing one pool as their UMEM. Then the
-//! faults a running forwarder must report, never end in a false success:
+//! and rxdrop on two queues sharing one pool as their UMEM; the
+//! default adaptive wait: it spins beside NAPI on another CPU and
+//! coalesces (at SCHED_FIFO, allowed) beside a threaded NAPI kthread on
+//! its own. Then the faults a running forwarder must report, never end in a false success:
 //! its interface deleted, moved to another namespace or given another MTU,
 //! frames longer than the device or a frame allows, a thread that cannot
 //! start.
@@ -215,6 +217,92 @@ fn l2fwd_pinned_at_fifo_forwards_and_says_how_its_thread_ran() {
     );
     assert!(tx > 0 && tx <= rx, "{summary}");
     assert_eq!(summary["frames_accounted"], true, "{summary}");
+}
+
+/// The NAPI kthreads of `ifname` (threaded NAPI), by name.
+fn napi_kthreads(ifname: &str) -> Vec<u32> {
+    let prefix = format!("napi/{ifname}-");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end().starts_with(&prefix))
+        })
+        .collect()
+}
+
+#[test]
+fn the_default_wait_spins_beside_softirq_napi_and_coalesces_beside_threaded_napi() {
+    let Some((_serial, pair)) = serial_pair() else {
+        return;
+    };
+    let accounted = |summary: &serde_json::Value| {
+        let rx = summary["rx_packets"].as_u64().unwrap();
+        let dropped = summary["rx_dropped"].as_u64().unwrap();
+        assert_eq!(
+            rx + dropped,
+            summary["xdp_redirected"].as_u64().unwrap(),
+            "{summary}"
+        );
+        assert_eq!(summary["frames_accounted"], true, "{summary}");
+        assert_eq!(summary["wait"], "adaptive", "{summary}");
+    };
+    // A's NAPI runs in B's sender's softirq (on cpu0): nothing shares
+    // cpu1 with the receiver, which spins while frames come and never
+    // takes the SCHED_FIFO it was allowed.
+    let (fwd, lines) = start_fwd(
+        &pair,
+        &["--mode", "rxdrop", "--cpu", "1", "--allow-fifo", "1"],
+    );
+    send_from_b(&pair, FRAMES / 2);
+    let summary = stop_fwd(fwd, lines);
+    accounted(&summary);
+    assert_eq!(summary["wakeups"]["coalesced_sleeps"], 0, "{summary}");
+    assert_eq!(
+        summary["policy"],
+        serde_json::json!(["SCHED_OTHER"]),
+        "{summary}"
+    );
+
+    // Threaded NAPI on A, its kthread pinned to the receiver's cpu1: the
+    // wait finds it there (it looks for one every 2 s while none is
+    // known), coalesces, and takes SCHED_FIFO.
+    let (fwd, lines) = start_fwd(
+        &pair,
+        &["--mode", "rxdrop", "--cpu", "1", "--allow-fifo", "1"],
+    );
+    let a = pair.ifname(Side::A).to_owned();
+    pair.exec_ok(
+        Side::A,
+        "sh",
+        ["-c", &format!("echo 1 > /sys/class/net/{a}/threaded")],
+    )
+    .unwrap();
+    let kthreads = napi_kthreads(&a);
+    assert!(!kthreads.is_empty(), "no napi/{a}-* kthread");
+    for pid in kthreads {
+        let out = Command::new("taskset")
+            .args(["-p", "-c", "1", &pid.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    // Long enough for the next look (a million frames take 1-2.5 s here).
+    for _ in 0..3 {
+        send_from_b(&pair, FRAMES);
+    }
+    let summary = stop_fwd(fwd, lines);
+    accounted(&summary);
+    assert!(
+        summary["wakeups"]["coalesced_sleeps"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["policy"],
+        serde_json::json!(["SCHED_FIFO"]),
+        "{summary}"
+    );
 }
 
 #[test]

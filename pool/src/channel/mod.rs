@@ -61,6 +61,7 @@ mod rx;
 mod slots;
 mod tx;
 mod umem;
+mod wait;
 mod xsk;
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -73,6 +74,7 @@ pub use frame::{Frame, TxMetadata, MAX_FRAGS, TX_METADATA_SIZE, XDP_TX_METADATA}
 pub(crate) use loan::{Refusal, Refused};
 pub use ring::{XdpDesc, XDP_PKT_CONTD};
 use slots::Slots;
+pub use wait::{Adaptive, Waiting};
 pub use xsk::{BindFlags, RingId, UmemOptions, XskSocket, XskStats};
 
 use open::Claims;
@@ -155,6 +157,11 @@ pub struct ChannelParams {
     /// [`Coalesce`]). Off by default: it trades up to
     /// [`Coalesce::max_wait_us`] of latency for fewer wake-ups.
     pub coalesce: Option<Coalesce>,
+    /// How [`Channel::wait`] waits when nothing arrived: adaptive by
+    /// default — spin while frames keep coming, sleep in `poll(2)` when
+    /// they stop, coalesce on a CPU shared with the queue's NAPI thread
+    /// (see [`Waiting`]).
+    pub waiting: Waiting,
 }
 
 impl ChannelParams {
@@ -180,6 +187,7 @@ impl ChannelParams {
             tx_sw_csum: false,
             multi_buffer: false,
             coalesce: None,
+            waiting: Waiting::default(),
         }
     }
 }
@@ -267,6 +275,8 @@ pub struct Channel {
     stats: Option<Arc<Region>>,
     /// Receive coalescing's rate estimate, when configured.
     moderator: Option<coalesce::Moderator>,
+    /// The adaptive wait's state, made at the first [`wait`](Self::wait).
+    adaptive: Option<wait::AdaptiveState>,
     /// Whether this channel has set its thread's timer slack (coalescing's
     /// sleeps are short: the default 50 µs of slack would double them).
     timer_slack_set: bool,

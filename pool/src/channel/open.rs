@@ -526,6 +526,7 @@ impl Channel {
             rx_held: 0,
             rx_taken: 0,
             moderator: params.coalesce.map(coalesce::Moderator::new),
+            adaptive: None,
             timer_slack_set: false,
         })
     }

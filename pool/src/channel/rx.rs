@@ -8,8 +8,15 @@ use std::time::{Duration, Instant};
 use crate::error::{ChannelError, Error, Result};
 use crate::pool::{Packet, PacketIndex, Tag};
 
-use super::coalesce::{Moderator, Wait};
+use super::coalesce::{Coalesce, Moderator, Wait};
+use super::wait::{run_fifo, AdaptiveState, Choice};
+use super::Waiting;
 use super::{foreign, Channel, Frame, XdpDesc, MAX_FRAGS};
+
+/// The longest sleep of the adaptive wait's coalescing, µs (unless
+/// [`ChannelParams::coalesce`](super::ChannelParams::coalesce) says
+/// otherwise): what the pps matrix's coalescing runs measured with.
+const ADAPTIVE_COALESCE_MAX_US: u32 = 1000;
 
 impl Channel {
     /// Tops up the fill ring: first from the RX-free slots, then from the
@@ -361,6 +368,80 @@ impl Channel {
             Some(m) if self.tx.outstanding() == 0 => self.coalesced_wait(m, timeout_ms),
             _ => self.sock.poll_rx(timeout_ms),
         }
+    }
+
+    /// Waits for something to receive, as
+    /// [`ChannelParams::waiting`](super::ChannelParams::waiting) says —
+    /// call it when [`rx_burst`](Self::rx_burst) found nothing. By default
+    /// it adapts ([`Waiting::Adaptive`]): it returns at once (a spin: no
+    /// syscall, or a busy-poll if configured) while frames arrived within
+    /// the last [`Adaptive::spin_us`](super::Adaptive::spin_us), sleeps in `poll(2)` up to
+    /// `timeout_ms` (negative: no limit) once they stop, and coalesces
+    /// when the queue's NAPI thread shares this thread's CPU. True when
+    /// something is there to receive.
+    ///
+    /// Call it from the thread that receives: the NAPI check compares
+    /// the calling thread's CPU affinity with the NAPI thread's.
+    pub fn wait(&mut self, timeout_ms: i32) -> Result<bool> {
+        match self.params.waiting {
+            Waiting::Spin => self.spin_once(),
+            Waiting::Poll => self.poll(timeout_ms),
+            Waiting::Adaptive(cfg) => {
+                let now = Instant::now();
+                let mut st = self
+                    .adaptive
+                    .take()
+                    .unwrap_or_else(|| AdaptiveState::new(cfg, &self.params.ifname));
+                let shares = st.napi.shares(now);
+                let choice = st.decide(now, self.counters.rx_packets.get(), shares);
+                if choice == Choice::Coalesce && !st.fifo_tried {
+                    st.fifo_tried = true;
+                    if let Some(p) = st.cfg.fifo {
+                        match run_fifo(p) {
+                            Ok(()) => tracing::info!(
+                                channel = %self.params.ifname,
+                                priority = p,
+                                "the receiving thread shares its CPU with NAPI: now SCHED_FIFO"
+                            ),
+                            Err(e) => tracing::warn!(
+                                channel = %self.params.ifname,
+                                error = %e,
+                                "SCHED_FIFO refused; waiting at the thread's own scheduling"
+                            ),
+                        }
+                    }
+                }
+                self.adaptive = Some(st);
+                match choice {
+                    Choice::Spin => self.spin_once(),
+                    Choice::Poll => {
+                        self.refill()?;
+                        if self.rx.pending() > 0 {
+                            return Ok(true);
+                        }
+                        self.sock.poll_rx(timeout_ms)
+                    }
+                    Choice::Coalesce => {
+                        if self.moderator.is_none() {
+                            self.moderator =
+                                Some(Moderator::new(Coalesce::new(ADAPTIVE_COALESCE_MAX_US)));
+                        }
+                        self.poll(timeout_ms)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One turn of a spinning wait: refill (or busy-poll, if configured)
+    /// and look at the RX ring.
+    fn spin_once(&mut self) -> Result<bool> {
+        if self.params.busy_poll.is_some() {
+            self.busy_poll()?;
+        } else {
+            self.refill()?;
+        }
+        Ok(self.rx.pending() > 0)
     }
 
     /// [`poll`](Self::poll) with receive coalescing: sleep or poll as the

@@ -1,0 +1,355 @@
+//! Waiting when nothing arrived ([`Channel::wait`](super::Channel::wait)):
+//! the choice between spinning, sleeping in `poll(2)` and receive
+//! coalescing, made by the channel unless the application fixes it.
+//!
+//! Why adaptive by default: each fixed choice loses somewhere.
+//! - **Spinning** answers a frame within a ring read, but costs a whole
+//!   core whatever the rate, and on a CPU it shares with the NAPI thread
+//!   that feeds it (threaded NAPI pinned there) it keeps that thread off
+//!   the CPU: the fill ring runs dry and the kernel drops.
+//! - **`poll(2)`** costs nothing when idle, but on every NAPI flush it
+//!   costs a wake-up — two context switches on a shared CPU — and adds the
+//!   wake-up's latency to the first frame of each batch.
+//! - **Coalescing** ([`Coalesce`](super::Coalesce)) wakes once a batch,
+//!   which is what a CPU shared with NAPI needs, at the price of up to its
+//!   sleep in latency.
+//!
+//! So [`Adaptive`] decides at each wait, from two things it can observe:
+//! - **Is the queue's NAPI thread confined to CPUs this thread may run
+//!   on?** (threaded NAPI: a kthread `napi/IFNAME-ID` whose CPU affinity
+//!   is a subset of the waiting thread's.) Then the two share a CPU and
+//!   the channel **coalesces** — sleeping for a batch while traffic is
+//!   fast, in `poll(2)` when it is slow or idle — and, only if the
+//!   application allowed it ([`Adaptive::fifo`]), moves the waiting thread
+//!   to `SCHED_FIFO`, so that it runs the moment it has work and NAPI
+//!   runs whenever it sleeps, instead of the two splitting the CPU in
+//!   time slices.
+//! - **Otherwise, did frames arrive within the last
+//!   [`Adaptive::spin_us`]?** Then more are coming: **spin** (or
+//!   busy-poll, if [`ChannelParams::busy_poll`](super::ChannelParams::busy_poll)
+//!   is set) — a wait that costs no syscall. Once the window passes
+//!   without a frame, **sleep in `poll(2)`**: a channel with traffic
+//!   slower than one batch per window pays one wake-up per batch instead
+//!   of a core.
+//!
+//! The NAPI check reads `/proc` — the thread list once every two seconds
+//! while no NAPI thread is known (every ten while one is), the known
+//! threads' affinity every quarter of a second — never on the per-packet
+//! path. Interface names are per network namespace and kthread names are
+//! not: a same-named interface in another namespace with threaded NAPI
+//! counts too. Override: [`Waiting::Spin`] or [`Waiting::Poll`] (with or
+//! without [`ChannelParams::coalesce`](super::ChannelParams::coalesce)).
+
+use std::time::{Duration, Instant};
+
+/// How [`Channel::wait`](super::Channel::wait) waits (see the module
+/// docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Waiting {
+    /// Decide at each wait (the default).
+    Adaptive(Adaptive),
+    /// Never sleep: refill the fill ring and return (busy-poll instead,
+    /// if [`ChannelParams::busy_poll`](super::ChannelParams::busy_poll) is
+    /// set). A whole core, the lowest latency; starves a NAPI thread that
+    /// shares the CPU.
+    Spin,
+    /// Always [`Channel::poll`](super::Channel::poll): `poll(2)`, or
+    /// receive coalescing if
+    /// [`ChannelParams::coalesce`](super::ChannelParams::coalesce) is set.
+    Poll,
+}
+
+impl Default for Waiting {
+    fn default() -> Self {
+        Waiting::Adaptive(Adaptive::default())
+    }
+}
+
+/// The adaptive wait's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Adaptive {
+    /// How long after the last frame arrived a wait spins rather than
+    /// sleeps, µs (default 20, the kernel's usual busy-poll time).
+    pub spin_us: u32,
+    /// `SCHED_FIFO` priority the waiting thread takes once it is found to
+    /// share its CPU with the queue's NAPI thread; `None` (the default)
+    /// leaves its scheduling alone. Needs `CAP_SYS_NICE`; refused, the
+    /// channel logs it and goes on as before. A FIFO thread that never
+    /// sleeps would keep everything else off its CPU: only the adaptive
+    /// wait, which always sleeps on a shared CPU, should be given it.
+    pub fifo: Option<u8>,
+}
+
+impl Default for Adaptive {
+    fn default() -> Self {
+        Self {
+            spin_us: 20,
+            fifo: None,
+        }
+    }
+}
+
+impl Adaptive {
+    /// These settings, changed by `f` (the struct is `#[non_exhaustive]`):
+    /// `Adaptive::default().with(|a| a.fifo = Some(1))`.
+    pub fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
+}
+
+/// What one wait does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Choice {
+    /// Return at once (or busy-poll).
+    Spin,
+    /// Sleep in `poll(2)`.
+    Poll,
+    /// Receive coalescing (the moderator; `poll(2)` when slow).
+    Coalesce,
+}
+
+/// The adaptive wait's state: when frames last arrived, and whether the
+/// queue's NAPI thread shares this thread's CPU. The decision is pure
+/// ([`decide`](Self::decide)), so it is tested without a socket.
+#[derive(Debug)]
+pub(crate) struct AdaptiveState {
+    pub(crate) cfg: Adaptive,
+    /// The received count at the last wait, and when it last changed.
+    last_rx: u64,
+    last_arrival: Option<Instant>,
+    pub(crate) napi: NapiWatch,
+    /// Whether `cfg.fifo` was tried (once).
+    pub(crate) fifo_tried: bool,
+}
+
+impl AdaptiveState {
+    pub(crate) fn new(cfg: Adaptive, ifname: &str) -> Self {
+        Self {
+            cfg,
+            last_rx: 0,
+            last_arrival: None,
+            napi: NapiWatch::new(ifname),
+            fifo_tried: false,
+        }
+    }
+
+    /// A wait at `now`, with `received` frames received in all (a running
+    /// count) and `shares_napi` from the NAPI check: how to wait.
+    pub(crate) fn decide(&mut self, now: Instant, received: u64, shares_napi: bool) -> Choice {
+        if received != self.last_rx {
+            self.last_rx = received;
+            self.last_arrival = Some(now);
+        }
+        if shares_napi {
+            return Choice::Coalesce;
+        }
+        let window = Duration::from_micros(u64::from(self.cfg.spin_us));
+        match self.last_arrival {
+            Some(t) if now.saturating_duration_since(t) < window => Choice::Spin,
+            _ => Choice::Poll,
+        }
+    }
+}
+
+/// Watches whether the NAPI kthreads of an interface (`napi/IFNAME-ID`,
+/// threaded NAPI) are confined to CPUs the calling thread may run on.
+#[derive(Debug)]
+pub(crate) struct NapiWatch {
+    prefix: String,
+    kthreads: Vec<i32>,
+    next_scan: Option<Instant>,
+    next_check: Option<Instant>,
+    shares: bool,
+}
+
+/// How often the known kthreads' affinity is read again.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// How often `/proc` is scanned for kthreads while none is known, and
+/// while some are (threaded NAPI switched on later, or a new instance).
+const SCAN_NONE: Duration = Duration::from_secs(2);
+const SCAN_SOME: Duration = Duration::from_secs(10);
+
+impl NapiWatch {
+    pub(crate) fn new(ifname: &str) -> Self {
+        Self {
+            prefix: format!("napi/{ifname}-"),
+            kthreads: Vec::new(),
+            next_scan: None,
+            next_check: None,
+            shares: false,
+        }
+    }
+
+    /// Whether a NAPI thread of the interface shares the calling thread's
+    /// CPU, as last checked; checks again when it is time to.
+    pub(crate) fn shares(&mut self, now: Instant) -> bool {
+        if self.next_check.is_some_and(|t| now < t) {
+            return self.shares;
+        }
+        self.next_check = Some(now + CHECK_EVERY);
+        if self.next_scan.is_none_or(|t| now >= t) {
+            self.kthreads = napi_kthreads(&self.prefix);
+            let every = if self.kthreads.is_empty() {
+                SCAN_NONE
+            } else {
+                SCAN_SOME
+            };
+            self.next_scan = Some(now + every);
+        }
+        let was = self.shares;
+        self.shares = self.check();
+        if self.shares != was {
+            tracing::debug!(
+                napi = %self.prefix,
+                shares = self.shares,
+                "the queue's NAPI thread and this thread {} a CPU: the channel waits by {}",
+                if self.shares { "share" } else { "no longer share" },
+                if self.shares { "coalescing" } else { "spinning, then poll()" }
+            );
+        }
+        self.shares
+    }
+
+    /// Reads the known kthreads' affinity against the calling thread's;
+    /// forgets kthreads that are gone.
+    fn check(&mut self) -> bool {
+        let Ok(ours) = rustix::thread::sched_getaffinity(None) else {
+            return false;
+        };
+        let mut shares = false;
+        let had = !self.kthreads.is_empty();
+        self.kthreads.retain(|&pid| {
+            let Some(p) = rustix::process::Pid::from_raw(pid) else {
+                return false;
+            };
+            match rustix::thread::sched_getaffinity(Some(p)) {
+                Ok(theirs) => {
+                    shares |= confined(&theirs, &ours);
+                    true
+                }
+                Err(_) => false,
+            }
+        });
+        if had && self.kthreads.is_empty() {
+            // Gone (their NAPI instance was deleted): scan at the next check.
+            self.next_scan = None;
+        }
+        shares
+    }
+}
+
+/// Whether every CPU `theirs` allows is one `ours` allows (and it allows
+/// at least one): a thread confined so cannot be moved off our CPUs.
+fn confined(theirs: &rustix::thread::CpuSet, ours: &rustix::thread::CpuSet) -> bool {
+    let mut any = false;
+    for cpu in 0..rustix::thread::CpuSet::MAX_CPU {
+        if theirs.is_set(cpu) {
+            if !ours.is_set(cpu) {
+                return false;
+            }
+            any = true;
+        }
+    }
+    any
+}
+
+/// Pids of the kthreads whose name starts with `prefix` (kthread names in
+/// `/proc/PID/comm` are not cut to 15 bytes).
+fn napi_kthreads(prefix: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end().starts_with(prefix))
+        })
+        .collect()
+}
+
+/// Moves the calling thread to `SCHED_FIFO` at `priority`.
+pub(crate) fn run_fifo(priority: u8) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: `param` is a valid `sched_param` that outlives the call; pid
+    // 0 names the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::thread::CpuSet;
+
+    const US: Duration = Duration::from_micros(1);
+
+    fn set(cpus: &[usize]) -> CpuSet {
+        let mut s = CpuSet::new();
+        for &c in cpus {
+            s.set(c);
+        }
+        s
+    }
+
+    #[test]
+    fn spins_while_frames_keep_coming_then_polls() {
+        let mut a = AdaptiveState::new(Adaptive::default(), "x");
+        let t0 = Instant::now();
+        // Nothing received yet: sleep.
+        assert_eq!(a.decide(t0, 0, false), Choice::Poll);
+        // Frames arrived: spin for the window after the wait that saw them.
+        assert_eq!(a.decide(t0 + US, 64, false), Choice::Spin);
+        assert_eq!(a.decide(t0 + 15 * US, 64, false), Choice::Spin);
+        assert_eq!(a.decide(t0 + 21 * US, 64, false), Choice::Poll);
+        // More frames restart the window.
+        assert_eq!(a.decide(t0 + 30 * US, 128, false), Choice::Spin);
+        assert_eq!(a.decide(t0 + 49 * US, 128, false), Choice::Spin);
+        assert_eq!(a.decide(t0 + 51 * US, 128, false), Choice::Poll);
+    }
+
+    #[test]
+    fn a_cpu_shared_with_napi_always_coalesces() {
+        let mut a = AdaptiveState::new(Adaptive::default(), "x");
+        let t0 = Instant::now();
+        assert_eq!(a.decide(t0, 64, true), Choice::Coalesce);
+        assert_eq!(a.decide(t0 + US, 128, true), Choice::Coalesce);
+        // No longer shared: spinning, since frames just came.
+        assert_eq!(a.decide(t0 + 2 * US, 128, false), Choice::Spin);
+    }
+
+    #[test]
+    fn a_zero_window_never_spins() {
+        let mut a = AdaptiveState::new(Adaptive::default().with(|a| a.spin_us = 0), "x");
+        let t0 = Instant::now();
+        assert_eq!(a.decide(t0, 64, false), Choice::Poll);
+    }
+
+    #[test]
+    fn confinement_is_a_non_empty_subset() {
+        assert!(confined(&set(&[1]), &set(&[1])));
+        assert!(confined(&set(&[1]), &set(&[0, 1])));
+        // A kthread free to run on cpu0 escapes a thread pinned to cpu1.
+        assert!(!confined(&set(&[0, 1]), &set(&[1])));
+        assert!(!confined(&set(&[0]), &set(&[1])));
+        assert!(!confined(&set(&[]), &set(&[1])));
+    }
+
+    #[test]
+    fn no_napi_thread_means_no_sharing_and_no_rescan_before_its_time() {
+        let mut w = NapiWatch::new("no-such-interface-skmem");
+        let t0 = Instant::now();
+        assert!(!w.shares(t0));
+        assert_eq!(w.next_scan, Some(t0 + SCAN_NONE));
+        // Within the check interval the answer is cached.
+        assert!(!w.shares(t0 + US));
+        assert_eq!(w.next_check, Some(t0 + CHECK_EVERY));
+    }
+}
