@@ -14,14 +14,18 @@ use anyhow::{anyhow, Result};
 use serde_json::Value;
 
 /// The programs in the order tables and the plot show them.
-pub const PROGRAMS: [&str; 10] = [
+pub const PROGRAMS: [&str; 14] = [
     "skmem",
     "skmem-again",
+    "skmem-spin",
     "skmem-coalesce",
+    "skmem-probed",
     "skmem-w1",
     "skmem-w2",
     "xsk-rs",
+    "xsk-rs-poll",
     "libxdp-c",
+    "libxdp-c-poll",
     "testpmd",
     "xsk-sink",
     "ceiling",
@@ -43,6 +47,10 @@ struct Row {
     min: f64,
     max: f64,
     wait: String,
+    /// The whole machine's busy time per packet counted, ns.
+    machine_ns: Option<f64>,
+    /// Mpps per busy CPU of the machine.
+    per_core: Option<f64>,
 }
 
 fn rows(report: &Value) -> Result<Vec<Row>> {
@@ -65,6 +73,8 @@ fn rows(report: &Value) -> Result<Vec<Row>> {
                 min: m["min"].as_f64().unwrap_or(f64::NAN),
                 max: m["max"].as_f64().unwrap_or(f64::NAN),
                 wait: s("wait"),
+                machine_ns: r["machine_ns_per_packet"].as_f64(),
+                per_core: r["mpps_per_busy_core"].as_f64(),
             })
         })
         .collect()
@@ -131,6 +141,10 @@ pub fn markdown(report: &Value, svg_name: Option<&str>) -> Result<String> {
         }
         writeln!(s)?;
     }
+    for layout in layouts(&all_cells) {
+        write_cpu_table(&mut s, &columns, &rows, &all_cells, layout)?;
+    }
+    write_latency(&mut s, report)?;
     write_goals(&mut s, report)?;
     write_skipped(&mut s, report)?;
     write_wait_note(&mut s, &rows)?;
@@ -212,6 +226,9 @@ struct Columns {
     /// Owner + worker processes against single-process skmem: each
     /// program that ran, with its ratio's key in a cell.
     workers: Vec<(&'static str, &'static str)>,
+    /// Other ratios of programs that ran only sometimes: (program, head,
+    /// the ratio's key in a cell).
+    extra: Vec<(&'static str, &'static str)>,
 }
 
 impl Columns {
@@ -230,10 +247,19 @@ impl Columns {
         .into_iter()
         .filter(|(p, _)| present.contains(p))
         .collect();
+        let extra = [
+            ("skmem-spin", "skmem ÷ skmem-spin", "skmem_vs_spin"),
+            ("skmem-probed", "skmem-probed ÷ skmem", "probed_vs_skmem"),
+        ]
+        .into_iter()
+        .filter(|(p, _, _)| present.contains(p))
+        .map(|(_, h, k)| (h, k))
+        .collect();
         Columns {
             present,
             tuned,
             workers,
+            extra,
         }
     }
 
@@ -246,9 +272,13 @@ impl Columns {
             rule.push_str("---|");
         }
         head.push_str(
-            " skmem ÷ best peer | skmem ÷ xsk-rs | skmem ÷ ceiling | skmem ÷ skmem-again (A/A) |",
+            " skmem ÷ best peer | skmem ÷ bound | skmem ÷ xsk-rs | skmem ÷ ceiling | skmem ÷ skmem-again (A/A) |",
         );
-        rule.push_str("---|---|---|---|");
+        rule.push_str("---|---|---|---|---|");
+        for (h, _) in &self.extra {
+            write!(head, " {h} |")?;
+            rule.push_str("---|");
+        }
         if self.tuned {
             head.push_str(" skmem-coalesce ÷ best peer |");
             rule.push_str("---|");
@@ -282,17 +312,24 @@ impl Columns {
         match info {
             Some(ci) => write!(
                 line,
-                " {}{} | {} | {} | {} |",
+                " {}{} | {} | {} | {} | {} |",
                 ranged(ci, "skmem_vs_best_peer"),
                 ci["best_peer"]
                     .as_str()
                     .map(|p| format!(" {p}"))
                     .unwrap_or_default(),
+                ranged(ci, "skmem_vs_bound"),
                 ranged(ci, "skmem_vs_xsk_rs"),
                 ranged(ci, "skmem_vs_ceiling"),
                 ranged(ci, "skmem_vs_skmem_again")
             )?,
-            None => line.push_str(" – | – | – | – |"),
+            None => line.push_str(" – | – | – | – | – |"),
+        }
+        for (_, key) in &self.extra {
+            match info {
+                Some(ci) => write!(line, " {} |", ranged(ci, key))?,
+                None => line.push_str(" – |"),
+            }
         }
         if self.tuned {
             match info {
@@ -319,17 +356,25 @@ fn write_goals(s: &mut String, report: &Value) -> Result<()> {
     writeln!(s, "#### Goals (this run)\n")?;
     writeln!(
         s,
-        "| layout | workload | size | ratio | goal | this run | | most any AF_XDP program could reach here |"
+        "| layout | workload | size / load | ratio | goal | this run | | most any AF_XDP program could reach here |"
     )?;
     writeln!(s, "|---|---|---|---|---|---|---|---|")?;
     for g in goals {
         writeln!(
             s,
-            "| {} | {} | {} B | {} | ≥ {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} {} | {} | {} | {} |",
             g["layout"].as_str().unwrap_or("?"),
             g["workload"].as_str().unwrap_or("?"),
-            g["size"],
+            match g["load"].as_f64() {
+                Some(l) => format!("{:.0} % load", l * 100.0),
+                None => format!("{} B", g["size"]),
+            },
             g["ratio"].as_str().unwrap_or("?"),
+            if g["at_most"].as_bool() == Some(true) {
+                "≤"
+            } else {
+                "≥"
+            },
             g["target"],
             ratio(&g["value"]),
             match g["met"].as_bool() {
@@ -345,6 +390,101 @@ fn write_goals(s: &mut String, report: &Value) -> Result<()> {
         )?;
     }
     writeln!(s)?;
+    Ok(())
+}
+
+/// One layout's CPU table: for each cell and program, the whole machine's
+/// busy time per packet counted (ns) and the rate per busy CPU (Mpps).
+fn write_cpu_table(
+    s: &mut String,
+    columns: &Columns,
+    rows: &[Row],
+    all_cells: &[CellKey],
+    layout: &str,
+) -> Result<()> {
+    writeln!(
+        s,
+        "#### {layout} layout — CPU: the whole machine's busy ns per packet (Mpps per busy CPU)\n"
+    )?;
+    let mut head = "| workload | size |".to_owned();
+    let mut rule = "|---|---|".to_owned();
+    for p in &columns.present {
+        write!(head, " {p} |")?;
+        rule.push_str("---|");
+    }
+    writeln!(s, "{head}\n{rule}")?;
+    for (l, w, size) in all_cells.iter().filter(|(l, _, _)| l == layout) {
+        let mut line = format!("| {w} | {size} B |");
+        for p in &columns.present {
+            let r = rows.iter().find(|r| {
+                &r.layout == l && &r.workload == w && r.size == *size && r.implementation == *p
+            });
+            match r.and_then(|r| Some((r.machine_ns?, r.per_core?))) {
+                Some((ns, pc)) => write!(line, " {ns:.0} ({pc:.2}) |")?,
+                None => line.push_str(" – |"),
+            }
+        }
+        writeln!(s, "{line}")?;
+    }
+    writeln!(s)?;
+    Ok(())
+}
+
+/// The latency runs: a table per layout of each load and program's
+/// round-trip times and CPU, then skmem against the peers per load.
+fn write_latency(s: &mut String, report: &Value) -> Result<()> {
+    let Some(lat) = report["latency"].as_array().filter(|v| !v.is_empty()) else {
+        return Ok(());
+    };
+    let mut layouts: Vec<&str> = Vec::new();
+    for r in lat {
+        let l = r["layout"].as_str().unwrap_or("?");
+        if !layouts.contains(&l) {
+            layouts.push(l);
+        }
+    }
+    let us = |v: &Value| {
+        v.as_f64()
+            .map_or_else(|| "–".to_owned(), |x| format!("{x:.1}"))
+    };
+    let num = |v: &Value, d: usize| {
+        v.as_f64()
+            .map_or_else(|| "–".to_owned(), |x| format!("{x:.d$}"))
+    };
+    for layout in layouts {
+        writeln!(
+            s,
+            "#### {layout} layout — l2fwd round trips (µs) and CPU at equal offered load\n"
+        )?;
+        writeln!(
+            s,
+            "| load | program | wait | sent Mpps | forwarded Mpps | lost | p50 | p99 | p99.9 | max | machine CPUs | machine ns/pkt | program ns/pkt |"
+        )?;
+        writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+        for r in lat.iter().filter(|r| r["layout"].as_str() == Some(layout)) {
+            writeln!(
+                s,
+                "| {:.0} % ({} Mpps) | {} | {} | {} | {} | {} % | {} | {} | {} | {} | {} | {} | {} |",
+                r["load"].as_f64().unwrap_or(0.0) * 100.0,
+                num(&r["target_mpps"], 3),
+                r["program"].as_str().unwrap_or("?"),
+                r["wait"].as_str().unwrap_or("?"),
+                num(&r["sent_mpps"], 3),
+                num(&r["forwarded_mpps"], 3),
+                r["lost_share"]
+                    .as_f64()
+                    .map_or_else(|| "–".to_owned(), |x| format!("{:.2}", x * 100.0)),
+                us(&r["p50_us"]),
+                us(&r["p99_us"]),
+                us(&r["p999_us"]),
+                us(&r["max_us"]),
+                num(&r["machine_busy_cores"], 2),
+                num(&r["machine_ns_per_packet"], 0),
+                num(&r["prog_ns_per_packet"], 0),
+            )?;
+        }
+        writeln!(s)?;
+    }
     Ok(())
 }
 
@@ -404,7 +544,8 @@ mod tests {
                          "description": "NAPI on the program CPU"}],
             "results": [
                 {"layout": "threaded", "workload": "rxdrop", "size": 64, "implementation": "skmem",
-                 "wait": "poll", "mpps": {"median": 2.0, "min": 1.9, "max": 2.1}},
+                 "wait": "poll", "mpps": {"median": 2.0, "min": 1.9, "max": 2.1},
+                 "machine_ns_per_packet": 612.4, "mpps_per_busy_core": 1.25},
                 {"layout": "threaded", "workload": "rxdrop", "size": 64, "implementation": "xsk-rs",
                  "wait": "poll", "mpps": {"median": 1.0, "min": 0.9, "max": 1.1}},
                 {"layout": "threaded", "workload": "rxdrop", "size": 64, "implementation": "ceiling",
@@ -422,6 +563,12 @@ mod tests {
                       {"layout": "threaded", "workload": "rxdrop", "size": 64,
                        "ratio": "skmem_vs_ceiling", "target": 0.75, "value": 0.5, "met": false,
                        "bound": 0.6, "reachable": false}],
+            "latency": [{"layout": "threaded", "load": 0.5, "target_mpps": 0.5,
+                         "program": "skmem", "wait": "adaptive", "sent_mpps": 0.499,
+                         "forwarded_mpps": 0.498, "lost_share": 0.001, "p50_us": 12.34,
+                         "p99_us": 56.7, "p999_us": 89.0, "max_us": 120.0,
+                         "machine_busy_cores": 1.23, "machine_ns_per_packet": 2470.0,
+                         "prog_ns_per_packet": 900.0}],
             "skipped": [{"implementation": "testpmd", "reason": "not installed"}],
             "elapsed_s": 42.0, "loadavg": ["0.1", "0.2"]
         })
@@ -437,7 +584,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("2.00× xsk-rs | 2.00× (1.90–2.20) | 0.50× | – | 3.00× |"),
+            md.contains("2.00× xsk-rs | – | 2.00× (1.90–2.20) | 0.50× | – | 3.00× |"),
             "{md}"
         );
         assert!(md.contains("| ≥ 1.05 | 2.00× | ✅ | – |"), "{md}");
@@ -446,6 +593,16 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("not run: testpmd — not installed"), "{md}");
+        // The CPU table: machine ns per packet (Mpps per busy CPU).
+        assert!(md.contains("| rxdrop | 64 B | 612 (1.25) | – |"), "{md}");
+        // The latency table.
+        assert!(
+            md.contains(
+                "| 50 % (0.500 Mpps) | skmem | adaptive | 0.499 | 0.498 | 0.10 % | 12.3 | 56.7 \
+                 | 89.0 | 120.0 | 1.23 | 2470 | 900 |"
+            ),
+            "{md}"
+        );
         assert!(md.contains("![pps per workload and program](pps.svg)"));
     }
 

@@ -1,7 +1,12 @@
 //! Smoke test of the packets-per-second harness: `pps --quick` — every
-//! layout, workload and program kind (skmem, skmem with receive
-//! coalescing, skmem's owner with one and two worker processes, the peers that can run here, the ceilings) briefly; each must have moved frames, the generator must
-//! have offered traffic, txonly's frames must have reached B; autogroup
+//! layout, workload and program kind (skmem at its defaults, spinning,
+//! with receive coalescing and with the probes attached, skmem's owner
+//! with one and two worker processes, the peers that can run here at
+//! their default and low-CPU settings, the ceilings) briefly; each must
+//! have moved frames, the generator must have offered traffic, txonly's
+//! frames must have reached B, and every result carries its CPU figures;
+//! the latency runs must have timed round trips for every latency program
+//! in both layouts, with their CPU, cells and goals; autogroup
 //! scheduling is off for the run and as it was after, even when a killed
 //! run left it off; libxdp's bpffs directory does not outlive the run. No assertion on speed. Needs root (skipped otherwise).
 
@@ -99,13 +104,31 @@ fn quick_run_moves_frames_through_every_program() {
             r.program
         );
         assert!(r.mpps.median > 0.0, "{name}: no frames counted");
-        // skmem-coalesce waits its own way in every layout.
+        // skmem-coalesce waits its own way in every layout, and skmem
+        // at its defaults adaptively.
         assert_eq!(
             r.wait == Wait::Coalesce,
             r.implementation == Implementation::SkmemCoalesce,
             "{name}: waited with {}",
             r.wait.name()
         );
+        assert_eq!(
+            r.wait == Wait::Adaptive,
+            r.kind == Kind::Skmem || r.kind == Kind::Control || r.kind == Kind::Probed,
+            "{name}: waited with {}",
+            r.wait.name()
+        );
+        // The CPU it cost: the whole machine's, per packet and per core.
+        for (what, v) in [
+            ("machine_busy_cores", r.machine_busy_cores),
+            ("machine_ns_per_packet", r.machine_ns_per_packet),
+            ("mpps_per_busy_core", r.mpps_per_busy_core),
+        ] {
+            assert!(v.is_some_and(|v| v > 0.0), "{name}: {what} = {v:?}");
+        }
+        if r.kind != Kind::Ceiling {
+            assert!(r.prog_ns_per_packet.is_some_and(|v| v > 0.0), "{name}");
+        }
         assert_eq!(r.reps_mpps.len(), cfg.reps as usize, "{name}");
         match r.workload {
             Workload::Txonly => {
@@ -143,13 +166,64 @@ fn quick_run_moves_frames_through_every_program() {
     // (the sink ran for rxdrop, every sender for l2fwd's txonly bound).
     // (The workers' goals compare skmem with itself across processes: no
     // bound, the A/A control says how far apart equal programs land.)
+    check_latency(&cfg, &report);
     assert!(!report.goals.is_empty());
-    for g in report
-        .goals
-        .iter()
-        .filter(|g| !g.ratio.starts_with("workers"))
-    {
+    for g in report.goals.iter().filter(|g| {
+        g.load.is_none() && !g.ratio.starts_with("workers") && !g.ratio.starts_with("probed")
+    }) {
         let b = g.bound.unwrap_or_else(|| panic!("no bound for {g:?}"));
         assert!(b > 0.0 && g.reachable == Some(b >= g.target), "{g:?}");
+    }
+}
+
+/// The latency part of the same kind of run: checked on its own report
+/// fields by [`check_latency`], called from the quick run above.
+fn check_latency(cfg: &Config, report: &pps::Report) {
+    let ran = |i: Implementation| !report.skipped.iter().any(|s| s.implementation == i);
+    for &layout in &cfg.layouts {
+        for &load in &cfg.latency_loads {
+            for imp in pps::latency::LATENCY_PROGRAMS
+                .into_iter()
+                .filter(|&i| ran(i))
+            {
+                let r = report
+                    .latency
+                    .iter()
+                    .find(|r| r.layout == layout && r.load == load && r.implementation == imp)
+                    .unwrap_or_else(|| {
+                        panic!("no latency run of {} in {}", imp.name(), layout.name())
+                    });
+                let name = format!("latency {} {} {}", layout.name(), load, r.program);
+                assert!(r.sent_mpps > 0.0, "{name}: the probe sent nothing");
+                assert!(r.recorded > 0, "{name}: no round trip recorded");
+                assert!(
+                    r.p50_us > 0.0
+                        && r.p50_us <= r.p99_us
+                        && r.p99_us <= r.p999_us
+                        && r.p999_us <= r.max_us,
+                    "{name}: quantiles out of order: {r:?}"
+                );
+                assert!((0.0..=1.0).contains(&r.lost_share), "{name}: {r:?}");
+                assert!(r.machine_ns_per_packet.is_some_and(|v| v > 0.0), "{name}");
+            }
+            let c = report
+                .latency_cells
+                .iter()
+                .find(|c| c.layout == layout && c.load == load)
+                .expect("a latency cell");
+            assert!(c.p99_vs_best_peer.is_some(), "{c:?}");
+            assert!(c.cpu_vs_best_default_peer.is_some(), "{c:?}");
+            for ratio in ["p99_vs_best_peer", "cpu_vs_best_default_peer"] {
+                assert!(
+                    report.goals.iter().any(|g| g.layout == layout
+                        && g.load == Some(load)
+                        && g.ratio == ratio
+                        && g.at_most
+                        && g.met.is_some()),
+                    "no goal {ratio} at {load} in {}",
+                    layout.name()
+                );
+            }
+        }
     }
 }

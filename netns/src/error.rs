@@ -82,6 +82,9 @@ pub enum Error {
     /// A frame could not be built as asked.
     #[error(transparent)]
     Frame(#[from] crate::frame::FrameError),
+    /// An skmem channel operation failed (the latency probe's).
+    #[error(transparent)]
+    Skmem(#[from] skmem::Error),
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

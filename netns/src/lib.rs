@@ -21,6 +21,8 @@
 //! - Flows checked end to end: [`transfer`] (B to A, every frame intact
 //!   and in order) and [`round_trip_from_b`] (through an l2fwd on A and
 //!   back); `tests/own_program.rs` tests a forwarder of a user's with it.
+//! - [`latency`]: round-trip latency through a forwarder — a paced,
+//!   timestamped flow over an skmem channel and a no-allocation histogram.
 //! - [`check_gone`]: a dropped pair left nothing (no namespace, no veth).
 //!
 //! ```no_run
@@ -59,6 +61,7 @@ mod error;
 mod flows;
 pub mod frame;
 mod hugepages;
+pub mod latency;
 mod leftovers;
 mod netns;
 mod packet;

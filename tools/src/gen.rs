@@ -13,6 +13,11 @@
 //! XDP program attached (or GRO on); otherwise the kernel drops them
 //! silently. What the program ran on is what was offered to the
 //! interface: the receiver's counters say what arrived.
+//!
+//! `--latency` measures round trips instead: an skmem AF_XDP channel sends
+//! evenly paced, timestamped frames and receives them back from a
+//! forwarder on the far end (`skmem_netns::latency`), and the summary
+//! gives RTT percentiles.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +33,8 @@ use skmem_xdp::gen::{Generator, MAX_BATCH, MAX_FRAME};
 #[command(after_help = "Examples:
   skmemctl gen --iface veth1 --dst-mac 02:00:00:00:00:01 --duration 10
   skmemctl gen --iface veth1 --dst-mac 02:00:00:00:00:01 --size 1500 --rate 100000 --count 1000000 --json
-  ip netns exec B skmemctl gen --iface vethB --dst-mac $(ip netns exec A cat /sys/class/net/vethA/address) --cpu 0")]
+  ip netns exec B skmemctl gen --iface vethB --dst-mac $(ip netns exec A cat /sys/class/net/vethA/address) --cpu 0
+  skmemctl gen --iface veth1 --dst-mac 02:00:00:00:00:01 --latency --rate 100000 --duration 5")]
 pub struct GenArgs {
     /// Interface the frames go out of.
     #[arg(long, value_parser = crate::check::iface)]
@@ -80,6 +86,20 @@ pub struct GenArgs {
     /// JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Measure round-trip latency through a forwarder on the far end
+    /// (l2fwd: MACs swapped, sent back): frames go out of an skmem AF_XDP
+    /// channel on --iface queue 0, evenly paced at --rate, each stamped
+    /// with its send time; skmem's XDP program on --iface redirects those
+    /// that come back (UDP --dst-port) into the same channel, and the
+    /// summary gives p50/p99/p99.9/max round-trip times and the frames
+    /// lost. Needs --rate.
+    #[arg(long, requires = "rate", conflicts_with_all = ["count", "run_frames"])]
+    pub latency: bool,
+    /// With --latency: seconds at the start whose frames are sent but not
+    /// recorded (the forwarder's warm-up).
+    #[arg(long, default_value_t = 1.0, requires = "latency",
+          value_parser = crate::check::seconds_f64)]
+    pub warmup: f64,
 }
 
 fn mac_arg(s: &str) -> Result<[u8; 6], String> {
@@ -147,6 +167,9 @@ pub fn run(args: GenArgs, stop: &AtomicBool) -> Result<()> {
         args.size,
     )
     .context("--size")?;
+    if args.latency {
+        return latency(&args, spec, stop);
+    }
     let frame = spec.build(0)?;
     let gen = Generator::new(&args.iface, &frame)
         .with_context(|| format!("loading the generator for {}", args.iface))?;
@@ -235,6 +258,140 @@ fn print_tick(args: &GenArgs, t: &Tick) -> Result<()> {
             crate::units::mpps(t.pps),
             crate::units::gbits(t.bps),
             t.sent
+        );
+    }
+    Ok(())
+}
+
+/// `--latency`'s summary.
+#[derive(Debug, Serialize)]
+struct LatencySummary {
+    summary: bool,
+    iface: String,
+    size: usize,
+    rate: u64,
+    sent: u64,
+    sent_pps: f64,
+    returned: u64,
+    lost: u64,
+    foreign: u64,
+    window_sent: u64,
+    recorded: u64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+}
+
+/// `--latency`: the paced, stamped probe of `skmem_netns::latency` on an
+/// skmem channel, until `stop` or `--duration`.
+fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
+    use skmem::arena::{Arena, NexusParams};
+    use skmem::channel::{Channel, ChannelParams};
+    use skmem_netns::latency::{probe, Histogram, ProbeCounters, ProbeParams};
+    use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
+
+    if args.rate == 0 {
+        anyhow::bail!("--latency needs --rate above 0 (frames per second)");
+    }
+    let mut prog = XdpProgram::attach(
+        &args.iface,
+        AttachMode::Auto,
+        Some(XdpFilter::new().with_udp_dst_ports(args.dst_port, args.dst_port)),
+    )
+    .with_context(|| format!("attaching skmem's XDP program to {}", args.iface))?;
+    let arena = Arena::create_nexus(&NexusParams::new(format!(
+        "lat{}{}",
+        std::process::id(),
+        args.iface
+    )))?;
+    let mut cp = ChannelParams::new(&args.iface, 0);
+    cp.batch = args.batch as usize;
+    let mut ch = Channel::open(&arena, &cp)
+        .with_context(|| format!("binding an AF_XDP socket to {} queue 0", args.iface))?;
+    prog.add_socket(0, ch.fd())?;
+
+    let p = ProbeParams {
+        spec,
+        rate_pps: args.rate,
+        batch: args.batch as usize,
+        warmup: Duration::from_secs_f64(args.warmup),
+        drain: Duration::from_millis(100),
+    };
+    let counters = ProbeCounters::default();
+    let done = AtomicBool::new(false);
+    let mut hist = Histogram::new();
+    let report = std::thread::scope(|s| -> Result<_> {
+        // The clock and the live lines on another thread; the probe spins
+        // on this one.
+        let ticker = s.spawn(|| -> Result<()> {
+            let t0 = Instant::now();
+            let end = (args.duration > 0).then(|| t0 + Duration::from_secs(args.duration));
+            let mut tick_at = t0 + Duration::from_secs(1);
+            let mut last = 0;
+            while !stop.load(Ordering::Relaxed) && end.is_none_or(|e| Instant::now() < e) {
+                std::thread::sleep(Duration::from_millis(20));
+                if Instant::now() >= tick_at {
+                    let sent = counters.sent.load(Ordering::Relaxed);
+                    let pps = (sent - last) as f64;
+                    print_tick(
+                        args,
+                        &Tick {
+                            elapsed_s: t0.elapsed().as_secs_f64(),
+                            pps,
+                            bps: pps * args.size as f64 * 8.0,
+                            sent,
+                        },
+                    )?;
+                    last = sent;
+                    tick_at += Duration::from_secs(1);
+                }
+            }
+            done.store(true, Ordering::Relaxed);
+            Ok(())
+        });
+        let r = probe(&mut ch, &p, &mut hist, &counters, &done);
+        done.store(true, Ordering::Relaxed);
+        ticker
+            .join()
+            .map_err(|_| anyhow::anyhow!("the ticker thread panicked"))??;
+        Ok(r?)
+    })?;
+    drop(ch);
+    prog.detach()?;
+    let us = |ns: u64| ns as f64 / 1e3;
+    let s = LatencySummary {
+        summary: true,
+        iface: args.iface.clone(),
+        size: args.size,
+        rate: args.rate,
+        sent: report.sent,
+        sent_pps: report.sent_pps(),
+        returned: report.returned,
+        lost: report.lost(),
+        foreign: report.foreign,
+        window_sent: report.window_sent,
+        recorded: report.recorded,
+        p50_us: us(hist.quantile(0.5)),
+        p99_us: us(hist.quantile(0.99)),
+        p999_us: us(hist.quantile(0.999)),
+        max_us: us(hist.max()),
+    };
+    if args.json {
+        crate::output::json("gen_latency", &s)?;
+    } else {
+        outln!(
+            "sent {} frames ({:.3} Mpps), {} came back; after the warm-up {} sent, {} lost; \
+             RTT p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs",
+            s.sent,
+            s.sent_pps / 1e6,
+            s.returned,
+            s.window_sent,
+            s.lost,
+            s.p50_us,
+            s.p99_us,
+            s.p999_us,
+            s.max_us
         );
     }
     Ok(())

@@ -8,6 +8,7 @@
 //! sudo target/release/pps --matrix --json > pps.json
 //! sudo target/release/pps --warmup 2 --duration 5 --reps 3 --wait poll --json
 //! sudo target/release/pps --layouts threaded --workloads rxdrop --programs skmem,ceiling --gen xdp
+//! sudo target/release/pps --workloads l2fwd --programs skmem,xsk-rs --latency-loads 0.1,0.5
 //! ```
 
 // A thin binary over its package's library: it sees every dependency
@@ -103,6 +104,17 @@ struct Args {
     /// sleep: with the default layout, --wait poll; testpmd is left out.
     #[arg(long, value_name = "PRIORITY")]
     prog_fifo: Option<u8>,
+    /// Round-trip latency after each layout's cells: offered loads as
+    /// fractions of the best peer's l2fwd rate there (0 for none)
+    /// [default: none; 0.5 with --quick; 0.1,0.5,0.9 with --matrix].
+    #[arg(long, value_delimiter = ',')]
+    latency_loads: Option<Vec<f64>>,
+    /// Rounds of the latency runs [default: 1; 3 with --matrix].
+    #[arg(long)]
+    latency_rounds: Option<u32>,
+    /// Measured seconds of each latency run [default: 2; 0.5 with --quick].
+    #[arg(long)]
+    latency_duration: Option<f64>,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -179,6 +191,15 @@ fn main() -> ExitCode {
     cfg.frames = a.frames;
     cfg.ring_entries = a.ring_entries;
     cfg.keep_autogroup = a.keep_autogroup;
+    if let Some(l) = a.latency_loads {
+        cfg.latency_loads = l.into_iter().filter(|&x| x > 0.0).collect();
+    }
+    if let Some(r) = a.latency_rounds {
+        cfg.latency_rounds = r;
+    }
+    if let Some(d) = a.latency_duration {
+        cfg.latency_duration_s = d;
+    }
     cfg.prog_fifo = a.prog_fifo;
 
     if let Some(reason) = pps::skip_reason(&cfg) {

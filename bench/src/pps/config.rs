@@ -33,11 +33,12 @@ impl Workload {
 /// Which program runs the workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 pub enum Implementation {
-    /// skmem's `Channel`.
+    /// skmem's `Channel` at its defaults: the adaptive wait
+    /// ([`skmem::channel::Waiting::Adaptive`]) in every layout.
     #[serde(rename = "skmem")]
     #[value(name = "skmem")]
     Skmem,
-    /// skmem's `Channel` again, as a control: two runs of the same program
+    /// skmem's `Channel` at its defaults again, as a control: two runs of the same program
     /// in the same rounds show how far apart identical programs land on
     /// this machine (the A/A spread any ratio must be read against).
     #[serde(rename = "skmem-again")]
@@ -50,6 +51,18 @@ pub enum Implementation {
     #[serde(rename = "skmem-coalesce")]
     #[value(name = "skmem-coalesce")]
     SkmemCoalesce,
+    /// skmem's `Channel` spinning, as the peers do by default: what the
+    /// adaptive default is weighed against.
+    #[serde(rename = "skmem-spin")]
+    #[value(name = "skmem-spin")]
+    SkmemSpin,
+    /// skmem at its defaults with every eBPF probe of `skmemctl watch`
+    /// attached (the lifecycle uprobes on this binary and the kernel
+    /// tracepoints), its events read as `watch` reads them: rxdrop only,
+    /// the probes' cost beside `skmem`.
+    #[serde(rename = "skmem-probed")]
+    #[value(name = "skmem-probed")]
+    SkmemProbed,
     /// skmem's channel owned by this process, the packets lent to one
     /// worker process that maps its arena ([`skmem::workers`]): the worker
     /// drops (rxdrop) or swaps and hands back (l2fwd), both processes on
@@ -61,15 +74,25 @@ pub enum Implementation {
     #[serde(rename = "skmem-w2")]
     #[value(name = "skmem-w2")]
     SkmemW2,
-    /// xsk-rs 0.11 (libxdp's xsk.c underneath), in process.
+    /// xsk-rs 0.11 (libxdp's xsk.c underneath), in process, spinning as
+    /// its examples do.
     #[serde(rename = "xsk-rs")]
     #[value(name = "xsk-rs")]
     XskRs,
+    /// xsk-rs waiting in `poll()`: its low-CPU setting.
+    #[serde(rename = "xsk-rs-poll")]
+    #[value(name = "xsk-rs-poll")]
+    XskRsPoll,
     /// A small C program against Debian's libxdp (xdpsock-like), as a
-    /// child process.
+    /// child process, spinning as xdpsock does by default.
     #[serde(rename = "libxdp-c")]
     #[value(name = "libxdp-c")]
     LibxdpC,
+    /// The C peer waiting in `poll()` (xdpsock's `-p`): its low-CPU
+    /// setting.
+    #[serde(rename = "libxdp-c-poll")]
+    #[value(name = "libxdp-c-poll")]
+    LibxdpCPoll,
     /// DPDK 22.11 `dpdk-testpmd` with `net_af_xdp`, as a child process
     /// (loads its own XDP program on A).
     #[serde(rename = "testpmd")]
@@ -94,14 +117,18 @@ impl Implementation {
     /// Every implementation, in the order a cell runs them (programs that
     /// share skmem's redirecting XDP program first, then the ceiling, then
     /// testpmd, which needs A without it: two swaps per cell).
-    pub const ALL: [Implementation; 10] = [
+    pub const ALL: [Implementation; 14] = [
         Implementation::Skmem,
         Implementation::XskRs,
         Implementation::SkmemAgain,
+        Implementation::XskRsPoll,
         Implementation::SkmemCoalesce,
+        Implementation::SkmemSpin,
+        Implementation::SkmemProbed,
         Implementation::SkmemW1,
         Implementation::SkmemW2,
         Implementation::LibxdpC,
+        Implementation::LibxdpCPoll,
         Implementation::XskSink,
         Implementation::Ceiling,
         Implementation::Testpmd,
@@ -113,10 +140,14 @@ impl Implementation {
             Implementation::Skmem => "skmem",
             Implementation::SkmemAgain => "skmem-again",
             Implementation::SkmemCoalesce => "skmem-coalesce",
+            Implementation::SkmemSpin => "skmem-spin",
+            Implementation::SkmemProbed => "skmem-probed",
             Implementation::SkmemW1 => "skmem-w1",
             Implementation::SkmemW2 => "skmem-w2",
             Implementation::XskRs => "xsk-rs",
+            Implementation::XskRsPoll => "xsk-rs-poll",
             Implementation::LibxdpC => "libxdp-c",
+            Implementation::LibxdpCPoll => "libxdp-c-poll",
             Implementation::Testpmd => "testpmd",
             Implementation::XskSink => "xsk-sink",
             Implementation::Ceiling => "ceiling",
@@ -129,8 +160,14 @@ impl Implementation {
             Implementation::Skmem => Kind::Skmem,
             Implementation::SkmemAgain => Kind::Control,
             Implementation::SkmemCoalesce => Kind::Tuned,
+            Implementation::SkmemSpin => Kind::Variant,
+            Implementation::SkmemProbed => Kind::Probed,
             Implementation::SkmemW1 | Implementation::SkmemW2 => Kind::Workers,
-            Implementation::XskRs | Implementation::LibxdpC | Implementation::Testpmd => Kind::Peer,
+            Implementation::XskRs
+            | Implementation::XskRsPoll
+            | Implementation::LibxdpC
+            | Implementation::LibxdpCPoll
+            | Implementation::Testpmd => Kind::Peer,
             Implementation::XskSink => Kind::Bound,
             Implementation::Ceiling => Kind::Ceiling,
         }
@@ -143,8 +180,18 @@ impl Implementation {
             (Implementation::Ceiling, Workload::Rxdrop) => Some("xdp-drop"),
             (Implementation::Ceiling, Workload::L2fwd) => Some("xdp-tx"),
             (Implementation::Ceiling, Workload::Txonly) => None,
-            // Coalescing moderates receive wake-ups: txonly receives nothing.
-            (Implementation::SkmemCoalesce, Workload::Txonly) => None,
+            // Coalescing moderates receive wake-ups: txonly receives
+            // nothing, and a sender's wait is not what these rows compare.
+            (
+                Implementation::SkmemCoalesce
+                | Implementation::SkmemSpin
+                | Implementation::XskRsPoll
+                | Implementation::LibxdpCPoll,
+                Workload::Txonly,
+            ) => None,
+            // The probes' cost: one cell pair (rxdrop).
+            (Implementation::SkmemProbed, Workload::Rxdrop) => Some("skmem-probed"),
+            (Implementation::SkmemProbed, _) => None,
             // Workers process received packets.
             (Implementation::SkmemW1 | Implementation::SkmemW2, Workload::Txonly) => None,
             // A bound on receiving; l2fwd's is the fastest txonly.
@@ -183,6 +230,12 @@ pub enum Kind {
     /// skmem with a setting no peer has (`skmem-coalesce`): reported
     /// beside skmem's own ratios, never in place of them.
     Tuned,
+    /// skmem with a fixed wait the peers also have (`skmem-spin`): what
+    /// the adaptive default is weighed against.
+    Variant,
+    /// skmem with every eBPF probe of `skmemctl watch` attached
+    /// (`skmem-probed`): the probes' cost, beside `skmem`.
+    Probed,
     /// skmem's owner with worker processes (`skmem-w1`, `skmem-w2`):
     /// compared with single-process skmem.
     Workers,
@@ -260,6 +313,11 @@ pub enum Wait {
     /// layout; no peer library has it.
     #[value(skip)]
     Coalesce,
+    /// skmem's adaptive default ([`skmem::channel::Waiting::Adaptive`]):
+    /// spin while frames keep coming, `poll()` once they stop, coalesce on
+    /// a CPU shared with the NAPI kthread. Only skmem waits this way.
+    #[value(skip)]
+    Adaptive,
 }
 
 impl Wait {
@@ -270,6 +328,7 @@ impl Wait {
             Wait::Poll => "poll",
             Wait::BusyPoll => "busy-poll",
             Wait::Coalesce => "coalesce",
+            Wait::Adaptive => "adaptive",
         }
     }
 }
@@ -340,6 +399,14 @@ pub struct Config {
     /// `None`; a test that runs the harness in process gives `pps`'s path.
     #[serde(skip)]
     pub worker_exe: Option<std::path::PathBuf>,
+    /// Round-trip latency ([`latency`]): offered loads as fractions of the
+    /// best peer's l2fwd rate in the layout (smallest frame size), run
+    /// after the layout's cells; empty: none.
+    pub latency_loads: Vec<f64>,
+    /// Rounds of the latency runs (each runs every program once per load).
+    pub latency_rounds: u32,
+    /// Measured seconds of one latency run (after `warmup_s`).
+    pub latency_duration_s: f64,
 }
 
 impl Default for Config {
@@ -367,6 +434,9 @@ impl Default for Config {
             keep_autogroup: false,
             prog_fifo: None,
             worker_exe: None,
+            latency_loads: Vec::new(),
+            latency_rounds: 1,
+            latency_duration_s: 2.0,
         }
     }
 }
@@ -381,6 +451,9 @@ impl Config {
             duration_s: 0.7,
             reps: 1,
             rounds: 1,
+            latency_loads: vec![0.5],
+            latency_rounds: 1,
+            latency_duration_s: 0.5,
             ..Self::matrix()
         }
         .with_sizes(vec![64])
@@ -401,6 +474,9 @@ impl Config {
             implementations: Implementation::ALL.to_vec(),
             sizes: vec![64, 1500],
             generator: gen::GenKind::Xdp,
+            latency_loads: vec![0.1, 0.5, 0.9],
+            latency_rounds: 3,
+            latency_duration_s: 2.0,
             ..Self::default()
         }
     }
@@ -442,6 +518,15 @@ impl Config {
                 self.ring_entries,
                 self.frames
             );
+        }
+        if self.latency_loads.iter().any(|l| !(*l > 0.0 && *l <= 2.0)) {
+            bail!("--latency-loads: fractions of the best peer's l2fwd rate, in (0, 2]");
+        }
+        if self.latency_rounds == 0 || self.latency_rounds > 100 {
+            bail!("--latency-rounds must be 1..=100");
+        }
+        if !(self.latency_duration_s > 0.0 && self.latency_duration_s <= 600.0) {
+            bail!("--latency-duration must be in (0, 600] s");
         }
         if self.gen_cpu == self.prog_cpu {
             bail!("the generator and the program under test need different CPUs");

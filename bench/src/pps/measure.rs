@@ -27,6 +27,10 @@ pub(super) struct Outside {
     /// Non-idle and all jiffies of the program CPU (`/proc/stat`).
     cpu_busy: u64,
     cpu_total: u64,
+    /// The same for the whole machine (every CPU: NAPI, softirqs, the
+    /// generator and everything else included).
+    all_busy: u64,
+    all_total: u64,
 }
 
 /// What a program run is measured with: the layout's pair, A's side and
@@ -34,8 +38,13 @@ pub(super) struct Outside {
 pub(super) struct RunCtx<'a> {
     pub(super) pair: &'a NetnsPair,
     pub(super) a: &'a ASide,
-    pub(super) sink: &'a XdpProgram,
+    /// B's counting sink (none in latency runs: the probe's program is
+    /// there instead).
+    pub(super) sink: Option<&'a XdpProgram>,
     pub(super) gen: Option<Arc<gen::GenCounters>>,
+    /// The latency probe on B, told to record over the measured windows
+    /// only.
+    pub(super) probe: Option<Arc<skmem_netns::latency::ProbeCounters>>,
     pub(super) cfg: &'a Config,
     pub(super) layout: Layout,
     pub(super) t0: Instant,
@@ -53,6 +62,7 @@ impl RunCtx<'_> {
         let napi_ns = napi.iter().map(|t| sys::task_cpu_ns(t.pid)).sum();
         let prog_ns = prog_tid.map_or(0, sys::thread_tree_cpu_ns);
         let (cpu_busy, cpu_total) = sys::cpu_jiffies(self.cfg.prog_cpu);
+        let (all_busy, all_total) = sys::machine_jiffies();
         let attached = lock(&self.a.prog)?
             .as_ref()
             .map(|p| p.counters())
@@ -84,7 +94,10 @@ impl RunCtx<'_> {
                 )
             }
         };
-        let b = self.sink.counters()?.dropped;
+        let b = match self.sink {
+            Some(sink) => sink.counters()?.dropped,
+            None => 0,
+        };
         let gen = self
             .gen
             .as_ref()
@@ -101,6 +114,8 @@ impl RunCtx<'_> {
                     prog_ns,
                     cpu_busy,
                     cpu_total,
+                    all_busy,
+                    all_total,
                 },
             },
             source,
@@ -117,11 +132,15 @@ impl RunCtx<'_> {
     ) -> Result<(Vec<Sample<Outside>>, XdpSource)> {
         let mut outside = Vec::new();
         let mut source = XdpSource::SkmemXdp;
-        for &b in &s.bounds {
+        for (i, &b) in s.bounds.iter().enumerate() {
             sleep_until(b)?;
             let (smp, src) = self.sample(napi, prog_tid)?;
             source = src;
             outside.push(smp);
+            if let Some(p) = &self.probe {
+                // Record from the first boundary to the last.
+                p.hold.store(i + 1 == s.bounds.len(), Ordering::Relaxed);
+            }
         }
         Ok((outside, source))
     }
@@ -212,12 +231,23 @@ impl Measured {
             let total = last.cpu_total.saturating_sub(first.cpu_total);
             (total > 0).then(|| last.cpu_busy.saturating_sub(first.cpu_busy) as f64 / total as f64)
         };
+        // The machine's busy time, in CPUs: busy jiffies over all jiffies
+        // (every CPU's), times the CPUs; per frame the program counted.
+        let all_total = last.all_total.saturating_sub(first.all_total);
+        let machine_busy_cores = (all_total > 0 && window_s > 0.0).then(|| {
+            last.all_busy.saturating_sub(first.all_busy) as f64 / all_total as f64
+                * sys::cpu_count() as f64
+        });
+        let machine_ns_per_packet =
+            machine_busy_cores.and_then(|c| per_packet((c * window_s * 1e9) as u64));
         CpuUse {
             napi_cpu_share,
             prog_cpu_busy,
             prog_cpu_share,
             prog_ns_per_packet,
             napi_ns_per_packet,
+            machine_busy_cores,
+            machine_ns_per_packet,
         }
     }
 }
@@ -229,16 +259,33 @@ struct CpuUse {
     prog_cpu_share: Option<f64>,
     prog_ns_per_packet: Option<f64>,
     napi_ns_per_packet: Option<f64>,
+    machine_busy_cores: Option<f64>,
+    machine_ns_per_packet: Option<f64>,
 }
 
-/// The wait mode `imp` runs with when the layout asks for `wait`.
-fn wait_of(imp: Implementation, wait: Wait) -> Wait {
-    // testpmd's PMD always polls its rings (busy_budget=0 only turns the
-    // kernel's busy polling off).
+/// The wait mode `imp` runs with where the layout's programs wait as
+/// `wait` (skmem-w1/w2 and the sink; every other program waits its own
+/// way in every layout).
+pub(super) fn wait_of(imp: Implementation, wait: Wait) -> Wait {
     match imp {
-        Implementation::Testpmd => Wait::Spin,
+        // skmem at its defaults.
+        Implementation::Skmem | Implementation::SkmemAgain | Implementation::SkmemProbed => {
+            Wait::Adaptive
+        }
         Implementation::SkmemCoalesce => Wait::Coalesce,
-        _ => wait,
+        // The peers as their users run them: their examples spin, and
+        // testpmd's PMD always polls its rings (busy_budget=0 only turns
+        // the kernel's busy polling off) ...
+        Implementation::SkmemSpin
+        | Implementation::XskRs
+        | Implementation::LibxdpC
+        | Implementation::Testpmd => Wait::Spin,
+        // ... and at their low-CPU setting.
+        Implementation::XskRsPoll | Implementation::LibxdpCPoll => Wait::Poll,
+        Implementation::SkmemW1
+        | Implementation::SkmemW2
+        | Implementation::XskSink
+        | Implementation::Ceiling => wait,
     }
 }
 
@@ -309,6 +356,12 @@ pub(super) fn run_one(
         prog_cpu_share: cpu.prog_cpu_share,
         prog_ns_per_packet: cpu.prog_ns_per_packet,
         napi_ns_per_packet: cpu.napi_ns_per_packet,
+        machine_busy_cores: cpu.machine_busy_cores,
+        machine_ns_per_packet: cpu.machine_ns_per_packet,
+        mpps_per_busy_core: cpu
+            .machine_busy_cores
+            .filter(|&c| c > 0.0)
+            .map(|c| median_min_max(&own_rates).0 / 1e6 / c),
         counters: m.counters,
         wall_s: ctx.t0.elapsed().as_secs_f64(),
     })
@@ -456,14 +509,23 @@ fn run_under_test(
     // The socket is closed when each returns: the kernel takes it
     // out of the map.
     match imp {
-        Implementation::Skmem | Implementation::SkmemAgain | Implementation::SkmemCoalesce => {
+        Implementation::Skmem
+        | Implementation::SkmemAgain
+        | Implementation::SkmemCoalesce
+        | Implementation::SkmemSpin => skmem_prog::run(p, register, start, stop),
+        Implementation::SkmemProbed => {
+            let _watch = probes::Watch::attach()?;
             skmem_prog::run(p, register, start, stop)
         }
         Implementation::SkmemW1 => skmem_prog::run_workers(p, 1, cpus.1, register, start, stop),
         Implementation::SkmemW2 => skmem_prog::run_workers(p, 2, cpus.1, register, start, stop),
-        Implementation::XskRs => xsk_prog::run(p, register, start, stop),
+        Implementation::XskRs | Implementation::XskRsPoll => {
+            xsk_prog::run(p, register, start, stop)
+        }
         Implementation::XskSink => xsk_prog::sink(p, register, start, stop),
-        Implementation::LibxdpC => peers::run_cpeer(p, register, start, stop),
+        Implementation::LibxdpC | Implementation::LibxdpCPoll => {
+            peers::run_cpeer(p, register, start, stop)
+        }
         Implementation::Testpmd => peers::run_testpmd(p, cpus, start, stop),
         Implementation::Ceiling => bail!("the ceiling has no program thread"),
     }

@@ -30,7 +30,7 @@ use super::{cpeer, testpmd, Implementation, ProgParams, ProgRun};
 /// Why `imp` cannot run here, or `None`. Only the peers can be missing.
 pub fn skip_reason(imp: Implementation) -> Option<String> {
     match imp {
-        Implementation::LibxdpC => cpeer::skip_reason(),
+        Implementation::LibxdpC | Implementation::LibxdpCPoll => cpeer::skip_reason(),
         Implementation::Testpmd => testpmd::skip_reason(),
         _ => None,
     }

@@ -9,6 +9,7 @@ impl Report {
         self.write_settings(&mut s);
         self.write_results(&mut s);
         self.write_cells(&mut s);
+        self.write_latency(&mut s);
         self.write_goals(&mut s);
         self.write_legend(&mut s);
         s
@@ -64,7 +65,7 @@ impl Report {
     fn write_results(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "\n{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>23} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6}",
+            "\n{:<8} {:<6} {:>4} {:<14} {:<7} {:<8} {:>23} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6} {:>5} {:>6} {:>9}",
             "layout",
             "work",
             "size",
@@ -83,7 +84,10 @@ impl Report {
             "cpu%",
             "prog%",
             "ns/pkt",
-            "napins"
+            "napins",
+            "mach",
+            "m-ns/p",
+            "Mpps/core"
         );
         for r in &self.results {
             write_result_row(s, r);
@@ -112,6 +116,71 @@ impl Report {
         );
         for cl in &self.cells {
             write_cell_row(s, cl);
+        }
+    }
+
+    /// The latency runs, a row per layout, load and program, then skmem
+    /// against the peers per load.
+    fn write_latency(&self, s: &mut String) {
+        if self.latency.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n{:<8} {:>4} {:>7} {:<14} {:<8} {:>7} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8} {:>5} {:>6} {:>6}",
+            "layout",
+            "load",
+            "target",
+            "program",
+            "wait",
+            "sent",
+            "fwd",
+            "lost%",
+            "p50us",
+            "p99us",
+            "p99.9us",
+            "maxus",
+            "mach",
+            "m-ns/p",
+            "ns/pkt"
+        );
+        for r in &self.latency {
+            let _ = writeln!(
+                s,
+                "{:<8} {:>3.0}% {:>7.3} {:<14} {:<8} {:>7.3} {:>7.3} {:>6.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>5} {:>6} {:>6}",
+                r.layout.name(),
+                r.load * 100.0,
+                r.target_mpps,
+                r.program,
+                r.wait.name(),
+                r.sent_mpps,
+                r.forwarded_mpps,
+                r.lost_share * 100.0,
+                r.p50_us,
+                r.p99_us,
+                r.p999_us,
+                r.max_us,
+                r.machine_busy_cores
+                    .map_or_else(|| "-".to_owned(), |c| format!("{c:.2}")),
+                ns_text(r.machine_ns_per_packet),
+                ns_text(r.prog_ns_per_packet)
+            );
+        }
+        for c in &self.latency_cells {
+            let _ = writeln!(
+                s,
+                "{} {:.0} %: skmem p99 {} µs vs {} {} µs ({}); machine ns/pkt {} vs {} (spinning) {} ({})",
+                c.layout.name(),
+                c.load * 100.0,
+                value_text(c.skmem_p99_us),
+                c.best_peer.as_deref().unwrap_or("-"),
+                value_text(c.best_peer_p99_us),
+                value_text(c.p99_vs_best_peer),
+                ns_text(c.skmem_machine_ns),
+                c.best_default_peer.as_deref().unwrap_or("-"),
+                ns_text(c.best_default_peer_machine_ns),
+                value_text(c.cpu_vs_best_default_peer)
+            );
         }
     }
 
@@ -149,7 +218,7 @@ impl Report {
 fn write_result_row(s: &mut String, r: &ProgramResult) {
     let _ = writeln!(
         s,
-        "{:<8} {:<6} {:>4} {:<9} {:<7} {:<4} {:>7.3} ({:>6.3}-{:>6.3}) {:>7} {:>7} {:>7} {:>7.3} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6}",
+        "{:<8} {:<6} {:>4} {:<14} {:<7} {:<8} {:>7.3} ({:>6.3}-{:>6.3}) {:>7} {:>7} {:>7} {:>7.3} {:>6} {:>9} {:>9} {:>5} {:>4} {:>5} {:>6} {:>6} {:>5} {:>6} {:>9}",
         r.layout.name(),
         r.workload.name(),
         r.size,
@@ -171,7 +240,11 @@ fn write_result_row(s: &mut String, r: &ProgramResult) {
         percent_text(r.prog_cpu_busy),
         percent_text(r.prog_cpu_share),
         ns_text(r.prog_ns_per_packet),
-        ns_text(r.napi_ns_per_packet)
+        ns_text(r.napi_ns_per_packet),
+        r.machine_busy_cores
+            .map_or_else(|| "-".to_owned(), |c| format!("{c:.2}")),
+        ns_text(r.machine_ns_per_packet),
+        value_text(r.mpps_per_busy_core)
     );
 }
 
@@ -209,23 +282,31 @@ fn write_cell_row(s: &mut String, cl: &Cell) {
 fn write_goal_line(s: &mut String, g: &Goal) {
     let _ = writeln!(
         s,
-        "  {} {} {} B: {} >= {:.2}: {} {}{}",
+        "  {} {} {}: {} {} {:.2}: {} {}{}",
         g.layout.name(),
         g.workload.name(),
-        g.size,
+        match g.load {
+            Some(l) => format!("{:.0} % load", l * 100.0),
+            None => format!("{} B", g.size),
+        },
         g.ratio,
+        if g.at_most { "<=" } else { ">=" },
         g.target,
         value_text(g.value),
         match g.met {
-            Some(true) => "met",
-            Some(false) => "NOT met",
+            Some(true) => "✅ met",
+            Some(false) => "❌ NOT met",
             None => "n/a",
         },
-        match (g.bound, g.reachable) {
-            (Some(b), Some(false)) => {
+        match (g.bound, g.reachable, g.at_most) {
+            (Some(b), Some(false), false) => {
                 format!(" (out of reach here: no AF_XDP program can exceed {b:.2})")
             }
-            (Some(b), _) => format!(" (at most {b:.2} here)"),
+            (Some(b), Some(false), true) => {
+                format!(" (out of reach here: no AF_XDP program can go below {b:.2})")
+            }
+            (Some(b), _, false) => format!(" (at most {b:.2} here)"),
+            (Some(b), _, true) => format!(" (at least {b:.2} here)"),
             _ => String::new(),
         }
     );
@@ -240,6 +321,8 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Bound => "bound",
         Kind::Control => "control",
         Kind::Tuned => "tuned",
+        Kind::Variant => "variant",
+        Kind::Probed => "probed",
         Kind::Workers => "workers",
     }
 }
@@ -326,8 +409,10 @@ mod tests {
             layout: Layout::Threaded,
             workload: Workload::Rxdrop,
             size: 64,
-            ratio: "skmem_vs_xsk_rs",
+            ratio: "skmem_vs_xsk_rs".to_owned(),
+            load: None,
             target: 1.2,
+            at_most: false,
             value: None,
             met: None,
             bound: Some(0.6),
@@ -345,6 +430,8 @@ mod tests {
             }],
             results,
             cells,
+            latency: Vec::new(),
+            latency_cells: Vec::new(),
             goals,
             skipped: vec![Skipped {
                 implementation: Implementation::Testpmd,
@@ -372,13 +459,15 @@ mod tests {
         for line in [
             "layout threaded: NAPI on the program CPU [veth skA <- skB, MTU 1500, XDP native; 12 s]",
             "left out: testpmd: not installed",
-            "layout   work   size program   kind    wait   Mpps median (min-max) \
+            "layout   work   size program        kind    wait       Mpps median (min-max) \
              offered XDPseen   redir  reachB %redir  ringfull fillempty napi% cpu% prog% \
-             ns/pkt napins",
-            "threaded rxdrop   64 skmem     skmem   poll   2.100 ( 2.000- 2.200)   8.000   \
-             7.500   4.200   0.000   50.0        34         6    42  100    50    123      -",
-            "threaded rxdrop   64 ceiling   ceiling poll   6.000 ( 6.000- 6.000)       -   \
-             7.500  12.000   0.000      -        34         6    42  100     -      -     55",
+             ns/pkt napins  mach m-ns/p Mpps/core",
+            "threaded rxdrop   64 skmem          skmem   poll       2.100 ( 2.000- 2.200)   \
+             8.000   7.500   4.200   0.000   50.0        34         6    42  100    50    123      \
+             -  1.50    660     1.467",
+            "threaded rxdrop   64 ceiling        ceiling poll       6.000 ( 6.000- 6.000)       \
+             -   7.500  12.000   0.000      -        34         6    42  100     -      -     55  \
+             1.50   1800     4.000",
             "goals:",
             "total 42.0 s; loadavg before: 0.10, after: 0.20; autogroup scheduling: off for \
              the run (restored after)",
@@ -393,8 +482,7 @@ mod tests {
         assert!(cell.contains("1.050 (1.00-1.10)"), "{cell}");
         assert!(cell.contains("ceiling 6.000"), "{cell}");
         for goal in [
-            "  threaded rxdrop 64 B: skmem_vs_best_peer >= 1.05: 1.050 met",
-            "  threaded rxdrop 64 B: skmem_vs_ceiling >= 0.75: 0.350 NOT met",
+            "  threaded rxdrop 64 B: skmem_vs_best_peer >= 1.00: 1.050 ✅ met",
             "  threaded rxdrop 64 B: skmem_vs_xsk_rs >= 1.20: - n/a (out of reach here: no \
              AF_XDP program can exceed 0.60)",
         ] {

@@ -188,6 +188,15 @@ pub struct ProgramResult {
     /// `threaded`: the NAPI kthreads' CPU time per frame counted, ns (XDP,
     /// the copy into the UMEM).
     pub napi_ns_per_packet: Option<f64>,
+    /// The whole machine's busy time over the measured windows, in CPUs
+    /// (every CPU's non-idle share from `/proc/stat`, summed: the program,
+    /// NAPI and softirqs, the generator, everything else).
+    pub machine_busy_cores: Option<f64>,
+    /// That busy time per frame the program counted, ns: what a packet
+    /// costs the machine, all of it.
+    pub machine_ns_per_packet: Option<f64>,
+    /// The program's rate per busy CPU of the machine, Mpps.
+    pub mpps_per_busy_core: Option<f64>,
     /// The program's totals over its whole run (warm-up included).
     #[serde(flatten)]
     pub counters: ProgCounters,
@@ -266,6 +275,21 @@ pub struct Cell {
     /// receives, through the same copy-mode TX path, on the same CPU, so
     /// no program forwards faster than the fastest program only sends.
     pub fastest_txonly_mpps: Option<f64>,
+    /// skmem over the most any AF_XDP program reached in this cell: the
+    /// receive bound (`xsk-sink`, paired by round) for rxdrop, the fastest
+    /// txonly round for l2fwd (medians).
+    pub skmem_vs_bound: Option<f64>,
+    /// Per-round values of `skmem_vs_bound` (rxdrop).
+    pub skmem_vs_bound_rounds: Vec<f64>,
+    /// skmem with every probe of `skmemctl watch` attached over skmem
+    /// without (`skmem-probed` ÷ `skmem`).
+    pub probed_vs_skmem: Option<f64>,
+    /// Per-round values of `probed_vs_skmem`.
+    pub probed_vs_skmem_rounds: Vec<f64>,
+    /// skmem at its defaults over skmem spinning (`skmem` ÷ `skmem-spin`).
+    pub skmem_vs_spin: Option<f64>,
+    /// Per-round values of `skmem_vs_spin`.
+    pub skmem_vs_spin_rounds: Vec<f64>,
     /// The most skmem ÷ best peer can be here. For rxdrop: the receive
     /// bound ÷ best peer (median of the per-round ratios). For l2fwd:
     /// [`fastest_txonly_mpps`](Self::fastest_txonly_mpps) ÷ the best peer's
@@ -285,11 +309,18 @@ pub struct Goal {
     pub workload: Workload,
     /// Frame size, bytes.
     pub size: usize,
-    /// The ratio checked: `skmem_vs_best_peer`, `skmem_vs_ceiling`, or
-    /// the same for `coalesce_…` (skmem-coalesce).
-    pub ratio: &'static str,
-    /// The goal: the ratio must be at least this.
+    /// The ratio checked: `skmem_vs_best_peer`, `skmem_vs_bound`,
+    /// `probed_vs_skmem`, `workers1_vs_skmem`; at a latency load,
+    /// `p99_vs_best_peer` and `cpu_vs_best_default_peer`.
+    pub ratio: String,
+    /// The latency runs' offered load the goal is checked at (fraction of
+    /// the best peer's l2fwd rate), if it is one of theirs.
+    pub load: Option<f64>,
+    /// The goal: the ratio must be at least this (at most, with
+    /// `at_most`).
     pub target: f64,
+    /// The ratio must be at most the target (latency, CPU).
+    pub at_most: bool,
     /// The ratio measured (`null`: a side is missing).
     pub value: Option<f64>,
     /// Whether it was met (`null`: not measurable).
@@ -342,6 +373,11 @@ pub struct Report {
     pub results: Vec<ProgramResult>,
     /// skmem's ratios per cell.
     pub cells: Vec<Cell>,
+    /// Round-trip latency and CPU at equal load, per layout, load and
+    /// program.
+    pub latency: Vec<latency::LatencyResult>,
+    /// skmem against the peers at each load.
+    pub latency_cells: Vec<latency::LatencyCell>,
     /// The project's goals, per cell they apply to.
     pub goals: Vec<Goal>,
     /// Programs left out (a peer that cannot run here).

@@ -143,20 +143,26 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
     }
     let mut layouts = Vec::new();
     let mut results = Vec::new();
+    let mut latency = Vec::new();
     for &layout in &cfg.layouts {
         check_interrupt()?;
-        let (info, mut r) = run_layout(cfg, layout, &imps, t0, log)
+        let (info, mut r, mut l) = run_layout(cfg, layout, &imps, t0, log)
             .with_context(|| format!("layout {}", layout.name()))?;
         layouts.push(info);
         results.append(&mut r);
+        latency.append(&mut l);
     }
     let cells = cells(cfg, &results);
-    let goals = goals(&cells);
+    let latency_cells = latency::latency_cells(&latency, &results);
+    let mut goals = goals(&cells);
+    goals.extend(latency_goals(&latency_cells));
     Ok(Report {
         config: cfg.clone(),
         layouts,
         results,
         cells,
+        latency,
+        latency_cells,
         goals,
         skipped,
         elapsed_s: t0.elapsed().as_secs_f64(),
@@ -233,7 +239,7 @@ pub(super) fn run_layout(
     imps: &[Implementation],
     t0: Instant,
     log: &mut dyn FnMut(&str),
-) -> Result<(LayoutInfo, Vec<ProgramResult>)> {
+) -> Result<(LayoutInfo, Vec<ProgramResult>, Vec<latency::LatencyResult>)> {
     let tl = Instant::now();
     let max_size = cfg.sizes.iter().copied().max().unwrap_or(64);
     let mtu = (max_size - ETH_HLEN).max(1500) as u32;
@@ -289,11 +295,28 @@ pub(super) fn run_layout(
             }
         }
     }
+    sink.detach().context("detaching B's sink")?;
+    // Latency at loads the best peer's l2fwd rate here sets; the probe
+    // puts its own program on B.
+    let mut lat = Vec::new();
+    if !cfg.latency_loads.is_empty() {
+        match latency::best_peer_l2fwd(cfg, layout, &results) {
+            Some(best) if best > 0.0 => {
+                lat = latency::run_layout_latency(
+                    cfg, layout, wait, t0, &pair, &mut a, imps, best, log,
+                )?;
+            }
+            _ => log(&format!(
+                "pps: layout {}: no latency runs: they need a peer's l2fwd rate at the smallest \
+                 frame size (run l2fwd with a peer)",
+                layout.name()
+            )),
+        }
+    }
     // Detach before the pair goes (dropping does too; this reports errors).
     if let Some(p) = lock(&a.prog)?.take() {
         p.detach().context("detaching A's XDP program")?;
     }
-    sink.detach().context("detaching B's sink")?;
     drop(pair);
     Ok((
         LayoutInfo {
@@ -306,6 +329,7 @@ pub(super) fn run_layout(
             elapsed_s: tl.elapsed().as_secs_f64(),
         },
         results,
+        lat,
     ))
 }
 
@@ -384,6 +408,38 @@ pub(super) fn run_cell(
         .collect())
 }
 
+/// What a program run is told: the settings, A's interface, the layout's
+/// wait (which [`wait_of`](super::measure::wait_of) turns into the
+/// program's own), the workload and frame size.
+pub(super) fn prog_params(
+    cfg: &Config,
+    a: &ASide,
+    wait: Wait,
+    w: Workload,
+    size: usize,
+    tx_frame: &[u8],
+) -> ProgParams {
+    ProgParams {
+        ifname: a.ifname.clone(),
+        workload: w,
+        wait,
+        batch: cfg.batch,
+        frames: cfg.frames,
+        frame_size: cfg.frame_size,
+        ring_entries: cfg.ring_entries,
+        // The kernel refuses a budget above the TX ring's size: every
+        // program gets the same, clamped one.
+        tx_budget: cfg.tx_budget.map(|b| b.min(cfg.ring_entries)),
+        arena_name: arena_name("p"),
+        warmup: Duration::from_secs_f64(cfg.warmup_s),
+        duration: Duration::from_secs_f64(cfg.duration_s),
+        reps: cfg.reps,
+        pkt_size: size,
+        frame: tx_frame.to_vec(),
+        worker_exe: cfg.worker_exe.clone(),
+    }
+}
+
 /// One program run: starts the generator (unless txonly), runs the
 /// program, and stops the generator.
 pub(super) fn run_attempt(
@@ -404,30 +460,13 @@ pub(super) fn run_attempt(
         ),
         None => None,
     };
-    let p = ProgParams {
-        ifname: rig.a.ifname.clone(),
-        workload: w,
-        wait: rig.wait,
-        batch: cfg.batch,
-        frames: cfg.frames,
-        frame_size: cfg.frame_size,
-        ring_entries: cfg.ring_entries,
-        // The kernel refuses a budget above the TX ring's size: every
-        // program gets the same, clamped one.
-        tx_budget: cfg.tx_budget.map(|b| b.min(cfg.ring_entries)),
-        arena_name: arena_name("p"),
-        warmup: Duration::from_secs_f64(cfg.warmup_s),
-        duration: Duration::from_secs_f64(cfg.duration_s),
-        reps: cfg.reps,
-        pkt_size: size,
-        frame: tx_frame.to_vec(),
-        worker_exe: cfg.worker_exe.clone(),
-    };
+    let p = prog_params(cfg, rig.a, rig.wait, w, size, tx_frame);
     let ctx = RunCtx {
         pair: rig.pair,
         a: &*rig.a,
-        sink: rig.sink,
+        sink: Some(rig.sink),
         gen: gen.as_ref().map(|(_, c)| Arc::clone(c)),
+        probe: None,
         cfg,
         layout: rig.layout,
         t0: rig.t0,

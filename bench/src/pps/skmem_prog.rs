@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use skmem::arena::{Arena, NexusParams};
-use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce};
+use skmem::channel::{BindMode, Channel, ChannelParams, Coalesce, Waiting};
 use skmem::lend::{ArenaOffer, OfferPolicy};
 use skmem::region::RegionId;
 use skmem::workers::{Spread, WorkerHub};
@@ -26,6 +26,12 @@ pub fn run(
         Wait::BusyPoll => cp.busy_poll = Some((super::BUSY_POLL_US, p.batch as u32)),
         Wait::Coalesce => cp.coalesce = Some(Coalesce::new(super::COALESCE_MAX_US)),
         Wait::Spin | Wait::Poll => {}
+        // The library's default, untouched.
+        Wait::Adaptive => {}
+    }
+    if p.wait != Wait::Adaptive {
+        // Fixed waits: `idle` below does the waiting itself.
+        cp.waiting = Waiting::Poll;
     }
     let mut ch = super::retry_busy(|| {
         Channel::open(&arena, &cp).with_context(|| format!("skmem channel on {}", p.ifname))
@@ -104,6 +110,10 @@ fn l2fwd(
 /// Nothing arrived: wait as the wait mode says.
 fn idle(ch: &mut Channel, wait: Wait) -> Result<()> {
     match wait {
+        // The channel decides: spin, poll() or coalesce.
+        Wait::Adaptive => {
+            ch.wait(super::POLL_TIMEOUT_MS)?;
+        }
         // With coalescing configured, the channel's poll sleeps when
         // traffic is fast enough.
         Wait::Poll | Wait::Coalesce => {

@@ -65,6 +65,37 @@ pub fn cpu_jiffies(cpu: usize) -> (u64, u64) {
     (0, 0)
 }
 
+/// Non-idle and all jiffies of the whole machine (the `cpu` line of
+/// `/proc/stat`: every CPU's summed).
+pub fn machine_jiffies() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
+/// CPUs online (the `cpuN` lines of `/proc/stat`).
+pub fn cpu_count() -> usize {
+    std::fs::read_to_string("/proc/stat")
+        .map(|s| {
+            s.lines()
+                .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+                .count()
+        })
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// CPU time of thread `tid` of this process and of every process it
 /// started (all their threads, their own children included), ns: what a
 /// program under test ran, in process or as a child (C peer, testpmd).

@@ -261,9 +261,9 @@ fn rxdrop(x: &mut Xsk, p: &ProgParams, mut meter: Meter, stop: &AtomicBool) -> R
 /// Nothing arrived: wait as the wait mode says (as xsk-rs's examples do).
 fn idle(x: &mut Xsk, wait: Wait) -> Result<()> {
     match wait {
-        // xsk-rs has no coalescing (only skmem-coalesce waits that way):
-        // a plain poll.
-        Wait::Poll | Wait::Coalesce => {
+        // xsk-rs has no coalescing or adaptive wait (only skmem waits
+        // those ways): a plain poll.
+        Wait::Poll | Wait::Coalesce | Wait::Adaptive => {
             x.rx.poll(super::POLL_TIMEOUT_MS)?;
         }
         Wait::Spin => {

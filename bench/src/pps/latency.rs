@@ -1,0 +1,458 @@
+//! Round-trip latency and CPU at equal load: after a layout's cells, for
+//! each offered load (a fraction of the best peer's l2fwd rate measured in
+//! that layout), every latency program forwards (l2fwd) a paced,
+//! timestamped flow that the probe on B ([`skmem_netns::latency`]) sends
+//! and times on return. Each run also measures the CPU it cost — at the
+//! same offered load for every program, so the CPU per packet compares.
+//!
+//! B's counting sink is gone by then: the probe attaches skmem's XDP
+//! program to B itself, redirecting the returning frames into its socket.
+
+use skmem::arena::{Arena, NexusParams};
+use skmem::channel::{BindMode, Channel, ChannelParams};
+use skmem_netns::latency::{probe, Histogram, ProbeCounters, ProbeParams, ProbeReport};
+
+use super::measure::{run_one, RunCtx};
+use super::run::{arena_name, prog_params, ASide};
+use super::*;
+
+/// The programs a latency round runs, in order (those the run has).
+pub const LATENCY_PROGRAMS: [Implementation; 8] = [
+    Implementation::Skmem,
+    Implementation::XskRs,
+    Implementation::SkmemSpin,
+    Implementation::XskRsPoll,
+    Implementation::SkmemCoalesce,
+    Implementation::LibxdpC,
+    Implementation::LibxdpCPoll,
+    Implementation::Testpmd,
+];
+
+/// One latency run's figures (rounds merged: medians of the per-round
+/// values).
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyResult {
+    /// CPU layout.
+    pub layout: Layout,
+    /// Offered load, as a fraction of the best peer's l2fwd rate.
+    pub load: f64,
+    /// The rate the probe was asked to send, Mpps.
+    pub target_mpps: f64,
+    /// Program name.
+    pub program: String,
+    /// Which implementation.
+    pub implementation: Implementation,
+    /// What it is.
+    pub kind: Kind,
+    /// How it waited.
+    pub wait: Wait,
+    /// What the probe sent, Mpps.
+    pub sent_mpps: f64,
+    /// What the program forwarded (its TX completions), Mpps.
+    pub forwarded_mpps: f64,
+    /// Frames of the measured windows that never came back, as a share of
+    /// those sent.
+    pub lost_share: f64,
+    /// Round-trip time, median, µs.
+    pub p50_us: f64,
+    /// Round-trip time, 99th percentile, µs.
+    pub p99_us: f64,
+    /// Round-trip time, 99.9th percentile, µs.
+    pub p999_us: f64,
+    /// Round-trip time, the largest of every round, µs.
+    pub max_us: f64,
+    /// Round trips recorded (all rounds).
+    pub recorded: u64,
+    /// The machine's busy CPUs over the window (every CPU, probe included).
+    pub machine_busy_cores: Option<f64>,
+    /// That per forwarded frame, ns.
+    pub machine_ns_per_packet: Option<f64>,
+    /// The program's own CPU time per forwarded frame, ns.
+    pub prog_ns_per_packet: Option<f64>,
+    /// The program's own CPU share (1.0: a whole CPU).
+    pub prog_cpu_share: Option<f64>,
+    /// Per-round p99, µs.
+    pub rounds_p99_us: Vec<f64>,
+}
+
+/// One round of one program at one load.
+#[derive(Debug, Clone)]
+struct RoundFigures {
+    r: ProgramResult,
+    probe: ProbeReport,
+    /// p50, p99, p99.9, max, ns.
+    q: [u64; 4],
+}
+
+/// Runs the latency rounds of one layout (B's sink already detached).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_layout_latency(
+    cfg: &Config,
+    layout: Layout,
+    wait: Wait,
+    t0: Instant,
+    pair: &NetnsPair,
+    a: &mut ASide,
+    imps: &[Implementation],
+    best_peer_mpps: f64,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<LatencyResult>> {
+    let size = cfg.sizes.iter().copied().min().unwrap_or(64);
+    let progs: Vec<Implementation> = LATENCY_PROGRAMS
+        .into_iter()
+        .filter(|i| imps.contains(i))
+        .collect();
+    let mut out = Vec::new();
+    for &load in &cfg.latency_loads {
+        let target_pps = (load * best_peer_mpps * 1e6).max(1.0) as u64;
+        let mut rounds: Vec<Vec<RoundFigures>> = vec![Vec::new(); progs.len()];
+        for round in 0..cfg.latency_rounds {
+            let order: Vec<usize> = if round % 2 == 0 {
+                (0..progs.len()).collect()
+            } else {
+                (0..progs.len()).rev().collect()
+            };
+            for idx in order {
+                check_interrupt()?;
+                let imp = progs[idx];
+                let label = format!(
+                    "[{} latency {:.0} % ({:.3} Mpps) round {}/{}] {}",
+                    layout.name(),
+                    load * 100.0,
+                    target_pps as f64 / 1e6,
+                    round + 1,
+                    cfg.latency_rounds,
+                    imp.name()
+                );
+                a.renew(pair, imp.a_side(Workload::L2fwd))
+                    .with_context(|| format!("{label}: preparing A"))?;
+                let run = || attempt(cfg, layout, wait, t0, pair, a, imp, size, target_pps);
+                let f = match run() {
+                    Err(e) if !INTERRUPT.load(Ordering::Relaxed) => {
+                        log(&format!("pps: {label}: failed, trying once more: {e:#}"));
+                        run()
+                    }
+                    r => r,
+                }
+                .with_context(|| label.clone())?;
+                log(&format!(
+                    "pps: {label}: sent {:.3} Mpps, forwarded {:.3}, lost {}, RTT p50 {:.1} µs, \
+                     p99 {:.1} µs, p99.9 {:.1} µs; machine {} CPUs",
+                    f.probe.sent_pps() / 1e6,
+                    f.r.mpps.median,
+                    f.probe.lost(),
+                    f.q[0] as f64 / 1e3,
+                    f.q[1] as f64 / 1e3,
+                    f.q[2] as f64 / 1e3,
+                    f.r.machine_busy_cores
+                        .map_or_else(|| "-".to_owned(), |c| format!("{c:.2}"))
+                ));
+                rounds[idx].push(f);
+            }
+        }
+        for (imp, rs) in progs.iter().zip(rounds) {
+            if let Some(m) = merge(layout, load, target_pps, *imp, &rs) {
+                out.push(m);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One program run under the probe.
+#[allow(clippy::too_many_arguments)]
+fn attempt(
+    cfg: &Config,
+    layout: Layout,
+    wait: Wait,
+    t0: Instant,
+    pair: &NetnsPair,
+    a: &ASide,
+    imp: Implementation,
+    size: usize,
+    target_pps: u64,
+) -> Result<RoundFigures> {
+    let counters = Arc::new(ProbeCounters::default());
+    // Nothing is recorded until the program's first measured boundary.
+    counters.hold.store(true, Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let params = ProbeParams {
+        spec: pair.frame_spec(Side::B, size).context("probe frames")?,
+        rate_pps: target_pps,
+        batch: cfg.batch,
+        warmup: Duration::ZERO,
+        drain: Duration::from_millis(100),
+    };
+    let handle = {
+        let (c, s) = (Arc::clone(&counters), Arc::clone(&stop));
+        let ifname = pair.ifname(Side::B).to_owned();
+        let cpu = cfg.gen_cpu;
+        let ring = cfg.ring_entries;
+        let name = arena_name("l");
+        pair.spawn_in_ns(Side::B, move || -> Result<(ProbeReport, [u64; 4])> {
+            sys::pin_current_thread(cpu)?;
+            let filter = XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
+            let mut prog = XdpProgram::attach_with_action(
+                &ifname,
+                AttachMode::Native,
+                Some(filter),
+                XdpAction::Redirect,
+            )
+            .with_context(|| format!("attaching the probe's XDP program to {ifname}"))?;
+            let arena = Arena::create_nexus(&NexusParams::new(name)).context("probe arena")?;
+            let mut cp = ChannelParams::new(&ifname, 0);
+            cp.mode = BindMode::Copy;
+            cp.batch = params.batch;
+            cp.ring_entries = ring;
+            cp.umem_ring_entries = ring;
+            let mut ch = retry_busy(|| {
+                Channel::open(&arena, &cp).with_context(|| format!("probe channel on {ifname}"))
+            })?;
+            prog.add_socket(0, ch.fd())?;
+            let mut hist = Histogram::new();
+            let r = probe(&mut ch, &params, &mut hist, &c, &s);
+            drop(ch);
+            prog.detach().context("detaching the probe's XDP program")?;
+            let r = r?;
+            Ok((
+                r,
+                [
+                    hist.quantile(0.5),
+                    hist.quantile(0.99),
+                    hist.quantile(0.999),
+                    hist.max(),
+                ],
+            ))
+        })?
+    };
+    // The probe stops whatever happens below.
+    struct StopProbe(Arc<AtomicBool>);
+    impl Drop for StopProbe {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let guard = StopProbe(Arc::clone(&stop));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !counters.running.load(Ordering::Acquire) {
+        if handle.is_finished() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let measured = if counters.running.load(Ordering::Acquire) {
+        let tx_frame = pair
+            .frame_spec(Side::A, size)
+            .and_then(|s| Ok(s.build(0)?))
+            .context("txonly frame")?;
+        let mut p = prog_params(cfg, a, wait, Workload::L2fwd, size, &tx_frame);
+        p.duration = Duration::from_secs_f64(cfg.latency_duration_s);
+        p.reps = 1;
+        let ctx = RunCtx {
+            pair,
+            a,
+            sink: None,
+            gen: None,
+            probe: Some(Arc::clone(&counters)),
+            cfg,
+            layout,
+            t0,
+        };
+        Some(run_one(&ctx, imp, imp.name(), None, p))
+    } else {
+        None
+    };
+    drop(guard);
+    let probed = handle
+        .join()
+        .map_err(|_| anyhow!("the probe thread panicked"))?;
+    let Some(measured) = measured else {
+        probed.context("the probe did not start")?;
+        bail!("the probe did not start within 10 s");
+    };
+    let r = measured?;
+    let (probe, q) = probed.context("the probe failed")?;
+    Ok(RoundFigures { r, probe, q })
+}
+
+/// The rounds of one program at one load as one result: medians of the
+/// per-round figures (the maximum: the largest).
+fn merge(
+    layout: Layout,
+    load: f64,
+    target_pps: u64,
+    imp: Implementation,
+    rs: &[RoundFigures],
+) -> Option<LatencyResult> {
+    let first = rs.first()?;
+    let med = |f: &dyn Fn(&RoundFigures) -> f64| {
+        let v: Vec<f64> = rs.iter().map(f).collect();
+        median_min_max(&v).0
+    };
+    let med_opt = |f: &dyn Fn(&RoundFigures) -> Option<f64>| {
+        let v: Vec<f64> = rs.iter().filter_map(f).collect();
+        (!v.is_empty()).then(|| median_min_max(&v).0)
+    };
+    Some(LatencyResult {
+        layout,
+        load,
+        target_mpps: target_pps as f64 / 1e6,
+        program: imp.name().to_owned(),
+        implementation: imp,
+        kind: imp.kind(),
+        wait: first.r.wait,
+        sent_mpps: med(&|f| f.probe.sent_pps() / 1e6),
+        forwarded_mpps: med(&|f| f.r.mpps.median),
+        lost_share: med(&|f| f.probe.lost() as f64 / f.probe.window_sent.max(1) as f64),
+        p50_us: med(&|f| f.q[0] as f64 / 1e3),
+        p99_us: med(&|f| f.q[1] as f64 / 1e3),
+        p999_us: med(&|f| f.q[2] as f64 / 1e3),
+        max_us: rs.iter().map(|f| f.q[3] as f64 / 1e3).fold(0.0, f64::max),
+        recorded: rs.iter().map(|f| f.probe.recorded).sum(),
+        machine_busy_cores: med_opt(&|f| f.r.machine_busy_cores),
+        machine_ns_per_packet: med_opt(&|f| f.r.machine_ns_per_packet),
+        prog_ns_per_packet: med_opt(&|f| f.r.prog_ns_per_packet),
+        prog_cpu_share: med_opt(&|f| f.r.prog_cpu_share),
+        rounds_p99_us: rs.iter().map(|f| f.q[1] as f64 / 1e3).collect(),
+    })
+}
+
+/// The best peer's l2fwd rate in `layout` at the smallest frame size,
+/// Mpps: what the latency loads are fractions of.
+pub(super) fn best_peer_l2fwd(
+    cfg: &Config,
+    layout: Layout,
+    results: &[ProgramResult],
+) -> Option<f64> {
+    let size = cfg.sizes.iter().copied().min()?;
+    results
+        .iter()
+        .filter(|r| {
+            r.layout == layout
+                && r.workload == Workload::L2fwd
+                && r.size == size
+                && r.kind == Kind::Peer
+        })
+        .map(|r| r.mpps.median)
+        .max_by(f64::total_cmp)
+}
+
+/// skmem against the peers at one load of one layout.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyCell {
+    /// Layout.
+    pub layout: Layout,
+    /// Offered load (fraction of the best peer's l2fwd rate).
+    pub load: f64,
+    /// The probe's target rate, Mpps.
+    pub target_mpps: f64,
+    /// skmem's p99 at its defaults, µs.
+    pub skmem_p99_us: Option<f64>,
+    /// The peer row with the lowest p99 (any setting).
+    pub best_peer: Option<String>,
+    /// Its p99, µs.
+    pub best_peer_p99_us: Option<f64>,
+    /// skmem's p99 over that peer's.
+    pub p99_vs_best_peer: Option<f64>,
+    /// skmem's machine CPU per forwarded frame, ns.
+    pub skmem_machine_ns: Option<f64>,
+    /// The peer at its default setting (spinning) with the lowest machine
+    /// CPU per frame.
+    pub best_default_peer: Option<String>,
+    /// Its machine CPU per forwarded frame, ns.
+    pub best_default_peer_machine_ns: Option<f64>,
+    /// skmem's machine CPU per frame over that peer's.
+    pub cpu_vs_best_default_peer: Option<f64>,
+    /// skmem's forwarded rate, Mpps (equal load: it should match the
+    /// peer's).
+    pub skmem_forwarded_mpps: Option<f64>,
+    /// That peer's forwarded rate, Mpps.
+    pub best_default_peer_forwarded_mpps: Option<f64>,
+    /// The least `cpu_vs_best_default_peer` could be: that peer's machine
+    /// CPU per frame less the time its thread spent spinning idle, over
+    /// the same figure — what a program that never waited would cost. The
+    /// spinning is its own CPU per frame here less the least any program
+    /// spent per frame forwarding flat out in the layout's l2fwd cell (its
+    /// thread then always had work).
+    pub cpu_bound: Option<f64>,
+}
+
+/// The latency cells of a run; `matrix` gives the least CPU per frame a
+/// program spent forwarding flat out (see [`LatencyCell::cpu_bound`]).
+pub(super) fn latency_cells(
+    results: &[LatencyResult],
+    matrix: &[ProgramResult],
+) -> Vec<LatencyCell> {
+    let work_ns = |layout: Layout| {
+        let size = matrix
+            .iter()
+            .filter(|r| r.layout == layout && r.workload == Workload::L2fwd)
+            .map(|r| r.size)
+            .min()?;
+        matrix
+            .iter()
+            .filter(|r| {
+                r.layout == layout
+                    && r.workload == Workload::L2fwd
+                    && r.size == size
+                    && matches!(r.kind, Kind::Skmem | Kind::Peer | Kind::Variant)
+            })
+            .filter_map(|r| r.prog_ns_per_packet)
+            .min_by(f64::total_cmp)
+    };
+    let mut keys: Vec<(Layout, f64, f64)> = Vec::new();
+    for r in results {
+        if !keys.iter().any(|k| k.0 == r.layout && k.1 == r.load) {
+            keys.push((r.layout, r.load, r.target_mpps));
+        }
+    }
+    keys.into_iter()
+        .map(|(layout, load, target_mpps)| {
+            let here: Vec<&LatencyResult> = results
+                .iter()
+                .filter(|r| r.layout == layout && r.load == load)
+                .collect();
+            let skmem = here.iter().find(|r| r.kind == Kind::Skmem);
+            let best = here
+                .iter()
+                .filter(|r| r.kind == Kind::Peer && r.recorded > 0)
+                .min_by(|a, b| a.p99_us.total_cmp(&b.p99_us));
+            let best_default = here
+                .iter()
+                .filter(|r| r.kind == Kind::Peer && r.wait == Wait::Spin)
+                .filter(|r| r.machine_ns_per_packet.is_some())
+                .min_by(|a, b| {
+                    a.machine_ns_per_packet
+                        .unwrap_or(f64::MAX)
+                        .total_cmp(&b.machine_ns_per_packet.unwrap_or(f64::MAX))
+                });
+            LatencyCell {
+                layout,
+                load,
+                target_mpps,
+                skmem_p99_us: skmem.map(|r| r.p99_us),
+                best_peer: best.map(|r| r.program.clone()),
+                best_peer_p99_us: best.map(|r| r.p99_us),
+                p99_vs_best_peer: ratio(skmem.map(|r| r.p99_us), best.map(|r| r.p99_us)),
+                skmem_machine_ns: skmem.and_then(|r| r.machine_ns_per_packet),
+                best_default_peer: best_default.map(|r| r.program.clone()),
+                best_default_peer_machine_ns: best_default.and_then(|r| r.machine_ns_per_packet),
+                cpu_vs_best_default_peer: ratio(
+                    skmem.and_then(|r| r.machine_ns_per_packet),
+                    best_default.and_then(|r| r.machine_ns_per_packet),
+                ),
+                skmem_forwarded_mpps: skmem.map(|r| r.forwarded_mpps),
+                best_default_peer_forwarded_mpps: best_default.map(|r| r.forwarded_mpps),
+                cpu_bound: best_default.and_then(|p| {
+                    let (machine, own, work) = (
+                        p.machine_ns_per_packet?,
+                        p.prog_ns_per_packet?,
+                        work_ns(layout)?,
+                    );
+                    let idle = (own - work).max(0.0);
+                    (machine > 0.0).then(|| ((machine - idle) / machine).max(0.0))
+                }),
+            }
+        })
+        .collect()
+}
