@@ -1,5 +1,7 @@
 //! `skmemctl gen` over a real veth: every frame it reports sent reaches
-//! the peer's XDP program, `--rate` paces, bad options fail cleanly.
+//! the peer's XDP program, `--rate` paces, `--latency` times round trips
+//! through `skmemctl fwd --mode l2fwd` on the peer, bad options fail
+//! cleanly.
 
 // A test, bench or example target sees every dependency of its package;
 // whether the package uses them is the library's lint to say.
@@ -86,6 +88,86 @@ fn rate_paces_the_generator() {
     assert!(s["elapsed_s"].as_f64().unwrap() >= 0.29, "{s}");
     assert!(t.elapsed().as_secs_f64() >= 0.29);
     assert!(prog.counters().unwrap().dropped >= 30_000);
+}
+
+#[test]
+fn latency_times_round_trips_through_an_l2fwd_on_the_peer() {
+    if !root() {
+        return;
+    }
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    // The forwarder on A: swaps MACs and sends every frame back to B.
+    let (fwd, mut lines) = skmemctl::spawn_in(
+        &pair,
+        Side::A,
+        &[
+            "fwd",
+            "--mode",
+            "l2fwd",
+            "--iface",
+            pair.ifname(Side::A),
+            "--cpu",
+            "1",
+            "--duration",
+            "30",
+            "--json",
+        ],
+    );
+    // Its first line of rates: the socket is bound and in the XSKMAP.
+    let first = lines.next().expect("fwd printed nothing").unwrap();
+    assert!(first.contains("elapsed_s"), "{first}");
+    let out = gen(
+        &pair,
+        &[
+            "--latency",
+            "--rate",
+            "20000",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--cpu",
+            "0",
+        ],
+    );
+    drop(fwd);
+    let s = summary(&out);
+    eprintln!("gen --latency: {s}");
+    // About 40 000 frames at 20 000 a second over 2 s, nearly all back
+    // (how many is the machine's to say: a forwarder that never sent
+    // back, or a probe that never read, would record none).
+    let sent = s["sent"].as_u64().unwrap();
+    assert!((30_000..=42_000).contains(&sent), "{s}");
+    let (window, recorded) = (
+        s["window_sent"].as_u64().unwrap(),
+        s["recorded"].as_u64().unwrap(),
+    );
+    assert!(window > 0 && window < sent, "the warm-up was recorded: {s}");
+    assert!(recorded * 10 >= window * 9, "{s}");
+    assert_eq!(s["lost"].as_u64(), Some(window - recorded), "{s}");
+    assert_eq!(s["foreign"].as_u64(), Some(0), "{s}");
+    let q = |k: &str| s[k].as_f64().unwrap();
+    assert!(
+        q("p50_us") > 0.0
+            && q("p50_us") <= q("p99_us")
+            && q("p99_us") <= q("p999_us")
+            && q("p999_us") <= q("max_us"),
+        "{s}"
+    );
+    // Bad combinations are refused before anything is attached.
+    for (args, says) in [
+        (&["--latency"][..], "--rate"),
+        (
+            &["--latency", "--rate", "1000", "--count", "5"][..],
+            "--count",
+        ),
+        (&["--warmup", "1"][..], "--latency"),
+    ] {
+        let out = gen(&pair, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[test]
