@@ -41,6 +41,13 @@
 //! the worker sees `purging` and bypasses its magazines until the purger has
 //! emptied them and cleared the flag. Without membarrier, both sides use
 //! full fences instead.
+//!
+//! The per-call methods ([`CacheWorker::alloc`], [`CacheWorker::free`]) run
+//! the same handshake for each call, written out so that the common case
+//! touches only the slot's cache line: `purging` is a byte whose second,
+//! constant bit says the slot has no such fast path (no magazines, or no
+//! membarrier, where the light barrier must be a full fence), so one load
+//! tests both and anything unusual goes out of line to a burst.
 
 mod depot;
 mod error;
@@ -192,8 +199,9 @@ impl Cache {
         } else {
             (0, 0)
         };
+        let asymmetric = sys::asymmetric_barrier_supported();
         let slots = (0..workers)
-            .map(|_| CachePadded::new(WorkerSlot::new(slot_capacity)))
+            .map(|_| CachePadded::new(WorkerSlot::new(slot_capacity, magazines && asymmetric)))
             .collect();
         tracing::debug!(cache = %params.name, region = region.name(), magazines, rounds, workers, "cache created");
         Ok(Arc::new(Cache {
@@ -202,7 +210,7 @@ impl Cache {
             region,
             rounds,
             magazines,
-            asymmetric: sys::asymmetric_barrier_supported(),
+            asymmetric,
             constructor: params.constructor,
             depot: Mutex::new(Depot::new(depot_mags, rounds)),
             slots,

@@ -11,6 +11,11 @@
 //! fence and the kernel makes every running thread of the process execute
 //! a full fence at the purger's barrier — at least as strong at the point
 //! the model puts it, but beyond what loom can express.
+//!
+//! The per-call methods' fast path (`WorkerSlot::hold_fast`) is the same
+//! handshake, with the same orderings; its `purging` byte's other bit is
+//! constant for a slot's life and only sends the worker the slow way, so
+//! the model keeps `purging` a flag.
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{fence, AtomicBool, Ordering::SeqCst};

@@ -13,7 +13,7 @@
 
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use super::error::Result;
@@ -60,11 +60,24 @@ impl CpuCache {
     }
 }
 
+/// `WorkerSlot::purging` bit: a purger is at work on the slot (the
+/// protocol's flag).
+const PURGING: u8 = 1;
+/// `WorkerSlot::purging` bit, set for the slot's life: the per-call fast
+/// path does not apply (no magazines, or no membarrier, so the light
+/// barrier must be a full fence). Kept in the same byte as [`PURGING`] so
+/// that the fast path tests both with the one load the protocol needs.
+const NO_FAST_PATH: u8 = 2;
+
 /// One worker's slot.
 pub(crate) struct WorkerSlot {
     pub(crate) claimed: AtomicBool,
     busy: AtomicBool,
-    purging: AtomicBool,
+    /// [`PURGING`], raised and lowered by purgers, and the constant
+    /// [`NO_FAST_PATH`] (`idle`).
+    purging: AtomicU8,
+    /// What `purging` holds when no purge is on: [`NO_FAST_PATH`] or 0.
+    idle: u8,
     cpu: UnsafeCell<CpuCache>,
 }
 
@@ -77,16 +90,77 @@ pub(crate) struct WorkerSlot {
 unsafe impl Sync for WorkerSlot {}
 
 impl WorkerSlot {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A slot whose array holds `capacity` objects; `fast` says the
+    /// per-call fast path applies (magazines, and membarrier works).
+    pub(crate) fn new(capacity: usize, fast: bool) -> Self {
+        let idle = if fast { 0 } else { NO_FAST_PATH };
         Self {
             claimed: AtomicBool::new(false),
             busy: AtomicBool::new(false),
-            purging: AtomicBool::new(false),
+            purging: AtomicU8::new(idle),
+            idle,
             cpu: UnsafeCell::new(CpuCache {
                 len: 0,
                 objs: vec![0; capacity].into_boxed_slice(),
             }),
         }
+    }
+
+    /// The worker's half of the busy/purging handshake: raises `busy`, runs
+    /// the light barrier, and returns the array when no purge is on (the
+    /// caller then [`release`](Self::release)s it), else lowers `busy`
+    /// again and returns `None` (go to the slabs). Bursts enter through
+    /// it, the per-call methods through [`hold_fast`](Self::hold_fast),
+    /// the same handshake; `cache/model.rs` models it.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the handle that claimed this slot (CAS in
+    /// `Cache::worker`), on one thread (`&mut` on the handle), and holds no
+    /// other pointer from an earlier `hold` that it has not released.
+    #[inline(always)]
+    unsafe fn hold(&self, asymmetric: bool) -> Option<NonNull<CpuCache>> {
+        self.busy.store(true, order::RAISE_BUSY);
+        sys::light_barrier(asymmetric);
+        if self.purging.load(order::SEE_PURGING) & PURGING != 0 {
+            self.busy.store(false, order::LOWER_BUSY);
+            return None;
+        }
+        // `busy` is up and `purging` was seen down after the barrier: no
+        // purger touches `cpu` until `release` (module docs), and the
+        // caller's claim keeps every other worker away.
+        NonNull::new(self.cpu.get())
+    }
+
+    /// [`hold`](Self::hold) for the per-call methods: the same handshake
+    /// with the light barrier a compiler fence, and `None` also when the
+    /// slot has no fast path ([`NO_FAST_PATH`]) — one load and one branch
+    /// for both. Without membarrier the compiler fence is too weak for
+    /// the handshake, but such a slot always has `NO_FAST_PATH` set and
+    /// this returns `None` without touching the array: raising and
+    /// lowering `busy` around nothing only makes a purger wait a moment.
+    ///
+    /// # Safety
+    ///
+    /// As for [`hold`](Self::hold).
+    #[inline(always)]
+    unsafe fn hold_fast(&self) -> Option<NonNull<CpuCache>> {
+        self.busy.store(true, order::RAISE_BUSY);
+        sys::light_barrier(true);
+        if self.purging.load(order::SEE_PURGING) != 0 {
+            self.busy.store(false, order::LOWER_BUSY);
+            return None;
+        }
+        // As in `hold`; and the slot's `idle` being 0 says membarrier
+        // works, so the compiler fence above was the light barrier.
+        NonNull::new(self.cpu.get())
+    }
+
+    /// Ends a [`hold`](Self::hold) that returned the array: the array's
+    /// changes go to a later purger with the Release store.
+    #[inline(always)]
+    fn release(&self) {
+        self.busy.store(false, order::LOWER_BUSY);
     }
 }
 
@@ -97,7 +171,8 @@ pub(crate) fn with_every_slot(
     mut f: impl FnMut(&mut CpuCache),
 ) {
     for slot in slots {
-        slot.purging.store(true, order::RAISE_PURGING);
+        slot.purging
+            .store(slot.idle | PURGING, order::RAISE_PURGING);
     }
     // After this, a worker either sees `purging` or its `busy` is visible.
     sys::heavy_barrier();
@@ -109,7 +184,7 @@ pub(crate) fn with_every_slot(
         // clear: the owning worker will not touch `cpu` until `purging` is
         // cleared below, and other purgers are excluded by `exclusive`.
         f(unsafe { &mut *slot.cpu.get() });
-        slot.purging.store(false, order::LOWER_PURGING);
+        slot.purging.store(slot.idle, order::LOWER_PURGING);
     }
 }
 
@@ -184,15 +259,13 @@ impl CacheWorker {
         // SAFETY: the slot outlives `self.cache` (see the field's comment).
         let slot = unsafe { self.slot.as_ref() };
         if self.magazines {
-            slot.busy.store(true, order::RAISE_BUSY);
-            sys::light_barrier(self.asymmetric);
-            if !slot.purging.load(order::SEE_PURGING) {
-                // SAFETY: this handle claimed the slot (CAS in
-                // `Cache::worker`) and `&mut self` keeps it on one thread for
-                // the burst's lifetime; `busy` is set and `purging` was seen
-                // clear after the fence, so no purger touches `cpu` until the
-                // burst clears `busy` (protocol in the module docs).
-                let cpu = unsafe { &mut *slot.cpu.get() };
+            // SAFETY: this handle claimed the slot and `&mut self` keeps it
+            // on one thread; the burst borrows `self` mutably, so no other
+            // hold is live, and its drop releases this one.
+            if let Some(mut cpu) = unsafe { slot.hold(self.asymmetric) } {
+                // SAFETY: `hold` returned the array: nobody else touches it
+                // until the burst's drop releases the slot.
+                let cpu = unsafe { cpu.as_mut() };
                 return Burst {
                     cache: &self.cache,
                     slot,
@@ -202,7 +275,6 @@ impl CacheWorker {
                     rounds: self.rounds,
                 };
             }
-            slot.busy.store(false, order::LOWER_BUSY);
         }
         Burst {
             cache: &self.cache,
@@ -216,14 +288,74 @@ impl CacheWorker {
 
     /// Allocates one object, or `None` when the region is exhausted. For
     /// several operations in a row, a [`burst`](Self::burst) is cheaper.
+    ///
+    /// The common case (magazines on, no purge, the array not empty) is
+    /// written out here rather than through a [`Burst`]: it touches only
+    /// the slot's cache line, and everything else (refill, bypass) is out
+    /// of line, so that a caller's loop of single calls keeps its
+    /// registers and pays the two `busy` stores, one load of `purging` and
+    /// the array's own loads and stores, nothing more.
     #[inline]
     pub fn alloc(&mut self) -> Option<u32> {
+        // SAFETY: the slot outlives `self.cache` (see the field).
+        let slot = unsafe { self.slot.as_ref() };
+        // SAFETY: this handle claimed the slot and `&mut self` keeps it on
+        // one thread; the hold is released below on every path.
+        if let Some(mut cpu) = unsafe { slot.hold_fast() } {
+            // SAFETY: `hold_fast` returned the array: it is ours until the
+            // release below.
+            let cpu = unsafe { cpu.as_mut() };
+            if let Some(top) = cpu.len.checked_sub(1) {
+                debug_assert!(top < cpu.objs.len());
+                // SAFETY: `len <= objs.len()` always: every writer of
+                // `len` (a burst's drop, `drain_above`, this method and
+                // `free`) keeps it so, and `top < len`.
+                let obj = unsafe { *cpu.objs.get_unchecked(top) };
+                cpu.len = top;
+                slot.release();
+                return Some(obj);
+            }
+            slot.release();
+        }
+        self.alloc_slow()
+    }
+
+    /// [`alloc`](Self::alloc) when the fast path could not serve: the array
+    /// is empty (a refill), a purge is on, or the slot has no fast path.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&mut self) -> Option<u32> {
         self.burst().alloc()
     }
 
-    /// Frees one object (see [`Burst::free`]).
+    /// Frees one object (see [`Burst::free`]). Like [`alloc`](Self::alloc),
+    /// the common case is written out and the rest is out of line.
     #[inline]
     pub fn free(&mut self, obj: u32) -> Result<()> {
+        // SAFETY: the slot outlives `self.cache` (see the field).
+        let slot = unsafe { self.slot.as_ref() };
+        // SAFETY: as in `alloc`; released below on every path.
+        if let Some(mut cpu) = unsafe { slot.hold_fast() } {
+            // SAFETY: `hold_fast` returned the array: it is ours until the
+            // release below.
+            let cpu = unsafe { cpu.as_mut() };
+            let len = cpu.len;
+            if let Some(at) = cpu.objs.get_mut(len) {
+                *at = obj;
+                cpu.len = len + 1;
+                slot.release();
+                return Ok(());
+            }
+            slot.release();
+        }
+        self.free_slow(obj)
+    }
+
+    /// [`free`](Self::free) when the fast path could not serve: the array
+    /// is full (a spill), a purge is on, or the slot has no fast path.
+    #[cold]
+    #[inline(never)]
+    fn free_slow(&mut self, obj: u32) -> Result<()> {
         self.burst().free(obj)
     }
 
@@ -457,5 +589,57 @@ impl Drop for CacheWorker {
         unsafe { self.slot.as_ref() }
             .claimed
             .store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_utils::CachePadded;
+
+    /// A slot without the fast path (no membarrier, or no magazines) never
+    /// hands its array to `hold_fast`, whose compiler fence would be too
+    /// weak there, yet a burst's `hold` still gets it; with the fast path,
+    /// `hold_fast` gets it; both give way to `PURGING`, leaving `busy` down.
+    #[test]
+    fn hold_fast_serves_only_fast_slots_and_both_holds_give_way_to_a_purge() {
+        for fast in [false, true] {
+            let slot = WorkerSlot::new(4, fast);
+            // SAFETY: this test is the slot's only user, on one thread, and
+            // releases every hold it gets.
+            unsafe {
+                assert_eq!(slot.hold_fast().is_some(), fast);
+                if fast {
+                    slot.release();
+                } else {
+                    assert!(!slot.busy.load(Ordering::Relaxed), "busy left up");
+                }
+                assert!(slot.hold(false).is_some());
+                slot.release();
+                slot.purging.store(slot.idle | PURGING, Ordering::Relaxed);
+                assert!(slot.hold_fast().is_none());
+                assert!(slot.hold(true).is_none());
+                assert!(slot.hold(false).is_none());
+                assert!(!slot.busy.load(Ordering::Relaxed), "busy left up");
+            }
+        }
+    }
+
+    /// A purge raises and lowers `PURGING` and keeps the constant bit.
+    #[test]
+    #[cfg_attr(miri, ignore = "membarrier is a system call Miri lacks")]
+    fn a_purge_keeps_the_no_fast_path_bit() {
+        let slots = [false, true].map(|fast| CachePadded::new(WorkerSlot::new(4, fast)));
+        let mut seen = 0;
+        with_every_slot(&slots, |_| seen += 1);
+        assert_eq!(seen, 2);
+        assert_eq!(slots[0].purging.load(Ordering::Relaxed), NO_FAST_PATH);
+        assert_eq!(slots[1].purging.load(Ordering::Relaxed), 0);
+        // SAFETY: this test is the slots' only user, on one thread.
+        unsafe {
+            assert!(slots[0].hold_fast().is_none());
+            assert!(slots[1].hold_fast().is_some());
+            slots[1].release();
+        }
     }
 }
