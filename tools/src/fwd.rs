@@ -38,7 +38,7 @@ pub enum Mode {
 #[serde(rename_all = "kebab-case")]
 pub enum Wait {
     /// The channel's adaptive wait (the default): spin while frames keep
-    /// coming, `poll()` once they stop, coalesce on a CPU shared with the
+    /// coming, `poll()` once they stop and always on a CPU shared with the
     /// queue's NAPI thread (`skmem::channel::Waiting`).
     Adaptive,
     /// `poll()` on the socket (`--poll`).
@@ -107,8 +107,8 @@ pub struct FwdArgs {
     #[arg(long, default_value_t = 64, value_parser = crate::check::batch)]
     pub batch: usize,
     /// Always wait with poll(), instead of the default adaptive wait: spin
-    /// for 20 µs after frames arrived, then poll(); coalesce where the
-    /// thread shares its CPU with the queue's threaded NAPI kthread.
+    /// for 20 µs after frames arrived, then poll() — and never spin where
+    /// the thread shares its CPU with the queue's threaded NAPI kthread.
     #[arg(long, conflicts_with_all = ["busy_poll", "spin"])]
     pub poll: bool,
     /// Busy-poll the socket (SO_PREFER_BUSY_POLL, 20 µs, budget = batch).
@@ -263,6 +263,8 @@ struct Wakeups {
     busy_polls: u64,
     /// Sleeps of receive coalescing (`--coalesce`).
     coalesced_sleeps: u64,
+    /// Waits in poll() for something to receive.
+    polls: u64,
 }
 
 /// txonly's frame: a broadcast IPv4/UDP frame (10.0.0.1:9000 to
@@ -681,6 +683,7 @@ fn join_queues(handles: Vec<QueueThread>) -> Result<Joined> {
         j.wakeups.kernel_wakeups += c.wakeups;
         j.wakeups.busy_polls += c.busy_polls;
         j.wakeups.coalesced_sleeps += c.coalesced_sleeps;
+        j.wakeups.polls += c.polls;
     }
     Ok(j)
 }

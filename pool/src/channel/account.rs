@@ -32,6 +32,9 @@ pub struct ChannelCounters {
     /// Sleeps of receive coalescing ([`Channel::poll`] with
     /// [`ChannelParams::coalesce`](super::ChannelParams::coalesce)).
     pub coalesced_sleeps: u64,
+    /// Waits in `poll(2)` for something to receive ([`Channel::poll`],
+    /// [`Channel::wait`]): how often the thread slept rather than spun.
+    pub polls: u64,
 }
 
 /// Why a TX frame was refused before it reached the TX ring (the kernel
@@ -129,6 +132,7 @@ pub(crate) struct LiveCounters {
     pub(crate) wakeups: Counter,
     pub(crate) busy_polls: Counter,
     pub(crate) coalesced_sleeps: Counter,
+    pub(crate) polls: Counter,
     /// `tx_refused` by reason, indexed by `TxRefusal as usize`.
     pub(crate) refusals: [Counter; 7],
 }
@@ -168,6 +172,7 @@ impl LiveCounters {
             wakeups: self.wakeups.get(),
             busy_polls: self.busy_polls.get(),
             coalesced_sleeps: self.coalesced_sleeps.get(),
+            polls: self.polls.get(),
         }
     }
 }

@@ -8,15 +8,10 @@ use std::time::{Duration, Instant};
 use crate::error::{ChannelError, Error, Result};
 use crate::pool::{Packet, PacketIndex, Tag};
 
-use super::coalesce::{Coalesce, Moderator, Wait};
+use super::coalesce::{Moderator, Wait};
 use super::wait::{run_fifo, AdaptiveState, Choice};
 use super::Waiting;
 use super::{foreign, Channel, Frame, XdpDesc, MAX_FRAGS};
-
-/// The longest sleep of the adaptive wait's coalescing, µs (unless
-/// [`ChannelParams::coalesce`](super::ChannelParams::coalesce) says
-/// otherwise): what the pps matrix's coalescing runs measured with.
-const ADAPTIVE_COALESCE_MAX_US: u32 = 1000;
 
 impl Channel {
     /// Tops up the fill ring: first from the RX-free slots, then from the
@@ -366,7 +361,10 @@ impl Channel {
             // copy mode the TX ring is drained by this thread's syscalls —
             // poll(2) among them — so a sleep would hold those frames back.
             Some(m) if self.tx.outstanding() == 0 => self.coalesced_wait(m, timeout_ms),
-            _ => self.sock.poll_rx(timeout_ms),
+            _ => {
+                self.counters.polls.add(1);
+                self.sock.poll_rx(timeout_ms)
+            }
         }
     }
 
@@ -376,9 +374,10 @@ impl Channel {
     /// it adapts ([`Waiting::Adaptive`]): it returns at once (a spin: no
     /// syscall, or a busy-poll if configured) while frames arrived within
     /// the last [`Adaptive::spin_us`](super::Adaptive::spin_us), sleeps in `poll(2)` up to
-    /// `timeout_ms` (negative: no limit) once they stop, and coalesces
-    /// when the queue's NAPI thread shares this thread's CPU. True when
-    /// something is there to receive.
+    /// `timeout_ms` (negative: no limit) once they stop or whenever the
+    /// queue's NAPI thread shares this thread's CPU (coalescing there if
+    /// [`ChannelParams::coalesce`](super::ChannelParams::coalesce) is
+    /// set). True when something is there to receive.
     ///
     /// Call it from the thread that receives: the NAPI check compares
     /// the calling thread's CPU affinity with the NAPI thread's.
@@ -394,7 +393,7 @@ impl Channel {
                     .unwrap_or_else(|| AdaptiveState::new(cfg, &self.params.ifname));
                 let shares = st.napi.shares(now);
                 let choice = st.decide(now, self.counters.rx_packets.get(), shares);
-                if choice == Choice::Coalesce && !st.fifo_tried {
+                if shares && !st.fifo_tried {
                     st.fifo_tried = true;
                     if let Some(p) = st.cfg.fifo {
                         match run_fifo(p) {
@@ -414,20 +413,8 @@ impl Channel {
                 self.adaptive = Some(st);
                 match choice {
                     Choice::Spin => self.spin_once(),
-                    Choice::Poll => {
-                        self.refill()?;
-                        if self.rx.pending() > 0 {
-                            return Ok(true);
-                        }
-                        self.sock.poll_rx(timeout_ms)
-                    }
-                    Choice::Coalesce => {
-                        if self.moderator.is_none() {
-                            self.moderator =
-                                Some(Moderator::new(Coalesce::new(ADAPTIVE_COALESCE_MAX_US)));
-                        }
-                        self.poll(timeout_ms)
-                    }
+                    // `poll(2)`, coalescing if the parameters ask for it.
+                    Choice::Sleep => self.poll(timeout_ms),
                 }
             }
         }
@@ -459,6 +446,7 @@ impl Channel {
             Wait::Poll => Duration::ZERO,
         };
         let readable = if sleep.is_zero() {
+            self.counters.polls.add(1);
             let readable = self.sock.poll_rx(timeout_ms);
             m.polled(Instant::now(), self.counters.rx_packets.get());
             readable
