@@ -392,7 +392,12 @@ impl Channel {
                     .take()
                     .unwrap_or_else(|| AdaptiveState::new(cfg, &self.params.ifname));
                 let shares = st.napi.shares(now);
-                let choice = st.decide(now, self.counters.rx_packets.get(), shares);
+                let choice = st.decide(
+                    now,
+                    self.counters.rx_packets.get(),
+                    self.params.batch,
+                    shares,
+                );
                 if shares && !st.fifo_tried {
                     st.fifo_tried = true;
                     if let Some(p) = st.cfg.fifo {

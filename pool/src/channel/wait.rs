@@ -25,12 +25,18 @@
 //!   it has work and NAPI runs whenever it sleeps, instead of the two
 //!   splitting the CPU in time slices.
 //! - **Otherwise, did frames arrive within the last
-//!   [`Adaptive::spin_us`]?** Then more are coming: **spin** (or
-//!   busy-poll, if [`ChannelParams::busy_poll`](super::ChannelParams::busy_poll)
-//!   is set) — a wait that costs no syscall. Once the window passes
-//!   without a frame, **sleep in `poll(2)`**: a channel with traffic
-//!   slower than one batch per window pays one wake-up per batch instead
-//!   of a core.
+//!   [`Adaptive::spin_us`], and has spinning been paying off?** Then more
+//!   are coming: **spin** (or busy-poll, if
+//!   [`ChannelParams::busy_poll`](super::ChannelParams::busy_poll) is
+//!   set) — a wait that costs no syscall. Once the window passes without
+//!   a frame, **sleep in `poll(2)`**. Spinning pays off when frames come
+//!   while the thread spins, or come a batch or more at a time after a
+//!   sleep; when four sleeps in a row are each woken for fewer than a
+//!   batch — bursts farther apart than the window — the thread stops
+//!   spinning after frames at all (each window would be spent for
+//!   nothing), until four batches are caught again. A channel with sparse
+//!   traffic then pays one wake-up per burst instead of a window per
+//!   burst, and a busy one never sleeps.
 //!
 //! Why not coalesce beside NAPI by default: in the pps harness's
 //! threaded layout on this project's 2-vCPU machine, `poll(2)` received
@@ -126,6 +132,13 @@ pub(crate) struct AdaptiveState {
     /// The received count at the last wait, and when it last changed.
     last_rx: u64,
     last_arrival: Option<Instant>,
+    /// What the last wait did.
+    last_choice: Choice,
+    /// Whether spinning pays off, 0..=[`PAYOFF_MAX`]: up when frames came
+    /// while the thread spun (or came dense after a sleep: a batch or
+    /// more), down when a sleep had to be woken for a few. Spinning is
+    /// chosen only at [`PAYOFF_SPIN`] or more.
+    payoff: u8,
     pub(crate) napi: NapiWatch,
     /// Whether `cfg.fifo` was tried (once).
     pub(crate) fifo_tried: bool,
@@ -137,28 +150,54 @@ impl AdaptiveState {
             cfg,
             last_rx: 0,
             last_arrival: None,
+            last_choice: Choice::Spin,
+            payoff: PAYOFF_MAX,
             napi: NapiWatch::new(ifname),
             fifo_tried: false,
         }
     }
 
     /// A wait at `now`, with `received` frames received in all (a running
-    /// count) and `shares_napi` from the NAPI check: how to wait.
-    pub(crate) fn decide(&mut self, now: Instant, received: u64, shares_napi: bool) -> Choice {
+    /// count), `batch` the frames one receive takes, and `shares_napi`
+    /// from the NAPI check: how to wait.
+    pub(crate) fn decide(
+        &mut self,
+        now: Instant,
+        received: u64,
+        batch: usize,
+        shares_napi: bool,
+    ) -> Choice {
         if received != self.last_rx {
+            // Frames came since the last wait: did spinning catch them, or
+            // did a sleep have to be woken for them?
+            let came = received.wrapping_sub(self.last_rx);
+            let caught = self.last_choice == Choice::Spin || came >= batch as u64;
+            self.payoff = if caught {
+                (self.payoff + 1).min(PAYOFF_MAX)
+            } else {
+                self.payoff.saturating_sub(1)
+            };
             self.last_rx = received;
             self.last_arrival = Some(now);
         }
-        if shares_napi {
-            return Choice::Sleep;
-        }
         let window = Duration::from_micros(u64::from(self.cfg.spin_us));
-        match self.last_arrival {
+        let choice = match self.last_arrival {
+            _ if shares_napi || self.payoff < PAYOFF_SPIN => Choice::Sleep,
             Some(t) if now.saturating_duration_since(t) < window => Choice::Spin,
             _ => Choice::Sleep,
-        }
+        };
+        self.last_choice = choice;
+        choice
     }
 }
+
+/// The most [`AdaptiveState::payoff`] counts up to, and where spinning
+/// starts: after four sleeps in a row each woken for fewer than a batch,
+/// the thread stops spinning (traffic comes in bursts farther apart than
+/// the window: spinning would only pay for the window after each), and
+/// after four batches caught it starts again.
+const PAYOFF_MAX: u8 = 8;
+const PAYOFF_SPIN: u8 = 4;
 
 /// Watches whether the NAPI kthreads of an interface (`napi/IFNAME-ID`,
 /// threaded NAPI) are confined to CPUs the calling thread may run on.
@@ -310,32 +349,69 @@ mod tests {
         let mut a = AdaptiveState::new(Adaptive::default(), "x");
         let t0 = Instant::now();
         // Nothing received yet: sleep.
-        assert_eq!(a.decide(t0, 0, false), Choice::Sleep);
+        assert_eq!(a.decide(t0, 0, 64, false), Choice::Sleep);
         // Frames arrived: spin for the window after the wait that saw them.
-        assert_eq!(a.decide(t0 + US, 64, false), Choice::Spin);
-        assert_eq!(a.decide(t0 + 15 * US, 64, false), Choice::Spin);
-        assert_eq!(a.decide(t0 + 21 * US, 64, false), Choice::Sleep);
-        // More frames restart the window.
-        assert_eq!(a.decide(t0 + 30 * US, 128, false), Choice::Spin);
-        assert_eq!(a.decide(t0 + 49 * US, 128, false), Choice::Spin);
-        assert_eq!(a.decide(t0 + 51 * US, 128, false), Choice::Sleep);
+        assert_eq!(a.decide(t0 + US, 64, 64, false), Choice::Spin);
+        assert_eq!(a.decide(t0 + 15 * US, 64, 64, false), Choice::Spin);
+        assert_eq!(a.decide(t0 + 21 * US, 64, 64, false), Choice::Sleep);
+        // More frames (a batch, after the sleep) restart the window.
+        assert_eq!(a.decide(t0 + 30 * US, 128, 64, false), Choice::Spin);
+        assert_eq!(a.decide(t0 + 49 * US, 128, 64, false), Choice::Spin);
+        assert_eq!(a.decide(t0 + 51 * US, 128, 64, false), Choice::Sleep);
+    }
+
+    /// Bursts of `n` frames every `gap`: the waits of `rounds` bursts
+    /// (the first wait after each burst, then one a window later), and
+    /// how many of them spun.
+    fn bursts(a: &mut AdaptiveState, n: u64, gap: Duration, rounds: u32) -> u32 {
+        let (mut now, mut rx, mut spun) = (Instant::now(), 0u64, 0);
+        for _ in 0..rounds {
+            rx += n;
+            if a.decide(now, rx, 64, false) == Choice::Spin {
+                spun += 1;
+                // The window runs out before the next burst: sleep.
+                assert_eq!(a.decide(now + 21 * US, rx, 64, false), Choice::Sleep);
+            }
+            now += gap;
+        }
+        spun
+    }
+
+    #[test]
+    fn sparse_bursts_stop_the_spinning_and_dense_ones_bring_it_back() {
+        let mut a = AdaptiveState::new(Adaptive::default(), "x");
+        // A few frames every 100 µs: every sleep is woken for a few. After
+        // four, the thread sleeps at once.
+        let spun = bursts(&mut a, 8, 100 * US, 20);
+        assert!(spun <= 5, "{spun}");
+        assert_eq!(bursts(&mut a, 8, 100 * US, 10), 0);
+        // A batch or more after each sleep: spinning pays again.
+        let spun = bursts(&mut a, 200, 100 * US, 20);
+        assert!(spun >= 15, "{spun}");
+        // Frames caught while spinning keep it spinning.
+        let t = Instant::now();
+        let mut rx = 10_000;
+        for i in 0..50u32 {
+            rx += 3;
+            assert_eq!(a.decide(t + i * 5 * US, rx, 64, false), Choice::Spin);
+        }
     }
 
     #[test]
     fn a_cpu_shared_with_napi_never_spins() {
         let mut a = AdaptiveState::new(Adaptive::default(), "x");
         let t0 = Instant::now();
-        assert_eq!(a.decide(t0, 64, true), Choice::Sleep);
-        assert_eq!(a.decide(t0 + US, 128, true), Choice::Sleep);
-        // No longer shared: spinning, since frames just came.
-        assert_eq!(a.decide(t0 + 2 * US, 128, false), Choice::Spin);
+        assert_eq!(a.decide(t0, 64, 64, true), Choice::Sleep);
+        assert_eq!(a.decide(t0 + US, 128, 64, true), Choice::Sleep);
+        // No longer shared: spinning, since a batch just came.
+        assert_eq!(a.decide(t0 + 2 * US, 192, 64, false), Choice::Spin);
     }
 
     #[test]
     fn a_zero_window_never_spins() {
         let mut a = AdaptiveState::new(Adaptive::default().with(|a| a.spin_us = 0), "x");
         let t0 = Instant::now();
-        assert_eq!(a.decide(t0, 64, false), Choice::Sleep);
+        assert_eq!(a.decide(t0, 64, 64, false), Choice::Sleep);
     }
 
     #[test]
