@@ -356,10 +356,40 @@ fn write_goals(s: &mut String, report: &Value) -> Result<()> {
     writeln!(s, "#### Goals (this run)\n")?;
     writeln!(
         s,
-        "| layout | workload | size / load | ratio | goal | this run | | most any AF_XDP program could reach here |"
+        "| layout | workload | size / load | ratio | goal | this run | | how far any program got here |"
     )?;
     writeln!(s, "|---|---|---|---|---|---|---|---|")?;
+    let cells = report["cells"].as_array().cloned().unwrap_or_default();
+    let latency = report["latency"].as_array().cloned().unwrap_or_default();
+    let latency_cells = report["latency_cells"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for g in goals {
+        // skmem ÷ bound: the best peer's own share of the bound says how
+        // far any program got (the bound itself is 1.0 by definition).
+        let peer_share = (g["ratio"].as_str() == Some("skmem_vs_bound"))
+            .then(|| {
+                let c = cells.iter().find(|c| {
+                    c["layout"] == g["layout"]
+                        && c["workload"] == g["workload"]
+                        && c["size"] == g["size"]
+                })?;
+                let bound = match c["workload"].as_str() {
+                    Some("l2fwd") => c["fastest_txonly_mpps"].as_f64(),
+                    _ => c["bound_mpps"].as_f64(),
+                }?;
+                let best = c["best_peer_mpps"].as_f64()?;
+                (bound > 0.0).then(|| {
+                    format!(
+                        "best peer ({}): {:.2}×",
+                        c["best_peer"].as_str().unwrap_or("?"),
+                        best / bound
+                    )
+                })
+            })
+            .flatten()
+            .or_else(|| least_cpu(g, &latency, &latency_cells));
         writeln!(
             s,
             "| {} | {} | {} | {} | {} {} | {} | {} | {} |",
@@ -382,10 +412,11 @@ fn write_goals(s: &mut String, report: &Value) -> Result<()> {
                 Some(false) => "❌",
                 None => "–",
             },
-            match g["reachable"].as_bool() {
-                Some(false) => format!("{} — out of reach", ratio(&g["bound"])),
-                Some(true) => ratio(&g["bound"]),
-                None => "–".to_owned(),
+            match (peer_share, g["reachable"].as_bool()) {
+                (Some(p), _) => p,
+                (None, Some(false)) => format!("{} — out of reach", ratio(&g["bound"])),
+                (None, Some(true)) => ratio(&g["bound"]),
+                (None, None) => "–".to_owned(),
             }
         )?;
     }
@@ -488,6 +519,32 @@ fn write_latency(s: &mut String, report: &Value) -> Result<()> {
     Ok(())
 }
 
+/// For a latency load's CPU goal: the least machine CPU per frame any
+/// program reached at that load (over the goal's denominator), and which.
+fn least_cpu(g: &Value, latency: &[Value], cells: &[Value]) -> Option<String> {
+    if g["ratio"].as_str() != Some("cpu_vs_best_default_peer") {
+        return None;
+    }
+    let here = |v: &Value| v["layout"] == g["layout"] && v["load"] == g["load"];
+    let denominator = cells
+        .iter()
+        .find(|c| here(c))?
+        .get("best_default_peer_machine_ns")?
+        .as_f64()?;
+    let least = latency
+        .iter()
+        .filter(|r| here(r))
+        .filter_map(|r| Some((r["machine_ns_per_packet"].as_f64()?, r["program"].as_str()?)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))?;
+    (denominator > 0.0).then(|| {
+        format!(
+            "least measured: {:.2}× ({})",
+            least.0 / denominator,
+            least.1
+        )
+    })
+}
+
 /// A line per program the run left out, and why.
 fn write_skipped(s: &mut String, report: &Value) -> Result<()> {
     if let Some(skipped) = report["skipped"].as_array().filter(|v| !v.is_empty()) {
@@ -510,7 +567,9 @@ fn write_wait_note(s: &mut String, rows: &[Row]) -> Result<()> {
     if waits.iter().any(|w| w == "spin") && waits.iter().any(|w| w == "poll") {
         writeln!(
             s,
-            "(Each result's wait mode is in the JSON report: the threaded layout polls.)\n"
+            "(How each program waited: skmem `adaptive`, skmem-coalesce `coalesce`, the `-poll` \
+             rows `poll()`, the rest spin — skmem-w1/w2 and xsk-sink as their layout says: \
+             spin in default, poll in threaded. Each result's wait is in the JSON report.)\n"
         )?;
     }
     Ok(())
@@ -557,12 +616,16 @@ mod tests {
             "cells": [{"layout": "threaded", "workload": "rxdrop", "size": 64,
                        "skmem_vs_best_peer": 2.0, "best_peer": "xsk-rs", "skmem_vs_ceiling": 0.5,
                        "skmem_vs_xsk_rs": 2.0, "skmem_vs_xsk_rs_rounds": [1.9, 2.0, 2.2],
-                       "coalesce_vs_best_peer": 3.0}],
+                       "coalesce_vs_best_peer": 3.0, "best_peer_mpps": 1.0,
+                       "bound_mpps": 4.0}],
             "goals": [{"layout": "threaded", "workload": "rxdrop", "size": 64,
                        "ratio": "skmem / best peer", "target": 1.05, "value": 2.0, "met": true},
                       {"layout": "threaded", "workload": "rxdrop", "size": 64,
                        "ratio": "skmem_vs_ceiling", "target": 0.75, "value": 0.5, "met": false,
-                       "bound": 0.6, "reachable": false}],
+                       "bound": 0.6, "reachable": false},
+                      {"layout": "threaded", "workload": "rxdrop", "size": 64,
+                       "ratio": "skmem_vs_bound", "target": 0.9, "value": 0.5, "met": false,
+                       "bound": 1.0, "reachable": true}],
             "latency": [{"layout": "threaded", "load": 0.5, "target_mpps": 0.5,
                          "program": "skmem", "wait": "adaptive", "sent_mpps": 0.499,
                          "forwarded_mpps": 0.498, "lost_share": 0.001, "p50_us": 12.34,
@@ -593,6 +656,11 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("not run: testpmd — not installed"), "{md}");
+        // skmem ÷ bound says how far the best peer got.
+        assert!(
+            md.contains("| ≥ 0.9 | 0.50× | ❌ | best peer (xsk-rs): 0.25× |"),
+            "{md}"
+        );
         // The CPU table: machine ns per packet (Mpps per busy CPU).
         assert!(md.contains("| rxdrop | 64 B | 612 (1.25) | – |"), "{md}");
         // The latency table.

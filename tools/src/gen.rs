@@ -208,16 +208,7 @@ pub fn run(args: GenArgs, stop: &AtomicBool) -> Result<()> {
         }
         if Instant::now() >= tick_at {
             let dt = 1.0 + (Instant::now() - tick_at).as_secs_f64();
-            let pps = (sent - tick_sent) as f64 / dt;
-            print_tick(
-                &args,
-                &Tick {
-                    elapsed_s: t0.elapsed().as_secs_f64(),
-                    pps,
-                    bps: pps * args.size as f64 * 8.0,
-                    sent,
-                },
-            )?;
+            print_tick(&args, t0, sent, (sent - tick_sent) as f64 / dt)?;
             tick_at = Instant::now() + Duration::from_secs(1);
             tick_sent = sent;
         }
@@ -248,7 +239,14 @@ pub fn run(args: GenArgs, stop: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
-fn print_tick(args: &GenArgs, t: &Tick) -> Result<()> {
+/// One second's line: `sent` so far since `t0`, at `pps`.
+fn print_tick(args: &GenArgs, t0: Instant, sent: u64, pps: f64) -> Result<()> {
+    let t = &Tick {
+        elapsed_s: t0.elapsed().as_secs_f64(),
+        pps,
+        bps: pps * args.size as f64 * 8.0,
+        sent,
+    };
     if args.json {
         crate::output::json("gen_rate", t)?;
     } else {
@@ -333,16 +331,7 @@ fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(20));
                 if Instant::now() >= tick_at {
                     let sent = counters.sent.load(Ordering::Relaxed);
-                    let pps = (sent - last) as f64;
-                    print_tick(
-                        args,
-                        &Tick {
-                            elapsed_s: t0.elapsed().as_secs_f64(),
-                            pps,
-                            bps: pps * args.size as f64 * 8.0,
-                            sent,
-                        },
-                    )?;
+                    print_tick(args, t0, sent, (sent - last) as f64)?;
                     last = sent;
                     tick_at += Duration::from_secs(1);
                 }

@@ -318,7 +318,7 @@ pub(super) fn latency_goals(cells: &[latency::LatencyCell]) -> Vec<Goal> {
                 value,
                 met: value.map(|v| v <= target),
                 bound,
-                // At most: reachable when the least it can be is below.
+                // At most: reachable when some program got there.
                 reachable: bound.map(|b| b <= target),
             });
         };

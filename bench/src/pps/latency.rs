@@ -13,7 +13,7 @@ use skmem::channel::{BindMode, Channel, ChannelParams};
 use skmem_netns::latency::{probe, Histogram, ProbeCounters, ProbeParams, ProbeReport};
 
 use super::measure::{run_one, RunCtx};
-use super::run::{arena_name, prog_params, ASide};
+use super::run::{arena_name, prog_params, round_order, ASide};
 use super::*;
 
 /// The programs a latency round runs, in order (those the run has).
@@ -107,12 +107,7 @@ pub(super) fn run_layout_latency(
         let target_pps = (load * best_peer_mpps * 1e6).max(1.0) as u64;
         let mut rounds: Vec<Vec<RoundFigures>> = vec![Vec::new(); progs.len()];
         for round in 0..cfg.latency_rounds {
-            let order: Vec<usize> = if round % 2 == 0 {
-                (0..progs.len()).collect()
-            } else {
-                (0..progs.len()).rev().collect()
-            };
-            for idx in order {
+            for idx in round_order(round, progs.len()) {
                 check_interrupt()?;
                 let imp = progs[idx];
                 let label = format!(
@@ -368,38 +363,15 @@ pub struct LatencyCell {
     pub skmem_forwarded_mpps: Option<f64>,
     /// That peer's forwarded rate, Mpps.
     pub best_default_peer_forwarded_mpps: Option<f64>,
-    /// The least `cpu_vs_best_default_peer` could be: that peer's machine
-    /// CPU per frame less the time its thread spent spinning idle, over
-    /// the same figure — what a program that never waited would cost. The
-    /// spinning is its own CPU per frame here less the least any program
-    /// spent per frame forwarding flat out in the layout's l2fwd cell (its
-    /// thread then always had work).
+    /// The least machine CPU per frame any program of the run reached at
+    /// this load (any setting, skmem's included), over the same
+    /// denominator as `cpu_vs_best_default_peer`: how low the ratio was
+    /// shown to go here.
     pub cpu_bound: Option<f64>,
 }
 
-/// The latency cells of a run; `matrix` gives the least CPU per frame a
-/// program spent forwarding flat out (see [`LatencyCell::cpu_bound`]).
-pub(super) fn latency_cells(
-    results: &[LatencyResult],
-    matrix: &[ProgramResult],
-) -> Vec<LatencyCell> {
-    let work_ns = |layout: Layout| {
-        let size = matrix
-            .iter()
-            .filter(|r| r.layout == layout && r.workload == Workload::L2fwd)
-            .map(|r| r.size)
-            .min()?;
-        matrix
-            .iter()
-            .filter(|r| {
-                r.layout == layout
-                    && r.workload == Workload::L2fwd
-                    && r.size == size
-                    && matches!(r.kind, Kind::Skmem | Kind::Peer | Kind::Variant)
-            })
-            .filter_map(|r| r.prog_ns_per_packet)
-            .min_by(f64::total_cmp)
-    };
+/// The latency cells of a run.
+pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
     let mut keys: Vec<(Layout, f64, f64)> = Vec::new();
     for r in results {
         if !keys.iter().any(|k| k.0 == r.layout && k.1 == r.load) {
@@ -443,15 +415,12 @@ pub(super) fn latency_cells(
                 ),
                 skmem_forwarded_mpps: skmem.map(|r| r.forwarded_mpps),
                 best_default_peer_forwarded_mpps: best_default.map(|r| r.forwarded_mpps),
-                cpu_bound: best_default.and_then(|p| {
-                    let (machine, own, work) = (
-                        p.machine_ns_per_packet?,
-                        p.prog_ns_per_packet?,
-                        work_ns(layout)?,
-                    );
-                    let idle = (own - work).max(0.0);
-                    (machine > 0.0).then(|| ((machine - idle) / machine).max(0.0))
-                }),
+                cpu_bound: ratio(
+                    here.iter()
+                        .filter_map(|r| r.machine_ns_per_packet)
+                        .min_by(f64::total_cmp),
+                    best_default.and_then(|r| r.machine_ns_per_packet),
+                ),
             }
         })
         .collect()

@@ -153,7 +153,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
         latency.append(&mut l);
     }
     let cells = cells(cfg, &results);
-    let latency_cells = latency::latency_cells(&latency, &results);
+    let latency_cells = latency::latency_cells(&latency);
     let mut goals = goals(&cells);
     goals.extend(latency_goals(&latency_cells));
     Ok(Report {
@@ -363,11 +363,7 @@ pub(super) fn run_cell(
         .context("txonly frame")?;
     let mut runs: Vec<Vec<ProgramResult>> = vec![Vec::new(); imps.len()];
     for round in 0..cfg.rounds {
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..imps.len()).collect()
-        } else {
-            (0..imps.len()).rev().collect()
-        };
+        let order = round_order(round, imps.len());
         for idx in order {
             let imp = imps[idx];
             check_interrupt()?;
@@ -437,6 +433,16 @@ pub(super) fn prog_params(
         pkt_size: size,
         frame: tx_frame.to_vec(),
         worker_exe: cfg.worker_exe.clone(),
+    }
+}
+
+/// The order of `n` programs in round `round`: forward in even rounds,
+/// reversed in odd ones, so that drift within a round favours none.
+pub(super) fn round_order(round: u32, n: usize) -> Vec<usize> {
+    if round.is_multiple_of(2) {
+        (0..n).collect()
+    } else {
+        (0..n).rev().collect()
     }
 }
 
