@@ -30,8 +30,18 @@ fn quick_run_moves_frames_through_every_program() {
     // Autogroup scheduling: as a killed run would have left it (off, with
     // its marker), which this run must restore before turning it off for
     // itself, and back on after.
-    let autogroup_before = std::fs::read_to_string(sched::SYSCTL).ok();
-    if autogroup_before.as_deref().map(str::trim) == Some("1") {
+    // A marker already there was left by a run killed before this test (a
+    // machine's earlier run, or an interrupted CI job): the run restores
+    // the value it names first, so that is the value to end with.
+    let left_by_killed_run = std::fs::read_to_string(sched::MARKER)
+        .ok()
+        .and_then(|m| m.split_whitespace().next().map(str::to_owned));
+    let autogroup_before = left_by_killed_run.or_else(|| {
+        std::fs::read_to_string(sched::SYSCTL)
+            .ok()
+            .map(|v| v.trim().to_owned())
+    });
+    if autogroup_before.as_deref() == Some("1") && !std::path::Path::new(sched::MARKER).exists() {
         let mut gone = std::process::Command::new("true").spawn().unwrap();
         let dead_pid = gone.id();
         gone.wait().unwrap();
@@ -53,11 +63,13 @@ fn quick_run_moves_frames_through_every_program() {
     }
     eprintln!("{}", report.to_table());
     assert_eq!(
-        std::fs::read_to_string(sched::SYSCTL).ok(),
+        std::fs::read_to_string(sched::SYSCTL)
+            .ok()
+            .map(|v| v.trim().to_owned()),
         autogroup_before
     );
     assert!(!std::path::Path::new(sched::MARKER).exists());
-    let expected = match autogroup_before.as_deref().map(str::trim) {
+    let expected = match autogroup_before.as_deref() {
         Some("1") => Autogroup::TurnedOff,
         Some("0") => Autogroup::AlreadyOff,
         None => Autogroup::Absent,
