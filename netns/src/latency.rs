@@ -232,7 +232,7 @@ impl ProbeReport {
 /// CPU): a probe that spins makes the kernel defer them to `ksoftirqd`,
 /// which then waits out the probe's time slice — milliseconds of latency
 /// that are the probe's, not the forwarder's.
-const MIN_GAP: Duration = Duration::from_micros(50);
+pub const MIN_GAP: Duration = Duration::from_micros(50);
 
 /// Sends `p.spec` frames on `ch` at `p.rate_pps` until `stop`, each
 /// stamped, and records in `hist` the round-trip time of every one that
