@@ -389,7 +389,8 @@ fn write_goals(s: &mut String, report: &Value) -> Result<()> {
                 })
             })
             .flatten()
-            .or_else(|| least_cpu(g, &latency, &latency_cells));
+            .or_else(|| least_cpu(g, &latency, &latency_cells))
+            .or_else(|| kernel_p99(g, &latency_cells));
         writeln!(
             s,
             "| {} | {} | {} | {} | {} {} | {} | {} | {} |",
@@ -533,14 +534,42 @@ fn least_cpu(g: &Value, latency: &[Value], cells: &[Value]) -> Option<String> {
         .as_f64()?;
     let least = latency
         .iter()
-        .filter(|r| here(r))
+        .filter(|r| here(r) && r["kind"].as_str() != Some("ceiling"))
         .filter_map(|r| Some((r["machine_ns_per_packet"].as_f64()?, r["program"].as_str()?)))
         .min_by(|a, b| a.0.total_cmp(&b.0))?;
+    let kernel = cells
+        .iter()
+        .find(|c| here(c))
+        .and_then(|c| c["kernel_cpu"].as_f64())
+        .map(|k| format!("; in-kernel xdp-tx, no program: {k:.2}×"))
+        .unwrap_or_default();
     (denominator > 0.0).then(|| {
         format!(
-            "least measured: {:.2}× ({})",
+            "least measured: {:.2}× ({}){kernel}",
             least.0 / denominator,
             least.1
+        )
+    })
+}
+
+/// For a latency load's p99 goal: the in-kernel forward's p99 (the probe,
+/// the veths and XDP, no program) over the best peer's — how close the
+/// best peer already was to the floor under every program.
+fn kernel_p99(g: &Value, cells: &[Value]) -> Option<String> {
+    if g["ratio"].as_str() != Some("p99_vs_best_peer") {
+        return None;
+    }
+    let c = cells
+        .iter()
+        .find(|c| c["layout"] == g["layout"] && c["load"] == g["load"])?;
+    let (kernel, best) = (
+        c["kernel_p99_us"].as_f64()?,
+        c["best_peer_p99_us"].as_f64()?,
+    );
+    (best > 0.0).then(|| {
+        format!(
+            "in-kernel xdp-tx, no program: p99 {kernel:.0} µs, {:.2}× the best peer's",
+            kernel / best
         )
     })
 }
@@ -625,13 +654,27 @@ mod tests {
                        "bound": 0.6, "reachable": false},
                       {"layout": "threaded", "workload": "rxdrop", "size": 64,
                        "ratio": "skmem_vs_bound", "target": 0.9, "value": 0.5, "met": false,
-                       "bound": 1.0, "reachable": true}],
+                       "bound": 1.0, "reachable": true},
+                      {"layout": "threaded", "workload": "l2fwd", "load": 0.5,
+                       "ratio": "p99_vs_best_peer", "target": 1.1, "at_most": true,
+                       "value": 1.2, "met": false},
+                      {"layout": "threaded", "workload": "l2fwd", "load": 0.5,
+                       "ratio": "cpu_vs_best_default_peer", "target": 0.5, "at_most": true,
+                       "value": 0.8, "met": false, "bound": 0.7, "reachable": false}],
+            "latency_cells": [{"layout": "threaded", "load": 0.5, "best_peer_p99_us": 50.0,
+                               "best_default_peer_machine_ns": 3000.0,
+                               "kernel_p99_us": 40.0, "kernel_cpu": 0.25}],
             "latency": [{"layout": "threaded", "load": 0.5, "target_mpps": 0.5,
                          "program": "skmem", "wait": "adaptive", "sent_mpps": 0.499,
                          "forwarded_mpps": 0.498, "lost_share": 0.001, "p50_us": 12.34,
                          "p99_us": 56.7, "p999_us": 89.0, "max_us": 120.0,
                          "machine_busy_cores": 1.23, "machine_ns_per_packet": 2470.0,
-                         "prog_ns_per_packet": 900.0}],
+                         "prog_ns_per_packet": 900.0},
+                        {"layout": "threaded", "load": 0.5, "target_mpps": 0.5,
+                         "program": "xdp-tx", "kind": "ceiling", "wait": "spin",
+                         "sent_mpps": 0.5, "forwarded_mpps": 0.5, "lost_share": 0.0,
+                         "p50_us": 10.0, "p99_us": 40.0, "p999_us": 45.0, "max_us": 50.0,
+                         "machine_busy_cores": 0.38, "machine_ns_per_packet": 750.0}],
             "skipped": [{"implementation": "testpmd", "reason": "not installed"}],
             "elapsed_s": 42.0, "loadavg": ["0.1", "0.2"]
         })
@@ -668,6 +711,20 @@ mod tests {
             md.contains(
                 "| 50 % (0.500 Mpps) | skmem | adaptive | 0.499 | 0.498 | 0.10 % | 12.3 | 56.7 \
                  | 89.0 | 120.0 | 1.23 | 2470 | 900 |"
+            ),
+            "{md}"
+        );
+        // The latency goals, beside the floor the in-kernel forward
+        // measured (the least CPU is an AF_XDP program's, not xdp-tx's).
+        assert!(
+            md.contains(
+                "| ≤ 1.1 | 1.20× | ❌ | in-kernel xdp-tx, no program: p99 40 µs, 0.80× the best peer's |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| ≤ 0.5 | 0.80× | ❌ | least measured: 0.82× (skmem); in-kernel xdp-tx, no program: 0.25× |"
             ),
             "{md}"
         );

@@ -225,6 +225,11 @@ fn check_latency(cfg: &Config, report: &pps::Report) {
                 .expect("a latency cell");
             assert!(c.p99_vs_best_peer.is_some(), "{c:?}");
             assert!(c.cpu_vs_best_default_peer.is_some(), "{c:?}");
+            if ran(Implementation::Ceiling) {
+                // The in-kernel forward is the floor beside the goals.
+                assert!(c.kernel_p99_us.is_some_and(|v| v > 0.0), "{c:?}");
+                assert!(c.kernel_cpu.is_some_and(|v| v > 0.0), "{c:?}");
+            }
             for ratio in ["p99_vs_best_peer", "cpu_vs_best_default_peer"] {
                 assert!(
                     report.goals.iter().any(|g| g.layout == layout

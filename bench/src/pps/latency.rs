@@ -16,8 +16,11 @@ use super::measure::{run_one, RunCtx};
 use super::run::{arena_name, prog_params, round_order, ASide};
 use super::*;
 
-/// The programs a latency round runs, in order (those the run has).
-pub const LATENCY_PROGRAMS: [Implementation; 8] = [
+/// The programs a latency round runs, in order (those the run has). The
+/// ceiling, `xdp-tx`, forwards in A's XDP program with no AF_XDP program
+/// at all: its round trips and CPU are the floor any program's stand on
+/// (the probe's, the veths' and the kernel's share).
+pub const LATENCY_PROGRAMS: [Implementation; 9] = [
     Implementation::Skmem,
     Implementation::XskRs,
     Implementation::SkmemSpin,
@@ -26,6 +29,7 @@ pub const LATENCY_PROGRAMS: [Implementation; 8] = [
     Implementation::LibxdpC,
     Implementation::LibxdpCPoll,
     Implementation::Testpmd,
+    Implementation::Ceiling,
 ];
 
 /// One latency run's figures (rounds merged: medians of the per-round
@@ -117,7 +121,7 @@ pub(super) fn run_layout_latency(
                     target_pps as f64 / 1e6,
                     round + 1,
                     cfg.latency_rounds,
-                    imp.name()
+                    latency_name(imp)
                 );
                 a.renew(pair, imp.a_side(Workload::L2fwd))
                     .with_context(|| format!("{label}: preparing A"))?;
@@ -253,7 +257,7 @@ fn attempt(
             layout,
             t0,
         };
-        Some(run_one(&ctx, imp, imp.name(), None, p))
+        Some(run_one(&ctx, imp, latency_name(imp), None, p))
     } else {
         None
     };
@@ -268,6 +272,11 @@ fn attempt(
     let r = measured?;
     let (probe, q) = probed.context("the probe failed")?;
     Ok(RoundFigures { r, probe, q })
+}
+
+/// A latency program's name: the ceiling's is its l2fwd program's.
+fn latency_name(imp: Implementation) -> &'static str {
+    imp.program(Workload::L2fwd).unwrap_or(imp.name())
 }
 
 /// The rounds of one program at one load as one result: medians of the
@@ -292,7 +301,7 @@ fn merge(
         layout,
         load,
         target_mpps: target_pps as f64 / 1e6,
-        program: imp.name().to_owned(),
+        program: latency_name(imp).to_owned(),
         implementation: imp,
         kind: imp.kind(),
         wait: first.r.wait,
@@ -363,11 +372,18 @@ pub struct LatencyCell {
     pub skmem_forwarded_mpps: Option<f64>,
     /// That peer's forwarded rate, Mpps.
     pub best_default_peer_forwarded_mpps: Option<f64>,
-    /// The least machine CPU per frame any program of the run reached at
-    /// this load (any setting, skmem's included), over the same
-    /// denominator as `cpu_vs_best_default_peer`: how low the ratio was
-    /// shown to go here.
+    /// The least machine CPU per frame any AF_XDP program of the run
+    /// reached at this load (any setting, skmem's included), over the
+    /// same denominator as `cpu_vs_best_default_peer`: how low the ratio
+    /// was shown to go here.
     pub cpu_bound: Option<f64>,
+    /// The in-kernel forward's (`xdp-tx`, no AF_XDP program) p99, µs: the
+    /// round trip of the probe, the veths and XDP alone.
+    pub kernel_p99_us: Option<f64>,
+    /// Its machine CPU per frame over the same denominator as
+    /// `cpu_vs_best_default_peer`: what the probe and the kernel cost with
+    /// no program at all — the floor under every program's ratio.
+    pub kernel_cpu: Option<f64>,
 }
 
 /// The latency cells of a run.
@@ -385,6 +401,7 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                 .filter(|r| r.layout == layout && r.load == load)
                 .collect();
             let skmem = here.iter().find(|r| r.kind == Kind::Skmem);
+            let kernel = here.iter().find(|r| r.kind == Kind::Ceiling);
             let best = here
                 .iter()
                 .filter(|r| r.kind == Kind::Peer && r.recorded > 0)
@@ -417,8 +434,14 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                 best_default_peer_forwarded_mpps: best_default.map(|r| r.forwarded_mpps),
                 cpu_bound: ratio(
                     here.iter()
+                        .filter(|r| r.kind != Kind::Ceiling)
                         .filter_map(|r| r.machine_ns_per_packet)
                         .min_by(f64::total_cmp),
+                    best_default.and_then(|r| r.machine_ns_per_packet),
+                ),
+                kernel_p99_us: kernel.filter(|r| r.recorded > 0).map(|r| r.p99_us),
+                kernel_cpu: ratio(
+                    kernel.and_then(|r| r.machine_ns_per_packet),
                     best_default.and_then(|r| r.machine_ns_per_packet),
                 ),
             }

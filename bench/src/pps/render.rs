@@ -169,7 +169,7 @@ impl Report {
         for c in &self.latency_cells {
             let _ = writeln!(
                 s,
-                "{} {:.0} %: skmem p99 {} µs vs {} {} µs ({}); machine ns/pkt {} vs {} (spinning) {} ({})",
+                "{} {:.0} %: skmem p99 {} µs vs {} {} µs ({}); machine ns/pkt {} vs {} (spinning) {} ({}); in-kernel xdp-tx p99 {} µs, CPU {}",
                 c.layout.name(),
                 c.load * 100.0,
                 value_text(c.skmem_p99_us),
@@ -179,7 +179,9 @@ impl Report {
                 ns_text(c.skmem_machine_ns),
                 c.best_default_peer.as_deref().unwrap_or("-"),
                 ns_text(c.best_default_peer_machine_ns),
-                value_text(c.cpu_vs_best_default_peer)
+                value_text(c.cpu_vs_best_default_peer),
+                value_text(c.kernel_p99_us),
+                value_text(c.kernel_cpu)
             );
         }
     }
