@@ -69,9 +69,13 @@ pub struct LatencyResult {
     pub recorded: u64,
     /// The machine's busy CPUs over the window (every CPU, probe included).
     pub machine_busy_cores: Option<f64>,
-    /// That per forwarded frame, ns.
+    /// Frames of the measured window that came back to the probe, per
+    /// second of the window, Mpps: the same count for every program,
+    /// whatever the program counts itself.
+    pub returned_mpps: f64,
+    /// The machine's busy time per frame returned, ns.
     pub machine_ns_per_packet: Option<f64>,
-    /// The program's own CPU time per forwarded frame, ns.
+    /// The program's own CPU time per frame returned, ns.
     pub prog_ns_per_packet: Option<f64>,
     /// The program's own CPU share (1.0: a whole CPU).
     pub prog_cpu_share: Option<f64>,
@@ -150,7 +154,7 @@ pub(super) fn run_layout_latency(
             }
         }
         for (imp, rs) in progs.iter().zip(rounds) {
-            if let Some(m) = merge(layout, load, target_pps, *imp, &rs) {
+            if let Some(m) = merge(layout, load, target_pps, cfg.latency_duration_s, *imp, &rs) {
                 out.push(m);
             }
         }
@@ -281,14 +285,25 @@ fn latency_name(imp: Implementation) -> &'static str {
 
 /// The rounds of one program at one load as one result: medians of the
 /// per-round figures (the maximum: the largest).
+///
+/// CPU is divided by the frames that came back to the probe in the
+/// measured window (`window_s` long), not by what the program says it
+/// forwarded: one count for every program (testpmd's own counters, for
+/// one, span more than the window).
 fn merge(
     layout: Layout,
     load: f64,
     target_pps: u64,
+    window_s: f64,
     imp: Implementation,
     rs: &[RoundFigures],
 ) -> Option<LatencyResult> {
     let first = rs.first()?;
+    let returned_pps = |f: &RoundFigures| f.probe.recorded as f64 / window_s.max(1e-9);
+    let per_returned = |f: &RoundFigures, cores: Option<f64>| {
+        let pps = returned_pps(f);
+        cores.filter(|_| pps > 0.0).map(|c| c * 1e9 / pps)
+    };
     let med = |f: &dyn Fn(&RoundFigures) -> f64| {
         let v: Vec<f64> = rs.iter().map(f).collect();
         median_min_max(&v).0
@@ -314,8 +329,9 @@ fn merge(
         max_us: rs.iter().map(|f| f.q[3] as f64 / 1e3).fold(0.0, f64::max),
         recorded: rs.iter().map(|f| f.probe.recorded).sum(),
         machine_busy_cores: med_opt(&|f| f.r.machine_busy_cores),
-        machine_ns_per_packet: med_opt(&|f| f.r.machine_ns_per_packet),
-        prog_ns_per_packet: med_opt(&|f| f.r.prog_ns_per_packet),
+        returned_mpps: med(&|f| returned_pps(f) / 1e6),
+        machine_ns_per_packet: med_opt(&|f| per_returned(f, f.r.machine_busy_cores)),
+        prog_ns_per_packet: med_opt(&|f| per_returned(f, f.r.prog_cpu_share)),
         prog_cpu_share: med_opt(&|f| f.r.prog_cpu_share),
         rounds_p99_us: rs.iter().map(|f| f.q[1] as f64 / 1e3).collect(),
     })
