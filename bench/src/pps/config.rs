@@ -107,7 +107,8 @@ pub enum Implementation {
     #[value(name = "xsk-sink")]
     XskSink,
     /// The in-kernel ceiling of the workload: `xdp-drop` for rxdrop,
-    /// `xdp-tx` for l2fwd (none for txonly).
+    /// `xdp-tx` for l2fwd (none for txonly); in the latency runs, `xdp-tx`
+    /// is the floor of round trip and CPU under every program's.
     #[serde(rename = "ceiling")]
     #[value(name = "ceiling")]
     Ceiling,
