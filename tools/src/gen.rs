@@ -320,8 +320,8 @@ fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
     let done = AtomicBool::new(false);
     let mut hist = Histogram::new();
     let report = std::thread::scope(|s| -> Result<_> {
-        // The clock and the live lines on another thread; the probe spins
-        // on this one.
+        // The clock and the live lines on another thread; the probe, which
+        // sleeps only in `ppoll` on its socket, keeps this one.
         let ticker = s.spawn(|| -> Result<()> {
             let t0 = Instant::now();
             let end = (args.duration > 0).then(|| t0 + Duration::from_secs(args.duration));

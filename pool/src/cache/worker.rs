@@ -120,16 +120,8 @@ impl WorkerSlot {
     /// other pointer from an earlier `hold` that it has not released.
     #[inline(always)]
     unsafe fn hold(&self, asymmetric: bool) -> Option<NonNull<CpuCache>> {
-        self.busy.store(true, order::RAISE_BUSY);
-        sys::light_barrier(asymmetric);
-        if self.purging.load(order::SEE_PURGING) & PURGING != 0 {
-            self.busy.store(false, order::LOWER_BUSY);
-            return None;
-        }
-        // `busy` is up and `purging` was seen down after the barrier: no
-        // purger touches `cpu` until `release` (module docs), and the
-        // caller's claim keeps every other worker away.
-        NonNull::new(self.cpu.get())
+        // SAFETY: the caller's contract is this one's.
+        unsafe { self.handshake(asymmetric, PURGING) }
     }
 
     /// [`hold`](Self::hold) for the per-call methods: the same handshake
@@ -145,14 +137,30 @@ impl WorkerSlot {
     /// As for [`hold`](Self::hold).
     #[inline(always)]
     unsafe fn hold_fast(&self) -> Option<NonNull<CpuCache>> {
+        // SAFETY: as for `hold`; the slot's `idle` being 0 (the only way
+        // past the mask) says membarrier works, so the compiler fence is
+        // the light barrier.
+        unsafe { self.handshake(true, PURGING | NO_FAST_PATH) }
+    }
+
+    /// The worker's half of the handshake: raise `busy`, the light
+    /// barrier, then give way if `purging` has any bit of `refuse` set.
+    ///
+    /// # Safety
+    ///
+    /// As for [`hold`](Self::hold); with `asymmetric` true only when
+    /// membarrier works or `refuse` holds [`NO_FAST_PATH`].
+    #[inline(always)]
+    unsafe fn handshake(&self, asymmetric: bool, refuse: u8) -> Option<NonNull<CpuCache>> {
         self.busy.store(true, order::RAISE_BUSY);
-        sys::light_barrier(true);
-        if self.purging.load(order::SEE_PURGING) != 0 {
+        sys::light_barrier(asymmetric);
+        if self.purging.load(order::SEE_PURGING) & refuse != 0 {
             self.busy.store(false, order::LOWER_BUSY);
             return None;
         }
-        // As in `hold`; and the slot's `idle` being 0 says membarrier
-        // works, so the compiler fence above was the light barrier.
+        // `busy` is up and `purging` was seen down after the barrier: no
+        // purger touches `cpu` until `release` (module docs), and the
+        // caller's claim keeps every other worker away.
         NonNull::new(self.cpu.get())
     }
 
