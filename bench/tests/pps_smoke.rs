@@ -217,6 +217,16 @@ fn check_latency(cfg: &Config, report: &pps::Report) {
                 );
                 assert!((0.0..=1.0).contains(&r.lost_share), "{name}: {r:?}");
                 assert!(r.machine_ns_per_packet.is_some_and(|v| v > 0.0), "{name}");
+                // The probe's gaps were recorded, and what being awake for
+                // them costs is a share of one CPU.
+                assert!(
+                    r.gap_p50_us > 0.0 && r.gap_p01_us <= r.gap_p50_us,
+                    "{name}: {r:?}"
+                );
+                assert!(
+                    r.awake_share_99.is_some_and(|a| (0.0..=1.0).contains(&a)),
+                    "{name}: {r:?}"
+                );
             }
             let c = report
                 .latency_cells
@@ -229,8 +239,15 @@ fn check_latency(cfg: &Config, report: &pps::Report) {
                 // The in-kernel forward is the floor beside the goals.
                 assert!(c.kernel_p99_us.is_some_and(|v| v > 0.0), "{c:?}");
                 assert!(c.kernel_cpu.is_some_and(|v| v > 0.0), "{c:?}");
+                // Being awake for the frames adds to the floor.
+                let (k, b) = (c.kernel_cpu.unwrap(), c.cpu_at_p99_bound);
+                assert!(b.is_some_and(|b| b >= k), "{c:?}");
             }
-            for ratio in ["p99_vs_best_peer", "cpu_vs_best_default_peer"] {
+            for ratio in [
+                "p99_vs_best_peer",
+                "cpu_vs_best_default_peer",
+                "cpu_at_p99_vs_best_default_peer",
+            ] {
                 assert!(
                     report.goals.iter().any(|g| g.layout == layout
                         && g.load == Some(load)

@@ -128,6 +128,31 @@ impl Histogram {
         self.max = self.max.max(ns);
     }
 
+    /// Records `n` equal values.
+    #[inline]
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.counts[Self::index(ns)] += n;
+        self.total += n;
+        self.max = self.max.max(ns);
+    }
+
+    /// Every bucket, lowest first: (smallest value, the next bucket's
+    /// smallest, count).
+    fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.counts.iter().enumerate().map(|(i, &c)| {
+            // The last bucket ends at 2^64, one past u64::MAX.
+            let hi = if i + 1 < BUCKETS {
+                Self::low(i + 1)
+            } else {
+                u64::MAX
+            };
+            (Self::low(i), hi, c)
+        })
+    }
+
     /// Values recorded.
     pub fn count(&self) -> u64 {
         self.total
@@ -161,6 +186,100 @@ impl Histogram {
         self.counts.fill(0);
         self.total = 0;
         self.max = 0;
+    }
+}
+
+/// The gaps between the probe's bursts in the recorded window, and the
+/// least CPU any forwarder must spend to be awake when they arrive
+/// ([`awake_share`](Self::awake_share)).
+///
+/// A forwarder asleep when a burst arrives adds its wake-up to every
+/// frame of that burst (on this kind of VM tens of µs, more than the
+/// round trip of a forwarder that spins), so a p99 near a spinner's needs
+/// it awake for 99 % of the frames. Being awake costs CPU for as long as
+/// the gap it waits in lasts; these gaps say how much, at the least.
+#[derive(Debug, Clone, Default)]
+pub struct SendGaps {
+    /// One value per burst: ns since the burst before.
+    bursts: Histogram,
+    /// The same gaps, once per frame of the burst.
+    frames: Histogram,
+    /// The gaps' exact sum, ns: the time the bursts span.
+    total_ns: u64,
+}
+
+impl SendGaps {
+    /// No gaps yet (two histograms' allocations).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a burst of `frames` frames sent `gap_ns` after the one
+    /// before. Allocates nothing.
+    #[inline]
+    pub fn record(&mut self, gap_ns: u64, frames: u64) {
+        self.bursts.record(gap_ns);
+        self.frames.record_n(gap_ns, frames);
+        self.total_ns += gap_ns;
+    }
+
+    /// Bursts recorded.
+    pub fn bursts(&self) -> u64 {
+        self.bursts.count()
+    }
+
+    /// The gap at quantile `q` of the bursts, ns.
+    pub fn quantile(&self, q: f64) -> u64 {
+        self.bursts.quantile(q)
+    }
+
+    /// The least share of one CPU a forwarder must spend awake to be
+    /// awake when a share `catch` (0..=1) of the frames arrives, knowing
+    /// how the gaps are distributed but not how long the next will be;
+    /// `None` with no gaps.
+    ///
+    /// Time is measured from the burst before. Being awake in a slice of
+    /// the gaps (one histogram bucket) catches the frames whose gap ends
+    /// there and costs the slice's width for every gap that lasts past it
+    /// (those still waiting; the gaps ending inside it are left out, so
+    /// the cost is a floor). The cheapest cover is a fractional knapsack:
+    /// slices by frames caught per ns, best first, until `catch` of the
+    /// frames are in. Waking up, the forwarder's own work and the jitter
+    /// the veth adds to the gaps are left out too: a real forwarder's cost
+    /// is higher, never lower — unless it can tell one gap from the next
+    /// better than their distribution does.
+    pub fn awake_share(&self, catch: f64) -> Option<f64> {
+        if self.total_ns == 0 || self.frames.count() == 0 {
+            return None;
+        }
+        let need = catch.clamp(0.0, 1.0) * self.frames.count() as f64;
+        // (frames caught, ns awake over all gaps) per slice; bursts that
+        // last past a slice are those of the buckets above it.
+        let buckets: Vec<(u64, u64, u64, u64)> = self
+            .bursts
+            .buckets()
+            .zip(self.frames.buckets())
+            .map(|((lo, hi, b), (_, _, f))| (lo, hi, b, f))
+            .collect();
+        let mut later = 0u64;
+        let mut slices: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+        for &(lo, hi, b, f) in buckets.iter().rev() {
+            slices.push((f as f64, (hi - lo) as f64 * later as f64));
+            later += b;
+        }
+        // Free slices (no gap lasts past them) first, then by frames per ns.
+        slices.retain(|s| s.0 > 0.0);
+        slices.sort_by(|a, b| (b.0 * a.1).total_cmp(&(a.0 * b.1)));
+        let (mut got, mut cost) = (0.0, 0.0);
+        for (frames, ns) in slices {
+            if got >= need {
+                break;
+            }
+            let take = ((need - got) / frames).min(1.0);
+            got += frames * take;
+            cost += ns * take;
+        }
+        Some(cost / self.total_ns as f64)
     }
 }
 
@@ -236,7 +355,8 @@ pub const MIN_GAP: Duration = Duration::from_micros(50);
 
 /// Sends `p.spec` frames on `ch` at `p.rate_pps` until `stop`, each
 /// stamped, and records in `hist` the round-trip time of every one that
-/// comes back to `ch` (sent after the warm-up). Between sends it sleeps in
+/// comes back to `ch` (sent after the warm-up), and in `gaps` the gaps
+/// between its bursts in the same window. Between sends it sleeps in
 /// `ppoll(2)` on the socket, woken by returning frames (see [`MIN_GAP`]):
 /// a frame's time includes the probe's wake-up, the same for every
 /// forwarder measured.
@@ -244,6 +364,7 @@ pub fn probe(
     ch: &mut Channel,
     p: &ProbeParams,
     hist: &mut Histogram,
+    gaps: &mut SendGaps,
     counters: &ProbeCounters,
     stop: &AtomicBool,
 ) -> Result<ProbeReport> {
@@ -278,6 +399,8 @@ pub fn probe(
     // The recorded window's sequence numbers: [first, first + window_sent).
     let mut window_first: Option<u64> = None;
     let mut window_closed = false;
+    // When the burst before was sent, ns from t0.
+    let mut last_burst: Option<u64> = None;
     loop {
         let now_ns = t0.elapsed().as_nanos() as u64;
         match drain_until {
@@ -312,6 +435,12 @@ pub fn probe(
                 r.sent += q as u64;
                 if window_first.is_some() && !window_closed {
                     r.window_sent += q as u64;
+                    if let (Some(before), true) = (last_burst, q > 0) {
+                        gaps.record(now_ns.saturating_sub(before), q as u64);
+                    }
+                }
+                if q > 0 {
+                    last_burst = Some(now_ns);
                 }
                 counters.sent.store(r.sent, Ordering::Relaxed);
             }
@@ -390,6 +519,51 @@ mod tests {
         assert_eq!(read_stamp(&[0u8; 64]), None);
         assert_eq!(read_stamp(&[0u8; 50]), None);
         assert!(!write_stamp(&mut [0u8; 57], 1, 1));
+    }
+
+    #[test]
+    fn gaps_that_can_be_foreseen_cost_nothing_and_spread_ones_cost_most_of_a_cpu() {
+        assert_eq!(SendGaps::new().awake_share(0.99), None);
+        // Every burst 50 µs after the one before: wake at 50 µs, no spin.
+        let mut even = SendGaps::new();
+        for _ in 0..1000 {
+            even.record(50_000, 5);
+        }
+        assert_eq!(even.awake_share(0.99), Some(0.0));
+        // Half at 20 µs, half at 80 µs: awake for one bucket at 20 µs
+        // (256 ns wide there) while half the gaps last past it.
+        let mut two = SendGaps::new();
+        for _ in 0..500 {
+            two.record(20_000, 1);
+            two.record(80_000, 1);
+        }
+        let share = two.awake_share(0.99).unwrap();
+        // (Taking 490 of its 500 frames is enough for 99 %.)
+        assert!((share - 0.98 * 256.0 / 100_000.0).abs() < 1e-9, "{share}");
+        // Spread evenly over 10..90 µs: nothing tells the next gap, so
+        // the forwarder must be awake from about the 1 % gap (10.8 µs) to
+        // the end of each: (50 - 10.8) / 50 of the time.
+        let mut spread = SendGaps::new();
+        for i in 0..80_000u64 {
+            spread.record(10_000 + i, 1);
+        }
+        let share = spread.awake_share(0.99).unwrap();
+        assert!((share - 0.784).abs() < 0.02, "{share}");
+        assert!(spread.awake_share(0.5).unwrap() < share);
+        assert_eq!(spread.awake_share(0.0), Some(0.0));
+        assert_eq!(spread.bursts(), 80_000);
+        // Frames, not bursts, are what must be caught: big late bursts
+        // and small early ones make the early ones cheap to miss.
+        let mut weighted = SendGaps::new();
+        for i in 0..1000u64 {
+            weighted.record(10_000 + i * 80, if i < 20 { 1 } else { 50 });
+        }
+        let w = weighted.awake_share(0.99).unwrap();
+        let mut flat = SendGaps::new();
+        for i in 0..1000u64 {
+            flat.record(10_000 + i * 80, 1);
+        }
+        assert!(w < flat.awake_share(0.99).unwrap(), "{w}");
     }
 
     #[test]

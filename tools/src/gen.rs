@@ -279,6 +279,9 @@ struct LatencySummary {
     p99_us: f64,
     p999_us: f64,
     max_us: f64,
+    /// The least share of a CPU a forwarder must spend awake to be awake
+    /// when 99 % of these frames arrive (`SendGaps::awake_share`).
+    awake_share_99: Option<f64>,
 }
 
 /// `--latency`: the paced, stamped probe of `skmem_netns::latency` on an
@@ -286,7 +289,7 @@ struct LatencySummary {
 fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
     use skmem::arena::{Arena, NexusParams};
     use skmem::channel::{Channel, ChannelParams};
-    use skmem_netns::latency::{probe, Histogram, ProbeCounters, ProbeParams};
+    use skmem_netns::latency::{probe, Histogram, ProbeCounters, ProbeParams, SendGaps};
     use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
 
     if args.rate == 0 {
@@ -319,6 +322,7 @@ fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
     let counters = ProbeCounters::default();
     let done = AtomicBool::new(false);
     let mut hist = Histogram::new();
+    let mut gaps = SendGaps::new();
     let report = std::thread::scope(|s| -> Result<_> {
         // The clock and the live lines on another thread; the probe, which
         // sleeps only in `ppoll` on its socket, keeps this one.
@@ -339,7 +343,7 @@ fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
             done.store(true, Ordering::Relaxed);
             Ok(())
         });
-        let r = probe(&mut ch, &p, &mut hist, &counters, &done);
+        let r = probe(&mut ch, &p, &mut hist, &mut gaps, &counters, &done);
         done.store(true, Ordering::Relaxed);
         ticker
             .join()
@@ -365,13 +369,14 @@ fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
         p99_us: us(hist.quantile(0.99)),
         p999_us: us(hist.quantile(0.999)),
         max_us: us(hist.max()),
+        awake_share_99: gaps.awake_share(0.99),
     };
     if args.json {
         crate::output::json("gen_latency", &s)?;
     } else {
         outln!(
             "sent {} frames ({:.3} Mpps), {} came back; after the warm-up {} sent, {} lost; \
-             RTT p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs",
+             RTT p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs{}",
             s.sent,
             s.sent_pps / 1e6,
             s.returned,
@@ -380,7 +385,11 @@ fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
             s.p50_us,
             s.p99_us,
             s.p999_us,
-            s.max_us
+            s.max_us,
+            s.awake_share_99.map_or_else(String::new, |a| format!(
+                "; to be awake for 99 % of them a forwarder spins at least {:.0} % of a CPU",
+                a * 100.0
+            ))
         );
     }
     Ok(())

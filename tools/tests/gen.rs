@@ -154,6 +154,9 @@ fn latency_times_round_trips_through_an_l2fwd_on_the_peer() {
             && q("p999_us") <= q("max_us"),
         "{s}"
     );
+    // The gaps between bursts were recorded, and what they imply is a
+    // share of one CPU.
+    assert!((0.0..=1.0).contains(&q("awake_share_99")), "{s}");
     // Bad combinations are refused before anything is attached.
     for (args, says) in [
         (&["--latency"][..], "--rate"),

@@ -10,7 +10,7 @@
 
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams};
-use skmem_netns::latency::{probe, Histogram, ProbeCounters, ProbeParams, ProbeReport};
+use skmem_netns::latency::{probe, Histogram, ProbeCounters, ProbeParams, ProbeReport, SendGaps};
 
 use super::measure::{run_one, RunCtx};
 use super::run::{arena_name, prog_params, round_order, ASide};
@@ -81,6 +81,14 @@ pub struct LatencyResult {
     pub prog_cpu_share: Option<f64>,
     /// Per-round p99, µs.
     pub rounds_p99_us: Vec<f64>,
+    /// The median gap between the probe's bursts, µs.
+    pub gap_p50_us: f64,
+    /// The 1st-percentile gap, µs.
+    pub gap_p01_us: f64,
+    /// The least share of a CPU any forwarder must spend awake to be
+    /// awake when 99 % of this run's frames arrived, from the gaps
+    /// between the probe's bursts (`SendGaps::awake_share`).
+    pub awake_share_99: Option<f64>,
 }
 
 /// One round of one program at one load.
@@ -90,6 +98,8 @@ struct RoundFigures {
     probe: ProbeReport,
     /// p50, p99, p99.9, max, ns.
     q: [u64; 4],
+    /// The probe's burst gaps: p50, p1 (ns), and the awake share.
+    gaps: (u64, u64, Option<f64>),
 }
 
 /// Runs the latency rounds of one layout (B's sink already detached).
@@ -192,7 +202,7 @@ fn attempt(
         let cpu = cfg.gen_cpu;
         let ring = cfg.ring_entries;
         let name = arena_name("l");
-        pair.spawn_in_ns(Side::B, move || -> Result<(ProbeReport, [u64; 4])> {
+        pair.spawn_in_ns(Side::B, move || -> Result<(ProbeReport, [u64; 4], _)> {
             sys::pin_current_thread(cpu)?;
             let filter = XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
             let mut prog = XdpProgram::attach_with_action(
@@ -213,7 +223,8 @@ fn attempt(
             })?;
             prog.add_socket(0, ch.fd())?;
             let mut hist = Histogram::new();
-            let r = probe(&mut ch, &params, &mut hist, &c, &s);
+            let mut gaps = SendGaps::new();
+            let r = probe(&mut ch, &params, &mut hist, &mut gaps, &c, &s);
             drop(ch);
             prog.detach().context("detaching the probe's XDP program")?;
             let r = r?;
@@ -225,6 +236,11 @@ fn attempt(
                     hist.quantile(0.999),
                     hist.max(),
                 ],
+                (
+                    gaps.quantile(0.5),
+                    gaps.quantile(0.01),
+                    gaps.awake_share(0.99),
+                ),
             ))
         })?
     };
@@ -274,8 +290,8 @@ fn attempt(
         bail!("the probe did not start within 10 s");
     };
     let r = measured?;
-    let (probe, q) = probed.context("the probe failed")?;
-    Ok(RoundFigures { r, probe, q })
+    let (probe, q, gaps) = probed.context("the probe failed")?;
+    Ok(RoundFigures { r, probe, q, gaps })
 }
 
 /// A latency program's name: the ceiling's is its l2fwd program's.
@@ -334,6 +350,9 @@ fn merge(
         prog_ns_per_packet: med_opt(&|f| per_returned(f, f.r.prog_cpu_share)),
         prog_cpu_share: med_opt(&|f| f.r.prog_cpu_share),
         rounds_p99_us: rs.iter().map(|f| f.q[1] as f64 / 1e3).collect(),
+        gap_p50_us: med(&|f| f.gaps.0 as f64 / 1e3),
+        gap_p01_us: med(&|f| f.gaps.1 as f64 / 1e3),
+        awake_share_99: med_opt(&|f| f.gaps.2),
     })
 }
 
@@ -356,6 +375,9 @@ pub(super) fn best_peer_l2fwd(
         .map(|r| r.mpps.median)
         .max_by(f64::total_cmp)
 }
+
+/// The p99 goal: skmem's p99 at most this many times the best peer's.
+pub const P99_GOAL: f64 = 1.1;
 
 /// skmem against the peers at one load of one layout.
 #[derive(Debug, Clone, Serialize)]
@@ -400,6 +422,17 @@ pub struct LatencyCell {
     /// `cpu_vs_best_default_peer`: what the probe and the kernel cost with
     /// no program at all — the floor under every program's ratio.
     pub kernel_cpu: Option<f64>,
+    /// The least share of a CPU a program must spend awake to meet 99 %
+    /// of the frames (`LatencyResult::awake_share_99`), over the runs
+    /// here whose p99 met the p99 goal (the in-kernel forward's included):
+    /// the cheapest the probe's gaps allowed.
+    pub awake_share: Option<f64>,
+    /// The floor under the CPU ratio of any program that meets the p99
+    /// goal: the in-kernel forward's machine CPU per frame plus
+    /// `awake_share` of a CPU spread over the frames, over the same
+    /// denominator as `cpu_vs_best_default_peer`. Above 0.5, no program
+    /// can meet both goals at this load on this machine.
+    pub cpu_at_p99_bound: Option<f64>,
 }
 
 /// The latency cells of a run.
@@ -431,6 +464,23 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                         .unwrap_or(f64::MAX)
                         .total_cmp(&b.machine_ns_per_packet.unwrap_or(f64::MAX))
                 });
+            // The runs that met the p99 goal, and the cheapest gaps among
+            // them: what being awake for their frames costs at the least,
+            // as ns per frame.
+            let awake = best.and_then(|b| {
+                here.iter()
+                    .filter(|r| r.recorded > 0 && r.p99_us <= P99_GOAL * b.p99_us)
+                    .filter(|r| r.returned_mpps > 0.0)
+                    .filter_map(|r| Some((r.awake_share_99?, r.returned_mpps)))
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+            });
+            let cpu_at_p99_bound = match (awake, kernel.and_then(|k| k.machine_ns_per_packet)) {
+                (Some((share, mpps)), Some(k)) => ratio(
+                    Some(k + share * 1e3 / mpps),
+                    best_default.and_then(|r| r.machine_ns_per_packet),
+                ),
+                _ => None,
+            };
             LatencyCell {
                 layout,
                 load,
@@ -460,7 +510,80 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                     kernel.and_then(|r| r.machine_ns_per_packet),
                     best_default.and_then(|r| r.machine_ns_per_packet),
                 ),
+                awake_share: awake.map(|a| a.0),
+                cpu_at_p99_bound,
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run at 10 % load in the default layout, 0.1 Mpps back.
+    fn run(
+        imp: Implementation,
+        wait: Wait,
+        p99_us: f64,
+        machine_ns: f64,
+        awake: f64,
+    ) -> LatencyResult {
+        LatencyResult {
+            layout: Layout::Default,
+            load: 0.1,
+            target_mpps: 0.1,
+            program: latency_name(imp).to_owned(),
+            implementation: imp,
+            kind: imp.kind(),
+            wait,
+            sent_mpps: 0.1,
+            forwarded_mpps: 0.1,
+            lost_share: 0.0,
+            p50_us: p99_us / 2.0,
+            p99_us,
+            p999_us: p99_us * 2.0,
+            max_us: p99_us * 3.0,
+            recorded: 100_000,
+            machine_busy_cores: Some(machine_ns * 0.1e6 / 1e9),
+            returned_mpps: 0.1,
+            machine_ns_per_packet: Some(machine_ns),
+            prog_ns_per_packet: None,
+            prog_cpu_share: None,
+            rounds_p99_us: vec![p99_us],
+            gap_p50_us: 55.0,
+            gap_p01_us: 20.0,
+            awake_share_99: Some(awake),
+        }
+    }
+
+    #[test]
+    fn the_floor_under_cpu_at_p99_takes_the_cheapest_gaps_of_the_runs_that_met_p99() {
+        let results = [
+            run(Implementation::Skmem, Wait::Adaptive, 100.0, 7_000.0, 0.50),
+            run(Implementation::XskRs, Wait::Spin, 50.0, 12_000.0, 0.60),
+            // Cheap gaps, but a p99 above 1.1× the best: not counted.
+            run(Implementation::XskRsPoll, Wait::Poll, 110.0, 6_000.0, 0.20),
+            run(Implementation::Ceiling, Wait::Spin, 45.0, 1_200.0, 0.55),
+        ];
+        let cells = latency_cells(&results);
+        let c = &cells[0];
+        assert_eq!(c.best_peer.as_deref(), Some("xsk-rs"));
+        assert_eq!(c.awake_share, Some(0.55));
+        // xdp-tx's 1200 ns plus 0.55 of a CPU over 0.1 Mpps (5500 ns),
+        // over the spinning peer's 12000 ns.
+        let b = c.cpu_at_p99_bound.unwrap();
+        assert!((b - 6_700.0 / 12_000.0).abs() < 1e-9, "{b}");
+        let goals = super::super::analysis::latency_goals(&cells);
+        let both = goals
+            .iter()
+            .find(|g| g.ratio == "cpu_at_p99_vs_best_default_peer")
+            .unwrap();
+        // skmem's CPU (7000 / 12000) is not ≤ 0.5, nor its p99 ≤ 1.1×;
+        // and the floor says no program could have had both.
+        assert_eq!((both.met, both.reachable), (Some(false), Some(false)));
+        // Without the in-kernel run there is no floor.
+        let cells = latency_cells(&results[..3]);
+        assert_eq!(cells[0].cpu_at_p99_bound, None);
+    }
 }

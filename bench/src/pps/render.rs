@@ -169,7 +169,7 @@ impl Report {
         for c in &self.latency_cells {
             let _ = writeln!(
                 s,
-                "{} {:.0} %: skmem p99 {} µs vs {} {} µs ({}); machine ns/pkt {} vs {} (spinning) {} ({}); in-kernel xdp-tx p99 {} µs, CPU {}",
+                "{} {:.0} %: skmem p99 {} µs vs {} {} µs ({}); machine ns/pkt {} vs {} (spinning) {} ({}); in-kernel xdp-tx p99 {} µs, CPU {}; awake for 99 % of frames: {} of a CPU, CPU >= {}",
                 c.layout.name(),
                 c.load * 100.0,
                 value_text(c.skmem_p99_us),
@@ -181,7 +181,10 @@ impl Report {
                 ns_text(c.best_default_peer_machine_ns),
                 value_text(c.cpu_vs_best_default_peer),
                 value_text(c.kernel_p99_us),
-                value_text(c.kernel_cpu)
+                value_text(c.kernel_cpu),
+                c.awake_share
+                    .map_or_else(|| "-".to_owned(), |a| format!("{:.0} %", a * 100.0)),
+                value_text(c.cpu_at_p99_bound)
             );
         }
     }
