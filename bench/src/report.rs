@@ -591,8 +591,12 @@ fn awake_floor(g: &Value, cells: &[Value]) -> Option<String> {
     } else {
         ""
     };
+    let how = match (c["awake_timed"].as_bool(), c["timer_late_p50_us"].as_f64()) {
+        (Some(true), Some(l)) => format!(", waking on timers {l:.0} µs late"),
+        _ => String::new(),
+    };
     Some(format!(
-        "awake for 99 % of the frames: ≥ {:.0} % of a CPU; with xdp-tx's {}: ≥ {bound:.2}×{out_of_reach}",
+        "awake for 99 % of the frames{how}: ≥ {:.0} % of a CPU; with xdp-tx's {}: ≥ {bound:.2}×{out_of_reach}",
         share * 100.0,
         c["kernel_cpu"]
             .as_f64()
@@ -694,7 +698,8 @@ mod tests {
             "latency_cells": [{"layout": "threaded", "load": 0.5, "best_peer_p99_us": 50.0,
                                "best_default_peer_machine_ns": 3000.0,
                                "kernel_p99_us": 40.0, "kernel_cpu": 0.25,
-                               "awake_share": 0.4, "cpu_at_p99_bound": 0.65}],
+                               "awake_share": 0.4, "cpu_at_p99_bound": 0.65,
+                               "awake_timed": true, "timer_late_p50_us": 24.6}],
             "latency": [{"layout": "threaded", "load": 0.5, "target_mpps": 0.5,
                          "program": "skmem", "wait": "adaptive", "sent_mpps": 0.499,
                          "forwarded_mpps": 0.498, "lost_share": 0.001, "p50_us": 12.34,
@@ -763,7 +768,8 @@ mod tests {
         // any program that meets the p99 goal.
         assert!(
             md.contains(
-                "| ≤ 0.5 | 0.80× | ❌ | awake for 99 % of the frames: ≥ 40 % of a CPU; \
+                "| ≤ 0.5 | 0.80× | ❌ | awake for 99 % of the frames, waking on timers 25 µs late: \
+                 ≥ 40 % of a CPU; \
                  with xdp-tx's 0.25×: ≥ 0.65× — out of reach |"
             ),
             "{md}"

@@ -69,6 +69,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A system call of the timer-lateness measurement failed.
+    #[error("measuring timer lateness: {op} failed: {source}")]
+    Timer {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// Output of a command could not be understood.
     #[error("`{cmd}`: unexpected output ({what}): {output}")]
     Parse {

@@ -282,6 +282,11 @@ struct LatencySummary {
     /// The least share of a CPU a forwarder must spend awake to be awake
     /// when 99 % of these frames arrive (`SendGaps::awake_share`).
     awake_share_99: Option<f64>,
+    /// The same for a forwarder woken by timers as late as this thread's
+    /// fired, measured after the run (`SendGaps::timer_share`).
+    timer_share_99: Option<f64>,
+    /// How late those timers fired (median), µs.
+    timer_late_p50_us: f64,
 }
 
 /// `--latency`: the paced, stamped probe of `skmem_netns::latency` on an
@@ -289,7 +294,9 @@ struct LatencySummary {
 fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
     use skmem::arena::{Arena, NexusParams};
     use skmem::channel::{Channel, ChannelParams};
-    use skmem_netns::latency::{probe, Histogram, ProbeCounters, ProbeParams, SendGaps};
+    use skmem_netns::latency::{
+        probe, timer_lateness, Histogram, ProbeCounters, ProbeParams, SendGaps,
+    };
     use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
 
     if args.rate == 0 {
@@ -352,6 +359,9 @@ fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
     })?;
     drop(ch);
     prog.detach()?;
+    // How late a timer fires here: what sleeping between the bursts
+    // would cost a forwarder (a tenth of a second).
+    let late = timer_lateness(2_000, Duration::from_micros(20))?;
     let us = |ns: u64| ns as f64 / 1e3;
     let s = LatencySummary {
         summary: true,
@@ -370,6 +380,8 @@ fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
         p999_us: us(hist.quantile(0.999)),
         max_us: us(hist.max()),
         awake_share_99: gaps.awake_share(0.99),
+        timer_share_99: gaps.timer_share(0.99, &late),
+        timer_late_p50_us: us(late.quantile(0.5)),
     };
     if args.json {
         crate::output::json("gen_latency", &s)?;
@@ -386,10 +398,16 @@ fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
             s.p99_us,
             s.p999_us,
             s.max_us,
-            s.awake_share_99.map_or_else(String::new, |a| format!(
-                "; to be awake for 99 % of them a forwarder spins at least {:.0} % of a CPU",
-                a * 100.0
-            ))
+            match (s.awake_share_99, s.timer_share_99) {
+                (Some(a), Some(t)) => format!(
+                    "\nto be awake for 99 % of them a forwarder spins at least {:.0} % of a CPU \
+                     ({:.0} % if timers wake it: they fire {:.0} µs late here)",
+                    a * 100.0,
+                    t * 100.0,
+                    s.timer_late_p50_us
+                ),
+                _ => String::new(),
+            }
         );
     }
     Ok(())

@@ -157,6 +157,8 @@ fn latency_times_round_trips_through_an_l2fwd_on_the_peer() {
     // The gaps between bursts were recorded, and what they imply is a
     // share of one CPU.
     assert!((0.0..=1.0).contains(&q("awake_share_99")), "{s}");
+    assert!((0.0..=1.0).contains(&q("timer_share_99")), "{s}");
+    assert!(q("timer_late_p50_us") > 0.0, "{s}");
     // Bad combinations are refused before anything is attached.
     for (args, says) in [
         (&["--latency"][..], "--rate"),

@@ -10,7 +10,9 @@
 
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams};
-use skmem_netns::latency::{probe, Histogram, ProbeCounters, ProbeParams, ProbeReport, SendGaps};
+use skmem_netns::latency::{
+    probe, timer_lateness, Histogram, ProbeCounters, ProbeParams, ProbeReport, SendGaps,
+};
 
 use super::measure::{run_one, RunCtx};
 use super::run::{arena_name, prog_params, round_order, ASide};
@@ -87,8 +89,17 @@ pub struct LatencyResult {
     pub gap_p01_us: f64,
     /// The least share of a CPU any forwarder must spend awake to be
     /// awake when 99 % of this run's frames arrived, from the gaps
-    /// between the probe's bursts (`SendGaps::awake_share`).
+    /// between the probe's bursts, waking for free
+    /// (`SendGaps::awake_share`).
     pub awake_share_99: Option<f64>,
+    /// The same for a forwarder that wakes on a timer as late as the
+    /// layout's timers fired (`SendGaps::timer_share`).
+    pub timer_share_99: Option<f64>,
+    /// How late a 20 µs timer fired on the program's CPU, measured before
+    /// the layout's latency runs: median, µs.
+    pub timer_late_p50_us: Option<f64>,
+    /// Its 99th percentile, µs.
+    pub timer_late_p99_us: Option<f64>,
 }
 
 /// One round of one program at one load.
@@ -98,8 +109,9 @@ struct RoundFigures {
     probe: ProbeReport,
     /// p50, p99, p99.9, max, ns.
     q: [u64; 4],
-    /// The probe's burst gaps: p50, p1 (ns), and the awake share.
-    gaps: (u64, u64, Option<f64>),
+    /// The probe's burst gaps: p50, p1 (ns), and the awake shares
+    /// (free wake-ups, timed wake-ups).
+    gaps: (u64, u64, Option<f64>, Option<f64>),
 }
 
 /// Runs the latency rounds of one layout (B's sink already detached).
@@ -121,6 +133,24 @@ pub(super) fn run_layout_latency(
         .filter(|i| imps.contains(i))
         .collect();
     let mut out = Vec::new();
+    // How late timers fire on the program's CPU, on a quiet machine (the
+    // floor under the cost of sleeping between bursts).
+    let lateness = std::thread::scope(|s| {
+        s.spawn(|| -> Result<Histogram> {
+            sys::pin_current_thread(cfg.prog_cpu)?;
+            Ok(timer_lateness(2_000, Duration::from_micros(20))?)
+        })
+        .join()
+        .map_err(|_| anyhow!("the timer-lateness thread panicked"))?
+    })
+    .context("measuring timer lateness")?;
+    log(&format!(
+        "pps: [{} latency] a 20 µs timer on CPU {} fires late by p50 {:.1} µs, p99 {:.1} µs",
+        layout.name(),
+        cfg.prog_cpu,
+        lateness.quantile(0.5) as f64 / 1e3,
+        lateness.quantile(0.99) as f64 / 1e3
+    ));
     for &load in &cfg.latency_loads {
         let target_pps = (load * best_peer_mpps * 1e6).max(1.0) as u64;
         let mut rounds: Vec<Vec<RoundFigures>> = vec![Vec::new(); progs.len()];
@@ -139,7 +169,11 @@ pub(super) fn run_layout_latency(
                 );
                 a.renew(pair, imp.a_side(Workload::L2fwd))
                     .with_context(|| format!("{label}: preparing A"))?;
-                let run = || attempt(cfg, layout, wait, t0, pair, a, imp, size, target_pps);
+                let run = || {
+                    attempt(
+                        cfg, layout, wait, t0, pair, a, imp, size, target_pps, &lateness,
+                    )
+                };
                 let f = match run() {
                     Err(e) if !INTERRUPT.load(Ordering::Relaxed) => {
                         log(&format!("pps: {label}: failed, trying once more: {e:#}"));
@@ -164,7 +198,10 @@ pub(super) fn run_layout_latency(
             }
         }
         for (imp, rs) in progs.iter().zip(rounds) {
-            if let Some(m) = merge(layout, load, target_pps, cfg.latency_duration_s, *imp, &rs) {
+            if let Some(mut m) = merge(layout, load, target_pps, cfg.latency_duration_s, *imp, &rs)
+            {
+                m.timer_late_p50_us = Some(lateness.quantile(0.5) as f64 / 1e3);
+                m.timer_late_p99_us = Some(lateness.quantile(0.99) as f64 / 1e3);
                 out.push(m);
             }
         }
@@ -184,6 +221,7 @@ fn attempt(
     imp: Implementation,
     size: usize,
     target_pps: u64,
+    lateness: &Histogram,
 ) -> Result<RoundFigures> {
     let counters = Arc::new(ProbeCounters::default());
     // Nothing is recorded until the program's first measured boundary.
@@ -202,47 +240,47 @@ fn attempt(
         let cpu = cfg.gen_cpu;
         let ring = cfg.ring_entries;
         let name = arena_name("l");
-        pair.spawn_in_ns(Side::B, move || -> Result<(ProbeReport, [u64; 4], _)> {
-            sys::pin_current_thread(cpu)?;
-            let filter = XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
-            let mut prog = XdpProgram::attach_with_action(
-                &ifname,
-                AttachMode::Native,
-                Some(filter),
-                XdpAction::Redirect,
-            )
-            .with_context(|| format!("attaching the probe's XDP program to {ifname}"))?;
-            let arena = Arena::create_nexus(&NexusParams::new(name)).context("probe arena")?;
-            let mut cp = ChannelParams::new(&ifname, 0);
-            cp.mode = BindMode::Copy;
-            cp.batch = params.batch;
-            cp.ring_entries = ring;
-            cp.umem_ring_entries = ring;
-            let mut ch = retry_busy(|| {
-                Channel::open(&arena, &cp).with_context(|| format!("probe channel on {ifname}"))
-            })?;
-            prog.add_socket(0, ch.fd())?;
-            let mut hist = Histogram::new();
-            let mut gaps = SendGaps::new();
-            let r = probe(&mut ch, &params, &mut hist, &mut gaps, &c, &s);
-            drop(ch);
-            prog.detach().context("detaching the probe's XDP program")?;
-            let r = r?;
-            Ok((
-                r,
-                [
-                    hist.quantile(0.5),
-                    hist.quantile(0.99),
-                    hist.quantile(0.999),
-                    hist.max(),
-                ],
-                (
-                    gaps.quantile(0.5),
-                    gaps.quantile(0.01),
-                    gaps.awake_share(0.99),
-                ),
-            ))
-        })?
+        pair.spawn_in_ns(
+            Side::B,
+            move || -> Result<(ProbeReport, [u64; 4], SendGaps)> {
+                sys::pin_current_thread(cpu)?;
+                let filter =
+                    XdpFilter::new().with_udp_dst_ports(DEFAULT_UDP_PORT, DEFAULT_UDP_PORT);
+                let mut prog = XdpProgram::attach_with_action(
+                    &ifname,
+                    AttachMode::Native,
+                    Some(filter),
+                    XdpAction::Redirect,
+                )
+                .with_context(|| format!("attaching the probe's XDP program to {ifname}"))?;
+                let arena = Arena::create_nexus(&NexusParams::new(name)).context("probe arena")?;
+                let mut cp = ChannelParams::new(&ifname, 0);
+                cp.mode = BindMode::Copy;
+                cp.batch = params.batch;
+                cp.ring_entries = ring;
+                cp.umem_ring_entries = ring;
+                let mut ch = retry_busy(|| {
+                    Channel::open(&arena, &cp).with_context(|| format!("probe channel on {ifname}"))
+                })?;
+                prog.add_socket(0, ch.fd())?;
+                let mut hist = Histogram::new();
+                let mut gaps = SendGaps::new();
+                let r = probe(&mut ch, &params, &mut hist, &mut gaps, &c, &s);
+                drop(ch);
+                prog.detach().context("detaching the probe's XDP program")?;
+                let r = r?;
+                Ok((
+                    r,
+                    [
+                        hist.quantile(0.5),
+                        hist.quantile(0.99),
+                        hist.quantile(0.999),
+                        hist.max(),
+                    ],
+                    gaps,
+                ))
+            },
+        )?
     };
     // The probe stops whatever happens below.
     struct StopProbe(Arc<AtomicBool>);
@@ -290,7 +328,13 @@ fn attempt(
         bail!("the probe did not start within 10 s");
     };
     let r = measured?;
-    let (probe, q, gaps) = probed.context("the probe failed")?;
+    let (probe, q, g) = probed.context("the probe failed")?;
+    let gaps = (
+        g.quantile(0.5),
+        g.quantile(0.01),
+        g.awake_share(0.99),
+        g.timer_share(0.99, lateness),
+    );
     Ok(RoundFigures { r, probe, q, gaps })
 }
 
@@ -353,6 +397,9 @@ fn merge(
         gap_p50_us: med(&|f| f.gaps.0 as f64 / 1e3),
         gap_p01_us: med(&|f| f.gaps.1 as f64 / 1e3),
         awake_share_99: med_opt(&|f| f.gaps.2),
+        timer_share_99: med_opt(&|f| f.gaps.3),
+        timer_late_p50_us: None,
+        timer_late_p99_us: None,
     })
 }
 
@@ -423,10 +470,16 @@ pub struct LatencyCell {
     /// no program at all — the floor under every program's ratio.
     pub kernel_cpu: Option<f64>,
     /// The least share of a CPU a program must spend awake to meet 99 %
-    /// of the frames (`LatencyResult::awake_share_99`), over the runs
+    /// of the frames, waking on a timer as late as this machine's fire
+    /// (`LatencyResult::timer_share_99`; waking for free,
+    /// `awake_share_99`, when lateness was not measured), over the runs
     /// here whose p99 met the p99 goal (the in-kernel forward's included):
     /// the cheapest the probe's gaps allowed.
     pub awake_share: Option<f64>,
+    /// Whether `awake_share` counts the timer's lateness.
+    pub awake_timed: bool,
+    /// How late a 20 µs timer fired (median), µs.
+    pub timer_late_p50_us: Option<f64>,
     /// The floor under the CPU ratio of any program that meets the p99
     /// goal: the in-kernel forward's machine CPU per frame plus
     /// `awake_share` of a CPU spread over the frames, over the same
@@ -471,7 +524,7 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                 here.iter()
                     .filter(|r| r.recorded > 0 && r.p99_us <= P99_GOAL * b.p99_us)
                     .filter(|r| r.returned_mpps > 0.0)
-                    .filter_map(|r| Some((r.awake_share_99?, r.returned_mpps)))
+                    .filter_map(|r| Some((r.timer_share_99.or(r.awake_share_99)?, r.returned_mpps)))
                     .min_by(|a, b| a.0.total_cmp(&b.0))
             });
             let cpu_at_p99_bound = match (awake, kernel.and_then(|k| k.machine_ns_per_packet)) {
@@ -511,6 +564,8 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                     best_default.and_then(|r| r.machine_ns_per_packet),
                 ),
                 awake_share: awake.map(|a| a.0),
+                awake_timed: here.iter().any(|r| r.timer_share_99.is_some()),
+                timer_late_p50_us: here.iter().find_map(|r| r.timer_late_p50_us),
                 cpu_at_p99_bound,
             }
         })
@@ -553,7 +608,10 @@ mod tests {
             rounds_p99_us: vec![p99_us],
             gap_p50_us: 55.0,
             gap_p01_us: 20.0,
-            awake_share_99: Some(awake),
+            awake_share_99: Some(awake / 2.0),
+            timer_share_99: Some(awake),
+            timer_late_p50_us: Some(25.0),
+            timer_late_p99_us: Some(45.0),
         }
     }
 

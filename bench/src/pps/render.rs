@@ -169,7 +169,7 @@ impl Report {
         for c in &self.latency_cells {
             let _ = writeln!(
                 s,
-                "{} {:.0} %: skmem p99 {} µs vs {} {} µs ({}); machine ns/pkt {} vs {} (spinning) {} ({}); in-kernel xdp-tx p99 {} µs, CPU {}; awake for 99 % of frames: {} of a CPU, CPU >= {}",
+                "{} {:.0} %: skmem p99 {} µs vs {} {} µs ({}); machine ns/pkt {} vs {} (spinning) {} ({}); in-kernel xdp-tx p99 {} µs, CPU {}; awake for 99 % of frames{}: {} of a CPU, CPU >= {}",
                 c.layout.name(),
                 c.load * 100.0,
                 value_text(c.skmem_p99_us),
@@ -182,6 +182,10 @@ impl Report {
                 value_text(c.cpu_vs_best_default_peer),
                 value_text(c.kernel_p99_us),
                 value_text(c.kernel_cpu),
+                match (c.awake_timed, c.timer_late_p50_us) {
+                    (true, Some(l)) => format!(" (timers {l:.0} µs late)"),
+                    _ => " (free wake-ups)".to_owned(),
+                },
                 c.awake_share
                     .map_or_else(|| "-".to_owned(), |a| format!("{:.0} %", a * 100.0)),
                 value_text(c.cpu_at_p99_bound)
