@@ -7,6 +7,16 @@
 //!
 //! B's counting sink is gone by then: the probe attaches skmem's XDP
 //! program to B itself, redirecting the returning frames into its socket.
+//!
+//! Beside the programs, two floors. The in-kernel forward (`xdp-tx`, no
+//! AF_XDP program) is the round trip and CPU of the probe, the veths and
+//! XDP alone. And a program with a spinner's p99 must be awake when
+//! nearly every frame arrives: the gaps between the probe's bursts and
+//! how late this machine's timers fire (measured on the program's CPU
+//! before the runs) say what that costs at the least
+//! ([`SendGaps::timer_share`]); added to the in-kernel CPU it is the
+//! floor under "p99 ≤ 1.1× and CPU ≤ 0.5× at once"
+//! ([`LatencyCell::cpu_at_p99_bound`]).
 
 use skmem::arena::{Arena, NexusParams};
 use skmem::channel::{BindMode, Channel, ChannelParams};
