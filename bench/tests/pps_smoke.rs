@@ -246,9 +246,12 @@ fn check_latency(cfg: &Config, report: &pps::Report) {
                 // The in-kernel forward is the floor beside the goals.
                 assert!(c.kernel_p99_us.is_some_and(|v| v > 0.0), "{c:?}");
                 assert!(c.kernel_cpu.is_some_and(|v| v > 0.0), "{c:?}");
-                // Being awake for the frames adds to the floor.
+                // Being awake for the frames costs a share of a CPU; where
+                // the runs bear out a floor under CPU at p99, it is no
+                // lower than the in-kernel forward's.
+                assert!(c.awake_share.is_some(), "{c:?}");
                 let (k, b) = (c.kernel_cpu.unwrap(), c.cpu_at_p99_bound);
-                assert!(b.is_some_and(|b| b >= k), "{c:?}");
+                assert!(b.is_none_or(|b| b >= k - 1e-9), "{c:?}");
             }
             for ratio in [
                 "p99_vs_best_peer",
