@@ -400,8 +400,8 @@ fn latency(args: &GenArgs, spec: FrameSpec, stop: &AtomicBool) -> Result<()> {
             s.max_us,
             match (s.awake_share_99, s.timer_share_99) {
                 (Some(a), Some(t)) => format!(
-                    "\nto be awake for 99 % of them a forwarder spins at least {:.0} % of a CPU \
-                     ({:.0} % if timers wake it: they fire {:.0} µs late here)",
+                    "\nawake for 99 % of them, a forwarder spins >= {:.0} % of a CPU;\n\
+                     >= {:.0} % if timers wake it (they fire {:.0} µs late here)",
                     a * 100.0,
                     t * 100.0,
                     s.timer_late_p50_us
