@@ -458,15 +458,8 @@ fn say_sample(args: &SoakArgs, s: &Sample) {
     );
 }
 
-/// The verdict: growth after the warm-up against the bounds, frames twice,
-/// the churn; an error when anything is off.
-fn verdict(
-    args: &SoakArgs,
-    churn: Churn,
-    samples: &[Sample],
-    start: Instant,
-    [sent, back, twice]: [u64; 3],
-) -> Result<()> {
+/// How much RSS (KiB), descriptors and memfds grew after the warm-up.
+fn growth_after_warm_up(samples: &[Sample]) -> Result<[i64; 3]> {
     // The churn is periodic (a worker's descriptors come and go, the
     // observer's maps are re-made; loading the observer parses the
     // kernel's BTF, a passing peak), so one sample may catch any phase:
@@ -487,17 +480,40 @@ fn verdict(
     if first.is_empty() || last.is_empty() {
         bail!("too few resource samples to compare (run longer, or sample more often)");
     }
-    let high =
-        |w: &[&Sample], f: fn(&Sample) -> u64| w.iter().map(|s| f(s)).max().unwrap_or(0) as i64;
-    let growth = |f: fn(&Sample) -> u64| high(&last, f) - high(&first, f);
+    let growth = |f: fn(&Sample) -> u64| median(&last, f) - median(&first, f);
+    Ok([
+        growth(|s| s.rss_kib),
+        growth(|s| s.fds),
+        growth(|s| s.memfds),
+    ])
+}
+
+/// The median of `f` over a window of samples (the upper of the middle
+/// two when they are even); 0 for none.
+fn median(w: &[&Sample], f: fn(&Sample) -> u64) -> i64 {
+    let mut v: Vec<u64> = w.iter().map(|s| f(s)).collect();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0) as i64
+}
+
+/// The verdict: growth after the warm-up against the bounds, frames twice,
+/// the churn; an error when anything is off.
+fn verdict(
+    args: &SoakArgs,
+    churn: Churn,
+    samples: &[Sample],
+    start: Instant,
+    [sent, back, twice]: [u64; 3],
+) -> Result<()> {
+    let [rss, fds, memfds] = growth_after_warm_up(samples)?;
     let v = Verdict {
         seconds: start.elapsed().as_secs_f64(),
         frames_sent: sent,
         frames_back: back,
         frames_twice: twice,
-        rss_growth_kib: growth(|s| s.rss_kib),
-        fd_growth: growth(|s| s.fds),
-        memfd_growth: growth(|s| s.memfds),
+        rss_growth_kib: rss,
+        fd_growth: fds,
+        memfd_growth: memfds,
         passed: false,
         churn,
     };
@@ -570,4 +586,40 @@ fn say_verdict(args: &SoakArgs, v: &Verdict) -> Result<()> {
         if v.passed { "passed" } else { "FAILED" }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sample every 2 s over 32 s, RSS from `rss(t)`.
+    fn samples(rss: impl Fn(f64) -> u64) -> Vec<Sample> {
+        (0..=16u32)
+            .map(|i| {
+                let t = f64::from(i) * 2.0;
+                Sample {
+                    elapsed_s: t,
+                    rss_kib: rss(t),
+                    fds: 60,
+                    memfds: 13,
+                    frames_back: u64::from(i),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_passing_peak_is_not_growth_and_a_leak_is() {
+        // Flat after the warm-up but for one sample caught mid-peak (an
+        // observer parsing the kernel's BTF): no growth.
+        let peak = samples(|t| if t == 28.0 { 126_000 } else { 45_000 });
+        assert_eq!(growth_after_warm_up(&peak).unwrap(), [0, 0, 0]);
+        // A leak raises every later sample: 2 MiB a second.
+        let leak = samples(|t| 45_000 + (t * 2048.0) as u64);
+        let [rss, fds, memfds] = growth_after_warm_up(&leak).unwrap();
+        assert!(rss > RSS_BOUND_KIB as i64, "{rss}");
+        assert_eq!((fds, memfds), (0, 0));
+        // Too short to have two windows.
+        assert!(growth_after_warm_up(&samples(|_| 1)[..4]).is_err());
+    }
 }
