@@ -1,0 +1,97 @@
+//! The goals table's last column for the latency goals: what bounds each
+//! (the least CPU measured, the in-kernel forward's p99, the awake floor).
+
+use serde_json::Value;
+
+/// For a latency load's CPU goal: the least machine CPU per frame any
+/// program reached at that load (over the goal's denominator), and which.
+pub(super) fn least_cpu(g: &Value, latency: &[Value], cells: &[Value]) -> Option<String> {
+    if g["ratio"].as_str() != Some("cpu_vs_best_default_peer") {
+        return None;
+    }
+    let here = |v: &Value| v["layout"] == g["layout"] && v["load"] == g["load"];
+    let denominator = cells
+        .iter()
+        .find(|c| here(c))?
+        .get("best_default_peer_machine_ns")?
+        .as_f64()?;
+    let least = latency
+        .iter()
+        .filter(|r| here(r) && r["kind"].as_str() != Some("ceiling"))
+        .filter_map(|r| Some((r["machine_ns_per_packet"].as_f64()?, r["program"].as_str()?)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))?;
+    let kernel = cells
+        .iter()
+        .find(|c| here(c))
+        .and_then(|c| c["kernel_cpu"].as_f64())
+        .map(|k| format!("; in-kernel xdp-tx, no program: {k:.2}×"))
+        .unwrap_or_default();
+    (denominator > 0.0).then(|| {
+        format!(
+            "least measured: {:.2}× ({}){kernel}",
+            least.0 / denominator,
+            least.1
+        )
+    })
+}
+
+/// For a latency load's p99 goal: the in-kernel forward's p99 (the probe,
+/// the veths and XDP, no program) over the best peer's — how close the
+/// best peer already was to the floor under every program.
+pub(super) fn kernel_p99(g: &Value, cells: &[Value]) -> Option<String> {
+    if g["ratio"].as_str() != Some("p99_vs_best_peer") {
+        return None;
+    }
+    let c = cells
+        .iter()
+        .find(|c| c["layout"] == g["layout"] && c["load"] == g["load"])?;
+    let (kernel, best) = (
+        c["kernel_p99_us"].as_f64()?,
+        c["best_peer_p99_us"].as_f64()?,
+    );
+    (best > 0.0).then(|| {
+        format!(
+            "in-kernel xdp-tx, no program: p99 {kernel:.0} µs, {:.2}× the best peer's",
+            kernel / best
+        )
+    })
+}
+
+/// For a latency load's CPU-at-p99 goal: the floor under any program that
+/// meets the p99 goal — the in-kernel forward's CPU plus the least share
+/// of a CPU spent awake to meet 99 % of the probe's frames.
+pub(super) fn awake_floor(g: &Value, cells: &[Value]) -> Option<String> {
+    if g["ratio"].as_str() != Some("cpu_at_p99_vs_best_default_peer") {
+        return None;
+    }
+    let c = cells
+        .iter()
+        .find(|c| c["layout"] == g["layout"] && c["load"] == g["load"])?;
+    let share = c["awake_share"].as_f64()?;
+    let how = match (c["awake_timed"].as_bool(), c["timer_late_p50_us"].as_f64()) {
+        (Some(true), Some(l)) => format!(", waking on timers {l:.0} µs late"),
+        _ => String::new(),
+    };
+    let Some(bound) = c["cpu_at_p99_bound"].as_f64() else {
+        return Some(format!(
+            "awake for 99 % of the frames{how}: {:.0} % of a CPU — but a program met \
+             the p99 goal with its CPU idler than that: no floor",
+            share * 100.0
+        ));
+    };
+    let out_of_reach = if bound > g["target"].as_f64()? {
+        " — out of reach"
+    } else {
+        ""
+    };
+    let other = c["other_cpus_ns"]
+        .as_f64()
+        .zip(c["best_default_peer_machine_ns"].as_f64())
+        .filter(|(_, d)| *d > 0.0)
+        .map_or_else(|| "–".to_owned(), |(o, d)| format!("{:.2}×", o / d));
+    Some(format!(
+        "awake for 99 % of the frames{how}: ≥ {:.0} % of a CPU, the other CPU ≥ {other}: \
+         ≥ {bound:.2}×{out_of_reach}",
+        share * 100.0,
+    ))
+}
