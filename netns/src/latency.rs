@@ -368,10 +368,7 @@ pub fn timer_lateness(samples: usize, request: Duration) -> Result<Histogram> {
     let before = current_timer_slack().map_err(io("PR_GET_TIMERSLACK"))?;
     set_current_timer_slack(std::num::NonZeroU64::new(1_000)).map_err(io("PR_SET_TIMERSLACK"))?;
     let mut h = Histogram::new();
-    let t = rustix::time::Timespec {
-        tv_sec: request.as_secs() as i64,
-        tv_nsec: i64::from(request.subsec_nanos()),
-    };
+    let t = timespec(request);
     let want = request.as_nanos() as u64;
     for _ in 0..samples {
         let start = Instant::now();
@@ -585,6 +582,14 @@ pub fn probe(
     Ok(r)
 }
 
+/// `d` as `ppoll(2)`'s timeout.
+fn timespec(d: Duration) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
 /// Sleeps until `ch`'s socket is readable or `d` has passed.
 fn wait_readable(ch: &Channel, d: Duration) -> Result<()> {
     let fd = ch.fd();
@@ -592,10 +597,7 @@ fn wait_readable(ch: &Channel, d: Duration) -> Result<()> {
         &fd,
         rustix::event::PollFlags::IN,
     )];
-    let t = rustix::time::Timespec {
-        tv_sec: d.as_secs() as i64,
-        tv_nsec: i64::from(d.subsec_nanos()),
-    };
+    let t = timespec(d);
     match rustix::event::poll(&mut fds, Some(&t)) {
         Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
         Err(e) => Err(Error::Socket {

@@ -42,9 +42,7 @@ pub(super) fn kernel_p99(g: &Value, cells: &[Value]) -> Option<String> {
     if g["ratio"].as_str() != Some("p99_vs_best_peer") {
         return None;
     }
-    let c = cells
-        .iter()
-        .find(|c| c["layout"] == g["layout"] && c["load"] == g["load"])?;
+    let c = cell_of(g, cells)?;
     let (kernel, best) = (
         c["kernel_p99_us"].as_f64()?,
         c["best_peer_p99_us"].as_f64()?,
@@ -64,9 +62,7 @@ pub(super) fn awake_floor(g: &Value, cells: &[Value]) -> Option<String> {
     if g["ratio"].as_str() != Some("cpu_at_p99_vs_best_default_peer") {
         return None;
     }
-    let c = cells
-        .iter()
-        .find(|c| c["layout"] == g["layout"] && c["load"] == g["load"])?;
+    let c = cell_of(g, cells)?;
     let share = c["awake_share"].as_f64()?;
     let how = match (c["awake_timed"].as_bool(), c["timer_late_p50_us"].as_f64()) {
         (Some(true), Some(l)) => format!(", waking on timers {l:.0} µs late"),
@@ -94,4 +90,11 @@ pub(super) fn awake_floor(g: &Value, cells: &[Value]) -> Option<String> {
          ≥ {bound:.2}×{out_of_reach}",
         share * 100.0,
     ))
+}
+
+/// The latency cell a latency goal was read from (its layout and load).
+fn cell_of<'a>(g: &Value, cells: &'a [Value]) -> Option<&'a Value> {
+    cells
+        .iter()
+        .find(|c| c["layout"] == g["layout"] && c["load"] == g["load"])
 }
