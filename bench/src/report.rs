@@ -422,11 +422,33 @@ fn write_goals(s: &mut String, report: &Value) -> Result<()> {
                 (None, Some(false)) => format!("{} — out of reach", ratio(&g["bound"])),
                 (None, Some(true)) => ratio(&g["bound"]),
                 (None, None) => "–".to_owned(),
-            }
+            } + &twin_note(g)
         )?;
     }
     writeln!(s)?;
     Ok(())
+}
+
+/// For a goal against the best peer (rates, p99): the band a program
+/// exactly as good as the best peer would have shown (`goal.twin`, in
+/// reports since session 18), and where skmem's ratio lies against it.
+fn twin_note(g: &Value) -> String {
+    let t = &g["twin"];
+    let (Some(p05), Some(p50), Some(p95)) =
+        (t["p05"].as_f64(), t["p50"].as_f64(), t["p95"].as_f64())
+    else {
+        return String::new();
+    };
+    let at_most = g["at_most"].as_bool() == Some(true);
+    let verdict = match g["value"].as_f64() {
+        Some(v) if v < p05 && at_most => ": better than parity",
+        Some(v) if v < p05 => ": below parity",
+        Some(v) if v > p95 && at_most => ": worse than parity",
+        Some(v) if v > p95 => ": above parity",
+        Some(_) => ": at parity",
+        None => "",
+    };
+    format!("; a twin of the best peer: {p50:.2}× ({p05:.2}–{p95:.2}){verdict}")
 }
 
 /// One layout's CPU table: for each cell and program, the whole machine's
@@ -605,9 +627,14 @@ mod tests {
                       {"layout": "threaded", "workload": "rxdrop", "size": 64,
                        "ratio": "skmem_vs_bound", "target": 0.9, "value": 0.5, "met": false,
                        "bound": 1.0, "reachable": true},
+                      {"layout": "threaded", "workload": "l2fwd", "size": 64,
+                       "ratio": "skmem_vs_best_peer", "target": 1.0, "value": 0.95,
+                       "met": false, "bound": 1.2, "reachable": true,
+                       "twin": {"p05": 0.9, "p50": 0.97, "p95": 1.04}},
                       {"layout": "threaded", "workload": "l2fwd", "load": 0.5,
                        "ratio": "p99_vs_best_peer", "target": 1.1, "at_most": true,
-                       "value": 1.2, "met": false},
+                       "value": 1.2, "met": false,
+                       "twin": {"p05": 0.8, "p50": 0.95, "p95": 1.1}},
                       {"layout": "threaded", "workload": "l2fwd", "load": 0.5,
                        "ratio": "cpu_vs_best_default_peer", "target": 0.5, "at_most": true,
                        "value": 0.8, "met": false, "bound": 0.7, "reachable": false},
@@ -661,6 +688,13 @@ mod tests {
             md.contains("| ≥ 0.9 | 0.50× | ❌ | best peer (xsk-rs): 0.25× |"),
             "{md}"
         );
+        // Below 1.0 but inside what a twin of the best peer shows: parity.
+        assert!(
+            md.contains(
+                "| ≥ 1.0 | 0.95× | ❌ | 1.20×; a twin of the best peer: 0.97× (0.90–1.04): at parity |"
+            ),
+            "{md}"
+        );
         // The CPU table: machine ns per packet (Mpps per busy CPU).
         assert!(md.contains("| rxdrop | 64 B | 612 (1.25) | – |"), "{md}");
         // The latency table.
@@ -675,7 +709,8 @@ mod tests {
         // measured (the least CPU is an AF_XDP program's, not xdp-tx's).
         assert!(
             md.contains(
-                "| ≤ 1.1 | 1.20× | ❌ | in-kernel xdp-tx, no program: p99 40 µs, 0.80× the best peer's |"
+                "| ≤ 1.1 | 1.20× | ❌ | in-kernel xdp-tx, no program: p99 40 µs, 0.80× the best \
+                 peer's; a twin of the best peer: 0.95× (0.80–1.10): worse than parity |"
             ),
             "{md}"
         );

@@ -202,6 +202,25 @@ pub(super) fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                 };
                 let (probed_vs_skmem, probed_vs_skmem_rounds) =
                     paired_ratio(by_imp(Implementation::SkmemProbed), skmem);
+                // Parity through this cell's noise: every AF_XDP program's
+                // rounds say how noisy the cell was (the in-kernel ceiling
+                // has noise of its own), the peers' who could win.
+                let twin = best.and_then(|b| {
+                    let all: Vec<&[f64]> = here
+                        .iter()
+                        .filter(|r| r.kind != Kind::Ceiling)
+                        .map(|r| &r.rounds_mpps[..])
+                        .collect();
+                    let noise = parity::round_noise(&all)?;
+                    let peers: Vec<Vec<f64>> = here
+                        .iter()
+                        .filter(|r| {
+                            r.kind == Kind::Peer && r.rounds_mpps.len() == b.rounds_mpps.len()
+                        })
+                        .map(|r| r.rounds_mpps.clone())
+                        .collect();
+                    parity::twin_vs_best_peer(&peers, &noise, parity::Pick::Highest)
+                });
                 let (skmem_vs_spin, skmem_vs_spin_rounds) =
                     paired_ratio(skmem, by_imp(Implementation::SkmemSpin));
                 out.push(Cell {
@@ -241,6 +260,7 @@ pub(super) fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                     probed_vs_skmem_rounds,
                     skmem_vs_spin,
                     skmem_vs_spin_rounds,
+                    twin_vs_best_peer: twin,
                 });
             }
         }
@@ -259,6 +279,9 @@ pub(super) fn goals(cells: &[Cell]) -> Vec<Goal> {
     for c in cells {
         // `bound`: what no AF_XDP program's ratio can exceed in this cell.
         let mut goal = |ratio: &str, target: f64, value: Option<f64>, bound: Option<f64>| {
+            let twin = (ratio == "skmem_vs_best_peer")
+                .then_some(c.twin_vs_best_peer)
+                .flatten();
             out.push(Goal {
                 layout: c.layout,
                 workload: c.workload,
@@ -271,6 +294,7 @@ pub(super) fn goals(cells: &[Cell]) -> Vec<Goal> {
                 met: value.map(|v| v >= target),
                 bound,
                 reachable: bound.map(|b| b >= target),
+                twin,
             });
         };
         if c.workload != Workload::Txonly {
@@ -317,7 +341,8 @@ pub(super) fn latency_goals(cells: &[latency::LatencyCell]) -> Vec<Goal> {
                         target: f64,
                         value: Option<f64>,
                         met: Option<bool>,
-                        bound: Option<f64>| {
+                        bound: Option<f64>,
+                        twin: Option<TwinBand>| {
             out.push(Goal {
                 layout: c.layout,
                 workload: Workload::L2fwd,
@@ -331,6 +356,7 @@ pub(super) fn latency_goals(cells: &[latency::LatencyCell]) -> Vec<Goal> {
                 bound,
                 // At most: reachable when the bound is below the target.
                 reachable: bound.map(|b| b <= target),
+                twin,
             });
         };
         let p99_met = c.p99_vs_best_peer.map(|v| v <= latency::P99_GOAL);
@@ -341,6 +367,7 @@ pub(super) fn latency_goals(cells: &[latency::LatencyCell]) -> Vec<Goal> {
             c.p99_vs_best_peer,
             p99_met,
             None,
+            c.twin_p99_vs_best_peer,
         );
         goal(
             "cpu_vs_best_default_peer",
@@ -348,6 +375,7 @@ pub(super) fn latency_goals(cells: &[latency::LatencyCell]) -> Vec<Goal> {
             c.cpu_vs_best_default_peer,
             cpu_met,
             c.cpu_bound,
+            None,
         );
         goal(
             "cpu_at_p99_vs_best_default_peer",
@@ -355,6 +383,7 @@ pub(super) fn latency_goals(cells: &[latency::LatencyCell]) -> Vec<Goal> {
             c.cpu_vs_best_default_peer,
             p99_met.zip(cpu_met).map(|(p, c)| p && c),
             c.cpu_at_p99_bound,
+            None,
         );
     }
     out

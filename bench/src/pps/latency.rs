@@ -462,6 +462,10 @@ pub struct LatencyCell {
     pub best_peer_p99_us: Option<f64>,
     /// skmem's p99 over that peer's.
     pub p99_vs_best_peer: Option<f64>,
+    /// What a program exactly as good as that peer would show as
+    /// `p99_vs_best_peer` through this load's round-to-round noise
+    /// ([`parity::twin_vs_best_peer`]): above 1.0 where peers tie.
+    pub twin_p99_vs_best_peer: Option<TwinBand>,
     /// skmem's machine CPU per forwarded frame, ns.
     pub skmem_machine_ns: Option<f64>,
     /// The peer at its default setting (spinning) with the lowest machine
@@ -536,6 +540,23 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                 .iter()
                 .filter(|r| r.kind == Kind::Peer && r.recorded > 0)
                 .min_by(|a, b| a.p99_us.total_cmp(&b.p99_us));
+            // Parity through this load's noise: every AF_XDP program's
+            // rounds say how noisy it was, the peers' who could win.
+            let twin = best.and_then(|b| {
+                let all: Vec<&[f64]> = here
+                    .iter()
+                    .filter(|r| r.kind != Kind::Ceiling)
+                    .map(|r| &r.rounds_p99_us[..])
+                    .collect();
+                let noise = parity::round_noise(&all)?;
+                let peers: Vec<Vec<f64>> = here
+                    .iter()
+                    .filter(|r| r.kind == Kind::Peer && r.recorded > 0)
+                    .filter(|r| r.rounds_p99_us.len() == b.rounds_p99_us.len())
+                    .map(|r| r.rounds_p99_us.clone())
+                    .collect();
+                parity::twin_vs_best_peer(&peers, &noise, parity::Pick::Lowest)
+            });
             let best_default = here
                 .iter()
                 .filter(|r| r.kind == Kind::Peer && r.wait == Wait::Spin)
@@ -591,6 +612,7 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                 best_peer: best.map(|r| r.program.clone()),
                 best_peer_p99_us: best.map(|r| r.p99_us),
                 p99_vs_best_peer: ratio(skmem.map(|r| r.p99_us), best.map(|r| r.p99_us)),
+                twin_p99_vs_best_peer: twin,
                 skmem_machine_ns: skmem.and_then(|r| r.machine_ns_per_packet),
                 best_default_peer: best_default.map(|r| r.program.clone()),
                 best_default_peer_machine_ns: best_default.and_then(|r| r.machine_ns_per_packet),

@@ -35,7 +35,8 @@
 //! Where things are: the configuration (workloads, programs, layouts,
 //! waiting) in `config`; running the matrix in `run`; measuring one
 //! program run in `measure`; what it found in `results`; medians, paired
-//! ratios, cells and goals in `analysis`; the text tables in `render`;
+//! ratios, cells and goals in `analysis`; what parity looks like through
+//! the run's noise in `parity`; the text tables in `render`;
 //! each peer program in its own module.
 
 pub mod cpeer;
@@ -54,6 +55,7 @@ mod analysis;
 mod config;
 pub mod latency;
 mod measure;
+pub mod parity;
 mod render;
 mod results;
 mod run;
@@ -77,6 +79,7 @@ use skmem_xdp::{AttachMode, XdpAction, XdpFilter, XdpProgram};
 
 use meter::{median_min_max, rates, Meter, Sample, Schedule};
 use napi::NapiThread;
+use parity::TwinBand;
 
 /// Retries `f` for up to 3 s: a queue stays busy (EBUSY) for a moment
 /// after the previous socket on it closed (the kernel releases its buffer

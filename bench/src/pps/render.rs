@@ -291,7 +291,7 @@ fn write_cell_row(s: &mut String, cl: &Cell) {
 fn write_goal_line(s: &mut String, g: &Goal) {
     let _ = writeln!(
         s,
-        "  {} {} {}: {} {} {:.2}: {} {}{}",
+        "  {} {} {}: {} {} {:.2}: {} {}{}{}",
         g.layout.name(),
         g.workload.name(),
         match g.load {
@@ -317,8 +317,24 @@ fn write_goal_line(s: &mut String, g: &Goal) {
             (Some(b), _, false) => format!(" (at most {b:.2} here)"),
             (Some(b), _, true) => format!(" (at least {b:.2} here)"),
             _ => String::new(),
-        }
+        },
+        twin_text(g)
     );
+}
+
+/// For a goal against the best peer: what a program as good as the best
+/// peer would have shown here, and where skmem's ratio lies against it.
+fn twin_text(g: &Goal) -> String {
+    match (g.twin, g.value) {
+        (Some(t), Some(v)) => format!(
+            "; a twin of the best peer: {:.2} (5-95 %: {:.2}-{:.2}), so {}",
+            t.p50,
+            t.p05,
+            t.p95,
+            t.verdict(v, g.at_most)
+        ),
+        _ => String::new(),
+    }
 }
 
 /// The kind column's word for a result's [`Kind`].
@@ -410,6 +426,7 @@ mod tests {
         let results = vec![
             rounds(Implementation::Skmem, [2.2, 2.0]),
             rounds(Implementation::XskRs, [2.0, 2.0]),
+            rounds(Implementation::SkmemAgain, [2.0, 2.1]),
             ceiling,
         ];
         let cells = cells(&config, &results);
@@ -426,6 +443,7 @@ mod tests {
             met: None,
             bound: Some(0.6),
             reachable: Some(false),
+            twin: None,
         });
         Report {
             layouts: vec![LayoutInfo {
@@ -491,7 +509,8 @@ mod tests {
         assert!(cell.contains("1.050 (1.00-1.10)"), "{cell}");
         assert!(cell.contains("ceiling 6.000"), "{cell}");
         for goal in [
-            "  threaded rxdrop 64 B: skmem_vs_best_peer >= 1.00: 1.050 ✅ met",
+            "  threaded rxdrop 64 B: skmem_vs_best_peer >= 1.00: 1.050 ✅ met; a twin of the \
+             best peer: 1.00 (5-95 %: 0.92-1.10), so at parity",
             "  threaded rxdrop 64 B: skmem_vs_xsk_rs >= 1.20: - n/a (out of reach here: no \
              AF_XDP program can exceed 0.60)",
         ] {

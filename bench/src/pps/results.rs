@@ -298,6 +298,11 @@ pub struct Cell {
     /// between them: each cell's fastest round is its measure in the
     /// host's fast mode.
     pub bound_vs_best_peer: Option<f64>,
+    /// What a program exactly as fast as the best peer would show as
+    /// `skmem_vs_best_peer` here, through this cell's noise
+    /// ([`parity::twin_vs_best_peer`]): its 5th, 50th and 95th
+    /// percentiles, a little below 1.0 where peers tie.
+    pub twin_vs_best_peer: Option<TwinBand>,
 }
 
 /// A project goal checked against a cell.
@@ -332,6 +337,11 @@ pub struct Goal {
     /// Whether the goal is within that bound (`false`: no AF_XDP program
     /// can meet it here).
     pub reachable: Option<bool>,
+    /// For `skmem_vs_best_peer`: the band a program exactly as fast as
+    /// the best peer would show (the cell's
+    /// [`twin_vs_best_peer`](Cell::twin_vs_best_peer)); a value inside it
+    /// is parity as far as the run can tell.
+    pub twin: Option<TwinBand>,
 }
 
 /// A program left out of the run.
