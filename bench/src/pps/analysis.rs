@@ -202,25 +202,10 @@ pub(super) fn cells(cfg: &Config, results: &[ProgramResult]) -> Vec<Cell> {
                 };
                 let (probed_vs_skmem, probed_vs_skmem_rounds) =
                     paired_ratio(by_imp(Implementation::SkmemProbed), skmem);
-                // Parity through this cell's noise: every AF_XDP program's
-                // rounds say how noisy the cell was (the in-kernel ceiling
-                // has noise of its own), the peers' who could win.
-                let twin = best.and_then(|b| {
-                    let all: Vec<&[f64]> = here
-                        .iter()
-                        .filter(|r| r.kind != Kind::Ceiling)
-                        .map(|r| &r.rounds_mpps[..])
-                        .collect();
-                    let noise = parity::round_noise(&all)?;
-                    let peers: Vec<Vec<f64>> = here
-                        .iter()
-                        .filter(|r| {
-                            r.kind == Kind::Peer && r.rounds_mpps.len() == b.rounds_mpps.len()
-                        })
-                        .map(|r| r.rounds_mpps.clone())
-                        .collect();
-                    parity::twin_vs_best_peer(&peers, &noise, parity::Pick::Highest)
-                });
+                let twin = parity::cell_twin(
+                    here.iter().map(|r| (r.kind, &r.rounds_mpps[..])),
+                    parity::Pick::Highest,
+                );
                 let (skmem_vs_spin, skmem_vs_spin_rounds) =
                     paired_ratio(skmem, by_imp(Implementation::SkmemSpin));
                 out.push(Cell {

@@ -540,23 +540,13 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                 .iter()
                 .filter(|r| r.kind == Kind::Peer && r.recorded > 0)
                 .min_by(|a, b| a.p99_us.total_cmp(&b.p99_us));
-            // Parity through this load's noise: every AF_XDP program's
-            // rounds say how noisy it was, the peers' who could win.
-            let twin = best.and_then(|b| {
-                let all: Vec<&[f64]> = here
-                    .iter()
-                    .filter(|r| r.kind != Kind::Ceiling)
-                    .map(|r| &r.rounds_p99_us[..])
-                    .collect();
-                let noise = parity::round_noise(&all)?;
-                let peers: Vec<Vec<f64>> = here
-                    .iter()
-                    .filter(|r| r.kind == Kind::Peer && r.recorded > 0)
-                    .filter(|r| r.rounds_p99_us.len() == b.rounds_p99_us.len())
-                    .map(|r| r.rounds_p99_us.clone())
-                    .collect();
-                parity::twin_vs_best_peer(&peers, &noise, parity::Pick::Lowest)
-            });
+            // A peer that recorded nothing cannot be the best.
+            let twin = parity::cell_twin(
+                here.iter()
+                    .filter(|r| r.kind != Kind::Peer || r.recorded > 0)
+                    .map(|r| (r.kind, &r.rounds_p99_us[..])),
+                parity::Pick::Lowest,
+            );
             let best_default = here
                 .iter()
                 .filter(|r| r.kind == Kind::Peer && r.wait == Wait::Spin)

@@ -17,6 +17,7 @@
 //! one below it is slower than parity.
 
 use super::meter::median_min_max;
+use super::Kind;
 
 /// How many simulated runs make a band (deterministic: a fixed seed).
 const DRAWS: usize = 4000;
@@ -169,6 +170,35 @@ pub fn twin_vs_best_peer(peers: &[Vec<f64>], noise: &[f64], pick: Pick) -> Optio
     })
 }
 
+/// The band of one cell (or latency load) from its programs' kinds and
+/// per-round figures: every program but the in-kernel ceiling (whose
+/// noise is its own) says how noisy the cell was, the peers with a full
+/// set of rounds are who could be the best. `None` without a peer or
+/// without noise to draw from.
+pub(super) fn cell_twin<'a>(
+    rows: impl Iterator<Item = (Kind, &'a [f64])>,
+    pick: Pick,
+) -> Option<TwinBand> {
+    let rows: Vec<(Kind, &[f64])> = rows.collect();
+    let all: Vec<&[f64]> = rows
+        .iter()
+        .filter(|(k, _)| *k != Kind::Ceiling)
+        .map(|(_, r)| *r)
+        .collect();
+    let noise = round_noise(&all)?;
+    let rounds = rows
+        .iter()
+        .filter(|(k, _)| *k == Kind::Peer)
+        .map(|(_, r)| r.len())
+        .max()?;
+    let peers: Vec<Vec<f64>> = rows
+        .iter()
+        .filter(|(k, r)| *k == Kind::Peer && r.len() == rounds)
+        .map(|(_, r)| r.to_vec())
+        .collect();
+    twin_vs_best_peer(&peers, &noise, pick)
+}
+
 /// A small deterministic generator (xorshift64*): the band must come out
 /// the same from the same report.
 struct XorShift(u64);
@@ -303,6 +333,31 @@ mod tests {
             round_noise(&[&[1.0, 2.0], &[1.0, 2.1], &[1.0]]).map(|n| n.len()),
             Some(4)
         );
+    }
+
+    #[test]
+    fn a_cell_draws_noise_from_every_program_but_the_ceiling() {
+        let host = [1.0, 0.7, 1.1, 0.9, 1.0];
+        let at = |level: f64| -> Vec<f64> { host.iter().map(|h| level * h).collect() };
+        let (skmem, peer) = (at(2.0), at(2.1));
+        // The ceiling's own wild rounds are not the programs' noise.
+        let ceiling = [9.0, 3.0, 8.0, 2.0, 9.0];
+        let rows = [
+            (Kind::Skmem, &skmem[..]),
+            (Kind::Peer, &peer[..]),
+            (Kind::Ceiling, &ceiling[..]),
+        ];
+        let b = cell_twin(rows.into_iter(), Pick::Highest).unwrap();
+        assert_eq!(
+            b,
+            TwinBand {
+                p05: 1.0,
+                p50: 1.0,
+                p95: 1.0
+            }
+        );
+        // Without a peer there is nobody to be the best.
+        assert_eq!(cell_twin(rows[..1].iter().copied(), Pick::Highest), None);
     }
 
     #[test]
