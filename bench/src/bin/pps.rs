@@ -109,7 +109,7 @@ struct Args {
     /// [default: none; 0.5 with --quick; 0.1,0.5,0.9 with --matrix].
     #[arg(long, value_delimiter = ',')]
     latency_loads: Option<Vec<f64>>,
-    /// Rounds of the latency runs [default: 1; 3 with --matrix].
+    /// Rounds of the latency runs [default: 1; 5 with --matrix].
     #[arg(long)]
     latency_rounds: Option<u32>,
     /// Measured seconds of each latency run [default: 2; 0.5 with --quick].
