@@ -11,7 +11,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use serde::Deserialize;
 use serde_json::Value;
+
+use crate::pps::parity::TwinBand;
 
 mod latency_notes;
 use latency_notes::{awake_floor, kernel_p99, least_cpu};
@@ -433,22 +436,18 @@ fn write_goals(s: &mut String, report: &Value) -> Result<()> {
 /// exactly as good as the best peer would have shown (`goal.twin`, in
 /// reports since session 18), and where skmem's ratio lies against it.
 fn twin_note(g: &Value) -> String {
-    let t = &g["twin"];
-    let (Some(p05), Some(p50), Some(p95)) =
-        (t["p05"].as_f64(), t["p50"].as_f64(), t["p95"].as_f64())
-    else {
+    let Ok(t) = TwinBand::deserialize(&g["twin"]) else {
         return String::new();
     };
     let at_most = g["at_most"].as_bool() == Some(true);
-    let verdict = match g["value"].as_f64() {
-        Some(v) if v < p05 && at_most => ": better than parity",
-        Some(v) if v < p05 => ": below parity",
-        Some(v) if v > p95 && at_most => ": worse than parity",
-        Some(v) if v > p95 => ": above parity",
-        Some(_) => ": at parity",
-        None => "",
-    };
-    format!("; a twin of the best peer: {p50:.2}× ({p05:.2}–{p95:.2}){verdict}")
+    let verdict = g["value"]
+        .as_f64()
+        .map(|v| format!(": {}", t.verdict(v, at_most)))
+        .unwrap_or_default();
+    format!(
+        "; a twin of the best peer: {:.2}× ({:.2}–{:.2}){verdict}",
+        t.p50, t.p05, t.p95
+    )
 }
 
 /// One layout's CPU table: for each cell and program, the whole machine's

@@ -23,7 +23,7 @@ use super::Kind;
 const DRAWS: usize = 4000;
 
 /// The twin's ratio to the best peer over the simulated runs.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TwinBand {
     /// 5th percentile.
     pub p05: f64,
@@ -43,12 +43,12 @@ impl TwinBand {
     /// Where a measured ratio lies against the band, in words, for a goal
     /// whose ratio must be high (rates) or low (`at_most`: round trips).
     pub fn verdict(&self, ratio: f64, at_most: bool) -> &'static str {
-        match (ratio < self.p05, ratio > self.p95) {
-            (false, false) => "at parity",
-            (true, _) if at_most => "better than parity",
-            (true, _) => "below parity",
-            (_, true) if at_most => "worse than parity",
-            (_, true) => "above parity",
+        match (self.holds(ratio), ratio < self.p05, at_most) {
+            (true, _, _) => "at parity",
+            (false, true, true) => "better than parity",
+            (false, true, false) => "below parity",
+            (false, false, true) => "worse than parity",
+            (false, false, false) => "above parity",
         }
     }
 }

@@ -337,10 +337,11 @@ pub struct Goal {
     /// Whether the goal is within that bound (`false`: no AF_XDP program
     /// can meet it here).
     pub reachable: Option<bool>,
-    /// For `skmem_vs_best_peer`: the band a program exactly as fast as
-    /// the best peer would show (the cell's
-    /// [`twin_vs_best_peer`](Cell::twin_vs_best_peer)); a value inside it
-    /// is parity as far as the run can tell.
+    /// For `skmem_vs_best_peer` and `p99_vs_best_peer`: the band a
+    /// program exactly as good as the best peer would show (the cell's
+    /// [`twin_vs_best_peer`](Cell::twin_vs_best_peer), the latency cell's
+    /// `twin_p99_vs_best_peer`); a value inside it is parity as far as the
+    /// run can tell.
     pub twin: Option<TwinBand>,
 }
 

@@ -56,8 +56,9 @@ pub(super) fn kernel_p99(g: &Value, cells: &[Value]) -> Option<String> {
 }
 
 /// For a latency load's CPU-at-p99 goal: the floor under any program that
-/// meets the p99 goal — the in-kernel forward's CPU plus the least share
-/// of a CPU spent awake to meet 99 % of the probe's frames.
+/// meets the p99 goal — the least share of a CPU spent awake to meet 99 %
+/// of the probe's frames, plus the least the other CPU was busy, never
+/// below the in-kernel forward's CPU — or why none is claimed.
 pub(super) fn awake_floor(g: &Value, cells: &[Value]) -> Option<String> {
     if g["ratio"].as_str() != Some("cpu_at_p99_vs_best_default_peer") {
         return None;
