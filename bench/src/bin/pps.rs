@@ -124,9 +124,10 @@ extern "C" fn on_signal(_: libc::c_int) {
     pps::INTERRUPT.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// SIGINT/SIGTERM end the run cleanly (threads stopped, namespaces removed).
+/// SIGINT, SIGTERM and SIGHUP (the terminal closed) end the run cleanly:
+/// threads stopped, namespaces removed, autogroup scheduling restored.
 fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is
         // async-signal-safe; `signal` is given a valid handler address.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
