@@ -1,6 +1,13 @@
 //! Cost of a lifecycle hook call when no uprobe is attached, beside a plain
 //! never-inlined empty call, in one run. The floor: ≤ 2 ns per call.
 //!
+//! And what observing costs (root; skipped otherwise): a trivial syscall
+//! (`getppid`) with no probe attached, with every probe of `skmemctl
+//! watch` attached (its `sys_enter_munmap` tracepoint puts every syscall
+//! on the kernel's traced path), and with all but that one
+//! (`ObserveTarget::skip_munmap`); and a hook call with its uprobe attached
+//! (what each lifecycle event costs the process while watched).
+//!
 //! Run: `cargo bench -p skmem-bench --bench hooks` (or `cargo xtask bench`).
 
 // A test, bench or example target sees every dependency of its package;
@@ -12,6 +19,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use skmem::probe::hook_fn;
+use skmem_xdp::observe::{ObserveTarget, Observer};
 use skmem_xdp_common::{HookEvent, HookPayload, HOOK_NAME_LEN};
 
 #[inline(never)]
@@ -43,5 +51,80 @@ fn hooks(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hooks);
+/// A syscall that does no work: what a syscall's entry and exit cost.
+fn getppid() -> libc::c_long {
+    // SAFETY: getppid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_getppid) }
+}
+
+/// The observer on this executable (the uprobes on its hooks), or `None`,
+/// said on stderr, when it cannot attach (not root, no eBPF object).
+fn observer(skip_munmap: bool) -> Option<Observer> {
+    let exe = std::env::current_exe().ok()?;
+    let target = ObserveTarget {
+        skip_munmap,
+        ..ObserveTarget::binaries([exe])
+    };
+    match Observer::attach(target) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            eprintln!("observe: not measured ({e})");
+            None
+        }
+    }
+}
+
+fn observe(c: &mut Criterion) {
+    let mut g = c.benchmark_group("observe");
+    g.warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_secs(2));
+    g.bench_function("syscall-unobserved", |b| b.iter(getppid));
+    if let Some(obs) = observer(false) {
+        g.bench_function("syscall-observed", |b| b.iter(getppid));
+        let payload = HookPayload {
+            arena_id: 0,
+            span_addr: 0,
+            span_size: 0,
+            kind: 0,
+            pid: std::process::id(),
+            flags: 0,
+            error: 0,
+            name: [0; HOOK_NAME_LEN],
+            mem_total: 0,
+            mem_inuse: 0,
+            seq: 0,
+        };
+        // An unmap of an arena the probes never saw created: the probe
+        // runs in full (uprobe trap, payload read, map lookup, an event on
+        // the ring). The events are read between chunks, outside the
+        // timing, so that the ring never fills (a full ring is cheaper).
+        let hook = black_box(hook_fn(HookEvent::ArenaUnmap));
+        let mut obs = obs;
+        g.bench_function("hook-attached", |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(1000);
+                    let t = std::time::Instant::now();
+                    for _ in 0..n {
+                        hook(black_box(&payload));
+                    }
+                    spent += t.elapsed();
+                    left -= n;
+                    let _ = obs.next_events(Duration::ZERO);
+                }
+                spent
+            })
+        });
+        drop(obs);
+    }
+    if let Some(obs) = observer(true) {
+        g.bench_function("syscall-observed-no-munmap", |b| b.iter(getppid));
+        drop(obs);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, hooks, observe);
 criterion_main!(benches);

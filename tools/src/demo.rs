@@ -525,6 +525,7 @@ fn attach_observer() -> Option<Observer> {
         pid: Some(std::process::id() as i32),
         binaries: Vec::new(),
         scan: Some(false),
+        ..ObserveTarget::default()
     }) {
         Ok(o) => Some(o),
         Err(e) => {

@@ -251,6 +251,36 @@ fn munmap_behind_the_librarys_back_is_reported_and_its_own_are_not() {
     kid.finish();
 }
 
+/// `skip_munmap` leaves the syscall tracepoint out: an munmap behind the
+/// library's back goes unreported, the lifecycle and the exit still are.
+#[test]
+fn without_the_munmap_probe_the_rest_is_still_seen() {
+    if !root() {
+        return;
+    }
+    let target = ObserveTarget {
+        skip_munmap: true,
+        ..ObserveTarget::binaries([PathBuf::from(CHILD)])
+    };
+    let mut obs = Observer::attach(target).expect("attach");
+    let mut kid = Kid::spawn();
+    let pid = kid.pid;
+    create_mapped(&mut kid, "create system obs-nomunmap");
+    assert_eq!(kid.cmd("munmap 0"), ["0"]);
+    // With the probe, this create would release the held munmap first.
+    kid.ok_num("create necp obs-nomunmap-flows", 0);
+    let evs = events_until(&mut obs, pid, |e| {
+        e.event == "create" && e.arena.contains("necp")
+    });
+    let names: Vec<&str> = evs.iter().map(|e| e.event).collect();
+    assert_eq!(names, ["create", "map", "create"]);
+    kid.child.kill().unwrap();
+    kid.child.wait().unwrap();
+    let evs = events_until(&mut obs, pid, |e| e.event == "exit");
+    assert_eq!(evs.last().unwrap().exit_arenas, Some(2), "{evs:#?}");
+    assert!(evs.iter().all(|e| e.event != "munmap"), "{evs:#?}");
+}
+
 #[test]
 fn stats_lists_exactly_the_live_arenas_of_two_processes() {
     if !root() {

@@ -43,6 +43,7 @@ fn every_observer_step_fails_cleanly() {
         pid: Some(std::process::id() as i32),
         binaries: Vec::new(),
         scan: Some(false),
+        ..ObserveTarget::default()
     };
     let before = footprint();
     let mut failed = BTreeSet::new();

@@ -111,6 +111,8 @@ pub fn table(root: &Path) -> Result<String> {
     arena_table(root, &mut out)?;
     writeln!(out)?;
     hook_table(root, &mut out)?;
+    writeln!(out)?;
+    observe_table(root, &mut out)?;
     Ok(out)
 }
 
@@ -268,6 +270,53 @@ fn hook_table(root: &Path, out: &mut String) -> Result<()> {
     Ok(())
 }
 
+/// What observing costs: a syscall with and without `skmemctl watch`'s
+/// probes, and a hook with its uprobe attached (measured only as root).
+fn observe_table(root: &Path, out: &mut String) -> Result<()> {
+    writeln!(
+        out,
+        "### Observation's cost to a syscall and to a lifecycle event"
+    )?;
+    writeln!(out)?;
+    let bare = median_ns(root, &["observe", "syscall-unobserved"])?;
+    let all = median_ns(root, &["observe", "syscall-observed"])?;
+    let no_munmap = median_ns(root, &["observe", "syscall-observed-no-munmap"])?;
+    let hook = median_ns(root, &["observe", "hook-attached"])?;
+    let (Some(bare), Some(all), Some(no_munmap), Some(hook)) = (bare, all, no_munmap, hook) else {
+        writeln!(out, "Not measured: the probes attach only as root.")?;
+        return Ok(());
+    };
+    writeln!(out, "| call | median | ÷ no probe |")?;
+    writeln!(out, "|---|---|---|")?;
+    writeln!(
+        out,
+        "| syscall (`getppid`), no probe attached | {bare:.1} ns | 1.00× |"
+    )?;
+    writeln!(
+        out,
+        "| the same, every probe of `skmemctl watch` attached | {all:.1} ns | {:.2}× |",
+        all / bare
+    )?;
+    writeln!(
+        out,
+        "| the same, all but the munmap probe (`watch --no-munmap`) | {no_munmap:.1} ns | {:.2}× |",
+        no_munmap / bare
+    )?;
+    writeln!(
+        out,
+        "| a lifecycle hook, its uprobe attached (one event) | {:.2} µs | – |",
+        hook / 1e3
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "- while `sys_enter_munmap` is attached every syscall of every process takes the kernel's traced path: +{:.0} ns each; without it the probes cost syscalls {:+.0} ns",
+        all - bare,
+        no_munmap - bare
+    )?;
+    Ok(())
+}
+
 /// `cargo xtask bench`: run the benchmark, then rewrite the table.
 pub fn run(skip_run: bool) -> Result<()> {
     let root = cmd::workspace_root();
@@ -329,6 +378,15 @@ mod tests {
         }
         estimate(root, &["hooks", "hook-unattached"], 1.5, None);
         estimate(root, &["hooks", "empty-call"], 1.2, None);
+        estimate(root, &["observe", "syscall-unobserved"], 250.0, None);
+        estimate(root, &["observe", "syscall-observed"], 340.0, None);
+        estimate(
+            root,
+            &["observe", "syscall-observed-no-munmap"],
+            252.0,
+            None,
+        );
+        estimate(root, &["observe", "hook-attached"], 1550.0, None);
     }
 
     #[test]
@@ -367,9 +425,30 @@ mod tests {
             "| empty never-inlined function | 1.20 ns |",
             "- ✅ unattached hook: 1.50 ns ≤ 2 ns (1.25× an empty call: the hook adds \
              nothing to the call itself)",
+            "### Observation's cost to a syscall and to a lifecycle event",
+            "| syscall (`getppid`), no probe attached | 250.0 ns | 1.00× |",
+            "| the same, every probe of `skmemctl watch` attached | 340.0 ns | 1.36× |",
+            "| the same, all but the munmap probe (`watch --no-munmap`) | 252.0 ns | 1.01× |",
+            "| a lifecycle hook, its uprobe attached (one event) | 1.55 µs | – |",
+            "- while `sys_enter_munmap` is attached every syscall of every process takes \
+             the kernel's traced path: +90 ns each; without it the probes cost syscalls +2 ns",
         ] {
             assert!(lines.contains(&line), "no line `{line}` in:\n{t}");
         }
+    }
+
+    #[test]
+    fn table_without_the_observe_figures_says_they_need_root() {
+        let root = std::env::temp_dir().join(format!("xtask-bench-user-{}", std::process::id()));
+        criterion_tree(&root);
+        std::fs::remove_dir_all(root.join("target/criterion/observe")).unwrap();
+        let t = table(&root);
+        std::fs::remove_dir_all(&root).unwrap();
+        let t = t.unwrap();
+        assert!(
+            t.contains("Not measured: the probes attach only as root."),
+            "{t}"
+        );
     }
 
     #[test]

@@ -54,6 +54,27 @@
 //! not (reported as `munmap`). Events stay in order: those after a held
 //! munmap wait with it.
 //!
+//! # What observing costs
+//!
+//! The uprobes fire at the library's hooks, which run on lifecycle events
+//! (create, map, unmap, redirect, defunct, bind...), never per packet: a
+//! process that is not creating or mapping arenas pays nothing for them.
+//! `sched_process_exit` and `xdp_exception` fire on those events only.
+//! `sys_enter_munmap` is different: attaching any syscall tracepoint
+//! makes *every* syscall of *every* process on the host take the kernel's
+//! traced entry and exit while it is attached, whether or not the probe
+//! then filters the call out. On the project's machine a trivial syscall
+//! costs about 40 % more (`cargo xtask bench`, "Observation's cost to
+//! a syscall" in BENCHMARKS.md): next to nothing for a spinning
+//! forwarder, and by arithmetic about 2 % for one that wakes from
+//! `poll(2)` for every small burst (two syscalls to a wake-up of ~9 µs
+//! here), paid by every other process's syscalls too.
+//! [`ObserveTarget::skip_munmap`] (`skmemctl watch --no-munmap`) leaves
+//! that probe out, and with it the `munmap` events. No tracepoint outside
+//! the syscall ones reports an unmap's range reliably:
+//! `maple_tree:ma_write` does not trace exact-fit stores, such as the
+//! hole a partial munmap leaves (kernel 6.18).
+//!
 //! # Pinning
 //!
 //! The live-arena map is pinned at `/sys/fs/bpf/skmem/arenas_PID_TOKEN`
@@ -214,6 +235,11 @@ pub struct ObserveTarget {
     /// Also scan `/proc/*/exe` for binaries with the hooks, now and every
     /// [`RESCAN_INTERVAL`]. `None`: scan when `pid` is `None`.
     pub scan: Option<bool>,
+    /// Leave the `syscalls:sys_enter_munmap` probe out: no `munmap` events
+    /// (an unmap behind the library's back goes unseen), and no syscall of
+    /// any process pays for syscall tracing while the observer runs (see
+    /// "What observing costs" in the module docs).
+    pub skip_munmap: bool,
 }
 
 impl ObserveTarget {
@@ -228,6 +254,7 @@ impl ObserveTarget {
             pid: None,
             binaries: binaries.into_iter().collect(),
             scan: Some(false),
+            skip_munmap: false,
         }
     }
 
@@ -318,6 +345,9 @@ impl Observer {
                 .map_err(|e| bpf_err(format!("loading {name}"), &e))?;
         }
         for (name, category, tp) in TRACEPOINTS {
+            if target.skip_munmap && category == "syscalls" {
+                continue;
+            }
             let prog: &mut TracePoint = program(&mut ebpf, name)?;
             prog.load()
                 .map_err(|e| bpf_err(format!("loading {name}"), &e))?;
