@@ -281,6 +281,62 @@ fn without_the_munmap_probe_the_rest_is_still_seen() {
     assert!(evs.iter().all(|e| e.event != "munmap"), "{evs:#?}");
 }
 
+/// `skmemctl watch --no-munmap` says so once attached, then prints the
+/// lifecycle but not an munmap behind the library's back.
+#[test]
+fn watch_no_munmap_says_so_and_prints_no_munmap() {
+    if !root() {
+        return;
+    }
+    let mut kid = Kid::spawn();
+    let mut watch = KillOnDrop(
+        Command::new(SKMEMCTL)
+            .args(["watch", "--pid", &kid.pid.to_string(), "--no-munmap"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The banner comes once the probes are attached (after a line about
+    // any pin a killed observer left).
+    // (Kept open to the end: a closed stderr would fail watch's writes.)
+    let mut err = BufReader::new(watch.0.stderr.take().unwrap()).lines();
+    let banner = err
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("watching"))
+        .expect("no banner before watch's stderr closed");
+    assert!(
+        banner.starts_with("watching pid") && banner.contains(", no munmap probe;"),
+        "{banner}"
+    );
+    create_mapped(&mut kid, "create system obs-cli-nomunmap");
+    assert_eq!(kid.cmd("munmap 0"), ["0"]);
+    kid.ok_num("create necp obs-cli-nomunmap-flows", 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = BufReader::new(watch.0.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut events = Vec::new();
+    loop {
+        let line = rx.recv_timeout(WAIT).expect("skmemctl watch went quiet");
+        // "TIME pid=N ARENA#ID EVENT details"
+        let f: Vec<&str> = line.split_whitespace().collect();
+        events.push(f[3].to_owned());
+        if f[3] == "create" && f[2].starts_with("skmem.necp.") {
+            break;
+        }
+    }
+    assert_eq!(events, ["create", "map", "create"]);
+    kid.finish();
+    drop(err);
+}
+
 #[test]
 fn stats_lists_exactly_the_live_arenas_of_two_processes() {
     if !root() {
