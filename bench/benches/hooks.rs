@@ -27,23 +27,29 @@ extern "C" fn empty(p: *const HookPayload) {
     black_box(p);
 }
 
-fn hooks(c: &mut Criterion) {
-    let mut g = c.benchmark_group("hooks");
-    g.warm_up_time(Duration::from_millis(300));
-    g.measurement_time(Duration::from_secs(2));
-    let payload = HookPayload {
-        arena_id: 1,
+/// A hook's payload: arena `arena_id` of kind `kind`, mapped by `pid`,
+/// everything else zero.
+fn payload(arena_id: u64, kind: u32, pid: u32) -> HookPayload {
+    HookPayload {
+        arena_id,
         span_addr: 0,
         span_size: 0,
-        kind: 1,
-        pid: 1,
+        kind,
+        pid,
         flags: 0,
         error: 0,
         name: [0; HOOK_NAME_LEN],
         mem_total: 0,
         mem_inuse: 0,
         seq: 0,
-    };
+    }
+}
+
+fn hooks(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hooks");
+    g.warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_secs(2));
+    let payload = payload(1, 1, 1);
     let hook = black_box(hook_fn(HookEvent::ArenaMap));
     g.bench_function("hook-unattached", |b| b.iter(|| hook(black_box(&payload))));
     let plain: extern "C" fn(*const HookPayload) = black_box(empty);
@@ -81,19 +87,7 @@ fn observe(c: &mut Criterion) {
     g.bench_function("syscall-unobserved", |b| b.iter(getppid));
     if let Some(obs) = observer(false) {
         g.bench_function("syscall-observed", |b| b.iter(getppid));
-        let payload = HookPayload {
-            arena_id: 0,
-            span_addr: 0,
-            span_size: 0,
-            kind: 0,
-            pid: std::process::id(),
-            flags: 0,
-            error: 0,
-            name: [0; HOOK_NAME_LEN],
-            mem_total: 0,
-            mem_inuse: 0,
-            seq: 0,
-        };
+        let payload = payload(0, 0, std::process::id());
         // An unmap of an arena the probes never saw created: the probe
         // runs in full (uprobe trap, payload read, map lookup, an event on
         // the ring). The events are read between chunks, outside the
