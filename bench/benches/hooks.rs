@@ -85,7 +85,7 @@ fn observe(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(300));
     g.measurement_time(Duration::from_secs(2));
     g.bench_function("syscall-unobserved", |b| b.iter(getppid));
-    if let Some(obs) = observer(false) {
+    if let Some(mut obs) = observer(false) {
         g.bench_function("syscall-observed", |b| b.iter(getppid));
         let payload = payload(0, 0, std::process::id());
         // An unmap of an arena the probes never saw created: the probe
@@ -93,7 +93,6 @@ fn observe(c: &mut Criterion) {
         // the ring). The events are read between chunks, outside the
         // timing, so that the ring never fills (a full ring is cheaper).
         let hook = black_box(hook_fn(HookEvent::ArenaUnmap));
-        let mut obs = obs;
         g.bench_function("hook-attached", |b| {
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
@@ -111,11 +110,11 @@ fn observe(c: &mut Criterion) {
                 spent
             })
         });
+        // Detached before the next observer attaches.
         drop(obs);
     }
-    if let Some(obs) = observer(true) {
+    if let Some(_obs) = observer(true) {
         g.bench_function("syscall-observed-no-munmap", |b| b.iter(getppid));
-        drop(obs);
     }
     g.finish();
 }
