@@ -92,6 +92,7 @@ fn interval(s: &str) -> Result<f64, String> {
   skmemctl fwd --mode rxdrop --iface veth0 --coalesce 1000
   skmemctl fwd --mode l2fwd --iface veth0 --cpu 1 --fifo 1
   skmemctl fwd --mode l2fwd --iface veth0 --cpu 1 --allow-fifo 1
+  skmemctl fwd --mode l2fwd --iface veth0 --workers 1 --cpu 1 --fifo 1
   skmemctl fwd --mode txonly --iface veth0 --size 64 --count 100000")]
 pub struct FwdArgs {
     /// rxdrop, txonly or l2fwd.
@@ -159,7 +160,8 @@ pub struct FwdArgs {
     /// completion rings.
     #[arg(long)]
     pub shared_umem: bool,
-    /// Pin each queue's thread to a CPU: one --cpu per --queue, in order.
+    /// Pin each queue's thread to a CPU: one --cpu per --queue, in order
+    /// (with --workers: the queue's owner thread and its workers).
     #[arg(long = "cpu", value_name = "CPU", value_parser = crate::check::cpu)]
     pub cpus: Vec<usize>,
     /// Run the queues' threads at SCHED_FIFO with this priority (1-99).
@@ -167,7 +169,8 @@ pub struct FwdArgs {
     /// NAPI), NAPI then runs while the thread waits, instead of taking
     /// half the CPU and spending it on frames the thread has no fill frames
     /// for (l2fwd over a veth here: about 1.4x). The thread must sleep when
-    /// idle, so not with --spin or --busy-poll.
+    /// idle, so not with --spin or --busy-poll. With --workers: the owner
+    /// threads and their workers.
     #[arg(long, value_name = "PRIORITY", value_parser = crate::check::fifo,
           conflicts_with_all = ["busy_poll", "spin"])]
     pub fifo: Option<u8>,
@@ -178,14 +181,24 @@ pub struct FwdArgs {
     #[arg(long, value_name = "PRIORITY", value_parser = crate::check::fifo,
           conflicts_with_all = ["busy_poll", "spin", "poll", "coalesce", "fifo"])]
     pub allow_fifo: Option<u8>,
+    /// With the default adaptive wait: how long it keeps spinning after
+    /// the last frame before it sleeps in poll(), in µs (0: it never
+    /// spins). Longer bridges traffic that comes in bursts farther apart.
+    #[arg(long, value_name = "US", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(0..=100_000),
+          conflicts_with_all = ["busy_poll", "spin", "poll", "coalesce"])]
+    pub spin_us: u32,
     /// JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
     /// Lend the queue's packets to N worker processes (`skmemctl worker`,
     /// started and restarted by this one) instead of processing them here:
     /// rxdrop or l2fwd. With several --queue, each queue gets its own N
-    /// workers (one worker per queue: --workers 1).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=16))]
+    /// workers (one worker per queue: --workers 1). The owner waits in
+    /// poll() (or spins with --spin); each queue has its own arena, so not
+    /// with --busy-poll, --coalesce, --allow-fifo or --shared-umem.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=16),
+          conflicts_with_all = ["busy_poll", "coalesce", "allow_fifo", "shared_umem", "spin_us"])]
     pub workers: u16,
     /// With --workers: spread packets round-robin instead of by flow.
     #[arg(long, requires = "workers")]
@@ -412,11 +425,6 @@ fn publish(ch: &mut Channel, shared: &Shared, last: &mut Instant) -> Result<()> 
 /// a thread per queue, the live lines until the duration ends (or Ctrl-C,
 /// or the interface changes), and the summary.
 pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
-    let (link, memory) = preflight(&args)?;
-    crate::stale::remove("fwd");
-    if args.workers > 0 {
-        return crate::workers::run_fwd(&args, stop);
-    }
     if !args.cpus.is_empty() && args.cpus.len() != args.queues.len() {
         return Err(crate::check::Usage(format!(
             "--cpu: give one per --queue ({} queue(s), {} CPU(s))",
@@ -424,6 +432,11 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
             args.cpus.len()
         ))
         .into());
+    }
+    let (link, memory) = preflight(&args)?;
+    crate::stale::remove("fwd");
+    if args.workers > 0 {
+        return crate::workers::run_fwd(&args, stop);
     }
     let mut prog = XdpProgram::attach(&args.iface, args.xdp_mode.attach_mode(), args.filter)
         .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
@@ -546,9 +559,10 @@ fn open_channels(args: &FwdArgs, prog: &mut XdpProgram) -> Result<Vec<Channel>> 
         }
         cp.coalesce = args.coalesce.map(Coalesce::new);
         cp.waiting = match args.wait() {
-            Wait::Adaptive => {
-                Waiting::Adaptive(Adaptive::default().with(|a| a.fifo = args.allow_fifo))
-            }
+            Wait::Adaptive => Waiting::Adaptive(Adaptive::default().with(|a| {
+                a.fifo = args.allow_fifo;
+                a.spin_us = args.spin_us;
+            })),
             Wait::Poll | Wait::Coalesce => Waiting::Poll,
             Wait::Spin | Wait::BusyPoll => Waiting::Spin,
         };

@@ -30,7 +30,7 @@ use skmem::Channel;
 use skmem_netns::{NetnsPair, PairConfig, Receiver, RxFilter, Sender, Side};
 use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
 
-use crate::workers::{spawn_worker, WorkMode, WorkerProc};
+use crate::workers::{spawn_worker, Placement, WorkMode, WorkerProc};
 
 /// How long a cycle lasts: one worker's life.
 const CYCLE: Duration = Duration::from_millis(1500);
@@ -218,7 +218,12 @@ impl Owner {
         let path = std::env::temp_dir().join(format!("skmem-soak-{}-{n}.sock", std::process::id()));
         let offer = ArenaOffer::serve(&arena, &path, OfferPolicy::root_only())?;
         let hub = WorkerHub::new(ch, &offer, Spread::RoundRobin)?;
-        let worker = Some(spawn_worker(&path, WorkMode::L2fwd, 64)?);
+        let worker = Some(spawn_worker(
+            &path,
+            WorkMode::L2fwd,
+            64,
+            Placement::default(),
+        )?);
         Ok(Owner {
             worker,
             hub,
@@ -246,7 +251,12 @@ impl Owner {
 
     /// Starts a worker process.
     fn start_worker(&mut self) -> Result<()> {
-        self.worker = Some(spawn_worker(&self.path, WorkMode::L2fwd, 64)?);
+        self.worker = Some(spawn_worker(
+            &self.path,
+            WorkMode::L2fwd,
+            64,
+            Placement::default(),
+        )?);
         Ok(())
     }
 

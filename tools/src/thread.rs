@@ -30,6 +30,16 @@ pub fn run_fifo(priority: u8) -> Result<()> {
     Ok(())
 }
 
+/// Returns the calling thread to `SCHED_OTHER` (after [`run_fifo`]).
+pub fn run_other() -> Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: as in `run_fifo`.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("sched_setscheduler(SCHED_OTHER)");
+    }
+    Ok(())
+}
+
 /// The calling thread's scheduling policy, as its name.
 pub fn policy() -> &'static str {
     // SAFETY: no arguments but the calling thread's pid (0).

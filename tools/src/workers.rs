@@ -53,10 +53,60 @@ pub struct WorkerArgs {
     /// Seconds to run (0 = until Ctrl-C or the owner goes).
     #[arg(long, default_value_t = 0, value_parser = crate::check::seconds)]
     pub duration: u64,
+    /// Pin this worker to a CPU.
+    #[arg(long, value_name = "CPU", value_parser = crate::check::cpu)]
+    pub cpu: Option<usize>,
+    /// Run at SCHED_FIFO with this priority (1-99): the worker runs as soon
+    /// as the owner lends it something, ahead of every SCHED_OTHER thread
+    /// on its CPU (a threaded NAPI's kthread included), and sleeps when
+    /// nothing is lent. Give the owner the same on the same CPU (fwd
+    /// --workers --fifo does): a worker waiting for room to hand back
+    /// yields only to threads of its own priority.
+    #[arg(long, value_name = "PRIORITY", value_parser = crate::check::fifo)]
+    pub fifo: Option<u8>,
+}
+
+/// Where and how a worker process (or a queue's owner thread) runs:
+/// `fwd --workers`'s `--cpu` and `--fifo`, applied to the owner thread and
+/// passed on to the workers it starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Placement {
+    pub(crate) cpu: Option<usize>,
+    pub(crate) fifo: Option<u8>,
+}
+
+impl Placement {
+    /// Applies it to the calling thread.
+    fn apply(self) -> Result<()> {
+        if let Some(cpu) = self.cpu {
+            crate::thread::pin(cpu)?;
+        }
+        if let Some(p) = self.fifo {
+            crate::thread::run_fifo(p)?;
+        }
+        Ok(())
+    }
+
+    /// The `skmemctl worker` arguments that give a worker the same.
+    fn worker_args(self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(cpu) = self.cpu {
+            a.extend(["--cpu".to_owned(), cpu.to_string()]);
+        }
+        if let Some(p) = self.fifo {
+            a.extend(["--fifo".to_owned(), p.to_string()]);
+        }
+        a
+    }
 }
 
 /// `skmemctl worker`.
 pub fn run_worker(args: WorkerArgs, stop: &'static AtomicBool) -> Result<()> {
+    Placement {
+        cpu: args.cpu,
+        fifo: args.fifo,
+    }
+    .apply()?;
     let mut w = WorkerChannel::connect(&args.path)
         .with_context(|| format!("joining the owner at {}", args.path.display()))?;
     outln!("worker {} slot {}", std::process::id(), w.slot());
@@ -156,12 +206,18 @@ impl WorkMode {
 }
 
 /// Starts a `skmemctl worker` on `path`.
-pub(crate) fn spawn_worker(path: &Path, mode: WorkMode, batch: usize) -> Result<WorkerProc> {
+pub(crate) fn spawn_worker(
+    path: &Path,
+    mode: WorkMode,
+    batch: usize,
+    at: Placement,
+) -> Result<WorkerProc> {
     let exe = std::env::current_exe().context("finding skmemctl itself")?;
     let child = Command::new(exe)
         .args(["worker", "--path"])
         .arg(path)
         .args(["--mode", mode.name(), "--batch", &batch.to_string()])
+        .args(at.worker_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -210,6 +266,12 @@ struct Summary {
     /// What stopped the run early (the interface went away or changed).
     #[serde(skip_serializing_if = "Option::is_none")]
     stopped_by: Option<String>,
+    /// The CPU the owner thread and its workers were pinned to (`--cpu`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<usize>,
+    /// The owner thread's and its workers' scheduling policy
+    /// (`SCHED_FIFO` with `--fifo`).
+    policy: &'static str,
 }
 
 /// One queue of `fwd --workers`: its own arena, channel, offer and hub,
@@ -328,11 +390,15 @@ fn run_owners(
     std::thread::scope(|s| {
         let mut results = Vec::new();
         let mut threads = Vec::new();
-        for o in owners.iter_mut() {
+        for (i, o) in owners.iter_mut().enumerate() {
             let q = o.queue;
+            let at = Placement {
+                cpu: args.cpus.get(i).copied(),
+                fifo: args.fifo,
+            };
             let spawned = std::thread::Builder::new()
                 .name(format!("fwd-q{q}"))
-                .spawn_scoped(s, move || run_queue(args, o, mode, n, many, stop));
+                .spawn_scoped(s, move || run_queue(args, o, (mode, at), n, many, stop));
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -393,15 +459,20 @@ fn report(results: Vec<Result<Summary>>, mode: WorkMode, json: bool) -> Result<(
 fn run_queue(
     args: &FwdArgs,
     o: &mut QueueOwner,
-    mode: WorkMode,
+    (mode, at): (WorkMode, Placement),
     n: usize,
     many: bool,
     stop: &AtomicBool,
 ) -> Result<Summary> {
     let q = o.queue;
     let hub = &mut o.hub;
+    // The owner where its workers will be: on a CPU shared with a threaded
+    // NAPI, SCHED_FIFO lets owner and workers run the moment they have
+    // work and NAPI in their waits (see BENCHMARKS.md, worker processes).
+    at.apply()?;
+    let policy = crate::thread::policy();
     let mut procs = (0..n)
-        .map(|_| spawn_worker(&o.path, mode, args.batch))
+        .map(|_| spawn_worker(&o.path, mode, args.batch, at))
         .collect::<Result<Vec<_>>>()?;
     let started = Instant::now();
     // 0: until Ctrl-C.
@@ -441,7 +512,7 @@ fn run_queue(
                     "skmemctl fwd: worker {} of queue {q} ended ({status}); starting another",
                     p.child.id()
                 );
-                *p = spawn_worker(&o.path, mode, args.batch)?;
+                *p = spawn_worker(&o.path, mode, args.batch, at)?;
             }
         }
         if Instant::now() >= next_line {
@@ -456,7 +527,11 @@ fn run_queue(
         }
     }
     drop(procs);
-    // The workers are gone: every frame they held comes back.
+    // The workers are gone: every frame they held comes back. The drain
+    // polls and yields; at SCHED_FIFO that would keep NAPI off this CPU.
+    if at.fifo.is_some() {
+        crate::thread::run_other()?;
+    }
     let by = Instant::now() + Duration::from_secs(5);
     while (hub.lent() > 0 || hub.channel_mut().account().kernel_tx > 0) && Instant::now() < by {
         hub.poll()?;
@@ -476,6 +551,8 @@ fn run_queue(
         per_worker: hub.counters().to_vec(),
         frames_accounted: account.check(true).is_ok() && account.lent == 0,
         stopped_by,
+        cpu: at.cpu,
+        policy,
     };
     if !summary.frames_accounted {
         tracing::warn!(queue = q, ?account, "frames not accounted for");
@@ -506,6 +583,10 @@ fn print_summary(summary: &Summary, mode: WorkMode, json: bool) -> Result<()> {
             "NOT all accounted for"
         }
     );
+    match summary.cpu {
+        Some(cpu) => outln!("owner and workers: {} on cpu{cpu}", summary.policy),
+        None => outln!("owner and workers: {}", summary.policy),
+    }
     for (i, w) in summary.per_worker.iter().enumerate() {
         outln!(
             "  slot {i}: lent {}, sent {}, freed {}, reclaimed {}",

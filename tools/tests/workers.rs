@@ -325,3 +325,106 @@ fn the_owner_stops_with_an_error_when_its_interface_is_deleted() {
     assert_eq!(summary["frames_accounted"], true, "{summary}");
     assert_eq!(owner.0.wait().unwrap().code(), Some(1));
 }
+
+/// A thread's CPUs and scheduling policy, from /proc: (`Cpus_allowed_list`,
+/// policy number, real-time priority).
+fn placement(task: &str) -> (String, u64, u64) {
+    let status = std::fs::read_to_string(format!("{task}/status")).unwrap();
+    let cpus = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let stat = std::fs::read_to_string(format!("{task}/stat")).unwrap();
+    // Fields after the command name's closing parenthesis start at field 3
+    // (state): rt_priority is field 40, policy field 41.
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    (cpus, f[38].parse().unwrap(), f[37].parse().unwrap())
+}
+
+/// `fwd --workers 1 --cpu 0 --fifo 1`: the queue's owner thread and the
+/// worker it starts both run pinned to cpu0 at SCHED_FIFO 1 (the lever
+/// BENCHMARKS.md gives for a CPU shared with a threaded NAPI), forward
+/// with every frame accounted for, and the summary says where they ran.
+#[test]
+fn cpu_and_fifo_place_the_owner_and_its_workers() {
+    if !root() {
+        return;
+    }
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    let bin = env!("CARGO_BIN_EXE_skmemctl");
+    let (mut owner, mut next) = start_owner(
+        &pair,
+        &[
+            "--mode",
+            "rxdrop",
+            "--workers",
+            "1",
+            "--cpu",
+            "0",
+            "--fifo",
+            "1",
+            "--duration",
+            "60",
+            "--interval",
+            "0.2",
+        ],
+    );
+    let by = Instant::now() + Duration::from_secs(20);
+    let worker = loop {
+        if let Some(pid) = workers_of(&next())[0].pid {
+            break pid;
+        }
+        assert!(Instant::now() < by, "the worker did not join");
+    };
+    const SCHED_FIFO: u64 = 1;
+    assert_eq!(
+        placement(&format!("/proc/{worker}")),
+        ("0".to_owned(), SCHED_FIFO, 1),
+        "the worker"
+    );
+    let owner_thread = std::fs::read_dir(format!("/proc/{}/task", owner.0.id()))
+        .unwrap()
+        .map(|t| t.unwrap().path())
+        .find(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "fwd-q0"))
+        .expect("the queue's owner thread");
+    assert_eq!(
+        placement(owner_thread.to_str().unwrap()),
+        ("0".to_owned(), SCHED_FIFO, 1),
+        "the owner thread"
+    );
+    let tx = pair
+        .exec_ok(
+            Side::B,
+            bin,
+            [
+                "fwd",
+                "--iface",
+                pair.ifname(Side::B),
+                "--mode",
+                "txonly",
+                "--copy",
+                "--count",
+                "20000",
+                "--duration",
+                "30",
+                "--json",
+            ],
+        )
+        .unwrap();
+    assert!(tx.status.success());
+    signal(owner.0.id(), libc::SIGINT);
+    let summary = std::iter::repeat_with(&mut next)
+        .take(1000)
+        .find(|v| v["type"] == "workers_summary")
+        .expect("no summary");
+    assert!(owner.0.wait().unwrap().success());
+    assert_eq!(summary["policy"], "SCHED_FIFO", "{summary}");
+    assert_eq!(summary["cpu"], 0, "{summary}");
+    assert_eq!(summary["frames_accounted"], true, "{summary}");
+    let w = &summary["per_worker"][0];
+    let (lent, freed) = (w["lent"].as_u64().unwrap(), w["freed"].as_u64().unwrap());
+    assert!(lent > 0, "the worker got nothing: {summary}");
+    assert_eq!(lent, freed, "every frame lent was freed: {summary}");
+}

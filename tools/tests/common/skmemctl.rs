@@ -9,11 +9,23 @@ use skmem_netns::{NetnsPair, Side};
 
 use super::SKMEMCTL;
 
-/// Kills the child if the test fails half-way.
+/// Stops the child when dropped — at the end of a test that let it run,
+/// or when the test fails half-way — as a user would: SIGTERM, so it
+/// removes what it made (its statistics socket, its XDP program), and
+/// SIGKILL only if it is still there 5 s later.
 pub struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            // SAFETY: kill has no memory preconditions; the pid is our
+            // child's, not yet reaped (try_wait just said so).
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let by = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < by {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
