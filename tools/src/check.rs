@@ -69,6 +69,12 @@ pub fn seconds(s: &str) -> Result<u64, String> {
     in_range(s, 0, MAX_SECONDS, "seconds")
 }
 
+/// Whole seconds, 1 to [`MAX_SECONDS`]: for a run that has no "until
+/// Ctrl-C" (0 would be a run of nothing).
+pub fn seconds_nonzero(s: &str) -> Result<u64, String> {
+    in_range(s, 1, MAX_SECONDS, "seconds")
+}
+
 /// Seconds with a fraction: finite, at most [`MAX_SECONDS`].
 pub fn seconds_f64(s: &str) -> Result<f64, String> {
     let v: f64 = s

@@ -44,8 +44,8 @@ Examples:
   skmemctl demo --duration 5 --json"
 )]
 pub struct DemoArgs {
-    /// Seconds of traffic.
-    #[arg(long, default_value_t = 20, value_parser = crate::check::seconds)]
+    /// Seconds of traffic (at least 1).
+    #[arg(long, default_value_t = 20, value_parser = crate::check::seconds_nonzero)]
     pub duration: u64,
     /// Frames kept in flight by the generator.
     #[arg(long, default_value_t = 64, value_parser = crate::check::window)]
@@ -552,6 +552,7 @@ fn tend_workers(
     };
     let spawn = || -> Result<std::process::Child> {
         std::process::Command::new(std::env::current_exe()?)
+            .args(crate::workers::verbosity())
             .args(["worker", "--mode", "l2fwd", "--path"])
             .arg(&path)
             .stdin(std::process::Stdio::null())

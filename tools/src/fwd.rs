@@ -6,6 +6,7 @@
 //! queue's frames to its socket. A line of rates per second, a summary at
 //! the end, JSON lines with `--json`.
 
+mod combos;
 mod live;
 
 use std::net::Ipv4Addr;
@@ -147,7 +148,7 @@ pub struct FwdArgs {
     #[arg(long, value_parser = crate::check::filter)]
     pub filter: Option<skmem_xdp::XdpFilter>,
     /// txonly: frame size in bytes on the wire (60-2048).
-    #[arg(long, default_value_t = 64, value_parser = crate::check::fwd_frame)]
+    #[arg(long, default_value_t = combos::DEFAULT_SIZE, value_parser = crate::check::fwd_frame)]
     pub size: usize,
     /// txonly: stop after this many frames (0 = no limit).
     #[arg(long, default_value_t = 0)]
@@ -184,22 +185,22 @@ pub struct FwdArgs {
     /// With the default adaptive wait: how long it keeps spinning after
     /// the last frame before it sleeps in poll(), in µs (0: it never
     /// spins). Longer bridges traffic that comes in bursts farther apart.
-    #[arg(long, value_name = "US", default_value_t = 20,
+    #[arg(long, value_name = "US", default_value_t = combos::DEFAULT_SPIN_US,
           value_parser = clap::value_parser!(u32).range(0..=100_000),
           conflicts_with_all = ["busy_poll", "spin", "poll", "coalesce"])]
     pub spin_us: u32,
     /// JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Lend the queue's packets to N worker processes (`skmemctl worker`,
+    /// Lend the queue's packets to N (1-16) worker processes (`skmemctl worker`,
     /// started and restarted by this one) instead of processing them here:
     /// rxdrop or l2fwd. With several --queue, each queue gets its own N
     /// workers (one worker per queue: --workers 1). The owner waits in
     /// poll() (or spins with --spin); each queue has its own arena, so not
     /// with --busy-poll, --coalesce, --allow-fifo or --shared-umem.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=16),
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=16),
           conflicts_with_all = ["busy_poll", "coalesce", "allow_fifo", "shared_umem", "spin_us"])]
-    pub workers: u16,
+    pub workers: Option<u16>,
     /// With --workers: spread packets round-robin instead of by flow.
     #[arg(long, requires = "workers")]
     pub round_robin: bool,
@@ -264,6 +265,10 @@ struct Summary {
     /// Each queue's thread's scheduling policy (`SCHED_OTHER`, or
     /// `SCHED_FIFO` with `--fifo`).
     policy: Vec<&'static str>,
+    /// The CPU each queue's thread was pinned to (`--cpu`), in `queues`
+    /// order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cpus: Vec<usize>,
     wakeups: Wakeups,
 }
 
@@ -425,18 +430,11 @@ fn publish(ch: &mut Channel, shared: &Shared, last: &mut Instant) -> Result<()> 
 /// a thread per queue, the live lines until the duration ends (or Ctrl-C,
 /// or the interface changes), and the summary.
 pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
-    if !args.cpus.is_empty() && args.cpus.len() != args.queues.len() {
-        return Err(crate::check::Usage(format!(
-            "--cpu: give one per --queue ({} queue(s), {} CPU(s))",
-            args.queues.len(),
-            args.cpus.len()
-        ))
-        .into());
-    }
+    combos::check(&args)?;
     let (link, memory) = preflight(&args)?;
     crate::stale::remove("fwd");
-    if args.workers > 0 {
-        return crate::workers::run_fwd(&args, stop);
+    if let Some(n) = args.workers {
+        return crate::workers::run_fwd(&args, n, stop);
     }
     let mut prog = XdpProgram::attach(&args.iface, args.xdp_mode.attach_mode(), args.filter)
         .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
@@ -482,6 +480,7 @@ pub fn run(args: FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         shared_umem: args.shared_umem,
         wait: args.wait(),
         policy: joined.policy,
+        cpus: args.cpus.clone(),
         wakeups: joined.wakeups,
     };
     say_summary(&args, &summary)?;

@@ -77,8 +77,9 @@ pub struct GenArgs {
     pub duration: u64,
     /// Frames per BPF_PROG_RUN call when not paced (each call has a fixed
     /// set-up cost in the kernel; larger runs amortize it but notice
-    /// Ctrl-C, --count and --duration later).
-    #[arg(long, default_value_t = 65_536)]
+    /// Ctrl-C, --count and --duration later). Paced by --rate, a run is
+    /// rate/100 frames instead, so not with --rate.
+    #[arg(long, default_value_t = 65_536, conflicts_with = "rate")]
     pub run_frames: u32,
     /// Pin the generator to this CPU.
     #[arg(long, value_parser = crate::check::cpu)]

@@ -111,6 +111,7 @@ impl Cmd {
             Cmd::Gen(a) => a.json,
             Cmd::Watch(a) => a.json,
             Cmd::Stats(a) => a.json || a.format == stats::Format::Json,
+            Cmd::Soak(a) => a.json,
             _ => false,
         }
     }

@@ -47,7 +47,7 @@ pub struct StatsArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Only this process (its pid as this PID namespace numbers it).
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", conflicts_with = "offer")]
     pub pid: Option<u32>,
     /// Show the advisories of the arena offered at this socket.
     #[arg(long, value_name = "PATH")]
@@ -153,6 +153,12 @@ struct StatsRecord<'a> {
 /// and no observer is not.
 pub fn run(args: StatsArgs) -> Result<()> {
     if let Some(path) = &args.offer {
+        if args.format == Format::Prometheus {
+            return Err(crate::check::Usage(
+                "--format prometheus: not with --offer (the advisories are a table or JSON)".into(),
+            )
+            .into());
+        }
         return advisories(path, args.json || args.format == Format::Json);
     }
     let format = if args.json { Format::Json } else { args.format };

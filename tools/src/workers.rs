@@ -205,6 +205,19 @@ impl WorkMode {
     }
 }
 
+/// The `-v` flags that give a child `skmemctl` this process's log level
+/// (`RUST_LOG`, when set, reaches it through the environment and decides
+/// there as here).
+pub(crate) fn verbosity() -> &'static [&'static str] {
+    use tracing::level_filters::LevelFilter;
+    match LevelFilter::current() {
+        LevelFilter::TRACE => &["-vvv"],
+        LevelFilter::DEBUG => &["-vv"],
+        LevelFilter::INFO => &["-v"],
+        _ => &[],
+    }
+}
+
 /// Starts a `skmemctl worker` on `path`.
 pub(crate) fn spawn_worker(
     path: &Path,
@@ -214,6 +227,7 @@ pub(crate) fn spawn_worker(
 ) -> Result<WorkerProc> {
     let exe = std::env::current_exe().context("finding skmemctl itself")?;
     let child = Command::new(exe)
+        .args(verbosity())
         .args(["worker", "--path"])
         .arg(path)
         .args(["--mode", mode.name(), "--batch", &batch.to_string()])
@@ -290,8 +304,9 @@ struct QueueOwner {
 /// its channel to N worker processes it starts (and restarts, when one
 /// dies): one worker per queue with `--workers 1`, several on one queue
 /// with one `--queue`. Each queue runs in its own thread.
-pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
+pub fn run_fwd(args: &FwdArgs, workers: u16, stop: &'static AtomicBool) -> Result<()> {
     let mode = work_mode(args.mode)?;
+    let n = usize::from(workers);
     let spread = if args.round_robin {
         Spread::RoundRobin
     } else {
@@ -301,9 +316,9 @@ pub fn run_fwd(args: &FwdArgs, stop: &'static AtomicBool) -> Result<()> {
         .with_context(|| format!("attaching the XDP program to {}", args.iface))?;
     let mut owners = Vec::new();
     for &q in &args.queues {
-        owners.push(open_owner(args, &mut prog, q, mode, spread)?);
+        owners.push(open_owner(args, &mut prog, (q, n), mode, spread)?);
     }
-    let results = run_owners(args, &mut owners, mode, stop);
+    let results = run_owners(args, &mut owners, (mode, n), stop);
     // Torn down in order: each hub before its offer and arena, then the
     // XDP program.
     drop(owners);
@@ -331,11 +346,10 @@ fn work_mode(mode: Mode) -> Result<WorkMode> {
 fn open_owner(
     args: &FwdArgs,
     prog: &mut XdpProgram,
-    q: u32,
+    (q, n): (u32, usize),
     mode: WorkMode,
     spread: Spread,
 ) -> Result<QueueOwner> {
-    let n = usize::from(args.workers);
     let mut np = NexusParams::new(format!("{}q{q}", args.iface)).with_worker_slots(n);
     np.pool.packets = args.packets;
     let arena = Arena::create_nexus(&np)?;
@@ -382,10 +396,9 @@ fn open_owner(
 fn run_owners(
     args: &FwdArgs,
     owners: &mut [QueueOwner],
-    mode: WorkMode,
+    (mode, n): (WorkMode, usize),
     stop: &'static AtomicBool,
 ) -> Vec<Result<Summary>> {
-    let n = usize::from(args.workers);
     let many = owners.len() > 1;
     std::thread::scope(|s| {
         let mut results = Vec::new();

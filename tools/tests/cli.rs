@@ -157,6 +157,45 @@ fn bad_values_exit_2_naming_the_flag_and_its_range() {
             ],
             "--spin-us",
         ),
+        // Flags the run would not use are refused, not ignored.
+        (
+            &["fwd", "--mode", "rxdrop", "--iface", "lo", "--count", "10"],
+            "--count: txonly only",
+        ),
+        (
+            &["fwd", "--mode", "l2fwd", "--iface", "lo", "--size", "100"],
+            "--size: txonly only",
+        ),
+        (
+            &["fwd", "--mode", "txonly", "--iface", "lo", "--poll"],
+            "--poll: rxdrop or l2fwd only",
+        ),
+        (
+            &["fwd", "--mode", "txonly", "--iface", "lo", "--fifo", "1"],
+            "--fifo: rxdrop or l2fwd only",
+        ),
+        (
+            &["fwd", "--mode", "rxdrop", "--iface", "lo", "--workers", "0"],
+            "--workers",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                "lo",
+                "--rate",
+                "1000",
+                "--run-frames",
+                "10",
+            ],
+            "--run-frames",
+        ),
+        (&["stats", "--offer", "/x", "--pid", "1"], "--pid"),
+        (
+            &["stats", "--offer", "/x", "--format", "prometheus"],
+            "--format prometheus",
+        ),
+        (&["demo", "--duration", "0"], "--duration"),
         (&["worker", "--path", "/x", "--fifo", "0"], "1..=99"),
         (&["worker", "--path", "/x", "--cpu", "99999"], "--cpu"),
         (&["map", "--path", "/x", "--duration", "nan"], "--duration"),
@@ -246,6 +285,27 @@ fn without_privilege_fwd_says_eperm_and_the_capabilities() {
         err.contains("EPERM") && err.contains("CAP_NET_ADMIN") && err.contains("CAP_BPF"),
         "{err}"
     );
+}
+
+#[test]
+fn soak_with_json_refuses_an_unprivileged_user_in_json() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to drop to an unprivileged uid");
+        return;
+    }
+    use std::os::unix::process::CommandExt as _;
+    let o = Command::new(SKMEMCTL)
+        .args(["soak", "--json", "--seconds", "20"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let v: serde_json::Value = serde_json::from_str(err.trim()).expect(&err);
+    assert_eq!(v["type"], "error", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("as root"), "{v}");
 }
 
 #[test]

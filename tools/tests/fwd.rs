@@ -170,6 +170,7 @@ fn rxdrop_with_coalescing_receives_or_counts_every_redirected_frame() {
         serde_json::json!(["SCHED_OTHER"]),
         "{summary}"
     );
+    assert_eq!(summary["cpus"], serde_json::json!([1]), "{summary}");
     assert!(
         summary["wakeups"]["coalesced_sleeps"].as_u64().unwrap() > 0,
         "{summary}"

@@ -428,3 +428,23 @@ fn cpu_and_fifo_place_the_owner_and_its_workers() {
     assert!(lent > 0, "the worker got nothing: {summary}");
     assert_eq!(lent, freed, "every frame lent was freed: {summary}");
 }
+
+/// `skmemctl -v fwd --workers 1`: the workers it starts log at its level
+/// (their "worker slot taken" is info; without `-v` passed on they would
+/// log warnings only).
+#[test]
+fn verbose_reaches_the_workers() {
+    if !root() {
+        return;
+    }
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    let out = skmemctl::in_ns(&pair, Side::A)
+        .env_remove("RUST_LOG")
+        .args(["-v", "fwd", "--iface", pair.ifname(Side::A), "--copy"])
+        .args(["--mode", "rxdrop", "--workers", "1", "--duration", "2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("worker slot taken"), "{err}");
+}

@@ -1,0 +1,58 @@
+//! `fwd`'s flag combinations that clap's `conflicts_with` cannot express:
+//! flags with defaults (clap counts only flags typed on the command line),
+//! and flags that apply to some `--mode`s only. Each refusal names the
+//! flag and says why, before anything is attached; a flag the run would
+//! not use is never accepted in silence.
+
+use super::{FwdArgs, Mode};
+use crate::check::Usage;
+
+/// The txonly frame size when `--size` is not given.
+pub(super) const DEFAULT_SIZE: usize = 64;
+/// The adaptive wait's spin window when `--spin-us` is not given.
+pub(super) const DEFAULT_SPIN_US: u32 = 20;
+
+/// Refuses what `args` asks for that its mode would not do.
+pub(super) fn check(args: &FwdArgs) -> Result<(), Usage> {
+    if !args.cpus.is_empty() && args.cpus.len() != args.queues.len() {
+        return Err(Usage(format!(
+            "--cpu: give one per --queue ({} queue(s), {} CPU(s))",
+            args.queues.len(),
+            args.cpus.len()
+        )));
+    }
+    let refuse = |flag: &str, why: &str| Err(Usage(format!("{flag}: {why}")));
+    if args.mode == Mode::Txonly {
+        // The txonly loop sends and never waits for a frame.
+        let waits = "rxdrop or l2fwd only (txonly never waits for frames)";
+        if args.poll {
+            return refuse("--poll", waits);
+        }
+        if args.coalesce.is_some() {
+            return refuse("--coalesce", waits);
+        }
+        if args.spin_us != DEFAULT_SPIN_US {
+            return refuse("--spin-us", waits);
+        }
+        if args.allow_fifo.is_some() || args.fifo.is_some() {
+            return refuse(
+                if args.fifo.is_some() {
+                    "--fifo"
+                } else {
+                    "--allow-fifo"
+                },
+                "rxdrop or l2fwd only (txonly never sleeps, and a SCHED_FIFO thread \
+                 that never sleeps keeps everything else off its CPU)",
+            );
+        }
+    } else {
+        let sends = "txonly only (rxdrop and l2fwd handle the frames that arrive)";
+        if args.count > 0 {
+            return refuse("--count", sends);
+        }
+        if args.size != DEFAULT_SIZE {
+            return refuse("--size", sends);
+        }
+    }
+    Ok(())
+}
