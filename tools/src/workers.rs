@@ -519,7 +519,12 @@ fn run_queue(
             std::thread::yield_now();
         }
         // A worker that died is restarted: its frames are back already.
+        // Not when the run is ending: a Ctrl-C in the terminal reaches the
+        // workers too (one process group), and they end with it.
         for p in &mut procs {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
             if let Ok(Some(status)) = p.child.try_wait() {
                 eprintln!(
                     "skmemctl fwd: worker {} of queue {q} ended ({status}); starting another",

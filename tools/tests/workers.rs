@@ -448,3 +448,56 @@ fn verbose_reaches_the_workers() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("worker slot taken"), "{err}");
 }
+
+/// Ctrl-C in a terminal signals the whole process group: the owner and
+/// its workers. The workers end with the run; the owner does not restart
+/// them ("starting another"), and says every frame is accounted for.
+#[test]
+fn ctrl_c_to_the_process_group_ends_owner_and_workers_without_restarts() {
+    if !root() {
+        return;
+    }
+    use std::io::BufRead as _;
+    use std::os::unix::process::CommandExt as _;
+    let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
+    let mut owner = KillOnDrop(
+        skmemctl::in_ns(&pair, Side::A)
+            .args(["fwd", "--iface", pair.ifname(Side::A), "--copy", "--json"])
+            .args(["--mode", "l2fwd", "--workers", "2", "--duration", "60"])
+            .args(["--interval", "0.2"])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(owner.0.stdout.take().unwrap()).lines();
+    let stderr = owner.0.stderr.take().unwrap();
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let by = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line: serde_json::Value =
+            serde_json::from_str(&lines.next().expect("fwd ended early").unwrap()).unwrap();
+        if workers_of(&line).iter().all(|w| w.pid.is_some()) {
+            break;
+        }
+        assert!(Instant::now() < by, "the workers did not join: {line}");
+    }
+    // SAFETY: kill has no memory preconditions; the group is the owner's
+    // (process_group(0) made it its leader).
+    assert_eq!(
+        unsafe { libc::kill(-(owner.0.id() as i32), libc::SIGINT) },
+        0
+    );
+    let summary: serde_json::Value = lines
+        .map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap())
+        .find(|v| v["type"] == "workers_summary")
+        .expect("no summary");
+    assert!(owner.0.wait().unwrap().success());
+    let err = err.join().unwrap();
+    assert!(!err.contains("starting another"), "{err}");
+    assert_eq!(summary["frames_accounted"], true, "{summary}");
+    for w in summary["per_worker"].as_array().unwrap() {
+        assert_eq!(w["joins"], 1, "{summary}");
+    }
+}
