@@ -485,10 +485,8 @@ fn ctrl_c_to_the_process_group_ends_owner_and_workers_without_restarts() {
     }
     // SAFETY: kill has no memory preconditions; the group is the owner's
     // (process_group(0) made it its leader).
-    assert_eq!(
-        unsafe { libc::kill(-(owner.0.id() as i32), libc::SIGINT) },
-        0
-    );
+    let r = unsafe { libc::kill(-(owner.0.id() as i32), libc::SIGINT) };
+    assert_eq!(r, 0);
     let summary: serde_json::Value = lines
         .map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap())
         .find(|v| v["type"] == "workers_summary")
