@@ -54,6 +54,20 @@
 //! on its eventfd (handed over with the slot); the other side writes the
 //! eventfd only when the flag is set — no syscall per packet, none at all
 //! while both are busy.
+//!
+//! # Sharing a CPU
+//!
+//! An owner and its workers on one CPU with the queue's threaded NAPI
+//! kthread are three tasks the scheduler shares out. At `SCHED_OTHER`,
+//! waking a worker hands it the CPU mid-round, and when it sleeps the
+//! scheduler may give the CPU to the kthread rather than back to the owner
+//! — until the next tick, with the fill ring dry (bench/NOTES.md, session
+//! 20; `skmem-w1` receives about half of what one process does there).
+//! Run owner and workers at `SCHED_FIFO` on that CPU (`skmemctl fwd
+//! --workers N --cpu C --fifo P` does): they run the moment they have work
+//! and NAPI runs in their waits. An owner that shares a CPU with its
+//! workers should also give them the CPU when [`WorkerHub::behind`] says
+//! their rings are filling.
 
 pub mod advisory;
 mod flow;
