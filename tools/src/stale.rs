@@ -3,8 +3,16 @@
 //! A run killed with SIGKILL cannot tear down: its network namespaces
 //! (`skm<pid>…`) and its observer's pinned map (`/sys/fs/bpf/skmem/
 //! arenas_<pid>_…`) and its statistics socket (`/run/skmem/stats-…`)
-//! stay. The next `demo`, `fwd` or `watch` removes those whose process is
-//! gone and says so on stderr.
+//! stay, and so do the offer sockets of `fwd --workers`, `demo --workers`
+//! and `soak` in the temporary directory. The next `demo`, `fwd` or
+//! `watch` removes those whose process is gone and says so on stderr.
+
+use std::os::unix::fs::FileTypeExt as _;
+use std::path::PathBuf;
+
+/// The names of the offer sockets skmemctl makes in the temporary
+/// directory, each followed by the pid of the process that made it.
+const OFFER_PREFIXES: [&str; 3] = ["skmemctl-fwd-", "skmemctl-demo-", "skmem-soak-"];
 
 /// Removes dead runs' namespaces and observer pins; prints what went.
 pub fn remove(cmd: &str) {
@@ -21,6 +29,12 @@ pub fn remove(cmd: &str) {
             socket.display()
         );
     }
+    for socket in dead_offer_sockets() {
+        eprintln!(
+            "skmemctl {cmd}: removed the offer socket a dead run left: {}",
+            socket.display()
+        );
+    }
     // Reading the pins removes those of dead observers (root only: a
     // refusal here is reported by the command itself later).
     if let Ok(found) = skmem_xdp::observe::pinned_arenas() {
@@ -31,4 +45,38 @@ pub fn remove(cmd: &str) {
             );
         }
     }
+}
+
+/// Removes the offer sockets in the temporary directory whose maker's pid
+/// is no longer a process; returns their paths. (A pid reused since only
+/// keeps a dead socket a while longer.)
+fn dead_offer_sockets() -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    let mut gone = Vec::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let Some(rest) = OFFER_PREFIXES.iter().find_map(|p| name.strip_prefix(p)) else {
+            continue;
+        };
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let Ok(pid) = rest[..digits].parse::<u32>() else {
+            continue;
+        };
+        let is_socket = entry.file_type().is_ok_and(|t| t.is_socket());
+        if !is_socket
+            || !name.ends_with(".sock")
+            || std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            continue;
+        }
+        if std::fs::remove_file(entry.path()).is_ok() {
+            gone.push(entry.path());
+        }
+    }
+    gone
 }

@@ -499,3 +499,41 @@ fn ctrl_c_to_the_process_group_ends_owner_and_workers_without_restarts() {
         assert_eq!(w["joins"], 1, "{summary}");
     }
 }
+
+/// A `fwd --workers` killed with SIGKILL leaves its offer socket in the
+/// temporary directory; the next `fwd`, `demo` or `watch` removes it and
+/// says so, and leaves a live process's socket alone.
+#[test]
+fn a_dead_runs_offer_socket_is_removed_by_the_next_run() {
+    if !common::root("skmemctl watch") {
+        return;
+    }
+    // A pid that was a process and is no more.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let dir = std::env::temp_dir();
+    let left = dir.join(format!("skmemctl-fwd-{dead}-q0.sock"));
+    let live = dir.join(format!("skmemctl-fwd-{}-q0.sock", std::process::id()));
+    for p in [&left, &live] {
+        let _ = std::fs::remove_file(p);
+        // Bound and dropped: the socket file stays, as a killed run's does.
+        drop(std::os::unix::net::UnixListener::bind(p).unwrap());
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
+        .args(["watch", "--no-munmap", "--duration", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_file(&live);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "removed the offer socket a dead run left: {}",
+            left.display()
+        )),
+        "{err}"
+    );
+    assert!(!left.exists(), "{err}");
+    assert!(!err.contains(&live.display().to_string()), "{err}");
+}
