@@ -47,9 +47,12 @@ pub fn remove(cmd: &str) {
     }
 }
 
-/// Removes the offer sockets in the temporary directory whose maker's pid
-/// is no longer a process; returns their paths. (A pid reused since only
-/// keeps a dead socket a while longer.)
+/// Removes the offer sockets in the temporary directory whose process is
+/// gone; returns their paths. A pid is not proof either way (a maker in
+/// another PID namespace numbers itself differently, and pids are
+/// reused): a socket whose pid is no process here is probed as the offer
+/// itself probes a stale path, and removed only when nothing listens on
+/// it (ECONNREFUSED). A live maker's socket here is never touched.
 fn dead_offer_sockets() -> Vec<PathBuf> {
     let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
         return Vec::new();
@@ -68,10 +71,8 @@ fn dead_offer_sockets() -> Vec<PathBuf> {
             continue;
         };
         let is_socket = entry.file_type().is_ok_and(|t| t.is_socket());
-        if !is_socket
-            || !name.ends_with(".sock")
-            || std::path::Path::new(&format!("/proc/{pid}")).exists()
-        {
+        let maker_here = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !is_socket || !name.ends_with(".sock") || maker_here || !refused(&entry.path()) {
             continue;
         }
         if std::fs::remove_file(entry.path()).is_ok() {
@@ -79,4 +80,22 @@ fn dead_offer_sockets() -> Vec<PathBuf> {
         }
     }
     gone
+}
+
+/// Whether a connection to the offer socket at `path` is refused: nothing
+/// listens there any more.
+fn refused(path: &std::path::Path) -> bool {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let Ok(addr) = SocketAddrUnix::new(path) else {
+        return false;
+    };
+    let Ok(probe) = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    rustix::net::connect(&probe, &addr) == Err(rustix::io::Errno::CONNREFUSED)
 }
