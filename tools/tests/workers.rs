@@ -520,12 +520,33 @@ fn a_dead_runs_offer_socket_is_removed_by_the_next_run() {
         // Bound and dropped: the socket file stays, as a killed run's does.
         drop(std::os::unix::net::UnixListener::bind(p).unwrap());
     }
+    // A pid that is no process here, but a live listener on its socket
+    // (a maker in another PID namespace): probed, and left alone.
+    let elsewhere = dir.join(format!("skmemctl-fwd-{dead}-q1.sock"));
+    let _ = std::fs::remove_file(&elsewhere);
+    let listener = {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        rustix::net::bind(&fd, &SocketAddrUnix::new(&elsewhere).unwrap()).unwrap();
+        rustix::net::listen(&fd, 4).unwrap();
+        fd
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_skmemctl"))
         .args(["watch", "--no-munmap", "--duration", "1"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     let _ = std::fs::remove_file(&live);
+    let kept = elsewhere.exists();
+    drop(listener);
+    let _ = std::fs::remove_file(&elsewhere);
+    assert!(kept, "a listened-on socket was removed: {err}");
     assert!(out.status.success(), "{err}");
     assert!(
         err.contains(&format!(
