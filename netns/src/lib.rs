@@ -3,7 +3,8 @@
 //! for a forwarder, load balancer or capture tool of your own. Nothing a
 //! test makes outlives it: a pair is removed when dropped (also while a
 //! test panics), and what a killed run left is removed by the next
-//! ([`cleanup_stale`], [`cleanup_stale_huge_pages`]); [`check_gone`]
+//! ([`cleanup_stale`], [`cleanup_stale_huge_pages`],
+//! [`cleanup_stale_sockets`]); [`check_gone`]
 //! proves it in a test.
 //!
 //! - [`NetnsPair`]: two fresh network namespaces joined by a veth pair,
@@ -66,6 +67,7 @@ mod leftovers;
 mod netns;
 mod packet;
 mod skip;
+mod sockets;
 mod sys;
 
 pub use error::{Error, Result};
@@ -82,6 +84,7 @@ pub use netns::{
 };
 pub use packet::{Pacing, Receiver, RxFilter, SendReport, Sender, DEFAULT_RCVBUF};
 pub use skip::{skip, skip_reason, NO_SKIP_ENV};
+pub use sockets::cleanup_stale_sockets;
 
 /// Interface index of `name` in the calling thread's network namespace
 /// (inside [`NetnsPair::in_ns`]: the namespace's own numbering, where both

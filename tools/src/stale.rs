@@ -7,9 +7,6 @@
 //! and `soak` in the temporary directory. The next `demo`, `fwd` or
 //! `watch` removes those whose process is gone and says so on stderr.
 
-use std::os::unix::fs::FileTypeExt as _;
-use std::path::PathBuf;
-
 /// The names of the offer sockets skmemctl makes in the temporary
 /// directory, each followed by the pid of the process that made it.
 const OFFER_PREFIXES: [&str; 3] = ["skmemctl-fwd-", "skmemctl-demo-", "skmem-soak-"];
@@ -29,7 +26,7 @@ pub fn remove(cmd: &str) {
             socket.display()
         );
     }
-    for socket in dead_offer_sockets() {
+    for socket in skmem_netns::cleanup_stale_sockets(&OFFER_PREFIXES) {
         eprintln!(
             "skmemctl {cmd}: removed the offer socket a dead run left: {}",
             socket.display()
@@ -45,57 +42,4 @@ pub fn remove(cmd: &str) {
             );
         }
     }
-}
-
-/// Removes the offer sockets in the temporary directory whose process is
-/// gone; returns their paths. A pid is not proof either way (a maker in
-/// another PID namespace numbers itself differently, and pids are
-/// reused): a socket whose pid is no process here is probed as the offer
-/// itself probes a stale path, and removed only when nothing listens on
-/// it (ECONNREFUSED). A live maker's socket here is never touched.
-fn dead_offer_sockets() -> Vec<PathBuf> {
-    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
-        return Vec::new();
-    };
-    let mut gone = Vec::new();
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            continue;
-        };
-        let Some(rest) = OFFER_PREFIXES.iter().find_map(|p| name.strip_prefix(p)) else {
-            continue;
-        };
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        let Ok(pid) = rest[..digits].parse::<u32>() else {
-            continue;
-        };
-        let is_socket = entry.file_type().is_ok_and(|t| t.is_socket());
-        let maker_here = std::path::Path::new(&format!("/proc/{pid}")).exists();
-        if !is_socket || !name.ends_with(".sock") || maker_here || !refused(&entry.path()) {
-            continue;
-        }
-        if std::fs::remove_file(entry.path()).is_ok() {
-            gone.push(entry.path());
-        }
-    }
-    gone
-}
-
-/// Whether a connection to the offer socket at `path` is refused: nothing
-/// listens there any more.
-fn refused(path: &std::path::Path) -> bool {
-    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-    let Ok(addr) = SocketAddrUnix::new(path) else {
-        return false;
-    };
-    let Ok(probe) = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    ) else {
-        return false;
-    };
-    rustix::net::connect(&probe, &addr) == Err(rustix::io::Errno::CONNREFUSED)
 }

@@ -113,6 +113,13 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Report> {
     for stale in skmem_netns::cleanup_stale() {
         log(&format!("pps: removed stale {stale}"));
     }
+    // And the offer sockets of its skmem-w1/w2 runs.
+    for socket in skmem_netns::cleanup_stale_sockets(&[super::skmem_prog::OFFER_PREFIX]) {
+        log(&format!(
+            "pps: removed the offer socket a dead run left: {}",
+            socket.display()
+        ));
+    }
     // Before any thread of the run exists: a task's scheduling group is
     // chosen when it is created. Restored when the guard drops, error or not.
     let (_autogroup_guard, autogroup) = sched::AutogroupGuard::turn_off(cfg.keep_autogroup, log);

@@ -219,6 +219,10 @@ fn channel_params(p: &ProgParams) -> ChannelParams {
     cp
 }
 
+/// The start of a workers run's offer socket name in the temporary
+/// directory, before the pid of the `pps` that made it.
+pub const OFFER_PREFIX: &str = "skmem-pps-";
+
 /// The hidden first argument that makes `pps` a worker process of
 /// [`run_workers`].
 pub const WORKER_ARG: &str = "__skmem-worker";
@@ -246,7 +250,7 @@ pub fn run_workers(
     register(ch.fd())?;
     ch.refill()?;
     let path = std::env::temp_dir().join(format!(
-        "skmem-pps-{}-{}.sock",
+        "{OFFER_PREFIX}{}-{}.sock",
         std::process::id(),
         p.arena_name
     ));
