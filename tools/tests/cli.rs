@@ -16,6 +16,17 @@ fn run(args: &[&str]) -> Output {
     Command::new(SKMEMCTL).args(args).output().unwrap()
 }
 
+/// skmemctl run as nobody (uid and gid 65534); the caller is root.
+fn as_nobody(args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt as _;
+    Command::new(SKMEMCTL)
+        .args(args)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -264,21 +275,15 @@ fn without_privilege_fwd_says_eperm_and_the_capabilities() {
         eprintln!("skipped: needs root to drop to an unprivileged uid");
         return;
     }
-    use std::os::unix::process::CommandExt as _;
-    let o = Command::new(SKMEMCTL)
-        .args([
-            "fwd",
-            "--mode",
-            "rxdrop",
-            "--iface",
-            "lo",
-            "--duration",
-            "1",
-        ])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let o = as_nobody(&[
+        "fwd",
+        "--mode",
+        "rxdrop",
+        "--iface",
+        "lo",
+        "--duration",
+        "1",
+    ]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -294,13 +299,7 @@ fn soak_with_json_refuses_an_unprivileged_user_in_json() {
         eprintln!("skipped: needs root to drop to an unprivileged uid");
         return;
     }
-    use std::os::unix::process::CommandExt as _;
-    let o = Command::new(SKMEMCTL)
-        .args(["soak", "--json", "--seconds", "20"])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let o = as_nobody(&["soak", "--json", "--seconds", "20"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
     let v: serde_json::Value = serde_json::from_str(err.trim()).expect(&err);

@@ -63,6 +63,30 @@ fn start_owner(pair: &NetnsPair, args: &[&str]) -> (KillOnDrop, impl FnMut() -> 
     (owner, next)
 }
 
+/// Sends 20 000 frames from B (`fwd --mode txonly --count`) on `queues`
+/// (B's TX queue i reaches A's RX queue i) and waits for it to finish.
+fn send_from_b(pair: &NetnsPair, queues: &[&str]) {
+    let mut args = vec!["fwd", "--iface", pair.ifname(Side::B), "--mode", "txonly"];
+    for q in queues {
+        args.extend(["--queue", q]);
+    }
+    args.extend(["--copy", "--count", "20000", "--duration", "30", "--json"]);
+    let tx = pair
+        .exec_ok(Side::B, env!("CARGO_BIN_EXE_skmemctl"), args)
+        .unwrap();
+    assert!(tx.status.success());
+}
+
+/// A rxdrop queue's `workers_summary`: every frame accounted for, and its
+/// first worker was lent frames and freed every one.
+fn assert_every_lent_frame_freed(s: &serde_json::Value) {
+    assert_eq!(s["frames_accounted"], true, "{s}");
+    let w = &s["per_worker"][0];
+    let (lent, freed) = (w["lent"].as_u64().unwrap(), w["freed"].as_u64().unwrap());
+    assert!(lent > 0, "the worker got nothing: {s}");
+    assert_eq!(lent, freed, "every frame lent was freed: {s}");
+}
+
 #[test]
 fn a_worker_killed_mid_traffic_loses_no_frame_and_its_replacement_forwards() {
     if !root() {
@@ -213,7 +237,6 @@ fn one_worker_per_queue_on_two_queues() {
         return;
     }
     let pair = NetnsPair::with_config(PairConfig::default().queues(2, 2)).unwrap();
-    let bin = env!("CARGO_BIN_EXE_skmemctl");
     let (mut owner, mut next) = start_owner(
         &pair,
         &[
@@ -241,31 +264,8 @@ fn one_worker_per_queue_on_two_queues() {
         joined[q] = workers_of(&line)[0].pid;
     }
     assert_ne!(joined[0], joined[1], "a worker process per queue");
-    // Traffic on both queues (B's TX queue i reaches A's RX queue i).
-    let tx = pair
-        .exec_ok(
-            Side::B,
-            bin,
-            [
-                "fwd",
-                "--iface",
-                pair.ifname(Side::B),
-                "--mode",
-                "txonly",
-                "--copy",
-                "--queue",
-                "0",
-                "--queue",
-                "1",
-                "--count",
-                "20000",
-                "--duration",
-                "30",
-                "--json",
-            ],
-        )
-        .unwrap();
-    assert!(tx.status.success());
+    // Traffic on both queues.
+    send_from_b(&pair, &["0", "1"]);
     signal(owner.0.id(), libc::SIGINT);
     let mut summaries = Vec::new();
     while summaries.len() < 2 {
@@ -278,11 +278,7 @@ fn one_worker_per_queue_on_two_queues() {
     summaries.sort_by_key(|s| s["queue"].as_u64());
     for (q, s) in summaries.iter().enumerate() {
         assert_eq!(s["queue"].as_u64(), Some(q as u64), "{s}");
-        assert_eq!(s["frames_accounted"], true, "{s}");
-        let w = &s["per_worker"][0];
-        let (lent, freed) = (w["lent"].as_u64().unwrap(), w["freed"].as_u64().unwrap());
-        assert!(lent > 0, "queue {q}'s worker got nothing: {s}");
-        assert_eq!(lent, freed, "queue {q}: every frame lent was freed: {s}");
+        assert_every_lent_frame_freed(s);
     }
 }
 
@@ -353,7 +349,6 @@ fn cpu_and_fifo_place_the_owner_and_its_workers() {
         return;
     }
     let pair = NetnsPair::with_config(PairConfig::default().queues(1, 1)).unwrap();
-    let bin = env!("CARGO_BIN_EXE_skmemctl");
     let (mut owner, mut next) = start_owner(
         &pair,
         &[
@@ -394,26 +389,7 @@ fn cpu_and_fifo_place_the_owner_and_its_workers() {
         ("0".to_owned(), SCHED_FIFO, 1),
         "the owner thread"
     );
-    let tx = pair
-        .exec_ok(
-            Side::B,
-            bin,
-            [
-                "fwd",
-                "--iface",
-                pair.ifname(Side::B),
-                "--mode",
-                "txonly",
-                "--copy",
-                "--count",
-                "20000",
-                "--duration",
-                "30",
-                "--json",
-            ],
-        )
-        .unwrap();
-    assert!(tx.status.success());
+    send_from_b(&pair, &[]);
     signal(owner.0.id(), libc::SIGINT);
     let summary = std::iter::repeat_with(&mut next)
         .take(1000)
@@ -422,11 +398,7 @@ fn cpu_and_fifo_place_the_owner_and_its_workers() {
     assert!(owner.0.wait().unwrap().success());
     assert_eq!(summary["policy"], "SCHED_FIFO", "{summary}");
     assert_eq!(summary["cpu"], 0, "{summary}");
-    assert_eq!(summary["frames_accounted"], true, "{summary}");
-    let w = &summary["per_worker"][0];
-    let (lent, freed) = (w["lent"].as_u64().unwrap(), w["freed"].as_u64().unwrap());
-    assert!(lent > 0, "the worker got nothing: {summary}");
-    assert_eq!(lent, freed, "every frame lent was freed: {summary}");
+    assert_every_lent_frame_freed(&summary);
 }
 
 /// `skmemctl -v fwd --workers 1`: the workers it starts log at its level
