@@ -636,12 +636,11 @@ fn spawn_queues(
         let q = args.queues[i];
         let spawned = std::thread::Builder::new().name(format!("fwd-q{q}")).spawn(
             move || -> Result<(Channel, &'static str)> {
-                if let Some(&cpu) = a.cpus.get(i) {
-                    crate::thread::pin(cpu)?;
+                crate::thread::Placement {
+                    cpu: a.cpus.get(i).copied(),
+                    fifo: a.fifo,
                 }
-                if let Some(p) = a.fifo {
-                    crate::thread::run_fifo(p)?;
-                }
+                .apply()?;
                 let ch = run_queue(ch, &a, &sh, stop)?;
                 // Read at the end: the adaptive wait may have changed it.
                 Ok((ch, crate::thread::policy()))

@@ -30,7 +30,8 @@ use skmem::Channel;
 use skmem_netns::{NetnsPair, PairConfig, Receiver, RxFilter, Sender, Side};
 use skmem_xdp::{AttachMode, XdpFilter, XdpProgram};
 
-use crate::workers::{spawn_worker, Placement, WorkMode, WorkerProc};
+use crate::thread::Placement;
+use crate::workers::{spawn_worker, WorkMode, WorkerProc};
 
 /// How long a cycle lasts: one worker's life.
 const CYCLE: Duration = Duration::from_millis(1500);

@@ -18,26 +18,48 @@ pub fn pin(cpu: usize) -> Result<()> {
 /// it then runs whenever it is runnable, ahead of every `SCHED_OTHER`
 /// thread on its CPU — a threaded NAPI's kthread included.
 pub fn run_fifo(priority: u8) -> Result<()> {
+    set_scheduler(libc::SCHED_FIFO, priority)
+        .with_context(|| format!("sched_setscheduler(SCHED_FIFO, {priority})"))
+}
+
+/// Returns the calling thread to `SCHED_OTHER` (after [`run_fifo`]).
+pub fn run_other() -> Result<()> {
+    set_scheduler(libc::SCHED_OTHER, 0).context("sched_setscheduler(SCHED_OTHER)")
+}
+
+/// `sched_setscheduler` of the calling thread.
+fn set_scheduler(policy: libc::c_int, priority: u8) -> std::io::Result<()> {
     let param = libc::sched_param {
         sched_priority: i32::from(priority),
     };
     // SAFETY: `param` is a valid `sched_param` that outlives the call; pid
     // 0 names the calling thread.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("sched_setscheduler(SCHED_FIFO, {priority})"));
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// Returns the calling thread to `SCHED_OTHER` (after [`run_fifo`]).
-pub fn run_other() -> Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: as in `run_fifo`.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("sched_setscheduler(SCHED_OTHER)");
+/// Where and how a thread runs: `--cpu` and `--fifo`. `fwd` applies it to
+/// each queue's thread (with `--workers`, the owner thread, which passes
+/// it on to the workers it starts).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Placement {
+    pub(crate) cpu: Option<usize>,
+    pub(crate) fifo: Option<u8>,
+}
+
+impl Placement {
+    /// Applies it to the calling thread.
+    pub(crate) fn apply(self) -> Result<()> {
+        if let Some(cpu) = self.cpu {
+            pin(cpu)?;
+        }
+        if let Some(p) = self.fifo {
+            run_fifo(p)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The calling thread's scheduling policy, as its name.

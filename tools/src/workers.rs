@@ -18,6 +18,7 @@ use skmem::workers::{Spread, WorkerChannel, WorkerCounters, WorkerHub};
 use skmem_xdp::XdpProgram;
 
 use crate::fwd::{FwdArgs, Mode};
+use crate::thread::Placement;
 
 /// What a worker does with the packets lent to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -66,38 +67,16 @@ pub struct WorkerArgs {
     pub fifo: Option<u8>,
 }
 
-/// Where and how a worker process (or a queue's owner thread) runs:
-/// `fwd --workers`'s `--cpu` and `--fifo`, applied to the owner thread and
-/// passed on to the workers it starts.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Placement {
-    pub(crate) cpu: Option<usize>,
-    pub(crate) fifo: Option<u8>,
-}
-
-impl Placement {
-    /// Applies it to the calling thread.
-    fn apply(self) -> Result<()> {
-        if let Some(cpu) = self.cpu {
-            crate::thread::pin(cpu)?;
-        }
-        if let Some(p) = self.fifo {
-            crate::thread::run_fifo(p)?;
-        }
-        Ok(())
+/// The `skmemctl worker` arguments that place a worker as `at` says.
+fn worker_args(at: Placement) -> Vec<String> {
+    let mut a = Vec::new();
+    if let Some(cpu) = at.cpu {
+        a.extend(["--cpu".to_owned(), cpu.to_string()]);
     }
-
-    /// The `skmemctl worker` arguments that give a worker the same.
-    fn worker_args(self) -> Vec<String> {
-        let mut a = Vec::new();
-        if let Some(cpu) = self.cpu {
-            a.extend(["--cpu".to_owned(), cpu.to_string()]);
-        }
-        if let Some(p) = self.fifo {
-            a.extend(["--fifo".to_owned(), p.to_string()]);
-        }
-        a
+    if let Some(p) = at.fifo {
+        a.extend(["--fifo".to_owned(), p.to_string()]);
     }
+    a
 }
 
 /// `skmemctl worker`.
@@ -231,7 +210,7 @@ pub(crate) fn spawn_worker(
         .args(["worker", "--path"])
         .arg(path)
         .args(["--mode", mode.name(), "--batch", &batch.to_string()])
-        .args(at.worker_args())
+        .args(worker_args(at))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
