@@ -109,8 +109,9 @@ pub struct FwdArgs {
     #[arg(long, default_value_t = 64, value_parser = crate::check::batch)]
     pub batch: usize,
     /// Always wait with poll(), instead of the default adaptive wait: spin
-    /// for 20 µs after frames arrived, then poll() — and never spin where
-    /// the thread shares its CPU with the queue's threaded NAPI kthread.
+    /// for 20 µs after frames arrived (up to 250 µs while dense bursts come
+    /// close together), then poll() — and never spin where the thread
+    /// shares its CPU with the queue's threaded NAPI kthread.
     #[arg(long, conflicts_with_all = ["busy_poll", "spin"])]
     pub poll: bool,
     /// Busy-poll the socket (SO_PREFER_BUSY_POLL, 20 µs, budget = batch).
@@ -183,12 +184,20 @@ pub struct FwdArgs {
           conflicts_with_all = ["busy_poll", "spin", "poll", "coalesce", "fifo"])]
     pub allow_fifo: Option<u8>,
     /// With the default adaptive wait: how long it keeps spinning after
-    /// the last frame before it sleeps in poll(), in µs (0: it never
-    /// spins). Longer bridges traffic that comes in bursts farther apart.
+    /// the last frame before it sleeps in poll(), in µs, to start with and
+    /// at the least (0: it never spins).
     #[arg(long, value_name = "US", default_value_t = combos::DEFAULT_SPIN_US,
           value_parser = clap::value_parser!(u32).range(0..=100_000),
           conflicts_with_all = ["busy_poll", "spin", "poll", "coalesce"])]
     pub spin_us: u32,
+    /// With the default adaptive wait: the longest its spin window grows
+    /// to, in µs, while bursts of a batch or more come that close together
+    /// (sleeping through such gaps buys little and drops frames); at or
+    /// below --spin-us the window stays fixed.
+    #[arg(long, value_name = "US", default_value_t = combos::DEFAULT_SPIN_MAX_US,
+          value_parser = clap::value_parser!(u32).range(0..=100_000),
+          conflicts_with_all = ["busy_poll", "spin", "poll", "coalesce"])]
+    pub spin_max_us: u32,
     /// JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
@@ -199,7 +208,8 @@ pub struct FwdArgs {
     /// poll() (or spins with --spin); each queue has its own arena, so not
     /// with --busy-poll, --coalesce, --allow-fifo or --shared-umem.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=16),
-          conflicts_with_all = ["busy_poll", "coalesce", "allow_fifo", "shared_umem", "spin_us"])]
+          conflicts_with_all = ["busy_poll", "coalesce", "allow_fifo", "shared_umem", "spin_us",
+                                "spin_max_us"])]
     pub workers: Option<u16>,
     /// With --workers: spread packets round-robin instead of by flow.
     #[arg(long, requires = "workers")]
@@ -283,6 +293,10 @@ struct Wakeups {
     coalesced_sleeps: u64,
     /// Waits in poll() for something to receive.
     polls: u64,
+    /// The widest the adaptive wait's spin window became, µs (the widest
+    /// of the queues'; only with the adaptive wait).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spin_window_us: Option<u64>,
 }
 
 /// txonly's frame: a broadcast IPv4/UDP frame (10.0.0.1:9000 to
@@ -561,6 +575,7 @@ fn open_channels(args: &FwdArgs, prog: &mut XdpProgram) -> Result<Vec<Channel>> 
             Wait::Adaptive => Waiting::Adaptive(Adaptive::default().with(|a| {
                 a.fifo = args.allow_fifo;
                 a.spin_us = args.spin_us;
+                a.spin_max_us = args.spin_max_us;
             })),
             Wait::Poll | Wait::Coalesce => Waiting::Poll,
             Wait::Spin | Wait::BusyPoll => Waiting::Spin,
@@ -696,6 +711,10 @@ fn join_queues(handles: Vec<QueueThread>) -> Result<Joined> {
         j.wakeups.busy_polls += c.busy_polls;
         j.wakeups.coalesced_sleeps += c.coalesced_sleeps;
         j.wakeups.polls += c.polls;
+        if let Some(w) = ch.spin_window() {
+            let us = w.as_micros() as u64;
+            j.wakeups.spin_window_us = Some(j.wakeups.spin_window_us.unwrap_or(0).max(us));
+        }
     }
     Ok(j)
 }
@@ -717,6 +736,12 @@ fn say_summary(args: &FwdArgs, summary: &Summary) -> Result<()> {
         summary.xdp_redirected,
         if summary.frames_accounted { "yes" } else { "NO" }
     );
+    if let Some(us) = summary.wakeups.spin_window_us {
+        outln!(
+            "adaptive wait: {} sleeps in poll(), spin window up to {us} µs",
+            summary.wakeups.polls
+        );
+    }
     if args.coalesce.is_some() {
         outln!(
             "coalescing: {} sleeps ({:.0} frames a sleep)",

@@ -168,6 +168,31 @@ fn bad_values_exit_2_naming_the_flag_and_its_range() {
             ],
             "--spin-us",
         ),
+        (
+            &[
+                "fwd",
+                "--mode",
+                "rxdrop",
+                "--iface",
+                "lo",
+                "--spin",
+                "--spin-max-us",
+                "500",
+            ],
+            "--spin-max-us",
+        ),
+        (
+            &[
+                "fwd",
+                "--mode",
+                "txonly",
+                "--iface",
+                "lo",
+                "--spin-max-us",
+                "500",
+            ],
+            "--spin-max-us: rxdrop or l2fwd only",
+        ),
         // Flags the run would not use are refused, not ignored.
         (
             &["fwd", "--mode", "rxdrop", "--iface", "lo", "--count", "10"],

@@ -373,7 +373,8 @@ impl Channel {
     /// call it when [`rx_burst`](Self::rx_burst) found nothing. By default
     /// it adapts ([`Waiting::Adaptive`]): it returns at once (a spin: no
     /// syscall, or a busy-poll if configured) while frames arrived within
-    /// the last [`Adaptive::spin_us`](super::Adaptive::spin_us), sleeps in `poll(2)` up to
+    /// the spin window (from [`Adaptive::spin_us`](super::Adaptive::spin_us), widened while dense
+    /// bursts come close together), sleeps in `poll(2)` up to
     /// `timeout_ms` (negative: no limit) once they stop or whenever the
     /// queue's NAPI thread shares this thread's CPU (coalescing there if
     /// [`ChannelParams::coalesce`](super::ChannelParams::coalesce) is
@@ -419,10 +420,26 @@ impl Channel {
                 match choice {
                     Choice::Spin => self.spin_once(),
                     // `poll(2)`, coalescing if the parameters ask for it.
-                    Choice::Sleep => self.poll(timeout_ms),
+                    Choice::Sleep => {
+                        let readable = self.poll(timeout_ms)?;
+                        if readable {
+                            if let Some(st) = self.adaptive.as_mut() {
+                                st.woke(Instant::now());
+                            }
+                        }
+                        Ok(readable)
+                    }
                 }
             }
         }
+    }
+
+    /// The widest the adaptive wait's spin window has been, since the
+    /// first [`wait`](Self::wait) (`None` before it, and when the channel
+    /// does not wait adaptively): [`Adaptive::spin_us`](super::Adaptive::spin_us) unless dense
+    /// bursts widened it (see [`Waiting::Adaptive`]).
+    pub fn spin_window(&self) -> Option<Duration> {
+        self.adaptive.as_ref().map(AdaptiveState::widest)
     }
 
     /// One turn of a spinning wait: refill (or busy-poll, if configured)

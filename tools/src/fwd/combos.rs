@@ -11,6 +11,8 @@ use crate::check::Usage;
 pub(super) const DEFAULT_SIZE: usize = 64;
 /// The adaptive wait's spin window when `--spin-us` is not given.
 pub(super) const DEFAULT_SPIN_US: u32 = 20;
+/// The longest the window grows to when `--spin-max-us` is not given.
+pub(super) const DEFAULT_SPIN_MAX_US: u32 = 250;
 
 /// Refuses what `args` asks for that its mode would not do.
 pub(super) fn check(args: &FwdArgs) -> Result<(), Usage> {
@@ -33,6 +35,9 @@ pub(super) fn check(args: &FwdArgs) -> Result<(), Usage> {
         }
         if args.spin_us != DEFAULT_SPIN_US {
             return refuse("--spin-us", waits);
+        }
+        if args.spin_max_us != DEFAULT_SPIN_MAX_US {
+            return refuse("--spin-max-us", waits);
         }
         if args.allow_fifo.is_some() || args.fifo.is_some() {
             return refuse(
