@@ -49,13 +49,15 @@
 //!   sleep woken for fewer than a batch, or longer than `spin_max_us`,
 //!   halves it back towards `spin_us`. Measured on this project's 2-vCPU
 //!   machine with a generator whose frames come in bursts 50–150 µs apart
-//!   (rxdrop, NAPI on the other CPU): with the window fixed at 20 µs the
-//!   receiver slept every 100–200 frames and the kernel dropped 11–38 %
-//!   for an empty fill ring; at 200 µs it slept a few dozen times in 2 M
-//!   frames and dropped 1–5 %, as spinning did (0.4–4 %). Sparse traffic
-//!   (fewer than a batch a wake) never grows it, so a quiet channel's CPU
-//!   is unchanged. To fix the window, set `spin_max_us` to `spin_us`
-//!   (`skmemctl fwd --spin-max-us`).
+//!   (`skmemctl gen` flat out, 2 M frames, rxdrop, NAPI on the other
+//!   CPU): with the window fixed at 20 µs the receiver slept every
+//!   100–3000 frames and the kernel dropped 0.5–38 % for an empty fill
+//!   ring (11 runs, median 4 %); widening, it slept 17–68 times a run and
+//!   dropped 0.7–3.7 % (9 runs, median 1.8 %), as spinning did (0–4.5 %,
+//!   8 runs). Sparse traffic (fewer than a batch a wake) never widens
+//!   it: at 10 % of the peers' l2fwd rate the pps harness measured CPU
+//!   per packet within 4 % of the `poll()` peers'. To fix the window, set
+//!   `spin_max_us` to `spin_us` (`skmemctl fwd --spin-max-us`).
 //!
 //! Why not coalesce beside NAPI by default: in the pps harness's
 //! threaded layout on this project's 2-vCPU machine, `poll(2)` received
