@@ -186,7 +186,7 @@ pub struct FwdArgs {
     /// With the default adaptive wait: how long it keeps spinning after
     /// the last frame before it sleeps in poll(), in µs, to start with and
     /// at the least (0: it never spins).
-    #[arg(long, value_name = "US", default_value_t = combos::DEFAULT_SPIN_US,
+    #[arg(long, value_name = "US", default_value_t = Adaptive::default().spin_us,
           value_parser = clap::value_parser!(u32).range(0..=100_000),
           conflicts_with_all = ["busy_poll", "spin", "poll", "coalesce"])]
     pub spin_us: u32,
@@ -194,7 +194,7 @@ pub struct FwdArgs {
     /// to, in µs, while bursts of a batch or more come that close together
     /// (sleeping through such gaps buys little and drops frames); at or
     /// below --spin-us the window stays fixed.
-    #[arg(long, value_name = "US", default_value_t = combos::DEFAULT_SPIN_MAX_US,
+    #[arg(long, value_name = "US", default_value_t = Adaptive::default().spin_max_us,
           value_parser = clap::value_parser!(u32).range(0..=100_000),
           conflicts_with_all = ["busy_poll", "spin", "poll", "coalesce"])]
     pub spin_max_us: u32,
@@ -711,10 +711,8 @@ fn join_queues(handles: Vec<QueueThread>) -> Result<Joined> {
         j.wakeups.busy_polls += c.busy_polls;
         j.wakeups.coalesced_sleeps += c.coalesced_sleeps;
         j.wakeups.polls += c.polls;
-        if let Some(w) = ch.spin_window() {
-            let us = w.as_micros() as u64;
-            j.wakeups.spin_window_us = Some(j.wakeups.spin_window_us.unwrap_or(0).max(us));
-        }
+        let window = ch.spin_window().map(|w| w.as_micros() as u64);
+        j.wakeups.spin_window_us = j.wakeups.spin_window_us.max(window);
     }
     Ok(j)
 }

@@ -9,10 +9,6 @@ use crate::check::Usage;
 
 /// The txonly frame size when `--size` is not given.
 pub(super) const DEFAULT_SIZE: usize = 64;
-/// The adaptive wait's spin window when `--spin-us` is not given.
-pub(super) const DEFAULT_SPIN_US: u32 = 20;
-/// The longest the window grows to when `--spin-max-us` is not given.
-pub(super) const DEFAULT_SPIN_MAX_US: u32 = 250;
 
 /// Refuses what `args` asks for that its mode would not do.
 pub(super) fn check(args: &FwdArgs) -> Result<(), Usage> {
@@ -33,10 +29,12 @@ pub(super) fn check(args: &FwdArgs) -> Result<(), Usage> {
         if args.coalesce.is_some() {
             return refuse("--coalesce", waits);
         }
-        if args.spin_us != DEFAULT_SPIN_US {
+        // The library's defaults are the flags' defaults (see FwdArgs).
+        let wait = skmem::channel::Adaptive::default();
+        if args.spin_us != wait.spin_us {
             return refuse("--spin-us", waits);
         }
-        if args.spin_max_us != DEFAULT_SPIN_MAX_US {
+        if args.spin_max_us != wait.spin_max_us {
             return refuse("--spin-max-us", waits);
         }
         if args.allow_fifo.is_some() || args.fifo.is_some() {
