@@ -199,8 +199,22 @@ fn print_man(command: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The command line, as `Cli::parse` reads it, and for `fwd` which of
+/// its flags with defaults were typed (clap's derive keeps only values).
+fn parse() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches)
+        .map_err(|e| e.format(&mut Cli::command()))
+        .unwrap_or_else(|e| e.exit());
+    if let (Cmd::Fwd(args), Some(("fwd", fwd))) = (&mut cli.cmd, matches.subcommand()) {
+        args.note_typed(fwd);
+    }
+    cli
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     init_logging(cli.verbose);
     install_signal_handlers();
     // Permission is found out by trying: each command's first privileged

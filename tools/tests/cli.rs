@@ -193,7 +193,40 @@ fn bad_values_exit_2_naming_the_flag_and_its_range() {
             ],
             "--spin-max-us: rxdrop or l2fwd only",
         ),
-        // Flags the run would not use are refused, not ignored.
+        // Flags the run would not use are refused, not ignored — typed with
+        // their default value too.
+        (
+            &[
+                "fwd",
+                "--mode",
+                "txonly",
+                "--iface",
+                "lo",
+                "--spin-us",
+                "20",
+            ],
+            "--spin-us: rxdrop or l2fwd only",
+        ),
+        (
+            &[
+                "fwd",
+                "--mode",
+                "txonly",
+                "--iface",
+                "lo",
+                "--spin-max-us",
+                "250",
+            ],
+            "--spin-max-us: rxdrop or l2fwd only",
+        ),
+        (
+            &["fwd", "--mode", "rxdrop", "--iface", "lo", "--count", "0"],
+            "--count: txonly only",
+        ),
+        (
+            &["fwd", "--mode", "l2fwd", "--iface", "lo", "--size", "64"],
+            "--size: txonly only",
+        ),
         (
             &["fwd", "--mode", "rxdrop", "--iface", "lo", "--count", "10"],
             "--count: txonly only",

@@ -1,6 +1,6 @@
 //! `fwd`'s flag combinations that clap's `conflicts_with` cannot express:
-//! flags with defaults (clap counts only flags typed on the command line),
-//! and flags that apply to some `--mode`s only. Each refusal names the
+//! flags that apply to some `--mode`s only, whether typed with their
+//! default value or not ([`FwdArgs::typed`]). Each refusal names the
 //! flag and says why, before anything is attached; a flag the run would
 //! not use is never accepted in silence.
 
@@ -29,12 +29,10 @@ pub(super) fn check(args: &FwdArgs) -> Result<(), Usage> {
         if args.coalesce.is_some() {
             return refuse("--coalesce", waits);
         }
-        // The library's defaults are the flags' defaults (see FwdArgs).
-        let wait = skmem::channel::Adaptive::default();
-        if args.spin_us != wait.spin_us {
+        if args.typed.spin_us {
             return refuse("--spin-us", waits);
         }
-        if args.spin_max_us != wait.spin_max_us {
+        if args.typed.spin_max_us {
             return refuse("--spin-max-us", waits);
         }
         if args.allow_fifo.is_some() || args.fifo.is_some() {
@@ -50,10 +48,10 @@ pub(super) fn check(args: &FwdArgs) -> Result<(), Usage> {
         }
     } else {
         let sends = "txonly only (rxdrop and l2fwd handle the frames that arrive)";
-        if args.count > 0 {
+        if args.typed.count {
             return refuse("--count", sends);
         }
-        if args.size != DEFAULT_SIZE {
+        if args.typed.size {
             return refuse("--size", sends);
         }
     }
