@@ -7,6 +7,8 @@
 //! the end, JSON lines with `--json`.
 
 mod combos;
+
+pub use combos::Typed;
 mod live;
 
 use std::net::Ipv4Addr;
@@ -221,35 +223,7 @@ pub struct FwdArgs {
     pub typed: Typed,
 }
 
-/// The flags of [`FwdArgs`] with defaults that some modes do not use,
-/// and whether each was typed (clap's value source; the values alone
-/// cannot tell `--size 64` from no `--size`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Typed {
-    /// `--spin-us`.
-    pub spin_us: bool,
-    /// `--spin-max-us`.
-    pub spin_max_us: bool,
-    /// `--size`.
-    pub size: bool,
-    /// `--count`.
-    pub count: bool,
-}
-
 impl FwdArgs {
-    /// Records which flags with defaults `matches` (the `fwd`
-    /// subcommand's) got from the command line.
-    pub fn note_typed(&mut self, matches: &clap::ArgMatches) {
-        let typed =
-            |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-        self.typed = Typed {
-            spin_us: typed("spin_us"),
-            spin_max_us: typed("spin_max_us"),
-            size: typed("size"),
-            count: typed("count"),
-        };
-    }
-
     fn wait(&self) -> Wait {
         if self.busy_poll {
             Wait::BusyPoll

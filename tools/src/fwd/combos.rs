@@ -57,3 +57,33 @@ pub(super) fn check(args: &FwdArgs) -> Result<(), Usage> {
     }
     Ok(())
 }
+
+/// The flags of [`FwdArgs`] with defaults that some modes do not use,
+/// and whether each was typed (clap's value source; the values alone
+/// cannot tell `--size 64` from no `--size`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Typed {
+    /// `--spin-us`.
+    pub spin_us: bool,
+    /// `--spin-max-us`.
+    pub spin_max_us: bool,
+    /// `--size`.
+    pub size: bool,
+    /// `--count`.
+    pub count: bool,
+}
+
+impl FwdArgs {
+    /// Records which flags with defaults `matches` (the `fwd`
+    /// subcommand's) got from the command line.
+    pub fn note_typed(&mut self, matches: &clap::ArgMatches) {
+        let typed =
+            |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        self.typed = Typed {
+            spin_us: typed("spin_us"),
+            spin_max_us: typed("spin_max_us"),
+            size: typed("size"),
+            count: typed("count"),
+        };
+    }
+}
