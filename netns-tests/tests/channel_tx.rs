@@ -138,36 +138,6 @@ fn a_tx_budget_above_the_tx_ring_is_clamped_and_the_channel_sends() {
     });
 }
 
-/// Without `XDP_MAX_TX_SKB_BUDGET` (a kernel without it, or a channel
-/// that leaves it unset) copy mode sends 32 frames a `sendto` and leaves
-/// the rest on the TX ring for the kernel to send later, on its own: the
-/// channel kicks until the kernel has taken a burst of 128 (four kicks),
-/// and all of it comes back completed with no syscall after the burst.
-#[test]
-fn a_burst_above_the_kernels_default_tx_budget_leaves_whole() {
-    skmem_netns::require_root!();
-    let pair = NetnsPair::new().unwrap();
-    let ifname = pair.ifname(Side::A).to_owned();
-    pair.in_ns(Side::A, || {
-        let (_arena, mut ch) = common::copy_channel("txdefault32", &ifname, 1024, |cp| {
-            cp.tx_budget = None;
-        });
-        let before = ch.counters().wakeups;
-        common::queue_fresh_frames(&mut ch, 128, 60);
-        let kicks = ch.counters().wakeups - before;
-        // Completions only read the ring: no syscall from here on.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut done = 0;
-        while done < 128 && Instant::now() < deadline {
-            done += ch.complete();
-            std::thread::yield_now();
-        }
-        assert_eq!(done, 128, "{kicks} kick(s) for 128 frames");
-        assert!(kicks >= 4, "32 frames a kick: {kicks} kick(s)");
-        ch.account().check(true).unwrap();
-    });
-}
-
 /// A frame of a second pool (the only frame safe code can hand a channel
 /// that it did not hand out).
 fn stranger(name: &str) -> (std::sync::Arc<PacketPool>, Frame) {

@@ -239,31 +239,12 @@ impl Channel {
         self.counters.tx_packets.add(u64::from(n));
     }
 
-    /// Makes the `sendto`s TX needs — always without need_wakeup (copy
-    /// mode transmits only inside a syscall), else when the ring asks.
-    ///
-    /// Copy mode sends at most a budget of frames per call — the kernel's
-    /// default 32 where [`ChannelParams::tx_budget`](super::ChannelParams::tx_budget)
-    /// is unset or the kernel predates `XDP_MAX_TX_SKB_BUDGET` — and answers
-    /// `EAGAIN` with the rest left on the ring, which the kernel then sends
-    /// on its own, later: on a veth, 128 frames in one burst were all
-    /// completed 210–250 µs after a single kick, 40–65 µs when kicked until
-    /// the ring was empty (`netns-tests/tests/channel_tx.rs`). So it kicks
-    /// again while the last kick took frames and some are left: bounded,
-    /// since each turn takes at least one of the ring's entries; a kernel
-    /// that takes none (its completion ring full, the device busy) ends
-    /// it. With the budget at the ring's size (the default) one kick
-    /// takes all, and the loop costs one read of the consumer index.
+    /// Makes the `sendto` TX needs — always without need_wakeup (copy mode
+    /// transmits only inside a syscall), else when the ring asks.
     fn kick_tx_if_asked(&mut self) -> Result<()> {
-        let mut left = self.tx.outstanding();
-        while !self.params.need_wakeup || self.tx.needs_wakeup() {
+        if !self.params.need_wakeup || self.tx.needs_wakeup() {
             self.counters.wakeups.add(1);
             self.sock.kick_tx()?;
-            let now = self.tx.outstanding();
-            if now == 0 || now >= left {
-                break;
-            }
-            left = now;
         }
         Ok(())
     }
