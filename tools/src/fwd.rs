@@ -7,9 +7,9 @@
 //! the end, JSON lines with `--json`.
 
 mod combos;
+mod live;
 
 pub use combos::Typed;
-mod live;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
