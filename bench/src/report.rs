@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::pps::parity::TwinBand;
 
 mod latency_notes;
-use latency_notes::{awake_floor, kernel_p99, least_cpu};
+use latency_notes::{again_p99, awake_floor, kernel_p99, least_cpu};
 
 /// The programs in the order tables and the plot show them.
 pub const PROGRAMS: [&str; 14] = [
@@ -426,6 +426,7 @@ fn write_goals(s: &mut String, report: &Value) -> Result<()> {
                 (None, Some(true)) => ratio(&g["bound"]),
                 (None, None) => "–".to_owned(),
             } + &twin_note(g)
+                + &again_p99(g, &latency_cells)
         )?;
     }
     writeln!(s)?;
@@ -642,6 +643,8 @@ mod tests {
                        "at_most": true, "value": 0.8, "met": false, "bound": 0.65,
                        "reachable": false}],
             "latency_cells": [{"layout": "threaded", "load": 0.5, "best_peer_p99_us": 50.0,
+                               "again_p99_vs_best_peer": 1.05,
+                               "skmem_vs_again_p99_rounds": [0.9, 1.4, 1.1],
                                "best_default_peer_machine_ns": 3000.0,
                                "kernel_p99_us": 40.0, "kernel_cpu": 0.25,
                                "awake_share": 0.4, "cpu_at_p99_bound": 0.65,
@@ -709,7 +712,8 @@ mod tests {
         assert!(
             md.contains(
                 "| ≤ 1.1 | 1.20× | ❌ | in-kernel xdp-tx, no program: p99 40 µs, 0.80× the best \
-                 peer's; a twin of the best peer: 0.95× (0.80–1.10): worse than parity |"
+                 peer's; a twin of the best peer: 0.95× (0.80–1.10): worse than parity; \
+                 skmem-again (A/A): 1.05× (skmem ÷ it per round 0.90–1.40×) |"
             ),
             "{md}"
         );

@@ -32,8 +32,11 @@ use super::*;
 /// ceiling, `xdp-tx`, forwards in A's XDP program with no AF_XDP program
 /// at all: its round trips and CPU are the floor any program's stand on
 /// (the probe's, the veths' and the kernel's share).
-pub const LATENCY_PROGRAMS: [Implementation; 9] = [
+pub const LATENCY_PROGRAMS: [Implementation; 10] = [
     Implementation::Skmem,
+    // The A/A control: skmem again in the same rounds, so each cell shows
+    // what noise alone makes of skmem's ratios there.
+    Implementation::SkmemAgain,
     Implementation::XskRs,
     Implementation::SkmemSpin,
     Implementation::XskRsPoll,
@@ -466,6 +469,12 @@ pub struct LatencyCell {
     /// `p99_vs_best_peer` through this load's round-to-round noise
     /// ([`parity::twin_vs_best_peer`]): above 1.0 where peers tie.
     pub twin_p99_vs_best_peer: Option<TwinBand>,
+    /// skmem-again's p99 (the same code, run again in the same rounds:
+    /// the A/A control) over the best peer's — what the noise of this
+    /// load made of `p99_vs_best_peer`, measured rather than drawn.
+    pub again_p99_vs_best_peer: Option<f64>,
+    /// skmem's p99 over skmem-again's, round by round (the A/A spread).
+    pub skmem_vs_again_p99_rounds: Vec<f64>,
     /// skmem's machine CPU per forwarded frame, ns.
     pub skmem_machine_ns: Option<f64>,
     /// The peer at its default setting (spinning) with the lowest machine
@@ -536,6 +545,7 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                 .collect();
             let skmem = here.iter().find(|r| r.kind == Kind::Skmem);
             let kernel = here.iter().find(|r| r.kind == Kind::Ceiling);
+            let again = here.iter().find(|r| r.kind == Kind::Control);
             let best = here
                 .iter()
                 .filter(|r| r.kind == Kind::Peer && r.recorded > 0)
@@ -603,6 +613,20 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                 best_peer_p99_us: best.map(|r| r.p99_us),
                 p99_vs_best_peer: ratio(skmem.map(|r| r.p99_us), best.map(|r| r.p99_us)),
                 twin_p99_vs_best_peer: twin,
+                again_p99_vs_best_peer: ratio(
+                    again.filter(|r| r.recorded > 0).map(|r| r.p99_us),
+                    best.map(|r| r.p99_us),
+                ),
+                skmem_vs_again_p99_rounds: match (skmem, again) {
+                    (Some(a), Some(b)) if a.rounds_p99_us.len() == b.rounds_p99_us.len() => a
+                        .rounds_p99_us
+                        .iter()
+                        .zip(&b.rounds_p99_us)
+                        .filter(|(_, &y)| y > 0.0)
+                        .map(|(x, y)| x / y)
+                        .collect(),
+                    _ => Vec::new(),
+                },
                 skmem_machine_ns: skmem.and_then(|r| r.machine_ns_per_packet),
                 best_default_peer: best_default.map(|r| r.program.clone()),
                 best_default_peer_machine_ns: best_default.and_then(|r| r.machine_ns_per_packet),
@@ -737,5 +761,41 @@ mod tests {
         let c = &latency_cells(&results)[0];
         assert_eq!(c.awake_share, Some(0.5));
         assert_eq!(c.cpu_at_p99_bound, None);
+    }
+
+    #[test]
+    fn the_a_a_control_shows_what_noise_makes_of_the_p99_ratio() {
+        let mut skmem = run(
+            Implementation::Skmem,
+            Wait::Adaptive,
+            300.0,
+            7_000.0,
+            0.3,
+            0.5,
+        );
+        skmem.rounds_p99_us = vec![300.0, 200.0];
+        let mut again = run(
+            Implementation::SkmemAgain,
+            Wait::Adaptive,
+            150.0,
+            7_000.0,
+            0.3,
+            0.5,
+        );
+        again.rounds_p99_us = vec![150.0, 400.0];
+        let peer = run(
+            Implementation::XskRsPoll,
+            Wait::Poll,
+            100.0,
+            6_000.0,
+            0.2,
+            0.2,
+        );
+        let c = &latency_cells(&[skmem, again, peer])[0];
+        // The control is never the best peer, however low its p99.
+        assert_eq!(c.best_peer.as_deref(), Some("xsk-rs-poll"));
+        assert_eq!(c.p99_vs_best_peer, Some(3.0));
+        assert_eq!(c.again_p99_vs_best_peer, Some(1.5));
+        assert_eq!(c.skmem_vs_again_p99_rounds, vec![2.0, 0.5]);
     }
 }

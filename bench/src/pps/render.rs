@@ -169,13 +169,14 @@ impl Report {
         for c in &self.latency_cells {
             let _ = writeln!(
                 s,
-                "{} {:.0} %: skmem p99 {} µs vs {} {} µs ({}); machine ns/pkt {} vs {} (spinning) {} ({}); in-kernel xdp-tx p99 {} µs, CPU {}; awake for 99 % of frames{}: {} of a CPU, CPU >= {}",
+                "{} {:.0} %: skmem p99 {} µs vs {} {} µs ({}; skmem-again {}); machine ns/pkt {} vs {} (spinning) {} ({}); in-kernel xdp-tx p99 {} µs, CPU {}; awake for 99 % of frames{}: {} of a CPU, CPU >= {}",
                 c.layout.name(),
                 c.load * 100.0,
                 value_text(c.skmem_p99_us),
                 c.best_peer.as_deref().unwrap_or("-"),
                 value_text(c.best_peer_p99_us),
                 value_text(c.p99_vs_best_peer),
+                value_text(c.again_p99_vs_best_peer),
                 ns_text(c.skmem_machine_ns),
                 c.best_default_peer.as_deref().unwrap_or("-"),
                 ns_text(c.best_default_peer_machine_ns),

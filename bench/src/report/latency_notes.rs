@@ -1,5 +1,6 @@
 //! The goals table's last column for the latency goals: what bounds each
-//! (the least CPU measured, the in-kernel forward's p99, the awake floor).
+//! (the least CPU measured, the in-kernel forward's p99, the awake floor)
+//! and, for p99, what the A/A control showed.
 
 use serde_json::Value;
 
@@ -53,6 +54,34 @@ pub(super) fn kernel_p99(g: &Value, cells: &[Value]) -> Option<String> {
             kernel / best
         )
     })
+}
+
+/// For a latency load's p99 goal, after the twin: the A/A control
+/// measured in the same rounds — skmem-again's p99 over the best peer's,
+/// and skmem's over skmem-again's per round. Empty in reports without it
+/// (before session 23).
+pub(super) fn again_p99(g: &Value, cells: &[Value]) -> String {
+    if g["ratio"].as_str() != Some("p99_vs_best_peer") {
+        return String::new();
+    }
+    let Some(c) = cell_of(g, cells) else {
+        return String::new();
+    };
+    let Some(again) = c["again_p99_vs_best_peer"].as_f64() else {
+        return String::new();
+    };
+    let rounds: Vec<f64> = c["skmem_vs_again_p99_rounds"]
+        .as_array()
+        .map(|v| v.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let spread = match (
+        rounds.iter().copied().reduce(f64::min),
+        rounds.iter().copied().reduce(f64::max),
+    ) {
+        (Some(lo), Some(hi)) => format!(" (skmem ÷ it per round {lo:.2}–{hi:.2}×)"),
+        _ => String::new(),
+    };
+    format!("; skmem-again (A/A): {again:.2}×{spread}")
 }
 
 /// For a latency load's CPU-at-p99 goal: the floor under any program that
