@@ -18,6 +18,14 @@
 //! only indices move, the bytes are never touched. Throughput is reported
 //! in objects per second summed over threads; a "get+put" is one element.
 //!
+//! Beside them, in `single` on one thread, two models of the per-call
+//! fast path's own memory traffic with no pool behind it
+//! ([`Model`]): `model-array` (an array and its length in memory, what
+//! any get+put one call at a time touches) and `model-handshake` (the
+//! same inside the busy/purging handshake a purge-safe per-call path
+//! adds): the floor under `skmem-magazines-per-call` on the machine that
+//! runs it, measured in the same run.
+//!
 //! Run: `cargo bench -p skmem-bench --bench cache` (or `cargo xtask bench`,
 //! which also rewrites the table in BENCHMARKS.md).
 
@@ -25,7 +33,9 @@
 // whether the package uses them is the library's lint to say.
 #![allow(unused_crate_dependencies)]
 
+use std::cell::UnsafeCell;
 use std::hint::black_box;
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -202,6 +212,127 @@ impl FreeList for Locked {
     }
 }
 
+/// A model of `CacheWorker::alloc` / `free`'s fast path, not a pool: each
+/// thread's array of objects and its length behind a slot of a shared
+/// table (as the cache's worker slots are, so the compiler cannot keep
+/// the length in a register across calls either), and with `handshake`
+/// the busy/purging handshake around each call, with the cache's
+/// orderings (`busy` raised Relaxed, a compiler fence — the light
+/// barrier where membarrier works — `purging` read Acquire, `busy`
+/// lowered Release). No purger runs and nothing refills or spills: the
+/// array holds what one round of `single` takes out and puts back.
+struct Model {
+    handshake: bool,
+    slots: Vec<ModelSlot>,
+    /// The next slot `local` hands out (modulo the table's size).
+    next: AtomicUsize,
+}
+
+/// On lines of its own, as the cache's worker slots are.
+#[repr(align(128))]
+struct ModelSlot {
+    busy: AtomicBool,
+    purging: AtomicU8,
+    cpu: UnsafeCell<ModelArray>,
+}
+
+/// `objs[..len]` are the slot's objects (the cache's `CpuCache`).
+struct ModelArray {
+    len: usize,
+    objs: Box<[u32]>,
+}
+
+// SAFETY: a slot's array is only touched through `ModelSlot::call` by the
+// thread `Model::local` gave the slot's index to; every `run` takes
+// exactly `threads` indices and joins its threads before the next, so
+// the threads of one run hold distinct slots (indices modulo `threads`).
+unsafe impl Sync for ModelSlot {}
+
+impl Model {
+    fn new(handshake: bool, threads: usize) -> Self {
+        let slots = (0..threads)
+            .map(|_| ModelSlot {
+                busy: AtomicBool::new(false),
+                purging: AtomicU8::new(0),
+                cpu: UnsafeCell::new(ModelArray {
+                    len: KEEP,
+                    objs: (0..2 * KEEP as u32).collect(),
+                }),
+            })
+            .collect();
+        Model {
+            handshake,
+            slots,
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl ModelSlot {
+    /// One call's fast path: `f` on the array, inside the handshake if
+    /// `handshake`.
+    #[inline(always)]
+    fn call<R>(&self, handshake: bool, f: impl FnOnce(&mut ModelArray) -> R) -> R {
+        if handshake {
+            self.busy.store(true, Ordering::Relaxed);
+            compiler_fence(Ordering::SeqCst);
+            if self.purging.load(Ordering::Acquire) != 0 {
+                no_purger();
+            }
+        }
+        // SAFETY: only the thread holding this slot's index gets here (see
+        // the `Sync` impl), and no purger exists: the array is this
+        // call's alone.
+        let r = f(unsafe { &mut *self.cpu.get() });
+        if handshake {
+            self.busy.store(false, Ordering::Release);
+        }
+        r
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn no_purger() -> ! {
+    panic!("the model has no purger, no refill and no spill")
+}
+
+impl Pool for Model {
+    type Local = usize;
+    fn local(self: &Arc<Self>) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()
+    }
+    #[inline]
+    fn get_put_single(&self, i: &mut usize, keep: &mut [u32]) {
+        let (slot, hs) = (&self.slots[*i], self.handshake);
+        one_call_each(
+            &mut (),
+            keep,
+            |_| {
+                slot.call(hs, |a| match a.len.checked_sub(1) {
+                    Some(top) => {
+                        a.len = top;
+                        a.objs[top]
+                    }
+                    None => no_purger(),
+                })
+            },
+            |_, o| {
+                slot.call(hs, |a| match a.objs.get_mut(a.len) {
+                    Some(at) => {
+                        *at = o;
+                        a.len += 1;
+                    }
+                    None => no_purger(),
+                })
+            },
+        );
+    }
+    fn get_put_batch(&self, _: &mut usize, _: &mut [u32]) {
+        unreachable!("the models run the single workload only")
+    }
+}
+
 /// Objects held between gets and puts in the `single` workload (DPDK's
 /// n_keep).
 const KEEP: usize = 32;
@@ -277,6 +408,14 @@ fn contenders(c: &mut Criterion, workload: &str, batch: usize) {
         contender("mutex-vec", &|b| {
             b.iter_custom(|iters| run(&locked, threads, iters, batch))
         });
+        if batch == 0 && threads == 1 {
+            for (name, handshake) in [("model-array", false), ("model-handshake", true)] {
+                let model = Arc::new(Model::new(handshake, threads));
+                contender(name, &|b| {
+                    b.iter_custom(|iters| run(&model, threads, iters, batch))
+                });
+            }
+        }
     }
     group.finish();
 }
