@@ -109,6 +109,16 @@ pub(super) fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
+/// `a[r] ÷ b[r]` for each round both have, rounds where `b` is 0 left
+/// out: the pairs a ratio's median and range are read from.
+pub(super) fn per_round_ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .filter(|(_, &y)| y > 0.0)
+        .map(|(x, y)| x / y)
+        .collect()
+}
+
 /// skmem ÷ another program and the per-round ratios it comes from: with
 /// several rounds, the median of the per-round ratios (each pair measured
 /// seconds apart); with one, the ratio of the medians (and no list).
@@ -120,13 +130,7 @@ pub(super) fn paired_ratio(
         return (None, Vec::new());
     };
     if a.rounds_mpps.len() > 1 && a.rounds_mpps.len() == b.rounds_mpps.len() {
-        let per_round: Vec<f64> = a
-            .rounds_mpps
-            .iter()
-            .zip(&b.rounds_mpps)
-            .filter(|(_, &y)| y > 0.0)
-            .map(|(x, y)| x / y)
-            .collect();
+        let per_round = per_round_ratios(&a.rounds_mpps, &b.rounds_mpps);
         let median = (!per_round.is_empty()).then(|| median_min_max(&per_round).0);
         (median, per_round)
     } else {

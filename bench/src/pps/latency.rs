@@ -618,13 +618,9 @@ pub(super) fn latency_cells(results: &[LatencyResult]) -> Vec<LatencyCell> {
                     best.map(|r| r.p99_us),
                 ),
                 skmem_vs_again_p99_rounds: match (skmem, again) {
-                    (Some(a), Some(b)) if a.rounds_p99_us.len() == b.rounds_p99_us.len() => a
-                        .rounds_p99_us
-                        .iter()
-                        .zip(&b.rounds_p99_us)
-                        .filter(|(_, &y)| y > 0.0)
-                        .map(|(x, y)| x / y)
-                        .collect(),
+                    (Some(a), Some(b)) if a.rounds_p99_us.len() == b.rounds_p99_us.len() => {
+                        per_round_ratios(&a.rounds_p99_us, &b.rounds_p99_us)
+                    }
                     _ => Vec::new(),
                 },
                 skmem_machine_ns: skmem.and_then(|r| r.machine_ns_per_packet),
